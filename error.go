@@ -1,0 +1,81 @@
+package hermes
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Error codes. httpfront maps each to an HTTP status and an OpenAI error
+// envelope in one place; nothing else decides statuses.
+const (
+	EInvalid          = "invalid_request_error"
+	EUnauthorized     = "invalid_api_key"
+	ENotFound         = "not_found"
+	EConflict         = "conflict"
+	ETooLarge         = "body_too_large"
+	ERateLimited      = "rate_limit_exceeded"
+	EUpstream         = "upstream_error"
+	ETimeout          = "timeout"
+	ECancelled        = "cancelled"
+	EInternal         = "server_error"
+	EUnavailable      = "unavailable"
+	EPreviousNotFound = "previous_response_not_found"
+)
+
+// Error is a domain error with a machine-readable code, a message meant for
+// the client, and the request field at fault when there is one.
+type Error struct {
+	Code    string
+	Message string
+	Param   string
+	// RetryAfter, when set, is passed to the client as a Retry-After hint.
+	RetryAfter time.Duration
+	// Cause is the underlying error, for logs only; it never reaches a client.
+	Cause error
+}
+
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Cause)
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Errorf returns an *Error with the given code and formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// InvalidParam returns an EInvalid error naming the request field at fault.
+func InvalidParam(param, format string, args ...any) *Error {
+	return &Error{Code: EInvalid, Param: param, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of err, EInternal for errors that are not *Error,
+// and "" for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}
+
+// AsError returns err as an *Error, wrapping foreign errors as EInternal with
+// a generic message so internals never leak to a client.
+func AsError(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: EInternal, Message: "internal error", Cause: err}
+}

@@ -1,0 +1,66 @@
+package hermes
+
+// EventKind says what happened in a turn.
+type EventKind uint8
+
+const (
+	// EventTextDelta: Text holds the next piece of the assistant's answer.
+	EventTextDelta EventKind = iota + 1
+	// EventToolStarted: Tool describes a tool the agent started running.
+	EventToolStarted
+	// EventToolFinished: Tool describes a tool the agent finished, with its output.
+	EventToolFinished
+	// EventDone: the turn ended; Result holds the outcome. Always the last event.
+	EventDone
+)
+
+// Event is everything a turn emits on its way to the client. httpfront alone
+// turns events into wire frames.
+type Event struct {
+	Kind   EventKind
+	Text   string
+	Tool   *ToolEvent
+	Result *TurnResult
+}
+
+// ToolEvent describes one agent tool run, for progress markers and
+// Responses API function_call items.
+type ToolEvent struct {
+	CallID    string
+	Name      string
+	Emoji     string
+	Label     string
+	Arguments string
+	Output    string // set on EventToolFinished
+}
+
+// FinishReason says why a turn's answer ended.
+type FinishReason string
+
+const (
+	FinishStop      FinishReason = "stop"
+	FinishLength    FinishReason = "length"
+	FinishToolCalls FinishReason = "tool_calls" // client tools handed back
+)
+
+// TurnResult is the outcome of a turn.
+type TurnResult struct {
+	// ResponseID is the id given to this turn (resp_… or chatcmpl-…).
+	ResponseID string
+	// Text is the assistant's final answer (or the partial one on failure).
+	Text string
+	// ClientToolCalls are calls to the client's own tools, handed back.
+	ClientToolCalls []ToolCall
+	// Added is what the turn appended to the transcript: the new input, the
+	// agent's tool calls and results, and the final assistant message.
+	Added  []Message
+	Finish FinishReason
+	Usage  Usage
+	// Err is set when the turn failed or was cut short; Text holds what was
+	// produced before.
+	Err *Error
+	// Stored is true when the turn's record was committed to the store.
+	Stored bool
+	// Record is the stored record, when the turn belongs to a stored chain.
+	Record *StoredResponse
+}

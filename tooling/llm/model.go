@@ -1,0 +1,33 @@
+package llm
+
+import (
+	"context"
+
+	hermes "github.com/hermesd/hermesd"
+)
+
+// Request is one model call: the whole prompt, system message first.
+type Request struct {
+	Model      string
+	Messages   []hermes.Message
+	Tools      []hermes.ToolSpec
+	ToolChoice string // "", "auto", "none", "required" or a tool name
+	MaxTokens  int    // 0: no limit
+}
+
+// Response is what one model call produced.
+type Response struct {
+	Text      string
+	ToolCalls []hermes.ToolCall
+	Finish    hermes.FinishReason
+	Usage     hermes.Usage
+}
+
+// Model is a chat model that streams its answer.
+type Model interface {
+	// Stream runs the call, handing each piece of answer text to onDelta as
+	// it arrives, and returns the whole response. Errors are *hermes.Error:
+	// EUpstream (carrying the upstream's message), ERateLimited (with
+	// RetryAfter), ETimeout, ECancelled when ctx ends.
+	Stream(ctx context.Context, req Request, onDelta func(text string)) (Response, error)
+}

@@ -1,0 +1,92 @@
+package hermes
+
+import (
+	"context"
+	"time"
+)
+
+// TurnRequest is one request for the agent: resolve history, run the agent
+// loop, store the result. httpfront builds it; the actors runtime runs it.
+type TurnRequest struct {
+	// Key routes the turn to a conversation actor; turns with the same key
+	// run one at a time in arrival order. Empty: a fresh, stateless key.
+	Key string
+	// ResponseID is the id to give this turn's answer.
+	ResponseID string
+	// Previous is the response this turn continues (previous_response_id).
+	Previous string
+	// Conversation is the named conversation this turn belongs to.
+	Conversation string
+	// System is the caller's system message or instructions, layered on
+	// top of the agent's own prompt.
+	System string
+	// Input is the new input. For stateless chat completions it is the whole
+	// conversation as the client sent it.
+	Input []Message
+	// ClientTools are the caller's own function tools, handed back when called.
+	ClientTools []ToolSpec
+	// ToolChoice is passed to the model ("auto", "none", "required" or a name).
+	ToolChoice string
+	MaxTokens  int
+	// Store asks for the turn to be kept (Responses API store=true).
+	Store bool
+	// Wire holds the codec's own extra record fields (instructions,
+	// metadata, tools…) stored beside the response, opaque to the runtime.
+	Wire []byte
+	// Model is the model id the client asked for, echoed back.
+	Model string
+	// Created is when the request arrived.
+	Created time.Time
+
+	// Events receives everything the turn emits; the last event is always
+	// EventDone. The sender selects on Done and never blocks forever.
+	Events chan<- Event
+	// Done is closed by the receiver when it no longer listens.
+	Done <-chan struct{}
+	// Ctx is the request's context; cancelling it cancels the turn.
+	Ctx context.Context
+}
+
+// Status of a stored response.
+type Status string
+
+const (
+	StatusQueued     Status = "queued"
+	StatusInProgress Status = "in_progress"
+	StatusCompleted  Status = "completed"
+	StatusFailed     Status = "failed"
+	StatusIncomplete Status = "incomplete"
+	StatusCancelled  Status = "cancelled"
+)
+
+// StoredResponse is the durable record of one turn. It carries the whole
+// transcript it continues, tool calls and results included, so evicting an
+// older response never breaks this one. httpfront renders the wire object
+// from it, the same way for the stream's final event and for GET.
+type StoredResponse struct {
+	ID           string    `json:"id"`
+	Previous     string    `json:"previous,omitempty"`
+	Conversation string    `json:"conversation,omitempty"`
+	Status       Status    `json:"status"`
+	Created      time.Time `json:"created"`
+	Completed    time.Time `json:"completed,omitempty"`
+	Model        string    `json:"model,omitempty"`
+	// Transcript is the full history this turn continues plus its Input and
+	// Output: what the next turn in the chain starts from.
+	Transcript []Message `json:"transcript"`
+	// Input is this turn's own input; Output what the turn produced (agent
+	// tool calls and results, client tool calls, the final answer).
+	Input  []Message    `json:"input,omitempty"`
+	Output []Message    `json:"output,omitempty"`
+	Finish FinishReason `json:"finish,omitempty"`
+	Usage  Usage        `json:"usage"`
+	// ErrCode and ErrMessage describe why a failed or incomplete turn ended.
+	ErrCode    string `json:"err_code,omitempty"`
+	ErrMessage string `json:"err_message,omitempty"`
+	// Hidden marks responses kept only so a chain stays continuable
+	// (store=false): GET answers 404 for them.
+	Hidden bool `json:"hidden,omitempty"`
+	// Wire holds the codec's own fields (instructions, metadata, tools…),
+	// opaque to everything but httpfront.
+	Wire []byte `json:"wire,omitempty"`
+}
