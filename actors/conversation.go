@@ -1,0 +1,74 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	hermes "github.com/hermesd/hermesd"
+)
+
+// turnDone reports a finished turn to its conversation actor.
+type turnDone struct {
+	rec *hermes.StoredResponse // the committed record, nil when nothing was stored
+}
+
+// conversation runs the turns of one chain or named conversation, one at a
+// time in arrival order. It never blocks in Receive: each turn runs in its
+// own goroutine and reports back with turnDone.
+type conversation struct {
+	rt      *Runtime
+	key     string
+	running bool
+	queue   []*startTurn
+	done    uint64
+	// last is the latest committed record of this conversation, so the next
+	// turn need not read its transcript back from the store.
+	last *hermes.StoredResponse
+}
+
+func newConversation(rt *Runtime, key string) *conversation {
+	return &conversation{rt: rt, key: key}
+}
+
+func (c *conversation) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *startTurn:
+		if !c.running {
+			m.admitted <- nil
+			c.start(ctx, m)
+			return
+		}
+		if len(c.queue) >= c.rt.opts.MaxQueued {
+			m.admitted <- &hermes.Error{Code: hermes.ERateLimited, RetryAfter: time.Second,
+				Message: "too many requests queued on this conversation (API_SERVER_MAX_QUEUED_TURNS); retry after the current turn"}
+			c.done++ // refused turns count as done so the dispatcher's tally matches
+			return
+		}
+		m.admitted <- nil
+		c.queue = append(c.queue, m)
+	case turnDone:
+		c.running = false
+		c.done++
+		if m.rec != nil {
+			c.last = m.rec
+		}
+		if len(c.queue) > 0 {
+			next := c.queue[0]
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+			c.start(ctx, next)
+			return
+		}
+		ctx.Send(ctx.Parent(), idle{key: c.key, done: c.done})
+	}
+}
+
+func (c *conversation) start(ctx actor.Context, m *startTurn) {
+	c.running = true
+	self := ctx.Self()
+	last := c.last
+	go func() {
+		rec := c.rt.runTurn(m.req, last)
+		c.rt.root.Send(self, turnDone{rec: rec})
+	}()
+}

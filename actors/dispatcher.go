@@ -1,0 +1,89 @@
+package actors
+
+import (
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// statelessPrefix marks keys of one-shot turns (chat completions): their
+// actor stops as soon as it is idle.
+const statelessPrefix = "once:"
+
+// startTurn asks for a turn; admitted receives nil when it is running or
+// queued, or the reason it was refused.
+type startTurn struct {
+	key      string
+	req      *turnInput
+	admitted chan error
+}
+
+// idle tells the dispatcher a conversation actor finished done turns and
+// has nothing queued.
+type idle struct {
+	key  string
+	done uint64
+}
+
+// passivate asks the dispatcher to stop actors idle for too long.
+type passivate struct{}
+
+type route struct {
+	pid       *actor.PID
+	sent      uint64    // turns forwarded
+	idleSince time.Time // zero while turns are outstanding
+}
+
+// dispatcher owns key → conversation actor. It alone spawns and stops them,
+// so a passivating actor never races a new turn: it is stopped only when
+// every turn forwarded to it has reported done.
+type dispatcher struct {
+	rt     *Runtime
+	routes map[string]*route
+}
+
+func newDispatcher(rt *Runtime) *dispatcher {
+	return &dispatcher{rt: rt, routes: make(map[string]*route)}
+}
+
+func (d *dispatcher) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *startTurn:
+		r := d.routes[m.key]
+		if r == nil {
+			key := m.key
+			r = &route{pid: ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newConversation(d.rt, key) }))}
+			d.routes[m.key] = r
+			d.rt.actors.Add(1)
+		}
+		r.sent++
+		r.idleSince = time.Time{}
+		ctx.Send(r.pid, m)
+	case idle:
+		r := d.routes[m.key]
+		if r == nil || r.sent != m.done {
+			return // more turns are on their way to it
+		}
+		if strings.HasPrefix(m.key, statelessPrefix) {
+			d.stop(ctx, m.key, r)
+			return
+		}
+		r.idleSince = d.rt.opts.Now()
+	case passivate:
+		cutoff := d.rt.opts.Now().Add(-d.rt.opts.IdleActor)
+		for key, r := range d.routes {
+			if !r.idleSince.IsZero() && r.idleSince.Before(cutoff) {
+				d.stop(ctx, key, r)
+			}
+		}
+	case *actor.Stopping:
+		d.rt.actors.Add(-int64(len(d.routes)))
+	}
+}
+
+func (d *dispatcher) stop(ctx actor.Context, key string, r *route) {
+	ctx.Stop(r.pid)
+	delete(d.routes, key)
+	d.rt.actors.Add(-1)
+}

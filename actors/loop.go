@@ -1,0 +1,231 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/tooling"
+	"github.com/hermesd/hermesd/tooling/llm"
+)
+
+// Agent is the agent loop: call the model with tools, run the tools it asks
+// for, repeat until it answers. It holds no per-turn state and is shared by
+// every turn.
+type Agent struct {
+	Model         llm.Model
+	Tools         *tooling.Registry
+	MaxIterations int
+	// Prompt layers the agent's own system prompt around the caller's.
+	Prompt func(callerSystem string) string
+	// UpstreamModel is the model id sent upstream ("" lets the provider choose).
+	UpstreamModel string
+}
+
+// emitFunc hands an event to the client; false means nobody listens anymore.
+type emitFunc func(hermes.Event) bool
+
+// Run runs one turn over history (what the conversation already holds) and
+// the request's new input. It never panics: a panic in a tool or the model
+// becomes the turn's error.
+func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.TurnRequest, emit emitFunc) (res hermes.TurnResult) {
+	res.ResponseID = req.ResponseID
+	defer func() {
+		if p := recover(); p != nil {
+			res.Err = &hermes.Error{Code: hermes.EInternal, Message: "the agent failed unexpectedly",
+				Cause: fmt.Errorf("panic: %v\n%s", p, debug.Stack())}
+		}
+	}()
+
+	transcript := make([]hermes.Message, 0, len(history)+len(req.Input)+4)
+	transcript = append(transcript, history...)
+	transcript = append(transcript, req.Input...)
+	start := len(history)
+
+	system := req.System
+	if a.Prompt != nil {
+		system = a.Prompt(req.System)
+	}
+	clientTools := make(map[string]bool, len(req.ClientTools))
+	for _, t := range req.ClientTools {
+		clientTools[t.Name] = true
+	}
+	var specs []hermes.ToolSpec
+	if a.Tools != nil {
+		for _, s := range a.Tools.Specs() {
+			if !clientTools[s.Name] { // the caller's own tool of the same name wins
+				specs = append(specs, s)
+			}
+		}
+	}
+	specs = append(specs, req.ClientTools...)
+
+	maxIter := a.MaxIterations
+	if maxIter <= 0 {
+		maxIter = 90
+	}
+	finish := func() hermes.TurnResult {
+		res.Added = transcript[start:]
+		return res
+	}
+	for iter := 0; ; iter++ {
+		if iter == maxIter {
+			note := fmt.Sprintf("\n\n[stopped: reached the limit of %d tool iterations for one turn]", maxIter)
+			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: note})
+			res.Text += note
+			res.Finish = hermes.FinishLength
+			transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: res.Text})
+			return finish()
+		}
+		msgs := make([]hermes.Message, 0, len(transcript)+1)
+		if system != "" {
+			msgs = append(msgs, hermes.Message{Role: hermes.RoleSystem, Content: system})
+		}
+		msgs = append(msgs, transcript...)
+		var text []byte
+		out, err := a.Model.Stream(ctx, llm.Request{
+			Model:      a.UpstreamModel,
+			Messages:   msgs,
+			Tools:      specs,
+			ToolChoice: req.ToolChoice,
+			MaxTokens:  req.MaxTokens,
+		}, func(delta string) {
+			text = append(text, delta...)
+			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
+		})
+		res.Usage.Add(out.Usage)
+		if err != nil {
+			res.Text = string(text)
+			if res.Text == "" {
+				res.Text = out.Text
+			}
+			if ctx.Err() != nil && hermes.ErrorCode(err) != hermes.ETimeout {
+				err = contextError(ctx, err)
+			}
+			res.Err = hermes.AsError(err)
+			if res.Text != "" {
+				transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: res.Text})
+			}
+			return finish()
+		}
+		if len(out.ToolCalls) == 0 {
+			res.Text = out.Text
+			res.Finish = out.Finish
+			if res.Finish == "" || res.Finish == hermes.FinishToolCalls {
+				res.Finish = hermes.FinishStop
+			}
+			transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text})
+			return finish()
+		}
+
+		transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text, ToolCalls: out.ToolCalls})
+		var agentCalls, handBack []hermes.ToolCall
+		for _, c := range out.ToolCalls {
+			if clientTools[c.Name] {
+				handBack = append(handBack, c)
+			} else {
+				agentCalls = append(agentCalls, c)
+			}
+		}
+		results := a.runTools(ctx, agentCalls, req.Key, transcript, emit)
+		transcript = append(transcript, results...)
+		if len(handBack) > 0 {
+			res.Text = out.Text
+			res.ClientToolCalls = handBack
+			res.Finish = hermes.FinishToolCalls
+			return finish()
+		}
+		if ctx.Err() != nil {
+			res.Err = contextError(ctx, ctx.Err())
+			return finish()
+		}
+	}
+}
+
+// runTools runs the agent's own tool calls concurrently and returns their
+// results in call order. Failures are results the model reads, never errors.
+func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, conv string, history []hermes.Message, emit emitFunc) []hermes.Message {
+	results := make([]hermes.Message, len(calls))
+	events := make([]*hermes.ToolEvent, len(calls))
+	for i, c := range calls {
+		ev := &hermes.ToolEvent{CallID: c.ID, Name: c.Name, Emoji: "⚡", Label: c.Name, Arguments: c.Arguments}
+		if t, ok := a.lookup(c.Name); ok {
+			ev.Emoji = t.Emoji()
+			ev.Label = safeLabel(t, c)
+		}
+		events[i] = ev
+		emit(hermes.Event{Kind: hermes.EventToolStarted, Tool: ev})
+	}
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name,
+				Content: a.runTool(ctx, c, conv, history)}
+		}()
+	}
+	wg.Wait()
+	for i, ev := range events {
+		done := *ev
+		done.Output = results[i].Content
+		emit(hermes.Event{Kind: hermes.EventToolFinished, Tool: &done})
+	}
+	return results
+}
+
+func (a *Agent) lookup(name string) (tooling.Tool, bool) {
+	if a.Tools == nil {
+		return nil, false
+	}
+	return a.Tools.Get(name)
+}
+
+func (a *Agent) runTool(ctx context.Context, c hermes.ToolCall, conv string, history []hermes.Message) (out string) {
+	t, ok := a.lookup(c.Name)
+	if !ok {
+		return tooling.ErrorResult(fmt.Sprintf("unknown tool %q; available tools: %v", c.Name, a.toolNames()))
+	}
+	if c.Arguments != "" && !json.Valid([]byte(c.Arguments)) {
+		return tooling.ErrorResult(fmt.Sprintf("the arguments of this %s call are not valid JSON; send a JSON object matching the tool's schema", c.Name))
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			out = tooling.ErrorResult(fmt.Sprintf("tool %s failed unexpectedly: %v", c.Name, p))
+		}
+	}()
+	return t.Run(ctx, tooling.Call{ID: c.ID, Args: []byte(c.Arguments), Conversation: conv, History: history})
+}
+
+func (a *Agent) toolNames() []string {
+	if a.Tools == nil {
+		return nil
+	}
+	return a.Tools.Names()
+}
+
+func safeLabel(t tooling.Tool, c hermes.ToolCall) (label string) {
+	defer func() {
+		if recover() != nil {
+			label = c.Name
+		}
+	}()
+	if label = t.Label([]byte(c.Arguments)); label == "" {
+		label = c.Name
+	}
+	return label
+}
+
+// contextError says why a turn's context ended.
+func contextError(ctx context.Context, err error) *hermes.Error {
+	switch context.Cause(ctx) {
+	case context.DeadlineExceeded, errTurnTimeout:
+		return &hermes.Error{Code: hermes.ETimeout, Message: "the turn took longer than HERMES_TURN_TIMEOUT", Cause: err}
+	case errShutdown:
+		return &hermes.Error{Code: hermes.EUnavailable, Message: "the server is shutting down", Cause: err}
+	}
+	return &hermes.Error{Code: hermes.ECancelled, Message: "the turn was cancelled", Cause: err}
+}

@@ -1,0 +1,100 @@
+package actors
+
+import (
+	"log/slog"
+
+	"github.com/asynkron/protoactor-go/actor"
+	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/persistence"
+)
+
+// Store is what the runtime needs of the response store. Reads go straight
+// to it from any goroutine; writes go through the persistence actor.
+type Store interface {
+	Response(id string) (*hermes.StoredResponse, error)
+	Conversation(id string) (*persistence.Conversation, error)
+	Idempotency(key string) (*persistence.IdemEntry, bool, error)
+	Apply(ops []persistence.Op) error
+	Len() int
+}
+
+// commit asks the persistence actor to write ops.
+type commit struct {
+	ops  []persistence.Op
+	done chan error
+}
+
+// flush tells the persistence actor to write what it has gathered.
+type flush struct{}
+
+// persister is the single writer to the store. It gathers every commit that
+// arrives while the previous write is under way and writes them in one
+// Apply — one fsync for many turns. A commit's done channel is answered only
+// after its batch is durable.
+type persister struct {
+	store   Store
+	log     *slog.Logger
+	pending []commit
+	// OnBatch, when set, observes each batch's size (metrics).
+	onBatch func(n int, err error)
+}
+
+func newPersister(s Store, log *slog.Logger, onBatch func(int, error)) *persister {
+	return &persister{store: s, log: log, onBatch: onBatch}
+}
+
+func (p *persister) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case commit:
+		if len(p.pending) == 0 {
+			// The flush queues behind every commit already in the mailbox,
+			// so they all land in the same batch.
+			ctx.Send(ctx.Self(), flush{})
+		}
+		p.pending = append(p.pending, m)
+	case flush:
+		p.write()
+	case *actor.Stopping:
+		p.write()
+	}
+}
+
+func (p *persister) write() {
+	if len(p.pending) == 0 {
+		return
+	}
+	var ops []persistence.Op
+	for _, c := range p.pending {
+		ops = append(ops, c.ops...)
+	}
+	err := p.store.Apply(ops)
+	if err != nil && len(p.pending) > 1 {
+		// One bad record must not fail its neighbours: retry one by one.
+		for _, c := range p.pending {
+			c.done <- p.store.Apply(c.ops)
+		}
+	} else {
+		for _, c := range p.pending {
+			c.done <- err
+		}
+	}
+	if err != nil {
+		p.log.Error("store write failed", "err", err, "ops", len(ops))
+	}
+	if p.onBatch != nil {
+		p.onBatch(len(p.pending), err)
+	}
+	clear(p.pending)
+	p.pending = p.pending[:0]
+}
+
+// commit writes ops through the persistence actor and waits until they are
+// durable.
+func (r *Runtime) commit(ops ...persistence.Op) error {
+	if r.persist == nil {
+		return r.store.Apply(ops)
+	}
+	done := make(chan error, 1)
+	r.root.Send(r.persist, commit{ops: ops, done: done})
+	return <-done
+}

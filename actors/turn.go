@@ -1,0 +1,223 @@
+package actors
+
+import (
+	"context"
+	"strings"
+
+	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/persistence"
+)
+
+// Routing key prefixes (DESIGN.md).
+const (
+	chainPrefix = "resp-chain:"
+	convPrefix  = "conv:"
+)
+
+// turnInput is a turn request with what Submit already resolved.
+type turnInput struct {
+	req  *hermes.TurnRequest
+	prev *hermes.StoredResponse // the record previous_response_id names
+}
+
+// route resolves the routing key of a request and checks that what it
+// continues exists, so a bad request fails before any stream starts.
+func (r *Runtime) route(req *hermes.TurnRequest) (string, *turnInput, error) {
+	in := &turnInput{req: req}
+	switch {
+	case req.Previous != "":
+		if r.store == nil {
+			return "", nil, previousNotFound(req.Previous)
+		}
+		prev, err := r.store.Response(req.Previous)
+		if err != nil {
+			if hermes.ErrorCode(err) == hermes.ENotFound {
+				return "", nil, previousNotFound(req.Previous)
+			}
+			return "", nil, err
+		}
+		in.prev = prev
+		chain := prev.Chain
+		if chain == "" {
+			chain = prev.ID
+		}
+		return chainPrefix + chain, in, nil
+	case req.Conversation != "":
+		if strings.HasPrefix(req.Conversation, "conv_") {
+			// conv_ ids are created by the Conversations API; free names
+			// start a conversation on first use, as hermes-agent allows.
+			if r.store == nil {
+				return "", nil, conversationNotFound(req.Conversation)
+			}
+			if _, err := r.store.Conversation(req.Conversation); err != nil {
+				if hermes.ErrorCode(err) == hermes.ENotFound {
+					return "", nil, conversationNotFound(req.Conversation)
+				}
+				return "", nil, err
+			}
+		}
+		return convPrefix + req.Conversation, in, nil
+	case req.Key != "":
+		return req.Key, in, nil
+	case req.Store:
+		return chainPrefix + req.ResponseID, in, nil
+	}
+	return statelessPrefix + req.ResponseID, in, nil
+}
+
+func previousNotFound(id string) error {
+	return &hermes.Error{Code: hermes.EPreviousNotFound, Param: "previous_response_id",
+		Message: "Previous response with id '" + id + "' not found."}
+}
+
+func conversationNotFound(id string) error {
+	return &hermes.Error{Code: hermes.ENotFound, Param: "conversation",
+		Message: "Conversation with id '" + id + "' not found."}
+}
+
+// runTurn runs one admitted turn to the end: history, agent loop, store,
+// final event. It returns the committed record, if any, for the actor's
+// cache.
+func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse) (stored *hermes.StoredResponse) {
+	req := in.req
+	defer r.release()
+	r.running.Add(1)
+	defer r.running.Add(-1)
+
+	ctx, cancel := context.WithCancelCause(req.Ctx)
+	defer cancel(nil)
+	ctx, cancelTimeout := context.WithTimeoutCause(ctx, r.opts.TurnTimeout, errTurnTimeout)
+	defer cancelTimeout()
+	stopOnShutdown := context.AfterFunc(r.base, func() { cancel(errShutdown) })
+	defer stopOnShutdown()
+
+	// Events are offered until the client leaves (req.Ctx), not until the
+	// turn's own context ends, so a timed-out turn still reports why.
+	emit := func(ev hermes.Event) bool {
+		select {
+		case req.Events <- ev:
+			return true
+		case <-req.Ctx.Done():
+			return false
+		}
+	}
+
+	var res hermes.TurnResult
+	history, conv, err := r.history(in, last)
+	if err != nil {
+		res = hermes.TurnResult{ResponseID: req.ResponseID, Err: hermes.AsError(err)}
+	} else {
+		res = r.agent.Run(ctx, history, req, emit)
+	}
+	if res.Err != nil && res.Err.Code == hermes.EInternal {
+		r.log.Error("turn failed", "response", req.ResponseID, "err", res.Err)
+	}
+	if req.Store && r.store != nil && err == nil {
+		rec := r.record(in, history, &res)
+		ops := make([]persistence.Op, 0, 3)
+		if conv != nil && len(conv.Pending) > 0 {
+			consumed := *conv
+			consumed.Pending = nil
+			ops = append(ops, persistence.PutConversation(&consumed))
+		}
+		if in.prev != nil {
+			ops = append(ops, persistence.TouchResponse(in.prev.ID))
+		}
+		ops = append(ops, persistence.PutResponse(rec))
+		if cerr := r.commit(ops...); cerr != nil {
+			r.log.Error("storing response failed", "response", rec.ID, "err", cerr)
+			if res.Err == nil {
+				res.Err = &hermes.Error{Code: hermes.EInternal, Message: "the answer could not be stored", Cause: cerr}
+			}
+		} else {
+			res.Stored = true
+			res.Record = rec
+			stored = rec
+		}
+	}
+	emit(hermes.Event{Kind: hermes.EventDone, Result: &res})
+	return stored
+}
+
+// history resolves what a turn continues: the previous response's
+// transcript, or the named conversation's latest response plus items added
+// to it since.
+func (r *Runtime) history(in *turnInput, last *hermes.StoredResponse) ([]hermes.Message, *persistence.Conversation, error) {
+	req := in.req
+	if in.prev != nil {
+		return in.prev.Transcript, nil, nil
+	}
+	if req.Conversation == "" || r.store == nil {
+		return nil, nil, nil
+	}
+	conv, err := r.store.Conversation(req.Conversation)
+	if hermes.ErrorCode(err) == hermes.ENotFound {
+		return nil, nil, nil // a free name: starts now
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var history []hermes.Message
+	switch {
+	case conv.Latest == "":
+	case last != nil && last.ID == conv.Latest:
+		history = last.Transcript
+	default:
+		rec, err := r.store.Response(conv.Latest)
+		if err != nil && hermes.ErrorCode(err) != hermes.ENotFound {
+			return nil, nil, err
+		}
+		if rec != nil {
+			history = rec.Transcript
+		}
+	}
+	if len(conv.Pending) > 0 {
+		history = append(history[:len(history):len(history)], conv.Pending...)
+	}
+	return history, conv, nil
+}
+
+// record builds the durable record of a finished turn.
+func (r *Runtime) record(in *turnInput, history []hermes.Message, res *hermes.TurnResult) *hermes.StoredResponse {
+	req := in.req
+	rec := &hermes.StoredResponse{
+		ID:           req.ResponseID,
+		Previous:     req.Previous,
+		Conversation: req.Conversation,
+		Chain:        req.ResponseID,
+		Created:      req.Created,
+		Completed:    r.opts.Now(),
+		Model:        req.Model,
+		Finish:       res.Finish,
+		Usage:        res.Usage,
+		Wire:         req.Wire,
+		Status:       hermes.StatusCompleted,
+	}
+	if in.prev != nil {
+		rec.Chain = in.prev.Chain
+		if rec.Chain == "" {
+			rec.Chain = in.prev.ID
+		}
+	}
+	transcript := make([]hermes.Message, 0, len(history)+len(res.Added))
+	transcript = append(transcript, history...)
+	transcript = append(transcript, res.Added...)
+	rec.Transcript = transcript
+	n := len(req.Input)
+	if n > len(res.Added) {
+		n = len(res.Added)
+	}
+	rec.Input = res.Added[:n]
+	rec.Output = res.Added[n:]
+	switch {
+	case res.Err != nil:
+		rec.ErrCode, rec.ErrMessage = res.Err.Code, res.Err.Message
+		rec.Status = hermes.StatusFailed
+		if res.Err.Code == hermes.ECancelled || res.Err.Code == hermes.ETimeout || res.Err.Code == hermes.EUnavailable {
+			rec.Status = hermes.StatusIncomplete
+		}
+	case res.Finish == hermes.FinishLength:
+		rec.Status = hermes.StatusIncomplete
+	}
+	return rec
+}

@@ -1,0 +1,235 @@
+// Command hermesd serves the hermes agent over an OpenAI-compatible HTTP
+// API. It wires config, the store, the tools, the actor runtime and the
+// HTTP front end, and shuts them down in order on SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hermesd/hermesd/actors"
+	"github.com/hermesd/hermesd/config"
+	"github.com/hermesd/hermesd/httpfront"
+	"github.com/hermesd/hermesd/persistence"
+	"github.com/hermesd/hermesd/tooling"
+	"github.com/hermesd/hermesd/tooling/files"
+	"github.com/hermesd/hermesd/tooling/llm"
+	"github.com/hermesd/hermesd/tooling/memory"
+	"github.com/hermesd/hermesd/tooling/prompt"
+	"github.com/hermesd/hermesd/tooling/skills"
+	"github.com/hermesd/hermesd/tooling/terminal"
+	"github.com/hermesd/hermesd/tooling/todo"
+	"github.com/hermesd/hermesd/tooling/web"
+)
+
+func main() {
+	m := NewMain()
+	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "hermesd:", err)
+		os.Exit(2)
+	}
+	if err := m.Config.Validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "hermesd:", err)
+		os.Exit(2)
+	}
+	ctx := context.Background()
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "hermesd:", err)
+		os.Exit(1)
+	}
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	m.Logger.Info("shutting down", "signal", s.String(), "grace", m.Config.ShutdownGrace.String())
+	go func() {
+		<-sig // a second signal: the operator wants out now; bbolt stays consistent
+		m.Logger.Warn("second signal: exiting immediately")
+		os.Exit(1)
+	}()
+	grace, cancel := context.WithTimeout(ctx, m.Config.ShutdownGrace)
+	defer cancel()
+	if err := m.Close(grace); err != nil {
+		m.Logger.Error("shutdown", "err", err)
+	}
+	m.Logger.Info("stopped")
+}
+
+// Main is a whole hermesd: end-to-end tests start it the way main does.
+type Main struct {
+	Config *config.Config
+	Logger *slog.Logger
+	// Listener, when set before Run, is served instead of binding
+	// Config.Addr() (tests bind 127.0.0.1:0).
+	Listener net.Listener
+	// Model, when set before Run, replaces the configured model.
+	Model llm.Model
+
+	store   *persistence.Store
+	runtime *actors.Runtime
+	http    *httpfront.Server
+	served  chan error
+}
+
+// NewMain returns a Main with default configuration.
+func NewMain() *Main {
+	c := config.Defaults()
+	return &Main{Config: &c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+// ParseFlags loads the configuration from args and the environment.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	c, err := config.Load(args, getenv)
+	if err != nil {
+		return err
+	}
+	m.Config = c
+	m.Logger = newLogger(c.LogFormat, c.LogLevel, os.Stderr)
+	return nil
+}
+
+func newLogger(format, level string, w io.Writer) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Run opens the store, builds the agent and starts serving. It returns once
+// the server is listening.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	if err := os.MkdirAll(c.Home, 0o700); err != nil {
+		return fmt.Errorf("creating HERMES_HOME: %w", err)
+	}
+	store, err := persistence.Open(c.DBPath(), persistence.Options{Capacity: c.MaxStored})
+	if err != nil {
+		return err
+	}
+	m.store = store
+
+	model := m.Model
+	if model == nil {
+		model = m.model()
+	}
+	mem := memory.New(c.Home)
+	all := []tooling.Tool{
+		terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr}),
+		mem,
+		todo.New(),
+	}
+	all = append(all, files.New(files.Options{Workspace: c.Workspace})...)
+	all = append(all, skills.New(c.Home)...)
+	all = append(all, web.New(web.Options{
+		Backend: c.WebBackend, SearXNGURL: c.SearXNGURL,
+		BraveAPIKey: c.BraveAPIKey, BraveBaseURL: c.BraveBaseURL,
+		TavilyAPIKey: c.TavilyAPIKey, TavilyBaseURL: c.TavilyBaseURL,
+		DuckDuckGoBaseURL: c.DuckDuckGoURL, AllowPrivate: c.WebAllowPriv,
+	})...)
+	registry := tooling.NewRegistry(all, tooling.Selector(c.Tools, c.DisabledTools))
+	builder := prompt.NewBuilder(prompt.Options{
+		Home: c.Home, Workspace: c.Workspace, Tools: registry.Names(),
+		Memory: mem, SkillsIndex: func() string { return skills.Index(c.Home) },
+	})
+
+	metrics := httpfront.NewMetrics()
+	m.runtime = actors.New(actors.Options{
+		Agent: &actors.Agent{
+			Model: model, Tools: registry, MaxIterations: c.MaxIterations,
+			Prompt: builder.Build, UpstreamModel: c.Model,
+		},
+		Store:       store,
+		MaxTurns:    c.MaxTurns,
+		MaxQueued:   c.MaxQueued,
+		TurnTimeout: c.TurnTimeout,
+		IdleActor:   c.IdleActor,
+		Logger:      m.Logger,
+	})
+	m.http = httpfront.New(httpfront.Options{
+		Runtime:            m.runtime,
+		Key:                c.Key,
+		CORSOrigins:        c.CORSOrigins,
+		ModelName:          c.ModelName,
+		ToolProgress:       c.ToolProgress,
+		MaxBodyBytes:       c.MaxBodyBytes,
+		StreamWriteTimeout: c.StreamDeadline,
+		KeepAlive:          c.KeepAlive,
+		ToolNames:          registry.Names(),
+		Logger:             m.Logger,
+		Metrics:            metrics,
+	})
+
+	ln := m.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", c.Addr()); err != nil {
+			return fmt.Errorf("listen %s: %w", c.Addr(), err)
+		}
+		m.Listener = ln
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.http.Serve(ln) }()
+	upstream := "offline model"
+	if c.BaseURL != "" {
+		upstream = c.BaseURL
+	}
+	m.Logger.Info("hermesd listening", "addr", "http://"+ln.Addr().String()+"/v1", "upstream", upstream,
+		"home", c.Home, "workspace", c.Workspace, "tools", len(registry.Names()))
+	return nil
+}
+
+func (m *Main) model() llm.Model {
+	c := m.Config
+	if c.BaseURL == "" {
+		return llm.NewOffline()
+	}
+	return llm.NewUpstream(llm.UpstreamOptions{
+		BaseURL: c.BaseURL, APIKey: c.APIKey, Model: c.Model, FirstByteTimeout: c.FirstByte,
+	})
+}
+
+// URL is the base URL clients use, e.g. http://127.0.0.1:8642/v1.
+func (m *Main) URL() string { return "http://" + m.Listener.Addr().String() + "/v1" }
+
+// Close shuts down in order: stop accepting, let in-flight turns finish
+// until ctx ends (then cancel them), close connections, flush and close
+// the store.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	httpDone := make(chan error, 1)
+	if m.http != nil {
+		go func() { httpDone <- m.http.Shutdown() }()
+	} else {
+		httpDone <- nil
+	}
+	if m.runtime != nil {
+		if err := m.runtime.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drain: %w", err))
+		}
+	}
+	select {
+	case err := <-httpDone:
+		if err != nil {
+			errs = append(errs, err)
+		}
+	case <-time.After(5 * time.Second):
+		// Streams have ended with their turns; what is left are clients
+		// that stopped reading. Their writes time out on their own.
+		errs = append(errs, errors.New("http: connections still open after drain"))
+	}
+	if m.store != nil {
+		if err := m.store.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

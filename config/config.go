@@ -1,0 +1,340 @@
+package config
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of hermesd. Field comments name the variable.
+type Config struct {
+	Host           string        // API_SERVER_HOST
+	Port           string        // API_SERVER_PORT; a string so Validate can say what was wrong with it
+	Key            string        // API_SERVER_KEY
+	CORSOrigins    []string      // API_SERVER_CORS_ORIGINS
+	ModelName      string        // API_SERVER_MODEL_NAME
+	MaxStored      int           // API_SERVER_MAX_STORED_RESPONSES
+	ToolProgress   string        // API_SERVER_TOOL_PROGRESS: inline, events, off
+	MaxTurns       int           // API_SERVER_MAX_CONCURRENT_TURNS
+	MaxQueued      int           // API_SERVER_MAX_QUEUED_TURNS
+	ShutdownGrace  time.Duration // API_SERVER_SHUTDOWN_GRACE
+	IdleActor      time.Duration // API_SERVER_ACTOR_IDLE: idle conversation actors stop after this
+	Home           string        // HERMES_HOME
+	Workspace      string        // HERMES_WORKSPACE
+	MaxIterations  int           // HERMES_MAX_ITERATIONS
+	TurnTimeout    time.Duration // HERMES_TURN_TIMEOUT
+	BaseURL        string        // OPENAI_BASE_URL
+	APIKey         string        // OPENAI_API_KEY
+	Model          string        // HERMES_MODEL
+	FirstByte      time.Duration // HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT
+	Tools          []string      // HERMES_TOOLS
+	DisabledTools  []string      // HERMES_DISABLED_TOOLS
+	TerminalAppr   string        // HERMES_TERMINAL_APPROVE
+	WebBackend     string        // HERMES_WEB_BACKEND
+	SearXNGURL     string        // SEARXNG_URL
+	BraveAPIKey    string        // BRAVE_API_KEY
+	BraveBaseURL   string        // BRAVE_BASE_URL
+	TavilyAPIKey   string        // TAVILY_API_KEY
+	TavilyBaseURL  string        // TAVILY_BASE_URL
+	DuckDuckGoURL  string        // DUCKDUCKGO_BASE_URL
+	WebAllowPriv   bool          // HERMES_WEB_ALLOW_PRIVATE
+	LogFormat      string        // HERMES_LOG_FORMAT or -log-format: text or json
+	LogLevel       string        // HERMES_LOG_LEVEL: debug, info, warn, error
+	MaxBodyBytes   int           // API_SERVER_MAX_BODY_BYTES
+	StreamDeadline time.Duration // API_SERVER_STREAM_WRITE_TIMEOUT: per-frame write deadline on streams
+	KeepAlive      time.Duration // API_SERVER_SSE_KEEPALIVE: comment frames on idle streams
+}
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	return Config{
+		Host:           "127.0.0.1",
+		Port:           "8642",
+		ModelName:      "hermes-agent",
+		MaxStored:      100,
+		ToolProgress:   "inline",
+		MaxTurns:       256,
+		MaxQueued:      16,
+		ShutdownGrace:  30 * time.Second,
+		IdleActor:      2 * time.Minute,
+		MaxIterations:  90,
+		TurnTimeout:    10 * time.Minute,
+		FirstByte:      2 * time.Minute,
+		LogFormat:      "text",
+		LogLevel:       "info",
+		MaxBodyBytes:   10 << 20,
+		StreamDeadline: 30 * time.Second,
+		KeepAlive:      15 * time.Second,
+	}
+}
+
+// Addr is the host:port to bind.
+func (c *Config) Addr() string { return net.JoinHostPort(c.Host, c.Port) }
+
+// DBPath is where the response store lives.
+func (c *Config) DBPath() string { return filepath.Join(c.Home, "api_server.db") }
+
+// Load builds the configuration from flags (args, without the program name),
+// the environment (getenv) and $HERMES_HOME/.env. Precedence: flags, then the
+// environment, then .env, then defaults.
+func Load(args []string, getenv func(string) string) (*Config, error) {
+	fs := flag.NewFlagSet("hermesd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	host := fs.String("host", "", "bind address (API_SERVER_HOST)")
+	port := fs.String("port", "", "port (API_SERVER_PORT)")
+	home := fs.String("home", "", "data directory (HERMES_HOME)")
+	logFormat := fs.String("log-format", "", "text or json (HERMES_LOG_FORMAT)")
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	homeDir := first(*home, getenv("HERMES_HOME"))
+	if homeDir == "" {
+		u, err := os.UserHomeDir()
+		if err != nil {
+			return nil, fmt.Errorf("HERMES_HOME is not set and the home directory is unknown: %w", err)
+		}
+		homeDir = filepath.Join(u, ".hermes")
+	}
+	dotenv, err := readDotEnv(filepath.Join(homeDir, ".env"))
+	if err != nil {
+		return nil, err
+	}
+	get := func(k string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return dotenv[k]
+	}
+
+	c := Defaults()
+	c.Home = homeDir
+	var errs []error
+	str := func(dst *string, k string) {
+		if v := get(k); v != "" {
+			*dst = v
+		}
+	}
+	num := func(dst *int, k string, min int) {
+		if v := get(k); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < min {
+				errs = append(errs, fmt.Errorf("%s=%q: want an integer ≥ %d", k, v, min))
+				return
+			}
+			*dst = n
+		}
+	}
+	dur := func(dst *time.Duration, k string) {
+		if v := get(k); v != "" {
+			d, err := parseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want a duration like 30s or a number of seconds", k, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	list := func(dst *[]string, k string) {
+		if v := get(k); v != "" {
+			*dst = splitList(v)
+		}
+	}
+	str(&c.Host, "API_SERVER_HOST")
+	str(&c.Port, "API_SERVER_PORT")
+	str(&c.Key, "API_SERVER_KEY")
+	list(&c.CORSOrigins, "API_SERVER_CORS_ORIGINS")
+	str(&c.ModelName, "API_SERVER_MODEL_NAME")
+	num(&c.MaxStored, "API_SERVER_MAX_STORED_RESPONSES", 1)
+	str(&c.ToolProgress, "API_SERVER_TOOL_PROGRESS")
+	num(&c.MaxTurns, "API_SERVER_MAX_CONCURRENT_TURNS", 1)
+	num(&c.MaxQueued, "API_SERVER_MAX_QUEUED_TURNS", 0)
+	dur(&c.ShutdownGrace, "API_SERVER_SHUTDOWN_GRACE")
+	dur(&c.IdleActor, "API_SERVER_ACTOR_IDLE")
+	num(&c.MaxBodyBytes, "API_SERVER_MAX_BODY_BYTES", 1024)
+	dur(&c.StreamDeadline, "API_SERVER_STREAM_WRITE_TIMEOUT")
+	dur(&c.KeepAlive, "API_SERVER_SSE_KEEPALIVE")
+	str(&c.Workspace, "HERMES_WORKSPACE")
+	num(&c.MaxIterations, "HERMES_MAX_ITERATIONS", 1)
+	dur(&c.TurnTimeout, "HERMES_TURN_TIMEOUT")
+	str(&c.BaseURL, "OPENAI_BASE_URL")
+	str(&c.APIKey, "OPENAI_API_KEY")
+	str(&c.Model, "HERMES_MODEL")
+	dur(&c.FirstByte, "HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT")
+	list(&c.Tools, "HERMES_TOOLS")
+	list(&c.DisabledTools, "HERMES_DISABLED_TOOLS")
+	str(&c.TerminalAppr, "HERMES_TERMINAL_APPROVE")
+	str(&c.WebBackend, "HERMES_WEB_BACKEND")
+	str(&c.SearXNGURL, "SEARXNG_URL")
+	str(&c.BraveAPIKey, "BRAVE_API_KEY")
+	str(&c.BraveBaseURL, "BRAVE_BASE_URL")
+	str(&c.TavilyAPIKey, "TAVILY_API_KEY")
+	str(&c.TavilyBaseURL, "TAVILY_BASE_URL")
+	str(&c.DuckDuckGoURL, "DUCKDUCKGO_BASE_URL")
+	str(&c.LogFormat, "HERMES_LOG_FORMAT")
+	str(&c.LogLevel, "HERMES_LOG_LEVEL")
+	if v := get("HERMES_WEB_ALLOW_PRIVATE"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("HERMES_WEB_ALLOW_PRIVATE=%q: want true or false", v))
+		}
+		c.WebAllowPriv = b
+	}
+	if *host != "" {
+		c.Host = *host
+	}
+	if *port != "" {
+		c.Port = *port
+	}
+	if *logFormat != "" {
+		c.LogFormat = *logFormat
+	}
+	if c.Workspace == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("HERMES_WORKSPACE is not set and the current directory is unknown: %w", err)
+		}
+		c.Workspace = wd
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &c, nil
+}
+
+// Validate refuses settings that are unsafe or cannot work, with a one-line
+// reason: a non-loopback bind without a strong enough key (anyone on the
+// network could run commands), a bad port, a port already in use.
+func (c *Config) Validate() error {
+	n, err := strconv.Atoi(c.Port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("API_SERVER_PORT=%q: want a number from 1 to 65535", c.Port)
+	}
+	if !IsLoopback(c.Host) {
+		if c.Key == "" {
+			return fmt.Errorf("refusing to bind %s without API_SERVER_KEY: anyone who can reach it could run commands on this machine; set a key of at least 8 characters or bind 127.0.0.1", c.Host)
+		}
+		if len(c.Key) < 8 {
+			return fmt.Errorf("refusing to bind %s: API_SERVER_KEY is shorter than 8 characters", c.Host)
+		}
+	}
+	switch c.ToolProgress {
+	case "inline", "events", "off":
+	default:
+		return fmt.Errorf("API_SERVER_TOOL_PROGRESS=%q: want inline, events or off", c.ToolProgress)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
+	}
+	if st, err := os.Stat(c.Workspace); err != nil || !st.IsDir() {
+		return fmt.Errorf("HERMES_WORKSPACE=%q is not a directory", c.Workspace)
+	}
+	ln, err := net.Listen("tcp", c.Addr())
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %v", c.Addr(), unwrapOp(err))
+	}
+	ln.Close()
+	return nil
+}
+
+// IsLoopback reports whether host is a loopback address or localhost.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		var sys *os.SyscallError
+		if errors.As(op.Err, &sys) {
+			return sys.Err // "address already in use"
+		}
+		return op.Err
+	}
+	return err
+}
+
+// readDotEnv reads KEY=VALUE lines; a missing file is empty.
+func readDotEnv(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	defer f.Close()
+	return parseDotEnv(f, path)
+}
+
+func parseDotEnv(r io.Reader, name string) (map[string]string, error) {
+	out := make(map[string]string)
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || s[0] == '#' {
+			continue
+		}
+		s = strings.TrimPrefix(s, "export ")
+		k, v, ok := strings.Cut(s, "=")
+		k = strings.TrimSpace(k)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%s:%d: want KEY=VALUE", name, line)
+		}
+		v = strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		} else if i := strings.Index(v, " #"); i >= 0 {
+			v = strings.TrimSpace(v[:i])
+		}
+		out[k] = v
+	}
+	return out, sc.Err()
+}
+
+func parseDuration(v string) (time.Duration, error) {
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, errors.New("bad duration")
+	}
+	return d, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func first(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

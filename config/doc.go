@@ -1,0 +1,6 @@
+// Package config owns hermesd's settings: the Config struct, its defaults,
+// loading from the environment, $HERMES_HOME/.env and command-line flags, and
+// Validate, which refuses unsafe or impossible settings before anything binds.
+//
+// It may import the root package and the standard library.
+package config

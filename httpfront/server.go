@@ -1,0 +1,338 @@
+package httpfront
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/fasthttp/router"
+	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/actors"
+	"github.com/valyala/fasthttp"
+)
+
+// Options configure the HTTP front end.
+type Options struct {
+	Runtime     *actors.Runtime
+	Key         string   // API_SERVER_KEY; empty: open (loopback binds only)
+	CORSOrigins []string // API_SERVER_CORS_ORIGINS
+	ModelName   string   // API_SERVER_MODEL_NAME
+	// ToolProgress is the default progress mode: inline, events or off.
+	ToolProgress string
+	MaxBodyBytes int
+	// StreamWriteTimeout bounds each SSE frame's write, so a client that
+	// stops reading cannot hold a stream (and its turn) forever.
+	StreamWriteTimeout time.Duration
+	// KeepAlive is how often an idle stream gets an SSE comment: it keeps
+	// proxies from closing the connection while a tool runs, and lets a
+	// vanished client be noticed (the write fails) so its turn is cancelled.
+	KeepAlive    time.Duration
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	IdleTimeout  time.Duration
+	// ToolNames lists the agent's enabled tools for GET /v1/tools.
+	ToolNames []string
+	Logger    *slog.Logger
+	Now       func() time.Time
+	// NewID returns a fresh id with the given prefix (chatcmpl-, resp_…).
+	NewID func(prefix string) string
+	// Metrics, when set, records request counts and latencies.
+	Metrics *Metrics
+}
+
+// Server is the HTTP front end.
+type Server struct {
+	opts    Options
+	rt      *actors.Runtime
+	srv     *fasthttp.Server
+	log     *slog.Logger
+	authHdr []byte // "Bearer <key>", compared in constant time
+	origins map[string]bool
+	created int64 // the model's "created" timestamp
+}
+
+// New builds the server and its routes.
+func New(opts Options) *Server {
+	if opts.ModelName == "" {
+		opts.ModelName = "hermes-agent"
+	}
+	if opts.ToolProgress == "" {
+		opts.ToolProgress = "inline"
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 10 << 20
+	}
+	if opts.StreamWriteTimeout <= 0 {
+		opts.StreamWriteTimeout = 30 * time.Second
+	}
+	if opts.KeepAlive <= 0 {
+		opts.KeepAlive = 15 * time.Second
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 60 * time.Second
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 60 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 120 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.NewID == nil {
+		opts.NewID = RandomID
+	}
+	s := &Server{opts: opts, rt: opts.Runtime, log: opts.Logger, origins: make(map[string]bool), created: opts.Now().Unix()}
+	if opts.Key != "" {
+		s.authHdr = []byte("Bearer " + opts.Key)
+	}
+	for _, o := range opts.CORSOrigins {
+		s.origins[strings.TrimRight(o, "/")] = true
+	}
+
+	r := router.New()
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.SaveMatchedRoutePath = opts.Metrics != nil
+	r.HandleOPTIONS = false // preflights are answered before routing
+	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		writeError(ctx, hermes.Errorf(hermes.ENotFound, "Unknown route %s %s", ctx.Method(), ctx.Path()))
+	}
+	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
+		writeError(ctx, hermes.Errorf("method_not_allowed", "Method %s is not allowed on %s", ctx.Method(), ctx.Path()))
+	}
+	r.PanicHandler = func(ctx *fasthttp.RequestCtx, p any) {
+		s.log.Error("handler panic", "path", string(ctx.Path()), "panic", p)
+		writeError(ctx, hermes.Errorf(hermes.EInternal, "internal error"))
+	}
+	r.GET("/health", s.health)
+	r.GET("/v1/health", s.health)
+	r.GET("/v1/models", s.models)
+	r.GET("/v1/models/{id}", s.model)
+	r.GET("/v1/tools", s.tools)
+	r.POST("/v1/chat/completions", s.chatCompletions)
+	if opts.Metrics != nil {
+		r.GET("/metrics", opts.Metrics.handler)
+	}
+	s.routes(r)
+
+	s.srv = &fasthttp.Server{
+		Handler:            s.middleware(r.Handler),
+		Name:               "hermesd",
+		ReadTimeout:        opts.ReadTimeout,
+		WriteTimeout:       opts.WriteTimeout,
+		IdleTimeout:        opts.IdleTimeout,
+		MaxRequestBodySize: opts.MaxBodyBytes,
+		ErrorHandler:       s.transportError,
+		// Go's default header limits are fine; fasthttp's 4 KiB read
+		// buffer is too small for browsers with many cookies.
+		ReadBufferSize:               16 << 10,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{s.log},
+	}
+	return s
+}
+
+// routes registers the routes added by later parts of the API.
+func (s *Server) routes(r *router.Router) {
+	s.responseRoutes(r)
+}
+
+// Serve serves HTTP on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Shutdown stops accepting connections and waits for open requests,
+// streams included, to finish. Streams end when their turns do, so call it
+// alongside the runtime's drain.
+func (s *Server) Shutdown() error { return s.srv.Shutdown() }
+
+// Handler is the whole server as a fasthttp handler (tests, benchmarks).
+func (s *Server) Handler() fasthttp.RequestHandler { return s.srv.Handler }
+
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug("fasthttp", "msg", strings.TrimSpace(format), "args", args)
+}
+
+// transportError answers errors fasthttp meets before a handler runs.
+func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	securityHeaders(ctx)
+	if strings.Contains(err.Error(), "body size exceeds") {
+		writeError(ctx, hermes.Errorf(hermes.ETooLarge, "Request body exceeds the limit of %d bytes", s.opts.MaxBodyBytes))
+		return
+	}
+	writeError(ctx, hermes.Errorf(hermes.EInvalid, "Malformed HTTP request"))
+}
+
+func securityHeaders(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+}
+
+// middleware wraps every route: request id, security headers, CORS, auth,
+// one log line per request.
+func (s *Server) middleware(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		start := time.Now()
+		securityHeaders(ctx)
+		rid := requestID(ctx)
+		ctx.Response.Header.Set("X-Request-Id", rid)
+		ctx.SetUserValue(ridKey, rid)
+		s.serve(ctx, next)
+		if s.opts.Metrics != nil {
+			s.opts.Metrics.observe(ctx, time.Since(start))
+		}
+		if s.log.Enabled(context.Background(), slog.LevelInfo) {
+			s.log.Info("request", "id", rid, "method", string(ctx.Method()), "path", string(ctx.Path()),
+				"status", ctx.Response.StatusCode(), "dur_ms", float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+}
+
+func (s *Server) serve(ctx *fasthttp.RequestCtx, next fasthttp.RequestHandler) {
+	origin := ctx.Request.Header.Peek("Origin")
+	if len(origin) > 0 {
+		if !s.origins[string(origin)] {
+			writeError(ctx, hermes.Errorf("forbidden", "Origin %s is not allowed (API_SERVER_CORS_ORIGINS)", origin))
+			return
+		}
+		h := &ctx.Response.Header
+		h.SetBytesV("Access-Control-Allow-Origin", origin)
+		h.Set("Vary", "Origin")
+		h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
+		if ctx.IsOptions() {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+			h.Set("Access-Control-Max-Age", "600")
+			ctx.SetStatusCode(fasthttp.StatusNoContent)
+			return
+		}
+	} else if ctx.IsOptions() {
+		ctx.Response.Header.Set("Allow", "GET, POST, DELETE, OPTIONS")
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return
+	}
+	path := ctx.Path()
+	if s.authHdr != nil && !bytes.Equal(path, []byte("/health")) && !bytes.Equal(path, []byte("/v1/health")) {
+		got := ctx.Request.Header.Peek("Authorization")
+		if subtle.ConstantTimeCompare(got, s.authHdr) != 1 {
+			writeError(ctx, hermes.Errorf(hermes.EUnauthorized, "Invalid API key"))
+			return
+		}
+	}
+	next(ctx)
+}
+
+const corsAllowHeaders = "Authorization, Content-Type, Idempotency-Key, X-Hermes-Progress, OpenAI-Organization, OpenAI-Project, " +
+	"X-Stainless-Lang, X-Stainless-Package-Version, X-Stainless-OS, X-Stainless-Arch, X-Stainless-Runtime, " +
+	"X-Stainless-Runtime-Version, X-Stainless-Retry-Count, X-Stainless-Timeout, X-Stainless-Helper-Method"
+
+type ctxKey int
+
+const ridKey ctxKey = iota
+
+// requestID keeps a sane incoming X-Request-Id (so a proxy's id follows the
+// request) or makes one.
+func requestID(ctx *fasthttp.RequestCtx) string {
+	if in := ctx.Request.Header.Peek("X-Request-Id"); len(in) > 0 && len(in) <= 64 && saneID(in) {
+		return string(in)
+	}
+	return RandomID("req_")
+}
+
+func saneID(b []byte) bool {
+	for _, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// RandomID returns prefix followed by 24 random hex digits.
+func RandomID(prefix string) string {
+	var buf [40]byte
+	b := append(buf[:0], prefix...)
+	for i := 0; i < 3; i++ {
+		v := rand.Uint32()
+		for j := 0; j < 8; j++ {
+			b = append(b, hexDigits[v&0xf])
+			v >>= 4
+		}
+	}
+	return string(b)
+}
+
+// principal names who is calling, for scoping idempotency keys: a hash of
+// the bearer token, never the token itself.
+func principal(ctx *fasthttp.RequestCtx) string {
+	auth := ctx.Request.Header.Peek("Authorization")
+	if len(auth) == 0 {
+		return "anonymous"
+	}
+	sum := sha256.Sum256(auth)
+	return hex.EncodeToString(sum[:8])
+}
+
+func (s *Server) health(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"status":"ok","platform":"hermes-agent"}`)
+}
+
+func (s *Server) appendModel(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, s.opts.ModelName)
+	b = append(b, `,"object":"model","created":`...)
+	b = appendInt(b, s.created)
+	return append(b, `,"owned_by":"hermes"}`...)
+}
+
+func (s *Server) models(ctx *fasthttp.RequestCtx) {
+	b := append([]byte(nil), `{"object":"list","data":[`...)
+	b = s.appendModel(b)
+	b = append(b, "]}"...)
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(b)
+}
+
+func (s *Server) model(ctx *fasthttp.RequestCtx) {
+	id, _ := ctx.UserValue("id").(string)
+	if id != s.opts.ModelName {
+		writeError(ctx, &hermes.Error{Code: hermes.ENotFound, Param: "model", Message: "The model '" + id + "' does not exist"})
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(s.appendModel(nil))
+}
+
+func (s *Server) tools(ctx *fasthttp.RequestCtx) {
+	b := append([]byte(nil), `{"object":"list","data":[`...)
+	for i, n := range s.opts.ToolNames {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = appendString(b, n)
+		b = append(b, `,"type":"function"}`...)
+	}
+	b = append(b, "]}"...)
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(b)
+}

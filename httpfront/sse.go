@@ -1,0 +1,226 @@
+package httpfront
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"time"
+
+	hermes "github.com/hermesd/hermesd"
+	"github.com/valyala/fasthttp"
+)
+
+// sseWriter writes frames with a per-frame write deadline and reports the
+// first failure, after which the client is gone.
+type sseWriter struct {
+	w        *bufio.Writer
+	conn     net.Conn
+	timeout  time.Duration
+	buf      []byte
+	failed   bool
+	cancel   context.CancelFunc
+	lastSent time.Time
+}
+
+// frame appends buf's pending bytes to the writer.
+func (sw *sseWriter) write(b []byte) {
+	if sw.failed {
+		return
+	}
+	if sw.conn != nil {
+		_ = sw.conn.SetWriteDeadline(time.Now().Add(sw.timeout))
+	}
+	if _, err := sw.w.Write(b); err != nil {
+		sw.fail()
+	}
+}
+
+// flush sends what is buffered; a failure means the client left, so the
+// turn is cancelled.
+func (sw *sseWriter) flush() bool {
+	if sw.failed {
+		return false
+	}
+	if sw.conn != nil {
+		_ = sw.conn.SetWriteDeadline(time.Now().Add(sw.timeout))
+	}
+	if err := sw.w.Flush(); err != nil {
+		sw.fail()
+		return false
+	}
+	sw.lastSent = time.Now()
+	return true
+}
+
+func (sw *sseWriter) fail() {
+	sw.failed = true
+	sw.cancel()
+}
+
+func (sw *sseWriter) keepAlive() bool {
+	sw.write([]byte(": keep-alive\n\n"))
+	return sw.flush()
+}
+
+func newSSEWriter(ctx *fasthttp.RequestCtx, w *bufio.Writer, timeout time.Duration, cancel context.CancelFunc) *sseWriter {
+	return &sseWriter{w: w, conn: ctx.Conn(), timeout: timeout, cancel: cancel, buf: make([]byte, 0, 512)}
+}
+
+// pump feeds events to handle until the turn is done or the client leaves,
+// flushing whenever no further event is already waiting (token-by-token
+// delivery without a syscall per token under load).
+func pump(sw *sseWriter, first *hermes.Event, events <-chan hermes.Event, keepAliveEvery time.Duration, handle func(hermes.Event) bool) {
+	if first != nil && !handle(*first) {
+		sw.flush()
+		return
+	}
+	ka := time.NewTimer(keepAliveEvery)
+	defer ka.Stop()
+	for {
+		if len(events) == 0 && !sw.flush() {
+			return
+		}
+		select {
+		case ev, ok := <-events:
+			if !ok || !handle(ev) {
+				sw.flush()
+				return
+			}
+		case <-ka.C:
+			if !sw.keepAlive() {
+				return
+			}
+			ka.Reset(keepAliveEvery)
+		}
+	}
+}
+
+// chatStream writes one chat completion as chunks.
+type chatStream struct {
+	s            *Server
+	req          *hermes.TurnRequest
+	events       <-chan hermes.Event
+	cancel       context.CancelFunc
+	first        *hermes.Event
+	mode         string
+	includeUsage bool
+	prefix       []byte // `data: {"id":…,"choices":[` shared by every chunk
+	sw           *sseWriter
+}
+
+func (st *chatStream) run(ctx *fasthttp.RequestCtx, w *bufio.Writer) {
+	defer st.cancel()
+	st.sw = newSSEWriter(ctx, w, st.s.opts.StreamWriteTimeout, st.cancel)
+	p := append([]byte(nil), `data: {"id":`...)
+	p = appendString(p, st.req.ResponseID)
+	p = append(p, `,"object":"chat.completion.chunk","created":`...)
+	p = appendInt(p, st.req.Created.Unix())
+	p = append(p, `,"model":`...)
+	p = appendString(p, st.req.Model)
+	st.prefix = append(p, `,"choices":[`...)
+
+	st.chunk(`{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}`)
+	pump(st.sw, st.first, st.events, st.s.opts.KeepAlive, st.handle)
+}
+
+// chunk writes one chunk whose choices array holds choice.
+func (st *chatStream) chunk(choice string) {
+	b := append(st.sw.buf[:0], st.prefix...)
+	b = append(b, choice...)
+	st.sw.buf = st.end(b)
+	st.sw.write(st.sw.buf)
+}
+
+func (st *chatStream) end(b []byte) []byte {
+	b = append(b, ']')
+	if st.includeUsage {
+		b = append(b, `,"usage":null`...)
+	}
+	return append(b, "}\n\n"...)
+}
+
+func (st *chatStream) content(text string) {
+	b := append(st.sw.buf[:0], st.prefix...)
+	b = append(b, `{"index":0,"delta":{"content":`...)
+	b = appendString(b, text)
+	b = append(b, `},"logprobs":null,"finish_reason":null}`...)
+	st.sw.buf = st.end(b)
+	st.sw.write(st.sw.buf)
+}
+
+func (st *chatStream) handle(ev hermes.Event) bool {
+	switch ev.Kind {
+	case hermes.EventTextDelta:
+		st.content(ev.Text)
+	case hermes.EventToolStarted:
+		switch st.mode {
+		case "inline":
+			st.content(marker(ev.Tool))
+		case "events":
+			b := append(st.sw.buf[:0], "event: hermes.tool.progress\ndata: {\"tool\":"...)
+			b = appendString(b, ev.Tool.Name)
+			b = append(b, `,"emoji":`...)
+			b = appendString(b, ev.Tool.Emoji)
+			b = append(b, `,"label":`...)
+			b = appendString(b, ev.Tool.Label)
+			b = append(b, `,"toolCallId":`...)
+			b = appendString(b, ev.Tool.CallID)
+			st.sw.buf = append(b, ",\"status\":\"running\"}\n\n"...)
+			st.sw.write(st.sw.buf)
+		}
+	case hermes.EventToolFinished:
+		if st.mode == "events" {
+			b := append(st.sw.buf[:0], "event: hermes.tool.progress\ndata: {\"tool\":"...)
+			b = appendString(b, ev.Tool.Name)
+			b = append(b, `,"toolCallId":`...)
+			b = appendString(b, ev.Tool.CallID)
+			st.sw.buf = append(b, ",\"status\":\"completed\"}\n\n"...)
+			st.sw.write(st.sw.buf)
+		}
+	case hermes.EventDone:
+		st.done(ev.Result)
+		return false
+	}
+	return true
+}
+
+func (st *chatStream) done(res *hermes.TurnResult) {
+	if res.Err != nil {
+		b := append(st.sw.buf[:0], `data: {"error":`...)
+		b = appendErrorObject(b, res.Err)
+		st.sw.write(append(b, "}\n\n"...))
+		return
+	}
+	for i, c := range res.ClientToolCalls {
+		b := append(st.sw.buf[:0], st.prefix...)
+		b = append(b, `{"index":0,"delta":{"tool_calls":[{"index":`...)
+		b = appendInt(b, int64(i))
+		b = append(b, `,"id":`...)
+		b = appendString(b, c.ID)
+		b = append(b, `,"type":"function","function":{"name":`...)
+		b = appendString(b, c.Name)
+		b = append(b, `,"arguments":""}}]},"logprobs":null,"finish_reason":null}`...)
+		st.sw.write(st.end(b))
+		if c.Arguments != "" {
+			b = append(st.sw.buf[:0], st.prefix...)
+			b = append(b, `{"index":0,"delta":{"tool_calls":[{"index":`...)
+			b = appendInt(b, int64(i))
+			b = append(b, `,"function":{"arguments":`...)
+			b = appendString(b, c.Arguments)
+			b = append(b, `}}]},"logprobs":null,"finish_reason":null}`...)
+			st.sw.write(st.end(b))
+		}
+	}
+	b := append(st.sw.buf[:0], st.prefix...)
+	b = append(b, `{"index":0,"delta":{},"logprobs":null,"finish_reason":`...)
+	b = appendString(b, string(finishReason(res)))
+	b = append(b, '}')
+	st.sw.write(st.end(b))
+	if st.includeUsage {
+		b = append(st.sw.buf[:0], st.prefix...)
+		b = append(b, `],"usage":`...)
+		b = appendChatUsage(b, res.Usage)
+		st.sw.write(append(b, "}\n\n"...))
+	}
+	st.sw.write([]byte("data: [DONE]\n\n"))
+}
