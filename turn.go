@@ -39,11 +39,10 @@ type TurnRequest struct {
 	Created time.Time
 
 	// Events receives everything the turn emits; the last event is always
-	// EventDone. The sender selects on Done and never blocks forever.
+	// EventDone. The sender selects on Ctx.Done() and never blocks forever.
 	Events chan<- Event
-	// Done is closed by the receiver when it no longer listens.
-	Done <-chan struct{}
-	// Ctx is the request's context; cancelling it cancels the turn.
+	// Ctx is the request's context. The receiver cancels it when it no
+	// longer listens (the client went away), which cancels the turn.
 	Ctx context.Context
 }
 
@@ -64,13 +63,16 @@ const (
 // older response never breaks this one. httpfront renders the wire object
 // from it, the same way for the stream's final event and for GET.
 type StoredResponse struct {
-	ID           string    `json:"id"`
-	Previous     string    `json:"previous,omitempty"`
-	Conversation string    `json:"conversation,omitempty"`
-	Status       Status    `json:"status"`
-	Created      time.Time `json:"created"`
-	Completed    time.Time `json:"completed,omitempty"`
-	Model        string    `json:"model,omitempty"`
+	ID           string `json:"id"`
+	Previous     string `json:"previous,omitempty"`
+	Conversation string `json:"conversation,omitempty"`
+	// Chain is the id of the first response of the chain this one
+	// continues (its own id when it starts one): the routing key.
+	Chain     string    `json:"chain,omitempty"`
+	Status    Status    `json:"status"`
+	Created   time.Time `json:"created"`
+	Completed time.Time `json:"completed,omitempty"`
+	Model     string    `json:"model,omitempty"`
 	// Transcript is the full history this turn continues plus its Input and
 	// Output: what the next turn in the chain starts from.
 	Transcript []Message `json:"transcript"`
