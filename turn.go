@@ -30,6 +30,9 @@ type TurnRequest struct {
 	MaxTokens  int
 	// Store asks for the turn to be kept (Responses API store=true).
 	Store bool
+	// Background turns run detached from any client: their record is kept
+	// as in_progress while they run, and Runtime.Cancel stops them.
+	Background bool
 	// Wire holds the codec's own extra record fields (instructions,
 	// metadata, tools…) stored beside the response, opaque to the runtime.
 	Wire []byte

@@ -57,6 +57,8 @@ type Runtime struct {
 	actors   atomic.Int64 // conversation actors alive
 	closing  atomic.Bool
 	turns    sync.WaitGroup
+	bg       background
+	flights  flights
 
 	base       context.Context // cancelled when the drain gives up
 	cancelBase context.CancelFunc

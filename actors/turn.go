@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"strings"
+	"time"
 
 	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/persistence"
@@ -90,6 +91,10 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse) (stored *h
 	defer cancelTimeout()
 	stopOnShutdown := context.AfterFunc(r.base, func() { cancel(errShutdown) })
 	defer stopOnShutdown()
+	if req.Background {
+		r.bg.add(req.ResponseID, cancel)
+		defer r.bg.remove(req.ResponseID)
+	}
 
 	// Events are offered until the client leaves (req.Ctx), not until the
 	// turn's own context ends, so a timed-out turn still reports why.
@@ -104,6 +109,14 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse) (stored *h
 
 	var res hermes.TurnResult
 	history, conv, err := r.history(in, last)
+	if err == nil && req.Background && req.Store && r.store != nil {
+		rec := r.record(in, history, &hermes.TurnResult{Added: req.Input})
+		rec.Status, rec.Completed = hermes.StatusInProgress, time.Time{}
+		rec.Conversation = "" // the conversation moves on only when the turn ends
+		if err := r.commit(persistence.PutResponse(rec)); err != nil {
+			r.log.Error("storing in_progress response failed", "response", rec.ID, "err", err)
+		}
+	}
 	if err != nil {
 		res = hermes.TurnResult{ResponseID: req.ResponseID, Err: hermes.AsError(err)}
 	} else {
@@ -112,27 +125,29 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse) (stored *h
 	if res.Err != nil && res.Err.Code == hermes.EInternal {
 		r.log.Error("turn failed", "response", req.ResponseID, "err", res.Err)
 	}
-	if req.Store && r.store != nil && err == nil {
+	if err == nil {
 		rec := r.record(in, history, &res)
-		ops := make([]persistence.Op, 0, 3)
-		if conv != nil && len(conv.Pending) > 0 {
-			consumed := *conv
-			consumed.Pending = nil
-			ops = append(ops, persistence.PutConversation(&consumed))
-		}
-		if in.prev != nil {
-			ops = append(ops, persistence.TouchResponse(in.prev.ID))
-		}
-		ops = append(ops, persistence.PutResponse(rec))
-		if cerr := r.commit(ops...); cerr != nil {
-			r.log.Error("storing response failed", "response", rec.ID, "err", cerr)
-			if res.Err == nil {
-				res.Err = &hermes.Error{Code: hermes.EInternal, Message: "the answer could not be stored", Cause: cerr}
+		res.Record = rec
+		if req.Store && r.store != nil {
+			ops := make([]persistence.Op, 0, 3)
+			if conv != nil && len(conv.Pending) > 0 {
+				consumed := *conv
+				consumed.Pending = nil
+				ops = append(ops, persistence.PutConversation(&consumed))
 			}
-		} else {
-			res.Stored = true
-			res.Record = rec
-			stored = rec
+			if in.prev != nil {
+				ops = append(ops, persistence.TouchResponse(in.prev.ID))
+			}
+			ops = append(ops, persistence.PutResponse(rec))
+			if cerr := r.commit(ops...); cerr != nil {
+				r.log.Error("storing response failed", "response", rec.ID, "err", cerr)
+				if res.Err == nil {
+					res.Err = &hermes.Error{Code: hermes.EInternal, Message: "the answer could not be stored", Cause: cerr}
+				}
+			} else {
+				res.Stored = true
+				stored = rec
+			}
 		}
 	}
 	emit(hermes.Event{Kind: hermes.EventDone, Result: &res})
@@ -213,7 +228,10 @@ func (r *Runtime) record(in *turnInput, history []hermes.Message, res *hermes.Tu
 	case res.Err != nil:
 		rec.ErrCode, rec.ErrMessage = res.Err.Code, res.Err.Message
 		rec.Status = hermes.StatusFailed
-		if res.Err.Code == hermes.ECancelled || res.Err.Code == hermes.ETimeout || res.Err.Code == hermes.EUnavailable {
+		switch {
+		case req.Background && res.Err.Code == hermes.ECancelled:
+			rec.Status = hermes.StatusCancelled
+		case res.Err.Code == hermes.ECancelled || res.Err.Code == hermes.ETimeout || res.Err.Code == hermes.EUnavailable:
 			rec.Status = hermes.StatusIncomplete
 		}
 	case res.Finish == hermes.FinishLength:

@@ -173,6 +173,7 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 // transportError answers errors fasthttp meets before a handler runs.
 func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 	securityHeaders(ctx)
+	ctx.Response.Header.Set("X-Request-Id", RandomID("req_"))
 	if strings.Contains(err.Error(), "body size exceeds") {
 		writeError(ctx, hermes.Errorf(hermes.ETooLarge, "Request body exceeds the limit of %d bytes", s.opts.MaxBodyBytes))
 		return

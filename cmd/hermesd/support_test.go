@@ -55,10 +55,11 @@ func startHermes(t testing.TB, env map[string]string) *hermesd {
 
 // client is the official OpenAI Go SDK pointed at h, without retries so a
 // failure shows as it is.
-func (h *hermesd) client(opts ...option.RequestOption) openai.Client {
-	return openai.NewClient(append([]option.RequestOption{
+func (h *hermesd) client(opts ...option.RequestOption) *openai.Client {
+	c := openai.NewClient(append([]option.RequestOption{
 		option.WithBaseURL(h.URL() + "/"), option.WithAPIKey("unused"), option.WithMaxRetries(0),
 	}, opts...)...)
+	return &c
 }
 
 // post sends a raw request and returns status, headers and body.

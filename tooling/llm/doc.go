@@ -3,5 +3,26 @@
 // llama.cpp server, LiteLLM…) and the offline scripted model that answers
 // when no upstream is configured.
 //
+// Upstream streams /chat/completions over net/http and assembles text, tool
+// calls (by index), finish reason and usage from the SSE chunks; it also
+// accepts servers that answer with one plain JSON body. Every failure is a
+// *hermes.Error: EUpstream, ERateLimited (with RetryAfter), ETimeout naming
+// the timeout that fired, ECancelled when the caller's context ends.
+//
+// Offline is deterministic and driven by directives, one per line, in the
+// last user message (DIRECTIVES.md has the table the README shows):
+//
+//	/tool NAME {json}       call tool NAME (several lines: parallel calls)
+//	/repeat K               issue the /tool calls K times, then answer
+//	/tokens N               answer "tok1 tok2 … tokN" (N ≤ 100000)
+//	/sleep DURATION         wait before answering (≤ 10m)
+//	/delay DURATION         wait between tokens (≤ 10m)
+//	/fail MESSAGE           fail with EUpstream MESSAGE
+//	/fail-after N MESSAGE   stream N tokens, then fail
+//	/echo-system            answer with the system prompt
+//	/echo-history           answer with every message, one "role: text" line each
+//
+// Without a directive it answers "Hermes (offline model) heard: <text>".
+//
 // It may import the root package and the standard library.
 package llm

@@ -1,0 +1,586 @@
+package persistence
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	hermes "github.com/hermesd/hermesd"
+)
+
+// purgeBatch bounds how many expired idempotency entries one Apply removes,
+// so a burst of expiries never makes a turn's commit slow.
+const purgeBatch = 64
+
+type opKind uint8
+
+const (
+	opPutResponse opKind = iota + 1
+	opDeleteResponse
+	opTouchResponse
+	opPutConversation
+	opDeleteConversation
+	opPutIdempotency
+)
+
+// Op is one write. Build it with PutResponse, DeleteResponse, TouchResponse,
+// PutConversation, DeleteConversation or PutIdempotency, and commit many at
+// once with Store.Apply.
+type Op struct {
+	kind opKind
+	id   string
+	// A response is captured when the op is built: its encoded record and
+	// the conversation it belongs to.
+	rec      []byte
+	respConv string
+	err      error // an encoding failure, reported by Apply
+	conv     *Conversation
+	idem     *IdemEntry
+}
+
+// PutResponse inserts or replaces r and marks it most recently used. When
+// r.Conversation is set, that conversation (created if needed) then points at
+// r. The record is encoded here, on the caller's goroutine, so the single
+// writer spends its time writing; later changes to r are not stored.
+func PutResponse(r *hermes.StoredResponse) Op {
+	op := Op{kind: opPutResponse}
+	if r != nil {
+		op.id, op.respConv = r.ID, r.Conversation
+		op.rec, op.err = encode(r)
+	}
+	return op
+}
+
+// DeleteResponse removes the response id; a missing id is not an error.
+func DeleteResponse(id string) Op { return Op{kind: opDeleteResponse, id: id} }
+
+// TouchResponse marks the response id most recently used, as continuing a
+// chain from it does; a missing id is not an error (it may just have been
+// evicted).
+func TouchResponse(id string) Op { return Op{kind: opTouchResponse, id: id} }
+
+// PutConversation creates or replaces the conversation record c. A zero
+// Created keeps the stored one (or takes now). A Latest that names no stored
+// response, as when it was evicted after c was read, is repointed to the
+// conversation's most recent stored response, or "".
+func PutConversation(c *Conversation) Op {
+	op := Op{kind: opPutConversation, conv: c}
+	if c != nil {
+		op.id = c.ID
+	}
+	return op
+}
+
+// DeleteConversation removes the conversation record id. Its responses stay
+// until evicted; their Conversation field is then only a name, and a new
+// conversation of the same name does not fall back to them.
+func DeleteConversation(id string) Op { return Op{kind: opDeleteConversation, id: id} }
+
+// PutIdempotency stores e under key, replacing any entry. A zero e.Expires
+// becomes now plus Options.IdempotencyTTL.
+func PutIdempotency(key string, e *IdemEntry) Op {
+	return Op{kind: opPutIdempotency, id: key, idem: e}
+}
+
+// String names the op for error messages.
+func (o Op) String() string {
+	switch o.kind {
+	case opPutResponse:
+		return fmt.Sprintf("put response %q", o.id)
+	case opDeleteResponse:
+		return fmt.Sprintf("delete response %q", o.id)
+	case opTouchResponse:
+		return fmt.Sprintf("touch response %q", o.id)
+	case opPutConversation:
+		return fmt.Sprintf("put conversation %q", o.id)
+	case opDeleteConversation:
+		return fmt.Sprintf("delete conversation %q", o.id)
+	case opPutIdempotency:
+		return fmt.Sprintf("put idempotency %q", o.id)
+	}
+	return "zero op"
+}
+
+func (o Op) check() error {
+	if o.kind == 0 {
+		return hermes.Errorf(hermes.EInvalid, "zero Op; build ops with the constructors")
+	}
+	if o.err != nil {
+		return &hermes.Error{Code: hermes.EInternal, Message: "cannot encode record", Cause: o.err}
+	}
+	if (o.kind == opPutResponse && o.rec == nil) || (o.kind == opPutConversation && o.conv == nil) ||
+		(o.kind == opPutIdempotency && o.idem == nil) {
+		return hermes.Errorf(hermes.EInvalid, "nil record")
+	}
+	if err := checkID("id", o.id); err != nil {
+		return err
+	}
+	switch o.kind {
+	case opPutResponse:
+		return checkName("conversation", o.respConv)
+	case opPutConversation:
+		return checkName("latest", o.conv.Latest)
+	}
+	return nil
+}
+
+func checkID(what, id string) error {
+	if id == "" {
+		return hermes.Errorf(hermes.EInvalid, "empty %s", what)
+	}
+	return checkName(what, id)
+}
+
+func checkName(what, s string) error {
+	if len(s) > maxIDLen {
+		return hermes.Errorf(hermes.EInvalid, "%s longer than %d bytes", what, maxIDLen)
+	}
+	return nil
+}
+
+// Apply commits ops in order in one transaction (one fsync), then evicts
+// least recently used responses beyond the capacity and purges a bounded
+// number of expired idempotency entries. If any op fails nothing is written,
+// and the error names the op.
+func (s *Store) Apply(ops []Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	for i, op := range ops {
+		if err := op.check(); err != nil {
+			return opError(i, len(ops), op, err)
+		}
+	}
+	now := s.opts.Now()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		w := newWriter(tx, now, s.opts)
+		for i, op := range ops {
+			if err := w.apply(op); err != nil {
+				return opError(i, len(ops), op, err)
+			}
+		}
+		if err := w.evict(); err != nil {
+			return wrapInternal("evicting responses", err)
+		}
+		if err := w.purgeIdempotency(); err != nil {
+			return wrapInternal("purging idempotency entries", err)
+		}
+		return w.finish()
+	})
+	if err == nil {
+		return nil
+	}
+	var he *hermes.Error
+	if errors.As(err, &he) {
+		return he
+	}
+	return wrapInternal("commit", err)
+}
+
+func opError(i, n int, op Op, err error) error {
+	code, msg, cause := hermes.EInternal, err.Error(), err // a bbolt error: its text is the useful part
+	var he *hermes.Error
+	if errors.As(err, &he) {
+		code, msg, cause = he.Code, he.Message, he.Cause
+	}
+	return &hermes.Error{
+		Code:    code,
+		Message: fmt.Sprintf("store apply: op %d of %d (%s): %s", i+1, n, op, msg),
+		Cause:   cause,
+	}
+}
+
+func wrapInternal(what string, err error) error {
+	return &hermes.Error{Code: hermes.EInternal, Message: "store apply: " + what + " failed", Cause: err}
+}
+
+// writer carries one Apply's transaction.
+type writer struct {
+	now   time.Time
+	opts  Options
+	meta  *bolt.Bucket
+	resp  *bolt.Bucket
+	rmeta *bolt.Bucket
+	lru   *bolt.Bucket
+	convs *bolt.Bucket
+	cidx  *bolt.Bucket
+	idem  *bolt.Bucket
+	idemX *bolt.Bucket
+	count uint64
+	dirty bool // count changed
+}
+
+func newWriter(tx *bolt.Tx, now time.Time, opts Options) *writer {
+	w := &writer{
+		now:   now,
+		opts:  opts,
+		meta:  tx.Bucket(bucketMeta),
+		resp:  tx.Bucket(bucketResponses),
+		rmeta: tx.Bucket(bucketRespMeta),
+		lru:   tx.Bucket(bucketLRU),
+		convs: tx.Bucket(bucketConvs),
+		cidx:  tx.Bucket(bucketConvIndex),
+		idem:  tx.Bucket(bucketIdem),
+		idemX: tx.Bucket(bucketIdemExp),
+	}
+	w.count = readCount(w.meta)
+	return w
+}
+
+func (w *writer) apply(op Op) error {
+	switch op.kind {
+	case opPutResponse:
+		return w.putResponse(op.id, op.respConv, op.rec)
+	case opDeleteResponse:
+		return w.deleteResponse(op.id)
+	case opTouchResponse:
+		return w.touch(op.id)
+	case opPutConversation:
+		return w.putConversation(op.conv)
+	case opDeleteConversation:
+		return w.deleteConversation(op.id)
+	case opPutIdempotency:
+		return w.putIdempotency(op.id, op.idem)
+	}
+	return hermes.Errorf(hermes.EInvalid, "unknown op")
+}
+
+func (w *writer) finish() error {
+	if !w.dirty {
+		return nil
+	}
+	return w.meta.Put(keyCount, binary.BigEndian.AppendUint64(nil, w.count))
+}
+
+// respMeta is the bookkeeping kept beside each response so that touch,
+// delete and eviction never decode the (large) record.
+type respMeta struct {
+	lru  uint64 // key in the lru bucket
+	idx  uint64 // sequence in the conversation index; 0 when conv is ""
+	conv string
+}
+
+func (m respMeta) encode() []byte {
+	b := make([]byte, 16, 16+len(m.conv))
+	binary.BigEndian.PutUint64(b, m.lru)
+	binary.BigEndian.PutUint64(b[8:], m.idx)
+	return append(b, m.conv...)
+}
+
+func (w *writer) respMeta(id string) (respMeta, bool) {
+	v := w.rmeta.Get([]byte(id))
+	if len(v) < 16 {
+		return respMeta{}, false
+	}
+	return respMeta{
+		lru:  binary.BigEndian.Uint64(v),
+		idx:  binary.BigEndian.Uint64(v[8:]),
+		conv: string(v[16:]),
+	}, true
+}
+
+func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+// convPrefix starts every index key of one conversation. The length comes
+// first so that no conversation's prefix is a prefix of another's.
+func convPrefix(conv string) []byte {
+	b := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(conv)+8), uint16(len(conv)))
+	return append(b, conv...)
+}
+
+func convKey(conv string, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(convPrefix(conv), seq)
+}
+
+func (w *writer) putResponse(id, conv string, rec []byte) error {
+	m, exists := w.respMeta(id)
+	if exists {
+		if err := w.lru.Delete(seqKey(m.lru)); err != nil {
+			return err
+		}
+		if m.conv != conv && m.conv != "" {
+			if err := w.unlinkFromConversation(m.conv, m.idx, id); err != nil {
+				return err
+			}
+		}
+	} else {
+		w.count++
+		w.dirty = true
+	}
+	seq, err := w.lru.NextSequence()
+	if err != nil {
+		return err
+	}
+	nm := respMeta{lru: seq, conv: conv}
+	if exists && m.conv == conv {
+		nm.idx = m.idx
+	}
+	if err := w.lru.Put(seqKey(seq), []byte(id)); err != nil {
+		return err
+	}
+	if conv != "" && nm.idx == 0 {
+		if nm.idx, err = w.cidx.NextSequence(); err != nil {
+			return err
+		}
+		if err := w.cidx.Put(convKey(conv, nm.idx), []byte(id)); err != nil {
+			return err
+		}
+	}
+	if err := w.rmeta.Put([]byte(id), nm.encode()); err != nil {
+		return err
+	}
+	if err := w.resp.Put([]byte(id), rec); err != nil {
+		return err
+	}
+	if conv == "" {
+		return nil
+	}
+	c := w.conversation(conv)
+	if c == nil {
+		c = &Conversation{ID: conv, Created: w.now}
+	}
+	c.Latest = id
+	return w.saveConversation(c)
+}
+
+func (w *writer) deleteResponse(id string) error {
+	m, ok := w.respMeta(id)
+	if !ok {
+		// No bookkeeping: delete a stray record if there is one.
+		return w.resp.Delete([]byte(id))
+	}
+	if err := w.lru.Delete(seqKey(m.lru)); err != nil {
+		return err
+	}
+	if err := w.rmeta.Delete([]byte(id)); err != nil {
+		return err
+	}
+	if err := w.resp.Delete([]byte(id)); err != nil {
+		return err
+	}
+	if w.count > 0 {
+		w.count--
+		w.dirty = true
+	}
+	if m.conv == "" {
+		return nil
+	}
+	return w.unlinkFromConversation(m.conv, m.idx, id)
+}
+
+// unlinkFromConversation drops response id from conv's index and, when conv
+// pointed at it, repoints conv at its most recent remaining response so the
+// pointer never dangles.
+func (w *writer) unlinkFromConversation(conv string, idx uint64, id string) error {
+	if err := w.cidx.Delete(convKey(conv, idx)); err != nil {
+		return err
+	}
+	c := w.conversation(conv)
+	if c == nil || c.Latest != id {
+		return nil
+	}
+	c.Latest = w.latest(conv)
+	return w.saveConversation(c)
+}
+
+// latest returns the most recently added response of conv still stored, or
+// "". Responses of one conversation form one chain, each continuing the one
+// before, so this is the nearest surviving ancestor in r.Previous order,
+// found in O(log n) even when the chain has gaps.
+func (w *writer) latest(conv string) string {
+	prefix := convPrefix(conv)
+	end := append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	c := w.cidx.Cursor()
+	k, v := c.Seek(end)
+	if k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
+		return ""
+	}
+	return string(v)
+}
+
+func (w *writer) touch(id string) error {
+	m, ok := w.respMeta(id)
+	if !ok {
+		return nil
+	}
+	if err := w.lru.Delete(seqKey(m.lru)); err != nil {
+		return err
+	}
+	seq, err := w.lru.NextSequence()
+	if err != nil {
+		return err
+	}
+	m.lru = seq
+	if err := w.lru.Put(seqKey(seq), []byte(id)); err != nil {
+		return err
+	}
+	return w.rmeta.Put([]byte(id), m.encode())
+}
+
+// conversation returns the stored record of id, or nil. A record that no
+// longer decodes counts as missing here: it is unreadable anyway, and
+// failing would block every later commit that touches it (eviction
+// included), so writes replace it instead.
+func (w *writer) conversation(id string) *Conversation {
+	v := w.convs.Get([]byte(id))
+	if v == nil {
+		return nil
+	}
+	c, err := decodeConversation(id, v)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+func (w *writer) saveConversation(c *Conversation) error {
+	rec, err := encode(c)
+	if err != nil {
+		return err
+	}
+	return w.convs.Put([]byte(c.ID), rec)
+}
+
+func (w *writer) putConversation(in *Conversation) error {
+	c := *in
+	if c.Created.IsZero() {
+		c.Created = w.now
+		if old := w.conversation(c.ID); old != nil && !old.Created.IsZero() {
+			c.Created = old.Created
+		}
+	}
+	if c.Latest != "" {
+		m, ok := w.respMeta(c.Latest)
+		switch {
+		case !ok:
+			c.Latest = w.latest(c.ID)
+		case m.conv != c.ID:
+			// Eviction repoints only the response's own conversation, so
+			// pointing elsewhere could dangle later.
+			return hermes.Errorf(hermes.EInvalid, "latest response %q belongs to conversation %q", c.Latest, m.conv)
+		}
+	}
+	return w.saveConversation(&c)
+}
+
+func (w *writer) deleteConversation(id string) error {
+	if err := w.convs.Delete([]byte(id)); err != nil {
+		return err
+	}
+	// Forget which responses belonged to it, so a new conversation of the
+	// same name starts fresh instead of falling back to them.
+	prefix := convPrefix(id)
+	var keys [][]byte
+	var resps []string
+	c := w.cidx.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if len(k) != len(prefix)+8 {
+			continue
+		}
+		keys = append(keys, append([]byte(nil), k...))
+		resps = append(resps, string(v))
+	}
+	for i, k := range keys {
+		if err := w.cidx.Delete(k); err != nil {
+			return err
+		}
+		if m, ok := w.respMeta(resps[i]); ok && m.conv == id {
+			m.conv, m.idx = "", 0
+			if err := w.rmeta.Put([]byte(resps[i]), m.encode()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Idempotency values are the expiry (8 bytes, Unix nanoseconds) followed by
+// the record, so replacing and purging never decode JSON.
+func expiryKey(t time.Time, key string) []byte {
+	n := t.UnixNano()
+	if n < 0 {
+		n = 0
+	}
+	return append(seqKey(uint64(n)), key...)
+}
+
+func (w *writer) putIdempotency(key string, in *IdemEntry) error {
+	e := *in
+	if e.Expires.IsZero() {
+		e.Expires = w.now.Add(w.opts.IdempotencyTTL)
+	}
+	if old := w.idem.Get([]byte(key)); len(old) >= 8 {
+		oldKey := append(append([]byte(nil), old[:8]...), key...)
+		if err := w.idemX.Delete(oldKey); err != nil {
+			return err
+		}
+	}
+	rec, err := encode(&e)
+	if err != nil {
+		return err
+	}
+	xk := expiryKey(e.Expires, key)
+	if err := w.idemX.Put(xk, nil); err != nil {
+		return err
+	}
+	return w.idem.Put([]byte(key), append(append([]byte(nil), xk[:8]...), rec...))
+}
+
+func (w *writer) purgeIdempotency() error {
+	now := uint64(max(w.now.UnixNano(), 0))
+	var expired [][]byte
+	c := w.idemX.Cursor()
+	for k, _ := c.First(); k != nil && len(expired) < purgeBatch; k, _ = c.Next() {
+		if len(k) < 8 || binary.BigEndian.Uint64(k) > now {
+			break
+		}
+		expired = append(expired, append([]byte(nil), k...))
+	}
+	for _, k := range expired {
+		if err := w.idemX.Delete(k); err != nil {
+			return err
+		}
+		key := k[8:]
+		// The entry may have been replaced with a later expiry since.
+		if v := w.idem.Get(key); v != nil && (len(v) < 8 || binary.BigEndian.Uint64(v) <= now) {
+			if err := w.idem.Delete(key); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// evict removes least recently used responses until the count fits the
+// capacity. Each victim is one O(log n) lookup of the lru bucket's first key.
+func (w *writer) evict() error {
+	for w.count > uint64(w.opts.Capacity) {
+		k, v := w.lru.Cursor().First()
+		if k == nil {
+			// The count disagrees with the lru order; trust the order.
+			w.count, w.dirty = 0, true
+			return nil
+		}
+		id := string(v)
+		if m, ok := w.respMeta(id); !ok || m.lru != binary.BigEndian.Uint64(k) {
+			// A stray lru entry: drop it so the loop makes progress.
+			if err := w.lru.Delete(append([]byte(nil), k...)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.deleteResponse(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

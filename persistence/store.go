@@ -1,0 +1,276 @@
+package persistence
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	hermes "github.com/hermesd/hermesd"
+)
+
+// schemaVersion is the layout of buckets and keys this code reads and writes.
+// A file written by a newer hermesd is refused rather than misread.
+const schemaVersion = 1
+
+// maxIDLen bounds response ids, conversation ids and idempotency keys: bbolt
+// refuses keys over 32 KiB, and the conversation index stores the length in
+// two bytes.
+const maxIDLen = 4096
+
+// Buckets. Sequence numbers are big-endian so bbolt's byte order is their
+// numeric order and the oldest entry is the first key.
+var (
+	bucketMeta      = []byte("meta")
+	bucketResponses = []byte("responses")     // id → record
+	bucketRespMeta  = []byte("response_meta") // id → lru seq, index seq, conversation
+	bucketLRU       = []byte("lru")           // lru seq → id; first key is the eviction victim
+	bucketConvs     = []byte("conversations") // id → record
+	bucketConvIndex = []byte("conversation_responses")
+	bucketIdem      = []byte("idempotency")        // key → record
+	bucketIdemExp   = []byte("idempotency_expiry") // expiry + key → nil; first key expires first
+
+	allBuckets = [][]byte{bucketMeta, bucketResponses, bucketRespMeta, bucketLRU,
+		bucketConvs, bucketConvIndex, bucketIdem, bucketIdemExp}
+
+	keySchema = []byte("schema")
+	keyCount  = []byte("responses")
+)
+
+// Options tune a Store. Zero values take the defaults.
+type Options struct {
+	// Capacity is how many responses are kept before the least recently used
+	// are evicted (API_SERVER_MAX_STORED_RESPONSES). Default 100.
+	Capacity int
+	// LockTimeout is how long Open waits for another process to release
+	// the file. Default 2s.
+	LockTimeout time.Duration
+	// IdempotencyTTL is how long an idempotency entry without its own
+	// expiry replays. Default 5m.
+	IdempotencyTTL time.Duration
+	// Now is the clock; tests inject one. Default time.Now.
+	Now func() time.Time
+	// NoSync skips fsync on commit. For tests and benchmarks only: a crash
+	// can then lose or corrupt committed data.
+	NoSync bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.Capacity <= 0 {
+		o.Capacity = 100
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = 2 * time.Second
+	}
+	if o.IdempotencyTTL <= 0 {
+		o.IdempotencyTTL = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Store is the bbolt store. Apply is its only write path; the read methods
+// are safe for any number of concurrent callers.
+type Store struct {
+	db   *bolt.DB
+	path string
+	opts Options
+}
+
+// Conversation is a named conversation's record: what it is called, its
+// metadata, the response its next turn continues, and items added through
+// the Conversations API that no turn has consumed yet.
+type Conversation struct {
+	ID       string            `json:"id"` // a conv_… id or a free name
+	Created  time.Time         `json:"created"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// Latest is the id of the latest response in it; "" starts fresh. The
+	// store keeps it pointing at a stored response.
+	Latest  string           `json:"latest,omitempty"`
+	Pending []hermes.Message `json:"pending,omitempty"`
+}
+
+// IdemEntry is the response remembered for an Idempotency-Key, replayed
+// byte for byte while it has not expired.
+type IdemEntry struct {
+	Fingerprint string `json:"fingerprint"` // hash of the request body
+	Status      int    `json:"status"`
+	ContentType string `json:"content_type,omitempty"`
+	Body        []byte `json:"body,omitempty"`
+	// Expires is when the entry stops replaying; zero means now plus
+	// Options.IdempotencyTTL, set when the entry is applied.
+	Expires time.Time `json:"expires"`
+}
+
+// Stats describes the store for metrics.
+type Stats struct {
+	Responses int   // stored responses
+	FileBytes int64 // size of the database file
+}
+
+// Open opens or creates the store at path with file mode 0600. A file held
+// by another process past opts.LockTimeout gives an EUnavailable error; a
+// file written by a newer schema is refused.
+func Open(path string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: opts.LockTimeout,
+		NoSync:  opts.NoSync,
+		// The hashmap freelist stays fast as eviction frees pages all
+		// over the file.
+		FreelistType: bolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, &hermes.Error{Code: hermes.EUnavailable,
+				Message: fmt.Sprintf("store %s is locked by another process", path), Cause: err}
+		}
+		return nil, &hermes.Error{Code: hermes.EInternal,
+			Message: fmt.Sprintf("cannot open store %s", path), Cause: err}
+	}
+	s := &Store{db: db, path: path, opts: opts}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// init tightens the file mode of a file created by someone else (it holds
+// every conversation), then creates the buckets and checks the schema.
+func (s *Store) init() error {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return &hermes.Error{Code: hermes.EInternal, Message: fmt.Sprintf("cannot stat store %s", s.path), Cause: err}
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(s.path, 0o600); err != nil {
+			return &hermes.Error{Code: hermes.EInternal,
+				Message: fmt.Sprintf("store %s is readable by others and cannot be made private", s.path), Cause: err}
+		}
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return &hermes.Error{Code: hermes.EInternal,
+					Message: fmt.Sprintf("cannot create bucket %s in store %s", name, s.path), Cause: err}
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		v := meta.Get(keySchema)
+		if v == nil {
+			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
+		}
+		if len(v) != 4 {
+			return &hermes.Error{Code: hermes.EInternal,
+				Message: fmt.Sprintf("store %s has a corrupt schema version", s.path)}
+		}
+		if got := binary.BigEndian.Uint32(v); got != schemaVersion {
+			return &hermes.Error{Code: hermes.EUnavailable,
+				Message: fmt.Sprintf("store %s has schema version %d; this hermesd reads version %d (use a newer hermesd or another file)",
+					s.path, got, schemaVersion)}
+		}
+		return nil
+	})
+}
+
+// Close releases the file. Reads and Apply after Close fail.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path returns the file the store was opened from.
+func (s *Store) Path() string { return s.path }
+
+// Response returns the stored response id, or an ENotFound error.
+func (s *Store) Response(id string) (*hermes.StoredResponse, error) {
+	data, err := s.get(bucketResponses, id)
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
+		return nil, hermes.Errorf(hermes.ENotFound, "response %q not found", id)
+	}
+	return decodeResponse(id, data)
+}
+
+// Conversation returns the conversation id, or an ENotFound error.
+func (s *Store) Conversation(id string) (*Conversation, error) {
+	data, err := s.get(bucketConvs, id)
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
+		return nil, hermes.Errorf(hermes.ENotFound, "conversation %q not found", id)
+	}
+	return decodeConversation(id, data)
+}
+
+// Idempotency returns the entry for key; ok is false when there is none or
+// it has expired (expired entries are purged by later Apply calls).
+func (s *Store) Idempotency(key string) (e *IdemEntry, ok bool, err error) {
+	data, err := s.get(bucketIdem, key)
+	if err != nil || data == nil {
+		return nil, false, err
+	}
+	if len(data) < 8 {
+		return nil, false, &hermes.Error{Code: hermes.EInternal,
+			Message: fmt.Sprintf("stored idempotency entry %q is corrupt: short record", key)}
+	}
+	var ent IdemEntry
+	if err := decode("idempotency entry", key, data[8:], &ent); err != nil {
+		return nil, false, err
+	}
+	if !s.opts.Now().Before(ent.Expires) {
+		return nil, false, nil
+	}
+	return &ent, true, nil
+}
+
+// get copies the value out of a read transaction: bbolt's bytes live in the
+// memory map only while the transaction is open, and decoding outside keeps
+// read transactions short so they do not hold back remapping.
+func (s *Store) get(bucket []byte, key string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucket).Get([]byte(key)); v != nil {
+			out = append(make([]byte, 0, len(v)), v...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, &hermes.Error{Code: hermes.EInternal, Message: "store read failed", Cause: err}
+	}
+	return out, nil
+}
+
+// Len returns the number of stored responses, 0 when the store is closed.
+func (s *Store) Len() int {
+	st, _ := s.Stats()
+	return st.Responses
+}
+
+// Stats returns the response count and file size.
+func (s *Store) Stats() (Stats, error) {
+	var st Stats
+	err := s.db.View(func(tx *bolt.Tx) error {
+		st.Responses = int(readCount(tx.Bucket(bucketMeta)))
+		st.FileBytes = tx.Size()
+		return nil
+	})
+	if err != nil {
+		return Stats{}, &hermes.Error{Code: hermes.EInternal, Message: "store read failed", Cause: err}
+	}
+	return st, nil
+}
+
+func readCount(meta *bolt.Bucket) uint64 {
+	if v := meta.Get(keyCount); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}

@@ -1,0 +1,178 @@
+package files
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/hermesd/hermesd/tooling"
+)
+
+// Options configures the file tools.
+type Options struct {
+	// Workspace is the directory the tools are confined to; empty means the
+	// process's working directory at construction.
+	Workspace string
+	// Home is the user's home directory, whose credential directories are
+	// refused even when the workspace is the home itself; empty means
+	// os.UserHomeDir.
+	Home string
+}
+
+// Jail returns the jail the options describe, with defaults filled in.
+func (o Options) Jail() Jail {
+	j := Jail{Workspace: o.Workspace, Home: o.Home}
+	if j.Workspace == "" {
+		j.Workspace, _ = os.Getwd()
+	}
+	if j.Home == "" {
+		j.Home, _ = os.UserHomeDir()
+	}
+	return j
+}
+
+// New returns the four file tools: read_file, write_file, patch and
+// search_files, all confined to the same workspace.
+func New(opts Options) []tooling.Tool {
+	return []tooling.Tool{NewReadTool(opts), NewWriteTool(opts), NewPatchTool(opts), NewSearchTool(opts)}
+}
+
+// sniffLen is how much of a file is checked for NUL bytes to call it binary,
+// the same heuristic git and grep use.
+const sniffLen = 8 << 10
+
+func isBinary(data []byte) bool {
+	if len(data) > sniffLen {
+		data = data[:sniffLen]
+	}
+	return bytes.IndexByte(data, 0) >= 0
+}
+
+var privateKeyRE = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----`)
+
+// hasPrivateKey reports PEM or PGP private-key blocks, which are refused
+// whatever the file is called (a *.pem may be a certificate or a key).
+func hasPrivateKey(data []byte) bool {
+	return bytes.Contains(data, []byte("PRIVATE KEY")) && privateKeyRE.Match(data)
+}
+
+// errPrivateKey is the message for content refused by hasPrivateKey.
+const errPrivateKey = "access to credential files is denied: the file contains a private key"
+
+// pathLocks serialises writers of the same file: the agent runs tool calls
+// concurrently, and two patches of one file would otherwise both read the
+// old content and the second write would undo the first.
+var pathLocks = struct {
+	sync.Mutex
+	m map[string]*pathLock
+}{m: make(map[string]*pathLock)}
+
+type pathLock struct {
+	sync.Mutex
+	refs int
+}
+
+func lockPath(p string) (unlock func()) {
+	pathLocks.Lock()
+	l := pathLocks.m[p]
+	if l == nil {
+		l = &pathLock{}
+		pathLocks.m[p] = l
+	}
+	l.refs++
+	pathLocks.Unlock()
+	l.Lock()
+	return func() {
+		l.Unlock()
+		pathLocks.Lock()
+		l.refs--
+		if l.refs == 0 {
+			delete(pathLocks.m, p)
+		}
+		pathLocks.Unlock()
+	}
+}
+
+// writeAtomic replaces path with data through a temporary file in the same
+// directory and a rename, so a reader never sees a half-written file and a
+// crash leaves the old content. An existing file keeps its permission bits;
+// a new one gets 0644.
+func writeAtomic(path string, data []byte) error {
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("%s is a directory", filepath.Base(path))
+		}
+		mode = fi.Mode().Perm()
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating parent directories: %w", err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	// Chmod on the open file sets the exact bits, whatever the umask.
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
+
+// argsOf decodes arguments for a label, leniently: labels must not fail.
+func argsOf(args []byte, v any) bool {
+	return json.Unmarshal(args, v) == nil
+}
+
+// oneLine keeps a progress label on one short line.
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// cutBytes cuts s to at most n bytes without splitting a UTF-8 sequence.
+func cutBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

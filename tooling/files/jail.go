@@ -1,0 +1,261 @@
+package files
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+var (
+	// ErrEscape reports a path that leads outside the workspace.
+	ErrEscape = errors.New("path escapes the workspace")
+	// ErrCredential reports a path on the credential deny-list.
+	ErrCredential = errors.New("access to credential files is denied")
+)
+
+// Jail confines paths to a workspace directory. The zero Home disables the
+// home-directory rules only; the credential deny-list still applies.
+type Jail struct {
+	Workspace string
+	Home      string
+}
+
+// maxLinkHops bounds the resolution of chains of dangling symlinks, so a
+// symlink loop ends in an error instead of a hang.
+const maxLinkHops = 40
+
+// Root returns the workspace as an absolute path with symlinks resolved.
+func (j Jail) Root() (string, error) {
+	abs, err := filepath.Abs(j.Workspace)
+	if err != nil {
+		return "", fmt.Errorf("workspace %q: %w", j.Workspace, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("workspace %q is not available: %w", j.Workspace, err)
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", fmt.Errorf("workspace %q is not available: %w", j.Workspace, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("workspace %q is not a directory", j.Workspace)
+	}
+	return real, nil
+}
+
+// Resolve turns a path a model gave into the real absolute path the tools
+// may touch. Relative paths are relative to the workspace; absolute paths
+// and "~/" paths must land inside it. Symlinks are resolved on the longest
+// existing prefix (and through dangling links), so the check is made on the
+// file that would really be opened or created. The result is the resolved
+// path; callers must use it rather than the path they were given.
+//
+// A symlink swapped between Resolve and the open is not guarded against:
+// the workspace belongs to the agent, and this jail stops mistakes and
+// prompt-injected requests, not a hostile local process.
+func (j Jail) Resolve(path string) (string, error) {
+	if strings.TrimSpace(path) == "" {
+		return "", errors.New("path is required")
+	}
+	if strings.ContainsRune(path, 0) {
+		return "", errors.New("path contains a NUL byte")
+	}
+	root, err := j.Root()
+	if err != nil {
+		return "", err
+	}
+	rootAbs, _ := filepath.Abs(j.Workspace)
+
+	lex := path
+	if j.Home != "" && (path == "~" || strings.HasPrefix(path, "~/")) {
+		lex = filepath.Join(j.Home, path[1:])
+	}
+	if filepath.IsAbs(lex) {
+		lex = filepath.Clean(lex)
+	} else {
+		lex = filepath.Join(rootAbs, lex)
+	}
+
+	// The lexical path is checked too: a link named .env is refused even
+	// when it points at an innocent file, which is the cautious reading.
+	if rel, ok := within(rootAbs, lex); ok && deniedRel(rel) {
+		return "", fmt.Errorf("%s: %w", path, ErrCredential)
+	}
+
+	real, err := resolveExisting(lex, maxLinkHops)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	rel, ok := within(root, real)
+	if !ok {
+		_, lexIn := within(rootAbs, lex)
+		_, lexInReal := within(root, lex)
+		if lexIn || lexInReal {
+			return "", fmt.Errorf("%s: %w through a symlink", path, ErrEscape)
+		}
+		return "", fmt.Errorf("%s: %w", path, ErrEscape)
+	}
+	if deniedRel(rel) || j.inHomeSecrets(real) {
+		return "", fmt.Errorf("%s: %w", path, ErrCredential)
+	}
+	return real, nil
+}
+
+// Rel returns abs relative to the real workspace root, slash-separated, for
+// results the model sees.
+func (j Jail) Rel(abs string) string {
+	root, err := j.Root()
+	if err != nil {
+		return filepath.ToSlash(abs)
+	}
+	if rel, ok := within(root, abs); ok {
+		return filepath.ToSlash(rel)
+	}
+	return filepath.ToSlash(abs)
+}
+
+// resolveExisting evaluates symlinks on the longest prefix of p that exists
+// and appends the rest. A dangling symlink is followed to where it points,
+// so creating a file through it is checked against its real destination.
+func resolveExisting(p string, hops int) (string, error) {
+	var rest []string
+	cur := p
+	for {
+		fi, err := os.Lstat(cur)
+		if err == nil {
+			real, err := filepath.EvalSymlinks(cur)
+			if err != nil {
+				if fi.Mode()&fs.ModeSymlink == 0 || hops == 0 {
+					return "", fmt.Errorf("cannot resolve symlinks: %w", err)
+				}
+				target, err := os.Readlink(cur)
+				if err != nil {
+					return "", fmt.Errorf("cannot resolve symlinks: %w", err)
+				}
+				if !filepath.IsAbs(target) {
+					target = filepath.Join(filepath.Dir(cur), target)
+				}
+				real, err = resolveExisting(filepath.Clean(target), hops-1)
+				if err != nil {
+					return "", err
+				}
+			}
+			return joinRest(real, rest), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return joinRest(cur, rest), nil
+		}
+		rest = append(rest, filepath.Base(cur))
+		cur = parent
+	}
+}
+
+func joinRest(base string, rest []string) string {
+	parts := []string{base}
+	for i := len(rest) - 1; i >= 0; i-- {
+		parts = append(parts, rest[i])
+	}
+	return filepath.Join(parts...)
+}
+
+// within reports whether p is root or below it, and returns p relative to
+// root.
+func within(root, p string) (string, bool) {
+	rel, err := filepath.Rel(root, p)
+	if err != nil {
+		return "", false
+	}
+	if rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", false
+	}
+	return rel, true
+}
+
+// homeSecretDirs are directories under the user's home that hold
+// credentials; they are refused even when the workspace is the home itself.
+var homeSecretDirs = []string{".ssh", ".aws", ".gnupg", ".kube", ".docker", ".azure", filepath.Join(".config", "gcloud")}
+
+func (j Jail) inHomeSecrets(real string) bool {
+	if j.Home == "" {
+		return false
+	}
+	home, err := filepath.EvalSymlinks(j.Home)
+	if err != nil {
+		home = filepath.Clean(j.Home)
+	}
+	rel, ok := within(home, real)
+	if !ok {
+		return false
+	}
+	for _, d := range homeSecretDirs {
+		if rel == d || strings.HasPrefix(rel, d+string(filepath.Separator)) {
+			return true
+		}
+	}
+	return false
+}
+
+// envTemplates are .env variants that by convention hold placeholders, not
+// secrets; agents need them to set a project up.
+var envTemplates = []string{".example", ".sample", ".template", ".dist"}
+
+// deniedNames are credential files and directories refused wherever they
+// appear in a path.
+var deniedNames = map[string]bool{
+	".ssh": true, ".aws": true, ".gnupg": true,
+	".netrc": true, "_netrc": true, ".git-credentials": true,
+	".npmrc": true, ".pypirc": true, ".pgpass": true, ".envrc": true,
+}
+
+// deniedPairs are credential files known by their directory and name.
+var deniedPairs = map[string]bool{
+	".docker/config.json": true,
+	".kube/config":        true,
+}
+
+// deniedExts are private-key containers. *.pem and *.crt are allowed by
+// name because they are usually certificates; private-key content is
+// refused by the readers instead (see hasPrivateKey).
+var deniedExts = map[string]bool{".key": true, ".p12": true, ".pfx": true, ".jks": true, ".keystore": true}
+
+// deniedRel reports whether a workspace-relative path touches a credential
+// file. Names compare case-insensitively so a case-insensitive file system
+// cannot be used to slip past the list.
+func deniedRel(rel string) bool {
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	for i, c := range parts {
+		lc := strings.ToLower(c)
+		if deniedNames[lc] || deniedExts[filepath.Ext(lc)] {
+			return true
+		}
+		if lc == ".env" || (strings.HasPrefix(lc, ".env.") && !isEnvTemplate(lc)) {
+			return true
+		}
+		for _, k := range []string{"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"} {
+			if strings.HasPrefix(lc, k) {
+				return true
+			}
+		}
+		if i+1 < len(parts) && deniedPairs[lc+"/"+strings.ToLower(parts[i+1])] {
+			return true
+		}
+	}
+	return false
+}
+
+func isEnvTemplate(name string) bool {
+	for _, s := range envTemplates {
+		if strings.HasSuffix(name, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,465 @@
+package llm
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	hermes "github.com/hermesd/hermesd"
+)
+
+// Limits on directives, so a test prompt cannot pin a server for long.
+const (
+	maxScriptTokens   = 100000
+	maxScriptWait     = 10 * time.Minute
+	maxScriptRepeat   = 1000
+	heardChars        = 200
+	toolSummaryChars  = 2000
+	offlineHeard      = "Hermes (offline model) heard: "
+	offlineNothing    = "Hermes (offline model) heard nothing to answer."
+	offlineNoSystem   = "(no system prompt)"
+	defaultFailReason = "offline model failure"
+)
+
+// Offline is the built-in scripted model that answers when no upstream is
+// configured. It is deterministic: the same request gives the same answer.
+// Directives in the last user message (see DIRECTIVES.md and the package
+// doc) make it call tools, sleep, fail or produce a given number of tokens,
+// which is what the end-to-end tests and benchmarks drive it with.
+//
+// The zero value is ready to use and safe for concurrent use.
+type Offline struct {
+	// TokenDelay is the pause between streamed tokens; /delay overrides it.
+	TokenDelay time.Duration
+}
+
+// NewOffline returns an offline model with no token delay.
+func NewOffline() *Offline { return &Offline{} }
+
+// script is what the directives of a user message ask for.
+type script struct {
+	// text is the message without its directive lines.
+	text      string
+	calls     []hermes.ToolCall // Name and Arguments; IDs are given per round
+	repeat    int
+	tokens    int // -1: not set
+	sleep     time.Duration
+	delay     time.Duration
+	delaySet  bool
+	fail      string
+	failSet   bool
+	failAfter int // -1: not set
+	echoSys   bool
+	echoHist  bool
+}
+
+// parseScript reads the directives of msg: lines starting with a known
+// /directive. Other lines, including unknown or malformed directives, are
+// plain text.
+func parseScript(msg string) script {
+	s := script{repeat: 1, tokens: -1, failAfter: -1}
+	if !strings.Contains(msg, "/") {
+		s.text = msg // the common case: no directive, no allocation
+		return s
+	}
+	// Lines are copied only once a directive shows up, so messages that
+	// merely contain a slash (paths, URLs) cost no allocation.
+	var text strings.Builder
+	directives := false
+	for start := 0; start < len(msg); {
+		end := strings.IndexByte(msg[start:], '\n')
+		if end < 0 {
+			end = len(msg)
+		} else {
+			end += start
+		}
+		line := msg[start:end]
+		if s.directive(strings.TrimSpace(line)) {
+			if !directives {
+				directives = true
+				text.WriteString(msg[:start])
+			}
+		} else if directives {
+			text.WriteString(line)
+			text.WriteByte('\n')
+		}
+		start = end + 1
+	}
+	if directives {
+		s.text = strings.TrimSpace(text.String())
+	} else {
+		s.text = msg
+	}
+	return s
+}
+
+// directive applies one line if it is a well-formed directive.
+func (s *script) directive(line string) bool {
+	if len(line) < 2 || line[0] != '/' {
+		return false
+	}
+	name, arg, _ := strings.Cut(line[1:], " ")
+	arg = strings.TrimSpace(arg)
+	switch name {
+	case "tool":
+		tool, args, _ := strings.Cut(arg, " ")
+		if tool == "" {
+			return false
+		}
+		args = strings.TrimSpace(args)
+		if args == "" {
+			args = "{}"
+		}
+		s.calls = append(s.calls, hermes.ToolCall{Name: tool, Arguments: args})
+	case "repeat":
+		n, ok := count(arg, 1, maxScriptRepeat)
+		if !ok {
+			return false
+		}
+		s.repeat = n
+	case "tokens":
+		n, ok := count(arg, 0, maxScriptTokens)
+		if !ok {
+			return false
+		}
+		s.tokens = n
+	case "sleep", "delay":
+		d, err := time.ParseDuration(arg)
+		if err != nil || d < 0 {
+			return false
+		}
+		d = min(d, maxScriptWait)
+		if name == "sleep" {
+			s.sleep = d
+		} else {
+			s.delay, s.delaySet = d, true
+		}
+	case "fail":
+		s.fail, s.failSet = arg, true
+		if s.fail == "" {
+			s.fail = defaultFailReason
+		}
+	case "fail-after":
+		n, msg, _ := strings.Cut(arg, " ")
+		k, ok := count(n, 0, maxScriptTokens)
+		if !ok {
+			return false
+		}
+		s.failAfter = k
+		s.fail = strings.TrimSpace(msg)
+		if s.fail == "" {
+			s.fail = defaultFailReason
+		}
+	case "echo-system":
+		if arg != "" {
+			return false
+		}
+		s.echoSys = true
+	case "echo-history":
+		if arg != "" {
+			return false
+		}
+		s.echoHist = true
+	default:
+		return false
+	}
+	return true
+}
+
+// count parses a non-negative integer at least lo, capped at hi.
+func count(s string, lo, hi int) (int, bool) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo {
+		return 0, false
+	}
+	return min(n, hi), true
+}
+
+// Stream implements Model.
+func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text string)) (Response, error) {
+	if onDelta == nil {
+		onDelta = func(string) {}
+	}
+	if ctx.Err() != nil {
+		return Response{}, cancelled(ctx)
+	}
+	msgs := req.Messages
+	lastUser := -1
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == hermes.RoleUser {
+			lastUser = i
+			break
+		}
+	}
+	var said string
+	switch {
+	case lastUser >= 0:
+		said = msgs[lastUser].Text()
+	case len(msgs) > 0:
+		said = msgs[len(msgs)-1].Text() // a lone system message (title requests)
+	}
+	sc := parseScript(said)
+	usage := hermes.Usage{PromptTokens: promptEstimate(msgs)}
+
+	if sc.sleep > 0 {
+		if err := wait(ctx, sc.sleep); err != nil {
+			return Response{Usage: usage}, err
+		}
+	}
+	if sc.failSet && sc.failAfter < 0 {
+		return Response{Usage: usage}, hermes.Errorf(hermes.EUpstream, "%s", sc.fail)
+	}
+
+	results := msgs[lastUser+1:]
+	nResults := 0
+	for _, m := range results {
+		if m.Role == hermes.RoleTool {
+			nResults++
+		}
+	}
+	if len(sc.calls) > 0 && req.ToolChoice != "none" {
+		if round := nResults / len(sc.calls); round < sc.repeat {
+			calls := make([]hermes.ToolCall, len(sc.calls))
+			for i, c := range sc.calls {
+				c.ID = "call_" + strconv.Itoa(round*len(sc.calls)+i+1)
+				calls[i] = c
+				usage.CompletionTokens += (len(c.Name)+len(c.Arguments))/4 + 1
+			}
+			return Response{ToolCalls: calls, Finish: hermes.FinishToolCalls, Usage: usage}, nil
+		}
+	}
+
+	var answer string
+	switch {
+	case sc.echoSys:
+		answer = systemText(msgs)
+	case sc.echoHist:
+		answer = historyText(msgs)
+	case sc.tokens >= 0:
+		answer = numberedTokens(sc.tokens)
+	case nResults > 0:
+		answer = toolSummary(msgs, lastUser)
+	case sc.text != "":
+		answer = offlineHeard + truncateRunes(sc.text, heardChars)
+	default:
+		answer = offlineNothing
+	}
+
+	delay := o.TokenDelay
+	if sc.delaySet {
+		delay = sc.delay
+	}
+	return emit(ctx, answer, emitLimits{maxTokens: req.MaxTokens, failAfter: sc.failAfter, fail: sc.fail, delay: delay}, usage, onDelta)
+}
+
+type emitLimits struct {
+	maxTokens int // 0: none
+	failAfter int // -1: none
+	fail      string
+	delay     time.Duration
+}
+
+// emit streams answer token by token (a token is a run of non-space
+// characters with the whitespace that follows it). Tokens are substrings of
+// answer, so streaming allocates nothing per token.
+func emit(ctx context.Context, answer string, lim emitLimits, usage hermes.Usage, onDelta func(string)) (Response, error) {
+	done := ctx.Done()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	pos, n := 0, 0
+	for pos < len(answer) {
+		if n == lim.failAfter {
+			return partial(answer[:pos], n, usage), hermes.Errorf(hermes.EUpstream, "%s", lim.fail)
+		}
+		if lim.maxTokens > 0 && n == lim.maxTokens {
+			r := partial(answer[:pos], n, usage)
+			r.Finish = hermes.FinishLength
+			return r, nil
+		}
+		if n > 0 && lim.delay > 0 {
+			if timer == nil {
+				timer = time.NewTimer(lim.delay)
+			} else {
+				timer.Reset(lim.delay)
+			}
+			select {
+			case <-done:
+				return partial(answer[:pos], n, usage), cancelled(ctx)
+			case <-timer.C:
+			}
+		} else {
+			select {
+			case <-done:
+				return partial(answer[:pos], n, usage), cancelled(ctx)
+			default:
+			}
+		}
+		end := nextToken(answer, pos)
+		onDelta(answer[pos:end])
+		pos = end
+		n++
+	}
+	if lim.failAfter >= n {
+		// The answer ran out before the failure point: fail at its end.
+		return partial(answer, n, usage), hermes.Errorf(hermes.EUpstream, "%s", lim.fail)
+	}
+	r := partial(answer, n, usage)
+	r.Finish = hermes.FinishStop
+	return r, nil
+}
+
+func partial(text string, tokens int, usage hermes.Usage) Response {
+	usage.CompletionTokens = tokens
+	return Response{Text: text, Usage: usage}
+}
+
+// nextToken returns the end of the token starting at pos: leading
+// whitespace, a run of non-whitespace, then the whitespace that follows.
+func nextToken(s string, pos int) int {
+	i := pos
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	for i < len(s) && !isSpace(s[i]) {
+		i++
+	}
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+func isSpace(b byte) bool { return b == ' ' || b == '\n' || b == '\t' || b == '\r' }
+
+// numberedTokens returns "tok1 tok2 … tokN": exactly n tokens.
+func numberedTokens(n int) string {
+	if n == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(n * 8)
+	var num [20]byte
+	for i := 1; i <= n; i++ {
+		if i > 1 {
+			b.WriteByte(' ')
+		}
+		b.WriteString("tok")
+		b.Write(strconv.AppendInt(num[:0], int64(i), 10))
+	}
+	return b.String()
+}
+
+// systemText returns the system messages' text, joined by blank lines.
+func systemText(msgs []hermes.Message) string {
+	var parts []string
+	for _, m := range msgs {
+		if m.Role == hermes.RoleSystem {
+			parts = append(parts, m.Text())
+		}
+	}
+	if len(parts) == 0 {
+		return offlineNoSystem
+	}
+	return strings.Join(parts, "\n\n")
+}
+
+// historyText returns one line per message: its role and its text (newlines
+// folded to spaces), with the tool calls an assistant message made.
+func historyText(msgs []hermes.Message) string {
+	var b strings.Builder
+	for i, m := range msgs {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(string(m.Role))
+		b.WriteString(": ")
+		b.WriteString(strings.ReplaceAll(m.Text(), "\n", " "))
+		for _, c := range m.ToolCalls {
+			b.WriteString(" [call ")
+			b.WriteString(c.Name)
+			b.WriteByte(' ')
+			b.WriteString(c.Arguments)
+			b.WriteByte(']')
+		}
+	}
+	return b.String()
+}
+
+// toolSummary answers the tool results that follow the last user message,
+// one "NAME returned: OUTPUT" line each.
+func toolSummary(msgs []hermes.Message, lastUser int) string {
+	names := make(map[string]string)
+	var b strings.Builder
+	for _, m := range msgs[lastUser+1:] {
+		for _, c := range m.ToolCalls {
+			names[c.ID] = c.Name
+		}
+		if m.Role != hermes.RoleTool {
+			continue
+		}
+		name := m.Name
+		if name == "" {
+			name = names[m.ToolCallID]
+		}
+		if name == "" {
+			name = "tool"
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(name)
+		b.WriteString(" returned: ")
+		b.WriteString(truncateRunes(m.Text(), toolSummaryChars))
+	}
+	return b.String()
+}
+
+// truncateRunes cuts s to n characters, marking the cut with "…".
+func truncateRunes(s string, n int) string {
+	if len(s) <= n {
+		return s // n bytes hold at most n runes
+	}
+	i := 0
+	for k := 0; k < n && i < len(s); k++ {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	if i >= len(s) {
+		return s
+	}
+	return s[:i] + "…"
+}
+
+// promptEstimate is a deterministic prompt size: a quarter of the
+// characters sent, at least 1.
+func promptEstimate(msgs []hermes.Message) int {
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Content)
+		for _, p := range m.Parts {
+			n += len(p.Text) + len(p.ImageURL)
+		}
+		for _, c := range m.ToolCalls {
+			n += len(c.Name) + len(c.Arguments)
+		}
+	}
+	return max(n/4, 1)
+}
+
+// wait pauses for d or until ctx ends.
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return cancelled(ctx)
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,296 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	hermes "github.com/hermesd/hermesd"
+)
+
+// maxToolCalls bounds the tool call index a chunk may name, so a broken or
+// hostile upstream cannot make the decoder allocate without limit.
+const maxToolCalls = 256
+
+// streamDecoder assembles a chat completion from the lines of an
+// OpenAI-compatible SSE stream. It is pure (no I/O) so it can be fuzzed.
+type streamDecoder struct {
+	text   strings.Builder
+	calls  []callBuilder
+	finish string
+	usage  hermes.Usage
+	// sawData is set by the first data line; it ends the first-byte wait.
+	sawData bool
+	// done is set by "data: [DONE]".
+	done bool
+}
+
+type callBuilder struct {
+	id, name string
+	// args is a byte slice, not a strings.Builder: builders may not be
+	// copied, and the calls slice grows.
+	args []byte
+}
+
+// wireChunk is one chat.completion.chunk, or a whole chat.completion when a
+// server ignores stream=true (then Message is set instead of Delta).
+type wireChunk struct {
+	Choices []struct {
+		Delta        wireDelta  `json:"delta"`
+		Message      *wireDelta `json:"message"`
+		FinishReason string     `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *wireUsage      `json:"usage"`
+	Error json.RawMessage `json:"error"`
+}
+
+type wireDelta struct {
+	Content      string          `json:"content"`
+	ToolCalls    []wireCallDelta `json:"tool_calls"`
+	FunctionCall *wireFunction   `json:"function_call"` // legacy single-call shape
+}
+
+type wireCallDelta struct {
+	Index    *int         `json:"index"`
+	ID       string       `json:"id"`
+	Function wireFunction `json:"function"`
+}
+
+type wireFunction struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+type wireUsage struct {
+	PromptTokens        int `json:"prompt_tokens"`
+	CompletionTokens    int `json:"completion_tokens"`
+	PromptTokensDetails *struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails *struct {
+		ReasoningTokens int `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
+}
+
+func (u *wireUsage) usage() hermes.Usage {
+	out := hermes.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
+	if u.PromptTokensDetails != nil {
+		out.CachedTokens = u.PromptTokensDetails.CachedTokens
+	}
+	if u.CompletionTokensDetails != nil {
+		out.ReasoningTokens = u.CompletionTokensDetails.ReasoningTokens
+	}
+	return out
+}
+
+var (
+	prefixData = []byte("data:")
+	valueDone  = []byte("[DONE]")
+)
+
+// Line feeds one SSE line, without its line ending (a trailing \r is
+// tolerated). It returns the answer text the line carried, if any. Comments,
+// blank lines and other fields (event:, id:, retry:) are ignored; lines after
+// [DONE] are ignored.
+func (d *streamDecoder) Line(line []byte) (string, error) {
+	if d.done {
+		return "", nil
+	}
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	payload, ok := bytes.CutPrefix(line, prefixData)
+	if !ok {
+		return "", nil
+	}
+	payload = bytes.TrimSpace(payload)
+	if len(payload) == 0 {
+		return "", nil
+	}
+	d.sawData = true
+	if bytes.Equal(payload, valueDone) {
+		d.done = true
+		return "", nil
+	}
+	return d.chunk(payload)
+}
+
+// chunk applies one chat.completion.chunk.
+func (d *streamDecoder) chunk(data []byte) (string, error) {
+	var c wireChunk
+	if err := json.Unmarshal(data, &c); err != nil {
+		return "", &hermes.Error{Code: hermes.EUpstream, Message: "malformed upstream chunk: " + err.Error(), Cause: err}
+	}
+	if msg, ok := errorMessage(c.Error); ok {
+		return "", hermes.Errorf(hermes.EUpstream, "upstream error: %s", msg)
+	}
+	if c.Usage != nil {
+		// Some servers repeat a cumulative usage on every chunk: keep the last.
+		d.usage = c.Usage.usage()
+	}
+	if len(c.Choices) == 0 {
+		return "", nil
+	}
+	ch := &c.Choices[0]
+	if ch.FinishReason != "" {
+		d.finish = ch.FinishReason
+	}
+	delta := &ch.Delta
+	if ch.Message != nil {
+		delta = ch.Message
+	}
+	for i := range delta.ToolCalls {
+		if err := d.toolDelta(&delta.ToolCalls[i]); err != nil {
+			return "", err
+		}
+	}
+	if f := delta.FunctionCall; f != nil {
+		zero := 0
+		if err := d.toolDelta(&wireCallDelta{Index: &zero, Function: *f}); err != nil {
+			return "", err
+		}
+	}
+	d.text.WriteString(delta.Content)
+	return delta.Content, nil
+}
+
+// toolDelta merges one tool call delta: the first delta of a call carries its
+// id and name, later ones append argument text at the same index.
+func (d *streamDecoder) toolDelta(t *wireCallDelta) error {
+	var i int
+	switch {
+	case t.Index != nil:
+		i = *t.Index
+		if i < 0 || i >= maxToolCalls {
+			return hermes.Errorf(hermes.EUpstream, "malformed upstream chunk: tool call index %d out of range", i)
+		}
+		// Some servers number every call 0: a new id at an index already
+		// holding another call starts a new call.
+		if i < len(d.calls) && t.ID != "" && d.calls[i].id != "" && d.calls[i].id != t.ID {
+			i = len(d.calls)
+		}
+	case t.ID != "" || len(d.calls) == 0:
+		i = len(d.calls) // no index: an id starts a new call
+	default:
+		i = len(d.calls) - 1
+	}
+	if i >= maxToolCalls {
+		return hermes.Errorf(hermes.EUpstream, "malformed upstream chunk: more than %d tool calls", maxToolCalls)
+	}
+	for len(d.calls) <= i {
+		d.calls = append(d.calls, callBuilder{})
+	}
+	c := &d.calls[i]
+	if c.id == "" {
+		c.id = t.ID
+	}
+	// Some servers repeat the name on every delta; the first one wins.
+	if c.name == "" {
+		c.name = t.Function.Name
+	}
+	c.args = append(c.args, t.Function.Arguments...)
+	return nil
+}
+
+// ended reports whether the stream reached a proper end: [DONE] or a finish
+// reason (some servers close right after the last chunk).
+func (d *streamDecoder) ended() bool { return d.done || d.finish != "" }
+
+// response returns what the stream produced so far.
+func (d *streamDecoder) response() Response {
+	r := Response{Text: d.text.String(), Usage: d.usage}
+	for i := range d.calls {
+		c := &d.calls[i]
+		if c.name == "" {
+			continue // an index gap or a call that never got its name
+		}
+		id := c.id
+		if id == "" {
+			id = "call_" + strconv.Itoa(i+1)
+		}
+		r.ToolCalls = append(r.ToolCalls, hermes.ToolCall{ID: id, Name: c.name, Arguments: string(c.args)})
+	}
+	r.Finish = finishReason(d.finish, len(r.ToolCalls) > 0)
+	return r
+}
+
+// finishReason maps an upstream finish_reason to the domain one. Tool calls
+// win whatever the server said, since the agent loop must run them.
+func finishReason(raw string, hasCalls bool) hermes.FinishReason {
+	if hasCalls {
+		return hermes.FinishToolCalls
+	}
+	switch raw {
+	case "length":
+		return hermes.FinishLength
+	case "tool_calls", "function_call":
+		return hermes.FinishToolCalls
+	default:
+		return hermes.FinishStop
+	}
+}
+
+// decodeCompletion parses a whole (non-stream) chat.completion body.
+func decodeCompletion(body []byte) (Response, error) {
+	var c wireChunk
+	if err := json.Unmarshal(body, &c); err != nil {
+		return Response{}, &hermes.Error{Code: hermes.EUpstream, Message: "malformed upstream response: " + err.Error(), Cause: err}
+	}
+	if msg, ok := errorMessage(c.Error); ok {
+		return Response{}, hermes.Errorf(hermes.EUpstream, "upstream error: %s", msg)
+	}
+	var r Response
+	if c.Usage != nil {
+		r.Usage = c.Usage.usage()
+	}
+	var raw string
+	if len(c.Choices) > 0 {
+		ch := c.Choices[0]
+		raw = ch.FinishReason
+		m := ch.Message
+		if m == nil {
+			m = &ch.Delta
+		}
+		r.Text = m.Content
+		for i, t := range m.ToolCalls {
+			id := t.ID
+			if id == "" {
+				id = "call_" + strconv.Itoa(i+1)
+			}
+			r.ToolCalls = append(r.ToolCalls, hermes.ToolCall{ID: id, Name: t.Function.Name, Arguments: t.Function.Arguments})
+		}
+		if f := m.FunctionCall; f != nil && len(m.ToolCalls) == 0 {
+			r.ToolCalls = append(r.ToolCalls, hermes.ToolCall{ID: "call_1", Name: f.Name, Arguments: f.Arguments})
+		}
+	}
+	r.Finish = finishReason(raw, len(r.ToolCalls) > 0)
+	return r, nil
+}
+
+// errorMessage extracts the message of an upstream "error" value: the
+// OpenAI object {"message": …}, a bare string (Ollama, some proxies), or the
+// raw JSON. null or absent is no error.
+func errorMessage(raw json.RawMessage) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return "", false
+	}
+	var obj struct {
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(raw, &obj) == nil && obj.Message != "" {
+		return obj.Message, true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil && s != "" {
+		return s, true
+	}
+	return truncateBytes(string(raw), 200), true
+}
+
+// truncateBytes cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncateBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

@@ -1,0 +1,517 @@
+package llm
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	hermes "github.com/hermesd/hermesd"
+)
+
+// Limits on what an upstream may send, so a broken server cannot exhaust
+// memory: one SSE line, a whole non-stream body, an error body.
+const (
+	maxLineBytes  = 16 << 20
+	maxBodyBytes  = 32 << 20
+	maxErrorBytes = 64 << 10
+)
+
+// UpstreamOptions configure an Upstream. Zero durations take the defaults.
+type UpstreamOptions struct {
+	// BaseURL is the API root, e.g. https://api.openai.com/v1 or
+	// http://127.0.0.1:11434/v1; "/chat/completions" is appended.
+	BaseURL string
+	// APIKey is sent as a bearer token when set.
+	APIKey string
+	// Model is the model id used when Request.Model is empty.
+	Model string
+	// ConnectTimeout bounds dialing and the TLS handshake (default 10s). It
+	// applies only to the built-in client, not to HTTPClient.
+	ConnectTimeout time.Duration
+	// FirstByteTimeout bounds the wait for the response headers and the
+	// first SSE data line (default 120s).
+	FirstByteTimeout time.Duration
+	// IdleTimeout bounds the gap between two SSE lines once data flows
+	// (default 120s).
+	IdleTimeout time.Duration
+	// HTTPClient replaces the built-in client (tests, proxies). Its own
+	// Timeout, if any, also applies, so leave it zero for streaming.
+	HTTPClient *http.Client
+}
+
+// Upstream is a Model served by an OpenAI-compatible chat completions
+// endpoint (OpenAI, OpenRouter, vLLM, Ollama, llama.cpp, LiteLLM…). It is
+// safe for concurrent use.
+type Upstream struct {
+	opts   UpstreamOptions
+	url    string
+	client *http.Client
+}
+
+// NewUpstream returns a client for the endpoint opts describe.
+func NewUpstream(opts UpstreamOptions) *Upstream {
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 10 * time.Second
+	}
+	if opts.FirstByteTimeout <= 0 {
+		opts.FirstByteTimeout = 120 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 120 * time.Second
+	}
+	client := opts.HTTPClient
+	if client == nil {
+		dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+		client = &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         dialer.DialContext,
+			TLSHandshakeTimeout: opts.ConnectTimeout,
+			ForceAttemptHTTP2:   true,
+			// Many concurrent turns talk to one host; keep their
+			// connections instead of redialing for every call.
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     90 * time.Second,
+		}}
+	}
+	return &Upstream{
+		opts:   opts,
+		url:    strings.TrimRight(opts.BaseURL, "/") + "/chat/completions",
+		client: client,
+	}
+}
+
+// Stream implements Model. On a failure after text started to flow it
+// returns the partial response alongside the error.
+func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text string)) (Response, error) {
+	if onDelta == nil {
+		onDelta = func(string) {}
+	}
+	body, err := u.encode(req)
+	if err != nil {
+		return Response{}, err
+	}
+	if ctx.Err() != nil {
+		return Response{}, cancelled(ctx)
+	}
+
+	// The watchdog cancels the request with a cause saying which timeout
+	// fired; the transport then fails the pending read.
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	wd := startWatchdog(u.opts.FirstByteTimeout, hermes.Errorf(hermes.ETimeout,
+		"no first byte from upstream within %v", u.opts.FirstByteTimeout), cancel)
+	defer wd.stop()
+
+	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, u.url, bytes.NewReader(body))
+	if err != nil {
+		return Response{}, &hermes.Error{Code: hermes.EUpstream, Message: "invalid upstream URL", Cause: err}
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "text/event-stream")
+	if u.opts.APIKey != "" {
+		hreq.Header.Set("Authorization", "Bearer "+u.opts.APIKey)
+	}
+	resp, err := u.client.Do(hreq)
+	if err != nil {
+		return Response{}, u.failure(ctx, rctx, err)
+	}
+	defer resp.Body.Close()
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return Response{}, statusError(resp, time.Now())
+	}
+	if isJSON(resp.Header.Get("Content-Type")) {
+		// Headers came; the body of a non-stream answer follows at once.
+		wd.rearm(u.opts.IdleTimeout, hermes.Errorf(hermes.ETimeout, "upstream response idle for %v", u.opts.IdleTimeout))
+		return u.whole(ctx, rctx, resp.Body, onDelta)
+	}
+
+	var dec streamDecoder
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
+	idle := hermes.Errorf(hermes.ETimeout, "upstream stream idle for %v", u.opts.IdleTimeout)
+	for sc.Scan() {
+		before := dec.sawData
+		delta, err := dec.Line(sc.Bytes())
+		if err != nil {
+			return dec.response(), err
+		}
+		if delta != "" {
+			onDelta(delta)
+		}
+		if dec.done {
+			break
+		}
+		switch {
+		case dec.sawData && !before:
+			wd.rearm(u.opts.IdleTimeout, idle)
+		case dec.sawData:
+			wd.reset(u.opts.IdleTimeout)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return dec.response(), u.failure(ctx, rctx, err)
+	}
+	if !dec.ended() {
+		if rctx.Err() != nil {
+			// The body ended because the request was cancelled; some
+			// transports report that as a clean EOF.
+			return dec.response(), u.failure(ctx, rctx, context.Cause(rctx))
+		}
+		return dec.response(), hermes.Errorf(hermes.EUpstream, "upstream stream ended early")
+	}
+	if dec.done {
+		// Read the little that may follow [DONE] so the connection can be
+		// reused; the watchdog bounds a server that keeps it open.
+		wd.rearm(u.opts.IdleTimeout, idle)
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	}
+	return dec.response(), nil
+}
+
+// whole handles a server that ignored stream=true and sent one JSON body.
+func (u *Upstream) whole(ctx, rctx context.Context, body io.Reader, onDelta func(string)) (Response, error) {
+	b, err := io.ReadAll(io.LimitReader(body, maxBodyBytes+1))
+	if err != nil {
+		return Response{}, u.failure(ctx, rctx, err)
+	}
+	if len(b) > maxBodyBytes {
+		return Response{}, hermes.Errorf(hermes.EUpstream, "upstream response larger than %d bytes", maxBodyBytes)
+	}
+	r, err := decodeCompletion(b)
+	if err != nil {
+		return Response{}, err
+	}
+	if r.Text != "" {
+		onDelta(r.Text)
+	}
+	return r, nil
+}
+
+// failure classifies a transport error: the caller's cancellation, one of
+// our timeouts, an unreachable server, or anything else the transport said.
+func (u *Upstream) failure(ctx, rctx context.Context, err error) *hermes.Error {
+	if ctx.Err() != nil {
+		return cancelled(ctx)
+	}
+	var he *hermes.Error
+	if errors.As(context.Cause(rctx), &he) {
+		return &hermes.Error{Code: he.Code, Message: he.Message, Cause: err}
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return &hermes.Error{Code: hermes.EUpstream, Message: "upstream unreachable: " + dnsErr.Error(), Cause: err}
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		if opErr.Timeout() {
+			return &hermes.Error{Code: hermes.ETimeout, Message: fmt.Sprintf("no connection to upstream within %v", u.opts.ConnectTimeout), Cause: err}
+		}
+		return &hermes.Error{Code: hermes.EUpstream, Message: "upstream unreachable: " + opErr.Error(), Cause: err}
+	}
+	return &hermes.Error{Code: hermes.EUpstream, Message: "upstream request failed: " + err.Error(), Cause: err}
+}
+
+// cancelled is the error for a call whose context ended.
+func cancelled(ctx context.Context) *hermes.Error {
+	return &hermes.Error{Code: hermes.ECancelled, Message: "model call cancelled", Cause: context.Cause(ctx)}
+}
+
+// statusError turns a non-2xx answer into an error carrying the upstream's
+// own message and the HTTP status.
+func statusError(resp *http.Response, now time.Time) *hermes.Error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	msg := envelopeMessage(b)
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+		if snippet := strings.TrimSpace(truncateBytes(string(b), 200)); snippet != "" {
+			msg += ": " + snippet
+		}
+	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		return &hermes.Error{
+			Code:       hermes.ERateLimited,
+			Message:    "upstream rate limited (HTTP 429): " + msg,
+			RetryAfter: retryAfter(resp.Header.Get("Retry-After"), now),
+		}
+	}
+	return hermes.Errorf(hermes.EUpstream, "upstream returned HTTP %d: %s", resp.StatusCode, msg)
+}
+
+// envelopeMessage returns error.message of an OpenAI error envelope (or the
+// bare error string some servers send), "" when b is neither.
+func envelopeMessage(b []byte) string {
+	var env struct {
+		Error json.RawMessage `json:"error"`
+	}
+	if json.Unmarshal(b, &env) != nil {
+		return ""
+	}
+	msg, ok := errorMessage(env.Error)
+	if !ok {
+		return ""
+	}
+	return msg
+}
+
+// retryAfter parses a Retry-After header, delta-seconds or an HTTP date.
+// Absent, unparsable or past values give 1s so the client still backs off.
+func retryAfter(v string, now time.Time) time.Duration {
+	const floor = time.Second
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return floor
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs > 86400 {
+			secs = 86400 // guards the multiplication below against overflow
+		}
+		d = time.Duration(secs) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now).Round(time.Second)
+	}
+	if d < floor {
+		return floor
+	}
+	return d
+}
+
+func isJSON(contentType string) bool {
+	ct, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(ct), "application/json")
+}
+
+// watchdog cancels a request when a timer fires, with the error naming the
+// timeout as the cancellation cause.
+type watchdog struct {
+	timer *time.Timer
+	cause atomic.Pointer[hermes.Error]
+}
+
+func startWatchdog(d time.Duration, cause *hermes.Error, cancel context.CancelCauseFunc) *watchdog {
+	w := &watchdog{}
+	w.cause.Store(cause)
+	w.timer = time.AfterFunc(d, func() { cancel(w.cause.Load()) })
+	return w
+}
+
+// rearm switches to another timeout and restarts the timer.
+func (w *watchdog) rearm(d time.Duration, cause *hermes.Error) {
+	w.cause.Store(cause)
+	w.timer.Reset(d)
+}
+
+// reset restarts the timer for the current timeout.
+func (w *watchdog) reset(d time.Duration) { w.timer.Reset(d) }
+
+func (w *watchdog) stop() { w.timer.Stop() }
+
+// Request wire types: only what hermesd sends.
+type wireRequest struct {
+	Model         string         `json:"model"`
+	Messages      []wireMessage  `json:"messages"`
+	Tools         []wireTool     `json:"tools,omitempty"`
+	ToolChoice    any            `json:"tool_choice,omitempty"`
+	MaxTokens     int            `json:"max_tokens,omitempty"`
+	Stream        bool           `json:"stream"`
+	StreamOptions *streamOptions `json:"stream_options,omitempty"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type wireMessage struct {
+	Role string `json:"role"`
+	// Content is a string, a []wirePart, or nil (null) for an assistant
+	// message that only calls tools.
+	Content    any            `json:"content"`
+	ToolCalls  []wireToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string         `json:"tool_call_id,omitempty"`
+}
+
+type wirePart struct {
+	Type     string    `json:"type"`
+	Text     string    `json:"text,omitempty"`
+	ImageURL *imageURL `json:"image_url,omitempty"`
+}
+
+type imageURL struct {
+	URL string `json:"url"`
+}
+
+type wireToolCall struct {
+	ID       string       `json:"id"`
+	Type     string       `json:"type"`
+	Function wireFunction `json:"function"`
+}
+
+type wireTool struct {
+	Type     string       `json:"type"`
+	Function wireToolSpec `json:"function"`
+}
+
+type wireToolSpec struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters"`
+}
+
+type namedChoice struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name string `json:"name"`
+	} `json:"function"`
+}
+
+// emptySchema is sent for tools without parameters: some servers reject a
+// function with no schema.
+var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
+
+// encode builds the chat completions request body.
+func (u *Upstream) encode(req Request) ([]byte, error) {
+	w := wireRequest{
+		Model:         req.Model,
+		Messages:      make([]wireMessage, 0, len(req.Messages)),
+		MaxTokens:     max(req.MaxTokens, 0),
+		Stream:        true,
+		StreamOptions: &streamOptions{IncludeUsage: true},
+	}
+	if w.Model == "" {
+		w.Model = u.opts.Model
+	}
+	for _, m := range req.Messages {
+		w.Messages = append(w.Messages, encodeMessage(m))
+	}
+	for _, t := range req.Tools {
+		params := json.RawMessage(t.Parameters)
+		if len(bytes.TrimSpace(params)) == 0 {
+			params = emptySchema
+		} else if !json.Valid(params) {
+			return nil, hermes.Errorf(hermes.EInvalid, "tool %q: parameters are not valid JSON", t.Name)
+		}
+		w.Tools = append(w.Tools, wireTool{Type: "function", Function: wireToolSpec{
+			Name: t.Name, Description: t.Description, Parameters: params,
+		}})
+	}
+	if len(w.Tools) > 0 {
+		switch req.ToolChoice {
+		case "":
+		case "auto", "none", "required":
+			w.ToolChoice = req.ToolChoice
+		default:
+			var c namedChoice
+			c.Type = "function"
+			c.Function.Name = req.ToolChoice
+			w.ToolChoice = c
+		}
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return nil, &hermes.Error{Code: hermes.EInternal, Message: "encoding upstream request", Cause: err}
+	}
+	return b, nil
+}
+
+func encodeMessage(m hermes.Message) wireMessage {
+	w := wireMessage{Role: string(m.Role)}
+	switch {
+	case m.Role == hermes.RoleTool:
+		w.ToolCallID = m.ToolCallID
+		w.Content = m.Text()
+	case m.Role == hermes.RoleAssistant && len(m.ToolCalls) > 0:
+		for _, c := range m.ToolCalls {
+			w.ToolCalls = append(w.ToolCalls, wireToolCall{ID: c.ID, Type: "function",
+				Function: wireFunction{Name: c.Name, Arguments: c.Arguments}})
+		}
+		if text := m.Text(); text != "" {
+			w.Content = text
+		}
+	case m.Role == hermes.RoleUser && hasImage(m.Parts):
+		w.Content = encodeParts(m)
+	default:
+		w.Content = m.Text()
+	}
+	return w
+}
+
+func hasImage(parts []hermes.Part) bool {
+	for _, p := range parts {
+		if p.Type == "image_url" {
+			return true
+		}
+	}
+	return false
+}
+
+func encodeParts(m hermes.Message) []wirePart {
+	parts := make([]wirePart, 0, len(m.Parts)+1)
+	hasText := false
+	for _, p := range m.Parts {
+		switch p.Type {
+		case "text":
+			hasText = true
+			parts = append(parts, wirePart{Type: "text", Text: p.Text})
+		case "image_url":
+			parts = append(parts, wirePart{Type: "image_url", ImageURL: &imageURL{URL: p.ImageURL}})
+		}
+	}
+	if !hasText && m.Content != "" {
+		parts = append([]wirePart{{Type: "text", Text: m.Content}}, parts...)
+	}
+	return parts
+}
+
+// Models lists the model ids the upstream serves (GET /models), for a
+// start-up check that the configured model exists.
+func (u *Upstream) Models(ctx context.Context) ([]string, error) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	wd := startWatchdog(u.opts.FirstByteTimeout, hermes.Errorf(hermes.ETimeout,
+		"no answer from upstream within %v", u.opts.FirstByteTimeout), cancel)
+	defer wd.stop()
+	url := strings.TrimSuffix(u.url, "/chat/completions") + "/models"
+	hreq, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, &hermes.Error{Code: hermes.EUpstream, Message: "invalid upstream URL", Cause: err}
+	}
+	if u.opts.APIKey != "" {
+		hreq.Header.Set("Authorization", "Bearer "+u.opts.APIKey)
+	}
+	resp, err := u.client.Do(hreq)
+	if err != nil {
+		return nil, u.failure(ctx, rctx, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, statusError(resp, time.Now())
+	}
+	var list struct {
+		Data []struct {
+			ID string `json:"id"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBodyBytes)).Decode(&list); err != nil {
+		if rctx.Err() != nil {
+			return nil, u.failure(ctx, rctx, err)
+		}
+		return nil, &hermes.Error{Code: hermes.EUpstream, Message: "malformed upstream model list: " + err.Error(), Cause: err}
+	}
+	ids := make([]string, 0, len(list.Data))
+	for _, m := range list.Data {
+		ids = append(ids, m.ID)
+	}
+	return ids, nil
+}

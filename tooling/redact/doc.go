@@ -1,0 +1,14 @@
+// Package redact masks secrets (API keys, tokens, passwords, private keys)
+// in text that leaves the process: tool output the model sees and log lines.
+//
+// A masked secret keeps only its public, non-secret part so a reader can tell
+// what was there: a vendor prefix (`sk-proj-[REDACTED]`, `ghp_[REDACTED]`,
+// `AKIA[REDACTED]`), the key of an assignment (`OPENAI_API_KEY=[REDACTED]`,
+// `"password": "[REDACTED]"`), the scheme of a credential (`Bearer
+// [REDACTED]`), the armour lines of a PEM private key, the user of a URL
+// (`https://user:[REDACTED]@host`). No character of the secret itself is
+// kept. When in doubt it masks: a false positive costs a value in a log, a
+// false negative leaks a key.
+//
+// It imports only the standard library.
+package redact

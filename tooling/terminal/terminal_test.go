@@ -1,0 +1,427 @@
+//go:build linux
+
+package terminal
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hermesd/hermesd/tooling"
+)
+
+func newTool(t *testing.T, opts Options) *Tool {
+	t.Helper()
+	if opts.Workspace == "" {
+		opts.Workspace = t.TempDir()
+	}
+	return New(opts)
+}
+
+// run calls the tool and decodes its result, checking its exact shape.
+func run(t *testing.T, tool *Tool, ctx context.Context, args string) Result {
+	t.Helper()
+	out := tool.Run(ctx, tooling.Call{ID: "call_1", Args: []byte(args)})
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &raw); err != nil {
+		t.Fatalf("result is not JSON: %v: %s", err, out)
+	}
+	if len(raw) != 3 || raw["output"] == nil || raw["exit_code"] == nil || raw["error"] == nil {
+		t.Fatalf("result keys: %s", out)
+	}
+	var r Result
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func cmdArgs(command string) string {
+	b, _ := json.Marshal(map[string]string{"command": command})
+	return string(b)
+}
+
+func errText(r Result) string {
+	if r.Error == nil {
+		return ""
+	}
+	return *r.Error
+}
+
+func TestRunBasics(t *testing.T) {
+	// Not parallel: it sets the environment.
+	ws := t.TempDir()
+	tool := newTool(t, Options{Workspace: ws})
+	tests := []struct {
+		name    string
+		command string
+		output  string
+		code    int
+	}{
+		{"pwd is the workspace", "pwd", ws + "\n", 0},
+		{"exit code", "echo out; exit 3", "out\n", 3},
+		{"false", "false", "", 1},
+		{"stderr merged in order", "echo one; echo two >&2; echo three", "one\ntwo\nthree\n", 0},
+		{"stdin is empty", "cat; echo end", "end\n", 0},
+		{"killed by a signal", "kill -TERM $$", "", 128 + int(syscall.SIGTERM)},
+		{"extra env", "echo $HERMES_TEST_VAR", "\n", 0},
+		{"api key not inherited", "echo \"[$API_SERVER_KEY]\"", "[]\n", 0},
+		{"redacted", "echo OPENAI_API_KEY=abc123; echo sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z", "OPENAI_API_KEY=[REDACTED]\nsk-proj-[REDACTED]\n", 0},
+	}
+	t.Setenv("API_SERVER_KEY", "server-secret")
+	for _, tt := range tests {
+		r := run(t, tool, context.Background(), cmdArgs(tt.command))
+		if r.Output != tt.output || r.ExitCode != tt.code || r.Error != nil {
+			t.Errorf("%s: %q → output %q code %d error %q; want %q %d null", tt.name, tt.command, r.Output, r.ExitCode, errText(r), tt.output, tt.code)
+		}
+	}
+}
+
+func TestRunEnv(t *testing.T) {
+	t.Parallel()
+	tool := newTool(t, Options{Env: []string{"HERMES_TEST_VAR=hello", "PAGER=less"}})
+	r := run(t, tool, context.Background(), cmdArgs("echo $HERMES_TEST_VAR $PAGER $GIT_TERMINAL_PROMPT"))
+	if r.Output != "hello less 0\n" {
+		t.Fatalf("output %q", r.Output)
+	}
+}
+
+func TestRunBadArguments(t *testing.T) {
+	t.Parallel()
+	tool := newTool(t, Options{})
+	for _, args := range []string{`{}`, `{"command": "   "}`, `not json`, `{"command": "ls", "timeout": "soon"}`} {
+		r := run(t, tool, context.Background(), args)
+		if r.ExitCode != ExitRefused || r.Error == nil || r.Output != "" {
+			t.Errorf("%s: %+v", args, r)
+		}
+	}
+}
+
+func TestRunMissingWorkspace(t *testing.T) {
+	t.Parallel()
+	tool := New(Options{Workspace: filepath.Join(t.TempDir(), "gone")})
+	r := run(t, tool, context.Background(), cmdArgs("pwd"))
+	if r.ExitCode != ExitRefused || !strings.Contains(errText(r), "does not exist") {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestTimeoutArgument(t *testing.T) {
+	tool := New(Options{DefaultTimeout: 30 * time.Second, MaxTimeout: 60 * time.Second})
+	tests := []struct {
+		raw  string
+		want time.Duration
+	}{
+		{``, 30 * time.Second},
+		{`null`, 30 * time.Second},
+		{`0`, 30 * time.Second},
+		{`-5`, 30 * time.Second},
+		{`10`, 10 * time.Second},
+		{`"10"`, 10 * time.Second},
+		{`2.5`, 2500 * time.Millisecond},
+		{`60`, 60 * time.Second},
+		{`3600`, 60 * time.Second},
+	}
+	for _, tt := range tests {
+		got, err := tool.timeout(json.RawMessage(tt.raw))
+		if err != nil || got != tt.want {
+			t.Errorf("timeout(%s) = %v, %v; want %v", tt.raw, got, err, tt.want)
+		}
+	}
+}
+
+// exitsWithin reports whether process pid has exited (a zombie counts: a
+// container's init may never reap it) or exits within d. A killed process
+// closes its files a moment before it becomes a zombie, so this waits for
+// the kernel's exit notification on a pidfd instead of looking once.
+func exitsWithin(t *testing.T, pid int, d time.Duration) bool {
+	t.Helper()
+	const sysPidfdOpen = 434 // the same on every Linux architecture
+	fd, _, errno := syscall.Syscall(sysPidfdOpen, uintptr(pid), 0, 0)
+	if errno == syscall.ESRCH {
+		return true
+	}
+	if errno != 0 {
+		t.Fatalf("pidfd_open: %v", errno)
+	}
+	defer syscall.Close(int(fd))
+	var set syscall.FdSet
+	set.Bits[fd/64] |= 1 << (fd % 64)
+	tv := syscall.NsecToTimeval(d.Nanoseconds())
+	for {
+		n, err := syscall.Select(int(fd)+1, &set, nil, nil, &tv)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("select: %v", err)
+		}
+		return n > 0 // a pidfd is readable once its process has exited
+	}
+}
+
+func readPid(t *testing.T, file string) int {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
+func TestRunTimeoutKillsGroup(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	tool := newTool(t, Options{Workspace: ws})
+	start := time.Now()
+	r := run(t, tool, context.Background(), `{"command": "echo started; sleep 100 & echo $! > child.pid; wait", "timeout": 1}`)
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Fatalf("took %v", elapsed)
+	}
+	if r.ExitCode != ExitTimeout || errText(r) != "command timed out after 1s" || r.Output != "started\n" {
+		t.Fatalf("%+v (%s)", r, errText(r))
+	}
+	if pid := readPid(t, filepath.Join(ws, "child.pid")); !exitsWithin(t, pid, 5*time.Second) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("background child %d survived the timeout", pid)
+	}
+}
+
+func TestRunCancelKillsGroup(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	fifo := filepath.Join(ws, "pid.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tool := newTool(t, Options{Workspace: ws})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pids := make(chan int, 1)
+	go func() {
+		// Opening blocks until the command opens the fifo to write: the
+		// child is running once the pid arrives.
+		b, err := os.ReadFile(fifo)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			pid = -1
+		}
+		pids <- pid
+		cancel()
+	}()
+	r := run(t, tool, ctx, cmdArgs("sleep 100 & echo $! > pid.fifo; wait"))
+	pid := <-pids
+	if pid <= 0 {
+		t.Fatal("no pid from the command")
+	}
+	if r.ExitCode != ExitCancelled || !strings.HasPrefix(errText(r), "command cancelled") {
+		t.Fatalf("%+v (%s)", r, errText(r))
+	}
+	if !exitsWithin(t, pid, 5*time.Second) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("child %d survived cancellation", pid)
+	}
+}
+
+func TestRunCancelledBeforeStart(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	tool := newTool(t, Options{Workspace: ws})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := run(t, tool, ctx, cmdArgs("touch ran"))
+	if r.ExitCode != ExitCancelled {
+		t.Fatalf("%+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(ws, "ran")); err == nil {
+		t.Fatal("command ran after cancellation")
+	}
+}
+
+func TestRunBackgroundChildDoesNotHang(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	tool := newTool(t, Options{Workspace: ws})
+	tool.drain = 200 * time.Millisecond
+	start := time.Now()
+	r := run(t, tool, context.Background(), cmdArgs("sleep 30 & echo $! > bg.pid; echo spawned"))
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Fatalf("waited %v for a background child", elapsed)
+	}
+	if r.ExitCode != 0 || r.Error != nil || r.Output != "spawned\n" {
+		t.Fatalf("%+v", r)
+	}
+	if pid := readPid(t, filepath.Join(ws, "bg.pid")); !exitsWithin(t, pid, 5*time.Second) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("background child %d holding the pipe was left running", pid)
+	}
+}
+
+func TestRunDetachedChildSurvives(t *testing.T) {
+	t.Parallel()
+	// A child that lets go of the output (nohup server > log &) is not
+	// waited for and not killed.
+	ws := t.TempDir()
+	tool := newTool(t, Options{Workspace: ws})
+	r := run(t, tool, context.Background(), cmdArgs("sleep 30 > /dev/null 2>&1 & echo $! > bg.pid"))
+	if r.ExitCode != 0 {
+		t.Fatalf("%+v", r)
+	}
+	pid := readPid(t, filepath.Join(ws, "bg.pid"))
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	if exitsWithin(t, pid, 0) {
+		t.Fatal("detached child was killed")
+	}
+}
+
+func TestRunTruncation(t *testing.T) {
+	t.Parallel()
+	tool := newTool(t, Options{MaxOutput: 100})
+	r := run(t, tool, context.Background(), cmdArgs("seq 1 1000"))
+	var full strings.Builder
+	for i := 1; i <= 1000; i++ {
+		fmt.Fprintf(&full, "%d\n", i)
+	}
+	all := full.String()
+	want := all[:40] + fmt.Sprintf("\n\n... [output truncated: %d characters omitted] ...\n\n", len(all)-100) + all[len(all)-60:]
+	if r.Output != want || r.ExitCode != 0 {
+		t.Fatalf("got %q\nwant %q", r.Output, want)
+	}
+	// At the limit nothing is cut.
+	r = run(t, tool, context.Background(), cmdArgs("printf '%0100d' 0"))
+	if r.Output != strings.Repeat("0", 100) {
+		t.Fatalf("100 characters: %q", r.Output)
+	}
+}
+
+func TestCaptureRunes(t *testing.T) {
+	tests := []struct {
+		name   string
+		max    int
+		writes []string
+		want   string
+	}{
+		{"fits", 10, []string{"héllo", "wörld"}, "héllowörld"},
+		{"split multibyte head and tail", 10, []string{"ααααα", "ββββββ", "γγγγγγ"},
+			"αααα\n\n... [output truncated: 7 characters omitted] ...\n\nγγγγγγ"},
+		{"rune split across writes", 5, []string{"ab\xe2", "\x82\xac", "cdefgh€"},
+			"ab\n\n... [output truncated: 5 characters omitted] ...\n\ngh€"},
+		{"head ends in a split rune", 5, []string{"a\xe2", "\x82\xacbcdef"},
+			"a€\n\n... [output truncated: 2 characters omitted] ...\n\ndef"},
+		{"empty", 10, nil, ""},
+	}
+	for _, tt := range tests {
+		c := newCapture(tt.max)
+		for _, w := range tt.writes {
+			c.Write([]byte(w))
+		}
+		if got := c.String(); got != tt.want {
+			t.Errorf("%s: got %q want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestRunHugeOutputBounded(t *testing.T) {
+	// Not parallel: it measures allocation.
+	tool := newTool(t, Options{})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	// 50 MB keeps the test quick under -race, which slows the byte
+	// counting twentyfold; without it 200 MB takes about 0.2s.
+	const size = 50_000_000
+	r := run(t, tool, context.Background(), cmdArgs(fmt.Sprintf("yes | head -c %d", size)))
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	if r.ExitCode != 0 || r.Error != nil {
+		t.Fatalf("%+v", r)
+	}
+	wantMarker := fmt.Sprintf("[output truncated: %d characters omitted]", size-MaxOutput)
+	if !strings.Contains(r.Output, wantMarker) || !strings.HasPrefix(r.Output, "y\ny\n") || !strings.HasSuffix(r.Output, "y\ny\n") {
+		t.Fatalf("output head %q tail %q", r.Output[:20], r.Output[len(r.Output)-20:])
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("allocated %d MB for %d MB of output", alloc>>20, size/1_000_000)
+	}
+	t.Logf("%d MB of output in %v, %d KB allocated", size/1_000_000, elapsed, (after.TotalAlloc-before.TotalAlloc)>>10)
+}
+
+func TestRunRefusals(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	strict := newTool(t, Options{Workspace: ws})
+	lax := newTool(t, Options{Workspace: ws, Approve: "all"})
+
+	// Needs approval: refused by default, with words a model stops at.
+	r := run(t, strict, context.Background(), cmdArgs("mkdir -p build/x && rm -rf build"))
+	if r.ExitCode != ExitRefused || r.Output != "" || !strings.HasPrefix(errText(r), "NEEDS APPROVAL: it deletes files recursively") ||
+		!strings.Contains(errText(r), "it was not run") || !strings.Contains(errText(r), "HERMES_TERMINAL_APPROVE=all") {
+		t.Fatalf("strict: %+v %s", r, errText(r))
+	}
+	if _, err := os.Stat(filepath.Join(ws, "build")); err == nil {
+		t.Fatal("refused command ran")
+	}
+	// ... and run with Approve=all.
+	r = run(t, lax, context.Background(), cmdArgs("mkdir -p build/x && rm -rf build && echo gone"))
+	if r.ExitCode != 0 || r.Output != "gone\n" || r.Error != nil {
+		t.Fatalf("approved: %+v %s", r, errText(r))
+	}
+	// Blocked stays blocked.
+	for _, tool := range []*Tool{strict, lax} {
+		r = run(t, tool, context.Background(), cmdArgs("touch marker; rm -rf ~"))
+		if r.ExitCode != ExitRefused || !strings.HasPrefix(errText(r), "BLOCKED: it recursively deletes ~") ||
+			!strings.Contains(errText(r), "never run by this server") {
+			t.Fatalf("blocked: %+v %s", r, errText(r))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(ws, "marker")); err == nil {
+		t.Fatal("part of a blocked command ran")
+	}
+}
+
+func TestSpecLabelEmoji(t *testing.T) {
+	tool := New(Options{})
+	spec := tool.Spec()
+	if spec.Name != "terminal" || tool.Emoji() != "💻" || spec.Description == "" {
+		t.Fatalf("%+v", spec)
+	}
+	var schema struct {
+		Type       string                     `json:"type"`
+		Properties map[string]json.RawMessage `json:"properties"`
+		Required   []string                   `json:"required"`
+	}
+	if err := json.Unmarshal(spec.Parameters, &schema); err != nil {
+		t.Fatal(err)
+	}
+	if schema.Type != "object" || schema.Properties["command"] == nil || schema.Properties["timeout"] == nil ||
+		len(schema.Required) != 1 || schema.Required[0] != "command" {
+		t.Fatalf("schema %s", spec.Parameters)
+	}
+
+	long := strings.Repeat("x", 200)
+	tests := []struct{ args, want string }{
+		{cmdArgs("ls -la"), "ls -la"},
+		{cmdArgs("  cd src\n  make\n"), "cd src …"},
+		{cmdArgs(long), strings.Repeat("x", 79) + "…"},
+		{cmdArgs("export OPENAI_API_KEY=abc123"), "export OPENAI_API_KEY=[REDACTED]"},
+		{`{"command": 5}`, ""},
+		{`garbage`, ""},
+	}
+	for _, tt := range tests {
+		if got := tool.Label([]byte(tt.args)); got != tt.want {
+			t.Errorf("Label(%s) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}
