@@ -67,8 +67,8 @@ func (c *conversation) start(ctx actor.Context, m *startTurn) {
 	c.running = true
 	self := ctx.Self()
 	last := c.last
-	go func() {
+	c.rt.workers.run(func() {
 		rec := c.rt.runTurn(m.req, last)
 		c.rt.root.Send(self, turnDone{rec: rec})
-	}()
+	})
 }

@@ -1,14 +1,13 @@
 package actors
 
 import (
-	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// statelessPrefix marks keys of one-shot turns (chat completions): their
-// actor stops as soon as it is idle.
+// statelessPrefix marks keys of one-shot turns (chat completions): they
+// have no conversation to serialize with and run without an actor.
 const statelessPrefix = "once:"
 
 // startTurn asks for a turn; admitted receives nil when it is running or
@@ -64,10 +63,6 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 		r := d.routes[m.key]
 		if r == nil || r.sent != m.done {
 			return // more turns are on their way to it
-		}
-		if strings.HasPrefix(m.key, statelessPrefix) {
-			d.stop(ctx, m.key, r)
-			return
 		}
 		r.idleSince = d.rt.opts.Now()
 	case passivate:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,7 @@ type Runtime struct {
 	turns    sync.WaitGroup
 	bg       background
 	flights  flights
+	workers  *workers
 
 	base       context.Context // cancelled when the drain gives up
 	cancelBase context.CancelFunc
@@ -96,6 +98,7 @@ func New(opts Options) *Runtime {
 		root:       sys.Root,
 		log:        opts.Logger,
 		stopTicker: make(chan struct{}),
+		workers:    newWorkers(10 * time.Second),
 	}
 	r.base, r.cancelBase = context.WithCancel(context.Background())
 	if r.store != nil {
@@ -134,6 +137,12 @@ func (r *Runtime) Submit(req *hermes.TurnRequest) error {
 		return err
 	}
 	r.turns.Add(1)
+	if strings.HasPrefix(key, statelessPrefix) {
+		// A stateless turn has nothing to serialize with: no actor to
+		// spawn and stop, it runs at once.
+		r.workers.run(func() { r.runTurn(in, nil) })
+		return nil
+	}
 	m := &startTurn{key: key, req: in, admitted: make(chan error, 1)}
 	r.root.Send(r.dispatcher, m)
 	t := time.NewTimer(10 * time.Second)

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	json "github.com/goccy/go-json"
 	"io"
 	"net"
 	"net/http"
@@ -77,10 +77,11 @@ func NewUpstream(opts UpstreamOptions) *Upstream {
 			DialContext:         dialer.DialContext,
 			TLSHandshakeTimeout: opts.ConnectTimeout,
 			ForceAttemptHTTP2:   true,
-			// Many concurrent turns talk to one host; keep their
-			// connections instead of redialing for every call.
-			MaxIdleConns:        256,
-			MaxIdleConnsPerHost: 64,
+			// Thousands of concurrent turns talk to one host; keep their
+			// connections instead of redialing for every call (a small
+			// per-host pool turns each burst into a storm of new dials).
+			MaxIdleConns:        0,
+			MaxIdleConnsPerHost: 4096,
 			IdleConnTimeout:     90 * time.Second,
 		}}
 	}

@@ -1,0 +1,76 @@
+package httpfront
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/actors"
+	"github.com/hermesd/hermesd/tooling/llm"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+)
+
+// BenchmarkSSEContentChunk measures encoding one streamed token as a chat
+// completion chunk, the hottest path of a stream.
+func BenchmarkSSEContentChunk(b *testing.B) {
+	st := &chatStream{req: &hermes.TurnRequest{ResponseID: "chatcmpl-0123456789abcdef01234567", Model: "hermes-agent", Created: time.Unix(1700000000, 0)}, includeUsage: true}
+	w := bufio.NewWriterSize(discard{}, 4096)
+	st.sw = &sseWriter{w: w, buf: make([]byte, 0, 512), cancel: func() {}}
+	p := append([]byte(nil), `data: {"id":"chatcmpl-0123456789abcdef01234567","object":"chat.completion.chunk","created":1700000000,"model":"hermes-agent","choices":[`...)
+	st.prefix = p
+	b.ReportAllocs()
+	for b.Loop() {
+		st.content("hello, wörld ")
+	}
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// BenchmarkChatRoundTrip is a whole chat completion through the HTTP front
+// end, the actors and the offline model, over an in-memory connection.
+func BenchmarkChatRoundTrip(b *testing.B) {
+	for _, stream := range []bool{false, true} {
+		name := "nonstream"
+		if stream {
+			name = "stream"
+		}
+		b.Run(name, func(b *testing.B) {
+			rt := actors.New(actors.Options{Agent: &actors.Agent{Model: llm.NewOffline()}, MaxTurns: 1 << 20})
+			defer rt.Shutdown(context.Background())
+			s := New(Options{Runtime: rt})
+			ln := fasthttputil.NewInmemoryListener()
+			go s.Serve(ln)
+			defer s.Shutdown()
+			client := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+			body := `{"model":"hermes-agent","messages":[{"role":"user","content":"/tokens 16"}]}`
+			if stream {
+				body = `{"model":"hermes-agent","stream":true,"messages":[{"role":"user","content":"/tokens 16"}]}`
+			}
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+				defer fasthttp.ReleaseRequest(req)
+				defer fasthttp.ReleaseResponse(resp)
+				for pb.Next() {
+					req.SetRequestURI("http://bench/v1/chat/completions")
+					req.Header.SetMethod("POST")
+					req.Header.SetContentType("application/json")
+					req.SetBodyString(body)
+					if err := client.Do(req, resp); err != nil {
+						b.Fatal(err)
+					}
+					if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), "tok16") {
+						b.Fatalf("%d %s", resp.StatusCode(), resp.Body())
+					}
+				}
+			})
+		})
+	}
+}
