@@ -55,13 +55,18 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 	}
 	var specs []hermes.ToolSpec
 	if a.Tools != nil {
-		for _, s := range a.Tools.Specs() {
+		specs = a.Tools.Specs()
+	}
+	if len(req.ClientTools) > 0 {
+		own := specs
+		specs = make([]hermes.ToolSpec, 0, len(own)+len(req.ClientTools))
+		for _, s := range own {
 			if !clientTools[s.Name] { // the caller's own tool of the same name wins
 				specs = append(specs, s)
 			}
 		}
+		specs = append(specs, req.ClientTools...)
 	}
-	specs = append(specs, req.ClientTools...)
 
 	maxIter := a.MaxIterations
 	if maxIter <= 0 {

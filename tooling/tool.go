@@ -66,6 +66,7 @@ func DecodeArgs(args []byte, v any) error {
 type Registry struct {
 	tools map[string]Tool
 	order []string
+	specs []hermes.ToolSpec // built once: every turn sends them
 }
 
 // NewRegistry returns a registry of the given tools, keeping those that
@@ -83,6 +84,10 @@ func NewRegistry(tools []Tool, enable func(name string) bool) *Registry {
 		r.tools[name] = t
 	}
 	sort.Strings(r.order)
+	r.specs = make([]hermes.ToolSpec, 0, len(r.order))
+	for _, n := range r.order {
+		r.specs = append(r.specs, r.tools[n].Spec())
+	}
 	return r
 }
 
@@ -96,14 +101,9 @@ func (r *Registry) Get(name string) (Tool, bool) {
 func (r *Registry) Names() []string { return append([]string(nil), r.order...) }
 
 // Specs returns the specs of every enabled tool, sorted by name so the
-// prompt stays byte-stable for upstream prompt caching.
-func (r *Registry) Specs() []hermes.ToolSpec {
-	specs := make([]hermes.ToolSpec, 0, len(r.order))
-	for _, n := range r.order {
-		specs = append(specs, r.tools[n].Spec())
-	}
-	return specs
-}
+// prompt stays byte-stable for upstream prompt caching. The slice is shared:
+// callers must not modify it.
+func (r *Registry) Specs() []hermes.ToolSpec { return r.specs[:len(r.specs):len(r.specs)] }
 
 // Selector returns an enable func for NewRegistry from HERMES_TOOLS (a comma
 // list of names to keep; empty keeps all) and HERMES_DISABLED_TOOLS.

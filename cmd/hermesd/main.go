@@ -137,9 +137,13 @@ func (m *Main) Run(ctx context.Context) error {
 		DuckDuckGoBaseURL: c.DuckDuckGoURL, AllowPrivate: c.WebAllowPriv,
 	})...)
 	registry := tooling.NewRegistry(all, tooling.Selector(c.Tools, c.DisabledTools))
+	var skillsIndex func() string // no index of skills the model cannot load
+	if _, ok := registry.Get("skill_view"); ok {
+		skillsIndex = func() string { return skills.Index(c.Home) }
+	}
 	builder := prompt.NewBuilder(prompt.Options{
 		Home: c.Home, Workspace: c.Workspace, Tools: registry.Names(),
-		Memory: mem, SkillsIndex: func() string { return skills.Index(c.Home) },
+		Memory: mem, SkillsIndex: skillsIndex,
 	})
 
 	metrics := httpfront.NewMetrics()

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	hermes "github.com/hermesd/hermesd"
@@ -36,6 +38,7 @@ const maxFileBytes = 64 << 10
 // conversations.
 type Tool struct {
 	stores map[string]*store
+	snap   atomic.Pointer[snapshot] // the cached prompt layer
 }
 
 // store is one memory file.
@@ -334,6 +337,7 @@ func readEntries(path string) ([]string, error) {
 // writeEntries replaces the file atomically: a crash mid-write leaves the
 // old file, never a torn one.
 func writeEntries(path string, entries []string) error {
+	defer writes.Add(1)
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -366,10 +370,35 @@ func writeEntries(path string, entries []string) error {
 	return os.Rename(name, path)
 }
 
+// writes counts memory file writes in this process, so Snapshot knows its
+// cached text is stale the moment any conversation saves something.
+var writes atomic.Uint64
+
+// snapshotRecheck bounds how long a hand edit of the files (outside this
+// process) may go unseen by new conversations.
+const snapshotRecheck = time.Second
+
+type snapshot struct {
+	text    string
+	writes  uint64
+	checked time.Time
+}
+
 // Snapshot returns the memory layer of the system prompt: the agent's notes
-// and what it knows about the user, or "" when both are empty. It reads the
-// files on each call, so what one conversation saved the next one sees.
+// and what it knows about the user, or "" when both are empty. It runs on
+// every turn, so the text is cached; any save through this package
+// invalidates it at once, so what one conversation saved the next one sees.
 func (t *Tool) Snapshot() string {
+	if c := t.snap.Load(); c != nil && c.writes == writes.Load() && time.Since(c.checked) < snapshotRecheck {
+		return c.text
+	}
+	w := writes.Load()
+	text := t.readSnapshot()
+	t.snap.Store(&snapshot{text: text, writes: w, checked: time.Now()})
+	return text
+}
+
+func (t *Tool) readSnapshot() string {
 	var b strings.Builder
 	section := func(title string, s *store) {
 		entries, err := readEntries(s.path)

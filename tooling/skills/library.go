@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unicode"
 
 	"github.com/goccy/go-yaml"
@@ -310,4 +312,24 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// CachedIndex returns a func giving Index(home), rescanning the skills
+// folder at most once per ttl: the index is layered into every turn's
+// prompt, and a folder walk per turn would cost more than the rest of a
+// short turn. Skills are added by hand, so a second's delay is harmless.
+func CachedIndex(home string, ttl time.Duration) func() string {
+	type cached struct {
+		text string
+		at   time.Time
+	}
+	var cur atomic.Pointer[cached]
+	return func() string {
+		if c := cur.Load(); c != nil && time.Since(c.at) < ttl {
+			return c.text
+		}
+		c := &cached{text: Index(home), at: time.Now()}
+		cur.Store(c)
+		return c.text
+	}
 }
