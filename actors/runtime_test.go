@@ -1,0 +1,238 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/persistence"
+	"github.com/hermesd/hermesd/tooling/llm"
+)
+
+// gateModel answers with the last user text, after its gate opens; it
+// records every prompt it sees.
+type gateModel struct {
+	gate chan struct{}
+	mu   sync.Mutex
+	seen [][]hermes.Message
+}
+
+func (m *gateModel) Stream(ctx context.Context, req llm.Request, onDelta func(string)) (llm.Response, error) {
+	m.mu.Lock()
+	m.seen = append(m.seen, req.Messages)
+	m.mu.Unlock()
+	if m.gate != nil {
+		select {
+		case <-m.gate:
+		case <-ctx.Done():
+			return llm.Response{}, &hermes.Error{Code: hermes.ECancelled, Message: "cancelled"}
+		}
+	}
+	last := req.Messages[len(req.Messages)-1].Content
+	if strings.Contains(last, "panic") {
+		panic("model exploded")
+	}
+	onDelta("echo: " + last)
+	return llm.Response{Text: "echo: " + last, Finish: hermes.FinishStop, Usage: hermes.Usage{PromptTokens: 1, CompletionTokens: 1}}, nil
+}
+
+func newRuntime(t *testing.T, model llm.Model, opts Options) *Runtime {
+	t.Helper()
+	store, err := persistence.Open(t.TempDir()+"/db", persistence.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Agent = &Agent{Model: model}
+	opts.Store = store
+	rt := New(opts)
+	t.Cleanup(func() {
+		_ = rt.Shutdown(context.Background())
+		store.Close()
+	})
+	return rt
+}
+
+// submit starts a turn and returns its result channel.
+func submit(t *testing.T, rt *Runtime, req *hermes.TurnRequest) (<-chan *hermes.TurnResult, error) {
+	t.Helper()
+	events := make(chan hermes.Event, 64)
+	req.Events, req.Ctx = events, context.Background()
+	if req.Created.IsZero() {
+		req.Created = time.Now()
+	}
+	if err := rt.Submit(req); err != nil {
+		return nil, err
+	}
+	out := make(chan *hermes.TurnResult, 1)
+	go func() {
+		for ev := range events {
+			if ev.Kind == hermes.EventDone {
+				out <- ev.Result
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+func TestSameConversationSerializesInOrder(t *testing.T) {
+	m := &gateModel{gate: make(chan struct{})}
+	rt := newRuntime(t, m, Options{MaxQueued: 4})
+	first, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_1", Conversation: "c", Store: true, Input: []hermes.Message{{Role: hermes.RoleUser, Content: "one"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_2", Conversation: "c", Store: true, Input: []hermes.Message{{Role: hermes.RoleUser, Content: "two"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(m.gate)
+	r1, r2 := <-first, <-second
+	if r1.Err != nil || r2.Err != nil {
+		t.Fatal(r1.Err, r2.Err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.seen) != 2 {
+		t.Fatalf("%d model calls", len(m.seen))
+	}
+	var texts []string
+	for _, msg := range m.seen[1] {
+		texts = append(texts, msg.Content)
+	}
+	if got := strings.Join(texts, "|"); got != "one|echo: one|two" {
+		t.Fatalf("second turn saw %q, want the first turn's answer before its input", got)
+	}
+}
+
+func TestQueueOverflowIsRateLimited(t *testing.T) {
+	m := &gateModel{gate: make(chan struct{})}
+	rt := newRuntime(t, m, Options{MaxQueued: 1})
+	var results []<-chan *hermes.TurnResult
+	for i := 0; i < 2; i++ {
+		ch, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_q" + string(rune('a'+i)), Conversation: "busy", Store: true, Input: []hermes.Message{{Role: hermes.RoleUser, Content: "x"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		results = append(results, ch)
+	}
+	_, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_qz", Conversation: "busy", Store: true, Input: []hermes.Message{{Role: hermes.RoleUser, Content: "x"}}})
+	var he *hermes.Error
+	if !errors.As(err, &he) || he.Code != hermes.ERateLimited || he.RetryAfter == 0 {
+		t.Fatalf("third turn: %v, want rate limited", err)
+	}
+	// Another conversation is not held up by the busy one.
+	other, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_o", Conversation: "other", Store: true, Input: []hermes.Message{{Role: hermes.RoleUser, Content: "y"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(m.gate)
+	for _, ch := range append(results, other) {
+		if r := <-ch; r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	if s := rt.Stats(); s.Admitted != 0 {
+		t.Fatalf("admitted %d after all turns ended", s.Admitted)
+	}
+}
+
+func TestPanicFailsTurnAndActorKeepsServing(t *testing.T) {
+	rt := newRuntime(t, &gateModel{}, Options{})
+	ch, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_p1", Conversation: "p", Store: true, Input: []hermes.Message{{Role: hermes.RoleUser, Content: "panic now"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := <-ch; r.Err == nil || r.Err.Code != hermes.EInternal || strings.Contains(r.Err.Message, "exploded") {
+		t.Fatalf("panic turn: %+v", r.Err)
+	}
+	ch, err = submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_p2", Conversation: "p", Store: true, Input: []hermes.Message{{Role: hermes.RoleUser, Content: "fine"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := <-ch; r.Err != nil || r.Text != "echo: fine" {
+		t.Fatalf("after panic: %+v %q", r.Err, r.Text)
+	}
+}
+
+func TestIdleActorsPassivateAndReload(t *testing.T) {
+	now := time.Unix(1000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	rt := newRuntime(t, &gateModel{}, Options{IdleActor: time.Hour, Now: clock})
+	for i, name := range []string{"a", "b", "c"} {
+		ch, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_i" + itoa(i), Conversation: name, Store: true, Input: []hermes.Message{{Role: hermes.RoleUser, Content: "hi " + name}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-ch
+	}
+	if n := rt.Stats().Actors; n != 3 {
+		t.Fatalf("%d actors, want 3", n)
+	}
+	// An actor reports idle just after its turn's last event, so ask until
+	// every one has reported and been stopped.
+	deadline := time.Now().Add(5 * time.Second)
+	for rt.Stats().Actors != 0 {
+		mu.Lock()
+		now = now.Add(2 * time.Hour)
+		mu.Unlock()
+		rt.root.Send(rt.dispatcher, passivate{})
+		if time.Now().After(deadline) {
+			t.Fatalf("%d actors still alive after passivation", rt.Stats().Actors)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The conversation continues from the store.
+	ch, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_i9", Conversation: "a", Store: true, Input: []hermes.Message{{Role: hermes.RoleUser, Content: "again"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-ch
+	if r.Err != nil || len(r.Record.Transcript) != 4 {
+		t.Fatalf("after reload: %+v transcript %d", r.Err, len(r.Record.Transcript))
+	}
+}
+
+func itoa(i int) string { return string(rune('0' + i)) }
+
+func BenchmarkTurnThroughActors(b *testing.B) {
+	store, err := persistence.Open(b.TempDir()+"/db", persistence.Options{Capacity: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	rt := New(Options{Agent: &Agent{Model: llm.NewOffline()}, Store: store, MaxTurns: 1 << 20, MaxQueued: 1 << 10})
+	defer rt.Shutdown(context.Background())
+	var n sync.Mutex
+	id := 0
+	b.ReportAllocs()
+	b.SetParallelism(32) // many conversations at once, as a server sees them: commits group
+	b.RunParallel(func(pb *testing.PB) {
+		events := make(chan hermes.Event, 64)
+		for pb.Next() {
+			n.Lock()
+			id++
+			rid := "resp_b" + string(rune(id))
+			conv := "bench" + string(rune(id%64))
+			n.Unlock()
+			req := &hermes.TurnRequest{ResponseID: rid, Conversation: conv, Store: true, Events: events, Ctx: context.Background(),
+				Input: []hermes.Message{{Role: hermes.RoleUser, Content: "hello"}}}
+			if err := rt.Submit(req); err != nil {
+				b.Fatal(err)
+			}
+			for ev := range events {
+				if ev.Kind == hermes.EventDone {
+					if ev.Result.Err != nil {
+						b.Fatal(ev.Result.Err)
+					}
+					break
+				}
+			}
+		}
+	})
+}
