@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"sync"
+	"time"
 
 	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/tooling"
@@ -23,6 +25,10 @@ type Agent struct {
 	Prompt func(callerSystem string) string
 	// UpstreamModel is the model id sent upstream ("" lets the provider choose).
 	UpstreamModel string
+	// OnModelCall and OnTool, when set, observe each model call and tool
+	// run (metrics).
+	OnModelCall func(d time.Duration, err error)
+	OnTool      func(name string, failed bool, d time.Duration)
 }
 
 // emitFunc hands an event to the client; false means nobody listens anymore.
@@ -91,6 +97,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 		}
 		msgs = append(msgs, transcript...)
 		var text []byte
+		callStart := time.Now()
 		out, err := a.Model.Stream(ctx, llm.Request{
 			Model:      a.UpstreamModel,
 			Messages:   msgs,
@@ -102,6 +109,9 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
 		})
 		res.Usage.Add(out.Usage)
+		if a.OnModelCall != nil {
+			a.OnModelCall(time.Since(callStart), err)
+		}
 		if err != nil {
 			res.Text = string(text)
 			if res.Text == "" {
@@ -169,8 +179,12 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, conv stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name,
-				Content: a.runTool(ctx, c, conv, history)}
+			start := time.Now()
+			out := a.runTool(ctx, c, conv, history)
+			results[i] = hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name, Content: out}
+			if a.OnTool != nil {
+				a.OnTool(c.Name, strings.HasPrefix(out, `{"error"`), time.Since(start))
+			}
 		}()
 	}
 	wg.Wait()

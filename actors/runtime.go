@@ -37,8 +37,9 @@ type Options struct {
 	IdleActor time.Duration
 	Logger    *slog.Logger
 	Now       func() time.Time
-	// OnBatch observes each store write: how many turns it grouped.
-	OnBatch func(turns int, err error)
+	// OnBatch observes each store write: how many turns it grouped and
+	// how long the commit took.
+	OnBatch func(turns int, d time.Duration, err error)
 }
 
 // Runtime is the facade httpfront talks to: it admits turns, routes them to

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	hermes "github.com/hermesd/hermesd"
@@ -35,11 +36,12 @@ type persister struct {
 	store   Store
 	log     *slog.Logger
 	pending []commit
-	// OnBatch, when set, observes each batch's size (metrics).
-	onBatch func(n int, err error)
+	// onBatch, when set, observes each batch: turns grouped, time to
+	// commit (metrics).
+	onBatch func(n int, d time.Duration, err error)
 }
 
-func newPersister(s Store, log *slog.Logger, onBatch func(int, error)) *persister {
+func newPersister(s Store, log *slog.Logger, onBatch func(int, time.Duration, error)) *persister {
 	return &persister{store: s, log: log, onBatch: onBatch}
 }
 
@@ -67,6 +69,7 @@ func (p *persister) write() {
 	for _, c := range p.pending {
 		ops = append(ops, c.ops...)
 	}
+	start := time.Now()
 	err := p.store.Apply(ops)
 	if err != nil && len(p.pending) > 1 {
 		// One bad record must not fail its neighbours: retry one by one.
@@ -82,7 +85,7 @@ func (p *persister) write() {
 		p.log.Error("store write failed", "err", err, "ops", len(ops))
 	}
 	if p.onBatch != nil {
-		p.onBatch(len(p.pending), err)
+		p.onBatch(len(p.pending), time.Since(start), err)
 	}
 	clear(p.pending)
 	p.pending = p.pending[:0]

@@ -145,17 +145,17 @@ func (s *Server) addConversationItems(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, hermes.InvalidParam("items", "'items' must be a non-empty list"))
 		return
 	}
-	before := len(s.conversationMessages(c))
+	// Count items, not messages: one assistant message may stand for
+	// several items (its text and each tool call), or for none.
+	prior, _ := inputItems("resp_"+c.ID, s.conversationMessages(c))
 	c.Pending = append(c.Pending, items...)
 	if err := s.rt.SaveConversation(c); err != nil {
 		writeError(ctx, err)
 		return
 	}
 	all, _ := inputItems("resp_"+c.ID, s.conversationMessages(c))
-	if before > len(all) {
-		before = len(all)
-	}
-	ctx.QueryArgs().Set("order", "asc")
-	ctx.QueryArgs().Set("limit", "100")
-	writeList(ctx, all[before:])
+	added := all[min(len(prior), len(all)):]
+	b, _ := listBody(added, len(added)+1, "asc", "")
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(b)
 }

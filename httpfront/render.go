@@ -243,6 +243,10 @@ func responseObj(rec *hermes.StoredResponse) *responseObject {
 	if o.Output == nil {
 		o.Output = []item{}
 	}
+	if n := len(o.Output); n > 0 && o.Output[n-1].Type == "message" && rec.Status != hermes.StatusCompleted &&
+		rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
+		o.Output[n-1].Status = "incomplete" // the answer was cut short
+	}
 	if rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
 		u := &responseUsage{InputTokens: rec.Usage.PromptTokens, OutputTokens: rec.Usage.CompletionTokens, TotalTokens: rec.Usage.Total()}
 		u.InputTokensDetails.CachedTokens = rec.Usage.CachedTokens

@@ -124,11 +124,37 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	w := responseWire{Instructions: rr.Instructions, Metadata: rr.Metadata, ToolChoice: rr.ToolChoice,
 		MaxOutputTokens: rr.MaxOutputTokens, ParallelToolCalls: rr.ParallelToolCalls,
 		Temperature: rr.Temperature, TopP: rr.TopP, Store: req.Store, Background: rr.Background}
-	if len(rr.Tools) > 0 {
-		w.Tools, _ = json.Marshal(rr.Tools)
+	if len(req.ClientTools) > 0 {
+		w.Tools = renderTools(req.ClientTools)
 	}
 	req.Wire, _ = json.Marshal(w)
 	return &rr, req, nil
+}
+
+// functionTool is a function tool as a response object echoes it: the
+// Responses API's flat shape, whichever shape the request used.
+type functionTool struct {
+	Type        string          `json:"type"`
+	Name        string          `json:"name"`
+	Description *string         `json:"description"`
+	Parameters  json.RawMessage `json:"parameters"`
+	Strict      bool            `json:"strict"`
+}
+
+func renderTools(specs []hermes.ToolSpec) json.RawMessage {
+	tools := make([]functionTool, len(specs))
+	for i, sp := range specs {
+		tools[i] = functionTool{Type: "function", Name: sp.Name, Parameters: json.RawMessage(sp.Parameters)}
+		if sp.Description != "" {
+			d := sp.Description
+			tools[i].Description = &d
+		}
+		if len(tools[i].Parameters) == 0 {
+			tools[i].Parameters = json.RawMessage(`null`)
+		}
+	}
+	b, _ := json.Marshal(tools)
+	return b
 }
 
 // checkID refuses ids no store key should hold: path characters, control
@@ -304,7 +330,10 @@ func (s *Server) createResponse(ctx *fasthttp.RequestCtx) {
 // startBackground runs the turn detached and answers at once with the
 // queued response; clients poll GET and may cancel.
 func (s *Server) startBackground(ctx *fasthttp.RequestCtx, req *hermes.TurnRequest) {
-	queued := &hermes.StoredResponse{ID: req.ResponseID, Previous: req.Previous, Conversation: req.Conversation,
+	// The queued record names no conversation: storing it under one would
+	// point the conversation at a response with no transcript yet, and the
+	// turn would lose its history. The final record joins the conversation.
+	queued := &hermes.StoredResponse{ID: req.ResponseID, Previous: req.Previous,
 		Status: hermes.StatusQueued, Created: s.opts.Now(), Model: req.Model, Input: req.Input, Wire: req.Wire}
 	req.Created = queued.Created
 	if err := s.rt.Save(queued); err != nil {
@@ -392,7 +421,8 @@ func (s *Server) inputItems(ctx *fasthttp.RequestCtx) {
 	writeList(ctx, items)
 }
 
-// writeList answers a paginated list per the limit/order/after query.
+// writeList answers a paginated list per the request's limit/order/after
+// query (order defaults to desc, as OpenAI's item lists do).
 func writeList(ctx *fasthttp.RequestCtx, items []item) {
 	args := ctx.QueryArgs()
 	limit := 20
@@ -413,6 +443,18 @@ func writeList(ctx *fasthttp.RequestCtx, items []item) {
 		writeError(ctx, hermes.InvalidParam("order", "order must be asc or desc"))
 		return
 	}
+	b, err := listBody(items, limit, order, string(args.Peek("after")))
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(b)
+}
+
+// listBody renders one page of items: ordered, after the item named by
+// after (if any), at most limit long.
+func listBody(items []item, limit int, order, after string) ([]byte, error) {
 	if order == "desc" {
 		rev := make([]item, len(items))
 		for i, it := range items {
@@ -420,7 +462,7 @@ func writeList(ctx *fasthttp.RequestCtx, items []item) {
 		}
 		items = rev
 	}
-	if after := string(args.Peek("after")); after != "" {
+	if after != "" {
 		found := false
 		for i, it := range items {
 			if it.ID == after {
@@ -429,8 +471,7 @@ func writeList(ctx *fasthttp.RequestCtx, items []item) {
 			}
 		}
 		if !found {
-			writeError(ctx, hermes.InvalidParam("after", "no item with id '%s'", after))
-			return
+			return nil, hermes.InvalidParam("after", "no item with id '%s'", after)
 		}
 	}
 	hasMore := len(items) > limit
@@ -450,7 +491,5 @@ func writeList(ctx *fasthttp.RequestCtx, items []item) {
 	if len(items) > 0 {
 		list.FirstID, list.LastID = &items[0].ID, &items[len(items)-1].ID
 	}
-	b, _ := json.Marshal(list)
-	ctx.SetContentType("application/json")
-	ctx.Response.SetBodyRaw(b)
+	return json.Marshal(list)
 }

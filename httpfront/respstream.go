@@ -90,8 +90,9 @@ func (st *responseStream) delta(text string) {
 	st.sw.write(st.sw.buf)
 }
 
-// closeMessage finishes the open message item, if any.
-func (st *responseStream) closeMessage() {
+// closeMessage finishes the open message item, if any, with status
+// completed, or incomplete when the turn was cut short.
+func (st *responseStream) closeMessage(status string) {
 	if st.openID == "" {
 		return
 	}
@@ -99,7 +100,7 @@ func (st *responseStream) closeMessage() {
 	st.event("response.output_text.done", map[string]any{"item_id": id, "output_index": k, "content_index": 0, "text": text, "logprobs": emptyList})
 	st.event("response.content_part.done", map[string]any{"item_id": id, "output_index": k, "content_index": 0,
 		"part": contentPart{Type: "output_text", Text: text, Annotations: &emptyList}})
-	st.event("response.output_item.done", map[string]any{"output_index": k, "item": messageItem(id, "completed", text)})
+	st.event("response.output_item.done", map[string]any{"output_index": k, "item": messageItem(id, status, text)})
 	st.openID = ""
 }
 
@@ -119,7 +120,7 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 	case hermes.EventTextDelta:
 		st.delta(ev.Text)
 	case hermes.EventToolStarted:
-		st.closeMessage()
+		st.closeMessage("completed")
 		st.call(hermes.ToolCall{ID: ev.Tool.CallID, Name: ev.Tool.Name, Arguments: ev.Tool.Arguments})
 	case hermes.EventToolFinished:
 		id, k := st.nextID("fco_")
@@ -134,11 +135,18 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 }
 
 func (st *responseStream) done(res *hermes.TurnResult) {
-	st.closeMessage()
+	rec := res.Record
+	if rec != nil && res.Err != nil && !res.Stored && rec.Status == hermes.StatusCompleted {
+		rec.Status, rec.ErrCode, rec.ErrMessage = hermes.StatusFailed, res.Err.Code, res.Err.Message
+	}
+	msgStatus := "completed"
+	if rec == nil || rec.Status != hermes.StatusCompleted {
+		msgStatus = "incomplete"
+	}
+	st.closeMessage(msgStatus)
 	for _, c := range res.ClientToolCalls {
 		st.call(c)
 	}
-	rec := res.Record
 	if rec == nil {
 		// Nothing could be recorded (the history failed to load): report
 		// the error as an event, the one terminal frame of this stream.
@@ -147,9 +155,6 @@ func (st *responseStream) done(res *hermes.TurnResult) {
 		st.event("error", map[string]any{"code": wireCode(e), "message": e.Message, "param": nullable(e.Param),
 			"error": map[string]any{"type": typ, "code": wireCode(e), "message": e.Message, "param": nullable(e.Param)}})
 		return
-	}
-	if res.Err != nil && !res.Stored && rec.Status == hermes.StatusCompleted {
-		rec.Status, rec.ErrCode, rec.ErrMessage = hermes.StatusFailed, res.Err.Code, res.Err.Message
 	}
 	typ := "response.completed"
 	switch rec.Status {

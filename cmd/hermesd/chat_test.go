@@ -422,3 +422,30 @@ func itoa(n int) string { return jsonInt(n) }
 func jsonInt(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 var _ = option.WithHeader
+
+func TestMetricsNeedKeyAndReport(t *testing.T) {
+	h := startHermes(t, map[string]string{"API_SERVER_KEY": "metrics-key-1"})
+	auth := []string{"Authorization", "Bearer metrics-key-1"}
+	if resp, _ := h.do(t, "GET", "/metrics", ""); resp.StatusCode != 401 {
+		t.Fatalf("metrics without key: %d", resp.StatusCode)
+	}
+	resp, _ := h.do(t, "POST", "/v1/responses", `{"input":"/tool terminal {\"command\":\"true\"}"}`, auth...)
+	if resp.StatusCode != 200 {
+		t.Fatalf("response: %d", resp.StatusCode)
+	}
+	resp, body := h.do(t, "GET", "/metrics", "", auth...)
+	if resp.StatusCode != 200 {
+		t.Fatalf("metrics: %d", resp.StatusCode)
+	}
+	for _, want := range []string{
+		`hermes_http_requests_total{route="POST /v1/responses",status="200"} 1`,
+		"hermes_turns_running 0", "hermes_conversation_actors", "hermes_stored_responses 1",
+		`hermes_tool_run_duration_seconds_count{outcome="ok",tool="terminal"} 1`,
+		`hermes_model_call_duration_seconds_count{outcome="ok"} 2`,
+		`hermes_store_commit_duration_seconds_count{outcome="ok"}`, "go_goroutines",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

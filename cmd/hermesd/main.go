@@ -147,11 +147,14 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 
 	metrics := httpfront.NewMetrics()
+	obs := newObservers(metrics.Registry)
 	m.runtime = actors.New(actors.Options{
 		Agent: &actors.Agent{
 			Model: model, Tools: registry, MaxIterations: c.MaxIterations,
 			Prompt: builder.Build, UpstreamModel: c.Model,
+			OnModelCall: obs.modelCall, OnTool: obs.tool,
 		},
+		OnBatch:     obs.batch,
 		Store:       store,
 		MaxTurns:    c.MaxTurns,
 		MaxQueued:   c.MaxQueued,
@@ -159,6 +162,7 @@ func (m *Main) Run(ctx context.Context) error {
 		IdleActor:   c.IdleActor,
 		Logger:      m.Logger,
 	})
+	obs.gauges(m.runtime, store)
 	m.http = httpfront.New(httpfront.Options{
 		Runtime:            m.runtime,
 		Key:                c.Key,

@@ -1,0 +1,464 @@
+// Command hermes-bench measures hermesd against its upstream and its HTTP
+// ceiling, side by side, in one invocation:
+//
+//	go run ./bench/cmd/hermes-bench -scenario chat-stream -c 200 -d 10s -json out.json -svg out.svg
+//
+// It starts mockllm, a bare fasthttp ceiling server and hermesd (built from
+// ./cmd/hermesd, or -hermesd BIN, or a running one with -url) as separate
+// loopback processes, then runs the same load three times: directly against
+// mockllm, against hermesd (whose upstream is that mockllm), and against the
+// ceiling. See bench/README.md for the figures.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hermesd/hermesd/bench/internal/load"
+	"github.com/hermesd/hermesd/bench/internal/proc"
+	"github.com/hermesd/hermesd/bench/internal/report"
+	"github.com/hermesd/hermesd/bench/mockllm"
+)
+
+// Hard caps: every run is bounded in time and count whatever the flags say.
+const (
+	maxDuration    = 30 * time.Minute
+	maxRequests    = 10_000_000
+	maxConcurrency = 100_000
+)
+
+type config struct {
+	scenario    string
+	concurrency int
+	duration    time.Duration
+	requests    int
+	timeout     time.Duration
+	url         string
+	apiKey      string
+	hermesdBin  string
+	upstream    string
+	tokens      int
+	ttft        time.Duration
+	delay       time.Duration
+	toolIters   int
+	turns       int
+	maxTurns    int
+	stored      int
+	noDirect    bool
+	noCeiling   bool
+	jsonPath    string
+	svgPath     string
+	// serve, when set, makes this process one of the children.
+	serve, addr string
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.scenario, "scenario", load.ChatStream, "one of "+strings.Join(load.Scenarios, ", "))
+	flag.IntVar(&c.concurrency, "c", 50, "concurrent clients")
+	flag.DurationVar(&c.duration, "d", 10*time.Second, "duration of each phase (capped at 30m)")
+	flag.IntVar(&c.requests, "n", 0, "requests per phase (0: until -d); for idle, conversations to open (default 1000)")
+	flag.DurationVar(&c.timeout, "timeout", time.Minute, "per-request timeout")
+	flag.StringVar(&c.url, "url", "", "target a running hermesd at this base URL instead of starting one")
+	flag.StringVar(&c.apiKey, "api-key", os.Getenv("API_SERVER_KEY"), "bearer key for hermesd")
+	flag.StringVar(&c.hermesdBin, "hermesd", "", "hermesd binary to start (default: go build ./cmd/hermesd)")
+	flag.StringVar(&c.upstream, "upstream", "mock", "hermesd's model: mock (the started mockllm) or offline (its built-in model)")
+	flag.IntVar(&c.tokens, "tokens", 16, "answer length in tokens")
+	flag.DurationVar(&c.ttft, "ttft", 0, "model time to first token")
+	flag.DurationVar(&c.delay, "delay", 0, "model delay between tokens")
+	flag.IntVar(&c.toolIters, "tool-iters", 3, "tool-loop: terminal calls per turn")
+	flag.IntVar(&c.turns, "turns", 4, "conversation: turns per conversation")
+	flag.IntVar(&c.maxTurns, "max-turns", 100000, "API_SERVER_MAX_CONCURRENT_TURNS for the started hermesd")
+	flag.IntVar(&c.stored, "stored", 0, "API_SERVER_MAX_STORED_RESPONSES for the started hermesd (0: enough for every chain)")
+	flag.BoolVar(&c.noDirect, "no-direct", false, "skip the direct-to-mockllm phase")
+	flag.BoolVar(&c.noCeiling, "no-ceiling", false, "skip the bare fasthttp ceiling phase")
+	flag.StringVar(&c.jsonPath, "json", "", "write the report as JSON to this file")
+	flag.StringVar(&c.svgPath, "svg", "", "write the latency plot as SVG to this file")
+	flag.StringVar(&c.serve, "serve", "", "internal: serve mock or ceiling and print its address")
+	flag.StringVar(&c.addr, "addr", "127.0.0.1:0", "internal: address for -serve")
+	flag.Parse()
+
+	if _, err := proc.RaiseFileLimit(); err != nil {
+		fmt.Fprintln(os.Stderr, "hermes-bench: cannot raise the open-file limit:", err)
+	}
+	var err error
+	if c.serve != "" {
+		err = serve(c.serve, c.addr)
+	} else {
+		err = run(c)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hermes-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// serve runs one of the child servers until SIGTERM.
+func serve(what, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+		<-sig
+		ln.Close()
+	}()
+	fmt.Printf("listening on %s\n", ln.Addr())
+	switch what {
+	case "mock":
+		err = mockllm.New(mockllm.Config{Model: "mock-model"}).Serve(ln)
+	case "ceiling":
+		err = load.ServeCeiling(ln)
+	default:
+		err = fmt.Errorf("unknown -serve %q", what)
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+func (c *config) validate() error {
+	if !slices.Contains(load.Scenarios, c.scenario) {
+		return fmt.Errorf("unknown scenario %q (want one of %s)", c.scenario, strings.Join(load.Scenarios, ", "))
+	}
+	if c.concurrency <= 0 || c.concurrency > maxConcurrency {
+		return fmt.Errorf("-c must be 1..%d", maxConcurrency)
+	}
+	if c.duration <= 0 || c.duration > maxDuration {
+		return fmt.Errorf("-d must be in (0, %v]", maxDuration)
+	}
+	if c.requests < 0 || c.requests > maxRequests {
+		return fmt.Errorf("-n must be 0..%d", maxRequests)
+	}
+	if c.upstream != "mock" && c.upstream != "offline" {
+		return fmt.Errorf("-upstream must be mock or offline")
+	}
+	if c.scenario == load.Idle && c.requests == 0 {
+		c.requests = 1000
+	}
+	return nil
+}
+
+// env is a started set of servers.
+type env struct {
+	mock, ceiling, hermesd *proc.Child
+	mockURL, ceilingURL    string
+	target                 string // hermesd base URL, "" if none
+	home                   string
+	notes                  []string
+}
+
+func (e *env) close() {
+	for _, ch := range []*proc.Child{e.hermesd, e.ceiling, e.mock} {
+		if ch != nil {
+			ch.Stop()
+		}
+	}
+	if e.home != "" {
+		os.RemoveAll(e.home)
+	}
+}
+
+func run(c config) error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	e, err := start(ctx, &c)
+	if e != nil {
+		defer e.close()
+	}
+	if err != nil {
+		return err
+	}
+	r := &report.Report{
+		Scenario: c.scenario, Concurrency: c.concurrency, Target: e.target,
+		Upstream:  map[string]string{"mock": "mockllm", "offline": "offline"}[c.upstream],
+		DurationS: c.duration.Seconds(), ServerRSSMB: -1, ServerGoroutines: -1, ServerCPUCores: -1, MockCPUCores: -1,
+		Curves: map[string]report.Curve{}, Notes: e.notes,
+	}
+	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
+	base := load.Options{
+		Scenario: c.scenario, Concurrency: c.concurrency, Duration: c.duration, Requests: c.requests,
+		Timeout: c.timeout, Tokens: c.tokens, TTFT: c.ttft, TokenDelay: c.delay, ToolIters: c.toolIters,
+		Turns: c.turns, APIKey: c.apiKey, RunID: runID, Progress: os.Stderr,
+	}
+	idle := c.scenario == load.Idle
+	phase := func(kind load.Kind, url string) (*load.Result, error) {
+		o := base
+		o.Kind, o.BaseURL, o.Label = kind, url, kind.String()+" "+c.scenario
+		if kind != load.Hermesd {
+			o.Model = "mock-model"
+		}
+		client := load.NewClient(c.concurrency, c.timeout)
+		// The next phase opens as many connections again: release these
+		// or 10,000 clients run out of descriptors.
+		defer client.CloseIdleConnections()
+		return load.Run(ctx, client, o)
+	}
+
+	if !c.noDirect && !idle {
+		res, err := phase(load.Direct, e.mockURL)
+		if err != nil {
+			return err
+		}
+		r.DirectRequests, r.DirectErrors, r.DirectRPS = res.Requests, res.Errors, res.RPS()
+		r.DirectTTFT, r.DirectLatency = report.Summarize(res.TTFT), report.Summarize(res.Latency)
+		r.Curves["direct ttft"], r.Curves["direct latency"] = report.CurveOf(res.TTFT), report.CurveOf(res.Latency)
+		if res.Errors > 0 {
+			r.Notes = append(r.Notes, fmt.Sprintf("direct errors: %v", res.ErrorKinds))
+		}
+	}
+	if e.target != "" && ctx.Err() == nil {
+		if err := hermesdPhase(ctx, &c, e, r, phase); err != nil {
+			return err
+		}
+	}
+	if !c.noCeiling && !idle && ctx.Err() == nil {
+		res, err := phase(load.Ceiling, e.ceilingURL)
+		if err != nil {
+			return err
+		}
+		r.CeilingRPS = res.RPS()
+		if r.CeilingRPS > 0 {
+			r.CeilingFraction = r.RPS / r.CeilingRPS
+		}
+	}
+	if e.hermesd != nil {
+		if m, err := proc.ReadMemory(e.hermesd.Pid()); err == nil {
+			r.ServerRSSMB = float64(m.Peak) / (1 << 20)
+		}
+		if e.hermesd.Exited() {
+			r.Notes = append(r.Notes, "hermesd exited during the run: "+lastLine(e.hermesd.Stderr()))
+		}
+	}
+	if e.mock != nil {
+		if m, err := proc.ReadMemory(e.mock.Pid()); err == nil {
+			r.MockRSSMB = float64(m.Peak) / (1 << 20)
+		}
+	}
+	if !report.Streaming(c.scenario) {
+		// Non-stream: the first token arrives with the whole answer.
+		r.Notes = append(r.Notes, "non-stream scenario: ttft equals total latency")
+	}
+	return output(&c, r)
+}
+
+// hermesdPhase runs the load against hermesd and fills r's hermesd fields.
+func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phase func(load.Kind, string) (*load.Result, error)) error {
+	pid := 0
+	if e.hermesd != nil {
+		pid = e.hermesd.Pid()
+	}
+	var before proc.Memory
+	var heapBefore float64
+	if c.scenario == load.Idle {
+		// Warm up so the delta counts conversations, not first-use setup.
+		o := load.Options{Scenario: load.Idle, Kind: load.Hermesd, BaseURL: e.target, Concurrency: 1, Requests: 20,
+			Timeout: c.timeout, APIKey: c.apiKey, RunID: "warmup"}
+		if _, err := load.Run(ctx, load.NewClient(1, c.timeout), o); err != nil {
+			return err
+		}
+		if pid > 0 {
+			before, _ = proc.ReadMemory(pid)
+		}
+		if m, ok := proc.Metrics(ctx, e.target+"/metrics"); ok {
+			heapBefore = m["go_memstats_heap_inuse_bytes"]
+		}
+	}
+	watch := proc.StartWatch(pid, e.target+"/metrics")
+	var mockWatch *proc.Watch
+	if e.mock != nil && c.upstream == "mock" {
+		mockWatch = proc.StartWatch(e.mock.Pid(), "")
+	}
+	res, err := phase(load.Hermesd, e.target)
+	goroutines, cores, metricsRSS := watch.Stop()
+	if mockWatch != nil {
+		_, r.MockCPUCores, _ = mockWatch.Stop()
+	}
+	if err != nil {
+		return err
+	}
+	r.Requests, r.Errors, r.ErrorKinds, r.RPS = res.Requests, res.Errors, res.ErrorKinds, res.RPS()
+	r.TTFT, r.Latency = report.Summarize(res.TTFT), report.Summarize(res.Latency)
+	r.Curves["hermesd ttft"], r.Curves["hermesd latency"] = report.CurveOf(res.TTFT), report.CurveOf(res.Latency)
+	r.ServerGoroutines, r.ServerCPUCores = goroutines, cores
+	if metricsRSS > 0 {
+		r.ServerRSSMB = float64(metricsRSS) / (1 << 20)
+	}
+	if r.DirectRequests > 0 {
+		r.OverheadLatency = report.Overhead(r.Latency, r.DirectLatency)
+		if report.Streaming(c.scenario) {
+			r.Overhead = report.Overhead(r.TTFT, r.DirectTTFT)
+			r.OverheadRatio = report.Ratio(r.TTFT, r.DirectTTFT)
+		} else {
+			r.Overhead = r.OverheadLatency
+			r.OverheadRatio = report.Ratio(r.Latency, r.DirectLatency)
+		}
+	}
+	if c.scenario == load.Idle {
+		ok := res.Requests - res.Errors
+		r.Conversations = ok
+		if pid > 0 && ok > 0 {
+			if after, err := proc.ReadMemory(pid); err == nil {
+				r.BytesPerConversation = float64(after.RSS-before.RSS) / float64(ok)
+			}
+		}
+		if m, found := proc.Metrics(ctx, e.target+"/metrics"); found && ok > 0 && heapBefore > 0 {
+			r.HeapPerConversation = (m["go_memstats_heap_inuse_bytes"] - heapBefore) / float64(ok)
+		}
+	}
+	return nil
+}
+
+// start brings up the servers the run needs.
+func start(ctx context.Context, c *config) (*env, error) {
+	e := &env{}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	needMock := !c.noDirect || c.url == "" && c.upstream == "mock"
+	if needMock {
+		if e.mock, err = proc.Start("mockllm", self, []string{"-serve", "mock"}, nil, true, 10*time.Second); err != nil {
+			return e, err
+		}
+		e.mockURL = "http://" + e.mock.Addr
+	}
+	if !c.noCeiling {
+		if e.ceiling, err = proc.Start("ceiling", self, []string{"-serve", "ceiling"}, nil, true, 10*time.Second); err != nil {
+			return e, err
+		}
+		e.ceilingURL = "http://" + e.ceiling.Addr
+	}
+	if c.url != "" {
+		e.target = strings.TrimSuffix(strings.TrimSuffix(c.url, "/"), "/v1")
+		if err := proc.WaitHTTP(ctx, e.target+"/health", 10*time.Second); err != nil {
+			return e, err
+		}
+		e.notes = append(e.notes, "hermesd at "+c.url+" was already running: RSS from its /metrics only")
+		return e, nil
+	}
+	bin := c.hermesdBin
+	if e.home, err = os.MkdirTemp("", "hermes-bench-"); err != nil {
+		return e, err
+	}
+	if bin == "" {
+		if bin, err = buildHermesd(ctx, e.home); err != nil {
+			e.notes = append(e.notes, "hermesd not measured: "+err.Error())
+			fmt.Fprintln(os.Stderr, "hermes-bench: hermesd not available, measuring direct and ceiling only:", err)
+			return e, nil
+		}
+	}
+	port, err := proc.FreePort()
+	if err != nil {
+		return e, err
+	}
+	home := filepath.Join(e.home, "home")
+	ws := filepath.Join(e.home, "workspace")
+	for _, d := range []string{home, ws} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return e, err
+		}
+	}
+	stored := c.stored
+	if stored == 0 {
+		// Every chain's latest response must survive LRU eviction.
+		stored = max(10*c.concurrency, 10000)
+	}
+	envv := []string{
+		"API_SERVER_MAX_CONCURRENT_TURNS=" + strconv.Itoa(c.maxTurns),
+		"API_SERVER_MAX_STORED_RESPONSES=" + strconv.Itoa(stored),
+		"HERMES_WORKSPACE=" + ws,
+		"HERMES_HOME=" + home,
+	}
+	if c.upstream == "mock" {
+		envv = append(envv, "OPENAI_BASE_URL="+e.mockURL+"/v1", "OPENAI_API_KEY=bench", "HERMES_MODEL=mock-model")
+	} else {
+		envv = append(envv, "OPENAI_BASE_URL=", "OPENAI_API_KEY=", "HERMES_MODEL=")
+	}
+	args := []string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--home", home}
+	if e.hermesd, err = proc.Start("hermesd", bin, args, envv, false, 0); err != nil {
+		return e, err
+	}
+	e.target = "http://127.0.0.1:" + strconv.Itoa(port)
+	if err := proc.WaitHTTP(ctx, e.target+"/health", 20*time.Second); err != nil {
+		return e, fmt.Errorf("%w; hermesd stderr: %s", err, e.hermesd.Stderr())
+	}
+	return e, nil
+}
+
+// buildHermesd builds ./cmd/hermesd of the module the current directory is
+// in, into dir.
+func buildHermesd(ctx context.Context, dir string) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	gomod := strings.TrimSpace(string(out))
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside the hermesd module (run from the checkout, or pass -hermesd or -url)")
+	}
+	root := filepath.Dir(gomod)
+	if _, err := os.Stat(filepath.Join(root, "cmd", "hermesd")); err != nil {
+		return "", errors.New("no ./cmd/hermesd in " + root)
+	}
+	bin := filepath.Join(dir, "hermesd")
+	fmt.Fprintln(os.Stderr, "hermes-bench: building ./cmd/hermesd …")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/hermesd")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/hermesd: %v: %s", err, lastLine(string(out)))
+	}
+	return bin, nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+func output(c *config, r *report.Report) error {
+	if err := r.WriteTable(os.Stdout); err != nil {
+		return err
+	}
+	if c.jsonPath != "" {
+		b, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(c.jsonPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if c.svgPath != "" {
+		f, err := os.Create(c.svgPath)
+		if err != nil {
+			return err
+		}
+		if err := r.WriteSVG(f); err != nil {
+			f.Close()
+			return err
+		}
+		return f.Close()
+	}
+	return nil
+}

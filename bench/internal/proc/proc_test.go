@@ -1,0 +1,64 @@
+package proc
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseStatus(t *testing.T) {
+	tests := []struct {
+		in   string
+		want Memory
+		ok   bool
+	}{
+		{"Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n", Memory{RSS: 1 << 20, Peak: 2 << 20}, true},
+		{"Name:\tx\nVmRSS:\t  1024 kB\n", Memory{}, false},
+		{"VmHWM:\t x kB\nVmRSS:\t 1 kB\n", Memory{}, false},
+	}
+	for _, tt := range tests {
+		got, err := parseStatus([]byte(tt.in))
+		if (err == nil) != tt.ok || tt.ok && got != tt.want {
+			t.Errorf("%q: got %+v, %v", tt.in, got, err)
+		}
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	// pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+	in := "42 (my proc) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0"
+	got, err := parseStat([]byte(in))
+	if err != nil || got != 3*time.Second {
+		t.Fatalf("got %v, %v; want 3s", got, err)
+	}
+	if _, err := parseStat([]byte("garbage")); err == nil {
+		t.Fatal("garbage parsed")
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	page := `# HELP go_goroutines Number of goroutines.
+# TYPE go_goroutines gauge
+go_goroutines 1234
+process_resident_memory_bytes 5.5e+07
+http_requests_total{code="200"} 7
+`
+	m := ParseMetrics(strings.NewReader(page))
+	if m["go_goroutines"] != 1234 || m["process_resident_memory_bytes"] != 5.5e7 || len(m) != 2 {
+		t.Fatalf("got %v", m)
+	}
+}
+
+func TestReadSelf(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc")
+	}
+	m, err := ReadMemory(os.Getpid())
+	if err != nil || m.RSS <= 0 || m.Peak < m.RSS {
+		t.Fatalf("memory %+v, %v", m, err)
+	}
+	if _, err := ReadCPU(os.Getpid()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,218 @@
+// Package report turns load samples into figures: percentiles, the report
+// record written as JSON, a text table and an SVG latency plot.
+//
+// It imports the standard library only and does no I/O of its own beyond
+// the writers it is given.
+package report
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Percentiles of a latency distribution, in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Micros holds differences in microseconds.
+type Micros struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+}
+
+// Ratios holds hermesd / direct ratios.
+type Ratios struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+}
+
+// Quantile returns the q-quantile (0..1) of sorted by the nearest-rank
+// method, and 0 for no samples.
+func Quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(q * float64(len(sorted))))
+	rank = min(max(rank, 1), len(sorted))
+	return sorted[rank-1]
+}
+
+// Summarize sorts samples in place and returns their percentiles.
+func Summarize(samples []time.Duration) Percentiles {
+	slices.Sort(samples)
+	return Percentiles{
+		P50: ms(Quantile(samples, 0.50)),
+		P90: ms(Quantile(samples, 0.90)),
+		P99: ms(Quantile(samples, 0.99)),
+		Max: ms(Quantile(samples, 1)),
+	}
+}
+
+func ms(d time.Duration) float64 { return round3(float64(d) / float64(time.Millisecond)) }
+
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+// Overhead returns a − b in microseconds for each percentile.
+func Overhead(a, b Percentiles) Micros {
+	us := func(x, y float64) float64 { return math.Round((x - y) * 1000) }
+	return Micros{P50: us(a.P50, b.P50), P90: us(a.P90, b.P90), P99: us(a.P99, b.P99)}
+}
+
+// Ratio returns a / b for each percentile, 0 where b is 0.
+func Ratio(a, b Percentiles) Ratios {
+	r := func(x, y float64) float64 {
+		if y == 0 {
+			return 0
+		}
+		return round3(x / y)
+	}
+	return Ratios{P50: r(a.P50, b.P50), P90: r(a.P90, b.P90), P99: r(a.P99, b.P99)}
+}
+
+// Curve is a latency distribution sampled at CurveQuantiles, in ms, for
+// the plot.
+type Curve []float64
+
+// CurveQuantiles are the points of the SVG plot.
+var CurveQuantiles = []float64{0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 1}
+
+// CurveOf returns sorted's values at CurveQuantiles.
+func CurveOf(sorted []time.Duration) Curve {
+	c := make(Curve, len(CurveQuantiles))
+	for i, q := range CurveQuantiles {
+		c[i] = ms(Quantile(sorted, q))
+	}
+	return c
+}
+
+// Report is everything one hermes-bench invocation measured. The JSON keys
+// are the contract with whoever reads -json files.
+type Report struct {
+	Scenario    string  `json:"scenario"`
+	Concurrency int     `json:"concurrency"`
+	Target      string  `json:"target"`   // hermesd URL, or "" when it was not run
+	Upstream    string  `json:"upstream"` // "mockllm", "offline" or the -upstream URL
+	DurationS   float64 `json:"duration_s"`
+
+	Requests   int            `json:"requests"`
+	Errors     int            `json:"errors"`
+	ErrorKinds map[string]int `json:"error_kinds"`
+	RPS        float64        `json:"rps"`
+	TTFT       Percentiles    `json:"ttft_ms"`
+	Latency    Percentiles    `json:"latency_ms"`
+
+	// Overhead is hermesd minus direct on the scenario's headline figure:
+	// time to first token when streaming, total latency otherwise.
+	Overhead        Micros `json:"overhead_us"`
+	OverheadLatency Micros `json:"overhead_latency_us"`
+	OverheadRatio   Ratios `json:"overhead_ratio"`
+
+	DirectRequests int         `json:"direct_requests"`
+	DirectErrors   int         `json:"direct_errors"`
+	DirectRPS      float64     `json:"direct_rps"`
+	DirectTTFT     Percentiles `json:"direct_ttft_ms"`
+	DirectLatency  Percentiles `json:"direct_latency_ms"`
+
+	CeilingRPS      float64 `json:"ceiling_rps"`
+	CeilingFraction float64 `json:"ceiling_fraction"` // rps / ceiling_rps
+
+	ServerRSSMB      float64 `json:"server_rss_mb"` // peak (VmHWM), -1 when unknown
+	ServerGoroutines int     `json:"server_goroutines"`
+	ServerCPUCores   float64 `json:"server_cpu_cores"` // mean cores used during the hermesd phase
+	MockCPUCores     float64 `json:"mock_cpu_cores"`   // mean cores the mock used during the hermesd phase
+	MockRSSMB        float64 `json:"mock_rss_mb"`
+	// Conversations and BytesPerConversation are set by the idle scenario.
+	Conversations        int     `json:"conversations,omitempty"`
+	BytesPerConversation float64 `json:"bytes_per_conversation,omitempty"`
+	HeapPerConversation  float64 `json:"heap_bytes_per_conversation,omitempty"`
+
+	// Curves for the plot (ms at CurveQuantiles).
+	Curves map[string]Curve `json:"curves,omitempty"`
+	Notes  []string         `json:"notes,omitempty"`
+}
+
+// Streaming reports whether the scenario's headline figure is time to first
+// token.
+func Streaming(scenario string) bool {
+	return scenario == "chat-stream" || scenario == "tool-loop"
+}
+
+func num(f float64, unknown bool) string {
+	if unknown {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3g", f)
+}
+
+// WriteTable prints r as an aligned table.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "scenario %s, %d clients, %.1fs per phase, upstream %s\n", r.Scenario, r.Concurrency, r.DurationS, r.Upstream)
+	fmt.Fprintln(tw, "\tp50\tp90\tp99\tmax")
+	row := func(name string, p Percentiles) {
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\n", name, p.P50, p.P90, p.P99, p.Max)
+	}
+	if r.Target != "" {
+		row("hermesd ttft ms", r.TTFT)
+		row("hermesd latency ms", r.Latency)
+	}
+	if r.DirectRequests > 0 {
+		row("direct ttft ms", r.DirectTTFT)
+		row("direct latency ms", r.DirectLatency)
+	}
+	if r.Target != "" && r.DirectRequests > 0 {
+		fmt.Fprintf(tw, "added µs (hermesd − direct)\t%.0f\t%.0f\t%.0f\t\n", r.Overhead.P50, r.Overhead.P90, r.Overhead.P99)
+		fmt.Fprintf(tw, "ratio (hermesd / direct)\t%.3f\t%.3f\t%.3f\t\n", r.OverheadRatio.P50, r.OverheadRatio.P90, r.OverheadRatio.P99)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "\trequests\terrors\treq/s")
+	if r.Target != "" {
+		fmt.Fprintf(tw, "hermesd\t%d\t%d\t%.0f\n", r.Requests, r.Errors, r.RPS)
+	}
+	if r.DirectRequests > 0 {
+		fmt.Fprintf(tw, "direct (mockllm)\t%d\t%d\t%.0f\n", r.DirectRequests, r.DirectErrors, r.DirectRPS)
+	}
+	if r.CeilingRPS > 0 {
+		fmt.Fprintf(tw, "ceiling (bare fasthttp)\t\t\t%.0f\n", r.CeilingRPS)
+	}
+	if len(r.ErrorKinds) > 0 {
+		kinds := make([]string, 0, len(r.ErrorKinds))
+		for k, n := range r.ErrorKinds {
+			kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
+		}
+		sort.Strings(kinds)
+		fmt.Fprintf(tw, "errors by kind\t%s\n", strings.Join(kinds, " "))
+	}
+	if r.Target != "" {
+		if r.CeilingRPS > 0 {
+			fmt.Fprintf(tw, "hermesd / ceiling\t%.1f%%\n", 100*r.CeilingFraction)
+		}
+		fmt.Fprintf(tw, "server peak RSS MB\t%s\n", num(r.ServerRSSMB, r.ServerRSSMB < 0))
+		fmt.Fprintf(tw, "server peak goroutines\t%s\n", num(float64(r.ServerGoroutines), r.ServerGoroutines < 0))
+		fmt.Fprintf(tw, "server CPU cores (mean)\t%s\n", num(r.ServerCPUCores, r.ServerCPUCores < 0))
+	}
+	fmt.Fprintf(tw, "mockllm CPU cores (mean)\t%s\n", num(r.MockCPUCores, r.MockCPUCores < 0))
+	if r.Conversations > 0 {
+		fmt.Fprintf(tw, "idle conversations\t%d\n", r.Conversations)
+		fmt.Fprintf(tw, "RSS bytes / conversation\t%.0f\n", r.BytesPerConversation)
+		if r.HeapPerConversation > 0 {
+			fmt.Fprintf(tw, "heap bytes / conversation\t%.0f\n", r.HeapPerConversation)
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(tw, "note\t%s\n", n)
+	}
+	return tw.Flush()
+}
