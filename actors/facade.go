@@ -46,9 +46,22 @@ func (r *Runtime) Conversation(id string) (*persistence.Conversation, error) {
 	return c, err
 }
 
-// SaveConversation creates or replaces a conversation record.
-func (r *Runtime) SaveConversation(c *persistence.Conversation) error {
+// CreateConversation stores a new conversation record.
+func (r *Runtime) CreateConversation(c *persistence.Conversation) error {
 	return r.commit(persistence.PutConversation(c))
+}
+
+// UpdateConversation changes a stored conversation in place (metadata,
+// items added), atomically with respect to turns consuming its items, and
+// returns the result.
+func (r *Runtime) UpdateConversation(id string, f func(c *persistence.Conversation)) (*persistence.Conversation, error) {
+	if _, err := r.Conversation(id); err != nil {
+		return nil, err
+	}
+	if err := r.commit(persistence.UpdateConversation(id, f)); err != nil {
+		return nil, err
+	}
+	return r.Conversation(id)
 }
 
 // DeleteConversation deletes a conversation record.

@@ -131,9 +131,11 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse) (stored *h
 		if req.Store && r.store != nil {
 			ops := make([]persistence.Op, 0, 3)
 			if conv != nil && len(conv.Pending) > 0 {
-				consumed := *conv
-				consumed.Pending = nil
-				ops = append(ops, persistence.PutConversation(&consumed))
+				// Drop the items this turn consumed, keeping any added since.
+				n := len(conv.Pending)
+				ops = append(ops, persistence.UpdateConversation(conv.ID, func(c *persistence.Conversation) {
+					c.Pending = c.Pending[min(n, len(c.Pending)):]
+				}))
 			}
 			if in.prev != nil {
 				ops = append(ops, persistence.TouchResponse(in.prev.ID))

@@ -53,7 +53,7 @@ func (s *Server) createConversation(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	c := &persistence.Conversation{ID: s.opts.NewID("conv_"), Created: s.opts.Now(), Metadata: body.Metadata, Pending: items}
-	if err := s.rt.SaveConversation(c); err != nil {
+	if err := s.rt.CreateConversation(c); err != nil {
 		writeError(ctx, err)
 		return
 	}
@@ -86,8 +86,8 @@ func (s *Server) updateConversation(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	c.Metadata = body.Metadata
-	if err := s.rt.SaveConversation(c); err != nil {
+	c, err := s.rt.UpdateConversation(c.ID, func(c *persistence.Conversation) { c.Metadata = body.Metadata })
+	if err != nil {
 		writeError(ctx, err)
 		return
 	}
@@ -148,8 +148,8 @@ func (s *Server) addConversationItems(ctx *fasthttp.RequestCtx) {
 	// Count items, not messages: one assistant message may stand for
 	// several items (its text and each tool call), or for none.
 	prior, _ := inputItems("resp_"+c.ID, s.conversationMessages(c))
-	c.Pending = append(c.Pending, items...)
-	if err := s.rt.SaveConversation(c); err != nil {
+	c, err = s.rt.UpdateConversation(c.ID, func(c *persistence.Conversation) { c.Pending = append(c.Pending, items...) })
+	if err != nil {
 		writeError(ctx, err)
 		return
 	}

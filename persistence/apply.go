@@ -25,6 +25,7 @@ const (
 	opPutConversation
 	opDeleteConversation
 	opPutIdempotency
+	opUpdateConversation
 )
 
 // Op is one write. Build it with PutResponse, DeleteResponse, TouchResponse,
@@ -40,6 +41,7 @@ type Op struct {
 	err      error // an encoding failure, reported by Apply
 	conv     *Conversation
 	idem     *IdemEntry
+	update   func(*Conversation)
 }
 
 // PutResponse inserts or replaces r and marks it most recently used. When
@@ -80,6 +82,14 @@ func PutConversation(c *Conversation) Op {
 // conversation of the same name does not fall back to them.
 func DeleteConversation(id string) Op { return Op{kind: opDeleteConversation, id: id} }
 
+// UpdateConversation changes the stored conversation id in place, inside
+// the write transaction: f sees the record as committed so far, so
+// concurrent changes (a turn consuming pending items while a client adds
+// more) cannot overwrite each other. A missing conversation is left alone.
+func UpdateConversation(id string, f func(c *Conversation)) Op {
+	return Op{kind: opUpdateConversation, id: id, update: f}
+}
+
 // PutIdempotency stores e under key, replacing any entry. A zero e.Expires
 // becomes now plus Options.IdempotencyTTL.
 func PutIdempotency(key string, e *IdemEntry) Op {
@@ -101,6 +111,8 @@ func (o Op) String() string {
 		return fmt.Sprintf("delete conversation %q", o.id)
 	case opPutIdempotency:
 		return fmt.Sprintf("put idempotency %q", o.id)
+	case opUpdateConversation:
+		return fmt.Sprintf("update conversation %q", o.id)
 	}
 	return "zero op"
 }
@@ -113,7 +125,7 @@ func (o Op) check() error {
 		return &hermes.Error{Code: hermes.EInternal, Message: "cannot encode record", Cause: o.err}
 	}
 	if (o.kind == opPutResponse && o.rec == nil) || (o.kind == opPutConversation && o.conv == nil) ||
-		(o.kind == opPutIdempotency && o.idem == nil) {
+		(o.kind == opPutIdempotency && o.idem == nil) || (o.kind == opUpdateConversation && o.update == nil) {
 		return hermes.Errorf(hermes.EInvalid, "nil record")
 	}
 	if err := checkID("id", o.id); err != nil {
@@ -245,6 +257,8 @@ func (w *writer) apply(op Op) error {
 		return w.deleteConversation(op.id)
 	case opPutIdempotency:
 		return w.putIdempotency(op.id, op.idem)
+	case opUpdateConversation:
+		return w.updateConversation(op.id, op.update)
 	}
 	return hermes.Errorf(hermes.EInvalid, "unknown op")
 }
@@ -470,6 +484,16 @@ func (w *writer) putConversation(in *Conversation) error {
 		}
 	}
 	return w.saveConversation(&c)
+}
+
+func (w *writer) updateConversation(id string, f func(*Conversation)) error {
+	c := w.conversation(id)
+	if c == nil {
+		return nil
+	}
+	f(c)
+	c.ID = id // the key is not f's to change
+	return w.putConversation(c)
 }
 
 func (w *writer) deleteConversation(id string) error {

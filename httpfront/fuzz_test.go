@@ -1,0 +1,182 @@
+package httpfront
+
+import (
+	"context"
+	stdjson "encoding/json"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/actors"
+	"github.com/hermesd/hermesd/tooling/llm"
+)
+
+// fuzzServer is a front end over a runtime with no store, so decoding an
+// item_reference reaches the runtime and gets "not found" rather than a
+// nil dereference.
+func fuzzServer(f *testing.F) *Server {
+	rt := actors.New(actors.Options{Agent: &actors.Agent{Model: llm.NewOffline()}})
+	f.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = rt.Shutdown(ctx)
+	})
+	return New(Options{Runtime: rt})
+}
+
+// checkDecodeError: every decode failure is a client error (400 with the
+// envelope), never a 5xx or an untyped error.
+func checkDecodeError(t *testing.T, body []byte, err error) {
+	var e *hermes.Error
+	if !asHermes(err, &e) {
+		t.Fatalf("decode(%q): untyped error %T %v", body, err, err)
+	}
+	if st, _ := status(e.Code); st < 400 || st >= 500 {
+		t.Fatalf("decode(%q): error %q maps to status %d, want a 4xx", body, e.Code, st)
+	}
+	env := appendErrorObject(nil, e)
+	if !stdjson.Valid(env) {
+		t.Fatalf("decode(%q): error envelope is not JSON: %s", body, env)
+	}
+}
+
+func asHermes(err error, out **hermes.Error) bool {
+	e, ok := err.(*hermes.Error)
+	*out = e
+	return ok
+}
+
+var chatSeeds = []string{
+	`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+	`{"messages":[{"role":"system","content":"be brief"}]}`,
+	`{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"data:x"}}]}],"stream":true,"stream_options":{"include_usage":true}}`,
+	`{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"\n` + "`💻 ls`" + `\nok","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c1","content":"r"}]}`,
+	`{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"tool_choice":{"type":"function","function":{"name":"f"}}}`,
+	`{"messages":[{"role":"user","content":"x"}],"max_tokens":-1}`,
+	`{"messages":[{"role":"bogus","content":"x"}]}`,
+	`{"messages":[{"role":"user","content":7}]}`,
+	`{"messages":"nope"}`,
+	`[1,2]`,
+	`{"messages":[{"role":"user","content":"\ud800"}]}`,
+	"{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}",
+	`{`,
+	``,
+}
+
+// FuzzDecodeChat: any body decodes to a usable turn request or a 4xx
+// error; never a panic.
+func FuzzDecodeChat(f *testing.F) {
+	for _, s := range chatSeeds {
+		f.Add([]byte(s))
+	}
+	s := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		cr, req, err := s.decodeChat(body)
+		if err != nil {
+			checkDecodeError(t, body, err)
+			return
+		}
+		if cr == nil || req == nil || len(req.Input) == 0 {
+			t.Fatalf("decodeChat(%q): success without input", body)
+		}
+		if last := req.Input[len(req.Input)-1].Role; last != hermes.RoleUser && last != hermes.RoleTool {
+			t.Fatalf("decodeChat(%q): last message role %q", body, last)
+		}
+		if len(req.Input) > maxMessages {
+			t.Fatalf("decodeChat(%q): %d messages accepted", body, len(req.Input))
+		}
+		if req.MaxTokens < 0 {
+			t.Fatalf("decodeChat(%q): negative max tokens", body)
+		}
+	})
+}
+
+var responsesSeeds = []string{
+	`{"model":"m","input":"hi"}`,
+	`{"input":"hi","previous_response_id":"resp_abc","store":false}`,
+	`{"input":"hi","conversation":"named","instructions":"be brief","metadata":{"k":"v"}}`,
+	`{"input":"hi","conversation":{"id":"conv_1"},"previous_response_id":"resp_x"}`,
+	`{"input":[{"role":"user","content":[{"type":"input_text","text":"a"}]},{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":"r"}]}`,
+	`{"input":[{"type":"item_reference","id":"msg_abc_0"},{"role":"user","content":"x"}]}`,
+	`{"input":[{"type":"item_reference","id":"nounderscore"}]}`,
+	`{"input":"x","tools":[{"type":"function","name":"f"},{"type":"web_search_preview"}],"tool_choice":"required","max_output_tokens":0}`,
+	`{"input":"x","background":true,"store":false}`,
+	`{"input":"x","previous_response_id":"../../etc"}`,
+	`{"input":[{"type":"weird"}]}`,
+	`{"input":[{"role":"developer","content":"sys"}]}`,
+	`{"input":5}`,
+	`{"input":"x","temperature":"hot"}`,
+	`null`,
+}
+
+// FuzzDecodeResponses: any /v1/responses body decodes to a turn request
+// with input, or a 4xx error; never a panic; ids never carry path bytes.
+func FuzzDecodeResponses(f *testing.F) {
+	for _, s := range responsesSeeds {
+		f.Add([]byte(s))
+	}
+	s := fuzzServer(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rr, req, err := s.decodeResponses(body)
+		if err != nil {
+			checkDecodeError(t, body, err)
+			return
+		}
+		if rr == nil || req == nil || len(req.Input) == 0 {
+			t.Fatalf("decodeResponses(%q): success without input", body)
+		}
+		if req.Conversation != "" && req.Previous != "" {
+			t.Fatalf("decodeResponses(%q): both conversation and previous_response_id", body)
+		}
+		for _, id := range []string{req.Previous, req.Conversation} {
+			if strings.ContainsAny(id, "/\\\x00\r\n") || len(id) > 256 {
+				t.Fatalf("decodeResponses(%q): id %q accepted", body, id)
+			}
+		}
+		if !stdjson.Valid(req.Wire) {
+			t.Fatalf("decodeResponses(%q): stored wire echo is not JSON: %s", body, req.Wire)
+		}
+	})
+}
+
+// FuzzAppendString: the SSE hot path's string encoder always yields valid
+// JSON that decodes back to the input (invalid bytes as U+FFFD), and never
+// writes bytes that break HTML embedding or JavaScript line parsing.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", `quote " back \ slash`, "ctl \x00\x01\x1f\x7f", "nl\n\r\t", "<script>&amp;</script>",
+		"\u2028\u2029", "emoji 💻 ✍️", "bad \xff\xfe \xc3", "\xed\xa0\x80 surrogate", "\ufffd", "data: [DONE]\n\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := appendString([]byte(`{"k":`), s)
+		out = append(out, '}')
+		if !stdjson.Valid(out) {
+			t.Fatalf("appendString(%q) = %s: not valid JSON", s, out)
+		}
+		if !utf8.Valid(out) {
+			t.Fatalf("appendString(%q) = %q: not valid UTF-8", s, out)
+		}
+		var got struct{ K string }
+		if err := stdjson.Unmarshal(out, &got); err != nil {
+			t.Fatalf("appendString(%q): %v", s, err)
+		}
+		want := string([]rune(s)) // each invalid byte becomes U+FFFD
+		if got.K != want {
+			t.Fatalf("appendString(%q) decodes to %q, want %q", s, got.K, want)
+		}
+		if utf8.ValidString(s) && got.K != s {
+			t.Fatalf("appendString(%q) does not round-trip", s)
+		}
+		enc := out[len(`{"k":`) : len(out)-1]
+		for _, c := range enc {
+			if c < 0x20 || c == '<' || c == '>' || c == '&' {
+				t.Fatalf("appendString(%q) = %q: raw byte %#x", s, enc, c)
+			}
+		}
+		if strings.ContainsAny(string(enc), "\u2028\u2029") {
+			t.Fatalf("appendString(%q) = %q: raw line separator", s, enc)
+		}
+	})
+}
