@@ -233,7 +233,9 @@ func (r *Runtime) record(in *turnInput, history []hermes.Message, res *hermes.Tu
 		switch {
 		case req.Background && res.Err.Code == hermes.ECancelled:
 			rec.Status = hermes.StatusCancelled
-		case res.Err.Code == hermes.ECancelled || res.Err.Code == hermes.ETimeout || res.Err.Code == hermes.EUnavailable:
+		case res.Err.Code == hermes.ECancelled || res.Err.Code == hermes.EUnavailable:
+			// Cut short from outside (client gone, server stopping): what
+			// was produced stands. A timeout is the run failing.
 			rec.Status = hermes.StatusIncomplete
 		}
 	case res.Finish == hermes.FinishLength:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
@@ -18,6 +19,11 @@ func decodeObject(body []byte, v any) error {
 	}
 	if trimmed[0] != '{' {
 		return hermes.InvalidParam("", "Request body must be a JSON object")
+	}
+	if !utf8.Valid(trimmed) {
+		// JSON is UTF-8 (RFC 8259); guessing what broken bytes meant
+		// would put words in the user's mouth.
+		return hermes.InvalidParam("", "Request body is not valid UTF-8")
 	}
 	if err := json.Unmarshal(trimmed, v); err != nil {
 		var te *json.UnmarshalTypeError

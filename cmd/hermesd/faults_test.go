@@ -207,32 +207,19 @@ var (
 	rateLimited  = wantError{429, "rate_limit_exceeded", "rate limited"}
 )
 
-// checkIncomplete asserts how /v1/responses reports a timed-out run: a
-// stored response with status "incomplete" (non-stream), a stream whose
-// one terminal event is response.incomplete, or, for a stream that failed
-// before its first event, a 504 timeout envelope.
-func checkIncomplete(t *testing.T, what string, r *http.Response, body string) {
+// checkTimedOut asserts how /v1/responses reports a timed-out run: it
+// failed (WIRE.md: a failed run is status "failed" with error). Non-stream
+// gets the 504 timeout envelope; a stream that failed before its first
+// event gets the same, one that started ends with one response.failed.
+func checkTimedOut(t *testing.T, what string, r *http.Response, body string) {
 	t.Helper()
-	if r.StatusCode == 504 && strings.Contains(what, `"stream":true`) {
+	if !strings.HasPrefix(r.Header.Get("Content-Type"), "text/event-stream") {
 		checkFault(t, what, r, body, wantError{504, "timeout", ""})
 		return
 	}
-	if r.StatusCode != 200 {
-		t.Fatalf("%s: status %d: %.400s", what, r.StatusCode, body)
-	}
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "text/event-stream") {
-		if strings.Count(body, "event: response.incomplete") != 1 || strings.Contains(body, "event: response.completed") ||
-			strings.Contains(body, "event: response.failed") {
-			t.Fatalf("%s: stream does not end incomplete: %.600s", what, body)
-		}
-		return
-	}
-	var got struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
-	}
-	if err := json.Unmarshal([]byte(body), &got); err != nil || got.Status != "incomplete" {
-		t.Fatalf("%s: want status incomplete: %.400s", what, body)
+	if r.StatusCode != 200 || strings.Count(body, "event: response.failed") != 1 ||
+		strings.Contains(body, "event: response.completed") || !strings.Contains(body, `"code":"timeout"`) {
+		t.Fatalf("%s: stream does not end failed with a timeout: %.600s", what, body)
 	}
 }
 
@@ -271,7 +258,7 @@ func TestFaultsUpstream(t *testing.T) {
 			up.inject(c.fault)
 			r, body := post(t, h, req.path, req.body)
 			if c.fault == "silent" && req.path == "/v1/responses" {
-				checkIncomplete(t, what, r, body)
+				checkTimedOut(t, what, r, body)
 				continue
 			}
 			checkFault(t, what, r, body, c.want)
@@ -327,7 +314,7 @@ func TestFaultsUpstream(t *testing.T) {
 	for _, body := range []string{resp, respStream} {
 		up.inject("stall")
 		r, got := post(t, h, "/v1/responses", body)
-		checkIncomplete(t, "stall "+body, r, got)
+		checkTimedOut(t, "stall "+body, r, got)
 	}
 	healthyTurn(t, h)
 	settled(t, "stall", base)
