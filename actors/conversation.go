@@ -46,6 +46,18 @@ func (c *conversation) Receive(ctx actor.Context) {
 		}
 		m.admitted <- nil
 		c.queue = append(c.queue, m)
+	case cancelQueued:
+		for i, q := range c.queue {
+			if q.req.req.ResponseID == m.id {
+				c.queue = append(c.queue[:i], c.queue[i+1:]...)
+				c.done++
+				c.rt.workers.run(func() { c.rt.skipTurn(q.req) })
+				if !c.running && len(c.queue) == 0 {
+					ctx.Send(ctx.Parent(), idle{key: c.key, done: c.done})
+				}
+				return
+			}
+		}
 	case turnDone:
 		c.running = false
 		c.done++
@@ -68,7 +80,6 @@ func (c *conversation) start(ctx actor.Context, m *startTurn) {
 	self := ctx.Self()
 	last := c.last
 	c.rt.workers.run(func() {
-		rec := c.rt.runTurn(m.req, last)
-		c.rt.root.Send(self, turnDone{rec: rec})
+		c.rt.runTurn(m.req, last, func(rec *hermes.StoredResponse) { c.rt.root.Send(self, turnDone{rec: rec}) })
 	})
 }

@@ -28,6 +28,10 @@ type idle struct {
 // passivate asks the dispatcher to stop actors idle for too long.
 type passivate struct{}
 
+// cancelQueued asks the conversation actor of key to drop the queued turn
+// id, if it has not started.
+type cancelQueued struct{ key, id string }
+
 type route struct {
 	pid       *actor.PID
 	sent      uint64    // turns forwarded
@@ -65,6 +69,10 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 			return // more turns are on their way to it
 		}
 		r.idleSince = d.rt.opts.Now()
+	case cancelQueued:
+		if r := d.routes[m.key]; r != nil {
+			ctx.Send(r.pid, m)
+		}
 	case passivate:
 		cutoff := d.rt.opts.Now().Add(-d.rt.opts.IdleActor)
 		for key, r := range d.routes {

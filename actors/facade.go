@@ -72,40 +72,94 @@ func (r *Runtime) DeleteConversation(id string) error {
 	return r.commit(persistence.DeleteConversation(id))
 }
 
-// background tracks running background turns so Cancel can stop them.
+// background tracks background turns from Submit until they end, so Cancel
+// can stop one whether it is running or still queued behind another turn.
 type background struct {
-	mu      sync.Mutex // guards cancels
-	cancels map[string]context.CancelCauseFunc
+	mu    sync.Mutex // guards turns
+	turns map[string]*bgTurn
 }
 
-func (b *background) add(id string, cancel context.CancelCauseFunc) {
+type bgTurn struct {
+	key       string                  // the conversation it is queued on
+	cancel    context.CancelCauseFunc // set when the turn starts
+	cancelled bool                    // Cancel came first: stop at start
+	done      chan struct{}           // closed once the final record is stored
+}
+
+func (b *background) register(id, key string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.cancels == nil {
-		b.cancels = make(map[string]context.CancelCauseFunc)
+	if b.turns == nil {
+		b.turns = make(map[string]*bgTurn)
 	}
-	b.cancels[id] = cancel
+	b.turns[id] = &bgTurn{key: key, done: make(chan struct{})}
 }
 
-func (b *background) remove(id string) {
+// start attaches the running turn's cancel func, and applies a cancel that
+// arrived while the turn was queued.
+func (b *background) start(id string, cancel context.CancelCauseFunc) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	delete(b.cancels, id)
-}
-
-func (b *background) cancel(id string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	c, ok := b.cancels[id]
-	if ok {
-		c(errCancelledByClient)
+	if t := b.turns[id]; t != nil {
+		t.cancel = cancel
+		if t.cancelled {
+			cancel(errCancelledByClient)
+		}
 	}
-	return ok
 }
 
-// Cancel stops a running background response. It reports false when no
-// such response is running (it finished, or never was in the background).
-func (r *Runtime) Cancel(id string) bool { return r.bg.cancel(id) }
+func (b *background) finish(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t := b.turns[id]; t != nil {
+		close(t.done)
+		delete(b.turns, id)
+	}
+}
+
+// Cancel stops a background response, running or queued. It returns a
+// channel closed once the response's final (cancelled) record is stored,
+// or false when no such response is under way.
+func (r *Runtime) Cancel(id string) (<-chan struct{}, bool) {
+	b := &r.bg
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	t := b.turns[id]
+	if t == nil {
+		return nil, false
+	}
+	t.cancelled = true
+	if t.cancel != nil {
+		t.cancel(errCancelledByClient)
+	} else {
+		// Still queued: ask its conversation actor to drop it. Should it
+		// start first, start applies the cancel instead.
+		r.root.Send(r.dispatcher, cancelQueued{key: t.key, id: id})
+	}
+	return t.done, true
+}
+
+// skipTurn ends a queued turn that was cancelled before it ran: it stores
+// the cancelled response (outside its conversation, which never saw it) and
+// reports done.
+func (r *Runtime) skipTurn(in *turnInput) {
+	req := in.req
+	defer r.bg.finish(req.ResponseID)
+	res := hermes.TurnResult{ResponseID: req.ResponseID, Added: req.Input, Err: errCancelledByClient}
+	rec := r.record(in, nil, &res)
+	rec.Conversation = ""
+	if r.store != nil {
+		if err := r.commit(persistence.PutResponse(rec)); err != nil {
+			r.log.Error("storing cancelled response failed", "response", rec.ID, "err", err)
+		}
+	}
+	res.Record = rec
+	r.release()
+	select {
+	case req.Events <- hermes.Event{Kind: hermes.EventDone, Result: &res}:
+	case <-req.Ctx.Done():
+	}
+}
 
 // Idempotency returns the stored entry for key, if any.
 func (r *Runtime) Idempotency(key string) (*persistence.IdemEntry, bool, error) {

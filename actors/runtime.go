@@ -137,11 +137,14 @@ func (r *Runtime) Submit(req *hermes.TurnRequest) error {
 		r.admitted.Add(-1)
 		return err
 	}
+	if req.Background {
+		r.bg.register(req.ResponseID, key)
+	}
 	r.turns.Add(1)
 	if strings.HasPrefix(key, statelessPrefix) {
 		// A stateless turn has nothing to serialize with: no actor to
 		// spawn and stop, it runs at once.
-		r.workers.run(func() { r.runTurn(in, nil) })
+		r.workers.run(func() { r.runTurn(in, nil, nil) })
 		return nil
 	}
 	m := &startTurn{key: key, req: in, admitted: make(chan error, 1)}
@@ -156,6 +159,9 @@ func (r *Runtime) Submit(req *hermes.TurnRequest) error {
 		err = &hermes.Error{Code: hermes.EUnavailable, Message: "the runtime did not accept the turn in time", RetryAfter: time.Second}
 	}
 	if err != nil {
+		if req.Background {
+			r.bg.finish(req.ResponseID)
+		}
 		r.release()
 	}
 	return err

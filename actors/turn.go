@@ -77,11 +77,12 @@ func conversationNotFound(id string) error {
 }
 
 // runTurn runs one admitted turn to the end: history, agent loop, store,
-// final event. It returns the committed record, if any, for the actor's
-// cache.
-func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse) (stored *hermes.StoredResponse) {
+// final event. Just before the final event it hands the committed record
+// (nil when none) to finished, so the conversation actor knows the turn is
+// over before the client does and a follow-up request finds it free.
+func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished func(*hermes.StoredResponse)) {
+	var stored *hermes.StoredResponse
 	req := in.req
-	defer r.release()
 	r.running.Add(1)
 	defer r.running.Add(-1)
 
@@ -92,8 +93,8 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse) (stored *h
 	stopOnShutdown := context.AfterFunc(r.base, func() { cancel(errShutdown) })
 	defer stopOnShutdown()
 	if req.Background {
-		r.bg.add(req.ResponseID, cancel)
-		defer r.bg.remove(req.ResponseID)
+		r.bg.start(req.ResponseID, cancel)
+		defer r.bg.finish(req.ResponseID)
 	}
 
 	// Events are offered until the client leaves (req.Ctx), not until the
@@ -152,8 +153,13 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse) (stored *h
 			}
 		}
 	}
+	// Give the turn's place back before the client hears it is done, so a
+	// client that sends its next request at once is not refused for it.
+	r.release()
+	if finished != nil {
+		finished(stored)
+	}
 	emit(hermes.Event{Kind: hermes.EventDone, Result: &res})
-	return stored
 }
 
 // history resolves what a turn continues: the previous response's

@@ -1,7 +1,6 @@
 package httpfront
 
 import (
-	"time"
 
 	"github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
@@ -260,7 +259,3 @@ func renderResponse(rec *hermes.StoredResponse) []byte {
 	b, _ := json.Marshal(responseObj(rec))
 	return b
 }
-
-// waitTick paces short polling loops (cancel waiting for a turn's final
-// record).
-func waitTick() { time.Sleep(5 * time.Millisecond) }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fasthttp/router"
 	"github.com/goccy/go-json"
@@ -395,17 +396,17 @@ func (s *Server) cancelResponse(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, hermes.InvalidParam("", "Only background responses can be cancelled."))
 		return
 	}
-	if rec.Status == hermes.StatusQueued || rec.Status == hermes.StatusInProgress {
-		if s.rt.Cancel(rec.ID) {
-			// The turn stores its cancelled record before it reports done;
-			// wait for that so the answer shows the final state.
-			for i := 0; i < 200; i++ {
-				if r, err := s.rt.Response(rec.ID); err == nil && r.Status != hermes.StatusQueued && r.Status != hermes.StatusInProgress {
-					rec = r
-					break
-				}
-				waitTick()
-			}
+	if done, ok := s.rt.Cancel(rec.ID); ok {
+		// Answer with the final state: the turn stores its cancelled
+		// record before it lets go.
+		t := time.NewTimer(10 * time.Second)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
+		if r, err := s.rt.Response(rec.ID); err == nil {
+			rec = r
 		}
 	}
 	ctx.SetContentType("application/json")

@@ -784,6 +784,34 @@ func TestResponsesBackgroundCancel(t *testing.T) {
 	respMustFail(t, err, 400)
 }
 
+// A background response still queued behind another turn on its
+// conversation is cancelled before it ever runs.
+func TestResponsesBackgroundCancelQueued(t *testing.T) {
+	h := startHermes(t, nil)
+	c := h.client()
+	long := respInConv("queue", "/sleep 30s")
+	long.Background = openai.Bool(true)
+	first := mustRespond(t, c, long)
+	respWaitStatus(t, c, first.ID, responses.ResponseStatusInProgress)
+	next := respInConv("queue", "never runs")
+	next.Background = openai.Bool(true)
+	queued := mustRespond(t, c, next)
+	if queued.Status != responses.ResponseStatusQueued {
+		t.Fatalf("second turn is %s, want queued", queued.Status)
+	}
+	cancelled, err := c.Responses.Cancel(context.Background(), queued.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cancelled.Status != responses.ResponseStatusCancelled {
+		t.Fatalf("queued cancel answered %s", cancelled.RawJSON())
+	}
+	if _, err := c.Responses.Cancel(context.Background(), first.ID); err != nil {
+		t.Fatal(err)
+	}
+	respWaitStatus(t, c, first.ID, responses.ResponseStatusCancelled)
+}
+
 // ---- client disconnect ----
 
 func TestResponsesClientDisconnectStoresPartial(t *testing.T) {
