@@ -35,6 +35,8 @@ type TurnRequest struct {
 	Background bool
 	// Wire holds the codec's own extra record fields (instructions,
 	// metadata, tools…) stored beside the response, opaque to the runtime.
+	// A turn that carries Wire (a Responses API turn) always gets its
+	// TurnResult.Record, stored or not.
 	Wire []byte
 	// Model is the model id the client asked for, echoed back.
 	Model string
@@ -44,6 +46,9 @@ type TurnRequest struct {
 	// Events receives everything the turn emits; the last event is always
 	// EventDone. The sender selects on Ctx.Done() and never blocks forever.
 	Events chan<- Event
+	// Progress asks for text deltas and tool events; without it Events
+	// gets only EventDone (a non-stream request has no use for the rest).
+	Progress bool
 	// Ctx is the request's context. The receiver cancels it when it no
 	// longer listens (the client went away), which cancels the turn.
 	Ctx context.Context

@@ -100,6 +100,9 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 	// Events are offered until the client leaves (req.Ctx), not until the
 	// turn's own context ends, so a timed-out turn still reports why.
 	emit := func(ev hermes.Event) bool {
+		if !req.Progress && ev.Kind != hermes.EventDone {
+			return true
+		}
 		select {
 		case req.Events <- ev:
 			return true
@@ -126,7 +129,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 	if res.Err != nil && res.Err.Code == hermes.EInternal {
 		r.log.Error("turn failed", "response", req.ResponseID, "err", res.Err)
 	}
-	if err == nil {
+	if err == nil && (req.Store || req.Wire != nil) {
 		rec := r.record(in, history, &res)
 		res.Record = rec
 		if req.Store && r.store != nil {

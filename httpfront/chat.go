@@ -127,7 +127,7 @@ func (s *Server) progressMode(ctx *fasthttp.RequestCtx) string {
 // turnChannelSize bounds the events a turn may run ahead of its client
 // before the turn waits: enough to absorb bursts, small enough that a slow
 // reader costs little memory.
-const turnChannelSize = 64
+const turnChannelSize = 16
 
 // submit starts a turn whose events the returned channel carries; cancel
 // ends the turn and must be called.
@@ -165,6 +165,7 @@ func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx) {
 	if req.Model == "" {
 		req.Model = s.opts.ModelName
 	}
+	req.Progress = cr.Stream
 	events, cancel, err := s.submit(req)
 	if err != nil {
 		writeError(ctx, err)
@@ -178,7 +179,7 @@ func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		ctx.SetContentType("application/json")
-		ctx.Response.SetBodyRaw(s.appendCompletion(nil, req, res))
+		ctx.Response.SetBodyRaw(s.appendCompletion(make([]byte, 0, 512+len(res.Text)), req, res))
 		return
 	}
 	st := &chatStream{

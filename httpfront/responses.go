@@ -301,6 +301,7 @@ func (s *Server) createResponse(ctx *fasthttp.RequestCtx) {
 		s.startBackground(ctx, req)
 		return
 	}
+	req.Progress = rr.Stream
 	events, cancel, err := s.submit(req)
 	if err != nil {
 		writeError(ctx, err)
