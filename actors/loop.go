@@ -96,7 +96,6 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			msgs = append(msgs, hermes.Message{Role: hermes.RoleSystem, Content: system})
 		}
 		msgs = append(msgs, transcript...)
-		var text []byte
 		callStart := time.Now()
 		out, err := a.Model.Stream(ctx, llm.Request{
 			Model:      a.UpstreamModel,
@@ -105,7 +104,6 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			ToolChoice: req.ToolChoice,
 			MaxTokens:  req.MaxTokens,
 		}, func(delta string) {
-			text = append(text, delta...)
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
 		})
 		res.Usage.Add(out.Usage)
@@ -113,10 +111,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			a.OnModelCall(time.Since(callStart), err)
 		}
 		if err != nil {
-			res.Text = string(text)
-			if res.Text == "" {
-				res.Text = out.Text
-			}
+			res.Text = out.Text // a failing model returns what it produced
 			if ctx.Err() != nil && hermes.ErrorCode(err) != hermes.ETimeout {
 				err = contextError(ctx, err)
 			}

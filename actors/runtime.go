@@ -123,6 +123,8 @@ func (r *Runtime) Stats() Stats {
 // Submit admits a turn and routes it to its conversation actor. On success
 // the turn's events arrive on req.Events, ending with EventDone. An error
 // (ERateLimited, EUnavailable) means nothing ran and no event will come.
+// A stateless turn without Progress runs on the caller's goroutine: Submit
+// returns when it is done, its EventDone already in req.Events.
 func (r *Runtime) Submit(req *hermes.TurnRequest) error {
 	if r.closing.Load() {
 		return &hermes.Error{Code: hermes.EUnavailable, Message: "the server is shutting down", RetryAfter: time.Second}
@@ -143,7 +145,13 @@ func (r *Runtime) Submit(req *hermes.TurnRequest) error {
 	r.turns.Add(1)
 	if strings.HasPrefix(key, statelessPrefix) {
 		// A stateless turn has nothing to serialize with: no actor to
-		// spawn and stop, it runs at once.
+		// spawn and stop, it runs at once. A caller that wants only the
+		// final event is waiting anyway, so it runs the turn itself (its
+		// one event fits in any buffered channel).
+		if !req.Progress && cap(req.Events) > 0 {
+			r.runTurn(in, nil, nil)
+			return nil
+		}
 		r.workers.run(func() { r.runTurn(in, nil, nil) })
 		return nil
 	}

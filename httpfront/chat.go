@@ -132,8 +132,17 @@ const turnChannelSize = 16
 // submit starts a turn whose events the returned channel carries; cancel
 // ends the turn and must be called.
 func (s *Server) submit(req *hermes.TurnRequest) (<-chan hermes.Event, context.CancelFunc, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan hermes.Event, turnChannelSize)
+	// Only a stream can notice its client leaving (a write fails), so only
+	// a stream's turn needs a context to cancel; the others skip the cost.
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if req.Progress {
+		ctx, cancel = context.WithCancel(ctx)
+	}
+	size := 1 // only the final event
+	if req.Progress {
+		size = turnChannelSize
+	}
+	events := make(chan hermes.Event, size)
 	req.Ctx, req.Events = ctx, events
 	if req.Created.IsZero() {
 		req.Created = s.opts.Now()

@@ -1,7 +1,6 @@
 package httpfront
 
 import (
-
 	"github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
 )

@@ -42,6 +42,7 @@ func main() {
 	}
 	ctx := context.Background()
 	if err := m.Run(ctx); err != nil {
+		m.logOut.Close()
 		fmt.Fprintln(os.Stderr, "hermesd:", err)
 		os.Exit(1)
 	}
@@ -52,6 +53,7 @@ func main() {
 	go func() {
 		<-sig // a second signal: the operator wants out now; bbolt stays consistent
 		m.Logger.Warn("second signal: exiting immediately")
+		m.logOut.Close()
 		os.Exit(1)
 	}()
 	grace, cancel := context.WithTimeout(ctx, m.Config.ShutdownGrace)
@@ -60,6 +62,7 @@ func main() {
 		m.Logger.Error("shutdown", "err", err)
 	}
 	m.Logger.Info("stopped")
+	m.logOut.Close()
 }
 
 // Main is a whole hermesd: end-to-end tests start it the way main does.
@@ -72,6 +75,7 @@ type Main struct {
 	// Model, when set before Run, replaces the configured model.
 	Model llm.Model
 
+	logOut  *bufferedLog // nil when the caller set Logger itself
 	store   *persistence.Store
 	runtime *actors.Runtime
 	http    *httpfront.Server
@@ -91,7 +95,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		return err
 	}
 	m.Config = c
-	m.Logger = newLogger(c.LogFormat, c.LogLevel, os.Stderr)
+	m.logOut = newBufferedLog(os.Stderr)
+	m.Logger = newLogger(c.LogFormat, c.LogLevel, m.logOut)
 	return nil
 }
 
@@ -139,7 +144,7 @@ func (m *Main) Run(ctx context.Context) error {
 	registry := tooling.NewRegistry(all, tooling.Selector(c.Tools, c.DisabledTools))
 	var skillsIndex func() string // no index of skills the model cannot load
 	if _, ok := registry.Get("skill_view"); ok {
-		skillsIndex = func() string { return skills.Index(c.Home) }
+		skillsIndex = skills.CachedIndex(c.Home, time.Second)
 	}
 	builder := prompt.NewBuilder(prompt.Options{
 		Home: c.Home, Workspace: c.Workspace, Tools: registry.Names(),

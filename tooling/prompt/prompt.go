@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -52,6 +53,14 @@ type Builder struct {
 	context string // workspace context files
 	memory  interface{ Snapshot() string }
 	skills  func() string
+	last    atomic.Pointer[built] // the latest prompt, reused while its inputs hold
+}
+
+// built is one prompt and the inputs it was built from. Most turns share
+// their inputs (no caller system message, unchanged memory and skills), so
+// reusing the prompt saves copying kilobytes on every turn.
+type built struct {
+	caller, mem, skills, prompt string
 }
 
 // NewBuilder reads the static layers and returns a Builder.
@@ -80,7 +89,12 @@ func (b *Builder) Build(callerSystem string) string {
 	if b.skills != nil {
 		skills = b.skills()
 	}
-	return join(b.head, strings.TrimSpace(callerSystem), mem, skills, b.context)
+	if l := b.last.Load(); l != nil && l.caller == callerSystem && l.mem == mem && l.skills == skills {
+		return l.prompt
+	}
+	p := join(b.head, strings.TrimSpace(callerSystem), mem, skills, b.context)
+	b.last.Store(&built{caller: callerSystem, mem: mem, skills: skills, prompt: p})
+	return p
 }
 
 // join joins the non-empty layers with a blank line.
