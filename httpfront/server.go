@@ -200,9 +200,10 @@ func (s *Server) middleware(next fasthttp.RequestHandler) fasthttp.RequestHandle
 		if s.opts.Metrics != nil {
 			s.opts.Metrics.observe(ctx, time.Since(start))
 		}
-		if s.log.Enabled(context.Background(), slog.LevelInfo) {
-			s.log.Info("request", "id", rid, "method", string(ctx.Method()), "path", string(ctx.Path()),
-				"status", ctx.Response.StatusCode(), "dur_ms", float64(time.Since(start).Microseconds())/1000)
+		if bg := context.Background(); s.log.Enabled(bg, slog.LevelInfo) {
+			s.log.LogAttrs(bg, slog.LevelInfo, "request", slog.String("id", rid), slog.String("method", string(ctx.Method())),
+				slog.String("path", string(ctx.Path())), slog.Int("status", ctx.Response.StatusCode()),
+				slog.Float64("dur_ms", float64(time.Since(start).Microseconds())/1000))
 		}
 	}
 }
