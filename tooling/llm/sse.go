@@ -2,10 +2,10 @@ package llm
 
 import (
 	"bytes"
-	json "github.com/goccy/go-json"
 	"strconv"
 	"strings"
 
+	json "github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
 )
 

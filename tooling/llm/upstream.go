@@ -6,15 +6,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	json "github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
 )
 
@@ -56,6 +57,16 @@ type Upstream struct {
 	opts   UpstreamOptions
 	url    string
 	client *http.Client
+	tools  atomic.Pointer[encodedTools] // the last tool list encoded
+}
+
+// encodedTools caches the JSON of a tool list. The agent sends the same
+// shared list (its registry's) on nearly every call, and re-encoding a
+// dozen schemas per call was a large share of a turn's allocations.
+type encodedTools struct {
+	first *hermes.ToolSpec
+	n     int
+	raw   json.RawMessage
 }
 
 // NewUpstream returns a client for the endpoint opts describe.
@@ -91,6 +102,11 @@ func NewUpstream(opts UpstreamOptions) *Upstream {
 		client: client,
 	}
 }
+
+// lineBufs recycles the scanners' starting buffers: a fresh 64 KiB buffer
+// per model call was most of a streamed turn's allocation. Lines longer
+// than a buffer grow a private one, up to maxLineBytes.
+var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // Stream implements Model. On a failure after text started to flow it
 // returns the partial response alongside the error.
@@ -140,7 +156,9 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 
 	var dec streamDecoder
 	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLineBytes)
+	buf := lineBufs.Get().(*[]byte)
+	defer lineBufs.Put(buf)
+	sc.Buffer(*buf, maxLineBytes)
 	idle := hermes.Errorf(hermes.ETimeout, "upstream stream idle for %v", u.opts.IdleTimeout)
 	for sc.Scan() {
 		before := dec.sawData
@@ -321,13 +339,13 @@ func (w *watchdog) stop() { w.timer.Stop() }
 
 // Request wire types: only what hermesd sends.
 type wireRequest struct {
-	Model         string         `json:"model"`
-	Messages      []wireMessage  `json:"messages"`
-	Tools         []wireTool     `json:"tools,omitempty"`
-	ToolChoice    any            `json:"tool_choice,omitempty"`
-	MaxTokens     int            `json:"max_tokens,omitempty"`
-	Stream        bool           `json:"stream"`
-	StreamOptions *streamOptions `json:"stream_options,omitempty"`
+	Model         string          `json:"model"`
+	Messages      []wireMessage   `json:"messages"`
+	Tools         json.RawMessage `json:"tools,omitempty"`
+	ToolChoice    any             `json:"tool_choice,omitempty"`
+	MaxTokens     int             `json:"max_tokens,omitempty"`
+	Stream        bool            `json:"stream"`
+	StreamOptions *streamOptions  `json:"stream_options,omitempty"`
 }
 
 type streamOptions struct {
@@ -396,17 +414,11 @@ func (u *Upstream) encode(req Request) ([]byte, error) {
 	for _, m := range req.Messages {
 		w.Messages = append(w.Messages, encodeMessage(m))
 	}
-	for _, t := range req.Tools {
-		params := json.RawMessage(t.Parameters)
-		if len(bytes.TrimSpace(params)) == 0 {
-			params = emptySchema
-		} else if !json.Valid(params) {
-			return nil, hermes.Errorf(hermes.EInvalid, "tool %q: parameters are not valid JSON", t.Name)
-		}
-		w.Tools = append(w.Tools, wireTool{Type: "function", Function: wireToolSpec{
-			Name: t.Name, Description: t.Description, Parameters: params,
-		}})
+	tools, err := u.encodeTools(req.Tools)
+	if err != nil {
+		return nil, err
 	}
+	w.Tools = tools
 	if len(w.Tools) > 0 {
 		switch req.ToolChoice {
 		case "":
@@ -424,6 +436,36 @@ func (u *Upstream) encode(req Request) ([]byte, error) {
 		return nil, &hermes.Error{Code: hermes.EInternal, Message: "encoding upstream request", Cause: err}
 	}
 	return b, nil
+}
+
+// encodeTools returns the tools array as JSON, reusing the last encoding
+// when the list is the same slice (an identical backing array means an
+// identical, immutable list).
+func (u *Upstream) encodeTools(tools []hermes.ToolSpec) (json.RawMessage, error) {
+	if len(tools) == 0 {
+		return nil, nil
+	}
+	if c := u.tools.Load(); c != nil && c.first == &tools[0] && c.n == len(tools) {
+		return c.raw, nil
+	}
+	wt := make([]wireTool, 0, len(tools))
+	for _, t := range tools {
+		params := json.RawMessage(t.Parameters)
+		if len(bytes.TrimSpace(params)) == 0 {
+			params = emptySchema
+		} else if !json.Valid(params) {
+			return nil, hermes.Errorf(hermes.EInvalid, "tool %q: parameters are not valid JSON", t.Name)
+		}
+		wt = append(wt, wireTool{Type: "function", Function: wireToolSpec{
+			Name: t.Name, Description: t.Description, Parameters: params,
+		}})
+	}
+	raw, err := json.Marshal(wt)
+	if err != nil {
+		return nil, &hermes.Error{Code: hermes.EInternal, Message: "encoding upstream tools", Cause: err}
+	}
+	u.tools.Store(&encodedTools{first: &tools[0], n: len(tools), raw: raw})
+	return raw, nil
 }
 
 func encodeMessage(m hermes.Message) wireMessage {
