@@ -52,6 +52,7 @@ type config struct {
 	upstream    string
 	tokens      int
 	ttft        time.Duration
+	stagger     time.Duration
 	delay       time.Duration
 	toolIters   int
 	turns       int
@@ -78,6 +79,7 @@ func main() {
 	flag.StringVar(&c.upstream, "upstream", "mock", "hermesd's model: mock (the started mockllm) or offline (its built-in model)")
 	flag.IntVar(&c.tokens, "tokens", 16, "answer length in tokens")
 	flag.DurationVar(&c.ttft, "ttft", 0, "model time to first token")
+	flag.DurationVar(&c.stagger, "stagger", -1, "spread the clients' first requests over this window (default: -ttft); 0 starts all at once")
 	flag.DurationVar(&c.delay, "delay", 0, "model delay between tokens")
 	flag.IntVar(&c.toolIters, "tool-iters", 3, "tool-loop: terminal calls per turn")
 	flag.IntVar(&c.turns, "turns", 4, "conversation: turns per conversation")
@@ -90,6 +92,9 @@ func main() {
 	flag.StringVar(&c.serve, "serve", "", "internal: serve mock or ceiling and print its address")
 	flag.StringVar(&c.addr, "addr", "127.0.0.1:0", "internal: address for -serve")
 	flag.Parse()
+	if c.stagger < 0 {
+		c.stagger = c.ttft
+	}
 
 	if _, err := proc.RaiseFileLimit(); err != nil {
 		fmt.Fprintln(os.Stderr, "hermes-bench: cannot raise the open-file limit:", err)
@@ -199,7 +204,7 @@ func run(c config) error {
 	base := load.Options{
 		Scenario: c.scenario, Concurrency: c.concurrency, Duration: c.duration, Requests: c.requests,
 		Timeout: c.timeout, Tokens: c.tokens, TTFT: c.ttft, TokenDelay: c.delay, ToolIters: c.toolIters,
-		Turns: c.turns, APIKey: c.apiKey, RunID: runID, Progress: os.Stderr,
+		Turns: c.turns, APIKey: c.apiKey, RunID: runID, Progress: os.Stderr, Stagger: c.stagger,
 	}
 	idle := c.scenario == load.Idle
 	phase := func(kind load.Kind, url string) (*load.Result, error) {

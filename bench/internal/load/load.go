@@ -77,6 +77,11 @@ type Options struct {
 	APIKey     string        // bearer key for hermesd, if any
 	// RunID makes conversation names unique across runs against one server.
 	RunID string
+	// Stagger spreads the clients' first requests evenly over this window,
+	// so arrivals reach a steady state instead of a thundering herd that
+	// repeats in lockstep every answer (no real deployment sees that, and
+	// it measures the burst, not the server). Zero starts all at once.
+	Stagger time.Duration
 
 	// Progress, if set, gets a progress line every second.
 	Progress io.Writer
@@ -159,6 +164,12 @@ func Run(ctx context.Context, client *fasthttp.Client, opts Options) (*Result, e
 		go func() {
 			defer wg.Done()
 			wk := &worker{opts: &opts, client: client, id: w}
+			if opts.Stagger > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(opts.Stagger * time.Duration(w) / time.Duration(opts.Concurrency)):
+				}
+			}
 			var ttft, lat []time.Duration
 			kinds := map[string]int{}
 			for ctx.Err() == nil {
