@@ -21,8 +21,9 @@ type conversation struct {
 	running bool
 	queue   []*startTurn
 	done    uint64
-	// last is the latest committed record of this conversation, so the next
-	// turn need not read its transcript back from the store.
+	// last is the latest committed record of this conversation, so a turn
+	// queued behind another need not read its transcript back from the
+	// store. It is dropped when the actor goes idle.
 	last *hermes.StoredResponse
 }
 
@@ -71,6 +72,10 @@ func (c *conversation) Receive(ctx actor.Context) {
 			c.start(ctx, next)
 			return
 		}
+		// Idle: let the transcript go. A conversation may sit idle for
+		// minutes and its transcript can be large; reading it back from the
+		// store costs microseconds next to a model call.
+		c.last = nil
 		ctx.Send(ctx.Parent(), idle{key: c.key, done: c.done})
 	}
 }

@@ -3,6 +3,8 @@ package actors
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -235,4 +237,47 @@ func BenchmarkTurnThroughActors(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkIdleConversationMemory reports the heap an idle conversation
+// actor keeps (bytes/actor): b.N named conversations each run one turn and
+// stay alive, idle.
+func BenchmarkIdleConversationMemory(b *testing.B) {
+	store, err := persistence.Open(b.TempDir()+"/db", persistence.Options{NoSync: true, Capacity: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	rt := New(Options{Agent: &Agent{Model: llm.NewOffline()}, Store: store, MaxTurns: 1 << 20})
+	defer rt.Shutdown(context.Background())
+	events := make(chan hermes.Event, 1)
+	turn := func(i int) {
+		req := &hermes.TurnRequest{ResponseID: "resp_m" + strconv.Itoa(i), Conversation: "idle" + strconv.Itoa(i), Store: true,
+			Events: events, Ctx: context.Background(), Input: []hermes.Message{{Role: hermes.RoleUser, Content: "hi"}}}
+		if err := rt.Submit(req); err != nil {
+			b.Fatal(err)
+		}
+		<-events
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for i := 0; i < 100; i++ { // warm up: first-use allocations are not per actor
+		turn(-1 - i)
+	}
+	before := heap()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		turn(i)
+	}
+	b.StopTimer()
+	after := heap()
+	if n := rt.Stats().Actors; n < int64(b.N) {
+		b.Fatalf("%d actors alive, want %d", n, b.N)
+	}
+	b.ReportMetric(float64(after-before)/float64(b.N), "bytes/actor")
 }
