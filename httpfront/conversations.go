@@ -76,14 +76,24 @@ func (s *Server) getConversation(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-func (s *Server) updateConversation(ctx *fasthttp.RequestCtx) {
+// conversationAndBody loads the conversation the path names and decodes
+// the request body; it answers the error itself when either fails.
+func (s *Server) conversationAndBody(ctx *fasthttp.RequestCtx) (*persistence.Conversation, *conversationBody, bool) {
 	c, ok := s.conversation(ctx)
 	if !ok {
-		return
+		return nil, nil, false
 	}
 	var body conversationBody
 	if err := decodeObject(ctx.PostBody(), &body); err != nil {
 		writeError(ctx, err)
+		return nil, nil, false
+	}
+	return c, &body, true
+}
+
+func (s *Server) updateConversation(ctx *fasthttp.RequestCtx) {
+	c, body, ok := s.conversationAndBody(ctx)
+	if !ok {
 		return
 	}
 	c, err := s.rt.UpdateConversation(c.ID, func(c *persistence.Conversation) { c.Metadata = body.Metadata })
@@ -127,13 +137,8 @@ func (s *Server) conversationItems(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) addConversationItems(ctx *fasthttp.RequestCtx) {
-	c, ok := s.conversation(ctx)
+	c, body, ok := s.conversationAndBody(ctx)
 	if !ok {
-		return
-	}
-	var body conversationBody
-	if err := decodeObject(ctx.PostBody(), &body); err != nil {
-		writeError(ctx, err)
 		return
 	}
 	items, _, err := s.decodeInput(body.Items)

@@ -12,12 +12,15 @@ import (
 	"github.com/valyala/fasthttp/fasthttputil"
 )
 
-// BenchmarkMainChat is a whole hermesd as main wires it (store, every tool,
-// the layered prompt, logging) answering non-stream chat completions with
-// the offline model, over an in-memory connection.
-func BenchmarkMainChat(b *testing.B) {
-	home, ws := b.TempDir(), b.TempDir()
-	vars := map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": ws, "API_SERVER_MAX_CONCURRENT_TURNS": "100000"}
+// benchMain starts a whole hermesd as main wires it (store, every tool,
+// the layered prompt, logging) on an in-memory listener, with env added to
+// its settings, and returns a client for it.
+func benchMain(b *testing.B, env map[string]string) *fasthttp.Client {
+	b.Helper()
+	vars := map[string]string{"HERMES_HOME": b.TempDir(), "HERMES_WORKSPACE": b.TempDir(), "API_SERVER_MAX_CONCURRENT_TURNS": "100000"}
+	for k, v := range env {
+		vars[k] = v
+	}
 	m := NewMain()
 	if err := m.ParseFlags(nil, func(k string) string { return vars[k] }); err != nil {
 		b.Fatal(err)
@@ -28,9 +31,13 @@ func BenchmarkMainChat(b *testing.B) {
 	if err := m.Run(context.Background()); err != nil {
 		b.Fatal(err)
 	}
-	defer m.Close(context.Background())
-	client := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
-	body := `{"model":"hermes-agent","messages":[{"role":"user","content":"/tokens 16"}]}`
+	b.Cleanup(func() { _ = m.Close(context.Background()) })
+	return &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+}
+
+// postLoop posts body to chat completions from parallel goroutines until
+// b.N requests are done, checking each answer ends with want.
+func postLoop(b *testing.B, client *fasthttp.Client, body, want string) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -44,11 +51,18 @@ func BenchmarkMainChat(b *testing.B) {
 			if err := client.Do(req, resp); err != nil {
 				b.Fatal(err)
 			}
-			if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), "tok16") {
+			if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), want) {
 				b.Fatalf("%d %s", resp.StatusCode(), resp.Body())
 			}
 		}
 	})
+}
+
+// BenchmarkMainChat answers non-stream chat completions with the offline
+// model.
+func BenchmarkMainChat(b *testing.B) {
+	client := benchMain(b, nil)
+	postLoop(b, client, `{"model":"hermes-agent","messages":[{"role":"user","content":"/tokens 16"}]}`, "tok16")
 }
 
 // BenchmarkMainChatStreamUpstream is a streamed chat completion whose model
@@ -62,39 +76,7 @@ func BenchmarkMainChatStreamUpstream(b *testing.B) {
 	}
 	go mock.Serve(mln)
 	defer mln.Close()
-	home, ws := b.TempDir(), b.TempDir()
-	vars := map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": ws, "API_SERVER_MAX_CONCURRENT_TURNS": "100000",
-		"OPENAI_BASE_URL": "http://" + mln.Addr().String() + "/v1"}
-	m := NewMain()
-	if err := m.ParseFlags(nil, func(k string) string { return vars[k] }); err != nil {
-		b.Fatal(err)
-	}
-	m.Logger = newLogger("json", "info", io.Discard)
-	ln := fasthttputil.NewInmemoryListener()
-	m.Listener = ln
-	if err := m.Run(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close(context.Background())
-	client := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
-	body := `{"model":"hermes-agent","stream":true,"messages":[{"role":"user","content":"hello"}]}`
-	b.ReportAllocs()
+	client := benchMain(b, map[string]string{"OPENAI_BASE_URL": "http://" + mln.Addr().String() + "/v1"})
 	b.SetParallelism(8)
-	b.RunParallel(func(pb *testing.PB) {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		for pb.Next() {
-			req.SetRequestURI("http://bench/v1/chat/completions")
-			req.Header.SetMethod("POST")
-			req.Header.SetContentType("application/json")
-			req.SetBodyString(body)
-			if err := client.Do(req, resp); err != nil {
-				b.Fatal(err)
-			}
-			if resp.StatusCode() != 200 || !strings.HasSuffix(string(resp.Body()), "data: [DONE]\n\n") {
-				b.Fatalf("%d %s", resp.StatusCode(), resp.Body())
-			}
-		}
-	})
+	postLoop(b, client, `{"model":"hermes-agent","stream":true,"messages":[{"role":"user","content":"hello"}]}`, "data: [DONE]\n\n")
 }

@@ -181,25 +181,7 @@ func (t *searchTool) searxng(ctx context.Context, q string, limit int) ([]search
 		return nil, fmt.Errorf("searxng search failed: bad SearXNG URL: %v", err)
 	}
 	req.Header.Set("Accept", "application/json")
-	body, err := t.do(req)
-	if err != nil {
-		return nil, err
-	}
-	var resp struct {
-		Results []struct {
-			Title   string `json:"title"`
-			URL     string `json:"url"`
-			Content string `json:"content"`
-		} `json:"results"`
-	}
-	if err := t.decode(body, &resp); err != nil {
-		return nil, err
-	}
-	out := make([]searchResult, 0, len(resp.Results))
-	for _, r := range resp.Results {
-		out = append(out, searchResult{Title: r.Title, URL: r.URL, Description: r.Content})
-	}
-	return out, nil
+	return t.contentResults(req)
 }
 
 // brave asks the Brave Search API: GET /res/v1/web/search?q=…&count=N with
@@ -262,25 +244,7 @@ func (t *searchTool) tavily(ctx context.Context, q string, limit int) ([]searchR
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("Authorization", "Bearer "+t.opts.TavilyAPIKey)
-	body, err := t.do(req)
-	if err != nil {
-		return nil, err
-	}
-	var resp struct {
-		Results []struct {
-			Title   string `json:"title"`
-			URL     string `json:"url"`
-			Content string `json:"content"`
-		} `json:"results"`
-	}
-	if err := t.decode(body, &resp); err != nil {
-		return nil, err
-	}
-	out := make([]searchResult, 0, len(resp.Results))
-	for _, r := range resp.Results {
-		out = append(out, searchResult{Title: r.Title, URL: r.URL, Description: r.Content})
-	}
-	return out, nil
+	return t.contentResults(req)
 }
 
 // duckduckgo posts the query to DuckDuckGo's HTML page, as its own search
@@ -306,4 +270,28 @@ func (t *searchTool) duckduckgo(ctx context.Context, q string) ([]searchResult, 
 		return nil, fmt.Errorf("duckduckgo search failed: DuckDuckGo served a bot-check page instead of results; try again later or configure another backend")
 	}
 	return results, nil
+}
+
+// contentResults runs req against a backend answering
+// {"results":[{"title","url","content"}]}, as SearXNG and Tavily do.
+func (t *searchTool) contentResults(req *http.Request) ([]searchResult, error) {
+	body, err := t.do(req)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Results []struct {
+			Title   string `json:"title"`
+			URL     string `json:"url"`
+			Content string `json:"content"`
+		} `json:"results"`
+	}
+	if err := t.decode(body, &resp); err != nil {
+		return nil, err
+	}
+	out := make([]searchResult, 0, len(resp.Results))
+	for _, r := range resp.Results {
+		out = append(out, searchResult{Title: r.Title, URL: r.URL, Description: r.Content})
+	}
+	return out, nil
 }
