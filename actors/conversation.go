@@ -54,7 +54,7 @@ func (c *conversation) Receive(ctx actor.Context) {
 				c.done++
 				c.rt.workers.run(func() { c.rt.skipTurn(q.req) })
 				if !c.running && len(c.queue) == 0 {
-					ctx.Send(ctx.Parent(), idle{key: c.key, done: c.done})
+					ctx.Send(c.rt.dispatcher, idle{key: c.key, done: c.done})
 				}
 				return
 			}
@@ -76,7 +76,7 @@ func (c *conversation) Receive(ctx actor.Context) {
 		// minutes and its transcript can be large; reading it back from the
 		// store costs microseconds next to a model call.
 		c.last = nil
-		ctx.Send(ctx.Parent(), idle{key: c.key, done: c.done})
+		ctx.Send(c.rt.dispatcher, idle{key: c.key, done: c.done})
 	}
 }
 

@@ -44,6 +44,7 @@ type route struct {
 type dispatcher struct {
 	rt     *Runtime
 	routes map[string]*route
+	peak   int // most routes held since the map was last rebuilt
 }
 
 func newDispatcher(rt *Runtime) *dispatcher {
@@ -56,8 +57,13 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 		r := d.routes[m.key]
 		if r == nil {
 			key := m.key
-			r = &route{pid: ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return newConversation(d.rt, key) }))}
+			// Spawned from the root, not as the dispatcher's children: the
+			// pinned protoactor keeps a removed child's PID in its child
+			// set's spare capacity, so 10,000 passivated children would
+			// stay reachable (and their actors with them).
+			r = &route{pid: d.rt.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newConversation(d.rt, key) }))}
 			d.routes[m.key] = r
+			d.peak = max(d.peak, len(d.routes))
 			d.rt.actors.Add(1)
 		}
 		r.sent++
@@ -80,8 +86,19 @@ func (d *dispatcher) Receive(ctx actor.Context) {
 				d.stop(ctx, key, r)
 			}
 		}
+		if d.peak > 1024 && len(d.routes) < d.peak/4 {
+			// Go maps never shrink: after a burst of conversations has
+			// passivated, move the survivors to a map of their own size.
+			routes := make(map[string]*route, len(d.routes))
+			for k, r := range d.routes {
+				routes[k] = r
+			}
+			d.routes, d.peak = routes, len(routes)
+		}
 	case *actor.Stopping:
-		d.rt.actors.Add(-int64(len(d.routes)))
+		for key, r := range d.routes {
+			d.stop(ctx, key, r)
+		}
 	}
 }
 

@@ -37,6 +37,9 @@ type Options struct {
 	IdleActor time.Duration
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// WorkerIdle is how long a pooled turn goroutine waits for the next
+	// turn before it exits (default 10s).
+	WorkerIdle time.Duration
 	// OnBatch observes each store write: how many turns it grouped and
 	// how long the commit took.
 	OnBatch func(turns int, d time.Duration, err error)
@@ -89,6 +92,9 @@ func New(opts Options) *Runtime {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.WorkerIdle <= 0 {
+		opts.WorkerIdle = 10 * time.Second
+	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 	r := &Runtime{
@@ -99,7 +105,7 @@ func New(opts Options) *Runtime {
 		root:       sys.Root,
 		log:        opts.Logger,
 		stopTicker: make(chan struct{}),
-		workers:    newWorkers(10 * time.Second),
+		workers:    newWorkers(opts.WorkerIdle),
 	}
 	r.base, r.cancelBase = context.WithCancel(context.Background())
 	if r.store != nil {

@@ -281,3 +281,71 @@ func BenchmarkIdleConversationMemory(b *testing.B) {
 	}
 	b.ReportMetric(float64(after-before)/float64(b.N), "bytes/actor")
 }
+
+// 10,000 idle conversations passivate, and the memory they held returns.
+func TestTenThousandIdleConversationsPassivate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000 turns")
+	}
+	now := time.Unix(1000, 0)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	store, err := persistence.Open(t.TempDir()+"/db", persistence.Options{NoSync: true, Capacity: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rt := New(Options{Agent: &Agent{Model: llm.NewOffline()}, Store: store, MaxTurns: 1 << 20, IdleActor: time.Hour, Now: clock})
+	defer rt.Shutdown(context.Background())
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	const n = 10000
+	base := heap()
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			events := make(chan hermes.Event, 1)
+			for i := w; i < n; i += 8 {
+				req := &hermes.TurnRequest{ResponseID: "resp_p" + strconv.Itoa(i), Conversation: "idle-" + strconv.Itoa(i), Store: true,
+					Events: events, Ctx: context.Background(), Input: []hermes.Message{{Role: hermes.RoleUser, Content: "hi"}}}
+				if err := rt.Submit(req); err != nil {
+					t.Error(err)
+					return
+				}
+				<-events
+			}
+		}()
+	}
+	wg.Wait()
+	if got := rt.Stats().Actors; got != n {
+		t.Fatalf("%d actors alive, want %d", got, n)
+	}
+	peak := heap()
+	deadline := time.Now().Add(20 * time.Second)
+	for rt.Stats().Actors != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d actors still alive", rt.Stats().Actors)
+		}
+		mu.Lock()
+		now = now.Add(2 * time.Hour)
+		mu.Unlock()
+		rt.root.Send(rt.dispatcher, passivate{})
+		time.Sleep(10 * time.Millisecond) // polling: passivation has no completion signal
+	}
+	after := heap()
+	t.Logf("heap: %d KB before, %d KB with %d idle actors, %d KB after passivation", base>>10, peak>>10, n, after>>10)
+	// What stays is map capacity: Go maps never shrink, and the actor
+	// system's process registry keeps its buckets (about 240 bytes per
+	// conversation at the peak, a fixed cost, not a leak). Most of the
+	// growth (the actors, their mailboxes, their state) must return.
+	if grown := peak - base; after > base+grown/2 {
+		t.Fatalf("memory did not return: %d KB before, %d KB at peak, %d KB after", base>>10, peak>>10, after>>10)
+	}
+}

@@ -51,6 +51,7 @@ type Config struct {
 	MaxBodyBytes   int           // API_SERVER_MAX_BODY_BYTES
 	StreamDeadline time.Duration // API_SERVER_STREAM_WRITE_TIMEOUT: per-frame write deadline on streams
 	KeepAlive      time.Duration // API_SERVER_SSE_KEEPALIVE: comment frames on idle streams
+	WorkerIdle     time.Duration // API_SERVER_WORKER_IDLE: idle pooled goroutines (HTTP, turns) exit after this
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -73,6 +74,7 @@ func Defaults() Config {
 		MaxBodyBytes:   10 << 20,
 		StreamDeadline: 30 * time.Second,
 		KeepAlive:      15 * time.Second,
+		WorkerIdle:     10 * time.Second,
 	}
 }
 
@@ -165,6 +167,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	num(&c.MaxBodyBytes, "API_SERVER_MAX_BODY_BYTES", 1024)
 	dur(&c.StreamDeadline, "API_SERVER_STREAM_WRITE_TIMEOUT")
 	dur(&c.KeepAlive, "API_SERVER_SSE_KEEPALIVE")
+	dur(&c.WorkerIdle, "API_SERVER_WORKER_IDLE")
 	str(&c.Workspace, "HERMES_WORKSPACE")
 	num(&c.MaxIterations, "HERMES_MAX_ITERATIONS", 1)
 	dur(&c.TurnTimeout, "HERMES_TURN_TIMEOUT")

@@ -71,7 +71,9 @@ func (st *responseStream) delta(text string) {
 		st.openID = id
 		st.text = st.text[:0]
 		st.event("response.output_item.added", map[string]any{"output_index": k,
-			"item": item{ID: id, Type: "message", Status: "in_progress", Role: "assistant", Content: []contentPart{}}})
+			// A map, not item: item's omitempty would drop the empty content
+			// list, and SDK stream accumulators push parts into it.
+			"item": map[string]any{"id": id, "type": "message", "status": "in_progress", "role": "assistant", "content": []contentPart{}}})
 		st.event("response.content_part.added", map[string]any{"item_id": id, "output_index": k, "content_index": 0,
 			"part": contentPart{Type: "output_text", Text: "", Annotations: &emptyList}})
 	}

@@ -34,7 +34,10 @@ type Options struct {
 	// KeepAlive is how often an idle stream gets an SSE comment: it keeps
 	// proxies from closing the connection while a tool runs, and lets a
 	// vanished client be noticed (the write fails) so its turn is cancelled.
-	KeepAlive    time.Duration
+	KeepAlive time.Duration
+	// WorkerIdle is how long an idle connection goroutine is kept for the
+	// next connection (fasthttp's MaxIdleWorkerDuration).
+	WorkerIdle   time.Duration
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
@@ -143,6 +146,7 @@ func New(opts Options) *Server {
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		CloseOnShutdown:              true,
+		MaxIdleWorkerDuration:        opts.WorkerIdle,
 		Logger:                       fasthttpLogger{s.log},
 	}
 	return s

@@ -19,6 +19,7 @@ type bufferedLog struct {
 	w    *bufio.Writer
 	stop chan struct{}
 	done chan struct{}
+	once sync.Once
 }
 
 func newBufferedLog(out io.Writer) *bufferedLog {
@@ -30,7 +31,15 @@ func newBufferedLog(out io.Writer) *bufferedLog {
 func (b *bufferedLog) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.w.Write(p)
+	select {
+	case <-b.done: // closed: nobody flushes anymore
+		if _, err := b.w.Write(p); err != nil {
+			return 0, err
+		}
+		return len(p), b.w.Flush()
+	default:
+		return b.w.Write(p)
+	}
 }
 
 func (b *bufferedLog) flush() {
@@ -54,9 +63,12 @@ func (b *bufferedLog) flushLoop() {
 	}
 }
 
-// Close flushes what is buffered and stops the flusher.
+// Close flushes what is buffered and stops the flusher. Later writes go
+// straight to the output. It may be called more than once.
 func (b *bufferedLog) Close() error {
-	close(b.stop)
-	<-b.done
+	b.once.Do(func() {
+		close(b.stop)
+		<-b.done
+	})
 	return nil
 }

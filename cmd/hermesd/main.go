@@ -59,10 +59,8 @@ func main() {
 	grace, cancel := context.WithTimeout(ctx, m.Config.ShutdownGrace)
 	defer cancel()
 	if err := m.Close(grace); err != nil {
-		m.Logger.Error("shutdown", "err", err)
+		fmt.Fprintln(os.Stderr, "hermesd: shutdown:", err)
 	}
-	m.Logger.Info("stopped")
-	m.logOut.Close()
 }
 
 // Main is a whole hermesd: end-to-end tests start it the way main does.
@@ -165,6 +163,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxQueued:   c.MaxQueued,
 		TurnTimeout: c.TurnTimeout,
 		IdleActor:   c.IdleActor,
+		WorkerIdle:  c.WorkerIdle,
 		Logger:      m.Logger,
 	})
 	obs.gauges(m.runtime, store)
@@ -177,6 +176,7 @@ func (m *Main) Run(ctx context.Context) error {
 		MaxBodyBytes:       c.MaxBodyBytes,
 		StreamWriteTimeout: c.StreamDeadline,
 		KeepAlive:          c.KeepAlive,
+		WorkerIdle:         c.WorkerIdle,
 		ToolNames:          registry.Names(),
 		Logger:             m.Logger,
 		Metrics:            metrics,
@@ -243,6 +243,10 @@ func (m *Main) Close(ctx context.Context) error {
 		if err := m.store.Close(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	m.Logger.Info("stopped")
+	if m.logOut != nil {
+		m.logOut.Close()
 	}
 	return errors.Join(errs...)
 }
