@@ -25,9 +25,6 @@ type Message struct {
 	// ToolCallID and Name identify the call a tool message answers.
 	ToolCallID string `json:"tool_call_id,omitempty"`
 	Name       string `json:"name,omitempty"`
-	// ID is the wire item id (msg_…, fc_…) when the message came from or
-	// went out as a Responses API item; used to resolve item_reference.
-	ID string `json:"id,omitempty"`
 }
 
 // Part is one piece of multimodal content.

@@ -93,10 +93,32 @@ type StoredResponse struct {
 	// ErrCode and ErrMessage describe why a failed or incomplete turn ended.
 	ErrCode    string `json:"err_code,omitempty"`
 	ErrMessage string `json:"err_message,omitempty"`
-	// Hidden marks responses kept only so a chain stays continuable
-	// (store=false): GET answers 404 for them.
-	Hidden bool `json:"hidden,omitempty"`
 	// Wire holds the codec's own fields (instructions, metadata, tools…),
 	// opaque to everything but httpfront.
 	Wire []byte `json:"wire,omitempty"`
+}
+
+// Conversation is a named conversation's record: what it is called, its
+// metadata, the response its next turn continues, and items added through
+// the Conversations API that no turn has consumed yet.
+type Conversation struct {
+	ID       string            `json:"id"` // a conv_… id or a free name
+	Created  time.Time         `json:"created"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// Latest is the id of the latest response in it; "" starts fresh. The
+	// store keeps it pointing at a stored response.
+	Latest  string    `json:"latest,omitempty"`
+	Pending []Message `json:"pending,omitempty"`
+}
+
+// IdempotencyEntry is the answer remembered for an Idempotency-Key,
+// replayed byte for byte while it has not expired.
+type IdempotencyEntry struct {
+	Fingerprint string `json:"fingerprint"` // hash of the request body
+	Status      int    `json:"status"`
+	ContentType string `json:"content_type,omitempty"`
+	Body        []byte `json:"body,omitempty"`
+	// Expires is when the entry stops replaying; zero means the store's
+	// default lifetime from when it is written.
+	Expires time.Time `json:"expires"`
 }

@@ -38,7 +38,7 @@ func (r *Runtime) Save(rec *hermes.StoredResponse) error {
 }
 
 // Conversation returns a stored conversation.
-func (r *Runtime) Conversation(id string) (*persistence.Conversation, error) {
+func (r *Runtime) Conversation(id string) (*hermes.Conversation, error) {
 	c, err := r.store.Conversation(id)
 	if hermes.ErrorCode(err) == hermes.ENotFound {
 		return nil, conversationNotFound(id)
@@ -47,14 +47,14 @@ func (r *Runtime) Conversation(id string) (*persistence.Conversation, error) {
 }
 
 // CreateConversation stores a new conversation record.
-func (r *Runtime) CreateConversation(c *persistence.Conversation) error {
+func (r *Runtime) CreateConversation(c *hermes.Conversation) error {
 	return r.commit(persistence.PutConversation(c))
 }
 
 // UpdateConversation changes a stored conversation in place (metadata,
 // items added), atomically with respect to turns consuming its items, and
 // returns the result.
-func (r *Runtime) UpdateConversation(id string, f func(c *persistence.Conversation)) (*persistence.Conversation, error) {
+func (r *Runtime) UpdateConversation(id string, f func(c *hermes.Conversation)) (*hermes.Conversation, error) {
 	if _, err := r.Conversation(id); err != nil {
 		return nil, err
 	}
@@ -162,12 +162,12 @@ func (r *Runtime) skipTurn(in *turnInput) {
 }
 
 // Idempotency returns the stored entry for key, if any.
-func (r *Runtime) Idempotency(key string) (*persistence.IdemEntry, bool, error) {
+func (r *Runtime) Idempotency(key string) (*hermes.IdempotencyEntry, bool, error) {
 	return r.store.Idempotency(key)
 }
 
 // SaveIdempotency stores an entry for key.
-func (r *Runtime) SaveIdempotency(key string, e *persistence.IdemEntry) error {
+func (r *Runtime) SaveIdempotency(key string, e *hermes.IdempotencyEntry) error {
 	return r.commit(persistence.PutIdempotency(key, e))
 }
 

@@ -13,8 +13,8 @@ import (
 // to it from any goroutine; writes go through the persistence actor.
 type Store interface {
 	Response(id string) (*hermes.StoredResponse, error)
-	Conversation(id string) (*persistence.Conversation, error)
-	Idempotency(key string) (*persistence.IdemEntry, bool, error)
+	Conversation(id string) (*hermes.Conversation, error)
+	Idempotency(key string) (*hermes.IdempotencyEntry, bool, error)
 	Apply(ops []persistence.Op) error
 	Len() int
 }

@@ -137,7 +137,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 			if conv != nil && len(conv.Pending) > 0 {
 				// Drop the items this turn consumed, keeping any added since.
 				n := len(conv.Pending)
-				ops = append(ops, persistence.UpdateConversation(conv.ID, func(c *persistence.Conversation) {
+				ops = append(ops, persistence.UpdateConversation(conv.ID, func(c *hermes.Conversation) {
 					c.Pending = c.Pending[min(n, len(c.Pending)):]
 				}))
 			}
@@ -168,7 +168,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 // history resolves what a turn continues: the previous response's
 // transcript, or the named conversation's latest response plus items added
 // to it since.
-func (r *Runtime) history(in *turnInput, last *hermes.StoredResponse) ([]hermes.Message, *persistence.Conversation, error) {
+func (r *Runtime) history(in *turnInput, last *hermes.StoredResponse) ([]hermes.Message, *hermes.Conversation, error) {
 	req := in.req
 	if in.prev != nil {
 		return in.prev.Transcript, nil, nil

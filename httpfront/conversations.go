@@ -4,7 +4,6 @@ import (
 	"github.com/fasthttp/router"
 	"github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
-	"github.com/hermesd/hermesd/persistence"
 	"github.com/valyala/fasthttp"
 )
 
@@ -29,7 +28,7 @@ type conversationObject struct {
 	Metadata  map[string]string `json:"metadata"`
 }
 
-func writeConversation(ctx *fasthttp.RequestCtx, c *persistence.Conversation) {
+func writeConversation(ctx *fasthttp.RequestCtx, c *hermes.Conversation) {
 	md := c.Metadata
 	if md == nil {
 		md = map[string]string{}
@@ -52,7 +51,7 @@ func (s *Server) createConversation(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	c := &persistence.Conversation{ID: s.opts.NewID("conv_"), Created: s.opts.Now(), Metadata: body.Metadata, Pending: items}
+	c := &hermes.Conversation{ID: s.opts.NewID("conv_"), Created: s.opts.Now(), Metadata: body.Metadata, Pending: items}
 	if err := s.rt.CreateConversation(c); err != nil {
 		writeError(ctx, err)
 		return
@@ -60,7 +59,7 @@ func (s *Server) createConversation(ctx *fasthttp.RequestCtx) {
 	writeConversation(ctx, c)
 }
 
-func (s *Server) conversation(ctx *fasthttp.RequestCtx) (*persistence.Conversation, bool) {
+func (s *Server) conversation(ctx *fasthttp.RequestCtx) (*hermes.Conversation, bool) {
 	id, _ := ctx.UserValue("id").(string)
 	c, err := s.rt.Conversation(id)
 	if err != nil {
@@ -78,7 +77,7 @@ func (s *Server) getConversation(ctx *fasthttp.RequestCtx) {
 
 // conversationAndBody loads the conversation the path names and decodes
 // the request body; it answers the error itself when either fails.
-func (s *Server) conversationAndBody(ctx *fasthttp.RequestCtx) (*persistence.Conversation, *conversationBody, bool) {
+func (s *Server) conversationAndBody(ctx *fasthttp.RequestCtx) (*hermes.Conversation, *conversationBody, bool) {
 	c, ok := s.conversation(ctx)
 	if !ok {
 		return nil, nil, false
@@ -96,7 +95,7 @@ func (s *Server) updateConversation(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	c, err := s.rt.UpdateConversation(c.ID, func(c *persistence.Conversation) { c.Metadata = body.Metadata })
+	c, err := s.rt.UpdateConversation(c.ID, func(c *hermes.Conversation) { c.Metadata = body.Metadata })
 	if err != nil {
 		writeError(ctx, err)
 		return
@@ -117,7 +116,7 @@ func (s *Server) deleteConversation(ctx *fasthttp.RequestCtx) {
 
 // conversationMessages is everything the conversation holds: the latest
 // response's transcript and the items added since.
-func (s *Server) conversationMessages(c *persistence.Conversation) []hermes.Message {
+func (s *Server) conversationMessages(c *hermes.Conversation) []hermes.Message {
 	var msgs []hermes.Message
 	if c.Latest != "" {
 		if rec, err := s.rt.Response(c.Latest); err == nil {
@@ -153,7 +152,7 @@ func (s *Server) addConversationItems(ctx *fasthttp.RequestCtx) {
 	// Count items, not messages: one assistant message may stand for
 	// several items (its text and each tool call), or for none.
 	prior, _ := inputItems("resp_"+c.ID, s.conversationMessages(c))
-	c, err = s.rt.UpdateConversation(c.ID, func(c *persistence.Conversation) { c.Pending = append(c.Pending, items...) })
+	c, err = s.rt.UpdateConversation(c.ID, func(c *hermes.Conversation) { c.Pending = append(c.Pending, items...) })
 	if err != nil {
 		writeError(ctx, err)
 		return

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 
 	hermes "github.com/hermesd/hermesd"
-	"github.com/hermesd/hermesd/persistence"
 	"github.com/valyala/fasthttp"
 )
 
@@ -48,7 +47,7 @@ func (s *Server) idempotent(route string, next fasthttp.RequestHandler) fasthttp
 			if ctx.IsBodyStream() || ctx.Response.StatusCode() >= 500 || ctx.Response.StatusCode() == 429 {
 				return // failures and rate limits are not remembered: a retry may run
 			}
-			e := &persistence.IdemEntry{Fingerprint: fp, Status: ctx.Response.StatusCode(),
+			e := &hermes.IdempotencyEntry{Fingerprint: fp, Status: ctx.Response.StatusCode(),
 				ContentType: string(ctx.Response.Header.ContentType()), Body: append([]byte(nil), ctx.Response.Body()...)}
 			if err := s.rt.SaveIdempotency(scoped, e); err != nil {
 				s.log.Error("storing idempotency entry failed", "err", err)

@@ -83,30 +83,12 @@ type Store struct {
 	opts Options
 }
 
-// Conversation is a named conversation's record: what it is called, its
-// metadata, the response its next turn continues, and items added through
-// the Conversations API that no turn has consumed yet.
-type Conversation struct {
-	ID       string            `json:"id"` // a conv_… id or a free name
-	Created  time.Time         `json:"created"`
-	Metadata map[string]string `json:"metadata,omitempty"`
-	// Latest is the id of the latest response in it; "" starts fresh. The
-	// store keeps it pointing at a stored response.
-	Latest  string           `json:"latest,omitempty"`
-	Pending []hermes.Message `json:"pending,omitempty"`
-}
+// Conversation is the conversation record (hermes.Conversation).
+type Conversation = hermes.Conversation
 
-// IdemEntry is the response remembered for an Idempotency-Key, replayed
-// byte for byte while it has not expired.
-type IdemEntry struct {
-	Fingerprint string `json:"fingerprint"` // hash of the request body
-	Status      int    `json:"status"`
-	ContentType string `json:"content_type,omitempty"`
-	Body        []byte `json:"body,omitempty"`
-	// Expires is when the entry stops replaying; zero means now plus
-	// Options.IdempotencyTTL, set when the entry is applied.
-	Expires time.Time `json:"expires"`
-}
+// IdemEntry is the idempotency record (hermes.IdempotencyEntry). A zero
+// Expires becomes now plus Options.IdempotencyTTL when it is applied.
+type IdemEntry = hermes.IdempotencyEntry
 
 // Stats describes the store for metrics.
 type Stats struct {
