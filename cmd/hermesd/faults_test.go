@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -97,6 +98,18 @@ func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	case "stall": // headers and a first chunk, then nothing
 		<-r.Context().Done()
+		return
+	case "trickle": // a slow but live stream: a token every 100 ms
+		for i := 0; i < 5; i++ {
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+			line(chunk(`{"content":"drop `+strconv.Itoa(i)+` "}`, "null"))
+		}
+		line(chunk(`{}`, `"stop"`))
+		line("data: [DONE]\n\n")
 		return
 	case "badtool":
 		line(chunk(`{"tool_calls":[{"index":0,"id":"call_bad","type":"function","function":{"name":"todo","arguments":""}}]}`, "null"))
@@ -367,4 +380,29 @@ func TestFaultsUpstreamRefused(t *testing.T) {
 	}
 	newFaultUpstream(t, ln)
 	healthyTurn(t, h)
+}
+
+// A slow trickle is not a fault: with a first-byte timeout shorter than the
+// whole answer, every token still arrives, each in its own chunk, as the
+// upstream sends it.
+func TestFaultsSlowTrickle(t *testing.T) {
+	up := newFaultUpstream(t, nil)
+	env := up.env()
+	env["HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT"] = "300ms"
+	h := startHermes(t, env)
+	up.inject("trickle")
+	r, body := post(t, h, "/v1/chat/completions", `{"messages":[{"role":"user","content":"go"}],"stream":true}`)
+	if r.StatusCode != 200 || !strings.HasSuffix(body, "data: [DONE]\n\n") || strings.Contains(body, `"error"`) {
+		t.Fatalf("trickle stream: %d %.400s", r.StatusCode, body)
+	}
+	for i := 0; i < 5; i++ {
+		if !strings.Contains(body, `"content":"drop `+strconv.Itoa(i)+` "`) {
+			t.Fatalf("token %d missing: %.600s", i, body)
+		}
+	}
+	up.inject("trickle")
+	r, body = post(t, h, "/v1/responses", `{"input":"go"}`)
+	if r.StatusCode != 200 || !strings.Contains(body, `"status":"completed"`) || !strings.Contains(body, "drop 0 drop 1 drop 2 drop 3 drop 4") {
+		t.Fatalf("trickle response: %d %.400s", r.StatusCode, body)
+	}
 }
