@@ -3,7 +3,9 @@
 // llama.cpp server, LiteLLM…) and the offline scripted model that answers
 // when no upstream is configured.
 //
-// Upstream streams /chat/completions over net/http and assembles text, tool
+// Upstream streams /chat/completions over a fasthttp connection pool (or
+// net/http when given an HTTPClient or when a proxy is configured in the
+// environment, which fasthttp does not support) and assembles text, tool
 // calls (by index), finish reason and usage from the SSE chunks; it also
 // accepts servers that answer with one plain JSON body. Every failure is a
 // *hermes.Error: EUpstream, ERateLimited (with RetryAfter), ETimeout naming
@@ -24,5 +26,6 @@
 //
 // Without a directive it answers "Hermes (offline model) heard: <text>".
 //
-// It may import the root package and the standard library.
+// It may import the root package, the standard library, go-json and
+// fasthttp.
 package llm

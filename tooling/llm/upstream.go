@@ -45,8 +45,15 @@ type UpstreamOptions struct {
 	// IdleTimeout bounds the gap between two SSE lines once data flows
 	// (default 120s).
 	IdleTimeout time.Duration
-	// HTTPClient replaces the built-in client (tests, proxies). Its own
-	// Timeout, if any, also applies, so leave it zero for streaming.
+	// HTTPClient replaces the built-in client (tests, proxies): the
+	// upstream then speaks net/http through it. Its own Timeout, if any,
+	// also applies, so leave it zero for streaming.
+	//
+	// Without it the upstream uses a fasthttp connection pool, unless a
+	// proxy is configured in the environment (HTTPS_PROXY, HTTP_PROXY or
+	// ALL_PROXY, any case) when NewUpstream runs, or the base URL is not a
+	// plain http(s) URL: fasthttp does not do proxies, so those upstreams
+	// keep a net/http client honouring the proxy variables.
 	HTTPClient *http.Client
 }
 
@@ -56,7 +63,9 @@ type UpstreamOptions struct {
 type Upstream struct {
 	opts   UpstreamOptions
 	url    string
-	client *http.Client
+	auth   string                       // the Authorization header, "" without an API key
+	fast   *fastClient                  // the fasthttp path; nil when client is used
+	client *http.Client                 // the net/http path
 	tools  atomic.Pointer[encodedTools] // the last tool list encoded
 }
 
@@ -80,7 +89,19 @@ func NewUpstream(opts UpstreamOptions) *Upstream {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 120 * time.Second
 	}
+	u := &Upstream{
+		opts: opts,
+		url:  strings.TrimRight(opts.BaseURL, "/") + "/chat/completions",
+	}
+	if opts.APIKey != "" {
+		u.auth = "Bearer " + opts.APIKey
+	}
 	client := opts.HTTPClient
+	if client == nil && !proxyConfigured() {
+		if u.fast = newFastClient(u.url, opts.ConnectTimeout, nil); u.fast != nil {
+			return u
+		}
+	}
 	if client == nil {
 		dialer := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
 		client = &http.Client{Transport: &http.Transport{
@@ -96,11 +117,8 @@ func NewUpstream(opts UpstreamOptions) *Upstream {
 			IdleConnTimeout:     90 * time.Second,
 		}}
 	}
-	return &Upstream{
-		opts:   opts,
-		url:    strings.TrimRight(opts.BaseURL, "/") + "/chat/completions",
-		client: client,
-	}
+	u.client = client
+	return u
 }
 
 // lineBufs recycles the scanners' starting buffers: a fresh 64 KiB buffer
@@ -114,7 +132,17 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 	if onDelta == nil {
 		onDelta = func(string) {}
 	}
-	body, err := u.encode(req)
+	var buf *bytes.Buffer
+	if u.fast != nil {
+		buf = bodyBufs.Get().(*bytes.Buffer)
+		defer func() {
+			if buf.Cap() <= maxPooledBody {
+				buf.Reset()
+				bodyBufs.Put(buf)
+			}
+		}()
+	}
+	body, err := u.encode(req, buf)
 	if err != nil {
 		return Response{}, err
 	}
@@ -130,32 +158,63 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 		"no first byte from upstream within %v", u.opts.FirstByteTimeout), cancel)
 	defer wd.stop()
 
+	if u.fast != nil {
+		c, err := u.fast.do(rctx, fastRequest{method: "POST", uri: u.url, accept: "text/event-stream", auth: u.auth, body: body})
+		if err != nil {
+			return Response{}, u.failure(ctx, rctx, err)
+		}
+		defer c.close()
+		return u.read(ctx, rctx, wd, c.answer(), onDelta)
+	}
+
 	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, u.url, bytes.NewReader(body))
 	if err != nil {
 		return Response{}, &hermes.Error{Code: hermes.EUpstream, Message: "invalid upstream URL", Cause: err}
 	}
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "text/event-stream")
-	if u.opts.APIKey != "" {
-		hreq.Header.Set("Authorization", "Bearer "+u.opts.APIKey)
+	if u.auth != "" {
+		hreq.Header.Set("Authorization", u.auth)
 	}
 	resp, err := u.client.Do(hreq)
 	if err != nil {
 		return Response{}, u.failure(ctx, rctx, err)
 	}
 	defer resp.Body.Close()
+	return u.read(ctx, rctx, wd, httpAnswer(resp), onDelta)
+}
 
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return Response{}, statusError(resp, time.Now())
+// answer is a response whose headers came, from either transport.
+type answer struct {
+	status      int
+	contentType string
+	retryAfter  string
+	body        io.Reader
+}
+
+func httpAnswer(resp *http.Response) answer {
+	return answer{
+		status:      resp.StatusCode,
+		contentType: resp.Header.Get("Content-Type"),
+		retryAfter:  resp.Header.Get("Retry-After"),
+		body:        resp.Body,
 	}
-	if isJSON(resp.Header.Get("Content-Type")) {
+}
+
+// read turns an answer into the model's response, streaming text deltas
+// to onDelta as SSE lines arrive.
+func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, onDelta func(string)) (Response, error) {
+	if a.status < 200 || a.status > 299 {
+		return Response{}, statusError(a, time.Now())
+	}
+	if isJSON(a.contentType) {
 		// Headers came; the body of a non-stream answer follows at once.
 		wd.rearm(u.opts.IdleTimeout, hermes.Errorf(hermes.ETimeout, "upstream response idle for %v", u.opts.IdleTimeout))
-		return u.whole(ctx, rctx, resp.Body, onDelta)
+		return u.whole(ctx, rctx, a.body, onDelta)
 	}
 
 	var dec streamDecoder
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(a.body)
 	buf := lineBufs.Get().(*[]byte)
 	defer lineBufs.Put(buf)
 	sc.Buffer(*buf, maxLineBytes)
@@ -194,7 +253,7 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 		// Read the little that may follow [DONE] so the connection can be
 		// reused; the watchdog bounds a server that keeps it open.
 		wd.rearm(u.opts.IdleTimeout, idle)
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		_, _ = io.Copy(io.Discard, io.LimitReader(a.body, 4<<10))
 	}
 	return dec.response(), nil
 }
@@ -249,23 +308,23 @@ func cancelled(ctx context.Context) *hermes.Error {
 
 // statusError turns a non-2xx answer into an error carrying the upstream's
 // own message and the HTTP status.
-func statusError(resp *http.Response, now time.Time) *hermes.Error {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+func statusError(a answer, now time.Time) *hermes.Error {
+	b, _ := io.ReadAll(io.LimitReader(a.body, maxErrorBytes))
 	msg := envelopeMessage(b)
 	if msg == "" {
-		msg = http.StatusText(resp.StatusCode)
+		msg = http.StatusText(a.status)
 		if snippet := strings.TrimSpace(truncateBytes(string(b), 200)); snippet != "" {
 			msg += ": " + snippet
 		}
 	}
-	if resp.StatusCode == http.StatusTooManyRequests {
+	if a.status == http.StatusTooManyRequests {
 		return &hermes.Error{
 			Code:       hermes.ERateLimited,
 			Message:    "upstream rate limited (HTTP 429): " + msg,
-			RetryAfter: retryAfter(resp.Header.Get("Retry-After"), now),
+			RetryAfter: retryAfter(a.retryAfter, now),
 		}
 	}
-	return hermes.Errorf(hermes.EUpstream, "upstream returned HTTP %d: %s", resp.StatusCode, msg)
+	return hermes.Errorf(hermes.EUpstream, "upstream returned HTTP %d: %s", a.status, msg)
 }
 
 // envelopeMessage returns error.message of an OpenAI error envelope (or the
@@ -399,8 +458,16 @@ type namedChoice struct {
 // function with no schema.
 var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
 
-// encode builds the chat completions request body.
-func (u *Upstream) encode(req Request) ([]byte, error) {
+// bodyBufs recycles request bodies on the fasthttp path, which is done
+// with a body once the call ends (net/http may still read one after).
+// Buffers that grew past maxPooledBody are left to the collector.
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBody = 1 << 20
+
+// encode builds the chat completions request body into buf when it is not
+// nil, else into a fresh slice.
+func (u *Upstream) encode(req Request, buf *bytes.Buffer) ([]byte, error) {
 	w := wireRequest{
 		Model:         req.Model,
 		Messages:      make([]wireMessage, 0, len(req.Messages)),
@@ -430,6 +497,12 @@ func (u *Upstream) encode(req Request) ([]byte, error) {
 			c.Function.Name = req.ToolChoice
 			w.ToolChoice = c
 		}
+	}
+	if buf != nil {
+		if err := json.NewEncoder(buf).Encode(w); err != nil {
+			return nil, &hermes.Error{Code: hermes.EInternal, Message: "encoding upstream request", Cause: err}
+		}
+		return buf.Bytes(), nil
 	}
 	b, err := json.Marshal(w)
 	if err != nil {
@@ -526,27 +599,38 @@ func (u *Upstream) Models(ctx context.Context) ([]string, error) {
 		"no answer from upstream within %v", u.opts.FirstByteTimeout), cancel)
 	defer wd.stop()
 	url := strings.TrimSuffix(u.url, "/chat/completions") + "/models"
-	hreq, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, &hermes.Error{Code: hermes.EUpstream, Message: "invalid upstream URL", Cause: err}
+	var a answer
+	if u.fast != nil {
+		c, err := u.fast.do(rctx, fastRequest{method: "GET", uri: url, auth: u.auth})
+		if err != nil {
+			return nil, u.failure(ctx, rctx, err)
+		}
+		defer c.close()
+		a = c.answer()
+	} else {
+		hreq, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nil, &hermes.Error{Code: hermes.EUpstream, Message: "invalid upstream URL", Cause: err}
+		}
+		if u.auth != "" {
+			hreq.Header.Set("Authorization", u.auth)
+		}
+		resp, err := u.client.Do(hreq)
+		if err != nil {
+			return nil, u.failure(ctx, rctx, err)
+		}
+		defer resp.Body.Close()
+		a = httpAnswer(resp)
 	}
-	if u.opts.APIKey != "" {
-		hreq.Header.Set("Authorization", "Bearer "+u.opts.APIKey)
-	}
-	resp, err := u.client.Do(hreq)
-	if err != nil {
-		return nil, u.failure(ctx, rctx, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, statusError(resp, time.Now())
+	if a.status < 200 || a.status > 299 {
+		return nil, statusError(a, time.Now())
 	}
 	var list struct {
 		Data []struct {
 			ID string `json:"id"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBodyBytes)).Decode(&list); err != nil {
+	if err := json.NewDecoder(io.LimitReader(a.body, maxBodyBytes)).Decode(&list); err != nil {
 		if rctx.Err() != nil {
 			return nil, u.failure(ctx, rctx, err)
 		}
