@@ -156,18 +156,7 @@ func TestChatTerminalToolLoop(t *testing.T) {
 		return reply{ToolCalls: [][2]string{{"terminal", `{"command":"pwd"}`}}}
 	})
 	h := startHermes(t, up.env())
-	stream := h.client().Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
-		Model:    "hermes-agent",
-		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("where am I?")},
-	})
-	var acc openai.ChatCompletionAccumulator
-	for stream.Next() {
-		acc.AddChunk(stream.Current())
-	}
-	if err := stream.Err(); err != nil {
-		t.Fatal(err)
-	}
-	text := acc.Choices[0].Message.Content
+	text := streamText(t, h, "where am I?")
 	if !strings.Contains(text, "\n`💻 pwd`\n") {
 		t.Fatalf("no inline marker in %q", text)
 	}

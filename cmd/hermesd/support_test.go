@@ -227,3 +227,21 @@ func (f *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	fl.Flush()
 }
+
+// streamText streams a chat completion of one user message through the
+// SDK and returns the accumulated answer text.
+func streamText(t testing.TB, h *hermesd, prompt string) string {
+	t.Helper()
+	stream := h.client().Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+		Model:    "hermes-agent",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(prompt)},
+	})
+	var acc openai.ChatCompletionAccumulator
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return acc.Choices[0].Message.Content
+}

@@ -642,18 +642,7 @@ func TestToolsProgressLabelsAndWebSearch(t *testing.T) {
 		"HERMES_WEB_BACKEND": "searxng", "SEARXNG_URL": searx.URL}))
 	toolsWriteFile(t, filepath.Join(h.Workspace, "src", "main.go"), "package main\n\nfunc main() {\n\tprintln(1)\n}\n")
 
-	stream := h.client().Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
-		Model:    "hermes-agent",
-		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("look it up")},
-	})
-	var acc openai.ChatCompletionAccumulator
-	for stream.Next() {
-		acc.AddChunk(stream.Current())
-	}
-	if err := stream.Err(); err != nil {
-		t.Fatal(err)
-	}
-	text := acc.Choices[0].Message.Content
+	text := streamText(t, h, "look it up")
 	last := -1
 	for _, s := range steps {
 		i := strings.Index(text, "\n`"+s.marker+"`\n")
