@@ -111,6 +111,8 @@ func (r *Result) RPS() float64 {
 // NewClient returns a client able to hold concurrency connections open to
 // one host, so no request ever waits for a pooled connection.
 func NewClient(concurrency int, timeout time.Duration) *fasthttp.Client {
+	// 10,000 workers dial at once; fasthttp's default dialer allows 1,000.
+	dialer := &fasthttp.TCPDialer{Concurrency: 0}
 	return &fasthttp.Client{
 		MaxConnsPerHost:               concurrency + 16,
 		MaxConnWaitTimeout:            timeout,
@@ -120,10 +122,12 @@ func NewClient(concurrency int, timeout time.Duration) *fasthttp.Client {
 		NoDefaultUserAgentHeader:      true,
 		DisableHeaderNamesNormalizing: true,
 		ReadBufferSize:                16 << 10,
-		Dial: (&fasthttp.TCPDialer{
-			// 10,000 workers dial at once; fasthttp's default allows 1,000.
-			Concurrency: 0,
-		}).Dial,
+		// A connect may wait as long as the request may: when 10,000
+		// clients arrive together, SYNs beyond the listen backlog are
+		// retried by the kernel after 1 s and 3 s, and fasthttp's default
+		// 3 s dial timeout would count a slow accept as a failure (real
+		// clients wait far longer; the OpenAI SDKs allow minutes).
+		Dial: func(addr string) (net.Conn, error) { return dialer.DialTimeout(addr, timeout) },
 	}
 }
 
