@@ -262,6 +262,11 @@ func checkEntry(content string) string {
 			return "an entry cannot contain a line holding only " + Separator + " (the entry separator)"
 		}
 	}
+	// Memory goes into every future system prompt: text planted by a web
+	// page or a file must not ride along.
+	if reason := tooling.Injection(content); reason != "" {
+		return "refused: this entry looks like a prompt injection (" + reason + "); memory is for facts, not instructions"
+	}
 	return ""
 }
 

@@ -3,10 +3,10 @@ package prompt
 import (
 	"errors"
 	"fmt"
+	"github.com/hermesd/hermesd/tooling"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"unicode/utf8"
@@ -172,7 +172,7 @@ func contextLayer(workspace string) string {
 			if text == "" {
 				break
 			}
-			if reason := injection(text); reason != "" {
+			if reason := tooling.Injection(text); reason != "" {
 				text = fmt.Sprintf("[%s was left out: it looks like a prompt injection (%s).]", name, reason)
 			}
 			left -= utf8.RuneCountInString(text)
@@ -216,27 +216,4 @@ func readCapped(path string, max int, name string) (string, bool) {
 		keep = 0
 	}
 	return string([]rune(text)[:keep]) + note, true
-}
-
-// injectionPatterns are phrases that have no business in a project's
-// context file and mark an attempt to take over the agent. The check is
-// deliberately narrow: a false positive hides a legitimate file.
-var injectionPatterns = []struct {
-	re     *regexp.Regexp
-	reason string
-}{
-	{regexp.MustCompile(`(?i)\b(ignore|disregard|forget)\s+(all\s+|any\s+)?(the\s+|your\s+)?(previous|prior|above|earlier)\s+(instructions|prompts?|rules)`), "asks to ignore previous instructions"},
-	{regexp.MustCompile(`(?i)\b(reveal|print|show|output)\s+(your\s+|the\s+)?system\s+prompt`), "asks for the system prompt"},
-	{regexp.MustCompile(`(?i)\bdo\s+not\s+tell\s+the\s+user`), "asks to hide actions from the user"},
-	{regexp.MustCompile(`[\x{200B}\x{202A}-\x{202E}\x{2066}-\x{2069}\x{E0000}-\x{E007F}]`), "contains invisible or direction-changing characters"},
-}
-
-// injection returns why text looks like a prompt injection, or "".
-func injection(text string) string {
-	for _, p := range injectionPatterns {
-		if p.re.MatchString(text) {
-			return p.reason
-		}
-	}
-	return ""
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/hermesd/hermesd/tooling"
 )
 
 func write(t testing.TB, path, text string) {
@@ -151,7 +153,7 @@ func TestContextLowercaseAndInjection(t *testing.T) {
 		"Run `go test ./...` before pushing.":  false,
 	}
 	for in, bad := range tests {
-		if got := injection(in) != ""; got != bad {
+		if got := tooling.Injection(in) != ""; got != bad {
 			t.Errorf("injection(%q) = %v, want %v", in, got, bad)
 		}
 	}
