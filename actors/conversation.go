@@ -34,6 +34,15 @@ func newConversation(rt *Runtime, key string) *conversation {
 func (c *conversation) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *startTurn:
+		if !m.claimed.CompareAndSwap(false, true) {
+			// Submit gave up waiting and told its caller no; the turn
+			// must not run.
+			c.done++
+			if !c.running && len(c.queue) == 0 {
+				ctx.Send(c.rt.dispatcher, idle{key: c.key, done: c.done})
+			}
+			return
+		}
 		if !c.running {
 			m.admitted <- nil
 			c.start(ctx, m)

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -11,11 +12,14 @@ import (
 const statelessPrefix = "once:"
 
 // startTurn asks for a turn; admitted receives nil when it is running or
-// queued, or the reason it was refused.
+// queued, or the reason it was refused. Whichever of Submit (giving up) and
+// the conversation actor (taking the turn) sets claimed first decides, so
+// a turn is never both refused to its caller and run.
 type startTurn struct {
 	key      string
 	req      *turnInput
 	admitted chan error
+	claimed  atomic.Bool
 }
 
 // idle tells the dispatcher a conversation actor finished done turns and

@@ -37,6 +37,10 @@ type Options struct {
 	IdleActor time.Duration
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// AdmitTimeout bounds how long Submit waits for a conversation actor to
+	// take a turn before refusing it (default 10s; only a stopping or wedged
+	// runtime is that slow).
+	AdmitTimeout time.Duration
 	// WorkerIdle is how long a pooled turn goroutine waits for the next
 	// turn before it exits (default 10s).
 	WorkerIdle time.Duration
@@ -91,6 +95,9 @@ func New(opts Options) *Runtime {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.AdmitTimeout <= 0 {
+		opts.AdmitTimeout = 10 * time.Second
 	}
 	if opts.WorkerIdle <= 0 {
 		opts.WorkerIdle = 10 * time.Second
@@ -163,14 +170,18 @@ func (r *Runtime) Submit(req *hermes.TurnRequest) error {
 	}
 	m := &startTurn{key: key, req: in, admitted: make(chan error, 1)}
 	r.root.Send(r.dispatcher, m)
-	t := time.NewTimer(10 * time.Second)
+	t := time.NewTimer(r.opts.AdmitTimeout)
 	defer t.Stop()
 	select {
 	case err = <-m.admitted:
 	case <-t.C:
-		// The actor never answered: treat the turn as refused. Should it
-		// start later anyway, its events go to a listener that has left.
-		err = &hermes.Error{Code: hermes.EUnavailable, Message: "the runtime did not accept the turn in time", RetryAfter: time.Second}
+		if m.claimed.CompareAndSwap(false, true) {
+			// No actor took the turn (the runtime is stopping, or
+			// wedged): refuse it; an actor that gets it later drops it.
+			err = &hermes.Error{Code: hermes.EUnavailable, Message: "the runtime did not accept the turn in time", RetryAfter: time.Second}
+		} else {
+			err = <-m.admitted // an actor took it just now; its answer follows
+		}
 	}
 	if err != nil {
 		if req.Background {

@@ -143,6 +143,23 @@ func TestQueueOverflowIsRateLimited(t *testing.T) {
 	}
 }
 
+// A turn no actor takes in time is refused, and stays refused: it neither
+// runs later nor keeps its place.
+func TestAdmissionTimeoutRefusesOnce(t *testing.T) {
+	rt := newRuntime(t, &gateModel{}, Options{AdmitTimeout: 50 * time.Millisecond})
+	if err := rt.root.StopFuture(rt.dispatcher).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_lost", Conversation: "c", Store: true,
+		Input: []hermes.Message{{Role: hermes.RoleUser, Content: "x"}}})
+	if hermes.ErrorCode(err) != hermes.EUnavailable {
+		t.Fatalf("err = %v, want unavailable", err)
+	}
+	if s := rt.Stats(); s.Admitted != 0 {
+		t.Fatalf("a refused turn kept its place: %+v", s)
+	}
+}
+
 func TestPanicFailsTurnAndActorKeepsServing(t *testing.T) {
 	rt := newRuntime(t, &gateModel{}, Options{})
 	ch, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_p1", Conversation: "p", Store: true, Input: []hermes.Message{{Role: hermes.RoleUser, Content: "panic now"}}})
