@@ -123,6 +123,16 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 	}
 	if err != nil {
 		res = hermes.TurnResult{ResponseID: req.ResponseID, Err: hermes.AsError(err)}
+		if req.Background && req.Store && r.store != nil {
+			// Its client polls the stored record: leave it failed, not
+			// queued forever. Outside its conversation, whose history
+			// could not be read and must not be replaced.
+			failed := r.record(in, nil, &hermes.TurnResult{Added: req.Input, Err: res.Err})
+			failed.Conversation = ""
+			if cerr := r.commit(persistence.PutResponse(failed)); cerr != nil {
+				r.log.Error("storing failed response failed", "response", failed.ID, "err", cerr)
+			}
+		}
 	} else {
 		res = r.agent.Run(ctx, history, req, emit)
 	}
