@@ -196,18 +196,25 @@ func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx) {
 		mode:         s.progressMode(ctx),
 		includeUsage: cr.StreamOptions != nil && cr.StreamOptions.IncludeUsage,
 	}
-	// Hold the headers until the first event, so a turn that fails before
-	// producing anything (upstream down, rate limited) still gets a real
-	// status code and a JSON error.
+	s.stream(ctx, events, cancel, func(first *hermes.Event, w *bufio.Writer) {
+		st.first = first
+		st.run(ctx, w)
+	})
+}
+
+// stream answers a streaming request. It holds the headers until the turn's
+// first event, so a turn that fails before producing anything (upstream
+// down, rate limited) still gets a real status code and a JSON error;
+// otherwise the response becomes an SSE stream that run writes.
+func (s *Server) stream(ctx *fasthttp.RequestCtx, events <-chan hermes.Event, cancel context.CancelFunc, run func(first *hermes.Event, w *bufio.Writer)) {
 	first, failed := s.firstEvent(events)
 	if failed {
 		cancel()
 		writeError(ctx, first.Result.Err)
 		return
 	}
-	st.first = first
 	startSSE(ctx)
-	ctx.SetBodyStreamWriter(func(w *bufio.Writer) { st.run(ctx, w) })
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) { run(first, w) })
 }
 
 // firstEventWait is how long a stream holds its headers for the turn's

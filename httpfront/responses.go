@@ -318,15 +318,11 @@ func (s *Server) createResponse(ctx *fasthttp.RequestCtx) {
 		ctx.Response.SetBodyRaw(renderResponse(res.Record))
 		return
 	}
-	first, failed := s.firstEvent(events)
-	if failed {
-		cancel()
-		writeError(ctx, first.Result.Err)
-		return
-	}
-	st := &responseStream{s: s, req: req, events: events, cancel: cancel, first: first}
-	startSSE(ctx)
-	ctx.SetBodyStreamWriter(func(w *bufio.Writer) { st.run(ctx, w) })
+	st := &responseStream{s: s, req: req, events: events, cancel: cancel}
+	s.stream(ctx, events, cancel, func(first *hermes.Event, w *bufio.Writer) {
+		st.first = first
+		st.run(ctx, w)
+	})
 }
 
 // startBackground runs the turn detached and answers at once with the
