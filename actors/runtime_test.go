@@ -276,23 +276,16 @@ func BenchmarkIdleConversationMemory(b *testing.B) {
 		}
 		<-events
 	}
-	heap := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
 	for i := 0; i < 100; i++ { // warm up: first-use allocations are not per actor
 		turn(-1 - i)
 	}
-	before := heap()
+	before := heapInUse()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		turn(i)
 	}
 	b.StopTimer()
-	after := heap()
+	after := heapInUse()
 	if n := rt.Stats().Actors; n < int64(b.N) {
 		b.Fatalf("%d actors alive, want %d", n, b.N)
 	}
@@ -314,15 +307,8 @@ func TestTenThousandIdleConversationsPassivate(t *testing.T) {
 	defer store.Close()
 	rt := New(Options{Agent: &Agent{Model: llm.NewOffline()}, Store: store, MaxTurns: 1 << 20, IdleActor: time.Hour, Now: clock})
 	defer rt.Shutdown(context.Background())
-	heap := func() uint64 {
-		runtime.GC()
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
 	const n = 10000
-	base := heap()
+	base := heapInUse()
 	var wg sync.WaitGroup
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
@@ -344,7 +330,7 @@ func TestTenThousandIdleConversationsPassivate(t *testing.T) {
 	if got := rt.Stats().Actors; got != n {
 		t.Fatalf("%d actors alive, want %d", got, n)
 	}
-	peak := heap()
+	peak := heapInUse()
 	deadline := time.Now().Add(20 * time.Second)
 	for rt.Stats().Actors != 0 {
 		if time.Now().After(deadline) {
@@ -356,7 +342,7 @@ func TestTenThousandIdleConversationsPassivate(t *testing.T) {
 		rt.root.Send(rt.dispatcher, passivate{})
 		time.Sleep(10 * time.Millisecond) // polling: passivation has no completion signal
 	}
-	after := heap()
+	after := heapInUse()
 	t.Logf("heap: %d KB before, %d KB with %d idle actors, %d KB after passivation", base>>10, peak>>10, n, after>>10)
 	// What stays is map capacity: Go maps never shrink, and the actor
 	// system's process registry keeps its buckets (about 240 bytes per
@@ -365,4 +351,13 @@ func TestTenThousandIdleConversationsPassivate(t *testing.T) {
 	if grown := peak - base; after > base+grown/2 {
 		t.Fatalf("memory did not return: %d KB before, %d KB at peak, %d KB after", base>>10, peak>>10, after>>10)
 	}
+}
+
+// heapInUse returns the live heap after garbage is collected.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
