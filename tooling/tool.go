@@ -1,6 +1,7 @@
 package tooling
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"sort"
@@ -36,17 +37,30 @@ type Call struct {
 
 // ErrorResult returns the JSON result reporting a failed call to the model.
 func ErrorResult(msg string) string {
-	b, _ := json.Marshal(map[string]string{"error": msg})
-	return string(b)
+	s, _ := marshal(map[string]string{"error": msg})
+	return s
 }
 
 // JSONResult marshals v as a tool result, falling back to an error result.
 func JSONResult(v any) string {
-	b, err := json.Marshal(v)
+	s, err := marshal(v)
 	if err != nil {
 		return ErrorResult("encoding result: " + err.Error())
 	}
-	return string(b)
+	return s
+}
+
+// marshal encodes v as JSON without escaping '&', '<' and '>': results go
+// to a model, not into HTML, and "a \u0026\u0026 b" costs it tokens and
+// reads as something other than the command's output.
+func marshal(v any) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSuffix(b.Bytes(), []byte("\n"))), nil
 }
 
 // DecodeArgs unmarshals a call's JSON arguments into v. Empty arguments are
