@@ -30,4 +30,3 @@ func TestJSONResultKeepsHTMLCharacters(t *testing.T) {
 		t.Errorf("unencodable value: %s", got)
 	}
 }
-
