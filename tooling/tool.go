@@ -137,3 +137,24 @@ func Selector(only, disabled []string) func(string) bool {
 		return !in(disabled, name)
 	}
 }
+
+// Masked returns tools whose results and progress labels pass through mask
+// (redact.Known's String) before the model, the client or the store sees
+// them. Wrapping the tools, rather than each tool masking its own output,
+// keeps one place that no tool, present or future, can forget.
+func Masked(tools []Tool, mask func(string) string) []Tool {
+	out := make([]Tool, len(tools))
+	for i, t := range tools {
+		out[i] = masked{Tool: t, mask: mask}
+	}
+	return out
+}
+
+type masked struct {
+	Tool
+	mask func(string) string
+}
+
+func (m masked) Run(ctx context.Context, call Call) string { return m.mask(m.Tool.Run(ctx, call)) }
+
+func (m masked) Label(args []byte) string { return m.mask(m.Tool.Label(args)) }
