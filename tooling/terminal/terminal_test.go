@@ -59,7 +59,9 @@ func errText(r Result) string {
 func TestRunBasics(t *testing.T) {
 	// Not parallel: it sets the environment.
 	ws := t.TempDir()
-	tool := newTool(t, Options{Workspace: ws})
+	// Approve: the signal row kills its own shell by a pid found at run
+	// time, which needs approval ($$ itself is blocked).
+	tool := newTool(t, Options{Workspace: ws, Approve: "all"})
 	tests := []struct {
 		name    string
 		command string
@@ -71,7 +73,7 @@ func TestRunBasics(t *testing.T) {
 		{"false", "false", "", 1},
 		{"stderr merged in order", "echo one; echo two >&2; echo three", "one\ntwo\nthree\n", 0},
 		{"stdin is empty", "cat; echo end", "end\n", 0},
-		{"killed by a signal", "kill -TERM $$", "", 128 + int(syscall.SIGTERM)},
+		{"killed by a signal", "kill -TERM $(sh -c 'echo $PPID')", "", 128 + int(syscall.SIGTERM)},
 		{"extra env", "echo $HERMES_TEST_VAR", "\n", 0},
 		{"api key not inherited", "echo \"[$API_SERVER_KEY]\"", "[]\n", 0},
 		{"redacted", "echo OPENAI_API_KEY=abc123; echo sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z", "OPENAI_API_KEY=[REDACTED]\nsk-proj-[REDACTED]\n", 0},
