@@ -155,7 +155,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Agent: &actors.Agent{
 			Model: model, Tools: registry, MaxIterations: c.MaxIterations,
 			Prompt: builder.Build, UpstreamModel: c.Model,
-			OnModelCall: obs.modelCall, OnTool: obs.tool,
+			OnModelCall: obs.modelCall, OnTool: obs.tool, MaxParallelTools: c.MaxParallel,
 		},
 		OnBatch:     obs.batch,
 		Store:       store,
