@@ -1,7 +1,6 @@
 package httpfront
 
 import (
-	"bufio"
 	"strings"
 
 	"github.com/goccy/go-json"
@@ -154,9 +153,9 @@ func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx) {
 		mode:         s.progressMode(ctx),
 		includeUsage: cr.StreamOptions != nil && cr.StreamOptions.IncludeUsage,
 	}
-	s.stream(ctx, events, cancel, func(first *hermes.Event, w *bufio.Writer) {
+	s.stream(ctx, events, cancel, func(first *hermes.Event, sw *sseWriter) {
 		st.first = first
-		st.run(ctx, w)
+		st.run(sw)
 	})
 }
 

@@ -52,8 +52,10 @@ func wait(events <-chan hermes.Event) *hermes.TurnResult {
 // stream answers a streaming request. It holds the headers until the turn's
 // first event, so a turn that fails before producing anything (upstream
 // down, rate limited) still gets a real status code and a JSON error;
-// otherwise the response becomes an SSE stream that run writes.
-func (s *Server) stream(ctx *fasthttp.RequestCtx, events <-chan hermes.Event, cancel context.CancelFunc, run func(first *hermes.Event, w *bufio.Writer)) {
+// otherwise the response becomes an SSE stream that run writes. A request
+// with an Idempotency-Key keeps its flight until the stream ends, so its
+// duplicates wait for the whole stream and replay what it wrote.
+func (s *Server) stream(ctx *fasthttp.RequestCtx, events <-chan hermes.Event, cancel context.CancelFunc, run func(first *hermes.Event, sw *sseWriter)) {
 	first, failed := s.firstEvent(events)
 	if failed {
 		cancel()
@@ -61,7 +63,18 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx, events <-chan hermes.Event, ca
 		return
 	}
 	startSSE(ctx)
-	ctx.SetBodyStreamWriter(func(w *bufio.Writer) { run(first, w) })
+	// Everything the writer goroutine needs is taken from ctx here, on the
+	// handler's goroutine: once the client is gone fasthttp may recycle ctx
+	// while the writer still runs.
+	conn, rec := ctx.Conn(), streamRecording(ctx)
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		sw := newSSEWriter(conn, w, s.opts.StreamWriteTimeout, cancel)
+		sw.rec = rec
+		if rec != nil {
+			defer rec.end(sw)
+		}
+		run(first, sw)
+	})
 }
 
 // firstEventWait is how long a stream holds its headers for the turn's
@@ -83,10 +96,12 @@ func (s *Server) firstEvent(events <-chan hermes.Event) (first *hermes.Event, fa
 	}
 }
 
+const sseContentType = "text/event-stream; charset=utf-8"
+
 func startSSE(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	h := &ctx.Response.Header
-	h.SetContentType("text/event-stream; charset=utf-8")
+	h.SetContentType(sseContentType)
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 }
