@@ -78,6 +78,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 	if maxIter <= 0 {
 		maxIter = 90
 	}
+	toolCalls := 0 // agent tool calls run so far, against req.MaxToolCalls
 	finish := func() hermes.TurnResult {
 		res.Added = transcript[start:]
 		return res
@@ -103,6 +104,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			Tools:      specs,
 			ToolChoice: req.ToolChoice,
 			MaxTokens:  req.MaxTokens,
+			Effort:     req.ReasoningEffort,
 		}, func(delta string) {
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
 		})
@@ -131,16 +133,27 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			return finish()
 		}
 
-		transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text, ToolCalls: out.ToolCalls})
 		var agentCalls, handBack []hermes.ToolCall
-		for _, c := range out.ToolCalls {
+		for i, c := range out.ToolCalls {
 			if clientTools[c.Name] {
 				handBack = append(handBack, c)
 			} else {
-				agentCalls = append(agentCalls, c)
+				out.ToolCalls[i].Server = hermes.AgentServer
+				agentCalls = append(agentCalls, out.ToolCalls[i])
 			}
 		}
-		results := a.runTools(ctx, agentCalls, req.Key, transcript, emit)
+		transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text, ToolCalls: out.ToolCalls})
+		allowed := len(agentCalls)
+		if req.MaxToolCalls > 0 {
+			allowed = max(0, min(allowed, req.MaxToolCalls-toolCalls))
+			toolCalls += allowed
+			if toolCalls >= req.MaxToolCalls {
+				// The budget is spent: later model calls see only the
+				// caller's tools, so the model answers instead of asking.
+				specs = req.ClientTools
+			}
+		}
+		results := a.runTools(ctx, agentCalls, allowed, req.Key, transcript, emit)
 		transcript = append(transcript, results...)
 		if len(handBack) > 0 {
 			res.Text = out.Text
@@ -155,13 +168,15 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 	}
 }
 
-// runTools runs the agent's own tool calls concurrently and returns their
-// results in call order. Failures are results the model reads, never errors.
-func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, conv string, history []hermes.Message, emit emitFunc) []hermes.Message {
+// runTools runs the first allowed of the agent's own tool calls
+// concurrently and returns every call's result in call order; the calls
+// past allowed (max_tool_calls) are answered without running. Failures are
+// results the model reads, never errors.
+func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed int, conv string, history []hermes.Message, emit emitFunc) []hermes.Message {
 	results := make([]hermes.Message, len(calls))
 	events := make([]*hermes.ToolEvent, len(calls))
 	for i, c := range calls {
-		ev := &hermes.ToolEvent{CallID: c.ID, Name: c.Name, Emoji: "⚡", Label: c.Name, Arguments: c.Arguments}
+		ev := &hermes.ToolEvent{CallID: c.ID, Name: c.Name, Server: c.Server, Emoji: "⚡", Label: c.Name, Arguments: c.Arguments}
 		if t, ok := a.lookup(c.Name); ok {
 			ev.Emoji = t.Emoji()
 			ev.Label = safeLabel(t, c)
@@ -171,6 +186,11 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, conv stri
 	}
 	var wg sync.WaitGroup
 	for i, c := range calls {
+		if i >= allowed {
+			results[i] = hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name,
+				Content: tooling.ErrorResult("not run: this response reached its max_tool_calls limit; answer with what you have")}
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
