@@ -31,6 +31,7 @@ type Config struct {
 	Home           string        // HERMES_HOME
 	Workspace      string        // HERMES_WORKSPACE
 	MaxIterations  int           // HERMES_MAX_ITERATIONS
+	MaxParallel    int           // HERMES_MAX_PARALLEL_TOOLS: tool calls of one model response running at once
 	TurnTimeout    time.Duration // HERMES_TURN_TIMEOUT
 	BaseURL        string        // OPENAI_BASE_URL
 	APIKey         string        // OPENAI_API_KEY
@@ -69,6 +70,7 @@ func Defaults() Config {
 		ShutdownGrace:  30 * time.Second,
 		IdleActor:      2 * time.Minute,
 		MaxIterations:  90,
+		MaxParallel:    8,
 		TurnTimeout:    10 * time.Minute,
 		FirstByte:      2 * time.Minute,
 		LogFormat:      "text",
@@ -173,6 +175,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	dur(&c.WorkerIdle, "API_SERVER_WORKER_IDLE")
 	str(&c.Workspace, "HERMES_WORKSPACE")
 	num(&c.MaxIterations, "HERMES_MAX_ITERATIONS", 1)
+	num(&c.MaxParallel, "HERMES_MAX_PARALLEL_TOOLS", 1)
 	dur(&c.TurnTimeout, "HERMES_TURN_TIMEOUT")
 	str(&c.BaseURL, "OPENAI_BASE_URL")
 	str(&c.APIKey, "OPENAI_API_KEY")
