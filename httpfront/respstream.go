@@ -212,9 +212,6 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 // turn failed — and data: [DONE], as the Open Responses spec ends a stream.
 func (st *responseStream) done(res *hermes.TurnResult) {
 	rec := res.Record
-	if rec != nil && res.Err != nil && !res.Stored && rec.Status == hermes.StatusCompleted {
-		rec.Status, rec.ErrCode, rec.ErrMessage = hermes.StatusFailed, res.Err.Code, res.Err.Message
-	}
 	if rec == nil {
 		// Nothing could be recorded (the history failed to load): the
 		// stream still ends with a failed response.
