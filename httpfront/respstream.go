@@ -1,12 +1,10 @@
 package httpfront
 
 import (
-	"bufio"
 	"context"
 
 	"github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
-	"github.com/valyala/fasthttp"
 )
 
 // responseStream writes one response as Responses API events. Items get
@@ -36,9 +34,9 @@ type runningTool struct {
 	call hermes.ToolCall
 }
 
-func (st *responseStream) run(ctx *fasthttp.RequestCtx, w *bufio.Writer) {
+func (st *responseStream) run(sw *sseWriter) {
 	defer st.cancel()
-	st.sw = newSSEWriter(ctx, w, st.s.opts.StreamWriteTimeout, st.cancel)
+	st.sw = sw
 	var wire responseWire
 	_ = json.Unmarshal(st.req.Wire, &wire)
 	st.form = st.s.recordForm(&wire)
