@@ -47,6 +47,7 @@ type Config struct {
 	TavilyBaseURL  string        // TAVILY_BASE_URL
 	DuckDuckGoURL  string        // DUCKDUCKGO_BASE_URL
 	WebAllowPriv   bool          // HERMES_WEB_ALLOW_PRIVATE
+	FilesHardlinks bool          // HERMES_FILES_ALLOW_HARDLINKS: file tools open files with several hard links
 	LogFormat      string        // HERMES_LOG_FORMAT or -log-format: text or json
 	LogLevel       string        // HERMES_LOG_LEVEL: debug, info, warn, error
 	MaxBodyBytes   int           // API_SERVER_MAX_BODY_BYTES
@@ -150,6 +151,16 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 			*dst = d
 		}
 	}
+	boolean := func(dst *bool, k string) {
+		if v := get(k); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want true or false", k, v))
+				return
+			}
+			*dst = b
+		}
+	}
 	list := func(dst *[]string, k string) {
 		if v := get(k); v != "" {
 			*dst = splitList(v)
@@ -190,13 +201,8 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	str(&c.DuckDuckGoURL, "DUCKDUCKGO_BASE_URL")
 	str(&c.LogFormat, "HERMES_LOG_FORMAT")
 	str(&c.LogLevel, "HERMES_LOG_LEVEL")
-	if v := get("HERMES_WEB_ALLOW_PRIVATE"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("HERMES_WEB_ALLOW_PRIVATE=%q: want true or false", v))
-		}
-		c.WebAllowPriv = b
-	}
+	boolean(&c.WebAllowPriv, "HERMES_WEB_ALLOW_PRIVATE")
+	boolean(&c.FilesHardlinks, "HERMES_FILES_ALLOW_HARDLINKS")
 	if *host != "" {
 		c.Host = *host
 	}

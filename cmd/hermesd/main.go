@@ -121,6 +121,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.Home, 0o700); err != nil {
 		return fmt.Errorf("creating HERMES_HOME: %w", err)
 	}
+	// An existing HERMES_HOME keeps whatever mode it was made with; its
+	// .env, store and memories are for this user alone.
+	if err := os.Chmod(c.Home, 0o700); err != nil {
+		return fmt.Errorf("HERMES_HOME: %w", err)
+	}
 	store, err := persistence.Open(c.DBPath(), persistence.Options{Capacity: c.MaxStored})
 	if err != nil {
 		return err
@@ -137,7 +142,9 @@ func (m *Main) Run(ctx context.Context) error {
 		mem,
 		todo.New(),
 	}
-	all = append(all, files.New(files.Options{Workspace: c.Workspace})...)
+	all = append(all, files.New(files.Options{
+		Workspace: c.Workspace, Private: []string{c.Home}, AllowHardlinks: c.FilesHardlinks,
+	})...)
 	all = append(all, skills.New(c.Home)...)
 	all = append(all, web.New(web.Options{
 		Backend: c.WebBackend, SearXNGURL: c.SearXNGURL,
