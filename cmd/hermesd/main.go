@@ -41,6 +41,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "hermesd:", err)
 		os.Exit(2)
 	}
+	if err := terminal.Harden(); err != nil {
+		fmt.Fprintln(os.Stderr, "hermesd:", err)
+		os.Exit(1)
+	}
 	ctx := context.Background()
 	if err := m.Run(ctx); err != nil {
 		m.logOut.Close()
@@ -81,6 +85,7 @@ type Main struct {
 	logOut  *bufferedLog // nil when the caller set Logger itself
 	store   *persistence.Store
 	runtime *actors.Runtime
+	term    *terminal.Tool // stopped at Close: its background commands
 	http    *httpfront.Server
 	served  chan error
 }
@@ -136,8 +141,9 @@ func (m *Main) Run(ctx context.Context) error {
 		model = m.model()
 	}
 	mem := memory.New(c.Home)
+	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr})
 	all := []tooling.Tool{
-		terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr}),
+		m.term,
 		mem,
 		todo.New(),
 	}
@@ -270,6 +276,11 @@ func (m *Main) Close(ctx context.Context) error {
 		// Streams have ended with their turns; what is left are clients
 		// that stopped reading. Their writes time out on their own.
 		errs = append(errs, errors.New("http: connections still open after drain"))
+	}
+	if m.term != nil {
+		if err := m.term.Close(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {
