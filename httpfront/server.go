@@ -27,7 +27,11 @@ type Options struct {
 	ModelName   string   // API_SERVER_MODEL_NAME
 	// ToolProgress is the default progress mode: inline, events or off.
 	ToolProgress string
-	MaxBodyBytes int
+	// AgentToolItems is how the Responses API shows the agent's own tool
+	// runs: "hosted" (mcp_call, web_search_call; the default) or
+	// "function_call" (function_call + function_call_output, the older form).
+	AgentToolItems string
+	MaxBodyBytes   int
 	// StreamWriteTimeout bounds each SSE frame's write, so a client that
 	// stops reading cannot hold a stream (and its turn) forever.
 	StreamWriteTimeout time.Duration
@@ -125,7 +129,7 @@ func New(opts Options) *Server {
 	r.GET("/v1/models", s.models)
 	r.GET("/v1/models/{id}", s.model)
 	r.GET("/v1/tools", s.tools)
-	r.POST("/v1/chat/completions", s.chatCompletions)
+	r.POST("/v1/chat/completions", s.idempotent("chat", s.chatCompletions))
 	if opts.Metrics != nil {
 		r.GET("/metrics", opts.Metrics.handler)
 	}
