@@ -470,13 +470,16 @@ const maxPooledBody = 1 << 20
 func (u *Upstream) encode(req Request, buf *bytes.Buffer) ([]byte, error) {
 	w := wireRequest{
 		Model:         req.Model,
-		Messages:      make([]wireMessage, 0, len(req.Messages)),
+		Messages:      make([]wireMessage, 0, len(req.Messages)+1),
 		MaxTokens:     max(req.MaxTokens, 0),
 		Stream:        true,
 		StreamOptions: &streamOptions{IncludeUsage: true},
 	}
 	if w.Model == "" {
 		w.Model = u.opts.Model
+	}
+	if req.System != "" {
+		w.Messages = append(w.Messages, encodeMessage(hermes.Message{Role: hermes.RoleSystem, Content: req.System}))
 	}
 	for _, m := range req.Messages {
 		w.Messages = append(w.Messages, encodeMessage(m))
