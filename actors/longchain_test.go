@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,4 +146,59 @@ func BenchmarkLongChain(b *testing.B) {
 		b.ReportMetric(w2, "last100-B/turn")
 		b.ReportMetric(w2/w1, "bytes-ratio")
 	}
+}
+
+// BenchmarkResponsesChain200 is responses-chain in process: 200 clients,
+// each continuing its own previous_response_id chain, offline model, fsync
+// on. It reports stored responses per second through the runtime and the
+// store (no HTTP).
+func BenchmarkResponsesChain200(b *testing.B) {
+	store, err := persistence.Open(b.TempDir()+"/db", persistence.Options{Capacity: 10000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	rt := New(Options{Agent: &Agent{Model: llm.NewOffline()}, Store: store, MaxTurns: 1 << 20})
+	defer rt.Shutdown(context.Background())
+	const clients = 200
+	work := make(chan int, clients)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			events := make(chan hermes.Event, 64)
+			prev := ""
+			for i := range work {
+				id := "resp_" + strconv.Itoa(c) + "_" + strconv.Itoa(i)
+				req := &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true, Events: events, Ctx: context.Background(),
+					Input: []hermes.Message{{Role: hermes.RoleUser, Content: "Benchmark turn.\n/tokens 16"}}}
+				if err := rt.Submit(req); err != nil {
+					failed.Add(1)
+					continue
+				}
+				for ev := range events {
+					if ev.Kind == hermes.EventDone {
+						if !ev.Result.Stored {
+							failed.Add(1)
+						} else {
+							prev = id
+						}
+						break
+					}
+				}
+			}
+		}()
+	}
+	for i := range b.N {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d turns failed", n)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "responses/s")
 }
