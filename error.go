@@ -21,6 +21,9 @@ const (
 	EInternal         = "server_error"
 	EUnavailable      = "unavailable"
 	EPreviousNotFound = "previous_response_not_found"
+	// EStore: a write to the store failed, timed out or was cut short, so
+	// what the request produced is not kept.
+	EStore = "store_error"
 )
 
 // Error is a domain error with a machine-readable code, a message meant for

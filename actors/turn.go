@@ -157,9 +157,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 			ops = append(ops, persistence.PutResponse(rec))
 			if cerr := r.commit(ops...); cerr != nil {
 				r.log.Error("storing response failed", "response", rec.ID, "err", cerr)
-				if res.Err == nil {
-					res.Err = &hermes.Error{Code: hermes.EInternal, Message: "the answer could not be stored", Cause: cerr}
-				}
+				unstored(&res, cerr)
 			} else {
 				res.Stored = true
 				stored = rec
@@ -173,6 +171,19 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 		finished(stored)
 	}
 	emit(hermes.Event{Kind: hermes.EventDone, Result: &res})
+}
+
+// unstored makes a turn whose record could not be committed a failed turn,
+// in its result and its record alike: every renderer (stream or not) reads
+// the same truth, and nobody is told "completed" about an answer a GET
+// would not find.
+func unstored(res *hermes.TurnResult, cerr error) {
+	e := &hermes.Error{Code: hermes.EStore, Message: "the response could not be stored", Cause: cerr}
+	if hermes.ErrorCode(cerr) == hermes.EStore {
+		e.Message = hermes.AsError(cerr).Message
+	}
+	res.Err = e
+	res.Record.Status, res.Record.ErrCode, res.Record.ErrMessage = hermes.StatusFailed, e.Code, e.Message
 }
 
 // history resolves what a turn continues: the previous response's

@@ -1,7 +1,6 @@
 package httpfront
 
 import (
-	"bufio"
 	"bytes"
 	"strconv"
 	"strings"
@@ -319,9 +318,9 @@ func (s *Server) createResponse(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	st := &responseStream{s: s, req: req, events: events, cancel: cancel}
-	s.stream(ctx, events, cancel, func(first *hermes.Event, w *bufio.Writer) {
+	s.stream(ctx, events, cancel, func(first *hermes.Event, sw *sseWriter) {
 		st.first = first
-		st.run(ctx, w)
+		st.run(sw)
 	})
 }
 

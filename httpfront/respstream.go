@@ -1,12 +1,10 @@
 package httpfront
 
 import (
-	"bufio"
 	"context"
 
 	"github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
-	"github.com/valyala/fasthttp"
 )
 
 // responseStream writes one response as Responses API events. Items get
@@ -25,9 +23,9 @@ type responseStream struct {
 	text   []byte // text of the open message item
 }
 
-func (st *responseStream) run(ctx *fasthttp.RequestCtx, w *bufio.Writer) {
+func (st *responseStream) run(sw *sseWriter) {
 	defer st.cancel()
-	st.sw = newSSEWriter(ctx, w, st.s.opts.StreamWriteTimeout, st.cancel)
+	st.sw = sw
 	stub := &hermes.StoredResponse{ID: st.req.ResponseID, Previous: st.req.Previous, Conversation: st.req.Conversation,
 		Status: hermes.StatusInProgress, Created: st.req.Created, Model: st.req.Model, Wire: st.req.Wire}
 	obj := responseObj(stub)
@@ -138,9 +136,6 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 
 func (st *responseStream) done(res *hermes.TurnResult) {
 	rec := res.Record
-	if rec != nil && res.Err != nil && !res.Stored && rec.Status == hermes.StatusCompleted {
-		rec.Status, rec.ErrCode, rec.ErrMessage = hermes.StatusFailed, res.Err.Code, res.Err.Message
-	}
 	msgStatus := "completed"
 	if rec == nil || rec.Status != hermes.StatusCompleted {
 		msgStatus = "incomplete"

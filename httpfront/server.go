@@ -125,7 +125,7 @@ func New(opts Options) *Server {
 	r.GET("/v1/models", s.models)
 	r.GET("/v1/models/{id}", s.model)
 	r.GET("/v1/tools", s.tools)
-	r.POST("/v1/chat/completions", s.chatCompletions)
+	r.POST("/v1/chat/completions", s.idempotent("chat", s.chatCompletions))
 	if opts.Metrics != nil {
 		r.GET("/metrics", opts.Metrics.handler)
 	}

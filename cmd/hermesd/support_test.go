@@ -128,6 +128,9 @@ type reply struct {
 	// Block holds the answer until the request is cancelled; the fake
 	// records that cancellation on cancelled.
 	Block bool
+	// Hold, when set, pauses the answer after its first word until Hold is
+	// closed or the request is cancelled (a turn caught mid-stream).
+	Hold <-chan struct{}
 	// Status, when set, answers with that HTTP status and an error envelope.
 	Status int
 }
@@ -206,6 +209,13 @@ func (f *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		completion++
 		send(chunk(map[string]any{"content": wd}, nil))
+		if rep.Hold != nil && completion == 1 {
+			select {
+			case <-rep.Hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
 	}
 	for i, tc := range rep.ToolCalls {
 		completion++
