@@ -145,7 +145,9 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 				agentCalls = append(agentCalls, c)
 			}
 		}
-		results := a.runTools(ctx, agentCalls, req.Key, transcript, emit)
+		// Capped: a tool appending to its history must not write into the
+		// array this turn goes on extending.
+		results := a.runTools(ctx, agentCalls, req.Key, transcript[:len(transcript):len(transcript)], emit)
 		transcript = append(transcript, results...)
 		if len(handBack) > 0 {
 			res.Text = out.Text
