@@ -85,6 +85,8 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 	req := in.req
 	r.running.Add(1)
 	defer r.running.Add(-1)
+	r.live.Store(req.ResponseID, time.Now())
+	defer r.live.Delete(req.ResponseID)
 
 	ctx, cancel := context.WithCancelCause(req.Ctx)
 	defer cancel(nil)
