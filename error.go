@@ -21,6 +21,7 @@ const (
 	EInternal         = "server_error"
 	EUnavailable      = "unavailable"
 	EPreviousNotFound = "previous_response_not_found"
+	EHeaderTooLarge   = "request_header_too_large"
 )
 
 // Error is a domain error with a machine-readable code, a message meant for
