@@ -8,12 +8,17 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Attacks from outside on the HTTP front end; docs/SECURITY.md lists them.
@@ -332,4 +337,218 @@ func TestSecurityAuthReadsRouterPath(t *testing.T) {
 	if resp, body := req("GET", "/v1/models/hermes-agent", auth); resp.StatusCode != 200 {
 		t.Fatalf("a plain id: %d %s", resp.StatusCode, body)
 	}
+}
+
+// TestSecurityErrorHeadersEveryLayer: answers written outside the handlers
+// (refusals before the body, fasthttp's transport errors) carry the same
+// security, request-id and CORS headers as any other, so a page on an
+// allowed origin can read them; Access-Control-Expose-Headers names the
+// headers scripts need.
+func TestSecurityErrorHeadersEveryLayer(t *testing.T) {
+	const origin = "http://ok.example"
+	h := startHermes(t, map[string]string{"API_SERVER_KEY": securityKey, "API_SERVER_CORS_ORIGINS": origin,
+		"API_SERVER_MAX_BODY_BYTES": "4096", "API_SERVER_MAX_BODY_MEMORY": "8192"})
+	auth := "Authorization: Bearer " + securityKey + "\r\n"
+	o := "Origin: " + origin + "\r\n"
+	post := func(headers, body string) string {
+		return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n" + headers + "Connection: close\r\n\r\n" + body
+	}
+	cases := []struct {
+		name   string
+		req    string
+		status int
+		cors   bool
+	}{
+		{"413 declared body over the limit", post(o+auth+"Content-Length: 5000\r\n", "{"), 413, true},
+		{"413 chunked body over the limit", post(o+auth+"Transfer-Encoding: chunked\r\n", "1388\r\n"+strings.Repeat("a", 5000)+"\r\n0\r\n\r\n"), 413, true},
+		{"400 broken chunked body", post(o+auth+"Transfer-Encoding: chunked\r\n", "zz\r\nabc\r\n0\r\n\r\n"), 400, true},
+		{"401 without key", post(o+"Content-Length: 2\r\n", "{}"), 401, true},
+		{"401 Expect 100-continue without key", post(o+"Expect: 100-continue\r\nContent-Length: 2\r\n", ""), 401, true},
+		// fasthttp could not parse these headers, so the Origin is unknown
+		// and no CORS header can be sent; a browser never sends the first
+		// two, and the third is documented in docs/SECURITY.md.
+		{"400 malformed header line", "GET /v1/models HTTP/1.1\r\nHost: x\r\n" + o + "Bad header line\r\n\r\n", 400, false},
+		{"400 malformed request line", "GET\r\n" + o + "\r\n", 400, false},
+		{"431 headers too large", "GET /v1/models HTTP/1.1\r\nHost: x\r\n" + o + "X-Big: " + strings.Repeat("b", 20000) + "\r\n\r\n", 431, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := rawRequest(t, h, c.req)
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, body)
+			}
+			checkEnvelope(t, c.name, resp.StatusCode, resp.Header, body)
+			checkSecurityHeaders(t, resp)
+			got := resp.Header.Get("Access-Control-Allow-Origin")
+			t.Logf("%d %s; Access-Control-Allow-Origin %q", resp.StatusCode, body, got)
+			if c.cors {
+				checkCORS(t, resp, origin)
+			}
+		})
+	}
+	// A body that ends before its declared length: the client half-closes.
+	c, err := net.Dial("tcp", h.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = c.Write([]byte(post(o+auth+"Content-Length: 100\r\n", `{"a":1}`)))
+	_ = c.(*net.TCPConn).CloseWrite()
+	resp, body, err := readAnswer(c)
+	if err != nil || resp.StatusCode != 400 {
+		t.Fatalf("short body: %v %v %s", resp, err, body)
+	}
+	checkEnvelope(t, "short body", resp.StatusCode, resp.Header, body)
+	checkCORS(t, resp, origin)
+
+	// 503 over the body budget: two bodies of the limit fill it, a third
+	// is refused with Retry-After that a page may read.
+	a := attackConn(t, h.Listener.Addr().String(), "/v1/chat/completions", 4096, auth)
+	b := attackConn(t, h.Listener.Addr().String(), "/v1/chat/completions", 4096, auth)
+	defer a.Close()
+	defer b.Close()
+	waitFor(t, func() bool {
+		resp, _ := rawRequest(t, h, post(o+auth+"Content-Length: 2\r\n", "{}"))
+		return resp.StatusCode == 503
+	})
+	resp, body = rawRequest(t, h, post(o+auth+"Content-Length: 2\r\n", "{}"))
+	checkEnvelope(t, "503", 400, resp.Header, body) // the envelope; the status is checked below
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("over the budget: %d %v", resp.StatusCode, resp.Header)
+	}
+	checkSecurityHeaders(t, resp)
+	checkCORS(t, resp, origin)
+}
+
+func checkCORS(t *testing.T, resp *http.Response, origin string) {
+	t.Helper()
+	if got := resp.Header.Get("Access-Control-Allow-Origin"); got != origin {
+		t.Fatalf("Access-Control-Allow-Origin %q, want %q; headers %v", got, origin, resp.Header)
+	}
+	expose := resp.Header.Get("Access-Control-Expose-Headers")
+	for _, name := range []string{"X-Request-Id", "Retry-After", "Idempotent-Replayed", "X-Hermes-Model"} {
+		if !strings.Contains(expose, name) {
+			t.Fatalf("Access-Control-Expose-Headers %q lacks %s", expose, name)
+		}
+	}
+}
+
+// TestSecurityListener runs the real binary: under a low descriptor limit
+// the connection cap follows the limit and a flood of idle connections
+// leaves the listener alive; if serving stops anyway, hermesd exits 1.
+func TestSecurityListener(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a hermesd process")
+	}
+	bin := buildHermesd(t)
+	t.Run("IdleFloodUnderLowNofile", func(t *testing.T) { listenerLowNofile(t, bin) })
+	t.Run("ServeStoppedExitsNonZero", func(t *testing.T) { listenerStopped(t, bin) })
+}
+
+// listenerLowNofile: with RLIMIT_NOFILE at 128, 1,100 idle connections
+// (they made Serve return "too many open files" for good) are met by the
+// connection cap; afterwards /health answers and the process is alive.
+func listenerLowNofile(t *testing.T, bin string) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit (util-linux) is not installed")
+	}
+	p := startProcArgv(t, []string{prlimit, "--nofile=128:128", bin}, t.TempDir(), t.TempDir())
+	// The log is flushed every 100 ms.
+	waitFor(t, func() bool { return strings.Contains(p.stderr.String(), "connection cap lowered") })
+	if log := p.stderr.String(); !strings.Contains(log, "nofile=128") || !strings.Contains(log, "max_connections=32") {
+		t.Fatalf("the cap and the limit are not logged:\n%s", log)
+	}
+	addr := strings.TrimPrefix(p.base, "http://")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 1100; i++ {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	conns = nil
+	waitFor(t, func() bool {
+		resp, err := crashClient.Get(p.base + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	select {
+	case <-p.exited:
+		t.Fatalf("hermesd exited: %v\n%s", p.err, p.stderr)
+	default:
+	}
+	if strings.Contains(p.stderr.String(), "stopped serving") {
+		t.Fatalf("serving stopped:\n%s", p.stderr)
+	}
+}
+
+// listenerStopped shuts the listening socket down from outside (a copy of
+// its descriptor through pidfd_getfd), so accept fails for good: hermesd
+// logs at error and exits 1 instead of living on deaf.
+func listenerStopped(t *testing.T, bin string) {
+	p := startProc(t, bin, t.TempDir(), t.TempDir())
+	pid := p.cmd.Process.Pid
+	_, portStr, _ := net.SplitHostPort(strings.TrimPrefix(p.base, "http://"))
+	port, _ := strconv.Atoi(portStr)
+	fd := listenerFD(t, pid, port)
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Skipf("pidfd_open: %v", err)
+	}
+	defer unix.Close(pidfd)
+	dup, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		t.Skipf("pidfd_getfd (needs ptrace rights over the child): %v", err)
+	}
+	defer unix.Close(dup)
+	if err := unix.Shutdown(dup, unix.SHUT_RD); err != nil {
+		t.Fatal(err)
+	}
+	if code := p.waitExit(t, 20*time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1\n%s", code, p.stderr)
+	}
+	if !strings.Contains(p.stderr.String(), "level=ERROR") || !strings.Contains(p.stderr.String(), "HTTP server stopped serving") {
+		t.Fatalf("not logged at error:\n%s", p.stderr)
+	}
+}
+
+// listenerFD finds the descriptor of pid's socket listening on port.
+func listenerFD(t *testing.T, pid, port int) int {
+	t.Helper()
+	var inode string
+	for _, table := range []string{"tcp", "tcp6"} {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, table))
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 9 && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) && f[3] == "0A" { // 0A: LISTEN
+				inode = f[9]
+			}
+		}
+	}
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil || inode == "" {
+		t.Fatalf("no listening socket on port %d in /proc/%d: %v", port, pid, err)
+	}
+	for _, e := range ents {
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name())); l == "socket:["+inode+"]" {
+			fd, _ := strconv.Atoi(e.Name())
+			return fd
+		}
+	}
+	t.Fatalf("socket inode %s not among /proc/%d/fd", inode, pid)
+	return -1
 }
