@@ -22,6 +22,9 @@ const (
 	EUnavailable      = "unavailable"
 	EPreviousNotFound = "previous_response_not_found"
 	EHeaderTooLarge   = "request_header_too_large"
+	// EStore: a write to the store failed, timed out or was cut short, so
+	// what the request produced is not kept.
+	EStore = "store_error"
 )
 
 // Error is a domain error with a machine-readable code, a message meant for

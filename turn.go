@@ -66,14 +66,20 @@ const (
 	StatusCancelled  Status = "cancelled"
 )
 
-// StoredResponse is the durable record of one turn. It carries the whole
-// transcript it continues, tool calls and results included, so evicting an
-// older response never breaks this one. httpfront renders the wire object
-// from it, the same way for the stream's final event and for GET.
+// StoredResponse is the durable record of one turn. The store keeps only
+// the turn's own items (Consumed, Input, Output) and a pointer to Parent, so
+// a turn's write costs the same at turn 1,000 as at turn 1; a transcript is
+// read back by walking parents (persistence.Store.Transcript). httpfront
+// renders the wire object from it, the same way for the stream's final
+// event and for GET.
 type StoredResponse struct {
 	ID           string `json:"id"`
 	Previous     string `json:"previous,omitempty"`
 	Conversation string `json:"conversation,omitempty"`
+	// Parent is the response whose transcript this one continues: Previous,
+	// or its conversation's latest response when the turn started; "" when
+	// it starts a transcript.
+	Parent string `json:"parent,omitempty"`
 	// Chain is the id of the first response of the chain this one
 	// continues (its own id when it starts one): the routing key.
 	Chain     string    `json:"chain,omitempty"`
@@ -81,9 +87,9 @@ type StoredResponse struct {
 	Created   time.Time `json:"created"`
 	Completed time.Time `json:"completed,omitempty"`
 	Model     string    `json:"model,omitempty"`
-	// Transcript is the full history this turn continues plus its Input and
-	// Output: what the next turn in the chain starts from.
-	Transcript []Message `json:"transcript"`
+	// Consumed are the items added to its conversation since Parent that
+	// this turn took in before its Input.
+	Consumed []Message `json:"consumed,omitempty"`
 	// Input is this turn's own input; Output what the turn produced (agent
 	// tool calls and results, client tool calls, the final answer).
 	Input  []Message    `json:"input,omitempty"`
@@ -96,6 +102,11 @@ type StoredResponse struct {
 	// Wire holds the codec's own fields (instructions, metadata, tools…),
 	// opaque to everything but httpfront.
 	Wire []byte `json:"wire,omitempty"`
+	// Transcript is Parent's transcript followed by Consumed, Input and
+	// Output: what the next turn starts from. It lives in memory only (the
+	// conversation actor caches it); the store rebuilds it from parents, and
+	// uses it when Parent has vanished before the record is committed.
+	Transcript []Message `json:"-"`
 }
 
 // Conversation is a named conversation's record: what it is called, its

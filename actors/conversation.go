@@ -21,9 +21,10 @@ type conversation struct {
 	running bool
 	queue   []*startTurn
 	done    uint64
-	// last is the latest committed record of this conversation, so a turn
-	// queued behind another need not read its transcript back from the
-	// store. It is dropped when the actor goes idle.
+	// last is the latest committed record of this conversation with its
+	// transcript, so the next turn need not read the transcript back from
+	// the store (a walk over every ancestor). It lives as long as the actor:
+	// passivation (API_SERVER_ACTOR_IDLE) bounds what idle actors hold.
 	last *hermes.StoredResponse
 }
 
@@ -81,10 +82,6 @@ func (c *conversation) Receive(ctx actor.Context) {
 			c.start(ctx, next)
 			return
 		}
-		// Idle: let the transcript go. A conversation may sit idle for
-		// minutes and its transcript can be large; reading it back from the
-		// store costs microseconds next to a model call.
-		c.last = nil
 		ctx.Send(c.rt.dispatcher, idle{key: c.key, done: c.done})
 	}
 }

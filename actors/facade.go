@@ -23,6 +23,14 @@ func (r *Runtime) Response(id string) (*hermes.StoredResponse, error) {
 	return rec, err
 }
 
+// Transcript returns the whole transcript a stored response ends.
+func (r *Runtime) Transcript(id string) ([]hermes.Message, error) {
+	if r.store == nil {
+		return nil, hermes.Errorf(hermes.ENotFound, "Response with id '%s' not found.", id)
+	}
+	return r.store.Transcript(id)
+}
+
 // DeleteResponse deletes a stored response; conversations pointing at it
 // fall back to what survives.
 func (r *Runtime) DeleteResponse(id string) error {
@@ -146,7 +154,7 @@ func (r *Runtime) skipTurn(in *turnInput) {
 	req := in.req
 	defer r.bg.finish(req.ResponseID)
 	res := hermes.TurnResult{ResponseID: req.ResponseID, Added: req.Input, Err: errCancelledByClient}
-	rec := r.record(in, nil, &res)
+	rec := r.record(in, "", nil, nil, &res)
 	rec.Conversation = ""
 	if r.store != nil {
 		if err := r.commit(persistence.PutResponse(rec)); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,12 @@ type Agent struct {
 	// run (metrics).
 	OnModelCall func(d time.Duration, err error)
 	OnTool      func(name string, failed bool, d time.Duration)
+	// MaxParallelTools caps the tool calls of one model response that run
+	// at once (HERMES_MAX_PARALLEL_TOOLS, default 8): a response with 500
+	// terminal calls once started 500 processes together.
+	MaxParallelTools int
+
+	running toolRuns
 }
 
 // emitFunc hands an event to the client; false means nobody listens anymore.
@@ -155,8 +162,17 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 	}
 }
 
-// runTools runs the agent's own tool calls concurrently and returns their
-// results in call order. Failures are results the model reads, never errors.
+// maxCallsPerResponse bounds the tool calls one model response may make:
+// a model asked for 500 terminal calls at once. Calls beyond it are
+// answered as refused so the model can ask again with fewer.
+const maxCallsPerResponse = 128
+
+// runTools runs the agent's own tool calls, at most MaxParallelTools at a
+// time, and returns their results in call order. Failures are results the
+// model reads, never errors. When ctx ends (turn timeout, cancel, shutdown)
+// it stops waiting: a call still running is abandoned and reported as not
+// returned, so a tool that never returns cannot hold the turn, its slot or
+// shutdown.
 func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, conv string, history []hermes.Message, emit emitFunc) []hermes.Message {
 	results := make([]hermes.Message, len(calls))
 	events := make([]*hermes.ToolEvent, len(calls))
@@ -167,28 +183,123 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, conv stri
 			ev.Label = safeLabel(t, c)
 		}
 		events[i] = ev
+		results[i] = hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name}
 		emit(hermes.Event{Kind: hermes.EventToolStarted, Tool: ev})
 	}
-	var wg sync.WaitGroup
-	for i, c := range calls {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			out := a.runTool(ctx, c, conv, history)
-			results[i] = hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name, Content: out}
-			if a.OnTool != nil {
-				a.OnTool(c.Name, strings.HasPrefix(out, `{"error"`), time.Since(start))
-			}
-		}()
+	run := len(calls)
+	if run > maxCallsPerResponse {
+		run = maxCallsPerResponse
+		for i := run; i < len(calls); i++ {
+			results[i].Content = tooling.ErrorResult(fmt.Sprintf(
+				"refused: one response may make at most %d tool calls and this was call %d of %d; it did not run. Make the calls you still need in a later response.",
+				maxCallsPerResponse, i+1, len(calls)))
+		}
 	}
-	wg.Wait()
+	parallel := a.MaxParallelTools
+	if parallel <= 0 {
+		parallel = 8
+	}
+	type outcome struct {
+		i   int
+		out string
+	}
+	// Buffered for every call, so a call that returns after it was
+	// abandoned never blocks.
+	done := make(chan outcome, run)
+	pending := make(map[int]*toolRun, parallel)
+	next := 0
+	for next < run || len(pending) > 0 {
+		for len(pending) < parallel && next < run && ctx.Err() == nil {
+			i, c := next, calls[next]
+			next++
+			tr := a.running.add(c)
+			pending[i] = tr
+			go func() {
+				out := a.runTool(ctx, c, conv, history)
+				a.running.remove(tr)
+				done <- outcome{i, out}
+			}()
+		}
+		if len(pending) == 0 {
+			break // ctx ended before the rest started
+		}
+		select {
+		case o := <-done:
+			tr := pending[o.i]
+			delete(pending, o.i)
+			results[o.i].Content = o.out
+			if a.OnTool != nil {
+				a.OnTool(tr.name, strings.HasPrefix(o.out, `{"error"`), time.Since(tr.start))
+			}
+		case <-ctx.Done():
+			why := contextError(ctx, nil).Message
+			for i, tr := range pending {
+				results[i].Content = tooling.ErrorResult(fmt.Sprintf(
+					"tool %s did not return before the turn ended (%s); it was abandoned and its result is unknown", tr.name, why))
+				if a.OnTool != nil {
+					a.OnTool(tr.name, true, time.Since(tr.start))
+				}
+			}
+			clear(pending)
+		}
+	}
+	for i := next; i < run; i++ {
+		results[i].Content = tooling.ErrorResult(fmt.Sprintf("not run: the turn ended (%s) before this call started", contextError(ctx, nil).Message))
+	}
 	for i, ev := range events {
 		done := *ev
 		done.Output = results[i].Content
 		emit(hermes.Event{Kind: hermes.EventToolFinished, Tool: &done})
 	}
 	return results
+}
+
+// toolRun is one tool call under way.
+type toolRun struct {
+	name, id string
+	start    time.Time
+}
+
+// toolRuns is the set of tool calls under way, including those abandoned
+// by their turn, so shutdown can say what it leaves behind.
+type toolRuns struct {
+	mu sync.Mutex // guards m
+	m  map[*toolRun]struct{}
+}
+
+func (s *toolRuns) add(c hermes.ToolCall) *toolRun {
+	tr := &toolRun{name: c.Name, id: c.ID, start: time.Now()}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = make(map[*toolRun]struct{})
+	}
+	s.m[tr] = struct{}{}
+	return tr
+}
+
+func (s *toolRuns) remove(tr *toolRun) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, tr)
+}
+
+// Running describes the tool calls still under way, oldest first, as
+// "NAME (CALL_ID) for DURATION".
+func (a *Agent) Running() []string {
+	s := &a.running
+	s.mu.Lock()
+	runs := make([]*toolRun, 0, len(s.m))
+	for tr := range s.m {
+		runs = append(runs, tr)
+	}
+	s.mu.Unlock()
+	sort.Slice(runs, func(i, j int) bool { return runs[i].start.Before(runs[j].start) })
+	out := make([]string, len(runs))
+	for i, tr := range runs {
+		out[i] = fmt.Sprintf("%s (%s) for %s", tr.name, tr.id, time.Since(tr.start).Round(time.Millisecond))
+	}
+	return out
 }
 
 func (a *Agent) lookup(name string) (tooling.Tool, bool) {

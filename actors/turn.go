@@ -112,9 +112,9 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 	}
 
 	var res hermes.TurnResult
-	history, conv, err := r.history(in, last)
+	history, parent, conv, err := r.history(in, last)
 	if err == nil && req.Background && req.Store && r.store != nil {
-		rec := r.record(in, history, &hermes.TurnResult{Added: req.Input})
+		rec := r.record(in, parent, conv, history, &hermes.TurnResult{Added: req.Input})
 		rec.Status, rec.Completed = hermes.StatusInProgress, time.Time{}
 		rec.Conversation = "" // the conversation moves on only when the turn ends
 		if err := r.commit(persistence.PutResponse(rec)); err != nil {
@@ -127,7 +127,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 			// Its client polls the stored record: leave it failed, not
 			// queued forever. Outside its conversation, whose history
 			// could not be read and must not be replaced.
-			failed := r.record(in, nil, &hermes.TurnResult{Added: req.Input, Err: res.Err})
+			failed := r.record(in, "", nil, nil, &hermes.TurnResult{Added: req.Input, Err: res.Err})
 			failed.Conversation = ""
 			if cerr := r.commit(persistence.PutResponse(failed)); cerr != nil {
 				r.log.Error("storing failed response failed", "response", failed.ID, "err", cerr)
@@ -140,7 +140,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 		r.log.Error("turn failed", "response", req.ResponseID, "err", res.Err)
 	}
 	if err == nil && (req.Store || req.Wire != nil) {
-		rec := r.record(in, history, &res)
+		rec := r.record(in, parent, conv, history, &res)
 		res.Record = rec
 		if req.Store && r.store != nil {
 			ops := make([]persistence.Op, 0, 3)
@@ -157,9 +157,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 			ops = append(ops, persistence.PutResponse(rec))
 			if cerr := r.commit(ops...); cerr != nil {
 				r.log.Error("storing response failed", "response", rec.ID, "err", cerr)
-				if res.Err == nil {
-					res.Err = &hermes.Error{Code: hermes.EInternal, Message: "the answer could not be stored", Cause: cerr}
-				}
+				unstored(&res, cerr)
 			} else {
 				res.Stored = true
 				stored = rec
@@ -175,50 +173,75 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 	emit(hermes.Event{Kind: hermes.EventDone, Result: &res})
 }
 
+// unstored makes a turn whose record could not be committed a failed turn,
+// in its result and its record alike: every renderer (stream or not) reads
+// the same truth, and nobody is told "completed" about an answer a GET
+// would not find.
+func unstored(res *hermes.TurnResult, cerr error) {
+	e := &hermes.Error{Code: hermes.EStore, Message: "the response could not be stored", Cause: cerr}
+	if hermes.ErrorCode(cerr) == hermes.EStore {
+		e.Message = hermes.AsError(cerr).Message
+	}
+	res.Err = e
+	res.Record.Status, res.Record.ErrCode, res.Record.ErrMessage = hermes.StatusFailed, e.Code, e.Message
+}
+
 // history resolves what a turn continues: the previous response's
-// transcript, or the named conversation's latest response plus items added
-// to it since.
-func (r *Runtime) history(in *turnInput, last *hermes.StoredResponse) ([]hermes.Message, *hermes.Conversation, error) {
+// transcript, or the named conversation's latest response's plus the items
+// added to it since. parent is the response the history ends with. last is
+// the conversation actor's cached record: when it is the one continued, its
+// transcript is at hand and nothing is read back, which keeps a turn's cost
+// from growing with its chain.
+func (r *Runtime) history(in *turnInput, last *hermes.StoredResponse) (history []hermes.Message, parent string, conv *hermes.Conversation, err error) {
 	req := in.req
 	if in.prev != nil {
-		return in.prev.Transcript, nil, nil
+		history, err = r.transcript(in.prev.ID, last)
+		return history, in.prev.ID, nil, err
 	}
 	if req.Conversation == "" || r.store == nil {
-		return nil, nil, nil
+		return nil, "", nil, nil
 	}
-	conv, err := r.store.Conversation(req.Conversation)
+	conv, err = r.store.Conversation(req.Conversation)
 	if hermes.ErrorCode(err) == hermes.ENotFound {
-		return nil, nil, nil // a free name: starts now
+		return nil, "", nil, nil // a free name: starts now
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	var history []hermes.Message
-	switch {
-	case conv.Latest == "":
-	case last != nil && last.ID == conv.Latest:
-		history = last.Transcript
-	default:
-		rec, err := r.store.Response(conv.Latest)
-		if err != nil && hermes.ErrorCode(err) != hermes.ENotFound {
-			return nil, nil, err
-		}
-		if rec != nil {
-			history = rec.Transcript
+	if conv.Latest != "" {
+		history, err = r.transcript(conv.Latest, last)
+		switch {
+		case hermes.ErrorCode(err) == hermes.ENotFound:
+			history = nil // deleted since the conversation was read: start fresh
+		case err != nil:
+			return nil, "", nil, err
+		default:
+			parent = conv.Latest
 		}
 	}
 	if len(conv.Pending) > 0 {
 		history = append(history[:len(history):len(history)], conv.Pending...)
 	}
-	return history, conv, nil
+	return history, parent, conv, nil
 }
 
-// record builds the durable record of a finished turn.
-func (r *Runtime) record(in *turnInput, history []hermes.Message, res *hermes.TurnResult) *hermes.StoredResponse {
+// transcript returns the transcript of response id, from the cached record
+// when it is that one.
+func (r *Runtime) transcript(id string, last *hermes.StoredResponse) ([]hermes.Message, error) {
+	if last != nil && last.ID == id && last.Transcript != nil {
+		return last.Transcript, nil
+	}
+	return r.store.Transcript(id)
+}
+
+// record builds the durable record of a finished turn continuing parent,
+// whose transcript plus the conversation's pending items is history.
+func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation, history []hermes.Message, res *hermes.TurnResult) *hermes.StoredResponse {
 	req := in.req
 	rec := &hermes.StoredResponse{
 		ID:           req.ResponseID,
 		Previous:     req.Previous,
+		Parent:       parent,
 		Conversation: req.Conversation,
 		Chain:        req.ResponseID,
 		Created:      req.Created,
@@ -234,6 +257,9 @@ func (r *Runtime) record(in *turnInput, history []hermes.Message, res *hermes.Tu
 		if rec.Chain == "" {
 			rec.Chain = in.prev.ID
 		}
+	}
+	if conv != nil {
+		rec.Consumed = conv.Pending
 	}
 	transcript := make([]hermes.Message, 0, len(history)+len(res.Added))
 	transcript = append(transcript, history...)

@@ -30,6 +30,7 @@ type Config struct {
 	Home           string        // HERMES_HOME
 	Workspace      string        // HERMES_WORKSPACE
 	MaxIterations  int           // HERMES_MAX_ITERATIONS
+	MaxParallel    int           // HERMES_MAX_PARALLEL_TOOLS: tool calls of one model response running at once
 	TurnTimeout    time.Duration // HERMES_TURN_TIMEOUT
 	BaseURL        string        // OPENAI_BASE_URL
 	APIKey         string        // OPENAI_API_KEY
@@ -46,6 +47,7 @@ type Config struct {
 	TavilyBaseURL  string        // TAVILY_BASE_URL
 	DuckDuckGoURL  string        // DUCKDUCKGO_BASE_URL
 	WebAllowPriv   bool          // HERMES_WEB_ALLOW_PRIVATE
+	FilesHardlinks bool          // HERMES_FILES_ALLOW_HARDLINKS: file tools open files with several hard links
 	LogFormat      string        // HERMES_LOG_FORMAT or -log-format: text or json
 	LogLevel       string        // HERMES_LOG_LEVEL: debug, info, warn, error
 	MaxBodyBytes   int           // API_SERVER_MAX_BODY_BYTES
@@ -70,6 +72,7 @@ func Defaults() Config {
 		ShutdownGrace:  30 * time.Second,
 		IdleActor:      2 * time.Minute,
 		MaxIterations:  90,
+		MaxParallel:    8,
 		TurnTimeout:    10 * time.Minute,
 		FirstByte:      2 * time.Minute,
 		LogFormat:      "text",
@@ -154,6 +157,16 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 			*dst = d
 		}
 	}
+	boolean := func(dst *bool, k string) {
+		if v := get(k); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: want true or false", k, v))
+				return
+			}
+			*dst = b
+		}
+	}
 	list := func(dst *[]string, k string) {
 		if v := get(k); v != "" {
 			*dst = splitList(v)
@@ -179,6 +192,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	dur(&c.WorkerIdle, "API_SERVER_WORKER_IDLE")
 	str(&c.Workspace, "HERMES_WORKSPACE")
 	num(&c.MaxIterations, "HERMES_MAX_ITERATIONS", 1)
+	num(&c.MaxParallel, "HERMES_MAX_PARALLEL_TOOLS", 1)
 	dur(&c.TurnTimeout, "HERMES_TURN_TIMEOUT")
 	str(&c.BaseURL, "OPENAI_BASE_URL")
 	str(&c.APIKey, "OPENAI_API_KEY")
@@ -196,13 +210,8 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	str(&c.DuckDuckGoURL, "DUCKDUCKGO_BASE_URL")
 	str(&c.LogFormat, "HERMES_LOG_FORMAT")
 	str(&c.LogLevel, "HERMES_LOG_LEVEL")
-	if v := get("HERMES_WEB_ALLOW_PRIVATE"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("HERMES_WEB_ALLOW_PRIVATE=%q: want true or false", v))
-		}
-		c.WebAllowPriv = b
-	}
+	boolean(&c.WebAllowPriv, "HERMES_WEB_ALLOW_PRIVATE")
+	boolean(&c.FilesHardlinks, "HERMES_FILES_ALLOW_HARDLINKS")
 	if *host != "" {
 		c.Host = *host
 	}

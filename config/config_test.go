@@ -38,9 +38,30 @@ func TestLoadPrecedence(t *testing.T) {
 }
 
 func TestLoadRejectsBadValues(t *testing.T) {
-	_, err := Load(nil, env(map[string]string{"HERMES_HOME": t.TempDir(), "HERMES_MAX_ITERATIONS": "many"}))
-	if err == nil || !strings.Contains(err.Error(), "HERMES_MAX_ITERATIONS") {
-		t.Fatalf("err = %v", err)
+	for _, kv := range [][2]string{
+		{"HERMES_MAX_ITERATIONS", "many"},
+		{"HERMES_MAX_PARALLEL_TOOLS", "0"},
+		{"HERMES_MAX_PARALLEL_TOOLS", "-8"},
+		{"HERMES_MAX_PARALLEL_TOOLS", "8x"},
+		{"HERMES_MAX_PARALLEL_TOOLS", "99999999999999999999"},
+		{"HERMES_FILES_ALLOW_HARDLINKS", "yes please"},
+		{"HERMES_WEB_ALLOW_PRIVATE", "2"},
+	} {
+		_, err := Load(nil, env(map[string]string{"HERMES_HOME": t.TempDir(), kv[0]: kv[1]}))
+		if err == nil || !strings.Contains(err.Error(), kv[0]) {
+			t.Fatalf("%s=%s: err = %v", kv[0], kv[1], err)
+		}
+	}
+	c, err := Load(nil, env(map[string]string{"HERMES_HOME": t.TempDir(), "HERMES_WORKSPACE": t.TempDir()}))
+	if err != nil || c.MaxParallel != 8 {
+		t.Fatalf("default HERMES_MAX_PARALLEL_TOOLS = %d, %v; want 8", c.MaxParallel, err)
+	}
+	if c.FilesHardlinks {
+		t.Fatal("HERMES_FILES_ALLOW_HARDLINKS is on by default")
+	}
+	c, err = Load(nil, env(map[string]string{"HERMES_HOME": t.TempDir(), "HERMES_FILES_ALLOW_HARDLINKS": "true"}))
+	if err != nil || !c.FilesHardlinks {
+		t.Fatalf("HERMES_FILES_ALLOW_HARDLINKS=true: %v, %v", c.FilesHardlinks, err)
 	}
 }
 

@@ -119,8 +119,8 @@ func (s *Server) deleteConversation(ctx *fasthttp.RequestCtx) {
 func (s *Server) conversationMessages(c *hermes.Conversation) []hermes.Message {
 	var msgs []hermes.Message
 	if c.Latest != "" {
-		if rec, err := s.rt.Response(c.Latest); err == nil {
-			msgs = append(msgs, rec.Transcript...)
+		if tr, err := s.rt.Transcript(c.Latest); err == nil {
+			msgs = append(msgs, tr...)
 		}
 	}
 	return append(msgs, c.Pending...)

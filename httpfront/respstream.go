@@ -138,9 +138,6 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 
 func (st *responseStream) done(res *hermes.TurnResult) {
 	rec := res.Record
-	if rec != nil && res.Err != nil && !res.Stored && rec.Status == hermes.StatusCompleted {
-		rec.Status, rec.ErrCode, rec.ErrMessage = hermes.StatusFailed, res.Err.Code, res.Err.Message
-	}
 	msgStatus := "completed"
 	if rec == nil || rec.Status != hermes.StatusCompleted {
 		msgStatus = "incomplete"

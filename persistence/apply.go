@@ -34,9 +34,15 @@ const (
 type Op struct {
 	kind opKind
 	id   string
-	// A response is captured when the op is built: its encoded record and
-	// the conversation it belongs to.
+	// A response is captured when the op is built: its encoded record
+	// (without items), its encoded own items, the conversation it belongs
+	// to and its parent; inherit is the transcript before its own items, in
+	// case the parent is gone by the time the op is applied.
 	rec      []byte
+	node     []byte
+	parent   string
+	inherit  []hermes.Message
+	own      *hermes.StoredResponse
 	respConv string
 	err      error // an encoding failure, reported by Apply
 	conv     *Conversation
@@ -46,13 +52,32 @@ type Op struct {
 
 // PutResponse inserts or replaces r and marks it most recently used. When
 // r.Conversation is set, that conversation (created if needed) then points at
-// r. The record is encoded here, on the caller's goroutine, so the single
-// writer spends its time writing; later changes to r are not stored.
+// r. Only r's own items are written, with a pointer to r.Parent, so the
+// write does not grow with the chain. Should the parent have been deleted
+// since r's turn read it, r keeps the rest of its Transcript inline instead,
+// so its transcript stays whole.
+//
+// The record is encoded here, on the caller's goroutine, so the single
+// writer spends its time writing; later changes to r's fields are not
+// stored (its Transcript's elements must not be changed in place).
 func PutResponse(r *hermes.StoredResponse) Op {
 	op := Op{kind: opPutResponse}
-	if r != nil {
-		op.id, op.respConv = r.ID, r.Conversation
-		op.rec, op.err = encode(r)
+	if r == nil {
+		return op
+	}
+	op.id, op.respConv, op.parent = r.ID, r.Conversation, r.Parent
+	bare := *r
+	bare.Consumed, bare.Input, bare.Output, bare.Transcript = nil, nil, nil, nil
+	if op.rec, op.err = encode(&bare); op.err != nil {
+		return op
+	}
+	own := &hermes.StoredResponse{Consumed: r.Consumed, Input: r.Input, Output: r.Output}
+	op.node, op.err = encode(newNode(nil, own))
+	if op.parent != "" {
+		op.own = own
+		if n := len(r.Consumed) + len(r.Input) + len(r.Output); len(r.Transcript) >= n {
+			op.inherit = r.Transcript[:len(r.Transcript)-n]
+		}
 	}
 	return op
 }
@@ -133,6 +158,12 @@ func (o Op) check() error {
 	}
 	switch o.kind {
 	case opPutResponse:
+		if o.parent == o.id {
+			return hermes.Errorf(hermes.EInvalid, "response %q cannot continue itself", o.id)
+		}
+		if err := checkName("parent", o.parent); err != nil {
+			return err
+		}
 		return checkName("conversation", o.respConv)
 	case opPutConversation:
 		return checkName("latest", o.conv.Latest)
@@ -222,6 +253,8 @@ type writer struct {
 	cidx  *bolt.Bucket
 	idem  *bolt.Bucket
 	idemX *bolt.Bucket
+	items *bolt.Bucket
+	refs  *bolt.Bucket
 	count uint64
 	dirty bool // count changed
 }
@@ -238,6 +271,8 @@ func newWriter(tx *bolt.Tx, now time.Time, opts Options) *writer {
 		cidx:  tx.Bucket(bucketConvIndex),
 		idem:  tx.Bucket(bucketIdem),
 		idemX: tx.Bucket(bucketIdemExp),
+		items: tx.Bucket(bucketItems),
+		refs:  tx.Bucket(bucketItemRefs),
 	}
 	w.count = readCount(w.meta)
 	return w
@@ -246,7 +281,7 @@ func newWriter(tx *bolt.Tx, now time.Time, opts Options) *writer {
 func (w *writer) apply(op Op) error {
 	switch op.kind {
 	case opPutResponse:
-		return w.putResponse(op.id, op.respConv, op.rec)
+		return w.putResponse(op)
 	case opDeleteResponse:
 		return w.deleteResponse(op.id)
 	case opTouchResponse:
@@ -310,8 +345,12 @@ func convKey(conv string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(convPrefix(conv), seq)
 }
 
-func (w *writer) putResponse(id, conv string, rec []byte) error {
+func (w *writer) putResponse(op Op) error {
+	id, conv := op.id, op.respConv
 	m, exists := w.respMeta(id)
+	if err := w.putItems(op, !exists); err != nil {
+		return err
+	}
 	if exists {
 		if err := w.lru.Delete(seqKey(m.lru)); err != nil {
 			return err
@@ -347,7 +386,7 @@ func (w *writer) putResponse(id, conv string, rec []byte) error {
 	if err := w.rmeta.Put([]byte(id), nm.encode()); err != nil {
 		return err
 	}
-	if err := w.resp.Put([]byte(id), rec); err != nil {
+	if err := w.resp.Put([]byte(id), op.rec); err != nil {
 		return err
 	}
 	if conv == "" {
@@ -374,6 +413,9 @@ func (w *writer) deleteResponse(id string) error {
 		return err
 	}
 	if err := w.resp.Delete([]byte(id)); err != nil {
+		return err
+	}
+	if err := w.release(id); err != nil {
 		return err
 	}
 	if w.count > 0 {
@@ -605,6 +647,106 @@ func (w *writer) evict() error {
 		if err := w.deleteResponse(id); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// readRefs returns the reference count and parent of the items of id.
+func readRefs(b *bolt.Bucket, id string) (refs uint32, parent string, ok bool) {
+	v := b.Get([]byte(id))
+	if len(v) < 4 {
+		return 0, "", false
+	}
+	return binary.BigEndian.Uint32(v), string(v[4:]), true
+}
+
+func (w *writer) putRefs(id string, refs uint32, parent string) error {
+	v := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(parent)), refs)
+	return w.refs.Put([]byte(id), append(v, parent...))
+}
+
+// putItems writes the items of op's response and counts its references:
+// one for its address when addressed is true (it is being added, not
+// replaced), one on its parent from it.
+func (w *writer) putItems(op Op, addressed bool) error {
+	id, parent, data := op.id, op.parent, op.node
+	if parent != "" && w.items.Get([]byte(parent)) == nil {
+		// The parent went while this turn ran: keep the history inline.
+		rec, err := encode(newNode(op.inherit, op.own))
+		if err != nil {
+			return err
+		}
+		parent, data = "", rec
+	}
+	refs, oldParent, exists := readRefs(w.refs, id)
+	if exists && parent != oldParent && parent != "" && w.descends(parent, id) {
+		return hermes.Errorf(hermes.EInvalid, "response %q cannot continue its own descendant %q", id, parent)
+	}
+	if !exists || parent != oldParent {
+		// Retain the new parent before releasing the old: they may share
+		// ancestors that must not be freed in between.
+		if parent != "" {
+			if err := w.retain(parent); err != nil {
+				return err
+			}
+		}
+		if exists && oldParent != "" {
+			if err := w.release(oldParent); err != nil {
+				return err
+			}
+		}
+	}
+	if addressed {
+		refs++
+	}
+	if err := w.putRefs(id, refs, parent); err != nil {
+		return err
+	}
+	return w.items.Put([]byte(id), data)
+}
+
+// descends reports whether id's ancestry reaches anc. It only runs when a
+// stored response is replaced under a new parent, which would otherwise be
+// able to tie a chain into a loop.
+func (w *writer) descends(id, anc string) bool {
+	seen := make(map[string]bool)
+	for cur := id; cur != "" && !seen[cur]; {
+		if cur == anc {
+			return true
+		}
+		seen[cur] = true
+		_, cur, _ = readRefs(w.refs, cur)
+	}
+	return false
+}
+
+func (w *writer) retain(id string) error {
+	refs, parent, _ := readRefs(w.refs, id)
+	return w.putRefs(id, refs+1, parent)
+}
+
+// release drops one reference to the items of id. Items nobody references
+// any more are deleted, and so, in turn, is the reference they held on
+// their parent: items no retained response can reach go in the same
+// transaction as the eviction that orphaned them. Each response's items
+// are deleted once, so the cost is amortised O(1) per response however
+// long the chain.
+func (w *writer) release(id string) error {
+	for id != "" {
+		refs, parent, ok := readRefs(w.refs, id)
+		if !ok {
+			return nil // already gone (a stray record)
+		}
+		if refs > 1 {
+			return w.putRefs(id, refs-1, parent)
+		}
+		if err := w.refs.Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := w.items.Delete([]byte(id)); err != nil {
+			return err
+		}
+		id = parent
 	}
 	return nil
 }

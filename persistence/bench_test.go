@@ -9,17 +9,16 @@ import (
 	hermes "github.com/hermesd/hermesd"
 )
 
-// benchResponse is a typical stored turn: a few kilobytes of transcript
-// with one tool round trip.
+// benchResponse is a typical stored turn: one tool round trip and a few
+// hundred bytes of answer.
 func benchResponse(id string) *hermes.StoredResponse {
 	r := resp(id, "", "")
 	text := strings.Repeat("The quick brown fox jumps over the lazy dog. ", 10)
-	r.Transcript = append(r.Transcript,
-		hermes.Message{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{{ID: "call_1", Name: "terminal", Arguments: `{"command":"ls -la"}`}}},
-		hermes.Message{Role: hermes.RoleTool, ToolCallID: "call_1", Name: "terminal", Content: text},
-		hermes.Message{Role: hermes.RoleAssistant, Content: text},
-	)
-	r.Output = r.Transcript[2:]
+	r.Output = []hermes.Message{
+		{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{{ID: "call_1", Name: "terminal", Arguments: `{"command":"ls -la"}`}}},
+		{Role: hermes.RoleTool, ToolCallID: "call_1", Name: "terminal", Content: text},
+		{Role: hermes.RoleAssistant, Content: text},
+	}
 	return r
 }
 

@@ -79,3 +79,56 @@ func decodeConversation(id string, data []byte) (*Conversation, error) {
 	}
 	return &c, nil
 }
+
+// node is the record of one response's own items, kept under its id in the
+// items bucket apart from the response record: the record goes when the
+// response is evicted, the items stay while a retained descendant needs
+// them. Items holds, in transcript order, the history inherited inline
+// (only when the parent was gone before the response was written, so the
+// transcript is whole without it), the conversation items the turn
+// consumed, its input and its output.
+type node struct {
+	Inherited int              `json:"inherited,omitempty"` // Items[:Inherited] came from vanished ancestors
+	In        int              `json:"in,omitempty"`        // Items[In:Out] is the input
+	Out       int              `json:"out,omitempty"`       // Items[Out:] is the output
+	Items     []hermes.Message `json:"items,omitempty"`
+}
+
+func (n *node) consumed() []hermes.Message { return orNil(n.Items[n.Inherited:n.In]) }
+func (n *node) input() []hermes.Message    { return orNil(n.Items[n.In:n.Out]) }
+func (n *node) output() []hermes.Message   { return orNil(n.Items[n.Out:]) }
+
+// orNil keeps "none" as nil, as a record without the field decodes.
+func orNil(m []hermes.Message) []hermes.Message {
+	if len(m) == 0 {
+		return nil
+	}
+	return m[:len(m):len(m)]
+}
+
+// newNode lays out r's own items, after inherited ones.
+func newNode(inherited []hermes.Message, r *hermes.StoredResponse) *node {
+	items := make([]hermes.Message, 0, len(inherited)+len(r.Consumed)+len(r.Input)+len(r.Output))
+	items = append(items, inherited...)
+	items = append(items, r.Consumed...)
+	in := len(items)
+	items = append(items, r.Input...)
+	out := len(items)
+	items = append(items, r.Output...)
+	return &node{Inherited: len(inherited), In: in, Out: out, Items: items}
+}
+
+// decodeNode decodes the items stored under id; offsets that do not fit
+// the items are as corrupt as bytes that do not parse.
+func decodeNode(id string, data []byte) (*node, error) {
+	var n node
+	if err := decode("items of response", id, data, &n); err != nil {
+		return nil, err
+	}
+	if n.Inherited < 0 || n.In < n.Inherited || n.Out < n.In || n.Out > len(n.Items) {
+		return nil, &hermes.Error{Code: hermes.EInternal,
+			Message: fmt.Sprintf("stored items of response %q are corrupt: offsets %d/%d/%d for %d items",
+				id, n.Inherited, n.In, n.Out, len(n.Items))}
+	}
+	return &n, nil
+}

@@ -2,6 +2,11 @@
 // their least-recently-used order, conversation pointers, idempotency
 // entries and the schema version.
 //
+// A response's items are stored once, under its id, with a pointer to its
+// parent; a transcript is read by walking parents. Eviction removes a
+// response's address; its items stay, reference-counted, while a retained
+// descendant needs them, and go in the same transaction once none does.
+//
 // One writer (the persistence actor) groups many writes into one Apply, so
 // many turns share one fsync; any number of goroutines may read at the same
 // time. It imports the root package, bbolt and go-json, nothing else.

@@ -1,6 +1,7 @@
 package persistence
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,8 +15,13 @@ import (
 )
 
 // schemaVersion is the layout of buckets and keys this code reads and writes.
-// A file written by a newer hermesd is refused rather than misread.
-const schemaVersion = 1
+// A file written by a newer hermesd is refused rather than misread; an older
+// one is migrated on open (migrate.go).
+//
+//  1. every response record carries its whole transcript.
+//  2. a response's own items live apart from its record, with a pointer to
+//     its parent and a reference count (items, item_refs).
+const schemaVersion = 2
 
 // maxIDLen bounds response ids, conversation ids and idempotency keys: bbolt
 // refuses keys over 32 KiB, and the conversation index stores the length in
@@ -33,9 +39,14 @@ var (
 	bucketConvIndex = []byte("conversation_responses")
 	bucketIdem      = []byte("idempotency")        // key → record
 	bucketIdemExp   = []byte("idempotency_expiry") // expiry + key → nil; first key expires first
+	// A response's items outlive its address while a retained descendant
+	// needs them: item_refs counts the response's own address plus its
+	// children, and the items go when the count reaches zero.
+	bucketItems    = []byte("items")     // response id → its own items (node record)
+	bucketItemRefs = []byte("item_refs") // response id → refs (4 bytes) + parent id
 
 	allBuckets = [][]byte{bucketMeta, bucketResponses, bucketRespMeta, bucketLRU,
-		bucketConvs, bucketConvIndex, bucketIdem, bucketIdemExp}
+		bucketConvs, bucketConvIndex, bucketIdem, bucketIdemExp, bucketItems, bucketItemRefs}
 
 	keySchema = []byte("schema")
 	keyCount  = []byte("responses")
@@ -153,7 +164,17 @@ func (s *Store) init() error {
 			return &hermes.Error{Code: hermes.EInternal,
 				Message: fmt.Sprintf("store %s has a corrupt schema version", s.path)}
 		}
-		if got := binary.BigEndian.Uint32(v); got != schemaVersion {
+		got := binary.BigEndian.Uint32(v)
+		if got == 1 {
+			// In the same transaction as the version bump: a crash
+			// mid-migration leaves the schema-1 file as it was.
+			if err := migrateSchema1(tx); err != nil {
+				return &hermes.Error{Code: hermes.EInternal,
+					Message: fmt.Sprintf("cannot migrate store %s from schema 1", s.path), Cause: err}
+			}
+			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
+		}
+		if got != schemaVersion {
 			return &hermes.Error{Code: hermes.EUnavailable,
 				Message: fmt.Sprintf("store %s has schema version %d; this hermesd reads version %d (use a newer hermesd or another file)",
 					s.path, got, schemaVersion)}
@@ -168,16 +189,99 @@ func (s *Store) Close() error { return s.db.Close() }
 // Path returns the file the store was opened from.
 func (s *Store) Path() string { return s.path }
 
-// Response returns the stored response id, or an ENotFound error.
+// Response returns the stored response id with its own items (Consumed,
+// Input, Output), or an ENotFound error. Its Transcript is not filled in:
+// that is Transcript's job.
 func (s *Store) Response(id string) (*hermes.StoredResponse, error) {
-	data, err := s.get(bucketResponses, id)
+	var data, node []byte
+	var parent string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketResponses).Get([]byte(id))
+		if v == nil {
+			return nil
+		}
+		data = bytes.Clone(v)
+		node = bytes.Clone(tx.Bucket(bucketItems).Get([]byte(id)))
+		_, parent, _ = readRefs(tx.Bucket(bucketItemRefs), id)
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, &hermes.Error{Code: hermes.EInternal, Message: "store read failed", Cause: err}
 	}
 	if data == nil {
 		return nil, hermes.Errorf(hermes.ENotFound, "response %q not found", id)
 	}
-	return decodeResponse(id, data)
+	r, err := decodeResponse(id, data)
+	if err != nil {
+		return nil, err
+	}
+	if node == nil {
+		return nil, &hermes.Error{Code: hermes.EInternal,
+			Message: fmt.Sprintf("stored response %q is corrupt: its items are missing", id)}
+	}
+	n, err := decodeNode(id, node)
+	if err != nil {
+		return nil, err
+	}
+	r.Parent = parent
+	r.Consumed, r.Input, r.Output = n.consumed(), n.input(), n.output()
+	return r, nil
+}
+
+// Transcript returns the whole transcript of response id: its ancestors'
+// items in order, then its own. It reads one small record per ancestor
+// (bbolt reads are memory-mapped) and copies them out of the read
+// transaction before decoding, so a long walk never holds back a writer's
+// remap. It works for any response whose items are kept, addressed or not;
+// an unknown id is an ENotFound error.
+func (s *Store) Transcript(id string) ([]hermes.Message, error) {
+	type link struct {
+		id   string
+		data []byte
+	}
+	var chain []link
+	var corrupt error
+	err := s.db.View(func(tx *bolt.Tx) error {
+		items, refs := tx.Bucket(bucketItems), tx.Bucket(bucketItemRefs)
+		seen := make(map[string]bool)
+		for cur := id; cur != ""; {
+			if seen[cur] {
+				corrupt = &hermes.Error{Code: hermes.EInternal,
+					Message: fmt.Sprintf("stored transcript of %q is corrupt: response %q is its own ancestor", id, cur)}
+				return nil
+			}
+			seen[cur] = true
+			v := items.Get([]byte(cur))
+			if v == nil {
+				if cur != id {
+					corrupt = &hermes.Error{Code: hermes.EInternal,
+						Message: fmt.Sprintf("stored transcript of %q is corrupt: the items of its ancestor %q are missing", id, cur)}
+				}
+				return nil
+			}
+			chain = append(chain, link{cur, bytes.Clone(v)})
+			_, cur, _ = readRefs(refs, cur)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, &hermes.Error{Code: hermes.EInternal, Message: "store read failed", Cause: err}
+	}
+	if corrupt != nil {
+		return nil, corrupt
+	}
+	if len(chain) == 0 {
+		return nil, hermes.Errorf(hermes.ENotFound, "response %q not found", id)
+	}
+	var out []hermes.Message
+	for i := len(chain) - 1; i >= 0; i-- {
+		n, err := decodeNode(chain[i].id, chain[i].data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n.Items...)
+	}
+	return out, nil
 }
 
 // Conversation returns the conversation id, or an ENotFound error.
@@ -219,9 +323,7 @@ func (s *Store) Idempotency(key string) (e *IdemEntry, ok bool, err error) {
 func (s *Store) get(bucket []byte, key string) ([]byte, error) {
 	var out []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucket).Get([]byte(key)); v != nil {
-			out = append(make([]byte, 0, len(v)), v...)
-		}
+		out = bytes.Clone(tx.Bucket(bucket).Get([]byte(key)))
 		return nil
 	})
 	if err != nil {

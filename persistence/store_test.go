@@ -65,13 +65,12 @@ func resp(id, prev, conv string) *hermes.StoredResponse {
 	return &hermes.StoredResponse{
 		ID:           id,
 		Previous:     prev,
+		Parent:       prev,
 		Conversation: conv,
 		Status:       hermes.StatusCompleted,
 		Created:      time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
-		Transcript: []hermes.Message{
-			{Role: hermes.RoleUser, Content: "question for " + id},
-			{Role: hermes.RoleAssistant, Content: "answer from " + id},
-		},
+		Input:        []hermes.Message{{Role: hermes.RoleUser, Content: "question for " + id}},
+		Output:       []hermes.Message{{Role: hermes.RoleAssistant, Content: "answer from " + id}},
 	}
 }
 
@@ -120,14 +119,13 @@ func TestRoundTrip(t *testing.T) {
 		Created:      time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC),
 		Completed:    time.Date(2025, 1, 2, 3, 4, 6, 0, time.UTC),
 		Model:        "hermes-agent",
-		Transcript: []hermes.Message{
-			{Role: hermes.RoleUser, Content: "list files", Parts: []hermes.Part{{Type: "image_url", ImageURL: "data:x"}}},
+		Consumed:     []hermes.Message{{Role: hermes.RoleUser, Content: "added through the API"}},
+		Input:        []hermes.Message{{Role: hermes.RoleUser, Content: "list files", Parts: []hermes.Part{{Type: "image_url", ImageURL: "data:x"}}}},
+		Output: []hermes.Message{
 			{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{{ID: "call_1", Name: "terminal", Arguments: `{"command":"ls"}`}}},
 			{Role: hermes.RoleTool, ToolCallID: "call_1", Name: "terminal", Content: "a\nb"},
 			{Role: hermes.RoleAssistant, Content: "a and b"},
 		},
-		Input:   []hermes.Message{{Role: hermes.RoleUser, Content: "list files"}},
-		Output:  []hermes.Message{{Role: hermes.RoleAssistant, Content: "a and b"}},
 		Finish:  hermes.FinishStop,
 		Usage:   hermes.Usage{PromptTokens: 10, CompletionTokens: 5, CachedTokens: 2},
 		ErrCode: "",
@@ -360,13 +358,27 @@ func TestLRUEviction(t *testing.T) {
 	// The newest response of a chain still has its whole transcript after
 	// the older links are gone.
 	s := newStore(t, Options{Capacity: 1})
-	d := resp("d", "c", "")
-	d.Transcript = append(d.Transcript, hermes.Message{Role: hermes.RoleUser, Content: "from a"})
-	apply(t, s, PutResponse(resp("c", "", "")), PutResponse(d))
-	got, err := s.Response("d")
-	if err != nil || len(got.Transcript) != 3 {
-		t.Fatalf("Response(d) = %+v, %v", got, err)
+	apply(t, s, PutResponse(resp("b", "", "")), PutResponse(resp("c", "b", "")), PutResponse(resp("d", "c", "")))
+	if has(t, s, "b") || has(t, s, "c") {
+		t.Fatal("b and c must be evicted")
 	}
+	got, err := s.Transcript("d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := transcriptOf("b", "c", "d"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Transcript(d) = %+v\nwant %+v", got, want)
+	}
+}
+
+// transcriptOf is the transcript of a chain of resp(id…) records.
+func transcriptOf(ids ...string) []hermes.Message {
+	var out []hermes.Message
+	for _, id := range ids {
+		r := resp(id, "", "")
+		out = append(append(out, r.Input...), r.Output...)
+	}
+	return out
 }
 
 func TestConversationNeverDangles(t *testing.T) {

@@ -1,6 +1,7 @@
 package tooling
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"sort"
@@ -36,17 +37,30 @@ type Call struct {
 
 // ErrorResult returns the JSON result reporting a failed call to the model.
 func ErrorResult(msg string) string {
-	b, _ := json.Marshal(map[string]string{"error": msg})
-	return string(b)
+	s, _ := marshal(map[string]string{"error": msg})
+	return s
 }
 
 // JSONResult marshals v as a tool result, falling back to an error result.
 func JSONResult(v any) string {
-	b, err := json.Marshal(v)
+	s, err := marshal(v)
 	if err != nil {
 		return ErrorResult("encoding result: " + err.Error())
 	}
-	return string(b)
+	return s
+}
+
+// marshal encodes v as JSON without escaping '&', '<' and '>': results go
+// to a model, not into HTML, and "a \u0026\u0026 b" costs it tokens and
+// reads as something other than the command's output.
+func marshal(v any) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSuffix(b.Bytes(), []byte("\n"))), nil
 }
 
 // DecodeArgs unmarshals a call's JSON arguments into v. Empty arguments are
@@ -123,3 +137,24 @@ func Selector(only, disabled []string) func(string) bool {
 		return !in(disabled, name)
 	}
 }
+
+// Masked returns tools whose results and progress labels pass through mask
+// (redact.Known's String) before the model, the client or the store sees
+// them. Wrapping the tools, rather than each tool masking its own output,
+// keeps one place that no tool, present or future, can forget.
+func Masked(tools []Tool, mask func(string) string) []Tool {
+	out := make([]Tool, len(tools))
+	for i, t := range tools {
+		out[i] = masked{Tool: t, mask: mask}
+	}
+	return out
+}
+
+type masked struct {
+	Tool
+	mask func(string) string
+}
+
+func (m masked) Run(ctx context.Context, call Call) string { return m.mask(m.Tool.Run(ctx, call)) }
+
+func (m masked) Label(args []byte) string { return m.mask(m.Tool.Label(args)) }

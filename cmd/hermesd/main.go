@@ -24,6 +24,7 @@ import (
 	"github.com/hermesd/hermesd/tooling/llm"
 	"github.com/hermesd/hermesd/tooling/memory"
 	"github.com/hermesd/hermesd/tooling/prompt"
+	"github.com/hermesd/hermesd/tooling/redact"
 	"github.com/hermesd/hermesd/tooling/skills"
 	"github.com/hermesd/hermesd/tooling/terminal"
 	"github.com/hermesd/hermesd/tooling/todo"
@@ -81,6 +82,10 @@ type Main struct {
 	Listener net.Listener
 	// Model, when set before Run, replaces the configured model.
 	Model llm.Model
+	// Environ is the process environment (NAME=value), read by NewMain:
+	// the values of its secret-looking variables are masked in every tool
+	// result, since nothing below cmd reads the environment.
+	Environ []string
 
 	logOut  *bufferedLog // nil when the caller set Logger itself
 	store   *persistence.Store
@@ -92,7 +97,7 @@ type Main struct {
 // NewMain returns a Main with default configuration.
 func NewMain() *Main {
 	c := config.Defaults()
-	return &Main{Config: &c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	return &Main{Config: &c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Environ: os.Environ()}
 }
 
 // ParseFlags loads the configuration from args and the environment.
@@ -124,6 +129,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.MkdirAll(c.Home, 0o700); err != nil {
 		return fmt.Errorf("creating HERMES_HOME: %w", err)
 	}
+	// An existing HERMES_HOME keeps whatever mode it was made with; its
+	// .env, store and memories are for this user alone.
+	if err := os.Chmod(c.Home, 0o700); err != nil {
+		return fmt.Errorf("HERMES_HOME: %w", err)
+	}
 	store, err := persistence.Open(c.DBPath(), persistence.Options{Capacity: c.MaxStored})
 	if err != nil {
 		return err
@@ -140,7 +150,9 @@ func (m *Main) Run(ctx context.Context) error {
 		mem,
 		todo.New(),
 	}
-	all = append(all, files.New(files.Options{Workspace: c.Workspace})...)
+	all = append(all, files.New(files.Options{
+		Workspace: c.Workspace, Private: []string{c.Home}, AllowHardlinks: c.FilesHardlinks,
+	})...)
 	all = append(all, skills.New(c.Home)...)
 	all = append(all, web.New(web.Options{
 		Backend: c.WebBackend, SearXNGURL: c.SearXNGURL,
@@ -148,7 +160,8 @@ func (m *Main) Run(ctx context.Context) error {
 		TavilyAPIKey: c.TavilyAPIKey, TavilyBaseURL: c.TavilyBaseURL,
 		DuckDuckGoBaseURL: c.DuckDuckGoURL, AllowPrivate: c.WebAllowPriv,
 	})...)
-	registry := tooling.NewRegistry(all, tooling.Selector(c.Tools, c.DisabledTools))
+	known := redact.NewKnown(m.knownSecrets())
+	registry := tooling.NewRegistry(tooling.Masked(all, known.String), tooling.Selector(c.Tools, c.DisabledTools))
 	var skillsIndex func() string // no index of skills the model cannot load
 	if _, ok := registry.Get("skill_view"); ok {
 		skillsIndex = skills.CachedIndex(c.Home, time.Second)
@@ -164,7 +177,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Agent: &actors.Agent{
 			Model: model, Tools: registry, MaxIterations: c.MaxIterations,
 			Prompt: builder.Build, UpstreamModel: c.Model,
-			OnModelCall: obs.modelCall, OnTool: obs.tool,
+			OnModelCall: obs.modelCall, OnTool: obs.tool, MaxParallelTools: c.MaxParallel,
 		},
 		OnBatch:     obs.batch,
 		Store:       store,
@@ -210,6 +223,25 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("hermesd listening", "addr", "http://"+ln.Addr().String()+"/v1", "upstream", upstream,
 		"home", c.Home, "workspace", c.Workspace, "tools", len(registry.Names()))
 	return nil
+}
+
+// knownSecrets lists every secret hermesd knows, for masking in tool
+// results: its own keys, the passwords of URLs in its settings, and the
+// secret-looking variables of its environment (which commands inherit).
+func (m *Main) knownSecrets() []redact.Secret {
+	c := m.Config
+	secrets := []redact.Secret{
+		{Name: "API_SERVER_KEY", Value: c.Key},
+		{Name: "OPENAI_API_KEY", Value: c.APIKey},
+		{Name: "BRAVE_API_KEY", Value: c.BraveAPIKey},
+		{Name: "TAVILY_API_KEY", Value: c.TavilyAPIKey},
+	}
+	secrets = append(secrets, redact.EnvSecrets([]string{
+		"OPENAI_BASE_URL=" + c.BaseURL, "SEARXNG_URL=" + c.SearXNGURL,
+		"BRAVE_BASE_URL=" + c.BraveBaseURL, "TAVILY_BASE_URL=" + c.TavilyBaseURL,
+		"DUCKDUCKGO_BASE_URL=" + c.DuckDuckGoURL,
+	})...)
+	return append(secrets, redact.EnvSecrets(m.Environ)...)
 }
 
 func (m *Main) model() llm.Model {

@@ -552,3 +552,33 @@ func listenerFD(t *testing.T, pid, port int) int {
 	t.Fatalf("socket inode %s not among /proc/%d/fd", inode, pid)
 	return -1
 }
+
+// TestSecurityForeignPageOnOpenServer: with no key (the loopback default) a
+// web page's POST, even a "simple" one that needs no preflight, carries the
+// page's Origin and is refused 403 before its body is read: no tool runs.
+func TestSecurityForeignPageOnOpenServer(t *testing.T) {
+	h := startHermes(t, nil)
+	payload := `{"messages":[{"role":"user","content":"/tool terminal {\"command\":\"touch pwned\"}"}]}`
+	req := func(origin string) (*http.Response, string) {
+		return rawRequest(t, h, "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"+origin+
+			"Content-Type: text/plain\r\nContent-Length: "+strconv.Itoa(len(payload))+"\r\nConnection: close\r\n\r\n"+payload)
+	}
+	resp, body := req("Origin: http://evil.example\r\n")
+	if resp.StatusCode != 403 || !strings.Contains(body, "API_SERVER_CORS_ORIGINS") {
+		t.Fatalf("a foreign page's POST: %d %s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("a foreign origin was allowed to read the answer: %v", resp.Header)
+	}
+	if _, err := os.Stat(h.Workspace + "/pwned"); !os.IsNotExist(err) {
+		t.Fatalf("the page's command ran: %v", err)
+	}
+	// The same request without an Origin (a local program) runs the tool:
+	// the payload is live, the Origin alone stopped it.
+	if resp, body := req(""); resp.StatusCode != 200 {
+		t.Fatalf("without Origin: %d %s", resp.StatusCode, body)
+	}
+	if _, err := os.Stat(h.Workspace + "/pwned"); err != nil {
+		t.Fatalf("control: the tool did not run: %v", err)
+	}
+}

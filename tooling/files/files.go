@@ -3,9 +3,7 @@ package files
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -22,11 +20,17 @@ type Options struct {
 	// refused even when the workspace is the home itself; empty means
 	// os.UserHomeDir.
 	Home string
+	// Private are directories never read or written, even inside the
+	// workspace (HERMES_HOME).
+	Private []string
+	// AllowHardlinks lets the tools open files with more than one hard
+	// link (HERMES_FILES_ALLOW_HARDLINKS).
+	AllowHardlinks bool
 }
 
 // Jail returns the jail the options describe, with defaults filled in.
 func (o Options) Jail() Jail {
-	j := Jail{Workspace: o.Workspace, Home: o.Home}
+	j := Jail{Workspace: o.Workspace, Home: o.Home, Private: o.Private, AllowHardlinks: o.AllowHardlinks}
 	if j.Workspace == "" {
 		j.Workspace, _ = os.Getwd()
 	}
@@ -96,54 +100,6 @@ func lockPath(p string) (unlock func()) {
 		}
 		pathLocks.Unlock()
 	}
-}
-
-// writeAtomic replaces path with data through a temporary file in the same
-// directory and a rename, so a reader never sees a half-written file and a
-// crash leaves the old content. An existing file keeps its permission bits;
-// a new one gets 0644.
-func writeAtomic(path string, data []byte) error {
-	mode := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		if fi.IsDir() {
-			return fmt.Errorf("%s is a directory", filepath.Base(path))
-		}
-		mode = fi.Mode().Perm()
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("creating parent directories: %w", err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	// Chmod on the open file sets the exact bits, whatever the umask.
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
 }
 
 // argsOf decodes arguments for a label, leniently: labels must not fail.

@@ -21,6 +21,14 @@ var (
 type Jail struct {
 	Workspace string
 	Home      string
+	// Private are directories the tools never read or write, even inside
+	// the workspace: HERMES_HOME, whose SOUL.md, memories and skills shape
+	// every future system prompt and whose .env holds the server's keys.
+	Private []string
+	// AllowHardlinks lets the tools open regular files with more than one
+	// link. A hard link may lead outside the workspace and cannot be told
+	// apart cheaply from the file it shares, so by default it is refused.
+	AllowHardlinks bool
 }
 
 // maxLinkHops bounds the resolution of chains of dangling symlinks, so a
@@ -82,7 +90,7 @@ func (j Jail) Resolve(path string) (string, error) {
 
 	// The lexical path is checked too: a link named .env is refused even
 	// when it points at an innocent file, which is the cautious reading.
-	if rel, ok := within(rootAbs, lex); ok && deniedRel(rel) {
+	if rel, ok := within(rootAbs, lex); ok && (deniedRel(rel) || j.private(lex)) {
 		return "", fmt.Errorf("%s: %w", path, ErrCredential)
 	}
 
@@ -99,10 +107,38 @@ func (j Jail) Resolve(path string) (string, error) {
 		}
 		return "", fmt.Errorf("%s: %w", path, ErrEscape)
 	}
-	if deniedRel(rel) || j.inHomeSecrets(real) {
+	if j.denied(root, rel) {
 		return "", fmt.Errorf("%s: %w", path, ErrCredential)
 	}
 	return real, nil
+}
+
+// denied is the one deny check every path a file tool touches goes
+// through, search included: rel (relative to the real workspace root)
+// names a credential file, or the real path is one under the user's home
+// or inside a private directory.
+func (j Jail) denied(root, rel string) bool {
+	real := filepath.Join(root, rel)
+	return deniedRel(rel) || j.inHomeSecrets(real) || j.private(real)
+}
+
+// private reports whether p lies in one of the Private directories.
+func (j Jail) private(p string) bool {
+	for _, d := range j.Private {
+		if d == "" {
+			continue
+		}
+		abs, _ := filepath.Abs(d)
+		if _, in := within(abs, p); in {
+			return true
+		}
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			if _, in := within(real, p); in {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Rel returns abs relative to the real workspace root, slash-separated, for
@@ -179,10 +215,9 @@ func within(root, p string) (string, bool) {
 	return rel, true
 }
 
-// homeSecretDirs are directories under the user's home that hold
-// credentials; they are refused even when the workspace is the home itself.
-var homeSecretDirs = []string{".ssh", ".aws", ".gnupg", ".kube", ".docker", ".azure", filepath.Join(".config", "gcloud")}
-
+// inHomeSecrets applies the deny-list to real relative to the user's home,
+// so that a workspace inside a credential directory (~/.kube/x) is no way
+// into it either.
 func (j Jail) inHomeSecrets(real string) bool {
 	if j.Home == "" {
 		return false
@@ -192,15 +227,7 @@ func (j Jail) inHomeSecrets(real string) bool {
 		home = filepath.Clean(j.Home)
 	}
 	rel, ok := within(home, real)
-	if !ok {
-		return false
-	}
-	for _, d := range homeSecretDirs {
-		if rel == d || strings.HasPrefix(rel, d+string(filepath.Separator)) {
-			return true
-		}
-	}
-	return false
+	return ok && deniedRel(rel)
 }
 
 // envTemplates are .env variants that by convention hold placeholders, not
@@ -208,23 +235,28 @@ func (j Jail) inHomeSecrets(real string) bool {
 var envTemplates = []string{".example", ".sample", ".template", ".dist"}
 
 // deniedNames are credential files and directories refused wherever they
-// appear in a path.
+// appear in a path: cloud and cluster credentials (.aws, .azure, .kube,
+// .docker), keys (.ssh, .gnupg), password files and stores, keyrings.
 var deniedNames = map[string]bool{
-	".ssh": true, ".aws": true, ".gnupg": true,
-	".netrc": true, "_netrc": true, ".git-credentials": true,
-	".npmrc": true, ".pypirc": true, ".pgpass": true, ".envrc": true,
+	".ssh": true, ".aws": true, ".gnupg": true, ".azure": true, ".kube": true, ".docker": true,
+	".netrc": true, "_netrc": true, ".git-credentials": true, ".npmrc": true, ".pypirc": true,
+	".pgpass": true, ".my.cnf": true, ".htpasswd": true, ".vault-token": true, ".s3cfg": true, ".boto": true,
+	"credentials": true, "credentials.json": true, ".credentials.json": true,
+	"keyrings": true, ".password-store": true, "kwalletd": true,
 }
 
-// deniedPairs are credential files known by their directory and name.
-var deniedPairs = map[string]bool{
-	".docker/config.json": true,
-	".kube/config":        true,
-}
+// deniedPairs are credential directories and files known by their parent
+// and name.
+var deniedPairs = map[string]bool{".config/gcloud": true}
 
-// deniedExts are private-key containers. *.pem and *.crt are allowed by
-// name because they are usually certificates; private-key content is
-// refused by the readers instead (see hasPrivateKey).
-var deniedExts = map[string]bool{".key": true, ".p12": true, ".pfx": true, ".jks": true, ".keystore": true}
+// deniedExts are private-key containers, environment files (prod.env) and
+// password databases. *.pem and *.crt are allowed by name because they are
+// usually certificates; private-key content is refused by the readers
+// instead (see hasPrivateKey).
+var deniedExts = map[string]bool{
+	".key": true, ".p12": true, ".pfx": true, ".jks": true, ".keystore": true,
+	".env": true, ".keyring": true, ".kdbx": true,
+}
 
 // deniedRel reports whether a workspace-relative path touches a credential
 // file. Names compare case-insensitively so a case-insensitive file system
@@ -236,8 +268,8 @@ func deniedRel(rel string) bool {
 		if deniedNames[lc] || deniedExts[filepath.Ext(lc)] {
 			return true
 		}
-		if lc == ".env" || (strings.HasPrefix(lc, ".env.") && !isEnvTemplate(lc)) {
-			return true
+		if strings.HasPrefix(lc, ".env") && !isEnvTemplate(lc) {
+			return true // .env, .env.local, .envrc
 		}
 		for _, k := range []string{"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"} {
 			if strings.HasPrefix(lc, k) {

@@ -71,7 +71,7 @@ func TestResolve(t *testing.T) {
 		{path: ".npmrc", err: ErrCredential},
 		{path: ".pypirc", err: ErrCredential},
 		{path: ".docker/config.json", err: ErrCredential},
-		{path: ".docker/daemon.json", want: ".docker/daemon.json"},
+		{path: ".docker/daemon.json", err: ErrCredential},
 		{path: ".kube/config", err: ErrCredential},
 		{path: "id_rsa", err: ErrCredential},
 		{path: "keys/id_ed25519.pub", err: ErrCredential},

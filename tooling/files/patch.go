@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -92,7 +92,7 @@ func (t *PatchTool) Run(ctx context.Context, call tooling.Call) string {
 	unlock := lockPath(abs)
 	defer unlock()
 
-	fi, err := os.Stat(abs)
+	f, fi, err := t.jail.openRead(abs)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		msg := "file not found: " + a.Path
@@ -101,13 +101,13 @@ func (t *PatchTool) Run(ctx context.Context, call tooling.Call) string {
 		}
 		return tooling.ErrorResult(msg + ". To create a file use write_file")
 	case err != nil:
-		return tooling.ErrorResult(plainErr(err))
-	case fi.IsDir():
-		return tooling.ErrorResult(a.Path + " is a directory")
-	case fi.Size() > maxPatchFile:
+		return tooling.ErrorResult(err.Error())
+	}
+	defer f.Close()
+	if fi.Size() > maxPatchFile {
 		return tooling.ErrorResult(fmt.Sprintf("%s is %d MB, over the %d MB patch limit", a.Path, fi.Size()>>20, maxPatchFile>>20))
 	}
-	data, err := os.ReadFile(abs)
+	data, err := io.ReadAll(io.LimitReader(f, maxPatchFile+1))
 	if err != nil {
 		return tooling.ErrorResult(plainErr(err))
 	}
@@ -140,7 +140,7 @@ func (t *PatchTool) Run(ctx context.Context, call tooling.Call) string {
 	if err := ctx.Err(); err != nil {
 		return tooling.ErrorResult("cancelled before writing")
 	}
-	if err := writeAtomic(abs, []byte(after)); err != nil {
+	if err := t.jail.writeAtomic(abs, []byte(after)); err != nil {
 		return tooling.ErrorResult("writing " + a.Path + ": " + plainErr(err))
 	}
 	rel := t.jail.Rel(abs)

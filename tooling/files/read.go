@@ -115,7 +115,7 @@ func (t *ReadTool) Run(ctx context.Context, call tooling.Call) string {
 	if err != nil {
 		return tooling.ErrorResult(err.Error())
 	}
-	res, err := readLines(abs, a.Offset, a.Limit)
+	res, err := t.jail.readLines(abs, a.Offset, a.Limit)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			msg := "file not found: " + a.Path
@@ -133,22 +133,12 @@ func (t *ReadTool) Run(ctx context.Context, call tooling.Call) string {
 // readLines streams the file once: it keeps the selected lines (each capped
 // at maxLineLen) and only counts the rest, so paging through a large file
 // costs no more memory than one page.
-func readLines(abs string, offset, limit int) (*ReadResult, error) {
-	f, err := os.Open(abs)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, errors.New("cannot " + plainErr(err))
-	}
-	defer f.Close()
-	fi, err := f.Stat()
+func (j Jail) readLines(abs string, offset, limit int) (*ReadResult, error) {
+	f, _, err := j.openRead(abs)
 	if err != nil {
 		return nil, err
 	}
-	if fi.IsDir() {
-		return nil, errors.New(filepath.Base(abs) + " is a directory; list it with search_files (target \"files\")")
-	}
+	defer f.Close()
 	br := bufio.NewReaderSize(f, 64<<10)
 	head, _ := br.Peek(sniffLen)
 	if isBinary(head) {
@@ -310,7 +300,7 @@ func (j Jail) suggest(missing string) []string {
 	seen := map[string]bool{}
 	add := func(abs string, dist int) {
 		rel, ok := within(root, abs)
-		if !ok || seen[rel] || deniedRel(rel) {
+		if !ok || seen[rel] || j.denied(root, rel) {
 			return
 		}
 		seen[rel] = true

@@ -182,7 +182,7 @@ func TestReadMissingSuggestions(t *testing.T) {
 		{"main.go", []string{"src/main.go", "cmd/tool/main.go"}, []string{"node_modules"}},
 		{"src/mian.go", []string{"src/main.go"}, nil},
 		{"src/handlr.go", []string{"src/handler.go"}, nil},
-		{"src/.envv", nil, []string{"Similar"}}, // src/.env is close but denied
+		{"src/envs", nil, []string{"Similar"}}, // src/.env is close but denied
 		{"nothing/like/it.txt", nil, []string{"Similar"}},
 	}
 	for _, tc := range tests {

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/bmatcuk/doublestar/v4"
 
 	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/tooling"
@@ -24,6 +27,7 @@ const (
 	maxSearchCount     = 10000
 	maxSearchFile      = 5 << 20
 	maxMatchText       = 300
+	maxGlob            = 256
 )
 
 // skippedDirs are never searched: version-control internals and installed
@@ -82,7 +86,7 @@ func (t *SearchTool) Spec() hermes.ToolSpec {
 			`"pattern":{"type":"string","description":"Regular expression (RE2 syntax); use (?i) for case-insensitive"},` +
 			`"target":{"type":"string","enum":["content","files"],"description":"Search file contents (default) or file paths"},` +
 			`"path":{"type":"string","description":"Directory (or file) to search, relative to the workspace (default: the whole workspace)"},` +
-			`"glob":{"type":"string","description":"Only files whose name matches this glob, e.g. *.go"},` +
+			`"glob":{"type":"string","description":"Only files matching this glob: without a slash it matches the file name at any depth (*.go); with one, the path from the workspace root (**/*_test.go, src/**/*.{ts,tsx})"},` +
 			`"limit":{"type":"integer","minimum":1,"maximum":500,"description":"Results to return (default 50)"},` +
 			`"offset":{"type":"integer","minimum":0,"description":"Results to skip, for paging (default 0)"}},` +
 			`"required":["pattern"]}`),
@@ -118,10 +122,11 @@ func (t *SearchTool) Run(ctx context.Context, call tooling.Call) string {
 	if err != nil {
 		return tooling.ErrorResult("invalid pattern (Go RE2 syntax): " + err.Error())
 	}
-	if a.Glob != "" {
-		if _, err := filepath.Match(a.Glob, ""); err != nil {
-			return tooling.ErrorResult("invalid glob " + a.Glob + ": " + err.Error())
-		}
+	if len(a.Glob) > maxGlob {
+		return tooling.ErrorResult(fmt.Sprintf("glob is longer than %d characters", maxGlob))
+	}
+	if a.Glob != "" && !doublestar.ValidatePattern(a.Glob) {
+		return tooling.ErrorResult("invalid glob " + a.Glob + ": want a pattern such as *.go, **/*_test.go or src/**/*.{ts,tsx}")
 	}
 	switch {
 	case a.Offset < 0 || a.Limit < 0:
@@ -141,11 +146,12 @@ func (t *SearchTool) Run(ctx context.Context, call tooling.Call) string {
 	if _, err := os.Stat(start); err != nil {
 		return tooling.ErrorResult("cannot search " + a.Path + ": " + plainErr(err))
 	}
-	root, err := t.jail.Root()
+	dir, _, err := t.jail.openRoot(start)
 	if err != nil {
 		return tooling.ErrorResult(err.Error())
 	}
-	s := &search{root: root, re: re, glob: a.Glob, limit: a.Limit, offset: a.Offset}
+	defer dir.Close()
+	s := &search{jail: t.jail, dir: dir, root: dir.Name(), re: re, glob: a.Glob, limit: a.Limit, offset: a.Offset}
 	switch a.Target {
 	case "", "content":
 		s.prefilter = !strings.ContainsAny(a.Pattern, "^$") && !strings.Contains(a.Pattern, `\A`) && !strings.Contains(a.Pattern, `\z`)
@@ -163,6 +169,8 @@ func (t *SearchTool) Run(ctx context.Context, call tooling.Call) string {
 
 // search is the state of one search_files run.
 type search struct {
+	jail      Jail
+	dir       *os.Root // the workspace: every file is opened under it
 	root      string
 	re        *regexp.Regexp
 	glob      string
@@ -198,20 +206,28 @@ func (s *search) walk(ctx context.Context, start string, visit func(abs, rel str
 			return fs.SkipDir
 		}
 		if d.IsDir() {
-			if p != start && (skipDir(d.Name()) || deniedRel(rel)) {
+			if p != start && (skipDir(d.Name()) || s.jail.denied(s.root, rel)) {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || deniedRel(rel) {
+		if !d.Type().IsRegular() || s.jail.denied(s.root, rel) {
 			return nil
 		}
+		slash := filepath.ToSlash(rel)
 		if s.glob != "" {
-			if ok, _ := filepath.Match(s.glob, d.Name()); !ok {
+			// A glob with a slash matches the path from the workspace
+			// root (**/*.go, src/**/*.ts); one without, the name at any
+			// depth (*.go).
+			name := d.Name()
+			if strings.Contains(s.glob, "/") {
+				name = slash
+			}
+			if ok, _ := doublestar.Match(s.glob, name); !ok {
 				return nil
 			}
 		}
-		return visit(p, filepath.ToSlash(rel))
+		return visit(p, slash)
 	})
 	if errors.Is(err, errEnough) {
 		s.capped = true
@@ -237,13 +253,20 @@ func (s *search) name(_, rel string) error {
 	return nil
 }
 
-func (s *search) content(abs, rel string) error {
-	fi, err := os.Stat(abs)
-	if err != nil || fi.Size() > maxSearchFile {
+// content searches one file, opened under the workspace root with the
+// checks every file tool makes; a file they refuse (a FIFO swapped in, a
+// hard link) is skipped, not an error.
+func (s *search) content(_, rel string) error {
+	f, fi, err := s.jail.openIn(s.dir, filepath.FromSlash(rel))
+	if err != nil {
 		return nil
 	}
-	data, err := os.ReadFile(abs)
-	if err != nil || isBinary(data) || hasPrivateKey(data) {
+	defer f.Close()
+	if fi.Size() > maxSearchFile {
+		return nil
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSearchFile+1))
+	if err != nil || len(data) > maxSearchFile || isBinary(data) || hasPrivateKey(data) {
 		return nil
 	}
 	if s.prefilter && !s.re.Match(data) {

@@ -74,7 +74,7 @@ func (t *WriteTool) Run(ctx context.Context, call tooling.Call) string {
 	}
 	unlock := lockPath(abs)
 	defer unlock()
-	if err := writeAtomic(abs, []byte(*a.Content)); err != nil {
+	if err := t.jail.writeAtomic(abs, []byte(*a.Content)); err != nil {
 		return tooling.ErrorResult("writing " + a.Path + ": " + plainErr(err))
 	}
 	return tooling.JSONResult(WriteResult{Path: t.jail.Rel(abs), BytesWritten: len(*a.Content)})

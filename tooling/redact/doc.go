@@ -10,5 +10,10 @@
 // kept. When in doubt it masks: a false positive costs a value in a log, a
 // false negative leaks a key.
 //
+// Known complements the patterns: it masks the exact values of the secrets
+// hermesd knows (its keys, its secret environment variables) and the forms
+// a command turns them into (base64, hex, URL encoding, reversed) as
+// [REDACTED:NAME], whatever the text around them looks like.
+//
 // It imports only the standard library.
 package redact

@@ -59,7 +59,9 @@ func errText(r Result) string {
 func TestRunBasics(t *testing.T) {
 	// Not parallel: it sets the environment.
 	ws := t.TempDir()
-	tool := newTool(t, Options{Workspace: ws})
+	// Approve: the signal row kills its own shell by a pid found at run
+	// time, which needs approval ($$ itself is blocked).
+	tool := newTool(t, Options{Workspace: ws, Approve: "all"})
 	tests := []struct {
 		name    string
 		command string
@@ -71,7 +73,7 @@ func TestRunBasics(t *testing.T) {
 		{"false", "false", "", 1},
 		{"stderr merged in order", "echo one; echo two >&2; echo three", "one\ntwo\nthree\n", 0},
 		{"stdin is empty", "cat; echo end", "end\n", 0},
-		{"killed by a signal", "kill -TERM $$", "", 128 + int(syscall.SIGTERM)},
+		{"killed by a signal", "kill -TERM $(sh -c 'echo $PPID')", "", 128 + int(syscall.SIGTERM)},
 		{"extra env", "echo $HERMES_TEST_VAR", "\n", 0},
 		{"api key not inherited", "echo \"[$API_SERVER_KEY]\"", "[]\n", 0},
 		{"redacted", "echo OPENAI_API_KEY=abc123; echo sk-proj-Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z", "OPENAI_API_KEY=[REDACTED]\nsk-proj-[REDACTED]\n", 0},
@@ -422,6 +424,61 @@ func TestSpecLabelEmoji(t *testing.T) {
 	for _, tt := range tests {
 		if got := tool.Label([]byte(tt.args)); got != tt.want {
 			t.Errorf("Label(%s) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}
+
+// fakeBin puts a fake rm and mv first on PATH for the tool: each records
+// its arguments in the returned marker file instead of touching anything,
+// so a guard test proves nothing ran by the file's absence.
+func fakeBin(t *testing.T) (env []string, marker string) {
+	t.Helper()
+	dir := t.TempDir()
+	marker = filepath.Join(dir, "ran")
+	for _, name := range []string{"rm", "mv"} {
+		script := "#!/bin/sh\necho " + name + " \"$@\" >> " + marker + "\n"
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return []string{"PATH=" + dir + ":/usr/local/bin:/usr/bin:/bin"}, marker
+}
+
+// TestRunGuardBypassesRefused drives every bypass of issue 9 through the
+// tool with real /bin/sh behind it: each is refused and the fake rm/mv
+// never runs. The first command proves the fakes are the ones found.
+func TestRunGuardBypassesRefused(t *testing.T) {
+	t.Parallel()
+	env, marker := fakeBin(t)
+	tool := newTool(t, Options{Env: env})
+	r := run(t, tool, context.Background(), cmdArgs("rm -f probe"))
+	if b, err := os.ReadFile(marker); r.ExitCode != 0 || err != nil || string(b) != "rm -f probe\n" {
+		t.Fatalf("the fake rm is not first on PATH: %+v %q %v", r, b, err)
+	}
+	os.Remove(marker)
+	for _, cmd := range []string{
+		"X=rm; $X -rf /",
+		"$(echo rm) -rf /",
+		"`echo rm` -rf /",
+		"${RM:-rm} -rf /",
+		"function f { rm -rf /; }; f",
+		"sh <<< 'rm -rf /'",
+		"echo 'rm -rf /' | sh",
+		`python3 -c "import subprocess; subprocess.run(['rm','-rf','/'])"`,
+		`perl -e "system('rm -rf /')"`,
+		"echo 'rm -rf /' > x.sh; sh x.sh",
+		"mv /etc /tmp/hermes-guard-test",
+		"kill -9 $PPID",
+		"kill -9 " + strconv.Itoa(os.Getpid()),
+		"f(){ rm -rf /tmp/x | f & }; f",
+	} {
+		r := run(t, tool, context.Background(), cmdArgs(cmd))
+		e := errText(r)
+		if r.ExitCode != ExitRefused || !(strings.HasPrefix(e, "BLOCKED: ") || strings.HasPrefix(e, "NEEDS APPROVAL: ")) {
+			t.Errorf("%q was not refused: %+v %s", cmd, r, e)
+		}
+		if b, err := os.ReadFile(marker); err == nil {
+			t.Fatalf("%q ran: %s", cmd, b)
 		}
 	}
 }

@@ -158,7 +158,7 @@ func (t *extractTool) Run(ctx context.Context, call tooling.Call) string {
 		})
 	}
 	wg.Wait()
-	return jsonResult(map[string]any{"results": results})
+	return tooling.JSONResult(map[string]any{"results": results})
 }
 
 // fetch reads one URL; every failure is reported in the result's error.

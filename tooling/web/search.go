@@ -114,7 +114,7 @@ func (t *searchTool) Run(ctx context.Context, call tooling.Call) string {
 	if err != nil {
 		return tooling.ErrorResult(err.Error())
 	}
-	return jsonResult(searchOutput{Results: normalize(raw, limit), Backend: t.backend, Query: q})
+	return tooling.JSONResult(searchOutput{Results: normalize(raw, limit), Backend: t.backend, Query: q})
 }
 
 // normalize cleans titles and descriptions (backends return HTML

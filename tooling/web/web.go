@@ -1,8 +1,6 @@
 package web
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"time"
@@ -112,16 +110,4 @@ func oneLine(s string, max int) string {
 	}
 	r := []rune(s)
 	return string(r[:max-1]) + "…"
-}
-
-// jsonResult is tooling.JSONResult without HTML escaping: page text is full
-// of '<' and '&', and \u003c costs the model tokens and readability.
-func jsonResult(v any) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return tooling.ErrorResult("encoding result: " + err.Error())
-	}
-	return strings.TrimSuffix(b.String(), "\n")
 }

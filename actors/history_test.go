@@ -1,0 +1,121 @@
+package actors
+
+import (
+	"context"
+	"reflect"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/persistence"
+)
+
+// countingStore counts transcript reads: the walks over every ancestor
+// that the conversation actor's cache exists to avoid.
+type countingStore struct {
+	*persistence.Store
+	walks atomic.Int64
+}
+
+func (s *countingStore) Transcript(id string) ([]hermes.Message, error) {
+	s.walks.Add(1)
+	return s.Store.Transcript(id)
+}
+
+func texts(msgs []hermes.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.Content
+	}
+	return out
+}
+
+// TestTranscriptCachedInActor: consecutive turns of a chain and of a named
+// conversation take the transcript from the actor's cache; a new actor (or
+// a new process) reads it back whole from the parents in the store, and
+// what is stored is exactly what the model saw.
+func TestTranscriptCachedInActor(t *testing.T) {
+	db, err := persistence.Open(t.TempDir()+"/db", persistence.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	store := &countingStore{Store: db}
+	m := &gateModel{}
+	start := func() *Runtime {
+		return New(Options{Agent: &Agent{Model: m}, Store: store})
+	}
+	rt := start()
+	run := func(rt *Runtime, req *hermes.TurnRequest) *hermes.TurnResult {
+		t.Helper()
+		req.Store = true
+		ch, err := submit(t, rt, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := <-ch
+		if res.Err != nil || !res.Stored {
+			t.Fatalf("turn %s: %v (stored %v)", req.ResponseID, res.Err, res.Stored)
+		}
+		return res
+	}
+	lastSeen := func() []string {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return texts(m.seen[len(m.seen)-1])
+	}
+	user := func(s string) []hermes.Message { return []hermes.Message{{Role: hermes.RoleUser, Content: s}} }
+
+	var want []string
+	prev := ""
+	for i := range 6 {
+		id := "resp_" + strconv.Itoa(i)
+		run(rt, &hermes.TurnRequest{ResponseID: id, Previous: prev, Input: user("q" + strconv.Itoa(i))})
+		want = append(want, "q"+strconv.Itoa(i))
+		if got := lastSeen(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("turn %d: model saw %q, want %q", i, got, want)
+		}
+		want = append(want, "echo: q"+strconv.Itoa(i))
+		prev = id
+	}
+	if n := store.walks.Load(); n != 0 {
+		t.Errorf("%d transcript reads for a chain whose actor holds it, want 0", n)
+	}
+
+	run(rt, &hermes.TurnRequest{ResponseID: "resp_c1", Conversation: "named", Input: user("one")})
+	if _, err := rt.UpdateConversation("named", func(c *hermes.Conversation) { c.Pending = append(c.Pending, user("note")...) }); err != nil {
+		t.Fatal(err)
+	}
+	run(rt, &hermes.TurnRequest{ResponseID: "resp_c2", Conversation: "named", Input: user("two")})
+	if got, want := lastSeen(), []string{"one", "echo: one", "note", "two"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("conversation turn saw %q, want %q", got, want)
+	}
+	if n := store.walks.Load(); n != 0 {
+		t.Errorf("%d transcript reads for a conversation whose actor holds it, want 0", n)
+	}
+	if tr, err := db.Transcript("resp_c2"); err != nil || !reflect.DeepEqual(texts(tr), []string{"one", "echo: one", "note", "two", "echo: two"}) {
+		t.Errorf("stored transcript of resp_c2 = %q, %v", texts(tr), err)
+	}
+	if c, err := db.Conversation("named"); err != nil || len(c.Pending) != 0 {
+		t.Errorf("pending items not consumed: %+v, %v", c, err)
+	}
+	if err := rt.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new runtime has no actors: one read each, whole.
+	rt = start()
+	defer rt.Shutdown(context.Background())
+	run(rt, &hermes.TurnRequest{ResponseID: "resp_6", Previous: prev, Input: user("q6")})
+	if got := lastSeen(); !reflect.DeepEqual(got, append(want, "q6")) {
+		t.Fatalf("after restart the model saw %q", got)
+	}
+	run(rt, &hermes.TurnRequest{ResponseID: "resp_c3", Conversation: "named", Input: user("three")})
+	if got := lastSeen(); !reflect.DeepEqual(got, []string{"one", "echo: one", "note", "two", "echo: two", "three"}) {
+		t.Fatalf("after restart the conversation turn saw %q", got)
+	}
+	if n := store.walks.Load(); n != 2 {
+		t.Errorf("%d transcript reads after restart, want 2 (one per conversation)", n)
+	}
+}

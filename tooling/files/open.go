@@ -1,0 +1,195 @@
+package files
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+)
+
+// Every open of a file the model named goes through the workspace's
+// os.Root: a symlink swapped in between Resolve's check and the open cannot
+// lead out of the workspace, as the kernel resolves each component under
+// the root. What the root allows is checked once more after the open (the
+// deny-list, on the path the descriptor really has) and by type: only
+// regular files with one link are read or replaced.
+
+// openRoot opens the real workspace root and returns it with real made
+// relative to it.
+func (j Jail) openRoot(real string) (*os.Root, string, error) {
+	root, err := j.Root()
+	if err != nil {
+		return nil, "", err
+	}
+	rel, ok := within(root, real)
+	if !ok {
+		return nil, "", ErrEscape
+	}
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, "", fmt.Errorf("workspace is not available: %w", err)
+	}
+	return r, rel, nil
+}
+
+// openRead opens real, a path Resolve returned, for reading. It refuses
+// anything but a regular file (a FIFO would block the open, and the turn,
+// for ever: O_NONBLOCK keeps the open itself from waiting), hard links
+// unless allowed, and a descriptor that ended up on a denied path.
+func (j Jail) openRead(real string) (*os.File, fs.FileInfo, error) {
+	r, rel, err := j.openRoot(real)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	return j.openIn(r, rel)
+}
+
+// openIn is openRead under an open root, for walks that open many files.
+func (j Jail) openIn(r *os.Root, rel string) (*os.File, fs.FileInfo, error) {
+	f, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, rootErr(err)
+	}
+	fi, err := f.Stat()
+	if err == nil {
+		err = j.checkFile(filepath.Base(rel), fi)
+	}
+	if err == nil {
+		err = j.checkOpened(f)
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+// checkFile refuses what the file tools do not handle: directories,
+// FIFOs, devices and sockets, and hard-linked files.
+func (j Jail) checkFile(name string, fi fs.FileInfo) error {
+	switch m := fi.Mode(); {
+	case m.IsDir():
+		return errors.New(name + " is a directory; list it with search_files (target \"files\")")
+	case !m.IsRegular():
+		return fmt.Errorf("%s is not a regular file (%s); the file tools handle regular files only", name, kind(m))
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && !j.AllowHardlinks {
+		return fmt.Errorf("%s has %d hard links; a hard link may lead outside the workspace, so the file tools refuse it (HERMES_FILES_ALLOW_HARDLINKS=true allows it)", name, st.Nlink)
+	}
+	return nil
+}
+
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.Type().String()
+}
+
+// checkOpened applies the deny check to the path the kernel reports for
+// f: a directory swapped for a symlink to a credential directory inside
+// the workspace passes os.Root but not this. Without /proc there is
+// nothing to read and the check made by Resolve stands.
+func (j Jail) checkOpened(f *os.File) error {
+	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
+		return nil
+	}
+	root, err := j.Root()
+	if err != nil {
+		return err
+	}
+	rel, ok := within(root, real)
+	if !ok {
+		return ErrEscape
+	}
+	if j.denied(root, rel) {
+		return ErrCredential
+	}
+	return nil
+}
+
+// rootErr turns os.Root's refusal of a path that leaves the root into
+// ErrEscape, and drops the absolute path other errors carry.
+func rootErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Err.Error() == "path escapes from parent" {
+		return fmt.Errorf("%w through a symlink", ErrEscape)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return errors.New("cannot " + plainErr(err))
+}
+
+// writeAtomic replaces real, a path Resolve returned, with data through a
+// temporary file in the same directory and a rename, all under the
+// workspace root: a reader never sees a half-written file and a crash
+// leaves the old content. An existing file keeps its permission bits; a
+// new one gets 0644. What is there must be a regular file with one link.
+func (j Jail) writeAtomic(real string, data []byte) error {
+	r, rel, err := j.openRoot(real)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	mode := os.FileMode(0o644)
+	if fi, err := r.Stat(rel); err == nil {
+		if err := j.checkFile(filepath.Base(rel), fi); err != nil {
+			return err
+		}
+		mode = fi.Mode().Perm()
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return rootErr(err)
+	}
+	dir := filepath.Dir(rel)
+	if err := r.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating parent directories: %w", rootErr(err))
+	}
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	tmp := filepath.Join(dir, "."+filepath.Base(rel)+".tmp-"+hex.EncodeToString(nonce[:]))
+	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOCTTY, 0o600)
+	if err != nil {
+		return rootErr(err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			r.Remove(tmp)
+		}
+	}()
+	if err := j.checkOpened(f); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	// Chmod on the open file sets the exact bits, whatever the umask.
+	if err := f.Chmod(mode); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := r.Rename(tmp, rel); err != nil {
+		return rootErr(err)
+	}
+	ok = true
+	return nil
+}
