@@ -44,7 +44,7 @@ func TestCrash(t *testing.T) {
 // proc is a hermesd process.
 type proc struct {
 	cmd    *exec.Cmd
-	base   string // http://127.0.0.1:port
+	base   string        // http://127.0.0.1:port
 	stderr *lockedBuffer // read while the process still writes it
 	exited chan struct{}
 	err    error // cmd.Wait's result, valid once exited is closed
