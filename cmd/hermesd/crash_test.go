@@ -44,8 +44,8 @@ func TestCrash(t *testing.T) {
 // proc is a hermesd process.
 type proc struct {
 	cmd    *exec.Cmd
-	base   string        // http://127.0.0.1:port
-	stderr *lockedBuffer // read while the process still writes it
+	base   string      // http://127.0.0.1:port
+	stderr *syncBuffer // read while the process still writes it
 	exited chan struct{}
 	err    error // cmd.Wait's result, valid once exited is closed
 }
@@ -69,7 +69,7 @@ func startProcArgv(t *testing.T, argv []string, home, ws string, extra ...string
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	p := &proc{base: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &proc{base: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	var env []string
 	for _, kv := range os.Environ() {
@@ -108,25 +108,6 @@ func startProcArgv(t *testing.T, argv []string, home, ws string, extra ...string
 		}
 		time.Sleep(20 * time.Millisecond) // polling: nothing signals readiness
 	}
-}
-
-// lockedBuffer is a bytes.Buffer that one goroutine may write while
-// another reads it.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // waitExit waits up to d for the process to exit and returns its code.
