@@ -182,28 +182,46 @@ func (r *Runtime) SaveIdempotency(key string, e *hermes.IdempotencyEntry) error 
 // flights lets concurrent requests with the same idempotency key run once:
 // the first runs, the rest wait for it and then replay what it stored.
 type flights struct {
-	mu sync.Mutex // guards m
-	m  map[string]chan struct{}
+	mu      sync.Mutex // guards m and waiting
+	m       map[string]*flight
+	waiting int
 }
 
-// Begin claims key. It returns a release func for the first caller; later
-// callers get a channel closed when the first releases.
+type flight struct {
+	done    chan struct{}
+	waiters int
+}
+
+// BeginFlight claims key. It returns a release func for the first caller;
+// later callers get a channel closed when the first releases.
 func (r *Runtime) BeginFlight(key string) (release func(), wait <-chan struct{}) {
 	f := &r.flights
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if ch, ok := f.m[key]; ok {
-		return nil, ch
+	if fl, ok := f.m[key]; ok {
+		fl.waiters++
+		f.waiting++
+		return nil, fl.done
 	}
 	if f.m == nil {
-		f.m = make(map[string]chan struct{})
+		f.m = make(map[string]*flight)
 	}
-	ch := make(chan struct{})
-	f.m[key] = ch
+	fl := &flight{done: make(chan struct{})}
+	f.m[key] = fl
 	return func() {
 		f.mu.Lock()
 		delete(f.m, key)
+		f.waiting -= fl.waiters
 		f.mu.Unlock()
-		close(ch)
+		close(fl.done)
 	}, nil
+}
+
+// FlightWaiters is how many requests wait for an earlier one with the
+// same idempotency key (a client retrying while its first request runs).
+func (r *Runtime) FlightWaiters() int {
+	f := &r.flights
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.waiting
 }

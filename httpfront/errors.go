@@ -82,8 +82,12 @@ func writeError(ctx *fasthttp.RequestCtx, err error) {
 	}
 	ctx.SetStatusCode(st)
 	ctx.SetContentType("application/json")
-	b := append(ctx.Response.Body()[:0], `{"error":`...)
+	ctx.Response.SetBodyRaw(appendErrorEnvelope(ctx.Response.Body()[:0], e))
+}
+
+// appendErrorEnvelope appends {"error":{…}}.
+func appendErrorEnvelope(b []byte, e *hermes.Error) []byte {
+	b = append(b, `{"error":`...)
 	b = appendErrorObject(b, e)
-	b = append(b, '}')
-	ctx.Response.SetBodyRaw(b)
+	return append(b, '}')
 }

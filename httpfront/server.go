@@ -26,7 +26,11 @@ type Options struct {
 	ModelName   string   // API_SERVER_MODEL_NAME
 	// ToolProgress is the default progress mode: inline, events or off.
 	ToolProgress string
-	MaxBodyBytes int
+	// AgentToolItems is how the Responses API shows the agent's own tool
+	// runs: "hosted" (mcp_call, web_search_call; the default) or
+	// "function_call" (function_call + function_call_output, the older form).
+	AgentToolItems string
+	MaxBodyBytes   int
 	// BodyMemory bounds the request body bytes held at once, all
 	// connections together; beyond it requests are answered 503.
 	BodyMemory int
@@ -136,7 +140,7 @@ func New(opts Options) *Server {
 	r.GET("/v1/models", s.models)
 	r.GET("/v1/models/{id}", s.model)
 	r.GET("/v1/tools", s.tools)
-	r.POST("/v1/chat/completions", s.chatCompletions)
+	r.POST("/v1/chat/completions", s.idempotent("chat", s.chatCompletions))
 	if opts.Metrics != nil {
 		r.GET("/metrics", opts.Metrics.handler)
 	}

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	hermes "github.com/hermesd/hermesd"
-	"github.com/valyala/fasthttp"
 )
 
 // sseWriter writes frames with a per-frame write deadline and reports the
@@ -20,10 +19,24 @@ type sseWriter struct {
 	failed   bool
 	cancel   context.CancelFunc
 	lastSent time.Time
+	// result is the turn's final result once pump has handled it; nil
+	// when the stream ended without one.
+	result *hermes.TurnResult
+	// rec keeps a copy of every frame when the request carries an
+	// Idempotency-Key, for its duplicates to replay.
+	rec *recording
 }
 
-// frame appends buf's pending bytes to the writer.
+// write sends one frame (recorded for replay when the request has a key).
 func (sw *sseWriter) write(b []byte) {
+	if sw.rec != nil && !sw.failed {
+		sw.rec.add(b)
+	}
+	sw.send(b)
+}
+
+// send writes bytes to the client unrecorded.
+func (sw *sseWriter) send(b []byte) {
 	if sw.failed {
 		return
 	}
@@ -57,22 +70,30 @@ func (sw *sseWriter) fail() {
 	sw.cancel()
 }
 
+// keepAlive sends an SSE comment. It is not recorded: a replay is not idle.
 func (sw *sseWriter) keepAlive() bool {
-	sw.write([]byte(": keep-alive\n\n"))
+	sw.send([]byte(": keep-alive\n\n"))
 	return sw.flush()
 }
 
-func newSSEWriter(ctx *fasthttp.RequestCtx, w *bufio.Writer, timeout time.Duration, cancel context.CancelFunc) *sseWriter {
-	return &sseWriter{w: w, conn: ctx.Conn(), timeout: timeout, cancel: cancel, buf: make([]byte, 0, 512)}
+func newSSEWriter(conn net.Conn, w *bufio.Writer, timeout time.Duration, cancel context.CancelFunc) *sseWriter {
+	return &sseWriter{w: w, conn: conn, timeout: timeout, cancel: cancel, buf: make([]byte, 0, 512)}
 }
 
 // pump feeds events to handle until the turn is done or the client leaves,
 // flushing whenever no further event is already waiting (token-by-token
-// delivery without a syscall per token under load).
+// delivery without a syscall per token under load). The writer keeps the
+// turn's result: whoever ends the stream (idempotency) learns from it how
+// the turn went.
 func pump(sw *sseWriter, first *hermes.Event, events <-chan hermes.Event, keepAliveEvery time.Duration, handle func(hermes.Event) bool) {
-	if first != nil && !handle(*first) {
-		sw.flush()
-		return
+	if first != nil {
+		if first.Kind == hermes.EventDone {
+			sw.result = first.Result
+		}
+		if !handle(*first) {
+			sw.flush()
+			return
+		}
 	}
 	ka := time.NewTimer(keepAliveEvery)
 	defer ka.Stop()
@@ -82,6 +103,9 @@ func pump(sw *sseWriter, first *hermes.Event, events <-chan hermes.Event, keepAl
 		}
 		select {
 		case ev, ok := <-events:
+			if ok && ev.Kind == hermes.EventDone {
+				sw.result = ev.Result
+			}
 			if !ok || !handle(ev) {
 				sw.flush()
 				return
@@ -108,9 +132,9 @@ type chatStream struct {
 	sw           *sseWriter
 }
 
-func (st *chatStream) run(ctx *fasthttp.RequestCtx, w *bufio.Writer) {
+func (st *chatStream) run(sw *sseWriter) {
 	defer st.cancel()
-	st.sw = newSSEWriter(ctx, w, st.s.opts.StreamWriteTimeout, st.cancel)
+	st.sw = sw
 	p := append([]byte(nil), `data: {"id":`...)
 	p = appendString(p, st.req.ResponseID)
 	p = append(p, `,"object":"chat.completion.chunk","created":`...)

@@ -195,6 +195,7 @@ func (m *Main) Run(ctx context.Context) error {
 		CORSOrigins:        c.CORSOrigins,
 		ModelName:          c.ModelName,
 		ToolProgress:       c.ToolProgress,
+		AgentToolItems:     c.AgentToolItems,
 		MaxBodyBytes:       c.MaxBodyBytes,
 		BodyMemory:         c.BodyMemory,
 		MaxConns:           capConnections(c.MaxConns, m.Logger),

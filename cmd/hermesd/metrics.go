@@ -70,5 +70,7 @@ func (o *observers) gauges(rt *actors.Runtime, store *persistence.Store) {
 	gauge("hermes_turns_admitted", "Turns admitted and not finished (running or queued).", func() float64 { return float64(rt.Stats().Admitted) })
 	gauge("hermes_turns_running", "Turns running now.", func() float64 { return float64(rt.Stats().Running) })
 	gauge("hermes_conversation_actors", "Conversation actors alive.", func() float64 { return float64(rt.Stats().Actors) })
+	gauge("hermes_idempotency_waiting", "Requests waiting for an earlier request with the same Idempotency-Key to finish.",
+		func() float64 { return float64(rt.FlightWaiters()) })
 	gauge("hermes_stored_responses", "Responses in the store.", func() float64 { return float64(store.Len()) })
 }

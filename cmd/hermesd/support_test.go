@@ -104,7 +104,8 @@ type upstreamCall struct {
 			Name string `json:"name"`
 		} `json:"function"`
 	} `json:"tools"`
-	Stream bool `json:"stream"`
+	Stream          bool   `json:"stream"`
+	ReasoningEffort string `json:"reasoning_effort"`
 }
 
 // text returns message i's content as text.
@@ -128,6 +129,9 @@ type reply struct {
 	// Block holds the answer until the request is cancelled; the fake
 	// records that cancellation on cancelled.
 	Block bool
+	// Hold, when set, pauses the answer after its first word until Hold is
+	// closed or the request is cancelled (a turn caught mid-stream).
+	Hold <-chan struct{}
 	// Status, when set, answers with that HTTP status and an error envelope.
 	Status int
 }
@@ -206,6 +210,13 @@ func (f *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		completion++
 		send(chunk(map[string]any{"content": wd}, nil))
+		if rep.Hold != nil && completion == 1 {
+			select {
+			case <-rep.Hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
 	}
 	for i, tc := range rep.ToolCalls {
 		completion++

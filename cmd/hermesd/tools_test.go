@@ -668,7 +668,7 @@ func TestToolsProgressLabelsAndWebSearch(t *testing.T) {
 		} `json:"results"`
 	}
 	if err := json.Unmarshal([]byte(res[6]), &ex); err != nil || len(ex.Results) != 1 || ex.Results[0].Content != "" ||
-		!strings.Contains(ex.Results[0].Error, "private/loopback address") {
+		!strings.Contains(ex.Results[0].Error, "private, loopback or reserved address") {
 		t.Fatalf("web_extract of a loopback URL was not refused: %s (%v)", res[6], err)
 	}
 	if data, err := os.ReadFile(filepath.Join(h.Workspace, "out", "new.txt")); err != nil || string(data) != "y" {

@@ -107,6 +107,12 @@ func runExtractBatches(t *testing.T, tool tooling.Tool, urls []string) []extract
 // pageServer serves the test pages on 127.0.0.1 and counts connections.
 func pageServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	t.Helper()
+	return pageServerOn(t, nil)
+}
+
+// pageServerOn is pageServer on ln (nil: a new 127.0.0.1 listener).
+func pageServerOn(t *testing.T, ln net.Listener) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
 	var conns atomic.Int64
 	mux := http.NewServeMux()
 	mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
@@ -148,6 +154,10 @@ func pageServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 		http.Redirect(w, r, r.URL.Query().Get("u"), http.StatusFound)
 	})
 	srv := httptest.NewUnstartedServer(mux)
+	if ln != nil {
+		srv.Listener.Close()
+		srv.Listener = ln
+	}
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			conns.Add(1)
@@ -275,7 +285,7 @@ func TestExtractLabel(t *testing.T) {
 	}
 }
 
-const refusal = " resolves to a private/loopback address (set HERMES_WEB_ALLOW_PRIVATE=true to allow)"
+const refusal = " resolves to a private, loopback or reserved address, or one of this machine's own (set HERMES_WEB_ALLOW_PRIVATE=true to allow)"
 
 func TestExtractRefusesPrivate(t *testing.T) {
 	srv, conns := pageServer(t)
@@ -295,6 +305,8 @@ func TestExtractRefusesPrivate(t *testing.T) {
 		{"https://100.64.0.1/", "100.64.0.1"},
 		{"http://[fe80::1]/", "fe80::1"},
 		{"http://[fd00::1]/", "fd00::1"},
+		{"http://192.0.2.1/", "192.0.2.1"},
+		{"http://[2001:db8::1]/", "2001:db8::1"},
 	}
 	urls := make([]string, len(tests))
 	for i, tc := range tests {
@@ -317,6 +329,7 @@ func TestExtractRefusesRedirect(t *testing.T) {
 	srv, conns := pageServer(t)
 	g := newGuard()
 	g.blocked = func(a netip.Addr) bool { return a != netip.MustParseAddr("127.0.0.1") && blockedAddr(a) }
+	g.own = noAddrs // 127.0.0.1 is an interface address too
 	tool := newExtractTool(Options{}.withDefaults(), g)
 	res := runExtract(t, tool,
 		srv.URL+"/page",
@@ -349,11 +362,11 @@ func TestGuardResolvesNames(t *testing.T) {
 		asked.Add(1)
 		switch host {
 		case "internal.test":
-			return []netip.Addr{netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("127.0.0.1")}, nil
+			return []netip.Addr{netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("127.0.0.1")}, nil
 		case "metadata.test":
 			return []netip.Addr{netip.MustParseAddr("169.254.169.254")}, nil
 		case "public.test":
-			return []netip.Addr{netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("2001:db8::7")}, nil
+			return []netip.Addr{netip.MustParseAddr("93.184.216.34"), netip.MustParseAddr("2606:4700::7")}, nil
 		}
 		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 	}
@@ -390,7 +403,7 @@ func TestGuardResolvesNames(t *testing.T) {
 		t.Errorf("resolver asked %d times", asked.Load())
 	}
 	// Only the public name was dialled, by address, each answer in turn.
-	want := []string{"198.51.100.7:8443", "[2001:db8::7]:8443"}
+	want := []string{"93.184.216.34:8443", "[2606:4700::7]:8443"}
 	if fmt.Sprint(dialled) != fmt.Sprint(want) {
 		t.Errorf("dialled %v, want %v", dialled, want)
 	}
@@ -417,6 +430,7 @@ func TestDialControlRefuses(t *testing.T) {
 	// refusal above came from the classifier, not from a broken dialer.
 	g := newGuard()
 	g.blocked = func(netip.Addr) bool { return false }
+	g.own = noAddrs
 	conn, err = g.dialer("x").DialContext(context.Background(), "tcp", srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatalf("allowed dial: %v", err)
@@ -457,6 +471,11 @@ func TestBlockedAddr(t *testing.T) {
 		{"::7f00:1", true},           // IPv4-compatible 127.0.0.1
 		{"2002:c0a8:101::1", true},   // 6to4 of 192.168.1.1
 		{"fec0::1", true},
+		{"192.0.2.1", true}, // documentation ranges
+		{"198.51.100.7", true},
+		{"203.0.113.255", true},
+		{"2001:db8::7", true},
+		{"::ffff:203.0.113.9", true},
 		// Public addresses pass.
 		{"93.184.216.34", false},
 		{"8.8.8.8", false},
@@ -475,6 +494,42 @@ func TestBlockedAddr(t *testing.T) {
 	}
 	if !blockedAddr(netip.Addr{}) {
 		t.Error("the zero Addr must be blocked")
+	}
+}
+
+func noAddrs() []netip.Addr { return nil }
+
+// TestExtractRefusesOwnInterfaceAddress: web_extract fetched a server bound
+// to 0.0.0.0 through one of the host's own interface addresses. With every
+// class of address allowed, the own-address check alone must refuse it,
+// before any connection.
+func TestExtractRefusesOwnInterfaceAddress(t *testing.T) {
+	var own netip.Addr
+	for _, a := range interfaceAddrs() {
+		if !a.IsLoopback() && !a.IsLinkLocalUnicast() && a.Is4() {
+			own = a
+			break
+		}
+	}
+	if !own.IsValid() {
+		t.Skip("this machine has no non-loopback IPv4 interface address")
+	}
+	ln, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Skipf("cannot bind 0.0.0.0: %v", err)
+	}
+	_, conns := pageServerOn(t, ln)
+	g := newGuard()
+	g.blocked = func(netip.Addr) bool { return false }
+	tool := newExtractTool(Options{}.withDefaults(), g)
+	host := own.String()
+	port := ln.Addr().(*net.TCPAddr).Port
+	res := runExtract(t, tool, fmt.Sprintf("http://%s:%d/page", host, port))
+	if want := "refused: " + host + refusal; res[0].Error != want {
+		t.Fatalf("error %q, want %q", res[0].Error, want)
+	}
+	if n := conns.Load(); n != 0 {
+		t.Fatalf("%d connections reached the server", n)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 type refusedError struct{ host string }
 
 func (e *refusedError) Error() string {
-	return "refused: " + e.host + " resolves to a private/loopback address (set HERMES_WEB_ALLOW_PRIVATE=true to allow)"
+	return "refused: " + e.host + " resolves to a private, loopback or reserved address, or one of this machine's own (set HERMES_WEB_ALLOW_PRIVATE=true to allow)"
 }
 
 // guard keeps web_extract, which fetches URLs a model chose (and so anyone
@@ -35,6 +35,11 @@ type guard struct {
 	// blocked classifies an address; tests narrow it to reach a loopback
 	// fake while still refusing everything else.
 	blocked func(netip.Addr) bool
+	// own lists the addresses of this machine's interfaces. It is read at
+	// every check, not once, so an address gained after start (DHCP, a VPN,
+	// a container network) is refused too: a server bound to 0.0.0.0 answers
+	// on every one of them, public ones included.
+	own func() []netip.Addr
 	// connect dials one checked address; tests replace it to see what
 	// would be dialled without sending anything.
 	connect func(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error)
@@ -46,6 +51,7 @@ func newGuard() *guard {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		},
 		blocked: blockedAddr,
+		own:     interfaceAddrs,
 		connect: func(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error) {
 			return d.DialContext(ctx, network, address)
 		},
@@ -67,7 +73,7 @@ func (g *guard) dialContext(ctx context.Context, network, address string) (net.C
 		return nil, &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true}
 	}
 	for _, a := range addrs {
-		if g.blocked(a) {
+		if g.refused(a) {
 			return nil, &refusedError{host: host}
 		}
 	}
@@ -97,12 +103,43 @@ func (g *guard) dialer(host string) *net.Dialer {
 		KeepAlive: 30 * time.Second,
 		Control: func(network, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
-			if err != nil || g.blocked(ap.Addr()) {
+			if err != nil || g.refused(ap.Addr()) {
 				return &refusedError{host: host}
 			}
 			return nil
 		},
 	}
+}
+
+// refused reports whether a fetch must not reach a: forbidden by class,
+// or one of this machine's own addresses.
+func (g *guard) refused(a netip.Addr) bool {
+	if g.blocked(a) {
+		return true
+	}
+	a = a.WithZone("").Unmap()
+	for _, o := range g.own() {
+		if o == a {
+			return true
+		}
+	}
+	return false
+}
+
+// interfaceAddrs returns the addresses of this machine's interfaces. When
+// they cannot be read it returns none, and the static ranges still hold.
+func interfaceAddrs() []netip.Addr {
+	nets, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	out := make([]netip.Addr, 0, len(nets))
+	for _, n := range nets {
+		if p, err := netip.ParsePrefix(n.String()); err == nil {
+			out = append(out, p.Addr().WithZone("").Unmap())
+		}
+	}
+	return out
 }
 
 // lookup resolves host to addresses. IP literals need no lookup, and
@@ -128,6 +165,12 @@ var blockedPrefixes = []netip.Prefix{
 	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking; used for internal test nets
 	netip.MustParsePrefix("240.0.0.0/4"),   // reserved, and 255.255.255.255 broadcast
 	netip.MustParsePrefix("fec0::/10"),     // deprecated site-local, still routed in places
+	// Documentation ranges (RFC 5737, RFC 3849): never a real destination,
+	// and a lab or a proxy may route them anywhere.
+	netip.MustParsePrefix("192.0.2.0/24"),
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("2001:db8::/32"),
 }
 
 // blockedAddr reports whether a is loopback, private (RFC 1918, fc00::/7),
