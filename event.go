@@ -24,10 +24,11 @@ type Event struct {
 }
 
 // ToolEvent describes one agent tool run, for progress markers and
-// Responses API function_call items.
+// Responses API hosted-tool items.
 type ToolEvent struct {
 	CallID    string
 	Name      string
+	Server    string // who ran it (ToolCall.Server)
 	Emoji     string
 	Label     string
 	Arguments string

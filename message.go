@@ -53,7 +53,15 @@ type ToolCall struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
 	Arguments string `json:"arguments"` // JSON text, as the model wrote it
+	// Server names who ran the call on the caller's behalf: AgentServer for
+	// the agent's own tools. Empty for a call handed back to the client to
+	// run (its function tool). The Responses API shows the first kind as
+	// hosted-tool items (mcp_call), the second as function_call.
+	Server string `json:"server,omitempty"`
 }
+
+// AgentServer is the Server of calls hermesd's agent ran itself.
+const AgentServer = "hermes"
 
 // ToolSpec describes a function tool to a model.
 type ToolSpec struct {

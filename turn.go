@@ -28,6 +28,12 @@ type TurnRequest struct {
 	// ToolChoice is passed to the model ("auto", "none", "required" or a name).
 	ToolChoice string
 	MaxTokens  int
+	// MaxToolCalls bounds the agent's own tool calls in the turn (0: no
+	// bound beyond the iteration limit); calls past it are answered with
+	// an error result the model reads.
+	MaxToolCalls int
+	// ReasoningEffort is passed to the upstream as reasoning_effort.
+	ReasoningEffort string
 	// Store asks for the turn to be kept (Responses API store=true).
 	Store bool
 	// Background turns run detached from any client: their record is kept

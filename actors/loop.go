@@ -85,6 +85,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 	if maxIter <= 0 {
 		maxIter = 90
 	}
+	toolCalls := 0 // agent tool calls run so far, against req.MaxToolCalls
 	finish := func() hermes.TurnResult {
 		res.Added = transcript[start:]
 		return res
@@ -110,6 +111,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			Tools:      specs,
 			ToolChoice: req.ToolChoice,
 			MaxTokens:  req.MaxTokens,
+			Effort:     req.ReasoningEffort,
 		}, func(delta string) {
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
 		})
@@ -138,16 +140,27 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			return finish()
 		}
 
-		transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text, ToolCalls: out.ToolCalls})
 		var agentCalls, handBack []hermes.ToolCall
-		for _, c := range out.ToolCalls {
+		for i, c := range out.ToolCalls {
 			if clientTools[c.Name] {
 				handBack = append(handBack, c)
 			} else {
-				agentCalls = append(agentCalls, c)
+				out.ToolCalls[i].Server = hermes.AgentServer
+				agentCalls = append(agentCalls, out.ToolCalls[i])
 			}
 		}
-		results := a.runTools(ctx, agentCalls, req.Key, transcript, emit)
+		transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text, ToolCalls: out.ToolCalls})
+		allowed := len(agentCalls)
+		if req.MaxToolCalls > 0 {
+			allowed = max(0, min(allowed, req.MaxToolCalls-toolCalls))
+			toolCalls += allowed
+			if toolCalls >= req.MaxToolCalls {
+				// The budget is spent: later model calls see only the
+				// caller's tools, so the model answers instead of asking.
+				specs = req.ClientTools
+			}
+		}
+		results := a.runTools(ctx, agentCalls, allowed, req.Key, transcript, emit)
 		transcript = append(transcript, results...)
 		if len(handBack) > 0 {
 			res.Text = out.Text
@@ -167,17 +180,18 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 // answered as refused so the model can ask again with fewer.
 const maxCallsPerResponse = 128
 
-// runTools runs the agent's own tool calls, at most MaxParallelTools at a
-// time, and returns their results in call order. Failures are results the
+// runTools runs the first allowed of the agent's own tool calls (the rest
+// are past max_tool_calls and answered without running), at most
+// MaxParallelTools at a time, and returns their results in call order. Failures are results the
 // model reads, never errors. When ctx ends (turn timeout, cancel, shutdown)
 // it stops waiting: a call still running is abandoned and reported as not
 // returned, so a tool that never returns cannot hold the turn, its slot or
 // shutdown.
-func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, conv string, history []hermes.Message, emit emitFunc) []hermes.Message {
+func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed int, conv string, history []hermes.Message, emit emitFunc) []hermes.Message {
 	results := make([]hermes.Message, len(calls))
 	events := make([]*hermes.ToolEvent, len(calls))
 	for i, c := range calls {
-		ev := &hermes.ToolEvent{CallID: c.ID, Name: c.Name, Emoji: "⚡", Label: c.Name, Arguments: c.Arguments}
+		ev := &hermes.ToolEvent{CallID: c.ID, Name: c.Name, Server: c.Server, Emoji: "⚡", Label: c.Name, Arguments: c.Arguments}
 		if t, ok := a.lookup(c.Name); ok {
 			ev.Emoji = t.Emoji()
 			ev.Label = safeLabel(t, c)
@@ -186,14 +200,15 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, conv stri
 		results[i] = hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name}
 		emit(hermes.Event{Kind: hermes.EventToolStarted, Tool: ev})
 	}
-	run := len(calls)
-	if run > maxCallsPerResponse {
-		run = maxCallsPerResponse
-		for i := run; i < len(calls); i++ {
-			results[i].Content = tooling.ErrorResult(fmt.Sprintf(
-				"refused: one response may make at most %d tool calls and this was call %d of %d; it did not run. Make the calls you still need in a later response.",
-				maxCallsPerResponse, i+1, len(calls)))
+	run := min(len(calls), maxCallsPerResponse, allowed)
+	for i := run; i < len(calls); i++ {
+		if i >= allowed {
+			results[i].Content = tooling.ErrorResult("not run: this response reached its max_tool_calls limit; answer with what you have")
+			continue
 		}
+		results[i].Content = tooling.ErrorResult(fmt.Sprintf(
+			"refused: one response may make at most %d tool calls and this was call %d of %d; it did not run. Make the calls you still need in a later response.",
+			maxCallsPerResponse, i+1, len(calls)))
 	}
 	parallel := a.MaxParallelTools
 	if parallel <= 0 {

@@ -113,6 +113,9 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 
 	var res hermes.TurnResult
 	history, parent, conv, err := r.history(in, last)
+	if err == nil {
+		err = checkToolOutputs(history, req.Input)
+	}
 	if err == nil && req.Background && req.Store && r.store != nil {
 		rec := r.record(in, parent, conv, history, &hermes.TurnResult{Added: req.Input})
 		rec.Status, rec.Completed = hermes.StatusInProgress, time.Time{}
@@ -223,6 +226,42 @@ func (r *Runtime) history(in *turnInput, last *hermes.StoredResponse) (history [
 		history = append(history[:len(history):len(history)], conv.Pending...)
 	}
 	return history, parent, conv, nil
+}
+
+// checkToolOutputs refuses a turn whose input answers a tool call that the
+// history and the input do not hold, or answers one twice (a client that
+// ran a call the server had already answered doubled the answer). Stateless
+// turns (no history) were checked by their codec, which can name the item.
+func checkToolOutputs(history, input []hermes.Message) error {
+	if len(history) == 0 {
+		return nil
+	}
+	called := make(map[string]bool)
+	answered := make(map[string]bool)
+	for _, m := range history {
+		for _, c := range m.ToolCalls {
+			called[c.ID] = true
+		}
+		if m.Role == hermes.RoleTool {
+			answered[m.ToolCallID] = true
+		}
+	}
+	for _, m := range input {
+		for _, c := range m.ToolCalls {
+			called[c.ID] = true
+		}
+		if m.Role != hermes.RoleTool {
+			continue
+		}
+		if !called[m.ToolCallID] {
+			return hermes.InvalidParam("input", "No tool call found for function call output with call_id '%s'.", m.ToolCallID)
+		}
+		if answered[m.ToolCallID] {
+			return hermes.InvalidParam("input", "Duplicate output for call_id '%s': the call was already answered.", m.ToolCallID)
+		}
+		answered[m.ToolCallID] = true
+	}
+	return nil
 }
 
 // transcript returns the transcript of response id, from the cached record

@@ -24,6 +24,7 @@ type Config struct {
 	ModelName      string        // API_SERVER_MODEL_NAME
 	MaxStored      int           // API_SERVER_MAX_STORED_RESPONSES
 	ToolProgress   string        // API_SERVER_TOOL_PROGRESS: inline, events, off
+	AgentToolItems string        // API_SERVER_AGENT_TOOL_ITEMS: hosted or function_call
 	MaxTurns       int           // API_SERVER_MAX_CONCURRENT_TURNS
 	MaxQueued      int           // API_SERVER_MAX_QUEUED_TURNS
 	ShutdownGrace  time.Duration // API_SERVER_SHUTDOWN_GRACE
@@ -65,6 +66,7 @@ func Defaults() Config {
 		ModelName:      "hermes-agent",
 		MaxStored:      100,
 		ToolProgress:   "inline",
+		AgentToolItems: "hosted",
 		MaxTurns:       256,
 		MaxQueued:      16,
 		ShutdownGrace:  30 * time.Second,
@@ -211,6 +213,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	str(&c.ModelName, "API_SERVER_MODEL_NAME")
 	num(&c.MaxStored, "API_SERVER_MAX_STORED_RESPONSES", 1)
 	str(&c.ToolProgress, "API_SERVER_TOOL_PROGRESS")
+	str(&c.AgentToolItems, "API_SERVER_AGENT_TOOL_ITEMS")
 	num(&c.MaxTurns, "API_SERVER_MAX_CONCURRENT_TURNS", 1)
 	num(&c.MaxQueued, "API_SERVER_MAX_QUEUED_TURNS", 0)
 	dur(&c.ShutdownGrace, "API_SERVER_SHUTDOWN_GRACE")
@@ -283,6 +286,11 @@ func (c *Config) Validate() error {
 	case "inline", "events", "off":
 	default:
 		return fmt.Errorf("API_SERVER_TOOL_PROGRESS=%q: want inline, events or off", c.ToolProgress)
+	}
+	switch c.AgentToolItems {
+	case "hosted", "function_call":
+	default:
+		return fmt.Errorf("API_SERVER_AGENT_TOOL_ITEMS=%q: want hosted or function_call", c.AgentToolItems)
 	}
 	switch c.LogFormat {
 	case "text", "json":

@@ -185,3 +185,23 @@ func TestLoadHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestAgentToolItemsSetting(t *testing.T) {
+	home := t.TempDir()
+	c, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home}))
+	if err != nil || c.AgentToolItems != "hosted" {
+		t.Fatalf("default: %q, %v", c.AgentToolItems, err)
+	}
+	c, err = Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home, "API_SERVER_AGENT_TOOL_ITEMS": "function_call"}))
+	if err != nil || c.AgentToolItems != "function_call" {
+		t.Fatalf("function_call: %q, %v", c.AgentToolItems, err)
+	}
+	d := Defaults()
+	d.Workspace, d.Port = home, freePort(t)
+	for _, bad := range []string{"mcp_call", "Hosted", "function_call\n"} {
+		d.AgentToolItems = bad
+		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "API_SERVER_AGENT_TOOL_ITEMS") {
+			t.Fatalf("%q: err = %v", bad, err)
+		}
+	}
+}

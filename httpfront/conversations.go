@@ -46,7 +46,7 @@ func (s *Server) createConversation(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	items, _, err := s.decodeInput(body.Items)
+	items, _, err := s.decodeInput(body.Items, true)
 	if err != nil {
 		writeError(ctx, err)
 		return
@@ -131,7 +131,7 @@ func (s *Server) conversationItems(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	items, _ := inputItems("resp_"+c.ID, s.conversationMessages(c))
+	items, _ := inputItems("resp_"+c.ID, s.conversationMessages(c), s.recordForm(&responseWire{}))
 	writeList(ctx, items)
 }
 
@@ -140,7 +140,7 @@ func (s *Server) addConversationItems(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	items, _, err := s.decodeInput(body.Items)
+	items, _, err := s.decodeInput(body.Items, false)
 	if err != nil {
 		writeError(ctx, err)
 		return
@@ -151,13 +151,13 @@ func (s *Server) addConversationItems(ctx *fasthttp.RequestCtx) {
 	}
 	// Count items, not messages: one assistant message may stand for
 	// several items (its text and each tool call), or for none.
-	prior, _ := inputItems("resp_"+c.ID, s.conversationMessages(c))
+	prior, _ := inputItems("resp_"+c.ID, s.conversationMessages(c), s.recordForm(&responseWire{}))
 	c, err = s.rt.UpdateConversation(c.ID, func(c *hermes.Conversation) { c.Pending = append(c.Pending, items...) })
 	if err != nil {
 		writeError(ctx, err)
 		return
 	}
-	all, _ := inputItems("resp_"+c.ID, s.conversationMessages(c))
+	all, _ := inputItems("resp_"+c.ID, s.conversationMessages(c), s.recordForm(&responseWire{}))
 	added := all[min(len(prior), len(all)):]
 	b, _ := listBody(added, len(added)+1, "asc", "")
 	ctx.SetContentType("application/json")

@@ -1,74 +1,291 @@
 package httpfront
 
 import (
+	"strings"
+
 	"github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
 )
 
-// item is one Responses API item: a message, a function call or its output.
-type item struct {
-	ID        string        `json:"id"`
-	Type      string        `json:"type"`
-	Status    string        `json:"status,omitempty"`
-	Role      string        `json:"role,omitempty"`
-	Content   []contentPart `json:"content,omitempty"`
-	CallID    string        `json:"call_id,omitempty"`
-	Name      string        `json:"name,omitempty"`
-	Arguments *string       `json:"arguments,omitempty"`
-	Output    *string       `json:"output,omitempty"`
+// itemForm says how a response's items are rendered.
+type itemForm struct {
+	// agentFunctionCalls shows the agent's own tool runs as function_call +
+	// function_call_output (API_SERVER_AGENT_TOOL_ITEMS=function_call)
+	// instead of hosted-tool items.
+	agentFunctionCalls bool
+	// sources adds web search results to web_search_call actions
+	// (include: web_search_call.action.sources).
+	sources bool
 }
 
+// item is one Responses API item. MarshalJSON writes exactly the fields its
+// type has, nulls included, as the Open Responses schema requires them.
+type item struct {
+	ID      string
+	Type    string // message, function_call, function_call_output, mcp_call, web_search_call
+	Status  string
+	Role    string
+	Content []contentPart
+	CallID  string
+	Name    string
+	// Arguments of a call; Output of a function_call_output or of a
+	// finished mcp_call.
+	Arguments, Output string
+	ServerLabel       string // mcp_call
+	// Error is a failed mcp_call's error ("" for none); Done says an
+	// mcp_call has finished (until then output and error are null).
+	Error  string
+	Done   bool
+	Action *searchAction // web_search_call
+}
+
+type searchAction struct {
+	Type    string         `json:"type"`
+	Query   string         `json:"query"`
+	Sources []searchSource `json:"sources,omitempty"`
+}
+
+type searchSource struct {
+	Type string `json:"type"`
+	URL  string `json:"url"`
+}
+
+func (it item) MarshalJSON() ([]byte, error) {
+	switch it.Type {
+	case "function_call":
+		return json.Marshal(struct {
+			ID        string `json:"id"`
+			Type      string `json:"type"`
+			Status    string `json:"status"`
+			CallID    string `json:"call_id"`
+			Name      string `json:"name"`
+			Arguments string `json:"arguments"`
+		}{it.ID, it.Type, it.Status, it.CallID, it.Name, it.Arguments})
+	case "function_call_output":
+		return json.Marshal(struct {
+			ID     string `json:"id"`
+			Type   string `json:"type"`
+			Status string `json:"status"`
+			CallID string `json:"call_id"`
+			Output string `json:"output"`
+		}{it.ID, it.Type, it.Status, it.CallID, it.Output})
+	case "mcp_call":
+		var output, errText *string
+		if it.Done {
+			if it.Error != "" {
+				errText = &it.Error
+			} else {
+				output = &it.Output
+			}
+		}
+		return json.Marshal(struct {
+			ID          string  `json:"id"`
+			Type        string  `json:"type"`
+			Status      string  `json:"status"`
+			ServerLabel string  `json:"server_label"`
+			Name        string  `json:"name"`
+			Arguments   string  `json:"arguments"`
+			Output      *string `json:"output"`
+			Error       *string `json:"error"`
+		}{it.ID, it.Type, it.Status, it.ServerLabel, it.Name, it.Arguments, output, errText})
+	case "web_search_call":
+		return json.Marshal(struct {
+			ID     string        `json:"id"`
+			Type   string        `json:"type"`
+			Status string        `json:"status"`
+			Action *searchAction `json:"action"`
+		}{it.ID, it.Type, it.Status, it.Action})
+	}
+	content := it.Content
+	if content == nil {
+		content = []contentPart{}
+	}
+	return json.Marshal(struct {
+		ID      string        `json:"id"`
+		Type    string        `json:"type"`
+		Status  string        `json:"status"`
+		Role    string        `json:"role"`
+		Content []contentPart `json:"content"`
+	}{it.ID, "message", it.Status, it.Role, content})
+}
+
+// contentPart is one part of a message's content: input_text, output_text
+// or input_image.
 type contentPart struct {
-	Type        string  `json:"type"`
-	Text        string  `json:"text"`
-	Annotations *[]any  `json:"annotations,omitempty"`
-	Logprobs    *[]any  `json:"logprobs,omitempty"`
-	ImageURL    *string `json:"image_url,omitempty"`
+	Type     string
+	Text     string
+	ImageURL string
 }
 
 var emptyList = []any{}
 
-func outputText(text string) contentPart {
-	return contentPart{Type: "output_text", Text: text, Annotations: &emptyList, Logprobs: &emptyList}
+func (p contentPart) MarshalJSON() ([]byte, error) {
+	switch p.Type {
+	case "output_text":
+		return json.Marshal(struct {
+			Type        string `json:"type"`
+			Text        string `json:"text"`
+			Annotations []any  `json:"annotations"`
+			Logprobs    []any  `json:"logprobs"`
+		}{p.Type, p.Text, emptyList, emptyList})
+	case "input_image":
+		return json.Marshal(struct {
+			Type     string `json:"type"`
+			ImageURL string `json:"image_url"`
+			Detail   string `json:"detail"`
+		}{p.Type, p.ImageURL, "auto"})
+	}
+	return json.Marshal(struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}{p.Type, p.Text})
 }
+
+func outputText(text string) contentPart { return contentPart{Type: "output_text", Text: text} }
 
 func messageItem(id, status, text string) item {
 	return item{ID: id, Type: "message", Status: status, Role: "assistant", Content: []contentPart{outputText(text)}}
 }
 
 func callItem(id, status string, c hermes.ToolCall) item {
-	args := c.Arguments
-	return item{ID: id, Type: "function_call", Status: status, CallID: c.ID, Name: c.Name, Arguments: &args}
+	return item{ID: id, Type: "function_call", Status: status, CallID: c.ID, Name: c.Name, Arguments: c.Arguments}
 }
 
 func callOutputItem(id string, m hermes.Message) item {
-	out := m.Content
-	return item{ID: id, Type: "function_call_output", Status: "completed", CallID: m.ToolCallID, Output: &out}
+	return item{ID: id, Type: "function_call_output", Status: "completed", CallID: m.ToolCallID, Output: m.Content}
+}
+
+// agentItemPrefix is the id prefix of the hosted item for an agent call.
+func agentItemPrefix(c hermes.ToolCall) string {
+	if c.Name == "web_search" {
+		return "ws_"
+	}
+	return "mcp_"
+}
+
+// agentItem renders a call the agent ran itself as a hosted-tool item:
+// web_search_call for web_search, mcp_call for every other tool. result is
+// the tool's result, nil while it runs.
+func agentItem(id string, c hermes.ToolCall, result *hermes.Message, form itemForm) item {
+	status := "in_progress"
+	var errText string
+	if result != nil {
+		status = "completed"
+		if errText = toolError(result.Content); errText != "" {
+			status = "failed"
+		}
+	}
+	if c.Name == "web_search" {
+		var args struct {
+			Query string `json:"query"`
+		}
+		_ = json.Unmarshal([]byte(c.Arguments), &args)
+		action := &searchAction{Type: "search", Query: args.Query}
+		if form.sources && result != nil {
+			action.Sources = searchSources(result.Content)
+		}
+		return item{ID: id, Type: "web_search_call", Status: status, Action: action}
+	}
+	label := c.Server
+	if label == "" {
+		label = hermes.AgentServer
+	}
+	it := item{ID: id, Type: "mcp_call", Status: status, ServerLabel: label, Name: c.Name, Arguments: c.Arguments,
+		Error: errText, Done: result != nil}
+	if result != nil {
+		it.Output = result.Content
+	}
+	return it
+}
+
+// toolError returns the message of a failed tool's result ({"error": "…"},
+// as tooling.ErrorResult writes it), "" when the tool succeeded.
+func toolError(out string) string {
+	if !strings.HasPrefix(out, `{"error"`) {
+		return ""
+	}
+	var e map[string]json.RawMessage
+	if json.Unmarshal([]byte(out), &e) != nil || len(e) != 1 {
+		return ""
+	}
+	var msg string
+	if json.Unmarshal(e["error"], &msg) != nil {
+		return ""
+	}
+	return msg
+}
+
+// searchSources reads the URLs out of a web_search result.
+func searchSources(out string) []searchSource {
+	var res struct {
+		Results []struct {
+			URL string `json:"url"`
+		} `json:"results"`
+	}
+	if json.Unmarshal([]byte(out), &res) != nil {
+		return nil
+	}
+	sources := make([]searchSource, 0, len(res.Results))
+	for _, r := range res.Results {
+		if r.URL != "" {
+			sources = append(sources, searchSource{Type: "url", URL: r.URL})
+		}
+	}
+	return sources
+}
+
+// results maps each call id to the tool message answering it in msgs.
+func results(msgs []hermes.Message) map[string]*hermes.Message {
+	out := make(map[string]*hermes.Message)
+	for i := range msgs {
+		if msgs[i].Role == hermes.RoleTool {
+			out[msgs[i].ToolCallID] = &msgs[i]
+		}
+	}
+	return out
+}
+
+// itemList accumulates items and, per item, the messages it stands for (to
+// resolve item_reference).
+type itemList struct {
+	items []item
+	msgs  [][]hermes.Message
+}
+
+func (l *itemList) add(it item, msgs ...hermes.Message) {
+	l.items = append(l.items, it)
+	l.msgs = append(l.msgs, msgs)
+}
+
+// call adds the item of one assistant tool call: a hosted item merged with
+// its result when the agent ran it (in the hosted form), else a
+// function_call. id makes the item's id from its prefix.
+func (l *itemList) call(c hermes.ToolCall, result *hermes.Message, agent bool, form itemForm, id func(prefix string) string) {
+	callMsg := hermes.Message{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{c}}
+	if agent && !form.agentFunctionCalls {
+		if result == nil {
+			l.add(agentItem(id(agentItemPrefix(c)), c, nil, form), callMsg)
+			return
+		}
+		l.add(agentItem(id(agentItemPrefix(c)), c, result, form), callMsg, *result)
+		return
+	}
+	l.add(callItem(id("fc_"), "completed", c), callMsg)
 }
 
 // outputItems renders a turn's output messages as items, in the order a
-// stream emits them: text, the agent's calls, their outputs, then calls
-// handed back to the client. It also returns, per item, the message it
-// stands for (to resolve item_reference).
-func outputItems(respID string, out []hermes.Message) ([]item, []hermes.Message) {
-	var items []item
-	var msgs []hermes.Message
-	add := func(prefix string, make func(id string) item, m hermes.Message) {
-		id := itemID(prefix, respID, itoa(len(items)))
-		items = append(items, make(id))
-		msgs = append(msgs, m)
-	}
-	answered := make(map[string]bool)
-	for _, m := range out {
-		if m.Role == hermes.RoleTool {
-			answered[m.ToolCallID] = true
-		}
-	}
+// stream emits them: text, the agent's calls (with their results, or
+// followed by function_call_output items in the function_call form), then
+// calls handed back to the client. A call answered within the output is
+// one the agent ran.
+func outputItems(respID string, out []hermes.Message, form itemForm) ([]item, [][]hermes.Message) {
+	var l itemList
+	id := func(prefix string) string { return itemID(prefix, respID, itoa(len(l.items))) }
+	answers := results(out)
 	var handBack []hermes.ToolCall
 	flush := func() {
 		for _, c := range handBack {
-			add("fc_", func(id string) item { return callItem(id, "completed", c) },
-				hermes.Message{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{c}})
+			l.call(c, nil, false, form, id)
 		}
 		handBack = nil
 	}
@@ -77,58 +294,65 @@ func outputItems(respID string, out []hermes.Message) ([]item, []hermes.Message)
 		case hermes.RoleAssistant:
 			flush()
 			if m.Content != "" {
-				add("msg_", func(id string) item { return messageItem(id, "completed", m.Content) },
-					hermes.Message{Role: hermes.RoleAssistant, Content: m.Content})
+				l.add(messageItem(id("msg_"), "completed", m.Content), hermes.Message{Role: hermes.RoleAssistant, Content: m.Content})
 			}
 			for _, c := range m.ToolCalls {
-				if !answered[c.ID] {
+				r := answers[c.ID]
+				if r == nil {
 					handBack = append(handBack, c)
 					continue
 				}
-				add("fc_", func(id string) item { return callItem(id, "completed", c) },
-					hermes.Message{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{c}})
+				l.call(c, r, true, form, id)
 			}
 		case hermes.RoleTool:
-			add("fco_", func(id string) item { return callOutputItem(id, m) }, m)
+			if form.agentFunctionCalls {
+				l.add(callOutputItem(id("fco_"), m), m)
+			}
 		}
 	}
 	flush()
-	return items, msgs
+	return l.items, l.msgs
 }
 
-// inputItems renders a turn's input messages as items.
-func inputItems(respID string, in []hermes.Message) ([]item, []hermes.Message) {
-	var items []item
-	var msgs []hermes.Message
+// inputItems renders messages as input items: a turn's input, or a whole
+// conversation. Calls the agent ran (ToolCall.Server set) become hosted
+// items carrying their result; a client's calls and outputs stay
+// function_call and function_call_output.
+func inputItems(respID string, in []hermes.Message, form itemForm) ([]item, [][]hermes.Message) {
+	var l itemList
+	id := func(prefix string) string { return itemID(prefix, respID, "in"+itoa(len(l.items))) }
+	answers := results(in)
+	merged := make(map[string]bool) // tool results shown inside their hosted item
 	for _, m := range in {
-		k := "in" + itoa(len(items))
 		switch m.Role {
 		case hermes.RoleUser, hermes.RoleSystem:
 			parts := []contentPart{{Type: "input_text", Text: m.Text()}}
 			for _, p := range m.Parts {
 				if p.Type == "image_url" {
-					u := p.ImageURL
-					parts = append(parts, contentPart{Type: "input_image", ImageURL: &u})
+					parts = append(parts, contentPart{Type: "input_image", ImageURL: p.ImageURL})
 				}
 			}
-			items = append(items, item{ID: itemID("msg_", respID, k), Type: "message", Status: "completed", Role: string(m.Role), Content: parts})
-			msgs = append(msgs, m)
+			l.add(item{ID: id("msg_"), Type: "message", Status: "completed", Role: string(m.Role), Content: parts}, m)
 		case hermes.RoleAssistant:
 			if m.Content != "" {
-				items = append(items, item{ID: itemID("msg_", respID, k), Type: "message", Status: "completed", Role: "assistant",
-					Content: []contentPart{outputText(m.Content)}})
-				msgs = append(msgs, hermes.Message{Role: hermes.RoleAssistant, Content: m.Content})
+				l.add(item{ID: id("msg_"), Type: "message", Status: "completed", Role: "assistant",
+					Content: []contentPart{outputText(m.Content)}}, hermes.Message{Role: hermes.RoleAssistant, Content: m.Content})
 			}
 			for _, c := range m.ToolCalls {
-				items = append(items, callItem(itemID("fc_", respID, "in"+itoa(len(items))), "completed", c))
-				msgs = append(msgs, hermes.Message{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{c}})
+				agent := c.Server != ""
+				r := answers[c.ID]
+				if agent && !form.agentFunctionCalls && r != nil {
+					merged[c.ID] = true
+				}
+				l.call(c, r, agent, form, id)
 			}
 		case hermes.RoleTool:
-			items = append(items, callOutputItem(itemID("fco_", respID, k), m))
-			msgs = append(msgs, m)
+			if !merged[m.ToolCallID] {
+				l.add(callOutputItem(id("fco_"), m), m)
+			}
 		}
 	}
-	return items, msgs
+	return l.items, l.msgs
 }
 
 type responseObject struct {
@@ -142,13 +366,21 @@ type responseObject struct {
 	IncompleteDetails  *incomplete       `json:"incomplete_details"`
 	Instructions       *string           `json:"instructions"`
 	MaxOutputTokens    *int              `json:"max_output_tokens"`
+	MaxToolCalls       *int              `json:"max_tool_calls"`
 	Model              string            `json:"model"`
 	Output             []item            `json:"output"`
 	ParallelToolCalls  bool              `json:"parallel_tool_calls"`
 	PreviousResponseID *string           `json:"previous_response_id"`
+	Reasoning          *reasoningConfig  `json:"reasoning"`
 	Store              bool              `json:"store"`
 	Temperature        float64           `json:"temperature"`
 	TopP               float64           `json:"top_p"`
+	PresencePenalty    float64           `json:"presence_penalty"`
+	FrequencyPenalty   float64           `json:"frequency_penalty"`
+	TopLogprobs        int               `json:"top_logprobs"`
+	ServiceTier        string            `json:"service_tier"`
+	SafetyIdentifier   *string           `json:"safety_identifier"`
+	PromptCacheKey     *string           `json:"prompt_cache_key"`
 	ToolChoice         json.RawMessage   `json:"tool_choice"`
 	Tools              json.RawMessage   `json:"tools"`
 	Truncation         string            `json:"truncation"`
@@ -158,6 +390,12 @@ type responseObject struct {
 	Conversation       *struct {
 		ID string `json:"id"`
 	} `json:"conversation"`
+}
+
+// reasoningConfig is the reasoning the request asked for, echoed.
+type reasoningConfig struct {
+	Effort  *string `json:"effort"`
+	Summary *string `json:"summary"`
 }
 
 type responseError struct {
@@ -183,14 +421,28 @@ type responseUsage struct {
 
 var textFormat = json.RawMessage(`{"format":{"type":"text"}}`)
 
+// recordForm is the item form of a record: the server's setting, and the
+// include list its request sent.
+func (s *Server) recordForm(w *responseWire) itemForm {
+	form := itemForm{agentFunctionCalls: s.opts.AgentToolItems == "function_call"}
+	for _, inc := range w.Include {
+		if inc == "web_search_call.action.sources" {
+			form.sources = true
+		}
+	}
+	return form
+}
+
 // responseObj builds the wire response object of a record.
-func responseObj(rec *hermes.StoredResponse) *responseObject {
+func (s *Server) responseObj(rec *hermes.StoredResponse) *responseObject {
 	var w responseWire
 	_ = json.Unmarshal(rec.Wire, &w)
 	o := &responseObject{
 		ID: rec.ID, Object: "response", CreatedAt: rec.Created.Unix(), Status: rec.Status,
 		Background: w.Background, Instructions: w.Instructions, MaxOutputTokens: w.MaxOutputTokens,
+		MaxToolCalls: w.MaxToolCalls, Reasoning: w.Reasoning,
 		Model: rec.Model, ParallelToolCalls: true, Store: w.Store, Temperature: 1, TopP: 1,
+		ServiceTier: "default", SafetyIdentifier: w.SafetyIdentifier, PromptCacheKey: w.PromptCacheKey,
 		ToolChoice: w.ToolChoice, Tools: w.Tools, Truncation: "disabled", Text: textFormat, Metadata: w.Metadata,
 	}
 	if o.Status == "" {
@@ -204,6 +456,18 @@ func responseObj(rec *hermes.StoredResponse) *responseObject {
 	}
 	if w.TopP != nil {
 		o.TopP = *w.TopP
+	}
+	if w.PresencePenalty != nil {
+		o.PresencePenalty = *w.PresencePenalty
+	}
+	if w.FrequencyPenalty != nil {
+		o.FrequencyPenalty = *w.FrequencyPenalty
+	}
+	if w.TopLogprobs != nil {
+		o.TopLogprobs = *w.TopLogprobs
+	}
+	if w.Truncation != "" {
+		o.Truncation = w.Truncation
 	}
 	if len(o.ToolChoice) == 0 {
 		o.ToolChoice = json.RawMessage(`"auto"`)
@@ -237,7 +501,7 @@ func responseObj(rec *hermes.StoredResponse) *responseObject {
 		}
 		o.IncompleteDetails = &incomplete{Reason: reason}
 	}
-	o.Output, _ = outputItems(rec.ID, rec.Output)
+	o.Output, _ = outputItems(rec.ID, rec.Output, s.recordForm(&w))
 	if o.Output == nil {
 		o.Output = []item{}
 	}
@@ -254,7 +518,7 @@ func responseObj(rec *hermes.StoredResponse) *responseObject {
 	return o
 }
 
-func renderResponse(rec *hermes.StoredResponse) []byte {
-	b, _ := json.Marshal(responseObj(rec))
+func (s *Server) renderResponse(rec *hermes.StoredResponse) []byte {
+	b, _ := json.Marshal(s.responseObj(rec))
 	return b
 }

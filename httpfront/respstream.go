@@ -21,17 +21,36 @@ type responseStream struct {
 	index  int    // output index of the next item
 	openID string // the message item receiving text, "" when none
 	text   []byte // text of the open message item
+	form   itemForm
+	// running holds the hosted items of agent tools started and not yet
+	// finished, by call id.
+	running map[string]runningTool
+}
+
+// runningTool is an agent tool run whose hosted item is open.
+type runningTool struct {
+	id   string
+	k    int
+	call hermes.ToolCall
 }
 
 func (st *responseStream) run(sw *sseWriter) {
 	defer st.cancel()
 	st.sw = sw
-	stub := &hermes.StoredResponse{ID: st.req.ResponseID, Previous: st.req.Previous, Conversation: st.req.Conversation,
-		Status: hermes.StatusInProgress, Created: st.req.Created, Model: st.req.Model, Wire: st.req.Wire}
-	obj := responseObj(stub)
+	var wire responseWire
+	_ = json.Unmarshal(st.req.Wire, &wire)
+	st.form = st.s.recordForm(&wire)
+	st.running = make(map[string]runningTool)
+	obj := st.s.responseObj(st.stub(hermes.StatusInProgress))
 	st.event("response.created", map[string]any{"response": obj})
 	st.event("response.in_progress", map[string]any{"response": obj})
 	pump(st.sw, st.first, st.events, st.s.opts.KeepAlive, st.handle)
+}
+
+// stub is the record of this response before the turn reports one.
+func (st *responseStream) stub(status hermes.Status) *hermes.StoredResponse {
+	return &hermes.StoredResponse{ID: st.req.ResponseID, Previous: st.req.Previous, Conversation: st.req.Conversation,
+		Status: status, Created: st.req.Created, Model: st.req.Model, Wire: st.req.Wire}
 }
 
 // event writes one event: type and sequence_number first, then fields.
@@ -71,9 +90,9 @@ func (st *responseStream) delta(text string) {
 		st.event("response.output_item.added", map[string]any{"output_index": k,
 			// A map, not item: item's omitempty would drop the empty content
 			// list, and SDK stream accumulators push parts into it.
-			"item": map[string]any{"id": id, "type": "message", "status": "in_progress", "role": "assistant", "content": []contentPart{}}})
+			"item": item{ID: id, Type: "message", Status: "in_progress", Role: "assistant"}})
 		st.event("response.content_part.added", map[string]any{"item_id": id, "output_index": k, "content_index": 0,
-			"part": contentPart{Type: "output_text", Text: "", Annotations: &emptyList}})
+			"part": outputText("")})
 	}
 	st.text = append(st.text, text...)
 	// The hot path: built by hand.
@@ -99,7 +118,7 @@ func (st *responseStream) closeMessage(status string) {
 	id, k, text := st.openID, st.index-1, string(st.text)
 	st.event("response.output_text.done", map[string]any{"item_id": id, "output_index": k, "content_index": 0, "text": text, "logprobs": emptyList})
 	st.event("response.content_part.done", map[string]any{"item_id": id, "output_index": k, "content_index": 0,
-		"part": contentPart{Type: "output_text", Text: text, Annotations: &emptyList}})
+		"part": outputText(text)})
 	st.event("response.output_item.done", map[string]any{"output_index": k, "item": messageItem(id, status, text)})
 	st.openID = ""
 }
@@ -115,14 +134,66 @@ func (st *responseStream) call(c hermes.ToolCall) {
 	st.event("response.output_item.done", map[string]any{"output_index": k, "item": callItem(id, "completed", c)})
 }
 
+// toolStarted opens the hosted item of an agent tool run: its arguments,
+// then in_progress (mcp_call) or searching (web_search_call).
+func (st *responseStream) toolStarted(c hermes.ToolCall) {
+	id, k := st.nextID(agentItemPrefix(c))
+	st.running[c.ID] = runningTool{id: id, k: k, call: c}
+	it := agentItem(id, c, nil, st.form)
+	ref := map[string]any{"item_id": id, "output_index": k}
+	if it.Type == "web_search_call" {
+		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it})
+		st.event("response.web_search_call.in_progress", ref)
+		st.event("response.web_search_call.searching", ref)
+		return
+	}
+	it.Arguments = ""
+	st.event("response.output_item.added", map[string]any{"output_index": k, "item": it})
+	if c.Arguments != "" {
+		st.event("response.mcp_call_arguments.delta", map[string]any{"item_id": id, "output_index": k, "delta": c.Arguments})
+	}
+	st.event("response.mcp_call_arguments.done", map[string]any{"item_id": id, "output_index": k, "arguments": c.Arguments})
+	st.event("response.mcp_call.in_progress", ref)
+}
+
+// toolFinished closes the hosted item of an agent tool run with its result.
+func (st *responseStream) toolFinished(t *hermes.ToolEvent) {
+	run, ok := st.running[t.CallID]
+	if !ok {
+		return
+	}
+	delete(st.running, t.CallID)
+	result := hermes.Message{Role: hermes.RoleTool, ToolCallID: t.CallID, Content: t.Output}
+	it := agentItem(run.id, run.call, &result, st.form)
+	ref := map[string]any{"item_id": run.id, "output_index": run.k}
+	switch {
+	case it.Type == "web_search_call":
+		st.event("response.web_search_call.completed", ref)
+	case it.Status == "failed":
+		st.event("response.mcp_call.failed", ref)
+	default:
+		st.event("response.mcp_call.completed", ref)
+	}
+	st.event("response.output_item.done", map[string]any{"output_index": run.k, "item": it})
+}
+
 func (st *responseStream) handle(ev hermes.Event) bool {
 	switch ev.Kind {
 	case hermes.EventTextDelta:
 		st.delta(ev.Text)
 	case hermes.EventToolStarted:
 		st.closeMessage("completed")
-		st.call(hermes.ToolCall{ID: ev.Tool.CallID, Name: ev.Tool.Name, Arguments: ev.Tool.Arguments})
+		c := hermes.ToolCall{ID: ev.Tool.CallID, Name: ev.Tool.Name, Arguments: ev.Tool.Arguments, Server: ev.Tool.Server}
+		if st.form.agentFunctionCalls {
+			st.call(c)
+		} else {
+			st.toolStarted(c)
+		}
 	case hermes.EventToolFinished:
+		if !st.form.agentFunctionCalls {
+			st.toolFinished(ev.Tool)
+			break
+		}
 		id, k := st.nextID("fco_")
 		it := callOutputItem(id, hermes.Message{Role: hermes.RoleTool, ToolCallID: ev.Tool.CallID, Content: ev.Tool.Output})
 		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it})
@@ -134,33 +205,42 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 	return true
 }
 
+// done ends the stream: the open message item, calls handed back to the
+// client, then exactly one terminal event — after an error event when the
+// turn failed — and data: [DONE], as the Open Responses spec ends a stream.
 func (st *responseStream) done(res *hermes.TurnResult) {
 	rec := res.Record
+	if rec == nil {
+		// Nothing could be recorded (the history failed to load): the
+		// stream still ends with a failed response.
+		e := hermes.AsError(res.Err)
+		rec = st.stub(hermes.StatusFailed)
+		rec.Completed, rec.ErrCode, rec.ErrMessage = st.s.opts.Now(), e.Code, e.Message
+	}
 	msgStatus := "completed"
-	if rec == nil || rec.Status != hermes.StatusCompleted {
+	if rec.Status != hermes.StatusCompleted {
 		msgStatus = "incomplete"
 	}
 	st.closeMessage(msgStatus)
 	for _, c := range res.ClientToolCalls {
 		st.call(c)
 	}
-	if rec == nil {
-		// Nothing could be recorded (the history failed to load): report
-		// the error as an event, the one terminal frame of this stream.
-		e := hermes.AsError(res.Err)
-		_, typ := status(e.Code)
-		st.event("error", map[string]any{"code": wireCode(e), "message": e.Message, "param": nullable(e.Param),
-			"error": map[string]any{"type": typ, "code": wireCode(e), "message": e.Message, "param": nullable(e.Param)}})
-		return
-	}
 	typ := "response.completed"
 	switch rec.Status {
 	case hermes.StatusFailed:
 		typ = "response.failed"
+		e := hermes.AsError(res.Err)
+		if e == nil {
+			e = &hermes.Error{Code: rec.ErrCode, Message: rec.ErrMessage}
+		}
+		_, errType := status(e.Code)
+		st.event("error", map[string]any{"code": wireCode(e), "message": e.Message, "param": nullable(e.Param),
+			"error": map[string]any{"type": errType, "code": wireCode(e), "message": e.Message, "param": nullable(e.Param)}})
 	case hermes.StatusIncomplete, hermes.StatusCancelled:
 		typ = "response.incomplete"
 	}
-	st.event(typ, map[string]any{"response": responseObj(rec)})
+	st.event(typ, map[string]any{"response": st.s.responseObj(rec)})
+	st.sw.write([]byte("data: [DONE]\n\n"))
 }
 
 func nullable(s string) any {

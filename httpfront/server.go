@@ -27,7 +27,11 @@ type Options struct {
 	ModelName   string   // API_SERVER_MODEL_NAME
 	// ToolProgress is the default progress mode: inline, events or off.
 	ToolProgress string
-	MaxBodyBytes int
+	// AgentToolItems is how the Responses API shows the agent's own tool
+	// runs: "hosted" (mcp_call, web_search_call; the default) or
+	// "function_call" (function_call + function_call_output, the older form).
+	AgentToolItems string
+	MaxBodyBytes   int
 	// StreamWriteTimeout bounds each SSE frame's write, so a client that
 	// stops reading cannot hold a stream (and its turn) forever.
 	StreamWriteTimeout time.Duration

@@ -308,6 +308,12 @@ func TestFaultsUpstream(t *testing.T) {
 		if r.StatusCode != 200 || strings.Count(body, "event: response.failed") != 1 || strings.Contains(body, "response.completed") {
 			t.Fatalf("%s responses stream: %d %.600s", fault, r.StatusCode, body)
 		}
+		// The end: an error event, response.failed, then [DONE].
+		frames = strings.Split(strings.TrimSpace(body), "\n\n")
+		if n := len(frames); n < 3 || !strings.HasPrefix(frames[n-3], "event: error\n") ||
+			!strings.HasPrefix(frames[n-2], "event: response.failed\n") || frames[n-1] != "data: [DONE]" {
+			t.Fatalf("%s responses stream ends with %q", fault, frames[max(0, len(frames)-3):])
+		}
 		healthyTurn(t, h)
 		settled(t, fault, base)
 	}

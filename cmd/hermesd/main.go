@@ -192,6 +192,7 @@ func (m *Main) Run(ctx context.Context) error {
 		CORSOrigins:        c.CORSOrigins,
 		ModelName:          c.ModelName,
 		ToolProgress:       c.ToolProgress,
+		AgentToolItems:     c.AgentToolItems,
 		MaxBodyBytes:       c.MaxBodyBytes,
 		StreamWriteTimeout: c.StreamDeadline,
 		KeepAlive:          c.KeepAlive,

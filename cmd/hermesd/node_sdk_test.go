@@ -188,14 +188,18 @@ func TestNodeOpenAISDK(t *testing.T) {
 		}
 
 		var at struct {
-			Types, OutputTypes       []string
-			Status, CallOutput, Text string
-			Call                     []struct{ Name, Args, CallID string }
+			Types, OutputTypes []string
+			Status, Text       string
+			Call               []struct {
+				Name, Args, ServerLabel, Output string
+				Error                           *string
+			}
 		}
 		res.get(t, "agentToolStream", &at)
-		if at.Status != "completed" || strings.Join(at.OutputTypes, ",") != "function_call,function_call_output,message" ||
+		if at.Status != "completed" || strings.Join(at.OutputTypes, ",") != "mcp_call,message" ||
 			len(at.Call) != 1 || at.Call[0].Name != "terminal" || at.Call[0].Args != `{"command":"echo node-was-here"}` ||
-			!strings.Contains(at.CallOutput, "node-was-here") || !strings.HasPrefix(at.Text, "terminal returned: ") ||
+			at.Call[0].ServerLabel != "hermes" || at.Call[0].Error != nil ||
+			!strings.Contains(at.Call[0].Output, "node-was-here") || !strings.HasPrefix(at.Text, "terminal returned: ") ||
 			at.Types[len(at.Types)-1] != "response.completed" {
 			t.Errorf("responses.stream with an agent tool: %+v", at)
 		}

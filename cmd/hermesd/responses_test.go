@@ -170,7 +170,7 @@ func respCheckSequence(t *testing.T, evs []responses.ResponseStreamEventUnion) {
 			t.Fatalf("event %d (%s) has sequence_number %d", i, ev.Type, ev.SequenceNumber)
 		}
 		switch ev.Type {
-		case "response.completed", "response.incomplete", "response.failed", "error":
+		case "response.completed", "response.incomplete", "response.failed":
 			terminals++
 			if i != len(evs)-1 {
 				t.Fatalf("terminal event %s at %d of %d", ev.Type, i, len(evs))
@@ -288,8 +288,8 @@ func TestResponsesStreamAgentToolItems(t *testing.T) {
 	evs := respStream(t, c, respParams(`/tool terminal {"command":"echo hi"}`))
 	respCheckSequence(t, evs)
 	want := []string{"response.created", "response.in_progress",
-		"response.output_item.added", "response.function_call_arguments.delta", "response.function_call_arguments.done", "response.output_item.done",
-		"response.output_item.added", "response.output_item.done",
+		"response.output_item.added", "response.mcp_call_arguments.delta", "response.mcp_call_arguments.done",
+		"response.mcp_call.in_progress", "response.mcp_call.completed", "response.output_item.done",
 		"response.output_item.added", "response.content_part.added"}
 	got := respTypes(evs)
 	if len(got) < len(want) || strings.Join(got[:len(want)], ",") != strings.Join(want, ",") {
@@ -298,33 +298,43 @@ func TestResponsesStreamAgentToolItems(t *testing.T) {
 	if got[len(got)-1] != "response.completed" {
 		t.Fatalf("last event %s", got[len(got)-1])
 	}
-	call, callDone, out, msg := evs[2].Item, evs[5].Item, evs[6].Item, evs[8].Item
-	if call.Type != "function_call" || call.Name != "terminal" || !strings.HasPrefix(call.ID, "fc_") || call.CallID == "" {
-		t.Fatalf("function_call added: %s", evs[2].RawJSON())
+	call, callDone, msg := evs[2].Item, evs[7].Item, evs[8].Item
+	if call.Type != "mcp_call" || call.Name != "terminal" || !strings.HasPrefix(call.ID, "mcp_") || call.Status != "in_progress" ||
+		!strings.Contains(evs[2].RawJSON(), `"server_label":"hermes"`) || !strings.Contains(evs[2].RawJSON(), `"output":null`) {
+		t.Fatalf("mcp_call added: %s", evs[2].RawJSON())
 	}
 	if evs[3].ItemID != call.ID || evs[3].Delta != `{"command":"echo hi"}` {
 		t.Fatalf("arguments delta: %s", evs[3].RawJSON())
 	}
-	if evs[4].ItemID != call.ID || evs[4].Arguments != `{"command":"echo hi"}` || !strings.Contains(evs[4].RawJSON(), `"name":"terminal"`) {
+	if evs[4].ItemID != call.ID || evs[4].Arguments != `{"command":"echo hi"}` {
 		t.Fatalf("arguments done: %s", evs[4].RawJSON())
 	}
-	if callDone.ID != call.ID || callDone.AsFunctionCall().Arguments != `{"command":"echo hi"}` {
-		t.Fatalf("function_call done: %s", evs[5].RawJSON())
+	for _, i := range []int{5, 6} {
+		if evs[i].ItemID != call.ID || evs[i].OutputIndex != 0 {
+			t.Fatalf("%s: %s", evs[i].Type, evs[i].RawJSON())
+		}
 	}
-	if out.Type != "function_call_output" || out.CallID != call.CallID || !strings.Contains(out.RawJSON(), "hi") {
-		t.Fatalf("function_call_output: %s", evs[6].RawJSON())
+	if callDone.ID != call.ID || callDone.Status != "completed" || callDone.Arguments.OfString != `{"command":"echo hi"}` ||
+		!strings.Contains(callDone.Output.OfString, "hi") || !strings.Contains(evs[7].RawJSON(), `"error":null`) {
+		t.Fatalf("mcp_call done: %s", evs[7].RawJSON())
 	}
 	if msg.Type != "message" {
 		t.Fatalf("message added: %s", evs[8].RawJSON())
+	}
+	// No item asks the client to run anything.
+	for _, ev := range evs {
+		if strings.Contains(ev.RawJSON(), `"function_call`) {
+			t.Fatalf("a function_call item for the agent's own tool: %s", ev.RawJSON())
+		}
 	}
 
 	// The final response lists the same items, in the same order, with the
 	// same ids; and it is what GET returns.
 	final := evs[len(evs)-1].Response
-	if len(final.Output) != 3 {
+	if len(final.Output) != 2 {
 		t.Fatalf("final output: %s", evs[len(evs)-1].RawJSON())
 	}
-	for i, it := range []responses.ResponseOutputItemUnion{call, out, msg} {
+	for i, it := range []responses.ResponseOutputItemUnion{callDone, msg} {
 		if final.Output[i].ID != it.ID || final.Output[i].Type != it.Type {
 			t.Fatalf("final output[%d] = %s %s, streamed %s %s", i, final.Output[i].Type, final.Output[i].ID, it.Type, it.ID)
 		}
@@ -335,34 +345,97 @@ func TestResponsesStreamAgentToolItems(t *testing.T) {
 	if !respJSONEqual(t, respRawOf(t, evs[len(evs)-1]), []byte(respGetRaw(t, h, final.ID))) {
 		t.Fatal("completed response differs from GET")
 	}
+	// input_items of a follow-up that sends the items back shows them as
+	// they were returned.
+	next := mustRespond(t, c, respThen(final.ID, "/echo-history"))
+	if !strings.Contains(next.OutputText(), "terminal") {
+		t.Fatalf("the follow-up lost the tool run: %q", next.OutputText())
+	}
+}
+
+// With API_SERVER_AGENT_TOOL_ITEMS=function_call the agent's tools keep
+// the older form: function_call then function_call_output.
+func TestResponsesAgentToolItemsFunctionCallForm(t *testing.T) {
+	h := startHermes(t, map[string]string{"API_SERVER_AGENT_TOOL_ITEMS": "function_call"})
+	c := h.client()
+	evs := respStream(t, c, respParams(`/tool terminal {"command":"echo hi"}`))
+	respCheckSequence(t, evs)
+	want := []string{"response.created", "response.in_progress",
+		"response.output_item.added", "response.function_call_arguments.delta", "response.function_call_arguments.done", "response.output_item.done",
+		"response.output_item.added", "response.output_item.done",
+		"response.output_item.added", "response.content_part.added"}
+	got := respTypes(evs)
+	if len(got) < len(want) || strings.Join(got[:len(want)], ",") != strings.Join(want, ",") {
+		t.Fatalf("events\n got %v\nwant prefix %v", got, want)
+	}
+	call, out := evs[2].Item, evs[6].Item
+	if call.Type != "function_call" || call.Name != "terminal" || !strings.HasPrefix(call.ID, "fc_") || call.CallID == "" {
+		t.Fatalf("function_call added: %s", evs[2].RawJSON())
+	}
+	if out.Type != "function_call_output" || out.CallID != call.CallID || !strings.Contains(out.RawJSON(), "hi") {
+		t.Fatalf("function_call_output: %s", evs[6].RawJSON())
+	}
+	final := evs[len(evs)-1].Response
+	if len(final.Output) != 3 || final.Output[0].Type != "function_call" || final.Output[1].Type != "function_call_output" {
+		t.Fatalf("final output: %s", evs[len(evs)-1].RawJSON())
+	}
+	if !respJSONEqual(t, respRawOf(t, evs[len(evs)-1]), []byte(respGetRaw(t, h, final.ID))) {
+		t.Fatal("completed response differs from GET")
+	}
 }
 
 func TestResponsesStreamFailureMidStream(t *testing.T) {
 	h := startHermes(t, nil)
-	c := h.client()
-	evs := respStream(t, c, respParams("/fail-after 3 upstream fell over"))
-	respCheckSequence(t, evs)
-	final := evs[len(evs)-1]
+	// The SDK surfaces the failure as a stream error at the error event.
+	stream := h.client().Responses.NewStreaming(context.Background(), respParams("/fail-after 3 upstream fell over"))
+	for stream.Next() {
+	}
+	if err := stream.Err(); err == nil || !strings.Contains(err.Error(), "upstream fell over") {
+		t.Fatalf("SDK stream error = %v", err)
+	}
+	stream.Close()
+
+	// On the wire: deltas, the message closed as incomplete, an error
+	// event, response.failed, then [DONE].
+	evs, done := rawResponseStream(t, h, `{"model":"hermes-agent","stream":true,"input":"/fail-after 3 upstream fell over"}`)
+	if !done {
+		t.Fatal("the stream did not end with data: [DONE]")
+	}
+	n := len(evs)
+	if n < 3 || evs[n-2].Type != "error" || evs[n-1].Type != "response.failed" {
+		t.Fatalf("events %v", rawTypes(evs))
+	}
 	var text strings.Builder
 	var closed bool
-	for _, ev := range evs {
+	for i, ev := range evs {
+		if ev.Seq != i {
+			t.Fatalf("event %d has sequence_number %d", i, ev.Seq)
+		}
 		switch ev.Type {
 		case "response.output_text.delta":
-			text.WriteString(ev.Delta)
+			text.WriteString(ev.field(t, "delta").(string))
 		case "response.output_item.done":
-			closed = ev.Item.Status == "incomplete"
+			closed = ev.field(t, "item").(map[string]any)["status"] == "incomplete"
 		}
 	}
+	if e := evs[n-2].field(t, "error").(map[string]any); e["message"] != "upstream fell over" || e["type"] != "server_error" {
+		t.Fatalf("error event %s", evs[n-2].Data)
+	}
+	var final struct {
+		Response responses.Response `json:"response"`
+	}
+	if err := json.Unmarshal([]byte(evs[n-1].Data), &final); err != nil {
+		t.Fatal(err)
+	}
 	out := final.Response.Output
-	if final.Type != "response.failed" || final.Response.Status != responses.ResponseStatusFailed ||
-		final.Response.Error.Message != "upstream fell over" || text.Len() == 0 ||
-		final.Response.OutputText() != text.String() || len(out) != 1 || out[0].Status != "incomplete" {
-		t.Fatalf("events %v, final %s", respTypes(evs), final.RawJSON())
+	if final.Response.Status != responses.ResponseStatusFailed || final.Response.Error.Message != "upstream fell over" ||
+		text.Len() == 0 || final.Response.OutputText() != text.String() || len(out) != 1 || out[0].Status != "incomplete" {
+		t.Fatalf("final %s", evs[n-1].Data)
 	}
 	if !closed {
-		t.Fatalf("the partial message item was not closed as incomplete: %v", respTypes(evs))
+		t.Fatalf("the partial message item was not closed as incomplete: %v", rawTypes(evs))
 	}
-	if !respJSONEqual(t, respRawOf(t, final), []byte(respGetRaw(t, h, final.Response.ID))) {
+	if !respJSONEqual(t, []byte(final.Response.RawJSON()), []byte(respGetRaw(t, h, final.Response.ID))) {
 		t.Fatal("failed response differs from GET")
 	}
 }
@@ -1021,5 +1094,161 @@ func TestResponsesClientFunctionTool(t *testing.T) {
 	}
 	if !argsDone {
 		t.Fatalf("no matching function_call_arguments.done: %v", respTypes(evs))
+	}
+}
+
+// A function_call_output must answer exactly one call: one in the input
+// or in the history the request continues, and only once (issue 10 item
+// 8). Codex once sent a second output for a call hermesd had answered and
+// the user got a doubled answer.
+func TestResponsesOrphanToolOutputs(t *testing.T) {
+	up := newFakeUpstream(t, func(n int, call *upstreamCall) reply {
+		if role, text := call.last(); role == "tool" {
+			return reply{Text: "It is " + text + " in Paris."}
+		}
+		return reply{ToolCalls: [][2]string{{"get_weather", `{"city":"Paris"}`}}}
+	})
+	h := startHermes(t, up.env())
+	tools := `"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}]`
+	bad := func(body, param, msg string) {
+		t.Helper()
+		before := len(up.Calls())
+		resp, got := h.do(t, "POST", "/v1/responses", body)
+		var e struct {
+			Error struct{ Message, Type, Param string }
+		}
+		_ = json.Unmarshal([]byte(got), &e)
+		if resp.StatusCode != 400 || e.Error.Param != param || e.Error.Type != "invalid_request_error" || !strings.Contains(e.Error.Message, msg) {
+			t.Fatalf("%s\n-> %d %s, want 400 param %q", body, resp.StatusCode, got, param)
+		}
+		if n := len(up.Calls()); n != before {
+			t.Fatalf("a refused request reached the model (%d calls)", n-before)
+		}
+	}
+	// Stateless: the call must be in the input.
+	bad(`{"model":"m","input":[{"role":"user","content":"hi"},{"type":"function_call_output","call_id":"call_nowhere","output":"x"}]}`,
+		"input[1].call_id", "No tool call found")
+	bad(`{"model":"m","input":[{"role":"user","content":"hi"},{"type":"function_call","call_id":"c1","name":"get_weather","arguments":"{}"},`+
+		`{"type":"function_call_output","call_id":"c1","output":"a"},{"type":"function_call_output","call_id":"c1","output":"b"}]}`,
+		"input[3].call_id", "Duplicate")
+	// An mcp_call carries its own output: another one for it is a second.
+	bad(`{"model":"m","input":[{"role":"user","content":"hi"},{"type":"mcp_call","id":"mcp_x","server_label":"hermes","name":"terminal","arguments":"{}","output":"ok"},`+
+		`{"type":"function_call_output","call_id":"mcp_x","output":"unsupported call: terminal"}]}`,
+		"input[2].call_id", "Duplicate")
+	// The stateless form that is right goes through.
+	resp, body := h.do(t, "POST", "/v1/responses", `{"model":"m",`+tools+`,"store":false,"input":[{"role":"user","content":"hi"},`+
+		`{"type":"function_call","call_id":"c1","name":"get_weather","arguments":"{}"},{"type":"function_call_output","call_id":"c1","output":"sunny"}]}`)
+	if resp.StatusCode != 200 || !strings.Contains(body, "It is sunny in Paris.") {
+		t.Fatalf("stateless round trip: %d %s", resp.StatusCode, body)
+	}
+
+	// Chained: the call is in the previous response.
+	resp, body = h.do(t, "POST", "/v1/responses", `{"model":"m",`+tools+`,"input":"weather?"}`)
+	var first struct {
+		ID     string
+		Output []struct {
+			CallID string `json:"call_id"`
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &first); err != nil || resp.StatusCode != 200 || len(first.Output) != 1 {
+		t.Fatalf("first: %d %s", resp.StatusCode, body)
+	}
+	callID := first.Output[0].CallID
+	bad(`{"model":"m",`+tools+`,"previous_response_id":"`+first.ID+`","input":[{"type":"function_call_output","call_id":"call_other","output":"x"}]}`,
+		"input", "No tool call found")
+	answer := `{"model":"m",` + tools + `,"previous_response_id":"` + first.ID + `","input":[{"type":"function_call_output","call_id":"` + callID + `","output":"sunny"}]}`
+	resp, body = h.do(t, "POST", "/v1/responses", answer)
+	var second struct{ ID string }
+	if err := json.Unmarshal([]byte(body), &second); err != nil || resp.StatusCode != 200 || !strings.Contains(body, "It is sunny in Paris.") {
+		t.Fatalf("answer: %d %s", resp.StatusCode, body)
+	}
+	// Answering it again, after the answer, is a second output. Streamed,
+	// the refusal is still a plain 400 before any event.
+	again := `{"model":"m",` + tools + `,"stream":true,"previous_response_id":"` + second.ID + `","input":[{"type":"function_call_output","call_id":"` + callID + `","output":"sunny"}]}`
+	resp, body = h.do(t, "POST", "/v1/responses", again)
+	if resp.StatusCode != 400 || !strings.Contains(body, "Duplicate") || !strings.Contains(body, `"param":"input"`) {
+		t.Fatalf("second answer: %d %s", resp.StatusCode, body)
+	}
+}
+
+// max_tool_calls bounds the agent's own tool runs; reasoning.effort goes
+// upstream as reasoning_effort; both are echoed.
+func TestResponsesMaxToolCallsAndReasoning(t *testing.T) {
+	up := newFakeUpstream(t, func(n int, call *upstreamCall) reply {
+		if len(call.Tools) == 0 {
+			return reply{Text: "done without tools"}
+		}
+		return reply{ToolCalls: [][2]string{{"terminal", `{"command":"echo one"}`}, {"terminal", `{"command":"echo two"}`}}}
+	})
+	h := startHermes(t, up.env())
+	resp, body := h.do(t, "POST", "/v1/responses",
+		`{"model":"m","input":"go","max_tool_calls":1,"reasoning":{"effort":"high","summary":"auto"}}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var r struct {
+		MaxToolCalls *int `json:"max_tool_calls"`
+		Reasoning    struct{ Effort, Summary string }
+		Output       []struct {
+			Type, Status, Name string
+			Output, Error      *string
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.MaxToolCalls == nil || *r.MaxToolCalls != 1 || r.Reasoning.Effort != "high" || r.Reasoning.Summary != "auto" {
+		t.Fatalf("echo: %s", body)
+	}
+	if len(r.Output) != 3 || r.Output[0].Type != "mcp_call" || r.Output[0].Status != "completed" || r.Output[0].Output == nil ||
+		!strings.Contains(*r.Output[0].Output, "one") || r.Output[1].Status != "failed" || r.Output[1].Error == nil ||
+		!strings.Contains(*r.Output[1].Error, "max_tool_calls") || r.Output[2].Type != "message" {
+		t.Fatalf("output: %s", body)
+	}
+	calls := up.Calls()
+	if len(calls) != 2 || len(calls[1].Tools) != 0 || calls[0].ReasoningEffort != "high" || calls[1].ReasoningEffort != "high" {
+		t.Fatalf("upstream saw %d calls, tools on the second %d, effort %q", len(calls), len(calls[len(calls)-1].Tools), calls[0].ReasoningEffort)
+	}
+	for _, b := range []string{`{"input":"x","max_tool_calls":0}`, `{"input":"x","reasoning":{"effort":"extreme"}}`,
+		`{"input":"x","max_tool_calls":"many"}`, `{"input":"x","top_logprobs":21}`, `{"input":"x","truncation":"sometimes"}`,
+		`{"input":"x","prompt_cache_key":"` + strings.Repeat("k", 65) + `"}`} {
+		if resp, body := h.do(t, "POST", "/v1/responses", b); resp.StatusCode != 400 || !strings.Contains(body, `"param":"`) {
+			t.Fatalf("%s -> %d %s", b, resp.StatusCode, body)
+		}
+	}
+}
+
+// Hosted tool types: served ones are accepted and echoed as sent; the
+// others are refused by name.
+func TestResponsesHostedToolTypes(t *testing.T) {
+	h := startHermes(t, nil)
+	tools := `[{"type":"function","name":"f","parameters":{"type":"object"},"strict":true},` +
+		`{"type":"web_search","external_web_access":false},{"type":"web_search_preview"},` +
+		`{"type":"namespace","name":"ns","description":"grouped","tools":[{"type":"function","name":"g","strict":false,"parameters":{"type":"object"}}]}]`
+	resp, body := h.do(t, "POST", "/v1/responses", `{"model":"m","input":"hi","tools":`+tools+`}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var r struct{ Tools json.RawMessage }
+	_ = json.Unmarshal([]byte(body), &r)
+	if !respJSONEqual(t, r.Tools, []byte(tools)) {
+		t.Fatalf("tools echoed as\n%s\nsent\n%s", r.Tools, tools)
+	}
+	for typ, param := range map[string]string{
+		`{"type":"file_search","vector_store_ids":["vs_1"]}`:                            "tools[0].type",
+		`{"type":"code_interpreter","container":{"type":"auto"}}`:                       "tools[0].type",
+		`{"type":"computer_use_preview","display_width":1,"display_height":1}`:          "tools[0].type",
+		`{"type":"image_generation"}`:                                                   "tools[0].type",
+		`{"type":"mcp","server_label":"gh","server_url":"https://example.invalid/mcp"}`: "tools[0].server_label",
+		`{"type":"function"}`: "tools[0].name",
+		`{"type":"namespace","name":"n","tools":[{"type":"web_search"}]}`: "tools[0].tools[0].type",
+	} {
+		resp, body := h.do(t, "POST", "/v1/responses", `{"model":"m","input":"hi","tools":[`+typ+`]}`)
+		if resp.StatusCode != 400 || !strings.Contains(body, `"param":"`+param+`"`) {
+			t.Fatalf("%s -> %d %s", typ, resp.StatusCode, body)
+		}
+	}
+	if resp, body := h.do(t, "POST", "/v1/responses", `{"model":"m","input":"hi","tools":[{"type":"file_search"}]}`); !strings.Contains(body, "file_search") {
+		t.Fatalf("the refusal does not name the type: %d %s", resp.StatusCode, body)
 	}
 }

@@ -73,7 +73,7 @@ func TestToolResultsMaskKnownSecrets(t *testing.T) {
 	}
 	var results []string
 	for _, it := range r.Output {
-		if it.Type == "function_call_output" {
+		if it.Type == "mcp_call" { // the agent's own tool runs, each carrying its output
 			results = append(results, it.Output)
 		}
 	}

@@ -110,7 +110,8 @@ type upstreamCall struct {
 			Name string `json:"name"`
 		} `json:"function"`
 	} `json:"tools"`
-	Stream bool `json:"stream"`
+	Stream          bool   `json:"stream"`
+	ReasoningEffort string `json:"reasoning_effort"`
 	// Auth is the request's Authorization header.
 	Auth string `json:"-"`
 }

@@ -13,6 +13,9 @@ type Request struct {
 	Tools      []hermes.ToolSpec
 	ToolChoice string // "", "auto", "none", "required" or a tool name
 	MaxTokens  int    // 0: no limit
+	// Effort is the reasoning effort to ask for (reasoning_effort); ""
+	// leaves it to the upstream.
+	Effort string
 }
 
 // Response is what one model call produced.

@@ -403,6 +403,7 @@ type wireRequest struct {
 	Tools         json.RawMessage `json:"tools,omitempty"`
 	ToolChoice    any             `json:"tool_choice,omitempty"`
 	MaxTokens     int             `json:"max_tokens,omitempty"`
+	Effort        string          `json:"reasoning_effort,omitempty"`
 	Stream        bool            `json:"stream"`
 	StreamOptions *streamOptions  `json:"stream_options,omitempty"`
 }
@@ -472,6 +473,7 @@ func (u *Upstream) encode(req Request, buf *bytes.Buffer) ([]byte, error) {
 		Model:         req.Model,
 		Messages:      make([]wireMessage, 0, len(req.Messages)),
 		MaxTokens:     max(req.MaxTokens, 0),
+		Effort:        req.Effort,
 		Stream:        true,
 		StreamOptions: &streamOptions{IncludeUsage: true},
 	}

@@ -79,16 +79,16 @@ async function offline() {
     return { deltas, status: final.status, outputText: final.output_text };
   });
 
-  // A tool the agent runs itself shows as function_call and
-  // function_call_output items, which the helper stream accumulates too.
+  // A tool the agent runs itself shows as a hosted mcp_call item, which
+  // the helper stream accumulates too. The stream ends with data: [DONE]
+  // after response.completed; the SDK ignores it (no event, no error).
   await run('agentToolStream', async () => {
     const stream = client.responses.stream({ model: 'hermes-agent', input: '/tool terminal {"command":"echo node-was-here"}' });
     const types = [];
     stream.on('event', (ev) => types.push(ev.type));
     const final = await stream.finalResponse();
     return { types, status: final.status, outputTypes: final.output.map((o) => o.type),
-      call: final.output.filter((o) => o.type === 'function_call').map((o) => ({ name: o.name, args: o.arguments, callId: o.call_id })),
-      callOutput: final.output.filter((o) => o.type === 'function_call_output').map((o) => o.output).join(''),
+      call: final.output.filter((o) => o.type === 'mcp_call').map((o) => ({ name: o.name, args: o.arguments, serverLabel: o.server_label, output: o.output, error: o.error })),
       text: final.output_text };
   });
 

@@ -1,0 +1,524 @@
+package httpfront
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/goccy/go-json"
+	hermes "github.com/hermesd/hermesd"
+)
+
+// Decoding of POST /v1/responses bodies: the request fields, the input
+// items (including the items hermesd itself returned, sent back by
+// stateless clients) and the tools.
+
+type responsesRequest struct {
+	Model              string            `json:"model"`
+	Input              json.RawMessage   `json:"input"`
+	Instructions       *string           `json:"instructions"`
+	PreviousResponseID string            `json:"previous_response_id"`
+	Conversation       json.RawMessage   `json:"conversation"`
+	Store              *bool             `json:"store"`
+	Stream             bool              `json:"stream"`
+	Tools              json.RawMessage   `json:"tools"`
+	ToolChoice         json.RawMessage   `json:"tool_choice"`
+	MaxOutputTokens    *int              `json:"max_output_tokens"`
+	MaxToolCalls       *int              `json:"max_tool_calls"`
+	Metadata           map[string]string `json:"metadata"`
+	Background         bool              `json:"background"`
+	ParallelToolCalls  *bool             `json:"parallel_tool_calls"`
+	Temperature        *float64          `json:"temperature"`
+	TopP               *float64          `json:"top_p"`
+	PresencePenalty    *float64          `json:"presence_penalty"`
+	FrequencyPenalty   *float64          `json:"frequency_penalty"`
+	TopLogprobs        *int              `json:"top_logprobs"`
+	Reasoning          *reasoningConfig  `json:"reasoning"`
+	SafetyIdentifier   *string           `json:"safety_identifier"`
+	PromptCacheKey     *string           `json:"prompt_cache_key"`
+	Include            []string          `json:"include"`
+	Truncation         string            `json:"truncation"`
+}
+
+// responseWire is what a response object echoes of its request; kept in
+// the record's Wire so GET renders the same object the stream ended with.
+type responseWire struct {
+	Instructions      *string           `json:"instructions,omitempty"`
+	Metadata          map[string]string `json:"metadata,omitempty"`
+	Tools             json.RawMessage   `json:"tools,omitempty"`
+	ToolChoice        json.RawMessage   `json:"tool_choice,omitempty"`
+	MaxOutputTokens   *int              `json:"max_output_tokens,omitempty"`
+	MaxToolCalls      *int              `json:"max_tool_calls,omitempty"`
+	ParallelToolCalls *bool             `json:"parallel_tool_calls,omitempty"`
+	Temperature       *float64          `json:"temperature,omitempty"`
+	TopP              *float64          `json:"top_p,omitempty"`
+	PresencePenalty   *float64          `json:"presence_penalty,omitempty"`
+	FrequencyPenalty  *float64          `json:"frequency_penalty,omitempty"`
+	TopLogprobs       *int              `json:"top_logprobs,omitempty"`
+	Reasoning         *reasoningConfig  `json:"reasoning,omitempty"`
+	SafetyIdentifier  *string           `json:"safety_identifier,omitempty"`
+	PromptCacheKey    *string           `json:"prompt_cache_key,omitempty"`
+	Include           []string          `json:"include,omitempty"`
+	Truncation        string            `json:"truncation,omitempty"`
+	Store             bool              `json:"store"`
+	Background        bool              `json:"background,omitempty"`
+}
+
+// inputItem is one item of a Responses API input list.
+type inputItem struct {
+	Type        string          `json:"type"`
+	ID          string          `json:"id"`
+	Role        string          `json:"role"`
+	Content     wireContent     `json:"content"`
+	CallID      string          `json:"call_id"`
+	Name        string          `json:"name"`
+	Arguments   string          `json:"arguments"`
+	Output      wireContent     `json:"output"`
+	ServerLabel string          `json:"server_label"`
+	Error       json.RawMessage `json:"error"`
+	Action      json.RawMessage `json:"action"`
+}
+
+// reasoningEfforts are the efforts the Open Responses schema names
+// (and OpenAI's "minimal").
+var reasoningEfforts = map[string]bool{"none": true, "minimal": true, "low": true, "medium": true, "high": true, "xhigh": true}
+
+// decodeResponses turns a /v1/responses body into a turn request.
+func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRequest, error) {
+	var rr responsesRequest
+	if err := decodeObject(body, &rr); err != nil {
+		return nil, nil, err
+	}
+	req := &hermes.TurnRequest{Model: rr.Model, Previous: rr.PreviousResponseID, Store: true, Background: rr.Background}
+	if req.Model == "" {
+		req.Model = s.opts.ModelName
+	}
+	if rr.Store != nil {
+		req.Store = *rr.Store
+	}
+	if rr.Background && !req.Store {
+		return nil, nil, hermes.InvalidParam("background", "background responses must be stored (store: true)")
+	}
+	conv, err := conversationID(rr.Conversation)
+	if err != nil {
+		return nil, nil, err
+	}
+	if conv != "" && rr.PreviousResponseID != "" {
+		return nil, nil, hermes.InvalidParam("conversation", "'conversation' and 'previous_response_id' cannot be used together")
+	}
+	req.Conversation = conv
+	if err := checkID("previous_response_id", rr.PreviousResponseID); err != nil {
+		return nil, nil, err
+	}
+	if err := checkID("conversation", conv); err != nil {
+		return nil, nil, err
+	}
+	var system []string
+	if rr.Instructions != nil && *rr.Instructions != "" {
+		system = append(system, *rr.Instructions)
+	}
+	// With nothing to continue, every tool output must answer a call in
+	// the input itself.
+	standalone := rr.PreviousResponseID == "" && conv == ""
+	input, sys, err := s.decodeInput(rr.Input, standalone)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Input = input
+	req.System = strings.Join(append(system, sys...), "\n\n")
+	if len(req.Input) == 0 {
+		return nil, nil, hermes.InvalidParam("input", "'input' must be a non-empty string or list of items")
+	}
+	if req.ClientTools, err = responseTools(rr.Tools); err != nil {
+		return nil, nil, err
+	}
+	if req.ToolChoice, err = toolChoice(rr.ToolChoice); err != nil {
+		return nil, nil, err
+	}
+	if rr.MaxOutputTokens != nil {
+		if *rr.MaxOutputTokens < 1 {
+			return nil, nil, hermes.InvalidParam("max_output_tokens", "max_output_tokens must be at least 1")
+		}
+		req.MaxTokens = *rr.MaxOutputTokens
+	}
+	if rr.MaxToolCalls != nil {
+		if *rr.MaxToolCalls < 1 {
+			return nil, nil, hermes.InvalidParam("max_tool_calls", "max_tool_calls must be at least 1")
+		}
+		req.MaxToolCalls = *rr.MaxToolCalls
+	}
+	if rr.TopLogprobs != nil && (*rr.TopLogprobs < 0 || *rr.TopLogprobs > 20) {
+		return nil, nil, hermes.InvalidParam("top_logprobs", "top_logprobs must be from 0 to 20")
+	}
+	if r := rr.Reasoning; r != nil && r.Effort != nil {
+		if !reasoningEfforts[*r.Effort] {
+			return nil, nil, hermes.InvalidParam("reasoning.effort", "reasoning.effort must be none, minimal, low, medium, high or xhigh")
+		}
+		req.ReasoningEffort = *r.Effort
+	}
+	for _, f := range []struct {
+		param string
+		v     *string
+	}{{"safety_identifier", rr.SafetyIdentifier}, {"prompt_cache_key", rr.PromptCacheKey}} {
+		if f.v != nil && len(*f.v) > 64 {
+			return nil, nil, hermes.InvalidParam(f.param, "'%s' is longer than 64 characters", f.param)
+		}
+	}
+	switch rr.Truncation {
+	case "", "auto", "disabled":
+	default:
+		return nil, nil, hermes.InvalidParam("truncation", "truncation must be auto or disabled")
+	}
+	w := responseWire{Instructions: rr.Instructions, Metadata: rr.Metadata, ToolChoice: rr.ToolChoice,
+		MaxOutputTokens: rr.MaxOutputTokens, MaxToolCalls: rr.MaxToolCalls, ParallelToolCalls: rr.ParallelToolCalls,
+		Temperature: rr.Temperature, TopP: rr.TopP, PresencePenalty: rr.PresencePenalty, FrequencyPenalty: rr.FrequencyPenalty,
+		TopLogprobs: rr.TopLogprobs, SafetyIdentifier: rr.SafetyIdentifier, PromptCacheKey: rr.PromptCacheKey,
+		Include: rr.Include, Truncation: rr.Truncation, Store: req.Store, Background: rr.Background}
+	if rr.Reasoning != nil {
+		w.Reasoning = &reasoningConfig{Effort: rr.Reasoning.Effort, Summary: rr.Reasoning.Summary}
+	}
+	if t := bytes.TrimSpace(rr.Tools); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
+		w.Tools = t // echoed as sent
+	}
+	req.Wire, _ = json.Marshal(w)
+	return &rr, req, nil
+}
+
+// responseTool is one entry of a Responses API tools list.
+type responseTool struct {
+	Type        string          `json:"type"`
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Parameters  json.RawMessage `json:"parameters"`
+	ServerLabel string          `json:"server_label"`
+	// Tools are a namespace's function tools (Codex groups tools so).
+	Tools []responseTool `json:"tools"`
+}
+
+// webSearchTools are OpenAI's hosted web search types; hermesd's own
+// web_search serves them.
+var webSearchTools = map[string]bool{"web_search": true, "web_search_preview": true,
+	"web_search_preview_2025_03_11": true, "web_search_2025_08_26": true}
+
+// responseTools reads a Responses API tools list: the caller's function
+// tools (flat or grouped in namespaces) become client tools; hosted types
+// hermesd serves itself are accepted; the others are refused by name, so
+// a client never believes a tool is there when it is not.
+func responseTools(raw json.RawMessage) ([]hermes.ToolSpec, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	var tools []responseTool
+	if err := json.Unmarshal(raw, &tools); err != nil {
+		return nil, hermes.InvalidParam("tools", "'tools' must be a list of tool objects")
+	}
+	var specs []hermes.ToolSpec
+	seen := make(map[string]bool)
+	addFunction := func(param string, t responseTool) error {
+		if t.Name == "" {
+			return hermes.InvalidParam(param+".name", "function tools need a name")
+		}
+		if seen[t.Name] {
+			return hermes.InvalidParam(param+".name", "tool name '%s' is given twice", t.Name)
+		}
+		seen[t.Name] = true
+		specs = append(specs, hermes.ToolSpec{Name: t.Name, Description: t.Description, Parameters: t.Parameters})
+		return nil
+	}
+	for i, t := range tools {
+		param := "tools[" + itoa(i) + "]"
+		switch {
+		case t.Type == "function" || t.Type == "":
+			if err := addFunction(param, t); err != nil {
+				return nil, err
+			}
+		case t.Type == "namespace":
+			// The model sees the namespace's tools by their own names; a
+			// call comes back as a function_call of that name, as Codex
+			// runs it.
+			for j, inner := range t.Tools {
+				p := param + ".tools[" + itoa(j) + "]"
+				if inner.Type != "function" && inner.Type != "" {
+					return nil, hermes.InvalidParam(p+".type", "a namespace holds function tools, not '%s'", inner.Type)
+				}
+				if err := addFunction(p, inner); err != nil {
+					return nil, err
+				}
+			}
+		case webSearchTools[t.Type]:
+		case t.Type == "mcp" && t.ServerLabel == hermes.AgentServer:
+			// The agent's own tools, named as the mcp_call items name them.
+		case t.Type == "mcp":
+			return nil, hermes.InvalidParam(param+".server_label", "hermesd does not connect to remote MCP servers; only server_label '%s' (its own tools) is served", hermes.AgentServer)
+		default:
+			return nil, hermes.InvalidParam(param+".type", "tool type '%s' is not supported by this server", t.Type)
+		}
+	}
+	return specs, nil
+}
+
+// checkID refuses ids no store key should hold: path characters, control
+// bytes, absurd lengths.
+func checkID(param, id string) error {
+	if len(id) > 256 || strings.ContainsAny(id, "/\\\x00\r\n") {
+		return hermes.InvalidParam(param, "'%s' is not a valid id", param)
+	}
+	return nil
+}
+
+// conversationID reads "name", {"id": "conv_…"} or null.
+func conversationID(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return "", nil
+	}
+	var name string
+	if json.Unmarshal(raw, &name) == nil {
+		return name, nil
+	}
+	var obj struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &obj); err != nil || obj.ID == "" {
+		return "", hermes.InvalidParam("conversation", "'conversation' must be a name, a conv_ id or {\"id\": …}")
+	}
+	return obj.ID, nil
+}
+
+// decodeInput turns input (a string or a list of items) into messages, and
+// returns system/developer messages separately to layer on the prompt.
+// A tool output whose call is not earlier in the input must answer one in
+// the history the turn continues; standalone says there is none, so such
+// an output is refused here. A second output for one call always is.
+func (s *Server) decodeInput(raw json.RawMessage, standalone bool) ([]hermes.Message, []string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil, nil
+	}
+	if raw[0] == '"' {
+		var text string
+		if err := json.Unmarshal(raw, &text); err != nil {
+			return nil, nil, hermes.InvalidParam("input", "'input' is not a valid string")
+		}
+		return []hermes.Message{{Role: hermes.RoleUser, Content: text}}, nil, nil
+	}
+	var items []inputItem
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, nil, hermes.InvalidParam("input", "'input' must be a string or a list of items: %s", cleanJSONError(err))
+	}
+	if len(items) > maxMessages {
+		return nil, nil, hermes.InvalidParam("input", "'input' has %d items; at most %d are accepted", len(items), maxMessages)
+	}
+	d := inputDecoder{called: make(map[string]bool), answered: make(map[string]bool)}
+	for i, it := range items {
+		param := "input[" + itoa(i) + "]"
+		if err := s.decodeItem(&d, param, it, standalone); err != nil {
+			return nil, nil, err
+		}
+	}
+	return d.out, d.system, nil
+}
+
+// inputDecoder accumulates the messages of an input list.
+type inputDecoder struct {
+	out    []hermes.Message
+	system []string
+	// called and answered track tool call ids seen in the input.
+	called, answered map[string]bool
+}
+
+// addCall appends a tool call, joining the assistant message before it
+// when that message only calls tools (parallel calls are one message).
+func (d *inputDecoder) addCall(c hermes.ToolCall) {
+	d.called[c.ID] = true
+	if n := len(d.out); n > 0 && d.out[n-1].Role == hermes.RoleAssistant && d.out[n-1].Content == "" && len(d.out[n-1].ToolCalls) > 0 {
+		d.out[n-1].ToolCalls = append(d.out[n-1].ToolCalls, c)
+		return
+	}
+	d.out = append(d.out, hermes.Message{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{c}})
+}
+
+// addResult appends a tool result, refusing a second result for one call
+// and, when standalone, a result for a call the input does not hold.
+func (d *inputDecoder) addResult(param string, m hermes.Message, standalone bool) error {
+	id := m.ToolCallID
+	if d.answered[id] {
+		return hermes.InvalidParam(param+".call_id", "Duplicate output for call_id '%s': a call takes one output.", id)
+	}
+	if standalone && !d.called[id] {
+		return hermes.InvalidParam(param+".call_id", "No tool call found for function call output with call_id '%s'.", id)
+	}
+	d.answered[id] = true
+	d.out = append(d.out, m)
+	return nil
+}
+
+func (s *Server) decodeItem(d *inputDecoder, param string, it inputItem, standalone bool) error {
+	switch it.Type {
+	case "", "message":
+		switch it.Role {
+		case "system", "developer":
+			d.system = append(d.system, it.Content.Text)
+		case "user":
+			d.out = append(d.out, hermes.Message{Role: hermes.RoleUser, Content: it.Content.Text, Parts: it.Content.Parts})
+		case "assistant":
+			d.out = append(d.out, hermes.Message{Role: hermes.RoleAssistant, Content: stripMarkers(it.Content.Text)})
+		default:
+			return hermes.InvalidParam(param+".role", "unknown role '%s'", it.Role)
+		}
+	case "function_call":
+		if it.CallID == "" || it.Name == "" {
+			return hermes.InvalidParam(param, "function_call items need call_id and name")
+		}
+		d.addCall(hermes.ToolCall{ID: it.CallID, Name: it.Name, Arguments: it.Arguments})
+	case "function_call_output":
+		if it.CallID == "" {
+			return hermes.InvalidParam(param+".call_id", "function_call_output items need a call_id")
+		}
+		return d.addResult(param, hermes.Message{Role: hermes.RoleTool, ToolCallID: it.CallID, Content: it.Output.Text}, standalone)
+	case "mcp_call":
+		// A tool a server ran for the caller: the model saw its call and
+		// its result, so it gets both back.
+		if it.ID == "" || it.Name == "" {
+			return hermes.InvalidParam(param, "mcp_call items need id and name")
+		}
+		label := it.ServerLabel
+		if label == "" {
+			label = hermes.AgentServer
+		}
+		d.addCall(hermes.ToolCall{ID: it.ID, Name: it.Name, Arguments: it.Arguments, Server: label})
+		out := it.Output.Text
+		if e := errorText(it.Error); e != "" {
+			out = toolErrorResult(e)
+		}
+		return d.addResult(param, hermes.Message{Role: hermes.RoleTool, ToolCallID: it.ID, Name: it.Name, Content: out}, false)
+	case "web_search_call":
+		if it.ID == "" {
+			return hermes.InvalidParam(param+".id", "web_search_call items need an id")
+		}
+		args, result := searchReplay(it.Action)
+		d.addCall(hermes.ToolCall{ID: it.ID, Name: "web_search", Arguments: args, Server: hermes.AgentServer})
+		return d.addResult(param, hermes.Message{Role: hermes.RoleTool, ToolCallID: it.ID, Name: "web_search", Content: result}, false)
+	case "reasoning":
+		// The upstream takes no reasoning back over chat completions; the
+		// answer that followed it carries what the model concluded.
+	case "item_reference":
+		msgs, err := s.resolveItem(it.ID)
+		if err != nil {
+			return hermes.InvalidParam(param+".id", "%s", err.Error())
+		}
+		for _, m := range msgs {
+			switch {
+			case m.Role == hermes.RoleTool:
+				if err := d.addResult(param, m, false); err != nil {
+					return err
+				}
+			case len(m.ToolCalls) > 0:
+				for _, c := range m.ToolCalls {
+					d.addCall(c)
+				}
+			default:
+				d.out = append(d.out, m)
+			}
+		}
+	default:
+		return hermes.InvalidParam(param+".type", "unsupported input item type '%s'", it.Type)
+	}
+	return nil
+}
+
+// errorText reads an mcp_call's error: a string, or any other JSON as text.
+func errorText(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
+}
+
+// toolErrorResult is the tool result a failed tool gave the model, as
+// tooling.ErrorResult writes it (httpfront does not import tooling).
+func toolErrorResult(msg string) string {
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	return string(b)
+}
+
+// searchReplay rebuilds the web_search call and result a web_search_call
+// item stands for: the query, and the sources when the item lists them.
+func searchReplay(raw json.RawMessage) (args, result string) {
+	var a struct {
+		Type    string         `json:"type"`
+		Query   string         `json:"query"`
+		URL     string         `json:"url"`
+		Sources []searchSource `json:"sources"`
+	}
+	_ = json.Unmarshal(raw, &a)
+	q := a.Query
+	if q == "" {
+		q = a.URL
+	}
+	argb, _ := json.Marshal(map[string]string{"query": q})
+	type res struct {
+		URL string `json:"url"`
+	}
+	out := struct {
+		Query   string `json:"query"`
+		Results []res  `json:"results"`
+		Note    string `json:"note,omitempty"`
+	}{Query: q, Results: []res{}}
+	for _, s := range a.Sources {
+		out.Results = append(out.Results, res{URL: s.URL})
+	}
+	if len(a.Sources) == 0 {
+		out.Note = "the results of this search were shown earlier and are not repeated"
+	}
+	resb, _ := json.Marshal(out)
+	return string(argb), string(resb)
+}
+
+// resolveItem finds a stored item by id and returns the messages it stands
+// for. Item ids name their response (msg_<r>_<k> belongs to resp_<r>), so
+// this is one store read.
+func (s *Server) resolveItem(id string) ([]hermes.Message, error) {
+	respID, _, ok := splitItemID(id)
+	if !ok {
+		return nil, hermes.Errorf(hermes.ENotFound, "item '%s' not found", id)
+	}
+	rec, err := s.rt.Response(respID)
+	if err != nil {
+		return nil, hermes.Errorf(hermes.ENotFound, "item '%s' not found", id)
+	}
+	var w responseWire
+	_ = json.Unmarshal(rec.Wire, &w)
+	form := s.recordForm(&w)
+	outItems, outMsgs := outputItems(rec.ID, rec.Output, form)
+	inItems, inMsgs := inputItems(rec.ID, rec.Input, form)
+	items, msgs := append(outItems, inItems...), append(outMsgs, inMsgs...)
+	for k, it := range items {
+		if it.ID == id {
+			return msgs[k], nil
+		}
+	}
+	return nil, hermes.Errorf(hermes.ENotFound, "item '%s' not found", id)
+}
+
+// splitItemID splits msg_<r>_<k> into resp_<r> and k.
+func splitItemID(id string) (respID, k string, ok bool) {
+	_, rest, ok := strings.Cut(id, "_")
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '_')
+	if i <= 0 {
+		return "", "", false
+	}
+	return "resp_" + rest[:i], rest[i+1:], true
+}
+
+func itemID(prefix, respID, k string) string {
+	return prefix + strings.TrimPrefix(respID, "resp_") + "_" + k
+}
