@@ -3,8 +3,10 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,6 +49,9 @@ type Options struct {
 	// OnBatch observes each store write: how many turns it grouped and
 	// how long the commit took.
 	OnBatch func(turns int, d time.Duration, err error)
+	// CommitTimeout bounds how long a write waits for the store to confirm
+	// it (default 30s); beyond it the write fails with EStore.
+	CommitTimeout time.Duration
 }
 
 // Runtime is the facade httpfront talks to: it admits turns, routes them to
@@ -66,14 +71,20 @@ type Runtime struct {
 	actors   atomic.Int64 // conversation actors alive
 	closing  atomic.Bool
 	turns    sync.WaitGroup
+	live     sync.Map     // response id → start time of each running turn, for the shutdown report
+	writes   atomic.Int64 // commits waiting for the writer's answer
 	bg       background
 	flights  flights
 	workers  *workers
 
-	base       context.Context // cancelled when the drain gives up
-	cancelBase context.CancelFunc
-	stopTicker chan struct{}
-	closeOnce  sync.Once
+	base           context.Context // cancelled when the drain gives up
+	cancelBase     context.CancelFunc
+	stopTicker     chan struct{}
+	persistStopped chan struct{} // closed when the writer has stopped
+	drainOnce      sync.Once
+	drainErr       error
+	closeOnce      sync.Once
+	closeErr       error
 }
 
 // New starts a Runtime.
@@ -102,21 +113,25 @@ func New(opts Options) *Runtime {
 	if opts.WorkerIdle <= 0 {
 		opts.WorkerIdle = 10 * time.Second
 	}
+	if opts.CommitTimeout <= 0 {
+		opts.CommitTimeout = 30 * time.Second
+	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
 	r := &Runtime{
-		opts:       opts,
-		agent:      opts.Agent,
-		store:      opts.Store,
-		sys:        sys,
-		root:       sys.Root,
-		log:        opts.Logger,
-		stopTicker: make(chan struct{}),
-		workers:    newWorkers(opts.WorkerIdle),
+		opts:           opts,
+		agent:          opts.Agent,
+		store:          opts.Store,
+		sys:            sys,
+		root:           sys.Root,
+		log:            opts.Logger,
+		stopTicker:     make(chan struct{}),
+		persistStopped: make(chan struct{}),
+		workers:        newWorkers(opts.WorkerIdle),
 	}
 	r.base, r.cancelBase = context.WithCancel(context.Background())
 	if r.store != nil {
-		r.persist = r.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newPersister(r.store, r.log, opts.OnBatch) }))
+		r.persist = r.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newPersister(r.store, r.log, opts.OnBatch, r.persistStopped) }))
 	}
 	r.dispatcher = r.root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newDispatcher(r) }))
 	go r.tick()
@@ -197,30 +212,102 @@ func (r *Runtime) release() {
 	r.turns.Done()
 }
 
-// Shutdown stops admitting turns and waits for those in flight to finish,
-// until ctx ends; then it cancels what is left and waits for it to report.
-// Stores are flushed before it returns. Call it once.
-func (r *Runtime) Shutdown(ctx context.Context) error {
+// Drain stops admitting turns and waits for those in flight to finish.
+// When ctx has a deadline it waits until shortly before it — the last fifth
+// of the time left, at most 5s, is kept for cut turns to store their final
+// record — then cancels what is left and waits for it to report until ctx
+// ends. It returns nil when every turn finished on its own, else an error
+// naming the turns it cut short or abandoned. Later calls return the first
+// call's answer.
+func (r *Runtime) Drain(ctx context.Context) error {
+	r.drainOnce.Do(func() { r.drainErr = r.drain(ctx) })
+	return r.drainErr
+}
+
+func (r *Runtime) drain(ctx context.Context) error {
 	r.closing.Store(true)
 	done := make(chan struct{})
 	go func() { r.turns.Wait(); close(done) }()
-	var err error
+	soft := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		reserve := min(time.Until(dl)/5, 5*time.Second)
+		var cancel context.CancelFunc
+		soft, cancel = context.WithDeadline(ctx, dl.Add(-reserve))
+		defer cancel()
+	}
 	select {
 	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-		r.cancelBase()
-		<-done
+		return nil
+	case <-soft.Done():
 	}
-	r.closeOnce.Do(func() {
-		close(r.stopTicker)
-		r.cancelBase()
-		_ = r.root.StopFuture(r.dispatcher).Wait()
-		if r.persist != nil {
-			_ = r.root.PoisonFuture(r.persist).Wait() // poison: pending commits are written first
-		}
-	})
+	cut := r.liveTurns()
+	r.cancelBase()
+	select {
+	case <-done:
+		return fmt.Errorf("cancelled %d turns still running when the grace period ran out: %s", len(cut), strings.Join(cut, ", "))
+	case <-ctx.Done():
+	}
+	err := fmt.Errorf("abandoned %d turns that did not end after being cancelled: %s", r.running.Load(), strings.Join(r.liveTurns(), ", "))
+	if r.agent == nil {
+		return err
+	}
+	if tools := r.agent.Running(); len(tools) > 0 {
+		err = fmt.Errorf("%w; tool calls still running: %s", err, strings.Join(tools, ", "))
+	}
 	return err
+}
+
+// liveTurns names the running turns, oldest first, as "ID for DURATION".
+func (r *Runtime) liveTurns() []string {
+	type turn struct {
+		id    string
+		start time.Time
+	}
+	var turns []turn
+	r.live.Range(func(k, v any) bool {
+		turns = append(turns, turn{k.(string), v.(time.Time)})
+		return true
+	})
+	sort.Slice(turns, func(i, j int) bool { return turns[i].start.Before(turns[j].start) })
+	out := make([]string, len(turns))
+	for i, t := range turns {
+		out[i] = t.id + " for " + time.Since(t.start).Round(time.Millisecond).String()
+	}
+	return out
+}
+
+// Shutdown drains the turns (see Drain), then stops the actors: the
+// dispatcher with its conversations, then the writer, which stores what it
+// holds before it stops. Every step ends when ctx does; what did not finish
+// is named in the error. Writes after Shutdown fail with EUnavailable. Call
+// it once the HTTP side has stopped writing; later calls return the first
+// call's answer.
+func (r *Runtime) Shutdown(ctx context.Context) error {
+	err := r.Drain(ctx)
+	r.closeOnce.Do(func() { r.closeErr = r.stopActors(ctx) })
+	return errors.Join(err, r.closeErr)
+}
+
+func (r *Runtime) stopActors(ctx context.Context) error {
+	close(r.stopTicker)
+	r.cancelBase()
+	var errs []error
+	stopped := make(chan struct{})
+	go func() { _ = r.root.StopFuture(r.dispatcher).Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		errs = append(errs, errors.New("the dispatcher did not stop"))
+	}
+	if r.persist != nil {
+		r.root.Poison(r.persist) // poison, not stop: commits already sent are written first
+		select {
+		case <-r.persistStopped:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("the store writer did not stop; %d writes unconfirmed", r.writes.Load()))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (r *Runtime) tick() {

@@ -1,7 +1,9 @@
 package actors
 
 import (
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -40,10 +42,13 @@ type persister struct {
 	// onBatch, when set, observes each batch: turns grouped, time to
 	// commit (metrics).
 	onBatch func(n int, d time.Duration, err error)
+	// stopped is closed once the actor has stopped, so a commit sent after
+	// that (its message is dropped) fails instead of waiting for ever.
+	stopped chan struct{}
 }
 
-func newPersister(s Store, log *slog.Logger, onBatch func(int, time.Duration, error)) *persister {
-	return &persister{store: s, log: log, onBatch: onBatch}
+func newPersister(s Store, log *slog.Logger, onBatch func(int, time.Duration, error), stopped chan struct{}) *persister {
+	return &persister{store: s, log: log, onBatch: onBatch, stopped: stopped}
 }
 
 func (p *persister) Receive(ctx actor.Context) {
@@ -59,6 +64,8 @@ func (p *persister) Receive(ctx actor.Context) {
 		p.write()
 	case *actor.Stopping:
 		p.write()
+	case *actor.Stopped:
+		close(p.stopped)
 	}
 }
 
@@ -71,11 +78,11 @@ func (p *persister) write() {
 		ops = append(ops, c.ops...)
 	}
 	start := time.Now()
-	err := p.store.Apply(ops)
+	err := p.apply(ops)
 	if err != nil && len(p.pending) > 1 {
 		// One bad record must not fail its neighbours: retry one by one.
 		for _, c := range p.pending {
-			c.done <- p.store.Apply(c.ops)
+			c.done <- p.apply(c.ops)
 		}
 	} else {
 		for _, c := range p.pending {
@@ -92,13 +99,56 @@ func (p *persister) write() {
 	p.pending = p.pending[:0]
 }
 
+// apply writes ops, turning a panic in the store (a corrupted page) into
+// the write's error. Left to protoactor's supervisor, the panic would
+// restart the actor and drop every pending commit, leaving its callers to
+// wait for an answer that never comes.
+func (p *persister) apply(ops []persistence.Op) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("store write panicked", "panic", fmt.Sprint(v), "ops", len(ops), "stack", string(debug.Stack()))
+			err = &hermes.Error{Code: hermes.EStore, Message: "the store failed while writing", Cause: fmt.Errorf("panic: %v", v)}
+		}
+	}()
+	return p.store.Apply(ops)
+}
+
+// errWriterStopped answers writes after shutdown has stopped the writer.
+var errWriterStopped = &hermes.Error{Code: hermes.EUnavailable, RetryAfter: time.Second,
+	Message: "the server is shutting down and takes no more writes"}
+
 // commit writes ops through the persistence actor and waits until they are
-// durable.
+// durable, at most Options.CommitTimeout: a wedged store or a stopped
+// writer is an error for the caller, never a request left hanging.
 func (r *Runtime) commit(ops ...persistence.Op) error {
 	if r.persist == nil {
 		return r.store.Apply(ops)
 	}
+	select {
+	case <-r.persistStopped:
+		return errWriterStopped
+	default:
+	}
+	r.writes.Add(1)
+	defer r.writes.Add(-1)
 	done := make(chan error, 1)
 	r.root.Send(r.persist, commit{ops: ops, done: done})
-	return <-done
+	t := time.NewTimer(r.opts.CommitTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-r.persistStopped:
+		// The writer answers what it held before it stops: a commit that
+		// made it in has its answer already.
+		select {
+		case err := <-done:
+			return err
+		default:
+			return errWriterStopped
+		}
+	case <-t.C:
+		return &hermes.Error{Code: hermes.EStore, Message: "the store did not confirm the write in time",
+			Cause: fmt.Errorf("no answer within %v", r.opts.CommitTimeout)}
+	}
 }

@@ -39,6 +39,7 @@ func TestCrash(t *testing.T) {
 	bin := buildHermesd(t)
 	t.Run("SIGKILLLosesNoAcknowledgedResponse", func(t *testing.T) { crashSIGKILL(t, bin) })
 	t.Run("SIGTERMDrainsStream", func(t *testing.T) { crashSIGTERM(t, bin) })
+	t.Run("SIGTERMBoundedWhenStuck", func(t *testing.T) { crashSIGTERMStuck(t, bin) })
 }
 
 // proc is a hermesd process.

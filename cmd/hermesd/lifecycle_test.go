@@ -4,8 +4,15 @@ package main
 // writes, and what a client is told then.
 
 import (
+	"context"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/hermesd/hermesd/tooling/llm"
 )
 
 // A turn whose record cannot be committed is a failed turn, for the
@@ -41,4 +48,100 @@ func sseEventTypes(body string) []string {
 		}
 	}
 	return out
+}
+
+// crashSIGTERMStuck: SIGTERM while a turn is held by a long tool or by an
+// upstream that sends its headers and then nothing. Shutdown is bounded
+// by API_SERVER_SHUTDOWN_GRACE: hermesd exits non-zero soon after it,
+// naming the turn it cut short, and the store reopens.
+func crashSIGTERMStuck(t *testing.T, bin string) {
+	stuckUpstream := newFakeUpstream(t, func(int, *upstreamCall) reply { return reply{Block: true} })
+	cases := []struct {
+		name, prompt string
+		env          []string
+	}{
+		{"tool", "/tool terminal {\"command\":\"sleep 60\"}", nil},
+		{"upstream", "hello", []string{"OPENAI_BASE_URL=" + stuckUpstream.URL + "/v1", "OPENAI_API_KEY=sk-test", "HERMES_MODEL=fake-model"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			home, ws := t.TempDir(), t.TempDir()
+			const grace = 1500 * time.Millisecond
+			p := startProc(t, bin, home, ws, append([]string{"API_SERVER_SHUTDOWN_GRACE=" + grace.String()}, tc.env...)...)
+			resp, _ := openStream(t, p, tc.prompt)
+			defer resp.Body.Close()
+			start := time.Now()
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			code := p.waitExit(t, grace+10*time.Second)
+			took := time.Since(start)
+			t.Logf("%s: exit %d after %v (grace %v)", tc.name, code, took.Round(time.Millisecond), grace)
+			if code == 0 || took > grace+3*time.Second {
+				t.Fatalf("exit %d after %v, want non-zero soon after the %v grace\n%s", code, took, grace, p.stderr)
+			}
+			log := p.stderr.String()
+			if !strings.Contains(log, "shutdown incomplete") || !strings.Contains(log, "chatcmpl-") {
+				t.Fatalf("the log does not say what was cut short:\n%s", log)
+			}
+			t.Logf("%s: %s", tc.name, strings.TrimSpace(log[strings.Index(log, "level=ERROR"):]))
+			q := startProc(t, bin, home, ws)
+			_ = q.cmd.Process.Signal(syscall.SIGTERM)
+			if code := q.waitExit(t, 10*time.Second); code != 0 {
+				t.Fatalf("restart then clean stop exited %d\n%s", code, q.stderr)
+			}
+		})
+	}
+}
+
+// ignoringModel never answers and ignores cancellation, as an upstream
+// client stuck in a read would.
+type ignoringModel struct{ started, release chan struct{} }
+
+func (m *ignoringModel) Stream(ctx context.Context, _ llm.Request, _ func(string)) (llm.Response, error) {
+	m.started <- struct{}{}
+	<-m.release
+	return llm.Response{}, ctx.Err()
+}
+
+// Main.Close is bounded by its context even when a turn ignores being
+// cancelled: it returns soon after the grace period with an error naming
+// the abandoned turn.
+func TestCloseIsBoundedWhenTheModelIgnoresCancel(t *testing.T) {
+	home, ws := t.TempDir(), t.TempDir()
+	vars := map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": ws}
+	m := NewMain()
+	if err := m.ParseFlags(nil, func(k string) string { return vars[k] }); err != nil {
+		t.Fatal(err)
+	}
+	m.Logger = newLogger("text", "error", io.Discard)
+	model := &ignoringModel{started: make(chan struct{}, 1), release: make(chan struct{})}
+	defer close(model.release)
+	m.Model = model
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Listener = ln
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h := &hermesd{Main: m, Home: home, Workspace: ws}
+	go func() {
+		defer func() { _ = recover() }() // the request fails once the server is gone
+		h.do(t, "POST", "/v1/responses", `{"model":"hermes-agent","input":"hello"}`)
+	}()
+	<-model.started
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	err = m.Close(ctx)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "abandoned 1 turns") || !strings.Contains(err.Error(), "resp_") {
+		t.Fatalf("close: %v", err)
+	}
+	if took > 2500*time.Millisecond {
+		t.Fatalf("close took %v with a 1s grace", took)
+	}
+	t.Logf("close returned after %v: %v", took.Round(time.Millisecond), err)
 }

@@ -62,9 +62,10 @@ func main() {
 		os.Exit(1)
 	}()
 	grace, cancel := context.WithTimeout(ctx, m.Config.ShutdownGrace)
-	defer cancel()
-	if err := m.Close(grace); err != nil {
-		fmt.Fprintln(os.Stderr, "hermesd: shutdown:", err)
+	err := m.Close(grace)
+	cancel()
+	if err != nil {
+		os.Exit(1) // Close has logged what it abandoned
 	}
 }
 
@@ -252,11 +253,23 @@ func (m *Main) model() llm.Model {
 // URL is the base URL clients use, e.g. http://127.0.0.1:8642/v1.
 func (m *Main) URL() string { return "http://" + m.Listener.Addr().String() + "/v1" }
 
-// Close shuts down in order: stop accepting, let in-flight turns finish
-// until ctx ends (then cancel them), close connections, flush and close
-// the store.
+// Close shuts down in DESIGN.md's order, bounded as a whole by ctx (the
+// grace period): HTTP stops accepting, running turns drain (cancelled
+// shortly before ctx ends) while HTTP finishes their answers, then the
+// store writer stops and the store closes. A step still unfinished when ctx
+// ends is abandoned, not waited for; the error names everything that was
+// cut short or abandoned, and is logged at error.
 func (m *Main) Close(ctx context.Context) error {
 	var errs []error
+	// Turns and HTTP get the grace period but its last tenth (at most 2s),
+	// which is kept for the writer and the store, so a turn that never
+	// ends does not also leave the store unflushed.
+	drainCtx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		drainCtx, cancel = context.WithDeadline(ctx, dl.Add(-min(time.Until(dl)/10, 2*time.Second)))
+		defer cancel()
+	}
 	httpDone := make(chan error, 1)
 	if m.http != nil {
 		go func() { httpDone <- m.http.Shutdown() }()
@@ -264,28 +277,45 @@ func (m *Main) Close(ctx context.Context) error {
 		httpDone <- nil
 	}
 	if m.runtime != nil {
-		if err := m.runtime.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("drain: %w", err))
-		}
+		// What the drain cut short is reported by Shutdown below.
+		_ = m.runtime.Drain(drainCtx)
 	}
 	select {
 	case err := <-httpDone:
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("http: %w", err))
 		}
-	case <-time.After(5 * time.Second):
+	case <-drainCtx.Done():
 		// Streams have ended with their turns; what is left are clients
-		// that stopped reading. Their writes time out on their own.
-		errs = append(errs, errors.New("http: connections still open after drain"))
+		// that stopped reading, whose writes time out on their own.
+		errs = append(errs, errors.New("http: connections still open at the end of the grace period"))
+	}
+	if m.runtime != nil {
+		if err := m.runtime.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("runtime: %w", err))
+		}
 	}
 	if m.store != nil {
-		if err := m.store.Close(); err != nil {
-			errs = append(errs, err)
+		closed := make(chan error, 1)
+		go func() { closed <- m.store.Close() }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				errs = append(errs, fmt.Errorf("store: %w", err))
+			}
+		case <-ctx.Done():
+			// A write is stuck inside the store; bbolt's file stays
+			// consistent without the close.
+			errs = append(errs, errors.New("store: did not close by the end of the grace period"))
 		}
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		m.Logger.Error("shutdown incomplete", "abandoned", err.Error())
 	}
 	m.Logger.Info("stopped")
 	if m.logOut != nil {
 		m.logOut.Close()
 	}
-	return errors.Join(errs...)
+	return err
 }
