@@ -458,7 +458,7 @@ func TestOpenResponsesConformance(t *testing.T) {
 	image := "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
 	cases := []struct {
 		name, body, want string // want: the output item types
-		status               string
+		status           string
 	}{
 		{"text", `{"model":"hermes-agent","input":"hello"}`, "message", "completed"},
 		{"system message", `{"model":"hermes-agent","input":[{"role":"system","content":"be brief"},{"role":"user","content":"/echo-system"}]}`, "message", "completed"},
