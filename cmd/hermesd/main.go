@@ -33,7 +33,11 @@ import (
 
 func main() {
 	m := NewMain()
-	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
+	if err := m.ParseFlags(os.Args[1:], os.LookupEnv); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			config.Usage(os.Stdout)
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "hermesd:", err)
 		os.Exit(2)
 	}
@@ -97,9 +101,11 @@ func NewMain() *Main {
 	return &Main{Config: &c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Environ: os.Environ()}
 }
 
-// ParseFlags loads the configuration from args and the environment.
-func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
-	c, err := config.Load(args, getenv)
+// ParseFlags loads the configuration from args and the environment
+// (lookup, as os.LookupEnv). It returns config.ErrHelp when args ask for
+// help.
+func (m *Main) ParseFlags(args []string, lookup func(string) (string, bool)) error {
+	c, err := config.Load(args, lookup)
 	if err != nil {
 		return err
 	}
