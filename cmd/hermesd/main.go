@@ -33,13 +33,21 @@ import (
 
 func main() {
 	m := NewMain()
-	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
+	if err := m.ParseFlags(os.Args[1:], os.LookupEnv); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			config.Usage(os.Stdout)
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "hermesd:", err)
 		os.Exit(2)
 	}
 	if err := m.Config.Validate(); err != nil {
 		fmt.Fprintln(os.Stderr, "hermesd:", err)
 		os.Exit(2)
+	}
+	if err := terminal.Harden(); err != nil {
+		fmt.Fprintln(os.Stderr, "hermesd:", err)
+		os.Exit(1)
 	}
 	ctx := context.Background()
 	if err := m.Run(ctx); err != nil {
@@ -49,8 +57,16 @@ func main() {
 	}
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
-	m.Logger.Info("shutting down", "signal", s.String(), "grace", m.Config.ShutdownGrace.String())
+	code := 0
+	select {
+	case s := <-sig:
+		m.Logger.Info("shutting down", "signal", s.String(), "grace", m.Config.ShutdownGrace.String())
+	case err := <-m.served:
+		// Serving stopped although nobody asked: hermesd would live on deaf.
+		// Exit non-zero so a supervisor restarts it.
+		m.Logger.Error("HTTP server stopped serving; exiting", "err", err)
+		code = 1
+	}
 	go func() {
 		<-sig // a second signal: the operator wants out now; bbolt stays consistent
 		m.Logger.Warn("second signal: exiting immediately")
@@ -63,6 +79,7 @@ func main() {
 	if err != nil {
 		os.Exit(1) // Close has logged what it abandoned
 	}
+	os.Exit(code)
 }
 
 // Main is a whole hermesd: end-to-end tests start it the way main does.
@@ -82,6 +99,7 @@ type Main struct {
 	logOut  *bufferedLog // nil when the caller set Logger itself
 	store   *persistence.Store
 	runtime *actors.Runtime
+	term    *terminal.Tool // stopped at Close: its background commands
 	http    *httpfront.Server
 	served  chan error
 }
@@ -92,9 +110,11 @@ func NewMain() *Main {
 	return &Main{Config: &c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Environ: os.Environ()}
 }
 
-// ParseFlags loads the configuration from args and the environment.
-func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
-	c, err := config.Load(args, getenv)
+// ParseFlags loads the configuration from args and the environment
+// (lookup, as os.LookupEnv). It returns config.ErrHelp when args ask for
+// help.
+func (m *Main) ParseFlags(args []string, lookup func(string) (string, bool)) error {
+	c, err := config.Load(args, lookup)
 	if err != nil {
 		return err
 	}
@@ -138,8 +158,9 @@ func (m *Main) Run(ctx context.Context) error {
 		model = m.model()
 	}
 	mem := memory.New(c.Home)
+	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr})
 	all := []tooling.Tool{
-		terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr}),
+		m.term,
 		mem,
 		todo.New(),
 	}
@@ -190,6 +211,9 @@ func (m *Main) Run(ctx context.Context) error {
 		ToolProgress:       c.ToolProgress,
 		AgentToolItems:     c.AgentToolItems,
 		MaxBodyBytes:       c.MaxBodyBytes,
+		BodyMemory:         c.BodyMemory,
+		MaxConns:           capConnections(c.MaxConns, m.Logger),
+		MaxConnsPerIP:      c.MaxConnsPerIP,
 		StreamWriteTimeout: c.StreamDeadline,
 		KeepAlive:          c.KeepAlive,
 		WorkerIdle:         c.WorkerIdle,
@@ -288,6 +312,11 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.runtime != nil {
 		if err := m.runtime.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("runtime: %w", err))
+		}
+	}
+	if m.term != nil {
+		if err := m.term.Close(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if m.store != nil {
