@@ -53,6 +53,9 @@ type Config struct {
 	LogFormat      string        // HERMES_LOG_FORMAT or -log-format: text or json
 	LogLevel       string        // HERMES_LOG_LEVEL: debug, info, warn, error
 	MaxBodyBytes   int           // API_SERVER_MAX_BODY_BYTES
+	BodyMemory     int           // API_SERVER_MAX_BODY_MEMORY: request body bytes held at once, all connections together
+	MaxConns       int           // API_SERVER_MAX_CONNECTIONS: open client connections (lowered to fit RLIMIT_NOFILE)
+	MaxConnsPerIP  int           // API_SERVER_MAX_CONNECTIONS_PER_IP; 0: no per-address limit
 	StreamDeadline time.Duration // API_SERVER_STREAM_WRITE_TIMEOUT: per-frame write deadline on streams
 	KeepAlive      time.Duration // API_SERVER_SSE_KEEPALIVE: comment frames on idle streams
 	WorkerIdle     time.Duration // API_SERVER_WORKER_IDLE: idle pooled goroutines (HTTP, turns) exit after this
@@ -78,6 +81,9 @@ func Defaults() Config {
 		LogFormat:      "text",
 		LogLevel:       "info",
 		MaxBodyBytes:   10 << 20,
+		BodyMemory:     256 << 20,
+		MaxConns:       4096,
+		MaxConnsPerIP:  512,
 		StreamDeadline: 30 * time.Second,
 		KeepAlive:      15 * time.Second,
 		WorkerIdle:     10 * time.Second,
@@ -219,6 +225,9 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	dur(&c.ShutdownGrace, "API_SERVER_SHUTDOWN_GRACE")
 	dur(&c.IdleActor, "API_SERVER_ACTOR_IDLE")
 	num(&c.MaxBodyBytes, "API_SERVER_MAX_BODY_BYTES", 1024)
+	num(&c.BodyMemory, "API_SERVER_MAX_BODY_MEMORY", 1024)
+	num(&c.MaxConns, "API_SERVER_MAX_CONNECTIONS", 1)
+	num(&c.MaxConnsPerIP, "API_SERVER_MAX_CONNECTIONS_PER_IP", 0)
 	dur(&c.StreamDeadline, "API_SERVER_STREAM_WRITE_TIMEOUT")
 	dur(&c.KeepAlive, "API_SERVER_SSE_KEEPALIVE")
 	dur(&c.WorkerIdle, "API_SERVER_WORKER_IDLE")
@@ -281,6 +290,9 @@ func (c *Config) Validate() error {
 		if len(c.Key) < 8 {
 			return fmt.Errorf("refusing to bind %s: API_SERVER_KEY is shorter than 8 characters", c.Host)
 		}
+	}
+	if c.BodyMemory < c.MaxBodyBytes {
+		return fmt.Errorf("API_SERVER_MAX_BODY_MEMORY=%d is below API_SERVER_MAX_BODY_BYTES=%d: a request of the largest allowed size could never be read", c.BodyMemory, c.MaxBodyBytes)
 	}
 	switch c.ToolProgress {
 	case "inline", "events", "off":

@@ -119,6 +119,41 @@ func freePort(t *testing.T) string {
 	return p
 }
 
+// TestLoadLimits: the connection and body-memory settings load, and hostile
+// values are refused with the variable's name.
+func TestLoadLimits(t *testing.T) {
+	home := t.TempDir()
+	c, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home,
+		"API_SERVER_MAX_BODY_MEMORY": "33554432", "API_SERVER_MAX_CONNECTIONS": "100", "API_SERVER_MAX_CONNECTIONS_PER_IP": "0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BodyMemory != 32<<20 || c.MaxConns != 100 || c.MaxConnsPerIP != 0 {
+		t.Fatalf("got body memory %d, connections %d, per IP %d", c.BodyMemory, c.MaxConns, c.MaxConnsPerIP)
+	}
+	d := Defaults()
+	if d.BodyMemory < d.MaxBodyBytes || d.MaxConns < 1 || d.MaxConnsPerIP < 1 {
+		t.Fatalf("defaults: %+v", d)
+	}
+	for k, v := range map[string]string{
+		"API_SERVER_MAX_BODY_MEMORY":        "10",
+		"API_SERVER_MAX_CONNECTIONS":        "0",
+		"API_SERVER_MAX_CONNECTIONS_PER_IP": "-1",
+	} {
+		for _, bad := range []string{v, "lots", "1e9", " 5"} {
+			_, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home, k: bad}))
+			if err == nil || !strings.Contains(err.Error(), k) {
+				t.Errorf("%s=%q: err = %v", k, bad, err)
+			}
+		}
+	}
+	c.Port = freePort(t)
+	c.BodyMemory = c.MaxBodyBytes - 1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "API_SERVER_MAX_BODY_MEMORY") {
+		t.Fatalf("a budget below the body limit: %v", err)
+	}
+}
+
 // TestLoadDotEnv: .env is read as dotenv tools write it (quotes go, an
 // inline comment after a quoted value goes), and a variable set in the
 // environment wins over .env even when it is empty.

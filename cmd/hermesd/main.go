@@ -57,8 +57,16 @@ func main() {
 	}
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
-	m.Logger.Info("shutting down", "signal", s.String(), "grace", m.Config.ShutdownGrace.String())
+	code := 0
+	select {
+	case s := <-sig:
+		m.Logger.Info("shutting down", "signal", s.String(), "grace", m.Config.ShutdownGrace.String())
+	case err := <-m.served:
+		// Serving stopped although nobody asked: hermesd would live on deaf.
+		// Exit non-zero so a supervisor restarts it.
+		m.Logger.Error("HTTP server stopped serving; exiting", "err", err)
+		code = 1
+	}
 	go func() {
 		<-sig // a second signal: the operator wants out now; bbolt stays consistent
 		m.Logger.Warn("second signal: exiting immediately")
@@ -71,6 +79,7 @@ func main() {
 	if err != nil {
 		os.Exit(1) // Close has logged what it abandoned
 	}
+	os.Exit(code)
 }
 
 // Main is a whole hermesd: end-to-end tests start it the way main does.
@@ -201,6 +210,9 @@ func (m *Main) Run(ctx context.Context) error {
 		ToolProgress:       c.ToolProgress,
 		AgentToolItems:     c.AgentToolItems,
 		MaxBodyBytes:       c.MaxBodyBytes,
+		BodyMemory:         c.BodyMemory,
+		MaxConns:           capConnections(c.MaxConns, m.Logger),
+		MaxConnsPerIP:      c.MaxConnsPerIP,
 		StreamWriteTimeout: c.StreamDeadline,
 		KeepAlive:          c.KeepAlive,
 		WorkerIdle:         c.WorkerIdle,
