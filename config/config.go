@@ -41,6 +41,7 @@ type Config struct {
 	Tools          []string      // HERMES_TOOLS
 	DisabledTools  []string      // HERMES_DISABLED_TOOLS
 	TerminalAppr   string        // HERMES_TERMINAL_APPROVE
+	TerminalEnv    []string      // HERMES_TERMINAL_ENV: names of more variables commands may see
 	WebBackend     string        // HERMES_WEB_BACKEND
 	SearXNGURL     string        // SEARXNG_URL
 	BraveAPIKey    string        // BRAVE_API_KEY
@@ -242,6 +243,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	list(&c.Tools, "HERMES_TOOLS")
 	list(&c.DisabledTools, "HERMES_DISABLED_TOOLS")
 	str(&c.TerminalAppr, "HERMES_TERMINAL_APPROVE")
+	list(&c.TerminalEnv, "HERMES_TERMINAL_ENV")
 	str(&c.WebBackend, "HERMES_WEB_BACKEND")
 	str(&c.SearXNGURL, "SEARXNG_URL")
 	str(&c.BraveAPIKey, "BRAVE_API_KEY")
@@ -309,6 +311,11 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
 	}
+	for _, name := range c.TerminalEnv {
+		if !validEnvName(name) {
+			return fmt.Errorf("HERMES_TERMINAL_ENV: %q is not a variable name", name)
+		}
+	}
 	if st, err := os.Stat(c.Workspace); err != nil || !st.IsDir() {
 		return fmt.Errorf("HERMES_WORKSPACE=%q is not a directory", c.Workspace)
 	}
@@ -318,6 +325,18 @@ func (c *Config) Validate() error {
 	}
 	ln.Close()
 	return nil
+}
+
+// validEnvName reports a name a shell can export: letters, digits and _,
+// not starting with a digit.
+func validEnvName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return name != ""
 }
 
 // IsLoopback reports whether host is a loopback address or localhost.

@@ -119,6 +119,29 @@ func freePort(t *testing.T) string {
 	return p
 }
 
+// TestTerminalEnvSetting: HERMES_TERMINAL_ENV is a comma-separated list of
+// variable names; anything else is refused by Validate.
+func TestTerminalEnvSetting(t *testing.T) {
+	home := t.TempDir()
+	c, err := Load(nil, env(map[string]string{"HERMES_TERMINAL_ENV": " GOPATH, ,NODE_ENV,_X1 ,", "HERMES_HOME": home, "HERMES_WORKSPACE": home, "API_SERVER_PORT": freePort(t)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.TerminalEnv, "|") != "GOPATH|NODE_ENV|_X1" {
+		t.Fatalf("TerminalEnv = %q", c.TerminalEnv)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"BAD-NAME", "1X", "A=B", "PATH;rm", "$HOME", "Ä"} {
+		c.TerminalEnv = []string{"GOPATH", bad}
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "HERMES_TERMINAL_ENV") || !strings.Contains(err.Error(), "not a variable name") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
 // TestLoadLimits: the connection and body-memory settings load, and hostile
 // values are refused with the variable's name.
 func TestLoadLimits(t *testing.T) {

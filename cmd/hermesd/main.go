@@ -157,7 +157,7 @@ func (m *Main) Run(ctx context.Context) error {
 		model = m.model()
 	}
 	mem := memory.New(c.Home)
-	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr})
+	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr, Environ: m.Environ, PassEnv: c.TerminalEnv})
 	all := []tooling.Tool{
 		m.term,
 		mem,
