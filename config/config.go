@@ -23,6 +23,10 @@ type Config struct {
 	CORSOrigins    []string      // API_SERVER_CORS_ORIGINS
 	ModelName      string        // API_SERVER_MODEL_NAME
 	MaxStored      int           // API_SERVER_MAX_STORED_RESPONSES
+	MaxConvs       int           // API_SERVER_MAX_CONVERSATIONS: least recently used dropped beyond this
+	MaxPending     int           // API_SERVER_MAX_PENDING_BYTES: items added to one conversation not yet used by a turn
+	IdemMaxEntries int           // API_SERVER_IDEMPOTENCY_MAX_ENTRIES: oldest dropped beyond this
+	IdemMaxBytes   int           // API_SERVER_IDEMPOTENCY_MAX_BYTES: oldest dropped beyond this
 	ToolProgress   string        // API_SERVER_TOOL_PROGRESS: inline, events, off
 	AgentToolItems string        // API_SERVER_AGENT_TOOL_ITEMS: hosted or function_call
 	MaxTurns       int           // API_SERVER_MAX_CONCURRENT_TURNS
@@ -69,6 +73,10 @@ func Defaults() Config {
 		Port:           "8642",
 		ModelName:      "hermes-agent",
 		MaxStored:      100,
+		MaxConvs:       10_000,
+		MaxPending:     1 << 20,
+		IdemMaxEntries: 10_000,
+		IdemMaxBytes:   64 << 20,
 		ToolProgress:   "inline",
 		AgentToolItems: "hosted",
 		MaxTurns:       256,
@@ -219,6 +227,10 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	list(&c.CORSOrigins, "API_SERVER_CORS_ORIGINS")
 	str(&c.ModelName, "API_SERVER_MODEL_NAME")
 	num(&c.MaxStored, "API_SERVER_MAX_STORED_RESPONSES", 1)
+	num(&c.MaxConvs, "API_SERVER_MAX_CONVERSATIONS", 1)
+	num(&c.MaxPending, "API_SERVER_MAX_PENDING_BYTES", 1024)
+	num(&c.IdemMaxEntries, "API_SERVER_IDEMPOTENCY_MAX_ENTRIES", 1)
+	num(&c.IdemMaxBytes, "API_SERVER_IDEMPOTENCY_MAX_BYTES", 1024)
 	str(&c.ToolProgress, "API_SERVER_TOOL_PROGRESS")
 	str(&c.AgentToolItems, "API_SERVER_AGENT_TOOL_ITEMS")
 	num(&c.MaxTurns, "API_SERVER_MAX_CONCURRENT_TURNS", 1)

@@ -49,6 +49,12 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"HERMES_MAX_PARALLEL_TOOLS", "99999999999999999999"},
 		{"HERMES_FILES_ALLOW_HARDLINKS", "yes please"},
 		{"HERMES_WEB_ALLOW_PRIVATE", "2"},
+		{"API_SERVER_MAX_CONVERSATIONS", "0"},
+		{"API_SERVER_MAX_CONVERSATIONS", "-1"},
+		{"API_SERVER_MAX_PENDING_BYTES", "10"},
+		{"API_SERVER_MAX_PENDING_BYTES", "1MB"},
+		{"API_SERVER_IDEMPOTENCY_MAX_ENTRIES", "0"},
+		{"API_SERVER_IDEMPOTENCY_MAX_BYTES", "99999999999999999999"},
 	} {
 		_, err := Load(nil, env(map[string]string{"HERMES_HOME": t.TempDir(), kv[0]: kv[1]}))
 		if err == nil || !strings.Contains(err.Error(), kv[0]) {

@@ -146,7 +146,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.Chmod(c.Home, 0o700); err != nil {
 		return fmt.Errorf("HERMES_HOME: %w", err)
 	}
-	store, err := persistence.Open(c.DBPath(), persistence.Options{Capacity: c.MaxStored})
+	store, err := persistence.Open(c.DBPath(), persistence.Options{Capacity: c.MaxStored, MaxConversations: c.MaxConvs,
+		MaxPendingBytes: c.MaxPending, MaxIdempotencyEntries: c.IdemMaxEntries, MaxIdempotencyBytes: c.IdemMaxBytes})
 	if err != nil {
 		return err
 	}
