@@ -25,6 +25,9 @@ type conversation struct {
 	// transcript, so the next turn need not read the transcript back from
 	// the store (a walk over every ancestor). It lives as long as the actor:
 	// passivation (API_SERVER_ACTOR_IDLE) bounds what idle actors hold.
+	// Its transcript's array is extended in place by the turn continuing
+	// it, and only by that turn: turns run one at a time, and the cache
+	// moves to the turn's record or is dropped when the turn ends.
 	last *hermes.StoredResponse
 }
 
@@ -72,9 +75,10 @@ func (c *conversation) Receive(ctx actor.Context) {
 	case turnDone:
 		c.running = false
 		c.done++
-		if m.rec != nil {
-			c.last = m.rec
-		}
+		// A turn that stored nothing may still have appended to the cached
+		// transcript's array beyond its length (Agent.Run extends it in
+		// place): drop the cache so no later turn writes over that.
+		c.last = m.rec
 		if len(c.queue) > 0 {
 			next := c.queue[0]
 			c.queue[0] = nil

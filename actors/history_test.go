@@ -119,3 +119,45 @@ func TestTranscriptCachedInActor(t *testing.T) {
 		t.Errorf("%d transcript reads after restart, want 2 (one per conversation)", n)
 	}
 }
+
+// TestUnstoredTurnDoesNotShareTheCache: a turn that stores nothing (store:
+// false on a stored chain) extends the cached transcript's array in place;
+// the next turn must not write over what it produced.
+func TestUnstoredTurnDoesNotShareTheCache(t *testing.T) {
+	rt := newRuntime(t, &gateModel{}, Options{})
+	user := func(s string) []hermes.Message { return []hermes.Message{{Role: hermes.RoleUser, Content: s}} }
+	run := func(req *hermes.TurnRequest) *hermes.TurnResult {
+		t.Helper()
+		req.Wire = []byte(`{}`) // a Responses turn: its record is built, stored or not
+		ch, err := submit(t, rt, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := <-ch
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		return res
+	}
+	// Grow the chain until its cached transcript has room for a turn.
+	prev := ""
+	for i := 0; ; i++ {
+		id := "resp_" + strconv.Itoa(i)
+		rec := run(&hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true, Input: user(id)}).Record
+		prev = id
+		if cap(rec.Transcript) >= len(rec.Transcript)+2 {
+			break
+		}
+		if i == 20 {
+			t.Fatal("the cached transcript never had room to grow in place")
+		}
+	}
+	x := run(&hermes.TurnRequest{ResponseID: "resp_x", Previous: prev, Input: user("x")})
+	y := run(&hermes.TurnRequest{ResponseID: "resp_y", Previous: prev, Store: true, Input: user("y")})
+	if got := texts(x.Record.Output); !reflect.DeepEqual(got, []string{"echo: x"}) {
+		t.Errorf("the unstored turn's output became %q", got)
+	}
+	if got := texts(y.Record.Output); !reflect.DeepEqual(got, []string{"echo: y"}) {
+		t.Errorf("the stored turn's output is %q", got)
+	}
+}

@@ -53,9 +53,11 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 		}
 	}()
 
-	transcript := make([]hermes.Message, 0, len(history)+len(req.Input)+4)
-	transcript = append(transcript, history...)
-	transcript = append(transcript, req.Input...)
+	// The turn appends to history in place when its array has room: the
+	// conversation actor hands over the transcript it cached, which only
+	// the turn continuing it ever extends (conversation.go), so a turn's
+	// cost does not grow with its chain. Anything else gets a copy.
+	transcript := append(history, req.Input...)
 	start := len(history)
 
 	system := req.System
@@ -99,15 +101,11 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: res.Text})
 			return finish()
 		}
-		msgs := make([]hermes.Message, 0, len(transcript)+1)
-		if system != "" {
-			msgs = append(msgs, hermes.Message{Role: hermes.RoleSystem, Content: system})
-		}
-		msgs = append(msgs, transcript...)
 		callStart := time.Now()
 		out, err := a.Model.Stream(ctx, llm.Request{
 			Model:      a.UpstreamModel,
-			Messages:   msgs,
+			System:     system,
+			Messages:   transcript[:len(transcript):len(transcript)],
 			Tools:      specs,
 			ToolChoice: req.ToolChoice,
 			MaxTokens:  req.MaxTokens,
@@ -160,7 +158,9 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 				specs = req.ClientTools
 			}
 		}
-		results := a.runTools(ctx, agentCalls, allowed, req.Key, transcript, emit)
+		// Capped: a tool appending to its history must not write into the
+		// array this turn goes on extending.
+		results := a.runTools(ctx, agentCalls, allowed, req.Key, transcript[:len(transcript):len(transcript)], emit)
 		transcript = append(transcript, results...)
 		if len(handBack) > 0 {
 			res.Text = out.Text

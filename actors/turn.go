@@ -275,6 +275,18 @@ func (r *Runtime) transcript(id string, last *hermes.StoredResponse) ([]hermes.M
 	return r.store.Transcript(id)
 }
 
+// extend returns history followed by added. When the agent loop appended
+// added to history in place (Agent.Run), that is history's own array and
+// nothing is copied; otherwise it is a new one. Either way the spare
+// capacity stays, so the next turn can append in place too.
+func extend(history, added []hermes.Message) []hermes.Message {
+	n := len(history)
+	if len(added) > 0 && cap(history) >= n+len(added) && &history[:n+1][n] == &added[0] {
+		return history[:n+len(added)]
+	}
+	return append(history[:n:n], added...)
+}
+
 // record builds the durable record of a finished turn continuing parent,
 // whose transcript plus the conversation's pending items is history.
 func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation, history []hermes.Message, res *hermes.TurnResult) *hermes.StoredResponse {
@@ -302,10 +314,7 @@ func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation
 	if conv != nil {
 		rec.Consumed = conv.Pending
 	}
-	transcript := make([]hermes.Message, 0, len(history)+len(res.Added))
-	transcript = append(transcript, history...)
-	transcript = append(transcript, res.Added...)
-	rec.Transcript = transcript
+	rec.Transcript = extend(history, res.Added)
 	n := len(req.Input)
 	if n > len(res.Added) {
 		n = len(res.Added)

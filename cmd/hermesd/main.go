@@ -42,6 +42,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "hermesd:", err)
 		os.Exit(2)
 	}
+	if err := terminal.Harden(); err != nil {
+		fmt.Fprintln(os.Stderr, "hermesd:", err)
+		os.Exit(1)
+	}
 	ctx := context.Background()
 	if err := m.Run(ctx); err != nil {
 		m.logOut.Close()
@@ -83,6 +87,7 @@ type Main struct {
 	logOut  *bufferedLog // nil when the caller set Logger itself
 	store   *persistence.Store
 	runtime *actors.Runtime
+	term    *terminal.Tool // stopped at Close: its background commands
 	http    *httpfront.Server
 	served  chan error
 }
@@ -138,8 +143,9 @@ func (m *Main) Run(ctx context.Context) error {
 		model = m.model()
 	}
 	mem := memory.New(c.Home)
+	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr})
 	all := []tooling.Tool{
-		terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr}),
+		m.term,
 		mem,
 		todo.New(),
 	}
@@ -295,6 +301,11 @@ func (m *Main) Close(ctx context.Context) error {
 	if m.runtime != nil {
 		if err := m.runtime.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("runtime: %w", err))
+		}
+	}
+	if m.term != nil {
+		if err := m.term.Close(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if m.store != nil {

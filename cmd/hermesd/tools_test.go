@@ -185,7 +185,7 @@ func TestToolsMemoryReachesNextConversation(t *testing.T) {
 		t.Fatalf("second conversation made %d upstream calls, want 1", len(calls)-before)
 	}
 	sys := upstreamSystem(t, calls[before])
-	if !strings.Contains(sys, "## Memory (your notes)\n"+fact) {
+	if !strings.Contains(sys, "## Memory (your notes)\n") || !strings.Contains(sys, "<memory-notes>\n"+fact+"\n</memory-notes>") {
 		t.Fatalf("new conversation's system prompt lacks the memory:\n%s", sys)
 	}
 }
@@ -451,7 +451,8 @@ func TestToolsLayeredPrompt(t *testing.T) {
 		"You are Testbot. SOUL-MARK identity.",
 		"## Using your tools",
 		"CALLER-MARK answer in French.",
-		"## Memory (your notes)\nMEMORY-MARK the build uses make",
+		"## Memory (your notes)\n",
+		"<memory-notes>\nMEMORY-MARK the build uses make\n</memory-notes>",
 		"## Skills\n- lint: SKILLS-MARK run the linters",
 		"## Project context",
 		"### AGENTS.md\nAGENTS-MARK: indent with tabs.",

@@ -8,7 +8,11 @@ import (
 
 // Request is one model call: the whole prompt, system message first.
 type Request struct {
-	Model      string
+	Model string
+	// System, when set, is sent as a system message before Messages. It is
+	// apart so a turn can hand its transcript over as it is: prepending it
+	// would copy the whole transcript for every model call.
+	System     string
 	Messages   []hermes.Message
 	Tools      []hermes.ToolSpec
 	ToolChoice string // "", "auto", "none", "required" or a tool name
@@ -33,4 +37,16 @@ type Model interface {
 	// EUpstream (carrying the upstream's message), ERateLimited (with
 	// RetryAfter), ETimeout, ECancelled when ctx ends.
 	Stream(ctx context.Context, req Request, onDelta func(text string)) (Response, error)
+}
+
+// AllMessages returns the messages as sent: System first, when set, then
+// Messages. It copies, so it is for the rare caller that needs them as one
+// list.
+func (r Request) AllMessages() []hermes.Message {
+	if r.System == "" {
+		return r.Messages
+	}
+	out := make([]hermes.Message, 0, len(r.Messages)+1)
+	out = append(out, hermes.Message{Role: hermes.RoleSystem, Content: r.System})
+	return append(out, r.Messages...)
 }

@@ -199,9 +199,11 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 		said = msgs[lastUser].Text()
 	case len(msgs) > 0:
 		said = msgs[len(msgs)-1].Text() // a lone system message (title requests)
+	default:
+		said = req.System
 	}
 	sc := parseScript(said)
-	usage := hermes.Usage{PromptTokens: promptEstimate(msgs)}
+	usage := hermes.Usage{PromptTokens: promptEstimate(req)}
 
 	if sc.sleep > 0 {
 		if err := wait(ctx, sc.sleep); err != nil {
@@ -234,9 +236,9 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 	var answer string
 	switch {
 	case sc.echoSys:
-		answer = systemText(msgs)
+		answer = systemText(req.AllMessages())
 	case sc.echoHist:
-		answer = historyText(msgs)
+		answer = historyText(req.AllMessages())
 	case sc.tokens >= 0:
 		answer = numberedTokens(sc.tokens)
 	case nResults > 0:
@@ -438,9 +440,9 @@ func truncateRunes(s string, n int) string {
 
 // promptEstimate is a deterministic prompt size: a quarter of the
 // characters sent, at least 1.
-func promptEstimate(msgs []hermes.Message) int {
-	n := 0
-	for _, m := range msgs {
+func promptEstimate(req Request) int {
+	n := len(req.System)
+	for _, m := range req.Messages {
 		n += len(m.Content)
 		for _, p := range m.Parts {
 			n += len(p.Text) + len(p.ImageURL)

@@ -471,7 +471,7 @@ const maxPooledBody = 1 << 20
 func (u *Upstream) encode(req Request, buf *bytes.Buffer) ([]byte, error) {
 	w := wireRequest{
 		Model:         req.Model,
-		Messages:      make([]wireMessage, 0, len(req.Messages)),
+		Messages:      make([]wireMessage, 0, len(req.Messages)+1),
 		MaxTokens:     max(req.MaxTokens, 0),
 		Effort:        req.Effort,
 		Stream:        true,
@@ -479,6 +479,9 @@ func (u *Upstream) encode(req Request, buf *bytes.Buffer) ([]byte, error) {
 	}
 	if w.Model == "" {
 		w.Model = u.opts.Model
+	}
+	if req.System != "" {
+		w.Messages = append(w.Messages, encodeMessage(hermes.Message{Role: hermes.RoleSystem, Content: req.System}))
 	}
 	for _, m := range req.Messages {
 		w.Messages = append(w.Messages, encodeMessage(m))

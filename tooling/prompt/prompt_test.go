@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hermesd/hermesd/tooling"
@@ -217,5 +219,25 @@ func BenchmarkBuild(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = builder.Build("You are helpful.")
+	}
+}
+
+// TestContextFIFODoesNotBlock: a named pipe called AGENTS.md blocked the
+// open of the context files, and with it the server's start.
+func TestContextFIFODoesNotBlock(t *testing.T) {
+	ws := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(ws, "AGENTS.md"), 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	write(t, filepath.Join(ws, "CLAUDE.md"), "use tabs")
+	done := make(chan string, 1)
+	go func() { done <- NewBuilder(Options{Workspace: ws}).Build("") }()
+	select {
+	case p := <-done:
+		if strings.Contains(p, "### AGENTS.md") || !strings.Contains(p, "### CLAUDE.md\nuse tabs") {
+			t.Fatalf("prompt: %q", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("building the prompt blocked on a FIFO")
 	}
 }

@@ -8,8 +8,11 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -38,13 +41,34 @@ const (
 	ExitCancelled = 130
 )
 
-// drainDelay is how long output may keep flowing after the shell exits: a
-// background child (sleep 30 &) holding the pipe would otherwise keep the
-// tool waiting for as long as it lives. After it the process group is killed.
-const drainDelay = 2 * time.Second
+// backgroundWindow is how long a background: true command runs before the
+// call returns with its output so far; one that ends sooner answers like
+// any other.
+const backgroundWindow = 2 * time.Second
 
-// killGrace bounds the wait for killed processes to let go of the pipe.
+// MaxBackground caps the commands left running with background: true, so
+// a model cannot fill the machine with servers.
+const MaxBackground = 8
+
+// killGrace bounds the wait for killed processes to die and to let go of
+// the pipe.
 const killGrace = 2 * time.Second
+
+// watchInterval is how often a running command's processes are listed,
+// so one that leaves its session and environment behind is still known
+// by its parent.
+const watchInterval = 500 * time.Millisecond
+
+// markerVar is set in every command's environment to a value unique to
+// the command, so a process that left its session and was reparented can
+// still be told apart.
+const markerVar = "HERMESD_COMMAND"
+
+var markerSeq atomic.Uint64
+
+func newMarker() string {
+	return strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(markerSeq.Add(1), 10)
+}
 
 // Options configure the tool.
 type Options struct {
@@ -70,9 +94,13 @@ var _ tooling.Tool = (*Tool)(nil)
 
 // Tool runs shell commands. It is safe for concurrent use.
 type Tool struct {
-	opts  Options
-	spec  hermes.ToolSpec
-	drain time.Duration
+	opts   Options
+	spec   hermes.ToolSpec
+	window time.Duration // backgroundWindow; shorter in tests
+
+	mu     sync.Mutex
+	jobs   map[*job]bool // background commands still running; guarded by mu
+	closed bool          // Close was called: no new background commands
 }
 
 // New returns the terminal tool, filling zero Options with defaults.
@@ -89,12 +117,14 @@ func New(opts Options) *Tool {
 	if opts.MaxOutput <= 0 {
 		opts.MaxOutput = MaxOutput
 	}
-	t := &Tool{opts: opts, drain: drainDelay}
+	t := &Tool{opts: opts, window: backgroundWindow, jobs: map[*job]bool{}}
 	t.spec = hermes.ToolSpec{
 		Name: "terminal",
 		Description: "Run a shell command (/bin/sh -c) in the workspace directory and return its combined " +
 			"stdout and stderr, exit code and error. Each call is a fresh shell: cd, exported variables and " +
-			"background jobs do not carry over, so chain steps with && in one command. There is no terminal " +
+			"background jobs do not carry over, so chain steps with && in one command. Every process a command " +
+			"starts is killed when it ends (a trailing &, nohup or setsid does not keep one alive); to keep a " +
+			"server running, pass background: true. There is no terminal " +
 			"and stdin is empty: use non-interactive flags (-y, --no-pager, --yes) and never start editors, " +
 			"pagers or prompts. Long output is cut to the first 40% and last 60% of " +
 			strconv.Itoa(opts.MaxOutput) + " characters; filter it (grep, head, tail) when you can. " +
@@ -105,6 +135,12 @@ func New(opts Options) *Tool {
 				"command": map[string]any{
 					"type":        "string",
 					"description": "The shell command to run, e.g. \"ls -la\" or \"go test ./... 2>&1 | tail -50\".",
+				},
+				"background": map[string]any{
+					"type": "boolean",
+					"description": "Keep the command running after the call returns (a dev server, a watcher), " +
+						"until the server stops. At most " + strconv.Itoa(MaxBackground) + " at a time; later output is discarded, " +
+						"so redirect it to a file to read it later.",
 				},
 				"timeout": map[string]any{
 					"type":    "integer",
@@ -147,7 +183,12 @@ func (t *Tool) Label(args []byte) string {
 	if json.Unmarshal(args, &a) != nil {
 		return ""
 	}
-	line, _, more := strings.Cut(strings.TrimSpace(a.Command), "\n")
+	return labelOf(a.Command)
+}
+
+// labelOf is a command's first line, shortened, with secrets masked.
+func labelOf(command string) string {
+	line, _, more := strings.Cut(strings.TrimSpace(command), "\n")
 	line = strings.TrimSpace(line)
 	if utf8.RuneCountInString(line) > labelMax {
 		line = string([]rune(line)[:labelMax-1]) + "…"
@@ -162,6 +203,9 @@ type Result struct {
 	Output   string  `json:"output"`
 	ExitCode int     `json:"exit_code"`
 	Error    *string `json:"error"`
+	// Pid is set for a background command still running when the call
+	// returns.
+	Pid int `json:"pid,omitempty"`
 }
 
 func result(output string, code int, errText string) string {
@@ -173,8 +217,9 @@ func result(output string, code int, errText string) string {
 }
 
 type args struct {
-	Command string          `json:"command"`
-	Timeout json.RawMessage `json:"timeout"`
+	Command    string          `json:"command"`
+	Timeout    json.RawMessage `json:"timeout"`
+	Background bool            `json:"background"`
 }
 
 // timeout reads the call's timeout: seconds as a number (or a numeric
@@ -227,7 +272,19 @@ func (t *Tool) Run(ctx context.Context, call tooling.Call) string {
 	if err := ctx.Err(); err != nil {
 		return result("", ExitCancelled, "command cancelled before it started")
 	}
-	return t.exec(ctx, a.Command, timeout)
+	if a.Background {
+		t.mu.Lock()
+		n, closed := len(t.jobs), t.closed
+		t.mu.Unlock()
+		switch {
+		case closed:
+			return result("", ExitRefused, "the server is stopping; background commands are not started")
+		case n >= MaxBackground:
+			return result("", ExitRefused, fmt.Sprintf("%d background commands already run (%s); that is the most "+
+				"allowed: stop one (kill its pid) or run this one in the foreground", n, t.jobList()))
+		}
+	}
+	return t.exec(ctx, a.Command, timeout, a.Background)
 }
 
 // env is the commands' environment: the server's, without its own API key,
@@ -246,28 +303,28 @@ func (t *Tool) env() []string {
 	return append(env, t.opts.Env...)
 }
 
-func (t *Tool) exec(ctx context.Context, command string, timeout time.Duration) string {
+func (t *Tool) exec(ctx context.Context, command string, timeout time.Duration, background bool) string {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return result("", ExitRefused, "could not start the command: "+err.Error())
 	}
 	cmd := exec.Command("/bin/sh", "-c", command)
 	cmd.Dir = t.opts.Workspace
-	cmd.Env = t.env()
+	marker := newMarker()
+	cmd.Env = append(t.env(), markerVar+"="+marker)
 	// One pipe for both streams keeps their order; Stdin nil is /dev/null.
 	cmd.Stdout, cmd.Stderr = pw, pw
 	// Its own process group, so killing -pgid takes its children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	tr, err := start(cmd, marker, background)
+	if err != nil {
 		pr.Close()
 		pw.Close()
 		return result("", ExitRefused, "could not start the command: "+err.Error())
 	}
 	pw.Close() // only the children hold the write end now: EOF when they are gone
-	pgid := cmd.Process.Pid
-	killGroup := func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
 
-	out := newCapture(t.opts.MaxOutput)
+	out := &sink{c: newCapture(t.opts.MaxOutput)}
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -282,37 +339,170 @@ func (t *Tool) exec(ctx context.Context, command string, timeout time.Duration) 
 	}()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	watchDone := make(chan struct{})
+	go tr.watch(watchDone, watchInterval)
+	r := &runningCmd{cmd: cmd, tree: tr, exited: exited, watchDone: watchDone, readDone: readDone, pr: pr}
 
-	timer := time.NewTimer(timeout)
+	limit := timeout
+	if background {
+		limit = min(timeout, t.window)
+	}
+	timer := time.NewTimer(limit)
 	defer timer.Stop()
-	var waitErr error
 	code, errText := 0, ""
 	select {
-	case waitErr = <-exited:
+	case r.waitErr = <-exited:
 	case <-timer.C:
-		killGroup()
-		waitErr = <-exited
+		if background {
+			return t.detach(r, command, out)
+		}
+		tr.kill()
+		r.waitErr = <-exited
 		code, errText = ExitTimeout, "command timed out after "+strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64)+"s"
 	case <-ctx.Done():
-		killGroup()
-		waitErr = <-exited
+		tr.kill()
+		r.waitErr = <-exited
 		code, errText = ExitCancelled, "command cancelled: "+ctx.Err().Error()
 	}
-	// Wait for the output only briefly once the shell is gone: whatever
-	// still holds the pipe is then killed, and its death, which closes the
-	// pipe, awaited as briefly; a process that left the group (setsid) is
-	// cut off by closing our end.
-	if !wait(readDone, t.drain) {
-		killGroup()
-		wait(readDone, killGrace)
-	}
-	pr.Close()
-	<-readDone
-
+	r.finish()
 	if errText == "" {
-		code = exitCode(cmd.ProcessState, waitErr)
+		code = exitCode(cmd.ProcessState, r.waitErr)
 	}
 	return result(redact.String(out.String()), code, errText)
+}
+
+// runningCmd is a started command and what waits on it.
+type runningCmd struct {
+	cmd       *exec.Cmd
+	tree      *tree
+	exited    <-chan error
+	waitErr   error
+	watchDone chan struct{}
+	readDone  <-chan struct{}
+	pr        *os.File
+}
+
+// finish runs once the shell has exited: nothing it started may outlive
+// it, so its whole tree is killed and reaped, along with orphans no
+// command claims. Killed processes let go of the pipe; one that escaped
+// every trace and still holds it is cut off by closing our end.
+func (r *runningCmd) finish() {
+	close(r.watchDone)
+	r.tree.kill()
+	r.tree.unregister()
+	sweepOrphans()
+	wait(r.readDone, killGrace)
+	r.pr.Close()
+	<-r.readDone
+}
+
+// job is a background command still running.
+type job struct {
+	r       *runningCmd
+	command string
+	done    chan struct{} // closed once it has ended and been cleaned up
+}
+
+// detach keeps a background command running past the call: its output
+// from now on is read and dropped, and it is stopped at Close or cleaned
+// up when it ends on its own.
+func (t *Tool) detach(r *runningCmd, command string, out *sink) string {
+	j := &job{r: r, command: command, done: make(chan struct{})}
+	t.mu.Lock()
+	t.jobs[j] = true
+	closing := t.closed
+	t.mu.Unlock()
+	if closing {
+		r.tree.kill() // Close ran meanwhile and did not see this job
+	}
+	go func() {
+		r.waitErr = <-r.exited
+		r.finish()
+		t.mu.Lock()
+		delete(t.jobs, j)
+		t.mu.Unlock()
+		close(j.done)
+	}()
+	text := out.detach()
+	pid := r.cmd.Process.Pid
+	note := fmt.Sprintf("[running in the background as pid %d; later output is discarded; it is stopped when the server stops. "+
+		"Background commands now: %s]", pid, t.jobList())
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	return tooling.JSONResult(Result{Output: redact.String(text) + note, Pid: pid})
+}
+
+// jobList names the background commands that run now.
+func (t *Tool) jobList() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var list []string
+	for j := range t.jobs {
+		list = append(list, fmt.Sprintf("pid %d (%s)", j.r.cmd.Process.Pid, labelOf(j.command)))
+	}
+	if len(list) == 0 {
+		return "none"
+	}
+	sort.Strings(list)
+	return strings.Join(list, ", ")
+}
+
+// Close stops every background command and every process it started,
+// waiting for them at most killGrace each. Later background calls are
+// refused. The server calls it at shutdown.
+func (t *Tool) Close() error {
+	t.mu.Lock()
+	t.closed = true
+	jobs := make([]*job, 0, len(t.jobs))
+	for j := range t.jobs {
+		jobs = append(jobs, j)
+	}
+	t.mu.Unlock()
+	for _, j := range jobs {
+		j.r.tree.kill()
+	}
+	var stuck []string
+	for _, j := range jobs {
+		if !wait(j.done, 2*killGrace) {
+			stuck = append(stuck, strconv.Itoa(j.r.cmd.Process.Pid))
+		}
+	}
+	if len(stuck) > 0 {
+		return fmt.Errorf("terminal: background commands did not stop: pid %s", strings.Join(stuck, ", "))
+	}
+	return nil
+}
+
+// sink is the command's output as the reading goroutine writes it: kept
+// until a background command detaches, dropped after.
+type sink struct {
+	mu      sync.Mutex
+	c       *capture // guarded by mu
+	dropped bool     // guarded by mu
+}
+
+func (s *sink) Write(p []byte) {
+	s.mu.Lock()
+	if !s.dropped {
+		s.c.Write(p)
+	}
+	s.mu.Unlock()
+}
+
+// String is the output, once the writer is done.
+func (s *sink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.c.String()
+}
+
+// detach returns the output so far and drops what follows.
+func (s *sink) detach() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropped = true
+	return s.c.String()
 }
 
 // wait reports whether done closed within d.

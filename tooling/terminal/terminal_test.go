@@ -256,7 +256,6 @@ func TestRunBackgroundChildDoesNotHang(t *testing.T) {
 	t.Parallel()
 	ws := t.TempDir()
 	tool := newTool(t, Options{Workspace: ws})
-	tool.drain = 200 * time.Millisecond
 	start := time.Now()
 	r := run(t, tool, context.Background(), cmdArgs("sleep 30 & echo $! > bg.pid; echo spawned"))
 	if elapsed := time.Since(start); elapsed > 10*time.Second {
@@ -271,20 +270,181 @@ func TestRunBackgroundChildDoesNotHang(t *testing.T) {
 	}
 }
 
-func TestRunDetachedChildSurvives(t *testing.T) {
+// alive lists the live (not zombie) processes whose command line holds
+// arg: each test sleeps for its own odd duration to find its processes.
+func alive(arg string) []int {
+	var pids []int
+	for pid, p := range readProcs() {
+		if p.zombie {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if err == nil && strings.Contains(string(b), "\x00"+arg+"\x00") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// gone waits, bounded, until no live process has arg on its command line.
+func gone(t *testing.T, arg string) bool {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		pids := alive(arg)
+		if len(pids) == 0 {
+			return true
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range pids {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			return false
+		}
+		runtime.Gosched()
+		time.Sleep(10 * time.Millisecond) // polling the process table, not synchronising
+	}
+}
+
+// TestRunLeavesNothingRunning: whatever a command starts dies with it —
+// in the background, under nohup, in a new session, with its environment
+// cleared, double-forked — within the call, and the orphans reparented to
+// the server (a subreaper in TestMain, as hermesd is) are reaped.
+func TestRunLeavesNothingRunning(t *testing.T) {
 	t.Parallel()
-	// A child that lets go of the output (nohup server > log &) is not
-	// waited for and not killed.
-	ws := t.TempDir()
-	tool := newTool(t, Options{Workspace: ws})
-	r := run(t, tool, context.Background(), cmdArgs("sleep 30 > /dev/null 2>&1 & echo $! > bg.pid"))
-	if r.ExitCode != 0 {
+	tool := newTool(t, Options{})
+	for i, form := range []string{
+		"sleep %s >/dev/null 2>&1 &",
+		"nohup sleep %s >/dev/null 2>&1 &",
+		"setsid sleep %s",
+		"setsid sleep %s >/dev/null 2>&1 &",
+		"setsid env -i sleep %s >/dev/null 2>&1 &",
+		"(sleep %s &) >/dev/null 2>&1",
+		"sh -c 'setsid sh -c \"sleep %s >/dev/null 2>&1 &\" &'; sleep 1",
+		"sleep %s & exit 3",
+	} {
+		arg := fmt.Sprintf("1001.%d", i)
+		cmd := strings.ReplaceAll(form, "%s", arg)
+		start := time.Now()
+		// setsid in the foreground does not fork: the shell waits for it
+		// until the timeout, which must take it down all the same.
+		b, _ := json.Marshal(map[string]any{"command": cmd, "timeout": 2})
+		r := run(t, tool, context.Background(), string(b))
+		if r.Error != nil && r.ExitCode != ExitTimeout || time.Since(start) > 8*time.Second {
+			t.Errorf("%q: %+v %s after %v", cmd, r, errText(r), time.Since(start))
+		}
+		if !gone(t, arg) {
+			t.Errorf("%q left a process running", cmd)
+		}
+	}
+	// Orphans the kill made are reaped: no zombie children of ours stay.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		zombies := 0
+		for _, p := range readProcs() {
+			if p.ppid == os.Getpid() && p.zombie {
+				zombies++
+			}
+		}
+		if zombies == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d zombie children left unreaped", zombies)
+		}
+		time.Sleep(10 * time.Millisecond) // polling the process table
+	}
+}
+
+// TestRunTimeoutLeavesNothingRunning: a command killed at its timeout
+// takes a new-session child with it.
+func TestRunTimeoutLeavesNothingRunning(t *testing.T) {
+	t.Parallel()
+	tool := newTool(t, Options{})
+	r := run(t, tool, context.Background(), `{"command": "setsid sleep 1002.1 >/dev/null 2>&1 & sleep 1002.2", "timeout": 0.5}`)
+	if r.ExitCode != ExitTimeout {
 		t.Fatalf("%+v", r)
 	}
-	pid := readPid(t, filepath.Join(ws, "bg.pid"))
-	defer syscall.Kill(pid, syscall.SIGKILL)
-	if exitsWithin(t, pid, 0) {
-		t.Fatal("detached child was killed")
+	if !gone(t, "1002.1") || !gone(t, "1002.2") {
+		t.Fatal("a process outlived the timeout")
+	}
+}
+
+// bgResult decodes a result that may carry a pid.
+func bgRun(t *testing.T, tool *Tool, args string) Result {
+	t.Helper()
+	var r Result
+	out := tool.Run(context.Background(), tooling.Call{ID: "call_1", Args: []byte(args)})
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return r
+}
+
+// TestRunBackground: background: true keeps a command running past the
+// call, says its pid, lists it, and Close stops it and what it started.
+func TestRunBackground(t *testing.T) {
+	t.Parallel()
+	tool := newTool(t, Options{})
+	tool.window = 300 * time.Millisecond
+	r := bgRun(t, tool, `{"command": "echo started; sleep 1003.1 >/dev/null 2>&1 & exec sleep 1003.2", "background": true}`)
+	if r.Pid <= 0 || r.ExitCode != 0 || r.Error != nil || !strings.HasPrefix(r.Output, "started\n[running in the background as pid "+strconv.Itoa(r.Pid)) {
+		t.Fatalf("%+v", r)
+	}
+	if len(alive("1003.1")) != 1 || len(alive("1003.2")) != 1 {
+		t.Fatal("the background command does not run")
+	}
+	// A second one lists the first.
+	r2 := bgRun(t, tool, `{"command": "exec sleep 1003.3", "background": true}`)
+	if !strings.Contains(r2.Output, fmt.Sprintf("pid %d (echo started; sleep 1003.1", r.Pid)) || !strings.Contains(r2.Output, fmt.Sprintf("pid %d (exec sleep 1003.3)", r2.Pid)) {
+		t.Fatalf("not listed: %+v", r2)
+	}
+	// One that ends within the window answers like any command.
+	r3 := bgRun(t, tool, `{"command": "echo quick; exit 4", "background": true}`)
+	if r3.Pid != 0 || r3.ExitCode != 4 || r3.Output != "quick\n" {
+		t.Fatalf("%+v", r3)
+	}
+	if err := tool.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, arg := range []string{"1003.1", "1003.2", "1003.3"} {
+		if !gone(t, arg) {
+			t.Fatalf("sleep %s survived Close", arg)
+		}
+	}
+	if r := bgRun(t, tool, `{"command": "sleep 1", "background": true}`); r.ExitCode != ExitRefused || !strings.Contains(errText(r), "stopping") {
+		t.Fatalf("after Close: %+v", r)
+	}
+}
+
+// TestRunBackgroundHostile: background takes a boolean only, and at most
+// MaxBackground commands run at once.
+func TestRunBackgroundHostile(t *testing.T) {
+	t.Parallel()
+	tool := newTool(t, Options{})
+	tool.window = 50 * time.Millisecond
+	defer tool.Close()
+	for _, args := range []string{`{"command": "ls", "background": "yes"}`, `{"command": "ls", "background": 1}`, `{"command": "ls", "background": [true]}`} {
+		if r := bgRun(t, tool, args); r.ExitCode != ExitRefused || r.Error == nil {
+			t.Errorf("%s: %+v", args, r)
+		}
+	}
+	for i := range MaxBackground {
+		if r := bgRun(t, tool, fmt.Sprintf(`{"command": "exec sleep 1004.%d", "background": true}`, i)); r.Pid == 0 {
+			t.Fatalf("background %d: %+v", i, r)
+		}
+	}
+	r := bgRun(t, tool, `{"command": "exec sleep 1004.99", "background": true}`)
+	if r.ExitCode != ExitRefused || !strings.Contains(errText(r), "that is the most allowed") || len(alive("1004.99")) != 0 {
+		t.Fatalf("over the cap: %+v %s", r, errText(r))
+	}
+	if err := tool.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range MaxBackground {
+		if !gone(t, fmt.Sprintf("1004.%d", i)) {
+			t.Fatalf("sleep 1004.%d survived Close", i)
+		}
 	}
 }
 

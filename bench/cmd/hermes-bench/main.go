@@ -82,7 +82,7 @@ func main() {
 	flag.DurationVar(&c.stagger, "stagger", -1, "spread the clients' first requests over this window (default: -ttft); 0 starts all at once")
 	flag.DurationVar(&c.delay, "delay", 0, "model delay between tokens")
 	flag.IntVar(&c.toolIters, "tool-iters", 3, "tool-loop: terminal calls per turn")
-	flag.IntVar(&c.turns, "turns", 4, "conversation: turns per conversation")
+	flag.IntVar(&c.turns, "turns", 4, "conversation: turns per conversation; long-chain: turns per chain (default 1000)")
 	flag.IntVar(&c.maxTurns, "max-turns", 100000, "API_SERVER_MAX_CONCURRENT_TURNS for the started hermesd")
 	flag.IntVar(&c.stored, "stored", 0, "API_SERVER_MAX_STORED_RESPONSES for the started hermesd (0: enough for every chain)")
 	flag.BoolVar(&c.noDirect, "no-direct", false, "skip the direct-to-mockllm phase")
@@ -94,6 +94,22 @@ func main() {
 	flag.Parse()
 	if c.stagger < 0 {
 		c.stagger = c.ttft
+	}
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if c.scenario == load.LongChain {
+		// The chains' length bounds the run, not a duration; no phase but
+		// hermesd's means anything (the mock has no chain to keep).
+		if !set["turns"] {
+			c.turns = 1000
+		}
+		if !set["d"] {
+			c.duration = maxDuration
+		}
+		if !set["stored"] {
+			c.stored = 100 // hermesd's default: eviction runs as in production
+		}
+		c.noDirect, c.noCeiling = true, true
 	}
 
 	if _, err := proc.RaiseFileLimit(); err != nil {
@@ -207,6 +223,16 @@ func run(c config) error {
 		Turns: c.turns, APIKey: c.apiKey, RunID: runID, Progress: os.Stderr, Stagger: c.stagger,
 	}
 	idle := c.scenario == load.Idle
+	if c.scenario == load.LongChain && e.hermesd != nil {
+		pid := e.hermesd.Pid()
+		base.Sample = func() int64 {
+			n, err := proc.ReadWritten(pid)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
 	phase := func(kind load.Kind, url string) (*load.Result, error) {
 		o := base
 		o.Kind, o.BaseURL, o.Label = kind, url, kind.String()+" "+c.scenario
@@ -289,6 +315,16 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 			heapBefore = m["go_memstats_heap_inuse_bytes"]
 		}
 	}
+	if c.scenario == load.LongChain && c.stored > 0 {
+		// Fill the store to its capacity first, as on a server that has
+		// been running: every measured turn then evicts one response, and
+		// the first tenth is not flattered by an empty store.
+		o := load.Options{Scenario: load.ResponsesChain, Kind: load.Hermesd, BaseURL: e.target, Concurrency: 4, Requests: c.stored,
+			Timeout: c.timeout, APIKey: c.apiKey, Tokens: c.tokens}
+		if _, err := load.Run(ctx, load.NewClient(4, c.timeout), o); err != nil {
+			return err
+		}
+	}
 	watch := proc.StartWatch(pid, e.target+"/metrics")
 	var mockWatch *proc.Watch
 	if e.mock != nil && c.upstream == "mock" {
@@ -306,6 +342,14 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 	r.TTFT, r.Latency = report.Summarize(res.TTFT), report.Summarize(res.Latency)
 	r.Curves["hermesd ttft"], r.Curves["hermesd latency"] = report.CurveOf(res.TTFT), report.CurveOf(res.Latency)
 	r.ServerGoroutines, r.ServerCPUCores = goroutines, cores
+	if c.scenario == load.LongChain {
+		samples := res.Samples
+		if slices.Contains(samples, -1) {
+			samples = nil // /proc/PID/io unreadable: latency only
+		}
+		r.LongChain = report.Deciles(res.ByTurn, samples, c.concurrency)
+		r.LongChainLatencyRatio, r.LongChainBytesRatio = report.ChainRatios(r.LongChain)
+	}
 	if metricsRSS > 0 {
 		r.ServerRSSMB = float64(metricsRSS) / (1 << 20)
 	}
@@ -381,6 +425,11 @@ func start(ctx context.Context, c *config) (*env, error) {
 	ws := filepath.Join(e.home, "workspace")
 	for _, d := range []string{home, ws} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
+			return e, err
+		}
+	}
+	if c.scenario == load.LongChain {
+		if err := os.WriteFile(filepath.Join(ws, load.BlobFile), load.Blob(), 0o600); err != nil {
 			return e, err
 		}
 	}

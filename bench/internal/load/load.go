@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,10 +35,24 @@ const (
 	Conversation   = "conversation"    // named conversations of Turns turns each
 	ToolLoop       = "tool-loop"       // streamed turns that run ToolIters terminal calls
 	Idle           = "idle"            // open Requests named conversations, one short turn each
+	// LongChain: each worker continues one previous_response_id chain for
+	// Turns turns, each turn reading BlobFile (an 8 KB tool output) first.
+	LongChain = "long-chain"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{Chat, ChatStream, ResponsesChain, Conversation, ToolLoop, Idle}
+var Scenarios = []string{Chat, ChatStream, ResponsesChain, Conversation, ToolLoop, Idle, LongChain}
+
+// BlobFile is the file each long-chain turn reads with read_file; it must
+// be in the workspace of the hermesd under test (hermes-bench writes it).
+const BlobFile = "bench-blob.txt"
+
+// Blob returns BlobFile's content: 100 lines, 8,100 bytes, so read_file's
+// numbered result is a little over 8 KB.
+func Blob() []byte {
+	line := bytes.Repeat([]byte("x"), 80)
+	return bytes.Repeat(append(line, '\n'), 100)
+}
 
 // Kind is what a target is, which decides the requests it gets.
 type Kind int
@@ -72,7 +87,7 @@ type Options struct {
 	TTFT       time.Duration // model wait before the first token
 	TokenDelay time.Duration // model wait between tokens
 	ToolIters  int           // tool-loop: terminal calls per turn
-	Turns      int           // conversation: turns per conversation name
+	Turns      int           // conversation: turns per conversation name; long-chain: turns per chain
 	Model      string        // the model field sent
 	APIKey     string        // bearer key for hermesd, if any
 	// RunID makes conversation names unique across runs against one server.
@@ -86,6 +101,10 @@ type Options struct {
 	// Progress, if set, gets a progress line every second.
 	Progress io.Writer
 	Label    string
+	// Sample, if set in long-chain, is read at the start and each time
+	// another tenth of the run's turns has completed (hermes-bench reads
+	// the server's bytes written).
+	Sample func() int64
 }
 
 // Result is what a run measured.
@@ -98,6 +117,12 @@ type Result struct {
 	// non-stream requests); Latency the time to the end of the answer.
 	// Both hold successful requests only.
 	TTFT, Latency []time.Duration
+	// ByTurn holds, in long-chain, the latency of every successful turn by
+	// its number within its chain (0 first).
+	ByTurn [][]time.Duration
+	// Samples holds, in long-chain, Options.Sample at the start and after
+	// each tenth of the turns (11 values when the run completed).
+	Samples []int64
 }
 
 // RPS returns successful requests per second.
@@ -146,6 +171,11 @@ func Run(ctx context.Context, client *fasthttp.Client, opts Options) (*Result, e
 	if opts.Turns <= 0 {
 		opts.Turns = 4
 	}
+	long := opts.Scenario == LongChain && opts.Kind == Hermesd
+	if long {
+		// Every worker makes its whole chain, no more.
+		opts.Requests = opts.Concurrency * opts.Turns
+	}
 	if opts.Model == "" {
 		opts.Model = "hermes-agent"
 	}
@@ -162,6 +192,24 @@ func Run(ctx context.Context, client *fasthttp.Client, opts Options) (*Result, e
 		res                  = &Result{ErrorKinds: map[string]int{}}
 	)
 	stopProgress := progress(opts, &done, &failed)
+	var sampleMu sync.Mutex // guards res.Samples
+	sample := func(n int64) {
+		if !long || opts.Sample == nil {
+			return
+		}
+		tenth := int64(opts.Requests / 10)
+		if n != 0 && (tenth == 0 || n%tenth != 0 || n/tenth > 10) {
+			return
+		}
+		v := opts.Sample()
+		sampleMu.Lock()
+		res.Samples = append(res.Samples, v)
+		sampleMu.Unlock()
+	}
+	sample(0)
+	if long {
+		res.ByTurn = make([][]time.Duration, opts.Turns)
+	}
 	began := time.Now()
 	for w := 0; w < opts.Concurrency; w++ {
 		wg.Add(1)
@@ -175,14 +223,21 @@ func Run(ctx context.Context, client *fasthttp.Client, opts Options) (*Result, e
 				}
 			}
 			var ttft, lat []time.Duration
+			var byTurn []time.Duration
 			kinds := map[string]int{}
 			for ctx.Err() == nil {
+				if long && len(byTurn) == opts.Turns {
+					break
+				}
 				n := issued.Add(1)
 				if opts.Requests > 0 && n > int64(opts.Requests) {
 					break
 				}
 				s := wk.do(int(n))
-				done.Add(1)
+				sample(done.Add(1))
+				if long {
+					byTurn = append(byTurn, s.total) // a failed turn is a zero here, skipped below
+				}
 				if s.err != "" {
 					failed.Add(1)
 					kinds[s.err]++
@@ -200,6 +255,11 @@ func Run(ctx context.Context, client *fasthttp.Client, opts Options) (*Result, e
 				lat = append(lat, s.total)
 			}
 			mu.Lock()
+			for i, d := range byTurn {
+				if d > 0 {
+					res.ByTurn[i] = append(res.ByTurn[i], d)
+				}
+			}
 			res.TTFT = append(res.TTFT, ttft...)
 			res.Latency = append(res.Latency, lat...)
 			for k, n := range kinds {
@@ -210,6 +270,7 @@ func Run(ctx context.Context, client *fasthttp.Client, opts Options) (*Result, e
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(began)
+	slices.Sort(res.Samples) // two tenths may complete at once; the counter only grows
 	stopProgress()
 	res.Requests = int(done.Load())
 	res.Errors = int(failed.Load())
@@ -274,18 +335,23 @@ type worker struct {
 
 func (w *worker) prompt() string {
 	o := w.opts
-	p := "Benchmark turn. /tokens " + strconv.Itoa(max(o.Tokens, 1))
+	// One directive a line: the offline model reads only lines that start
+	// with one, and mockllm reads them anywhere.
+	p := "Benchmark turn.\n/tokens " + strconv.Itoa(max(o.Tokens, 1))
 	if o.TokenDelay > 0 {
-		p += " /delay " + o.TokenDelay.String()
+		p += "\n/delay " + o.TokenDelay.String()
 	}
 	if o.TTFT > 0 {
-		p += " /sleep " + o.TTFT.String()
+		p += "\n/sleep " + o.TTFT.String()
 	}
 	if o.Scenario == ToolLoop && o.ToolIters > 0 {
-		p += ` /tool terminal {"command":"true"} /repeat ` + strconv.Itoa(o.ToolIters)
+		p += "\n/tool terminal {\"command\":\"true\"}\n/repeat " + strconv.Itoa(o.ToolIters)
 	}
 	if o.Scenario == Idle {
-		p = "Idle conversation. /tokens 1"
+		p = "Idle conversation.\n/tokens 1"
+	}
+	if o.Scenario == LongChain {
+		p += "\n/tool read_file {\"path\":\"" + BlobFile + "\"}"
 	}
 	return p
 }
@@ -302,7 +368,7 @@ func (w *worker) do(n int) sample {
 	switch o.Scenario {
 	case Chat, ChatStream, ToolLoop:
 		return w.chat(stream, nil)
-	case ResponsesChain:
+	case ResponsesChain, LongChain:
 		return w.responses("")
 	case Conversation:
 		if w.turn == o.Turns {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,5 +229,46 @@ func TestReadSSE(t *testing.T) {
 		if s.err != tt.err || (s.ttft > 0) != tt.content {
 			t.Errorf("%s: err %q ttft %v, want err %q content %v", tt.name, s.err, s.ttft, tt.err, tt.content)
 		}
+	}
+}
+
+func TestLongChainScenario(t *testing.T) {
+	f := &fakeResponses{seen: map[string]int{}, convs: map[string]int{}}
+	base := serve(t, func(ln net.Listener) error { return fasthttp.Serve(ln, f.handle) })
+	client := NewClient(2, 5*time.Second)
+	var sampled atomic.Int64
+	res, err := Run(context.Background(), client, Options{Scenario: LongChain, Kind: Hermesd, BaseURL: base, Concurrency: 2, Turns: 20,
+		Duration: time.Minute, Sample: func() int64 { return sampled.Add(100) }})
+	if err != nil || res.Errors != 0 {
+		t.Fatalf("long chain: %v %v", err, res.ErrorKinds)
+	}
+	// Each worker makes exactly its 20-turn chain, every later turn
+	// continuing the one before.
+	f.mu.Lock()
+	if res.Requests != 40 || f.chained != 38 {
+		t.Errorf("%d requests, %d chained; want 40 and 38", res.Requests, f.chained)
+	}
+	f.mu.Unlock()
+	if len(res.ByTurn) != 20 {
+		t.Fatalf("%d turn slots, want 20", len(res.ByTurn))
+	}
+	for i, ts := range res.ByTurn {
+		if len(ts) != 2 {
+			t.Errorf("turn %d has %d latencies, want one per chain", i, len(ts))
+		}
+	}
+	if len(res.Samples) != 11 || res.Samples[0] != 100 || res.Samples[10] != 1100 {
+		t.Errorf("samples = %v, want 11 rising from the start to each tenth", res.Samples)
+	}
+}
+
+func TestPromptDirectivesOneALine(t *testing.T) {
+	w := &worker{opts: &Options{Scenario: LongChain, Tokens: 3}}
+	want := "Benchmark turn.\n/tokens 3\n/tool read_file {\"path\":\"" + BlobFile + "\"}"
+	if got := w.prompt(); got != want {
+		t.Errorf("prompt = %q, want %q", got, want)
+	}
+	if n := len(Blob()); n != 8100 {
+		t.Errorf("blob is %d bytes, want 8100", n)
 	}
 }

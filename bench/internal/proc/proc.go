@@ -211,6 +211,25 @@ func parseStatus(b []byte) (Memory, error) {
 	return m, nil
 }
 
+// ReadWritten returns the bytes pid has handed to write(2) and its kin
+// (wchar in /proc/PID/io): for hermesd, mostly its store's pages.
+func ReadWritten(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseIO(b)
+}
+
+func parseIO(b []byte) (int64, error) {
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte("wchar:")); ok {
+			return strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
+		}
+	}
+	return 0, errors.New("wchar missing")
+}
+
 // clockTicks is USER_HZ, 100 on every Linux platform Go supports.
 const clockTicks = 100
 

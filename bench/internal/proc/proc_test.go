@@ -62,3 +62,13 @@ func TestReadSelf(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParseIO(t *testing.T) {
+	n, err := parseIO([]byte("rchar: 10\nwchar: 12345\nsyscr: 1\n"))
+	if err != nil || n != 12345 {
+		t.Errorf("parseIO = %d, %v", n, err)
+	}
+	if _, err := parseIO([]byte("rchar: 10\n")); err == nil {
+		t.Error("missing wchar must be an error")
+	}
+}

@@ -138,9 +138,74 @@ type Report struct {
 	BytesPerConversation float64 `json:"bytes_per_conversation,omitempty"`
 	HeapPerConversation  float64 `json:"heap_bytes_per_conversation,omitempty"`
 
+	// LongChain holds the long-chain scenario's figures by tenth of the
+	// chain; the ratios compare the last tenth with the first.
+	LongChain             []Decile `json:"long_chain,omitempty"`
+	LongChainLatencyRatio float64  `json:"long_chain_latency_ratio,omitempty"`
+	LongChainBytesRatio   float64  `json:"long_chain_bytes_ratio,omitempty"`
+
 	// Curves for the plot (ms at CurveQuantiles).
 	Curves map[string]Curve `json:"curves,omitempty"`
 	Notes  []string         `json:"notes,omitempty"`
+}
+
+// Decile is one tenth of a long chain: its turns' latency and the bytes
+// the server wrote per turn while they ran.
+type Decile struct {
+	Turns     string  `json:"turns"` // "1-100"
+	MeanMs    float64 `json:"mean_ms"`
+	P50Ms     float64 `json:"p50_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+	BytesTurn float64 `json:"bytes_per_turn"` // -1 when unknown
+}
+
+// Deciles cuts byTurn (latencies by turn number within a chain) into
+// tenths. samples are the server's bytes written at the start and after
+// each tenth of all turns (clients chains run side by side, so the tenths
+// of the run and of each chain coincide up to the clients' drift).
+func Deciles(byTurn [][]time.Duration, samples []int64, clients int) []Decile {
+	n := len(byTurn)
+	if n < 10 {
+		return nil
+	}
+	out := make([]Decile, 10)
+	for d := range out {
+		lo, hi := d*n/10, (d+1)*n/10
+		var all []time.Duration
+		for _, ts := range byTurn[lo:hi] {
+			all = append(all, ts...)
+		}
+		var sum time.Duration
+		for _, t := range all {
+			sum += t
+		}
+		out[d] = Decile{Turns: fmt.Sprintf("%d-%d", lo+1, hi), BytesTurn: -1}
+		if len(all) > 0 {
+			out[d].MeanMs = ms(sum / time.Duration(len(all)))
+			p := Summarize(all)
+			out[d].P50Ms, out[d].P99Ms = p.P50, p.P99
+		}
+		if len(samples) == 11 && clients > 0 {
+			out[d].BytesTurn = math.Round(float64(samples[d+1]-samples[d]) / float64((hi-lo)*clients))
+		}
+	}
+	return out
+}
+
+// ChainRatios returns the last tenth's mean latency and bytes per turn
+// over the first's, 0 where unknown.
+func ChainRatios(d []Decile) (latency, bytes float64) {
+	if len(d) == 0 {
+		return 0, 0
+	}
+	first, last := d[0], d[len(d)-1]
+	if first.MeanMs > 0 {
+		latency = round3(last.MeanMs / first.MeanMs)
+	}
+	if first.BytesTurn > 0 && last.BytesTurn >= 0 {
+		bytes = round3(last.BytesTurn / first.BytesTurn)
+	}
+	return latency, bytes
 }
 
 // Streaming reports whether the scenario's headline figure is time to first
@@ -210,6 +275,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if r.HeapPerConversation > 0 {
 			fmt.Fprintf(tw, "heap bytes / conversation\t%.0f\n", r.HeapPerConversation)
 		}
+	}
+	if len(r.LongChain) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "chain turns\tmean ms\tp50 ms\tp99 ms\tbytes written / turn")
+		for _, d := range r.LongChain {
+			bytes := "n/a"
+			if d.BytesTurn >= 0 {
+				bytes = fmt.Sprintf("%.0f", d.BytesTurn)
+			}
+			fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%s\n", d.Turns, d.MeanMs, d.P50Ms, d.P99Ms, bytes)
+		}
+		fmt.Fprintf(tw, "last / first tenth\tlatency (mean) %.2f×\tbytes %.2f×\n", r.LongChainLatencyRatio, r.LongChainBytesRatio)
+		fmt.Fprintln(tw)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(tw, "note\t%s\n", n)

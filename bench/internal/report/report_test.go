@@ -177,3 +177,35 @@ func TestSVGWellFormed(t *testing.T) {
 		}
 	}
 }
+
+func TestDeciles(t *testing.T) {
+	byTurn := make([][]time.Duration, 100)
+	for i := range byTurn {
+		// Two chains; the later turns are twice as slow.
+		d := time.Millisecond
+		if i >= 90 {
+			d = 2 * time.Millisecond
+		}
+		byTurn[i] = []time.Duration{d, d}
+	}
+	samples := []int64{0}
+	for d := 1; d <= 10; d++ {
+		samples = append(samples, samples[d-1]+int64(20*1000*d)) // 1,000 bytes a turn × d, 20 turns a tenth
+	}
+	ds := Deciles(byTurn, samples, 2)
+	if len(ds) != 10 || ds[0].Turns != "1-10" || ds[9].Turns != "91-100" {
+		t.Fatalf("deciles = %+v", ds)
+	}
+	if ds[0].MeanMs != 1 || ds[9].MeanMs != 2 || ds[0].BytesTurn != 1000 || ds[9].BytesTurn != 10000 {
+		t.Errorf("first %+v last %+v", ds[0], ds[9])
+	}
+	if l, b := ChainRatios(ds); l != 2 || b != 10 {
+		t.Errorf("ratios = %v, %v; want 2 and 10", l, b)
+	}
+	if ds := Deciles(byTurn, nil, 2); ds[0].BytesTurn != -1 {
+		t.Errorf("no samples: bytes %v, want -1 (unknown)", ds[0].BytesTurn)
+	}
+	if Deciles(byTurn[:5], nil, 1) != nil {
+		t.Error("fewer than ten turns cannot be cut into tenths")
+	}
+}
