@@ -21,6 +21,7 @@ const (
 	EInternal         = "server_error"
 	EUnavailable      = "unavailable"
 	EPreviousNotFound = "previous_response_not_found"
+	EHeaderTooLarge   = "request_header_too_large"
 	// EStore: a write to the store failed, timed out or was cut short, so
 	// what the request produced is not kept.
 	EStore = "store_error"

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/joho/godotenv"
 )
 
 // Config is every setting of hermesd. Field comments name the variable.
@@ -52,6 +53,9 @@ type Config struct {
 	LogFormat      string        // HERMES_LOG_FORMAT or -log-format: text or json
 	LogLevel       string        // HERMES_LOG_LEVEL: debug, info, warn, error
 	MaxBodyBytes   int           // API_SERVER_MAX_BODY_BYTES
+	BodyMemory     int           // API_SERVER_MAX_BODY_MEMORY: request body bytes held at once, all connections together
+	MaxConns       int           // API_SERVER_MAX_CONNECTIONS: open client connections (lowered to fit RLIMIT_NOFILE)
+	MaxConnsPerIP  int           // API_SERVER_MAX_CONNECTIONS_PER_IP; 0: no per-address limit
 	StreamDeadline time.Duration // API_SERVER_STREAM_WRITE_TIMEOUT: per-frame write deadline on streams
 	KeepAlive      time.Duration // API_SERVER_SSE_KEEPALIVE: comment frames on idle streams
 	WorkerIdle     time.Duration // API_SERVER_WORKER_IDLE: idle pooled goroutines (HTTP, turns) exit after this
@@ -77,6 +81,9 @@ func Defaults() Config {
 		LogFormat:      "text",
 		LogLevel:       "info",
 		MaxBodyBytes:   10 << 20,
+		BodyMemory:     256 << 20,
+		MaxConns:       4096,
+		MaxConnsPerIP:  512,
 		StreamDeadline: 30 * time.Second,
 		KeepAlive:      15 * time.Second,
 		WorkerIdle:     10 * time.Second,
@@ -89,24 +96,61 @@ func (c *Config) Addr() string { return net.JoinHostPort(c.Host, c.Port) }
 // DBPath is where the response store lives.
 func (c *Config) DBPath() string { return filepath.Join(c.Home, "api_server.db") }
 
-// Load builds the configuration from flags (args, without the program name),
-// the environment (getenv) and $HERMES_HOME/.env. Precedence: flags, then the
-// environment, then .env, then defaults.
-func Load(args []string, getenv func(string) string) (*Config, error) {
+// flags are hermesd's command-line flags; each overrides a setting.
+type flags struct {
+	host, port, home, logFormat *string
+}
+
+func newFlagSet() (*flag.FlagSet, flags) {
 	fs := flag.NewFlagSet("hermesd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	host := fs.String("host", "", "bind address (API_SERVER_HOST)")
-	port := fs.String("port", "", "port (API_SERVER_PORT)")
-	home := fs.String("home", "", "data directory (HERMES_HOME)")
-	logFormat := fs.String("log-format", "", "text or json (HERMES_LOG_FORMAT)")
+	return fs, flags{
+		host:      fs.String("host", "", "bind address (API_SERVER_HOST)"),
+		port:      fs.String("port", "", "port (API_SERVER_PORT)"),
+		home:      fs.String("home", "", "data directory (HERMES_HOME)"),
+		logFormat: fs.String("log-format", "", "text or json (HERMES_LOG_FORMAT)"),
+	}
+}
+
+// Usage writes hermesd's usage: its flags and where settings come from.
+func Usage(w io.Writer) {
+	fs, _ := newFlagSet()
+	fs.SetOutput(w)
+	fmt.Fprint(w, `Usage: hermesd [flags]
+
+hermesd serves an AI agent over an OpenAI-compatible HTTP API.
+
+Flags:
+`)
+	fs.PrintDefaults()
+	fmt.Fprint(w, `
+Settings come from these flags, then the environment, then $HERMES_HOME/.env,
+then defaults; a variable set in the environment, even to "", hides its .env
+entry. README.md lists every setting under Configuration.
+`)
+}
+
+// ErrHelp is returned by Load when the arguments ask for help (-h, --help).
+var ErrHelp = flag.ErrHelp
+
+// Load builds the configuration from flags (args, without the program name),
+// the environment (lookup, as os.LookupEnv) and $HERMES_HOME/.env.
+// Precedence: flags, then the environment, then .env, then defaults. A
+// variable set in the environment wins over .env even when it is empty
+// (empty then means the default), so an operator can mask a .env entry.
+func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
+	fs, f := newFlagSet()
 	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("flags: %w", err)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, ErrHelp
+		}
+		return nil, fmt.Errorf("flags: %w (hermesd --help lists them)", err)
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-
-	homeDir := first(*home, getenv("HERMES_HOME"))
+	envHome, _ := lookup("HERMES_HOME")
+	homeDir := first(*f.home, envHome)
 	if homeDir == "" {
 		u, err := os.UserHomeDir()
 		if err != nil {
@@ -119,7 +163,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	get := func(k string) string {
-		if v := getenv(k); v != "" {
+		if v, ok := lookup(k); ok {
 			return v
 		}
 		return dotenv[k]
@@ -181,6 +225,9 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	dur(&c.ShutdownGrace, "API_SERVER_SHUTDOWN_GRACE")
 	dur(&c.IdleActor, "API_SERVER_ACTOR_IDLE")
 	num(&c.MaxBodyBytes, "API_SERVER_MAX_BODY_BYTES", 1024)
+	num(&c.BodyMemory, "API_SERVER_MAX_BODY_MEMORY", 1024)
+	num(&c.MaxConns, "API_SERVER_MAX_CONNECTIONS", 1)
+	num(&c.MaxConnsPerIP, "API_SERVER_MAX_CONNECTIONS_PER_IP", 0)
 	dur(&c.StreamDeadline, "API_SERVER_STREAM_WRITE_TIMEOUT")
 	dur(&c.KeepAlive, "API_SERVER_SSE_KEEPALIVE")
 	dur(&c.WorkerIdle, "API_SERVER_WORKER_IDLE")
@@ -206,14 +253,14 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 	str(&c.LogLevel, "HERMES_LOG_LEVEL")
 	boolean(&c.WebAllowPriv, "HERMES_WEB_ALLOW_PRIVATE")
 	boolean(&c.FilesHardlinks, "HERMES_FILES_ALLOW_HARDLINKS")
-	if *host != "" {
-		c.Host = *host
+	if *f.host != "" {
+		c.Host = *f.host
 	}
-	if *port != "" {
-		c.Port = *port
+	if *f.port != "" {
+		c.Port = *f.port
 	}
-	if *logFormat != "" {
-		c.LogFormat = *logFormat
+	if *f.logFormat != "" {
+		c.LogFormat = *f.logFormat
 	}
 	if c.Workspace == "" {
 		wd, err := os.Getwd()
@@ -243,6 +290,9 @@ func (c *Config) Validate() error {
 		if len(c.Key) < 8 {
 			return fmt.Errorf("refusing to bind %s: API_SERVER_KEY is shorter than 8 characters", c.Host)
 		}
+	}
+	if c.BodyMemory < c.MaxBodyBytes {
+		return fmt.Errorf("API_SERVER_MAX_BODY_MEMORY=%d is below API_SERVER_MAX_BODY_BYTES=%d: a request of the largest allowed size could never be read", c.BodyMemory, c.MaxBodyBytes)
 	}
 	switch c.ToolProgress {
 	case "inline", "events", "off":
@@ -291,7 +341,9 @@ func unwrapOp(err error) error {
 	return err
 }
 
-// readDotEnv reads KEY=VALUE lines; a missing file is empty.
+// readDotEnv reads a .env file the way the dotenv tools that write them
+// do (godotenv: quotes, escapes, inline comments, export); a missing file
+// is empty.
 func readDotEnv(path string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -301,32 +353,11 @@ func readDotEnv(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	defer f.Close()
-	return parseDotEnv(f, path)
-}
-
-func parseDotEnv(r io.Reader, name string) (map[string]string, error) {
-	out := make(map[string]string)
-	sc := bufio.NewScanner(r)
-	for line := 1; sc.Scan(); line++ {
-		s := strings.TrimSpace(sc.Text())
-		if s == "" || s[0] == '#' {
-			continue
-		}
-		s = strings.TrimPrefix(s, "export ")
-		k, v, ok := strings.Cut(s, "=")
-		k = strings.TrimSpace(k)
-		if !ok || k == "" {
-			return nil, fmt.Errorf("%s:%d: want KEY=VALUE", name, line)
-		}
-		v = strings.TrimSpace(v)
-		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
-			v = v[1 : len(v)-1]
-		} else if i := strings.Index(v, " #"); i >= 0 {
-			v = strings.TrimSpace(v[:i])
-		}
-		out[k] = v
+	m, err := godotenv.Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
-	return out, sc.Err()
+	return m, nil
 }
 
 func parseDuration(v string) (time.Duration, error) {

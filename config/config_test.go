@@ -9,7 +9,10 @@ import (
 	"time"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+// env is a lookup over m, as os.LookupEnv is over the environment.
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
 
 func TestLoadPrecedence(t *testing.T) {
 	home := t.TempDir()
@@ -114,6 +117,108 @@ func freePort(t *testing.T) string {
 	defer ln.Close()
 	_, p, _ := net.SplitHostPort(ln.Addr().String())
 	return p
+}
+
+// TestLoadLimits: the connection and body-memory settings load, and hostile
+// values are refused with the variable's name.
+func TestLoadLimits(t *testing.T) {
+	home := t.TempDir()
+	c, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home,
+		"API_SERVER_MAX_BODY_MEMORY": "33554432", "API_SERVER_MAX_CONNECTIONS": "100", "API_SERVER_MAX_CONNECTIONS_PER_IP": "0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BodyMemory != 32<<20 || c.MaxConns != 100 || c.MaxConnsPerIP != 0 {
+		t.Fatalf("got body memory %d, connections %d, per IP %d", c.BodyMemory, c.MaxConns, c.MaxConnsPerIP)
+	}
+	d := Defaults()
+	if d.BodyMemory < d.MaxBodyBytes || d.MaxConns < 1 || d.MaxConnsPerIP < 1 {
+		t.Fatalf("defaults: %+v", d)
+	}
+	for k, v := range map[string]string{
+		"API_SERVER_MAX_BODY_MEMORY":        "10",
+		"API_SERVER_MAX_CONNECTIONS":        "0",
+		"API_SERVER_MAX_CONNECTIONS_PER_IP": "-1",
+	} {
+		for _, bad := range []string{v, "lots", "1e9", " 5"} {
+			_, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home, k: bad}))
+			if err == nil || !strings.Contains(err.Error(), k) {
+				t.Errorf("%s=%q: err = %v", k, bad, err)
+			}
+		}
+	}
+	c.Port = freePort(t)
+	c.BodyMemory = c.MaxBodyBytes - 1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "API_SERVER_MAX_BODY_MEMORY") {
+		t.Fatalf("a budget below the body limit: %v", err)
+	}
+}
+
+// TestLoadDotEnv: .env is read as dotenv tools write it (quotes go, an
+// inline comment after a quoted value goes), and a variable set in the
+// environment wins over .env even when it is empty.
+func TestLoadDotEnv(t *testing.T) {
+	home := t.TempDir()
+	dot := `OPENAI_API_KEY="sk-quoted" # the upstream key
+OPENAI_BASE_URL='http://127.0.0.1:9/v1'
+HERMES_MODEL=plain-model # comment
+export API_SERVER_PORT=9100
+API_SERVER_MODEL_NAME="from-dotenv"
+API_SERVER_KEY="dotenv-key-long-enough"
+`
+	if err := os.WriteFile(filepath.Join(home, ".env"), []byte(dot), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(nil, env(map[string]string{
+		"HERMES_HOME":           home,
+		"HERMES_WORKSPACE":      home,
+		"API_SERVER_MODEL_NAME": "from-environment",
+		"API_SERVER_KEY":        "", // set but empty: hides the .env key
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.APIKey != "sk-quoted" || c.BaseURL != "http://127.0.0.1:9/v1" || c.Model != "plain-model" || c.Port != "9100" {
+		t.Fatalf("from .env: key=%q base=%q model=%q port=%q", c.APIKey, c.BaseURL, c.Model, c.Port)
+	}
+	if c.ModelName != "from-environment" {
+		t.Fatalf("API_SERVER_MODEL_NAME = %q: the environment must win over .env", c.ModelName)
+	}
+	if c.Key != "" {
+		t.Fatalf("API_SERVER_KEY = %q: set empty in the environment, it must hide the .env value", c.Key)
+	}
+
+	// Hostile: a quote left open is an error naming the file, not a value
+	// that runs to the end of the file.
+	if err := os.WriteFile(filepath.Join(home, ".env"), []byte("OPENAI_API_KEY=\"sk-open\nHERMES_MODEL=m\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(nil, env(map[string]string{"HERMES_HOME": home}))
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(home, ".env")) {
+		t.Fatalf("unterminated quote: err = %v", err)
+	}
+}
+
+// TestLoadHelp: -h and --help ask for help (ErrHelp, which main answers
+// with the usage and exit 0); an unknown flag is an error that says where
+// help is.
+func TestLoadHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "-help"} {
+		if _, err := Load([]string{arg}, env(nil)); err != ErrHelp {
+			t.Fatalf("%s: err = %v, want ErrHelp", arg, err)
+		}
+	}
+	_, err := Load([]string{"--nope"}, env(nil))
+	if err == nil || err == ErrHelp || !strings.Contains(err.Error(), "--help") {
+		t.Fatalf("unknown flag: err = %v", err)
+	}
+	var b strings.Builder
+	Usage(&b)
+	for _, want := range []string{"Usage: hermesd", "-port", "-home", "HERMES_HOME/.env"} {
+		if !strings.Contains(b.String(), want) {
+			t.Fatalf("usage lacks %q:\n%s", want, b.String())
+		}
+	}
 }
 
 func TestAgentToolItemsSetting(t *testing.T) {

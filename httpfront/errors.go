@@ -25,6 +25,8 @@ func status(code string) (int, string) {
 		return fasthttp.StatusConflict, "invalid_request_error"
 	case hermes.ETooLarge:
 		return fasthttp.StatusRequestEntityTooLarge, "invalid_request_error"
+	case hermes.EHeaderTooLarge:
+		return fasthttp.StatusRequestHeaderFieldsTooLarge, "invalid_request_error"
 	case hermes.ERateLimited:
 		return fasthttp.StatusTooManyRequests, "rate_limit_error"
 	case hermes.EUpstream:

@@ -390,6 +390,10 @@ func (s *Server) decodeItem(d *inputDecoder, param string, it inputItem, standal
 		out := it.Output.Text
 		if e := errorText(it.Error); e != "" {
 			out = toolErrorResult(e)
+		} else if out == "" {
+			// The Agents SDK sends mcp_call back without its (possibly
+			// large) output: take it from the stored response it names.
+			out = s.storedOutput(it.ID)
 		}
 		return d.addResult(param, hermes.Message{Role: hermes.RoleTool, ToolCallID: it.ID, Name: it.Name, Content: out}, false)
 	case "web_search_call":
@@ -425,6 +429,19 @@ func (s *Server) decodeItem(d *inputDecoder, param string, it inputItem, standal
 		return hermes.InvalidParam(param+".type", "unsupported input item type '%s'", it.Type)
 	}
 	return nil
+}
+
+// storedOutput is the result of the agent call item id names, from its
+// stored response; a note saying so when it is not stored.
+func (s *Server) storedOutput(id string) string {
+	if msgs, err := s.resolveItem(id); err == nil {
+		for _, m := range msgs {
+			if m.Role == hermes.RoleTool {
+				return m.Content
+			}
+		}
+	}
+	return `{"note":"the output of this call was not sent back and is not stored"}`
 }
 
 // errorText reads an mcp_call's error: a string, or any other JSON as text.

@@ -1,11 +1,10 @@
 package httpfront
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -32,6 +31,13 @@ type Options struct {
 	// "function_call" (function_call + function_call_output, the older form).
 	AgentToolItems string
 	MaxBodyBytes   int
+	// BodyMemory bounds the request body bytes held at once, all
+	// connections together; beyond it requests are answered 503.
+	BodyMemory int
+	// MaxConns caps open client connections (keep it below the descriptor
+	// limit); MaxConnsPerIP caps them per client address, 0 for no cap.
+	MaxConns      int
+	MaxConnsPerIP int
 	// StreamWriteTimeout bounds each SSE frame's write, so a client that
 	// stops reading cannot hold a stream (and its turn) forever.
 	StreamWriteTimeout time.Duration
@@ -63,6 +69,7 @@ type Server struct {
 	log     *slog.Logger
 	authHdr []byte // "Bearer <key>", compared in constant time
 	origins map[string]bool
+	budget  bodyBudget
 	created int64 // the model's "created" timestamp
 }
 
@@ -76,6 +83,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 10 << 20
+	}
+	if opts.BodyMemory < opts.MaxBodyBytes {
+		opts.BodyMemory = max(opts.MaxBodyBytes, 256<<20)
 	}
 	if opts.StreamWriteTimeout <= 0 {
 		opts.StreamWriteTimeout = 30 * time.Second
@@ -102,6 +112,7 @@ func New(opts Options) *Server {
 		opts.NewID = RandomID
 	}
 	s := &Server{opts: opts, rt: opts.Runtime, log: opts.Logger, origins: make(map[string]bool), created: opts.Now().Unix()}
+	s.budget.limit = int64(opts.BodyMemory)
 	if opts.Key != "" {
 		s.authHdr = []byte("Bearer " + opts.Key)
 	}
@@ -142,7 +153,13 @@ func New(opts Options) *Server {
 		WriteTimeout:       opts.WriteTimeout,
 		IdleTimeout:        opts.IdleTimeout,
 		MaxRequestBodySize: opts.MaxBodyBytes,
-		ErrorHandler:       s.transportError,
+		// Bodies are read by the middleware, after admission: see admit.go.
+		StreamRequestBody: true,
+		HeaderReceived:    s.headerReceived,
+		ExpectHandler:     s.expect,
+		ErrorHandler:      s.transportError,
+		Concurrency:       opts.MaxConns,
+		MaxConnsPerIP:     opts.MaxConnsPerIP,
 		// Go's default header limits are fine; fasthttp's 4 KiB read
 		// buffer is too small for browsers with many cookies.
 		ReadBufferSize:               16 << 10,
@@ -161,8 +178,10 @@ func (s *Server) routes(r *router.Router) {
 	s.responseRoutes(r)
 }
 
-// Serve serves HTTP on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve serves HTTP on ln until Shutdown. Accept errors that pass (out of
+// file descriptors) are retried; any other ends Serve, and the caller must
+// treat that as fatal.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(newRetryListener(ln, s.log)) }
 
 // Shutdown stops accepting connections and waits for open requests,
 // streams included, to finish. Streams end when their turns do, so call it
@@ -178,77 +197,106 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Debug("fasthttp", "msg", strings.TrimSpace(format), "args", args)
 }
 
-// transportError answers errors fasthttp meets before a handler runs.
+// transportError answers errors fasthttp meets before a handler runs,
+// with the headers every other answer carries (fasthttp closes the
+// connection after it).
 func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
-	securityHeaders(ctx)
-	ctx.Response.Header.Set("X-Request-Id", RandomID("req_"))
-	if strings.Contains(err.Error(), "body size exceeds") {
+	start := time.Now()
+	rid := s.commonHeaders(ctx)
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small):
+		writeError(ctx, hermes.Errorf(hermes.EHeaderTooLarge, "Request headers exceed %d bytes", s.srv.ReadBufferSize))
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		writeError(ctx, hermes.Errorf(hermes.ETooLarge, "Request body exceeds the limit of %d bytes", s.opts.MaxBodyBytes))
-		return
+	default:
+		writeError(ctx, hermes.Errorf(hermes.EInvalid, "Malformed HTTP request"))
 	}
-	writeError(ctx, hermes.Errorf(hermes.EInvalid, "Malformed HTTP request"))
+	s.logRequest(ctx, rid, start)
 }
 
-func securityHeaders(ctx *fasthttp.RequestCtx) {
+// commonHeaders sets what every answer carries, whichever layer writes it:
+// security headers, the request id and, for an allowed Origin, the CORS
+// headers (without them a browser page reads any error as "Failed to
+// fetch"). It returns the request id.
+func (s *Server) commonHeaders(ctx *fasthttp.RequestCtx) string {
 	h := &ctx.Response.Header
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	rid := requestID(ctx)
+	h.Set("X-Request-Id", rid)
+	if origin := ctx.Request.Header.Peek("Origin"); len(origin) > 0 && s.origins[string(origin)] {
+		h.SetBytesV("Access-Control-Allow-Origin", origin)
+		h.Set("Vary", "Origin")
+		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+	}
+	return rid
 }
 
-// middleware wraps every route: request id, security headers, CORS, auth,
-// one log line per request.
+// middleware wraps every route: security headers, request id, CORS,
+// admission (origin, key, path, body size), reading the body within the
+// memory budget, one log line per request.
 func (s *Server) middleware(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
-		securityHeaders(ctx)
-		rid := requestID(ctx)
-		ctx.Response.Header.Set("X-Request-Id", rid)
+		rid := s.commonHeaders(ctx)
 		ctx.SetUserValue(ridKey, rid)
 		s.serve(ctx, next)
-		if s.opts.Metrics != nil {
-			s.opts.Metrics.observe(ctx, time.Since(start))
-		}
-		if bg := context.Background(); s.log.Enabled(bg, slog.LevelInfo) {
-			s.log.LogAttrs(bg, slog.LevelInfo, "request", slog.String("id", rid), slog.String("method", string(ctx.Method())),
-				slog.String("path", string(ctx.Path())), slog.Int("status", ctx.Response.StatusCode()),
-				slog.Float64("dur_ms", float64(time.Since(start).Microseconds())/1000))
-		}
+		s.logRequest(ctx, rid, start)
+	}
+}
+
+func (s *Server) logRequest(ctx *fasthttp.RequestCtx, rid string, start time.Time) {
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.observe(ctx, time.Since(start))
+	}
+	if bg := context.Background(); s.log.Enabled(bg, slog.LevelInfo) {
+		s.log.LogAttrs(bg, slog.LevelInfo, "request", slog.String("id", rid), slog.String("method", string(ctx.Method())),
+			slog.String("path", string(ctx.Path())), slog.Int("status", ctx.Response.StatusCode()),
+			slog.Float64("dur_ms", float64(time.Since(start).Microseconds())/1000))
 	}
 }
 
 func (s *Server) serve(ctx *fasthttp.RequestCtx, next fasthttp.RequestHandler) {
-	origin := ctx.Request.Header.Peek("Origin")
-	if len(origin) > 0 {
-		if !s.origins[string(origin)] {
-			writeError(ctx, hermes.Errorf("forbidden", "Origin %s is not allowed (API_SERVER_CORS_ORIGINS)", origin))
-			return
-		}
+	if e := s.admit(&ctx.Request.Header, ctx.Request.URI().PathOriginal()); e != nil {
+		s.refuse(ctx, e)
+		return
+	}
+	if ctx.IsOptions() {
 		h := &ctx.Response.Header
-		h.SetBytesV("Access-Control-Allow-Origin", origin)
-		h.Set("Vary", "Origin")
-		h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After")
-		if ctx.IsOptions() {
+		if len(ctx.Request.Header.Peek("Origin")) > 0 {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
 			h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
 			h.Set("Access-Control-Max-Age", "600")
-			ctx.SetStatusCode(fasthttp.StatusNoContent)
-			return
+		} else {
+			h.Set("Allow", "GET, POST, DELETE, OPTIONS")
 		}
-	} else if ctx.IsOptions() {
-		ctx.Response.Header.Set("Allow", "GET, POST, DELETE, OPTIONS")
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		if hasBody(&ctx.Request.Header) {
+			ctx.SetConnectionClose()
+		}
 		return
 	}
-	path := ctx.Path()
-	if s.authHdr != nil && !bytes.Equal(path, []byte("/health")) && !bytes.Equal(path, []byte("/v1/health")) {
-		got := ctx.Request.Header.Peek("Authorization")
-		if subtle.ConstantTimeCompare(got, s.authHdr) != 1 {
-			writeError(ctx, hermes.Errorf(hermes.EUnauthorized, "Invalid API key"))
-			return
-		}
+	reserved, e := s.readBody(ctx)
+	if e != nil {
+		s.refuse(ctx, e)
+		return
 	}
+	defer s.budget.release(reserved)
 	next(ctx)
 }
+
+// refuse answers e before the body was read; the connection closes, since
+// what is left of the body on the wire must not be read as the next request.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, e *hermes.Error) {
+	writeError(ctx, e)
+	if hasBody(&ctx.Request.Header) {
+		ctx.SetConnectionClose()
+	}
+}
+
+// corsExposeHeaders are the response headers page scripts may read.
+const corsExposeHeaders = "X-Request-Id, Retry-After, Idempotent-Replayed, X-Hermes-Model"
 
 const corsAllowHeaders = "Authorization, Content-Type, Idempotency-Key, X-Hermes-Progress, OpenAI-Organization, OpenAI-Project, " +
 	"X-Stainless-Lang, X-Stainless-Package-Version, X-Stainless-OS, X-Stainless-Arch, X-Stainless-Runtime, " +

@@ -22,7 +22,7 @@ func benchMain(b *testing.B, env map[string]string) *fasthttp.Client {
 		vars[k] = v
 	}
 	m := NewMain()
-	if err := m.ParseFlags(nil, func(k string) string { return vars[k] }); err != nil {
+	if err := m.ParseFlags(nil, lookupIn(vars)); err != nil {
 		b.Fatal(err)
 	}
 	m.Logger = newLogger("json", "info", io.Discard)

@@ -375,7 +375,7 @@ func TestGracefulDrainFinishesStreams(t *testing.T) {
 
 func TestRefusesPublicBindWithoutKey(t *testing.T) {
 	m := NewMain()
-	if err := m.ParseFlags([]string{"--host", "0.0.0.0", "--port", "18643", "--home", t.TempDir()}, func(string) string { return "" }); err != nil {
+	if err := m.ParseFlags([]string{"--host", "0.0.0.0", "--port", "18643", "--home", t.TempDir()}, lookupIn(nil)); err != nil {
 		t.Fatal(err)
 	}
 	err := m.Config.Validate()

@@ -127,9 +127,8 @@ func TestRequestLogLines(t *testing.T) {
 	var buf syncBuffer
 	const key = "log-test-key-123"
 	m := NewMain()
-	if err := m.ParseFlags([]string{"--log-format", "json"}, func(k string) string {
-		return map[string]string{"HERMES_HOME": t.TempDir(), "HERMES_WORKSPACE": t.TempDir(), "API_SERVER_KEY": key}[k]
-	}); err != nil {
+	if err := m.ParseFlags([]string{"--log-format", "json"}, lookupIn(map[string]string{
+		"HERMES_HOME": t.TempDir(), "HERMES_WORKSPACE": t.TempDir(), "API_SERVER_KEY": key})); err != nil {
 		t.Fatal(err)
 	}
 	m.Logger = newLogger(m.Config.LogFormat, m.Config.LogLevel, &buf)

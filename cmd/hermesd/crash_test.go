@@ -46,8 +46,8 @@ func TestCrash(t *testing.T) {
 // proc is a hermesd process.
 type proc struct {
 	cmd    *exec.Cmd
-	base   string // http://127.0.0.1:port
-	stderr *bytes.Buffer
+	base   string      // http://127.0.0.1:port
+	stderr *syncBuffer // read while the process still writes it
 	exited chan struct{}
 	err    error // cmd.Wait's result, valid once exited is closed
 }
@@ -58,14 +58,21 @@ var crashClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: tru
 // answers /health.
 func startProc(t *testing.T, bin, home, ws string, extra ...string) *proc {
 	t.Helper()
+	return startProcArgv(t, []string{bin}, home, ws, extra...)
+}
+
+// startProcArgv is startProc for a command line that runs the binary
+// (under prlimit, for example).
+func startProcArgv(t *testing.T, argv []string, home, ws string, extra ...string) *proc {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	p := &proc{base: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &bytes.Buffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin)
+	p := &proc{base: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(argv[0], argv[1:]...)
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "OPENAI_") && !strings.HasPrefix(kv, "API_SERVER_") && !strings.HasPrefix(kv, "HERMES_") {

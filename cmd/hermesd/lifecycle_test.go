@@ -113,7 +113,7 @@ func TestCloseIsBoundedWhenTheModelIgnoresCancel(t *testing.T) {
 	home, ws := t.TempDir(), t.TempDir()
 	vars := map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": ws}
 	m := NewMain()
-	if err := m.ParseFlags(nil, func(k string) string { return vars[k] }); err != nil {
+	if err := m.ParseFlags(nil, lookupIn(vars)); err != nil {
 		t.Fatal(err)
 	}
 	m.Logger = newLogger("text", "error", io.Discard)

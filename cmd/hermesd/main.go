@@ -34,7 +34,11 @@ import (
 
 func main() {
 	m := NewMain()
-	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
+	if err := m.ParseFlags(os.Args[1:], os.LookupEnv); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			config.Usage(os.Stdout)
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "hermesd:", err)
 		os.Exit(2)
 	}
@@ -54,8 +58,16 @@ func main() {
 	}
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
-	m.Logger.Info("shutting down", "signal", s.String(), "grace", m.Config.ShutdownGrace.String())
+	code := 0
+	select {
+	case s := <-sig:
+		m.Logger.Info("shutting down", "signal", s.String(), "grace", m.Config.ShutdownGrace.String())
+	case err := <-m.served:
+		// Serving stopped although nobody asked: hermesd would live on deaf.
+		// Exit non-zero so a supervisor restarts it.
+		m.Logger.Error("HTTP server stopped serving; exiting", "err", err)
+		code = 1
+	}
 	go func() {
 		<-sig // a second signal: the operator wants out now; bbolt stays consistent
 		m.Logger.Warn("second signal: exiting immediately")
@@ -68,6 +80,7 @@ func main() {
 	if err != nil {
 		os.Exit(1) // Close has logged what it abandoned
 	}
+	os.Exit(code)
 }
 
 // Main is a whole hermesd: end-to-end tests start it the way main does.
@@ -98,9 +111,11 @@ func NewMain() *Main {
 	return &Main{Config: &c, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Environ: os.Environ()}
 }
 
-// ParseFlags loads the configuration from args and the environment.
-func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
-	c, err := config.Load(args, getenv)
+// ParseFlags loads the configuration from args and the environment
+// (lookup, as os.LookupEnv). It returns config.ErrHelp when args ask for
+// help.
+func (m *Main) ParseFlags(args []string, lookup func(string) (string, bool)) error {
+	c, err := config.Load(args, lookup)
 	if err != nil {
 		return err
 	}
@@ -203,6 +218,9 @@ func (m *Main) Run(ctx context.Context) error {
 		ToolProgress:       c.ToolProgress,
 		AgentToolItems:     c.AgentToolItems,
 		MaxBodyBytes:       c.MaxBodyBytes,
+		BodyMemory:         c.BodyMemory,
+		MaxConns:           capConnections(c.MaxConns, m.Logger),
+		MaxConnsPerIP:      c.MaxConnsPerIP,
 		StreamWriteTimeout: c.StreamDeadline,
 		KeepAlive:          c.KeepAlive,
 		WorkerIdle:         c.WorkerIdle,

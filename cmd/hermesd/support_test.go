@@ -33,7 +33,7 @@ func startHermes(t testing.TB, env map[string]string) *hermesd {
 		vars[k] = v
 	}
 	m := NewMain()
-	if err := m.ParseFlags(nil, func(k string) string { return vars[k] }); err != nil {
+	if err := m.ParseFlags(nil, lookupIn(vars)); err != nil {
 		t.Fatal(err)
 	}
 	m.Logger = newLogger("text", "error", io.Discard)
@@ -51,6 +51,12 @@ func startHermes(t testing.TB, env map[string]string) *hermesd {
 		_ = m.Close(ctx)
 	})
 	return &hermesd{Main: m, Home: home, Workspace: ws}
+}
+
+// lookupIn is an environment holding only vars, looked up as
+// os.LookupEnv does.
+func lookupIn(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 }
 
 // client is the official OpenAI Go SDK pointed at h, without retries so a
@@ -106,6 +112,8 @@ type upstreamCall struct {
 	} `json:"tools"`
 	Stream          bool   `json:"stream"`
 	ReasoningEffort string `json:"reasoning_effort"`
+	// Auth is the request's Authorization header.
+	Auth string `json:"-"`
 }
 
 // text returns message i's content as text.
@@ -169,7 +177,7 @@ func (f *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	call := &upstreamCall{}
+	call := &upstreamCall{Auth: r.Header.Get("Authorization")}
 	if err := json.NewDecoder(r.Body).Decode(call); err != nil {
 		http.Error(w, err.Error(), 400)
 		return

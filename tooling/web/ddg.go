@@ -1,6 +1,7 @@
 package web
 
 import (
+	"html"
 	"net/url"
 	"strings"
 )
@@ -17,7 +18,7 @@ func parseDuckDuckGo(page string) []searchResult {
 		capDepth int     // nested elements of the same name inside it
 		buf      strings.Builder
 	)
-	z := newScanner(page)
+	z := newTokenizer(page)
 	for {
 		t, ok := z.next()
 		if !ok {
@@ -26,7 +27,7 @@ func parseDuckDuckGo(page string) []searchResult {
 		if field != nil {
 			switch t.kind {
 			case textToken:
-				buf.WriteString(t.text)
+				buf.WriteString(html.EscapeString(t.text))
 			case startTagToken:
 				if t.name == capTag && !t.selfClosing {
 					capDepth++
@@ -42,7 +43,7 @@ func parseDuckDuckGo(page string) []searchResult {
 					capDepth--
 					break
 				}
-				// Still an HTML fragment (entities encoded), as the
+				// An HTML fragment again (entities encoded), as the
 				// other backends' text is; normalize decodes it.
 				*field = buf.String()
 				field = nil

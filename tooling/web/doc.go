@@ -3,7 +3,8 @@
 // its answer, and web_extract, which fetches pages and turns them into
 // readable text behind an SSRF guard.
 //
-// It may import the root package, tooling and the standard library. HTML is
-// read with a small scanner of its own (htmlscan.go) rather than
-// golang.org/x/net/html, which the module does not require.
+// It may import the root package, tooling, the standard library and
+// golang.org/x/net: pages and DuckDuckGo's results are read with its HTML5
+// tokenizer (html) and decoded from their declared or sniffed charset
+// (html/charset).
 package web

@@ -15,6 +15,7 @@ import (
 
 	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/tooling"
+	"golang.org/x/net/html/charset"
 )
 
 const (
@@ -210,7 +211,7 @@ func (t *extractTool) fetch(ctx context.Context, raw string) extractResult {
 		ctype = http.DetectContentType(body)
 	}
 	mediaType, _, _ := mime.ParseMediaType(ctype)
-	text := decodeText(body)
+	text := decodeText(body, ctype)
 	switch {
 	case mediaType == "text/html" || mediaType == "application/xhtml+xml":
 		res.Title, res.Content = htmlToText(text, resp.Request.URL)
@@ -225,17 +226,22 @@ func (t *extractTool) fetch(ctx context.Context, raw string) extractResult {
 	return res
 }
 
-// decodeText returns body as UTF-8. Bytes that are not UTF-8 are read as
-// Latin-1, the usual encoding of pages that are not.
-func decodeText(body []byte) string {
-	if utf8.Valid(body) {
-		return string(body)
+// decodeText returns body as UTF-8, decoded from the charset the
+// Content-Type, a byte-order mark or the page's <meta> names. Without one,
+// text that is valid UTF-8 is UTF-8 and anything else Windows-1252, the
+// HTML5 default (so its curly quotes are not control characters).
+func decodeText(body []byte, contentType string) string {
+	enc, name, certain := charset.DetermineEncoding(body, contentType)
+	if !certain && utf8.Valid(body) || name == "utf-8" {
+		// DetermineEncoding looks at the first 1 KB only, and a <meta> that
+		// names a single-byte charset on a UTF-8 page is a common mistake.
+		return strings.ToValidUTF8(strings.TrimPrefix(string(body), "\uFEFF"), "\uFFFD")
 	}
-	r := make([]rune, len(body))
-	for i, c := range body {
-		r[i] = rune(c)
+	out, err := enc.NewDecoder().Bytes(body)
+	if err != nil {
+		return strings.ToValidUTF8(string(body), "\uFFFD")
 	}
-	return string(r)
+	return string(out)
 }
 
 // truncate cuts s to max characters, saying so.

@@ -534,3 +534,25 @@ func TestExtractRefusesOwnInterfaceAddress(t *testing.T) {
 }
 
 func toolCall(args string) tooling.Call { return tooling.Call{ID: "call_1", Args: []byte(args)} }
+
+// TestDecodeText: Windows-1252 curly quotes became C1 control characters
+// when undeclared bytes were read as Latin-1.
+func TestDecodeText(t *testing.T) {
+	tests := []struct {
+		name, ctype, body, want string
+	}{
+		{"declared in the header", "text/html; charset=windows-1252", "\x93quoted\x94 caf\xe9", "“quoted” café"},
+		{"declared as latin-1 (read as windows-1252, per WHATWG)", "text/plain; charset=iso-8859-1", "\x93q\x94", "“q”"},
+		{"declared in a meta tag", "text/html", `<meta charset="windows-1252"><p>` + "\x93q\x94", `<meta charset="windows-1252"><p>“q”`},
+		{"undeclared, not UTF-8", "text/html", "<p>\x93q\x94 \x80", "<p>“q” €"},
+		{"undeclared UTF-8 after 1 KB of ASCII", "text/html", strings.Repeat("a", 2000) + "é", strings.Repeat("a", 2000) + "é"},
+		{"meta says latin-1 but the page is UTF-8", "text/html", `<meta charset="iso-8859-1">café`, `<meta charset="iso-8859-1">café`},
+		{"UTF-8 BOM", "text/html", "\xef\xbb\xbfcafé", "café"},
+		{"Shift_JIS in the header", "text/plain; charset=shift_jis", "\x93\xfa\x96\x7b", "日本"},
+	}
+	for _, tc := range tests {
+		if got := decodeText([]byte(tc.body), tc.ctype); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

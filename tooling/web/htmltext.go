@@ -1,7 +1,6 @@
 package web
 
 import (
-	"html"
 	"net/url"
 	"regexp"
 	"strings"
@@ -58,7 +57,7 @@ func htmlToText(page string, base *url.URL) (title, text string) {
 		linkHref string
 		inLink   bool
 	)
-	z := newScanner(page)
+	z := newTokenizer(page)
 	for {
 		t, ok := z.next()
 		if !ok {
@@ -74,14 +73,14 @@ func htmlToText(page string, base *url.URL) (title, text string) {
 		case textToken:
 			if titleText {
 				if title == "" {
-					title = collapse(html.UnescapeString(t.text))
+					title = collapse(t.text)
 				}
 				continue
 			}
 			if len(dropped) > 0 {
 				continue
 			}
-			s := html.UnescapeString(t.text)
+			s := t.text
 			if preDepth > 0 {
 				w.raw(s)
 			} else {
@@ -114,7 +113,7 @@ func htmlToText(page string, base *url.URL) (title, text string) {
 			inSVG++
 		}
 		if t.name == "title" && inSVG == 0 && !t.selfClosing {
-			inTitle = true // the scanner hands its raw text over next
+			inTitle = true // the tokenizer hands its text over next
 			continue
 		}
 		if len(dropped) > 0 {
