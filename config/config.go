@@ -23,6 +23,10 @@ type Config struct {
 	CORSOrigins    []string      // API_SERVER_CORS_ORIGINS
 	ModelName      string        // API_SERVER_MODEL_NAME
 	MaxStored      int           // API_SERVER_MAX_STORED_RESPONSES
+	MaxConvs       int           // API_SERVER_MAX_CONVERSATIONS: least recently used dropped beyond this
+	MaxPending     int           // API_SERVER_MAX_PENDING_BYTES: items added to one conversation not yet used by a turn
+	IdemMaxEntries int           // API_SERVER_IDEMPOTENCY_MAX_ENTRIES: oldest dropped beyond this
+	IdemMaxBytes   int           // API_SERVER_IDEMPOTENCY_MAX_BYTES: oldest dropped beyond this
 	ToolProgress   string        // API_SERVER_TOOL_PROGRESS: inline, events, off
 	AgentToolItems string        // API_SERVER_AGENT_TOOL_ITEMS: hosted or function_call
 	MaxTurns       int           // API_SERVER_MAX_CONCURRENT_TURNS
@@ -41,6 +45,7 @@ type Config struct {
 	Tools          []string      // HERMES_TOOLS
 	DisabledTools  []string      // HERMES_DISABLED_TOOLS
 	TerminalAppr   string        // HERMES_TERMINAL_APPROVE
+	TerminalEnv    []string      // HERMES_TERMINAL_ENV: names of more variables commands may see
 	WebBackend     string        // HERMES_WEB_BACKEND
 	SearXNGURL     string        // SEARXNG_URL
 	BraveAPIKey    string        // BRAVE_API_KEY
@@ -68,6 +73,10 @@ func Defaults() Config {
 		Port:           "8642",
 		ModelName:      "hermes-agent",
 		MaxStored:      100,
+		MaxConvs:       10_000,
+		MaxPending:     1 << 20,
+		IdemMaxEntries: 10_000,
+		IdemMaxBytes:   64 << 20,
 		ToolProgress:   "inline",
 		AgentToolItems: "hosted",
 		MaxTurns:       256,
@@ -218,6 +227,10 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	list(&c.CORSOrigins, "API_SERVER_CORS_ORIGINS")
 	str(&c.ModelName, "API_SERVER_MODEL_NAME")
 	num(&c.MaxStored, "API_SERVER_MAX_STORED_RESPONSES", 1)
+	num(&c.MaxConvs, "API_SERVER_MAX_CONVERSATIONS", 1)
+	num(&c.MaxPending, "API_SERVER_MAX_PENDING_BYTES", 1024)
+	num(&c.IdemMaxEntries, "API_SERVER_IDEMPOTENCY_MAX_ENTRIES", 1)
+	num(&c.IdemMaxBytes, "API_SERVER_IDEMPOTENCY_MAX_BYTES", 1024)
 	str(&c.ToolProgress, "API_SERVER_TOOL_PROGRESS")
 	str(&c.AgentToolItems, "API_SERVER_AGENT_TOOL_ITEMS")
 	num(&c.MaxTurns, "API_SERVER_MAX_CONCURRENT_TURNS", 1)
@@ -242,6 +255,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	list(&c.Tools, "HERMES_TOOLS")
 	list(&c.DisabledTools, "HERMES_DISABLED_TOOLS")
 	str(&c.TerminalAppr, "HERMES_TERMINAL_APPROVE")
+	list(&c.TerminalEnv, "HERMES_TERMINAL_ENV")
 	str(&c.WebBackend, "HERMES_WEB_BACKEND")
 	str(&c.SearXNGURL, "SEARXNG_URL")
 	str(&c.BraveAPIKey, "BRAVE_API_KEY")
@@ -309,6 +323,11 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
 	}
+	for _, name := range c.TerminalEnv {
+		if !validEnvName(name) {
+			return fmt.Errorf("HERMES_TERMINAL_ENV: %q is not a variable name", name)
+		}
+	}
 	if st, err := os.Stat(c.Workspace); err != nil || !st.IsDir() {
 		return fmt.Errorf("HERMES_WORKSPACE=%q is not a directory", c.Workspace)
 	}
@@ -318,6 +337,18 @@ func (c *Config) Validate() error {
 	}
 	ln.Close()
 	return nil
+}
+
+// validEnvName reports a name a shell can export: letters, digits and _,
+// not starting with a digit.
+func validEnvName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return name != ""
 }
 
 // IsLoopback reports whether host is a loopback address or localhost.

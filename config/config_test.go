@@ -49,6 +49,12 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"HERMES_MAX_PARALLEL_TOOLS", "99999999999999999999"},
 		{"HERMES_FILES_ALLOW_HARDLINKS", "yes please"},
 		{"HERMES_WEB_ALLOW_PRIVATE", "2"},
+		{"API_SERVER_MAX_CONVERSATIONS", "0"},
+		{"API_SERVER_MAX_CONVERSATIONS", "-1"},
+		{"API_SERVER_MAX_PENDING_BYTES", "10"},
+		{"API_SERVER_MAX_PENDING_BYTES", "1MB"},
+		{"API_SERVER_IDEMPOTENCY_MAX_ENTRIES", "0"},
+		{"API_SERVER_IDEMPOTENCY_MAX_BYTES", "99999999999999999999"},
 	} {
 		_, err := Load(nil, env(map[string]string{"HERMES_HOME": t.TempDir(), kv[0]: kv[1]}))
 		if err == nil || !strings.Contains(err.Error(), kv[0]) {
@@ -117,6 +123,29 @@ func freePort(t *testing.T) string {
 	defer ln.Close()
 	_, p, _ := net.SplitHostPort(ln.Addr().String())
 	return p
+}
+
+// TestTerminalEnvSetting: HERMES_TERMINAL_ENV is a comma-separated list of
+// variable names; anything else is refused by Validate.
+func TestTerminalEnvSetting(t *testing.T) {
+	home := t.TempDir()
+	c, err := Load(nil, env(map[string]string{"HERMES_TERMINAL_ENV": " GOPATH, ,NODE_ENV,_X1 ,", "HERMES_HOME": home, "HERMES_WORKSPACE": home, "API_SERVER_PORT": freePort(t)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.TerminalEnv, "|") != "GOPATH|NODE_ENV|_X1" {
+		t.Fatalf("TerminalEnv = %q", c.TerminalEnv)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"BAD-NAME", "1X", "A=B", "PATH;rm", "$HOME", "Ä"} {
+		c.TerminalEnv = []string{"GOPATH", bad}
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "HERMES_TERMINAL_ENV") || !strings.Contains(err.Error(), "not a variable name") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
 }
 
 // TestLoadLimits: the connection and body-memory settings load, and hostile

@@ -46,6 +46,10 @@ func (s *Server) createConversation(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
+	if err := checkMetadata(body.Metadata); err != nil {
+		writeError(ctx, err)
+		return
+	}
 	items, _, err := s.decodeInput(body.Items, true)
 	if err != nil {
 		writeError(ctx, err)
@@ -93,6 +97,10 @@ func (s *Server) conversationAndBody(ctx *fasthttp.RequestCtx) (*hermes.Conversa
 func (s *Server) updateConversation(ctx *fasthttp.RequestCtx) {
 	c, body, ok := s.conversationAndBody(ctx)
 	if !ok {
+		return
+	}
+	if err := checkMetadata(body.Metadata); err != nil {
+		writeError(ctx, err)
 		return
 	}
 	c, err := s.rt.UpdateConversation(c.ID, func(c *hermes.Conversation) { c.Metadata = body.Metadata })

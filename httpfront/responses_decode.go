@@ -95,6 +95,9 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	if rr.Store != nil {
 		req.Store = *rr.Store
 	}
+	if err := checkMetadata(rr.Metadata); err != nil {
+		return nil, nil, err
+	}
 	if rr.Background && !req.Store {
 		return nil, nil, hermes.InvalidParam("background", "background responses must be stored (store: true)")
 	}

@@ -209,8 +209,14 @@ func (s *Store) Apply(ops []Op) error {
 		if err := w.evict(); err != nil {
 			return wrapInternal("evicting responses", err)
 		}
+		if err := w.evictConversations(); err != nil {
+			return wrapInternal("evicting conversations", err)
+		}
 		if err := w.purgeIdempotency(); err != nil {
 			return wrapInternal("purging idempotency entries", err)
+		}
+		if err := w.boundIdempotency(); err != nil {
+			return wrapInternal("bounding idempotency entries", err)
 		}
 		return w.finish()
 	})
@@ -225,13 +231,14 @@ func (s *Store) Apply(ops []Op) error {
 }
 
 func opError(i, n int, op Op, err error) error {
-	code, msg, cause := hermes.EInternal, err.Error(), err // a bbolt error: its text is the useful part
+	code, msg, cause, param := hermes.EInternal, err.Error(), error(err), "" // a bbolt error: its text is the useful part
 	var he *hermes.Error
 	if errors.As(err, &he) {
-		code, msg, cause = he.Code, he.Message, he.Cause
+		code, msg, cause, param = he.Code, he.Message, he.Cause, he.Param
 	}
 	return &hermes.Error{
 		Code:    code,
+		Param:   param,
 		Message: fmt.Sprintf("store apply: op %d of %d (%s): %s", i+1, n, op, msg),
 		Cause:   cause,
 	}
@@ -255,8 +262,15 @@ type writer struct {
 	idemX *bolt.Bucket
 	items *bolt.Bucket
 	refs  *bolt.Bucket
-	count uint64
-	dirty bool // count changed
+	// convLRU and convSeq order the conversations; convN counts them and
+	// idemN, idemB the idempotency entries and their bytes (bounds.go).
+	convLRU *bolt.Bucket
+	convSeq *bolt.Bucket
+	convN   counter
+	idemN   counter
+	idemB   counter
+	count   uint64
+	dirty   bool // count changed
 }
 
 func newWriter(tx *bolt.Tx, now time.Time, opts Options) *writer {
@@ -273,8 +287,14 @@ func newWriter(tx *bolt.Tx, now time.Time, opts Options) *writer {
 		idemX: tx.Bucket(bucketIdemExp),
 		items: tx.Bucket(bucketItems),
 		refs:  tx.Bucket(bucketItemRefs),
+
+		convLRU: tx.Bucket(bucketConvLRU),
+		convSeq: tx.Bucket(bucketConvSeq),
 	}
 	w.count = readCount(w.meta)
+	w.convN = loadCounter(w.meta, keyConvCount)
+	w.idemN = loadCounter(w.meta, keyIdemCount)
+	w.idemB = loadCounter(w.meta, keyIdemBytes)
 	return w
 }
 
@@ -299,6 +319,11 @@ func (w *writer) apply(op Op) error {
 }
 
 func (w *writer) finish() error {
+	for _, c := range []*counter{&w.convN, &w.idemN, &w.idemB} {
+		if err := c.save(w.meta); err != nil {
+			return err
+		}
+	}
 	if !w.dirty {
 		return nil
 	}
@@ -397,7 +422,10 @@ func (w *writer) putResponse(op Op) error {
 		c = &Conversation{ID: conv, Created: w.now}
 	}
 	c.Latest = id
-	return w.saveConversation(c)
+	if err := w.saveConversation(c); err != nil {
+		return err
+	}
+	return w.touchConversation(conv)
 }
 
 func (w *writer) deleteResponse(id string) error {
@@ -525,7 +553,13 @@ func (w *writer) putConversation(in *Conversation) error {
 			return hermes.Errorf(hermes.EInvalid, "latest response %q belongs to conversation %q", c.Latest, m.conv)
 		}
 	}
-	return w.saveConversation(&c)
+	if err := w.checkPending(&c); err != nil {
+		return err
+	}
+	if err := w.saveConversation(&c); err != nil {
+		return err
+	}
+	return w.touchConversation(c.ID)
 }
 
 func (w *writer) updateConversation(id string, f func(*Conversation)) error {
@@ -540,6 +574,9 @@ func (w *writer) updateConversation(id string, f func(*Conversation)) error {
 
 func (w *writer) deleteConversation(id string) error {
 	if err := w.convs.Delete([]byte(id)); err != nil {
+		return err
+	}
+	if err := w.forgetConversation(id); err != nil {
 		return err
 	}
 	// Forget which responses belonged to it, so a new conversation of the
@@ -584,11 +621,15 @@ func (w *writer) putIdempotency(key string, in *IdemEntry) error {
 	if e.Expires.IsZero() {
 		e.Expires = w.now.Add(w.opts.IdempotencyTTL)
 	}
-	if old := w.idem.Get([]byte(key)); len(old) >= 8 {
-		oldKey := append(append([]byte(nil), old[:8]...), key...)
-		if err := w.idemX.Delete(oldKey); err != nil {
-			return err
+	if old := w.idem.Get([]byte(key)); old != nil {
+		if len(old) >= 8 {
+			oldKey := append(append([]byte(nil), old[:8]...), key...)
+			if err := w.idemX.Delete(oldKey); err != nil {
+				return err
+			}
 		}
+		w.idemN.add(-1)
+		w.idemB.add(-int64(len(key) + len(old)))
 	}
 	rec, err := encode(&e)
 	if err != nil {
@@ -598,7 +639,10 @@ func (w *writer) putIdempotency(key string, in *IdemEntry) error {
 	if err := w.idemX.Put(xk, nil); err != nil {
 		return err
 	}
-	return w.idem.Put([]byte(key), append(append([]byte(nil), xk[:8]...), rec...))
+	v := append(append([]byte(nil), xk[:8]...), rec...)
+	w.idemN.add(1)
+	w.idemB.add(int64(len(key) + len(v)))
+	return w.idem.Put([]byte(key), v)
 }
 
 func (w *writer) purgeIdempotency() error {
@@ -612,15 +656,8 @@ func (w *writer) purgeIdempotency() error {
 		expired = append(expired, append([]byte(nil), k...))
 	}
 	for _, k := range expired {
-		if err := w.idemX.Delete(k); err != nil {
+		if err := w.dropIdempotency(k, false); err != nil {
 			return err
-		}
-		key := k[8:]
-		// The entry may have been replaced with a later expiry since.
-		if v := w.idem.Get(key); v != nil && (len(v) < 8 || binary.BigEndian.Uint64(v) <= now) {
-			if err := w.idem.Delete(key); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -285,14 +285,8 @@ func TestEvictionChurnBoundsItems(t *testing.T) {
 // code (every record carrying its whole transcript): everything reads back
 // as before, chains now share their prefix, and the file is schema 2.
 func TestMigrateSchema1(t *testing.T) {
-	src, err := os.ReadFile("testdata/schema1.db")
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "api_server.db")
-	if err := os.WriteFile(path, src, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	copyFixture(t, path)
 	s := openAt(t, path, Options{Capacity: 100})
 
 	u := func(s string) hermes.Message { return hermes.Message{Role: hermes.RoleUser, Content: s} }
@@ -375,6 +369,18 @@ func TestMigrateSchema1(t *testing.T) {
 		t.Errorf("Transcript(resp_d) after evicting its parent = %d items, %v", len(got), err)
 	}
 	checkItems(t, s)
+}
+
+// copyFixture copies testdata/schema1.db to path.
+func copyFixture(t *testing.T, path string) {
+	t.Helper()
+	src, err := os.ReadFile("testdata/schema1.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // crashChildEnv names the file the crash child writes to.

@@ -45,8 +45,8 @@ var (
 	bucketItems    = []byte("items")     // response id → its own items (node record)
 	bucketItemRefs = []byte("item_refs") // response id → refs (4 bytes) + parent id
 
-	allBuckets = [][]byte{bucketMeta, bucketResponses, bucketRespMeta, bucketLRU,
-		bucketConvs, bucketConvIndex, bucketIdem, bucketIdemExp, bucketItems, bucketItemRefs}
+	allBuckets = append([][]byte{bucketMeta, bucketResponses, bucketRespMeta, bucketLRU,
+		bucketConvs, bucketConvIndex, bucketIdem, bucketIdemExp, bucketItems, bucketItemRefs}, boundsBuckets...)
 
 	keySchema = []byte("schema")
 	keyCount  = []byte("responses")
@@ -68,6 +68,18 @@ type Options struct {
 	// NoSync skips fsync on commit. For tests and benchmarks only: a crash
 	// can then lose or corrupt committed data.
 	NoSync bool
+	// MaxConversations is how many conversations are kept before the least
+	// recently used are deleted with their pending items
+	// (API_SERVER_MAX_CONVERSATIONS). Default 10,000.
+	MaxConversations int
+	// MaxPendingBytes bounds the items added to one conversation and not yet
+	// used by a turn (API_SERVER_MAX_PENDING_BYTES). Default 1 MiB.
+	MaxPendingBytes int
+	// MaxIdempotencyEntries and MaxIdempotencyBytes bound the idempotency
+	// entries kept (API_SERVER_IDEMPOTENCY_MAX_ENTRIES, _MAX_BYTES); the
+	// oldest go first. Defaults 10,000 and 64 MiB.
+	MaxIdempotencyEntries int
+	MaxIdempotencyBytes   int
 }
 
 func (o Options) withDefaults() Options {
@@ -82,6 +94,18 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MaxConversations <= 0 {
+		o.MaxConversations = 10_000
+	}
+	if o.MaxPendingBytes <= 0 {
+		o.MaxPendingBytes = 1 << 20
+	}
+	if o.MaxIdempotencyEntries <= 0 {
+		o.MaxIdempotencyEntries = 10_000
+	}
+	if o.MaxIdempotencyBytes <= 0 {
+		o.MaxIdempotencyBytes = 64 << 20
 	}
 	return o
 }
@@ -158,7 +182,10 @@ func (s *Store) init() error {
 		meta := tx.Bucket(bucketMeta)
 		v := meta.Get(keySchema)
 		if v == nil {
-			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
+			if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion)); err != nil {
+				return err
+			}
+			return backfillBounds(tx)
 		}
 		if len(v) != 4 {
 			return &hermes.Error{Code: hermes.EInternal,
@@ -172,12 +199,19 @@ func (s *Store) init() error {
 				return &hermes.Error{Code: hermes.EInternal,
 					Message: fmt.Sprintf("cannot migrate store %s from schema 1", s.path), Cause: err}
 			}
-			return meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
-		}
-		if got != schemaVersion {
+			if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion)); err != nil {
+				return err
+			}
+		} else if got != schemaVersion {
 			return &hermes.Error{Code: hermes.EUnavailable,
 				Message: fmt.Sprintf("store %s has schema version %d; this hermesd reads version %d (use a newer hermesd or another file)",
 					s.path, got, schemaVersion)}
+		}
+		// Files written before the bounds existed get their order and
+		// totals once.
+		if err := backfillBounds(tx); err != nil {
+			return &hermes.Error{Code: hermes.EInternal,
+				Message: fmt.Sprintf("cannot index store %s", s.path), Cause: err}
 		}
 		return nil
 	})

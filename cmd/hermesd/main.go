@@ -147,7 +147,8 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.Chmod(c.Home, 0o700); err != nil {
 		return fmt.Errorf("HERMES_HOME: %w", err)
 	}
-	store, err := persistence.Open(c.DBPath(), persistence.Options{Capacity: c.MaxStored})
+	store, err := persistence.Open(c.DBPath(), persistence.Options{Capacity: c.MaxStored, MaxConversations: c.MaxConvs,
+		MaxPendingBytes: c.MaxPending, MaxIdempotencyEntries: c.IdemMaxEntries, MaxIdempotencyBytes: c.IdemMaxBytes})
 	if err != nil {
 		return err
 	}
@@ -158,7 +159,7 @@ func (m *Main) Run(ctx context.Context) error {
 		model = m.model()
 	}
 	mem := memory.New(c.Home)
-	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr})
+	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr, Environ: m.Environ, PassEnv: c.TerminalEnv})
 	all := []tooling.Tool{
 		m.term,
 		mem,

@@ -44,3 +44,27 @@ func TestTerminalBackgroundStoppedAtClose(t *testing.T) {
 		t.Fatal("background command survived shutdown")
 	}
 }
+
+// TestTerminalEnvironmentAllowlist: commands run by a whole server see the
+// variables HERMES_TERMINAL_ENV names, and no secret of the server's
+// environment even when it is listed.
+func TestTerminalEnvironmentAllowlist(t *testing.T) {
+	t.Setenv("E2E_VISIBLE", "yes")
+	t.Setenv("FOO_TOKEN", "foo-token-value-123")
+	t.Setenv("BRAVE_API_KEY", "brave-key-value-456")
+	t.Setenv("API_SERVER_KEY", "server-key-value-789")
+	up := planUpstream(t, func(string) [][2]string {
+		return [][2]string{{"terminal", `{"command":"echo \"[$E2E_VISIBLE][$FOO_TOKEN][$BRAVE_API_KEY][$API_SERVER_KEY]\"; printenv BRAVE_API_KEY; echo end"}`}}
+	})
+	env := up.env()
+	env["HERMES_TERMINAL_ENV"] = "E2E_VISIBLE,FOO_TOKEN,API_SERVER_KEY"
+	h := startHermes(t, env)
+	toolsChat(t, h, openai.UserMessage("show the environment"))
+	res := toolResults(lastUpstreamCall(t, up))
+	var r struct {
+		Output string `json:"output"`
+	}
+	if len(res) != 1 || json.Unmarshal([]byte(res[0]), &r) != nil || r.Output != "[yes][][][]\nend\n" {
+		t.Fatalf("terminal result %q", res)
+	}
+}

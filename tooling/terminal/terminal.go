@@ -85,8 +85,16 @@ type Options struct {
 	// Approve is "all" to run commands Check says need approval; anything
 	// else refuses them, since the HTTP API has no one to ask.
 	Approve string
-	// Env is added to the server's environment (minus API_SERVER_KEY) for
-	// commands, after the tool's own settings, so it wins.
+	// Environ is the server's environment (NAME=value); nil means
+	// os.Environ(). Commands see only the variables of it that
+	// allowedEnv or PassEnv name, never a secret-looking one or a setting
+	// of hermesd.
+	Environ []string
+	// PassEnv names more variables of Environ that commands may see
+	// (HERMES_TERMINAL_ENV).
+	PassEnv []string
+	// Env is added to the commands' environment after the tool's own
+	// settings, so it wins; it is set by code, not read from Environ.
 	Env []string
 }
 
@@ -287,12 +295,38 @@ func (t *Tool) Run(ctx context.Context, call tooling.Call) string {
 	return t.exec(ctx, a.Command, timeout, a.Background)
 }
 
-// env is the commands' environment: the server's, without its own API key,
+// allowedEnv are the variables of the server's environment every command
+// sees: what programs need to find things and speak the user's language.
+var allowedEnv = set("PATH", "HOME", "LANG", "LANGUAGE", "TERM", "USER", "LOGNAME", "SHELL", "TMPDIR", "TZ")
+
+// hidden reports a variable commands never see, even when PassEnv names
+// it: one whose name says it holds a secret, or a setting of hermesd
+// (its API key among them).
+func hidden(name string) bool {
+	if redact.SecretName(name) {
+		return true
+	}
+	for _, p := range []string{"API_SERVER_", "HERMES_", "OPENAI_", "BRAVE_", "TAVILY_", "SEARXNG_", "DUCKDUCKGO_"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// env is the commands' environment, built from an allowlist of the
+// server's (printenv and /proc/self/environ gave away every key it had),
 // with settings that stop tools from waiting for a human.
 func (t *Tool) env() []string {
+	environ := t.opts.Environ
+	if environ == nil {
+		environ = os.Environ()
+	}
+	pass := set(t.opts.PassEnv...)
 	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "API_SERVER_KEY=") {
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if (allowedEnv[name] || strings.HasPrefix(name, "LC_") || pass[name]) && !hidden(name) {
 			env = append(env, kv)
 		}
 	}

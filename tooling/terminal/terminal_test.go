@@ -642,3 +642,45 @@ func TestRunGuardBypassesRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestRunEnvAllowlist: commands see only allowlisted variables and those
+// HERMES_TERMINAL_ENV names; secret-looking names and hermesd's own
+// settings never, even when listed (printenv BRAVE_API_KEY and echo
+// $FOO_TOKEN gave them away).
+func TestRunEnvAllowlist(t *testing.T) {
+	t.Parallel()
+	ws := t.TempDir()
+	environ := []string{
+		"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/h", "LANG=C.UTF-8", "LC_ALL=C", "LC_TIME=C", "TERM=xterm",
+		"USER=u", "SHELL=/bin/sh", "TMPDIR=/tmp", "GOPATH=/go", "NODE_ENV=dev", "RANDOM_VAR=r",
+		"BRAVE_API_KEY=brave-secret", "FOO_TOKEN=foo-secret", "DB_PASSWORD=pw-secret", "AWS_SECRET_ACCESS_KEY=aws-secret",
+		"GH_CREDENTIALS=cred-secret", "API_SERVER_KEY=server-secret", "HERMES_MODEL=m-secret", "OPENAI_BASE_URL=u-secret",
+		"TAVILY_BASE_URL=t-secret", "SSH_AUTH_SOCK=/tmp/agent", "LD_PRELOAD=/evil.so",
+	}
+	tool := newTool(t, Options{Workspace: ws, Environ: environ,
+		PassEnv: []string{"GOPATH", "NODE_ENV", "FOO_TOKEN", "API_SERVER_KEY", "HERMES_MODEL", "OPENAI_BASE_URL", "NOT_SET"}})
+	r := run(t, tool, context.Background(), cmdArgs("env; cat /proc/self/environ | tr '\\0' '\\n'"))
+	if r.ExitCode != 0 {
+		t.Fatalf("%+v", r)
+	}
+	got := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(r.Output), "\n") {
+		name, _, _ := strings.Cut(line, "=")
+		got[name] = true
+	}
+	want := []string{"PATH", "HOME", "LANG", "LC_ALL", "LC_TIME", "TERM", "USER", "SHELL", "TMPDIR", "GOPATH", "NODE_ENV",
+		"PAGER", "GIT_PAGER", "GIT_TERMINAL_PROMPT", "DEBIAN_FRONTEND", "PWD", markerVar}
+	for _, name := range want {
+		if !got[name] {
+			t.Errorf("%s missing from the command's environment", name)
+		}
+		delete(got, name)
+	}
+	delete(got, "OLDPWD") // the shell's own
+	if len(got) != 0 {
+		t.Errorf("unexpected variables: %v\n%s", got, r.Output)
+	}
+	if strings.Contains(r.Output, "secret") {
+		t.Errorf("a secret reached the command:\n%s", r.Output)
+	}
+}
