@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"runtime"
@@ -580,5 +583,83 @@ func TestSecurityForeignPageOnOpenServer(t *testing.T) {
 	}
 	if _, err := os.Stat(h.Workspace + "/pwned"); err != nil {
 		t.Fatalf("control: the tool did not run: %v", err)
+	}
+}
+
+// TestSecurityBrowserReadsErrors: a page on an allowed origin, in a real
+// headless Chromium, reads the errors written before a handler runs: an
+// over-limit body got "TypeError: Failed to fetch" instead of a 413.
+func TestSecurityBrowserReadsErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a browser")
+	}
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		if browser, err = exec.LookPath("chromium-browser"); err != nil {
+			t.Skip("no chromium on PATH (apt-get install -y chromium): the HTTP-level test TestSecurityErrorHeadersEveryLayer covers the headers")
+		}
+	}
+	page := httptest.NewServer(nil) // the handler is set once hermesd's address is known
+	defer page.Close()
+	h := startHermes(t, map[string]string{"API_SERVER_KEY": securityKey, "API_SERVER_CORS_ORIGINS": page.URL,
+		"API_SERVER_MAX_BODY_BYTES": "4096", "API_SERVER_MAX_BODY_MEMORY": "8192"})
+	page.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><body>running</body><script>
+const url = %q, key = %q;
+const post = (headers, body) => ({method: "POST", headers: Object.assign({"Content-Type": "application/json"}, headers), body});
+const cases = [
+  ["too-large", post({Authorization: "Bearer " + key}, "x".repeat(5000))],
+  ["no-key", post({}, "{}")],
+  ["budget", post({Authorization: "Bearer " + key}, "{}")],
+];
+(async () => {
+  const out = {};
+  for (const [name, init] of cases) {
+    try {
+      const r = await fetch(url, init);
+      out[name] = {status: r.status, rid: r.headers.get("X-Request-Id"), retry: r.headers.get("Retry-After"), body: await r.text()};
+    } catch (e) { out[name] = {error: String(e)}; }
+  }
+  document.body.textContent = "RESULT" + JSON.stringify(out) + "END";
+})();
+</script>`, h.URL()+"/chat/completions", securityKey)
+	})
+	// Two bodies of the limit fill the budget, so the page's third request
+	// meets the 503.
+	for range 2 {
+		attackConn(t, h.Listener.Addr().String(), "/v1/chat/completions", 4096, "Authorization: Bearer "+securityKey+"\r\n")
+	}
+	waitFor(t, func() bool {
+		resp, _ := h.do(t, "POST", "/v1/chat/completions", "{}", "Authorization", "Bearer "+securityKey)
+		return resp.StatusCode == 503
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=20000", "--dump-dom", page.URL).Output()
+	dom := string(out)
+	i, j := strings.Index(dom, "RESULT"), strings.LastIndex(dom, "END")
+	if err != nil || i < 0 || j < i {
+		t.Fatalf("chromium: %v\n%s", err, dom)
+	}
+	var got map[string]struct {
+		Status     int
+		Rid, Retry string
+		Body       string
+		Error      string
+	}
+	if err := json.Unmarshal([]byte(html.UnescapeString(dom[i+len("RESULT"):j])), &got); err != nil {
+		t.Fatalf("page result: %v\n%s", err, dom)
+	}
+	t.Logf("page saw: %+v", got)
+	for name, want := range map[string]int{"too-large": 413, "no-key": 401, "budget": 503} {
+		r := got[name]
+		if r.Error != "" || r.Status != want || r.Rid == "" || !strings.Contains(r.Body, `"error"`) {
+			t.Errorf("%s: the page saw %+v, want a readable %d with its X-Request-Id", name, r, want)
+		}
+	}
+	if got["budget"].Retry == "" {
+		t.Errorf("the page cannot read Retry-After on the 503: %+v", got["budget"])
 	}
 }
