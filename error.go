@@ -26,6 +26,10 @@ const (
 	// EStore: a write to the store failed, timed out or was cut short, so
 	// what the request produced is not kept.
 	EStore = "store_error"
+	// ERestarted marks a background response the server stopped before it
+	// finished: at start, records left queued or in_progress become failed
+	// with this code.
+	ERestarted = "server_restarted"
 )
 
 // Error is a domain error with a machine-readable code, a message meant for

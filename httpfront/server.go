@@ -144,7 +144,7 @@ func New(opts Options) *Server {
 	if opts.Metrics != nil {
 		r.GET("/metrics", opts.Metrics.handler)
 	}
-	s.routes(r)
+	s.responseRoutes(r)
 
 	s.srv = &fasthttp.Server{
 		Handler:            s.middleware(r.Handler),
@@ -173,11 +173,6 @@ func New(opts Options) *Server {
 	return s
 }
 
-// routes registers the routes added by later parts of the API.
-func (s *Server) routes(r *router.Router) {
-	s.responseRoutes(r)
-}
-
 // Serve serves HTTP on ln until Shutdown. Accept errors that pass (out of
 // file descriptors) are retried; any other ends Serve, and the caller must
 // treat that as fatal.
@@ -187,9 +182,6 @@ func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(newRetryListe
 // streams included, to finish. Streams end when their turns do, so call it
 // alongside the runtime's drain.
 func (s *Server) Shutdown() error { return s.srv.Shutdown() }
-
-// Handler is the whole server as a fasthttp handler (tests, benchmarks).
-func (s *Server) Handler() fasthttp.RequestHandler { return s.srv.Handler }
 
 type fasthttpLogger struct{ log *slog.Logger }
 

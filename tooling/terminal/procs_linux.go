@@ -172,10 +172,8 @@ func (t *tree) member(p proc) bool {
 
 // grow adds the processes of procs that belong to the command.
 func (t *tree) grow(procs map[int]proc) {
-	self, selfSid := os.Getpid(), unix.Getpgrp()
-	if sid, err := unix.Getsid(0); err == nil {
-		selfSid = sid
-	}
+	self := os.Getpid()
+	selfSid, _ := unix.Getsid(0)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for changed := true; changed; {

@@ -93,6 +93,11 @@ type Options struct {
 	// PassEnv names more variables of Environ that commands may see
 	// (HERMES_TERMINAL_ENV).
 	PassEnv []string
+	// Landlock confines commands' file access to the workspace and the
+	// temporary directory (read, write) and the system directories (read,
+	// run) with Linux Landlock. Commands are refused where the kernel has
+	// no Landlock, rather than run unconfined.
+	Landlock bool
 	// Env is added to the commands' environment after the tool's own
 	// settings, so it wins; it is set by code, not read from Environ.
 	Env []string
@@ -136,7 +141,8 @@ func New(opts Options) *Tool {
 			"and stdin is empty: use non-interactive flags (-y, --no-pager, --yes) and never start editors, " +
 			"pagers or prompts. Long output is cut to the first 40% and last 60% of " +
 			strconv.Itoa(opts.MaxOutput) + " characters; filter it (grep, head, tail) when you can. " +
-			"Commands that could destroy the machine are refused; do not retry a refused command in another form.",
+			"Commands that could destroy the machine are refused; do not retry a refused command in another form." +
+			confinement(opts),
 		Parameters: mustJSON(map[string]any{
 			"type": "object",
 			"properties": map[string]any{
@@ -163,6 +169,15 @@ func New(opts Options) *Tool {
 		}),
 	}
 	return t
+}
+
+// confinement tells the model where confined commands may write.
+func confinement(opts Options) string {
+	if !opts.Landlock {
+		return ""
+	}
+	return " Commands may read the system directories but write only the workspace and " + os.TempDir() +
+		"; the home directory is out of reach, so point caches (GOCACHE, npm's cache) at " + os.TempDir() + "."
 }
 
 func mustJSON(v any) []byte {
@@ -350,7 +365,16 @@ func (t *Tool) exec(ctx context.Context, command string, timeout time.Duration, 
 	cmd.Stdout, cmd.Stderr = pw, pw
 	// Its own process group, so killing -pgid takes its children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	tr, err := start(cmd, marker, background)
+	var tr *tree
+	if t.opts.Landlock {
+		ws := cmd.Dir
+		if ws == "" {
+			ws, _ = os.Getwd()
+		}
+		tr, err = startConfined(cmd, marker, background, []string{ws, os.TempDir()})
+	} else {
+		tr, err = start(cmd, marker, background)
+	}
 	if err != nil {
 		pr.Close()
 		pw.Close()
