@@ -22,6 +22,7 @@ const (
 	EUnavailable      = "unavailable"
 	EPreviousNotFound = "previous_response_not_found"
 	EHeaderTooLarge   = "request_header_too_large"
+	ERequestTimeout   = "request_timeout" // the client did not send its request in time
 	// EStore: a write to the store failed, timed out or was cut short, so
 	// what the request produced is not kept.
 	EStore = "store_error"

@@ -118,6 +118,10 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 
 // expect answers "Expect: 100-continue" before the client sends its body:
 // a refused request gets its error envelope, and never a 100 Continue.
+// fasthttp asks ExpectHandlers to leave the response alone, but when the
+// answer is not 100 it writes the response as it stands and closes the
+// connection; TestSecurityErrorHeadersEveryLayer checks that the envelope
+// and headers set here arrive.
 func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	e := s.admit(&ctx.Request.Header, ctx.Request.URI().PathOriginal())
 	if e == nil && !s.budget.fits(bodyReservation(&ctx.Request.Header, s.opts.MaxBodyBytes)) {

@@ -196,7 +196,11 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 	start := time.Now()
 	rid := s.commonHeaders(ctx)
 	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
 	switch {
+	case errors.As(err, &netErr) && netErr.Timeout():
+		writeError(ctx, hermes.Errorf(hermes.ERequestTimeout, "The request was not received in time"))
+		return // not logged: mostly connections opened and never used (browsers preconnect)
 	case errors.As(err, &small):
 		writeError(ctx, hermes.Errorf(hermes.EHeaderTooLarge, "Request headers exceed %d bytes", s.srv.ReadBufferSize))
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):

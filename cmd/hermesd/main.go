@@ -159,7 +159,7 @@ func (m *Main) Run(ctx context.Context) error {
 		model = m.model()
 	}
 	mem := memory.New(c.Home)
-	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr, Environ: m.Environ, PassEnv: c.TerminalEnv})
+	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr, Environ: m.Environ, PassEnv: c.TerminalEnv, Landlock: c.TerminalLock})
 	all := []tooling.Tool{
 		m.term,
 		mem,
