@@ -111,6 +111,10 @@ type Tool struct {
 	spec   hermes.ToolSpec
 	window time.Duration // backgroundWindow; shorter in tests
 
+	// slots holds one token per background call running or detached,
+	// so concurrent calls cannot pass MaxBackground between them.
+	slots chan struct{}
+
 	mu     sync.Mutex
 	jobs   map[*job]bool // background commands still running; guarded by mu
 	closed bool          // Close was called: no new background commands
@@ -130,7 +134,7 @@ func New(opts Options) *Tool {
 	if opts.MaxOutput <= 0 {
 		opts.MaxOutput = MaxOutput
 	}
-	t := &Tool{opts: opts, window: backgroundWindow, jobs: map[*job]bool{}}
+	t := &Tool{opts: opts, window: backgroundWindow, slots: make(chan struct{}, MaxBackground), jobs: map[*job]bool{}}
 	t.spec = hermes.ToolSpec{
 		Name: "terminal",
 		Description: "Run a shell command (/bin/sh -c) in the workspace directory and return its combined " +
@@ -297,14 +301,16 @@ func (t *Tool) Run(ctx context.Context, call tooling.Call) string {
 	}
 	if a.Background {
 		t.mu.Lock()
-		n, closed := len(t.jobs), t.closed
+		closed := t.closed
 		t.mu.Unlock()
-		switch {
-		case closed:
+		if closed {
 			return result("", ExitRefused, "the server is stopping; background commands are not started")
-		case n >= MaxBackground:
+		}
+		select {
+		case t.slots <- struct{}{}: // given back when the command ends
+		default:
 			return result("", ExitRefused, fmt.Sprintf("%d background commands already run (%s); that is the most "+
-				"allowed: stop one (kill its pid) or run this one in the foreground", n, t.jobList()))
+				"allowed: stop one (kill its pid) or run this one in the foreground", MaxBackground, t.jobList()))
 		}
 	}
 	return t.exec(ctx, a.Command, timeout, a.Background)
@@ -353,6 +359,14 @@ func (t *Tool) env() []string {
 }
 
 func (t *Tool) exec(ctx context.Context, command string, timeout time.Duration, background bool) string {
+	detached := false
+	if background {
+		defer func() {
+			if !detached {
+				<-t.slots
+			}
+		}()
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return result("", ExitRefused, "could not start the command: "+err.Error())
@@ -412,6 +426,7 @@ func (t *Tool) exec(ctx context.Context, command string, timeout time.Duration, 
 	case r.waitErr = <-exited:
 	case <-timer.C:
 		if background {
+			detached = true
 			return t.detach(r, command, out)
 		}
 		tr.kill()
@@ -479,6 +494,7 @@ func (t *Tool) detach(r *runningCmd, command string, out *sink) string {
 		t.mu.Lock()
 		delete(t.jobs, j)
 		t.mu.Unlock()
+		<-t.slots
 		close(j.done)
 	}()
 	text := out.detach()
