@@ -18,9 +18,9 @@ import (
 // before auth ran, so 300 unauthenticated connections declaring 10 MB each
 // took the process to 4.8 GB. The server streams request bodies
 // (StreamRequestBody); HeaderReceived keeps fasthttp from reading more than
-// one body byte before the handler runs; the middleware refuses, or reserves
-// the body's size from the shared memory budget and reads the body itself
-// within the body limit.
+// one body byte before the handler runs; the middleware refuses, leaves a
+// body no route takes unread, or reserves the body's size from the shared
+// memory budget and reads the body itself within the body limit.
 
 // refusedReadTimeout bounds how long a connection whose request will be
 // refused may take to deliver the one body byte fasthttp reads before the

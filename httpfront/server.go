@@ -70,6 +70,7 @@ type Server struct {
 	authHdr []byte // "Bearer <key>", compared in constant time
 	origins map[string]bool
 	budget  bodyBudget
+	router  *router.Router
 	created int64 // the model's "created" timestamp
 }
 
@@ -146,6 +147,7 @@ func New(opts Options) *Server {
 	}
 	s.responseRoutes(r)
 
+	s.router = r
 	s.srv = &fasthttp.Server{
 		Handler:            s.middleware(r.Handler),
 		Name:               "hermesd",
@@ -272,6 +274,15 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, next fasthttp.RequestHandler) {
 			ctx.SetConnectionClose()
 		}
 		return
+	}
+	if hasBody(&ctx.Request.Header) {
+		if h, _ := s.router.Lookup(string(ctx.Method()), string(ctx.Request.URI().PathOriginal()), ctx); h == nil {
+			// No route takes this body: the router answers 404 or 405
+			// without it being read.
+			ctx.SetConnectionClose()
+			next(ctx)
+			return
+		}
 	}
 	reserved, e := s.readBody(ctx)
 	if e != nil {

@@ -159,6 +159,14 @@ func TestSecurityBodyBeforeAuth(t *testing.T) {
 	if err != nil || resp.StatusCode != 401 || !strings.Contains(body, `"invalid_api_key"`) {
 		t.Fatalf("Expect: 100-continue without a key: %v %v %s", resp, err, body)
 	}
+	// With the key, a body for no route is answered 404 or 405 unread.
+	for path, want := range map[string]int{"/v1/nope": 404, "/v1/models": 405} {
+		c := attackConn(t, addr, path, 10_000_000, "Authorization: Bearer "+securityKey+"\r\n")
+		resp, body, err := readAnswer(c)
+		if err != nil || resp.StatusCode != want {
+			t.Fatalf("POST %s with a 10 MB body declared: %v %v %s, want %d", path, resp, err, body, want)
+		}
+	}
 	// A client with the key is still served.
 	resp, body = h.do(t, "POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"still here"}]}`, "Authorization", "Bearer "+securityKey)
 	if resp.StatusCode != 200 || !strings.Contains(body, "still here") {

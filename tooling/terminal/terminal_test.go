@@ -310,8 +310,11 @@ func gone(t *testing.T, arg string) bool {
 // in the background, under nohup, in a new session, with its environment
 // cleared, double-forked — within the call, and the orphans reparented to
 // the server (a subreaper in TestMain, as hermesd is) are reaped.
+//
+// Not parallel: a process that clears its environment and leaves its
+// session at once is told from a background command's only by its start
+// time, and the background tests run theirs (see sweepOrphans).
 func TestRunLeavesNothingRunning(t *testing.T) {
-	t.Parallel()
 	tool := newTool(t, Options{})
 	for i, form := range []string{
 		"sleep %s >/dev/null 2>&1 &",
