@@ -8,9 +8,6 @@ import (
 // TurnRequest is one request for the agent: resolve history, run the agent
 // loop, store the result. httpfront builds it; the actors runtime runs it.
 type TurnRequest struct {
-	// Key routes the turn to a conversation actor; turns with the same key
-	// run one at a time in arrival order. Empty: a fresh, stateless key.
-	Key string
 	// ResponseID is the id to give this turn's answer.
 	ResponseID string
 	// Previous is the response this turn continues (previous_response_id).

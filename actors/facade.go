@@ -186,6 +186,38 @@ func (r *Runtime) skipTurn(in *turnInput) {
 	}
 }
 
+// FailUnfinished marks failed, with code server_restarted, every stored
+// response left queued or in_progress by an earlier process: nothing will
+// run them, and a client polling one must not wait for ever. Call it at
+// start, before serving. It returns how many it marked.
+func (r *Runtime) FailUnfinished() (int, error) {
+	if r.store == nil {
+		return 0, nil
+	}
+	ids, err := r.store.Unfinished()
+	if err != nil {
+		return 0, err
+	}
+	ops := make([]persistence.Op, 0, len(ids))
+	for _, id := range ids {
+		rec, err := r.store.Response(id)
+		if err != nil {
+			r.log.Warn("unfinished response unreadable; left as it is", "response", id, "err", err)
+			continue
+		}
+		rec.Status, rec.Completed = hermes.StatusFailed, r.opts.Now()
+		rec.ErrCode, rec.ErrMessage = hermes.ERestarted, "the server restarted before this response finished; send it again"
+		ops = append(ops, persistence.PutResponse(rec))
+	}
+	if len(ops) == 0 {
+		return 0, nil
+	}
+	if err := r.commit(ops...); err != nil {
+		return 0, err
+	}
+	return len(ops), nil
+}
+
 // Idempotency returns the stored entry for key, if any.
 func (r *Runtime) Idempotency(key string) (*hermes.IdempotencyEntry, bool, error) {
 	return r.store.Idempotency(key)

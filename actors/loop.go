@@ -208,7 +208,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 		}
 		// Capped: a tool appending to its history must not write into the
 		// array this turn goes on extending.
-		results := a.runTools(ctx, agentCalls, allowed, req.Key, transcript[:len(transcript):len(transcript)], emit)
+		results := a.runTools(ctx, agentCalls, allowed, transcript[:len(transcript):len(transcript)], emit)
 		transcript = append(transcript, results...)
 		if len(handBack) > 0 {
 			res.Text = out.Text
@@ -235,7 +235,7 @@ const maxCallsPerResponse = 128
 // it stops waiting: a call still running is abandoned and reported as not
 // returned, so a tool that never returns cannot hold the turn, its slot or
 // shutdown.
-func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed int, conv string, history []hermes.Message, emit emitFunc) []hermes.Message {
+func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed int, history []hermes.Message, emit emitFunc) []hermes.Message {
 	results := make([]hermes.Message, len(calls))
 	events := make([]*hermes.ToolEvent, len(calls))
 	for i, c := range calls {
@@ -278,7 +278,7 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed i
 			tr := a.running.add(c)
 			pending[i] = tr
 			go func() {
-				out := a.runTool(ctx, c, conv, history)
+				out := a.runTool(ctx, c, history)
 				a.running.remove(tr)
 				done <- outcome{i, out}
 			}()
@@ -372,7 +372,7 @@ func (a *Agent) lookup(name string) (tooling.Tool, bool) {
 	return a.Tools.Get(name)
 }
 
-func (a *Agent) runTool(ctx context.Context, c hermes.ToolCall, conv string, history []hermes.Message) (out string) {
+func (a *Agent) runTool(ctx context.Context, c hermes.ToolCall, history []hermes.Message) (out string) {
 	t, ok := a.lookup(c.Name)
 	if !ok {
 		return tooling.ErrorResult(fmt.Sprintf("unknown tool %q; available tools: %v", c.Name, a.toolNames()))
@@ -385,7 +385,7 @@ func (a *Agent) runTool(ctx context.Context, c hermes.ToolCall, conv string, his
 			out = tooling.ErrorResult(fmt.Sprintf("tool %s failed unexpectedly: %v", c.Name, p))
 		}
 	}()
-	return t.Run(ctx, tooling.Call{ID: c.ID, Args: []byte(c.Arguments), Conversation: conv, History: history})
+	return t.Run(ctx, tooling.Call{ID: c.ID, Args: []byte(c.Arguments), History: history})
 }
 
 func (a *Agent) toolNames() []string {

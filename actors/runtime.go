@@ -245,17 +245,18 @@ func (r *Runtime) drain(ctx context.Context) error {
 	}
 	cut := r.liveTurns()
 	r.cancelBase()
+	var err error
 	select {
 	case <-done:
-		return fmt.Errorf("cancelled %d turns still running when the grace period ran out: %s", len(cut), strings.Join(cut, ", "))
+		err = fmt.Errorf("cancelled %d turns still running when the grace period ran out: %s", len(cut), strings.Join(cut, ", "))
 	case <-ctx.Done():
+		left := r.liveTurns()
+		err = fmt.Errorf("abandoned %d turns that did not end after being cancelled: %s", len(left), strings.Join(left, ", "))
 	}
-	err := fmt.Errorf("abandoned %d turns that did not end after being cancelled: %s", r.running.Load(), strings.Join(r.liveTurns(), ", "))
-	if r.agent == nil {
-		return err
-	}
-	if tools := r.agent.Running(); len(tools) > 0 {
-		err = fmt.Errorf("%w; tool calls still running: %s", err, strings.Join(tools, ", "))
+	if r.agent != nil {
+		if tools := r.agent.Running(); len(tools) > 0 {
+			err = fmt.Errorf("%w; abandoned tool calls still running: %s", err, strings.Join(tools, ", "))
+		}
 	}
 	return err
 }

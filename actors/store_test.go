@@ -230,6 +230,24 @@ func TestShutdownIsBoundedAndSaysWhatItCut(t *testing.T) {
 			t.Fatalf("cut turn: %+v stored=%v", r.Err, r.Stored)
 		}
 	})
+	t.Run("stuck tool", func(t *testing.T) {
+		release, started := make(chan struct{}), make(chan struct{}, 1)
+		defer close(release)
+		stuck := &testTool{name: "stuck", run: func(context.Context) string { started <- struct{}{}; <-release; return "{}" }}
+		rt := newToolRuntime(t, Options{}, &Agent{}, stuck)
+		if _, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_tool", Store: true,
+			Input: []hermes.Message{{Role: hermes.RoleUser, Content: "/tool stuck {}"}}}); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		err := rt.Shutdown(ctx)
+		if err == nil || !strings.Contains(err.Error(), "cancelled 1 turns") || !strings.Contains(err.Error(), "resp_tool") ||
+			!strings.Contains(err.Error(), "abandoned tool calls still running: stuck (call_1)") {
+			t.Fatalf("shutdown: %v", err)
+		}
+	})
 	t.Run("abandoned", func(t *testing.T) {
 		m := &stuckModel{started: make(chan struct{}, 1), release: make(chan struct{})}
 		defer close(m.release)

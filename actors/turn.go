@@ -58,8 +58,6 @@ func (r *Runtime) route(req *hermes.TurnRequest) (string, *turnInput, error) {
 			}
 		}
 		return convPrefix + req.Conversation, in, nil
-	case req.Key != "":
-		return req.Key, in, nil
 	case req.Store:
 		return chainPrefix + req.ResponseID, in, nil
 	}

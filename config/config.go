@@ -48,6 +48,7 @@ type Config struct {
 	DisabledTools  []string      // HERMES_DISABLED_TOOLS
 	TerminalAppr   string        // HERMES_TERMINAL_APPROVE
 	TerminalEnv    []string      // HERMES_TERMINAL_ENV: names of more variables commands may see
+	TerminalLock   bool          // HERMES_TERMINAL_LANDLOCK: confine commands' files with Landlock
 	WebBackend     string        // HERMES_WEB_BACKEND
 	SearXNGURL     string        // SEARXNG_URL
 	BraveAPIKey    string        // BRAVE_API_KEY
@@ -261,6 +262,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	list(&c.DisabledTools, "HERMES_DISABLED_TOOLS")
 	str(&c.TerminalAppr, "HERMES_TERMINAL_APPROVE")
 	list(&c.TerminalEnv, "HERMES_TERMINAL_ENV")
+	boolean(&c.TerminalLock, "HERMES_TERMINAL_LANDLOCK")
 	str(&c.WebBackend, "HERMES_WEB_BACKEND")
 	str(&c.SearXNGURL, "SEARXNG_URL")
 	str(&c.BraveAPIKey, "BRAVE_API_KEY")

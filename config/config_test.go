@@ -250,6 +250,27 @@ func TestLoadHelp(t *testing.T) {
 	}
 }
 
+// TestTerminalLandlockSetting: HERMES_TERMINAL_LANDLOCK is a boolean, off
+// by default; anything else is refused with the variable's name.
+func TestTerminalLandlockSetting(t *testing.T) {
+	home := t.TempDir()
+	base := map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home}
+	c, err := Load(nil, env(base))
+	if err != nil || c.TerminalLock {
+		t.Fatalf("default: %v %v", c, err)
+	}
+	base["HERMES_TERMINAL_LANDLOCK"] = "true"
+	if c, err := Load(nil, env(base)); err != nil || !c.TerminalLock {
+		t.Fatalf("true: %v %v", c, err)
+	}
+	for _, bad := range []string{"sometimes", "on", "yes please", "2"} {
+		base["HERMES_TERMINAL_LANDLOCK"] = bad
+		if _, err := Load(nil, env(base)); err == nil || !strings.Contains(err.Error(), "HERMES_TERMINAL_LANDLOCK") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
 func TestAgentToolItemsSetting(t *testing.T) {
 	home := t.TempDir()
 	c, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home}))

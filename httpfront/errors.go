@@ -27,6 +27,8 @@ func status(code string) (int, string) {
 		return fasthttp.StatusRequestEntityTooLarge, "invalid_request_error"
 	case hermes.EHeaderTooLarge:
 		return fasthttp.StatusRequestHeaderFieldsTooLarge, "invalid_request_error"
+	case hermes.ERequestTimeout:
+		return fasthttp.StatusRequestTimeout, "invalid_request_error"
 	case hermes.ERateLimited:
 		return fasthttp.StatusTooManyRequests, "rate_limit_error"
 	case hermes.EUpstream:

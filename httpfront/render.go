@@ -1,6 +1,7 @@
 package httpfront
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/goccy/go-json"
@@ -16,6 +17,10 @@ type itemForm struct {
 	// sources adds web search results to web_search_call actions
 	// (include: web_search_call.action.sources).
 	sources bool
+	// namespaces maps the name of each function tool the request grouped
+	// in a namespace to that namespace: Codex runs a call only when the
+	// function_call names both.
+	namespaces map[string]string
 }
 
 // item is one Responses API item. MarshalJSON writes exactly the fields its
@@ -28,6 +33,8 @@ type item struct {
 	Content []contentPart
 	CallID  string
 	Name    string
+	// Namespace of a function_call to a namespaced client tool.
+	Namespace string
 	// Arguments of a call; Output of a function_call_output or of a
 	// finished mcp_call.
 	Arguments, Output string
@@ -61,8 +68,9 @@ func (it item) MarshalJSON() ([]byte, error) {
 			Status    string `json:"status"`
 			CallID    string `json:"call_id"`
 			Name      string `json:"name"`
+			Namespace string `json:"namespace,omitempty"`
 			Arguments string `json:"arguments"`
-		}{it.ID, it.Type, it.Status, it.CallID, it.Name, it.Arguments})
+		}{it.ID, it.Type, it.Status, it.CallID, it.Name, it.Namespace, it.Arguments})
 	case "function_call_output":
 		return json.Marshal(struct {
 			ID     string `json:"id"`
@@ -155,8 +163,8 @@ func messageItem(id, status, text string) item {
 	return item{ID: id, Type: "message", Status: status, Role: "assistant", Content: []contentPart{outputText(text)}}
 }
 
-func callItem(id, status string, c hermes.ToolCall) item {
-	return item{ID: id, Type: "function_call", Status: status, CallID: c.ID, Name: c.Name, Arguments: c.Arguments}
+func callItem(id, status string, c hermes.ToolCall, form itemForm) item {
+	return item{ID: id, Type: "function_call", Status: status, CallID: c.ID, Name: c.Name, Namespace: form.namespaces[c.Name], Arguments: c.Arguments}
 }
 
 func callOutputItem(id string, m hermes.Message) item {
@@ -278,7 +286,7 @@ func (l *itemList) call(c hermes.ToolCall, result *hermes.Message, agent bool, f
 		l.add(agentItem(id(agentItemPrefix(c)), c, result, form), callMsg, *result)
 		return
 	}
-	l.add(callItem(id("fc_"), "completed", c), callMsg)
+	l.add(callItem(id("fc_"), "completed", c, form), callMsg)
 }
 
 // outputItems renders a turn's output messages as items, in the order a
@@ -456,6 +464,21 @@ func (s *Server) recordForm(w *responseWire) itemForm {
 	for _, inc := range w.Include {
 		if inc == "web_search_call.action.sources" {
 			form.sources = true
+		}
+	}
+	if bytes.Contains(w.Tools, []byte(`"namespace"`)) {
+		var tools []responseTool
+		_ = json.Unmarshal(w.Tools, &tools)
+		for _, t := range tools {
+			if t.Type != "namespace" {
+				continue
+			}
+			for _, inner := range t.Tools {
+				if form.namespaces == nil {
+					form.namespaces = make(map[string]string)
+				}
+				form.namespaces[inner.Name] = t.Name
+			}
 		}
 	}
 	return form

@@ -256,8 +256,8 @@ func responseTools(raw json.RawMessage) ([]hermes.ToolSpec, error) {
 			}
 		case t.Type == "namespace":
 			// The model sees the namespace's tools by their own names; a
-			// call comes back as a function_call of that name, as Codex
-			// runs it.
+			// call goes back as a function_call with that name and the
+			// namespace (itemForm.namespaces), which Codex needs to run it.
 			for j, inner := range t.Tools {
 				p := param + ".tools[" + itoa(j) + "]"
 				if inner.Type != "function" && inner.Type != "" {

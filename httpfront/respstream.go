@@ -125,13 +125,13 @@ func (st *responseStream) closeMessage(status string) {
 
 func (st *responseStream) call(c hermes.ToolCall) {
 	id, k := st.nextID("fc_")
-	added := callItem(id, "in_progress", hermes.ToolCall{ID: c.ID, Name: c.Name})
+	added := callItem(id, "in_progress", hermes.ToolCall{ID: c.ID, Name: c.Name}, st.form)
 	st.event("response.output_item.added", map[string]any{"output_index": k, "item": added})
 	if c.Arguments != "" {
 		st.event("response.function_call_arguments.delta", map[string]any{"item_id": id, "output_index": k, "delta": c.Arguments})
 	}
 	st.event("response.function_call_arguments.done", map[string]any{"item_id": id, "output_index": k, "name": c.Name, "arguments": c.Arguments})
-	st.event("response.output_item.done", map[string]any{"output_index": k, "item": callItem(id, "completed", c)})
+	st.event("response.output_item.done", map[string]any{"output_index": k, "item": callItem(id, "completed", c, st.form)})
 }
 
 // toolStarted opens the hosted item of an agent tool run: its arguments,

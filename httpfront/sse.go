@@ -12,13 +12,12 @@ import (
 // sseWriter writes frames with a per-frame write deadline and reports the
 // first failure, after which the client is gone.
 type sseWriter struct {
-	w        *bufio.Writer
-	conn     net.Conn
-	timeout  time.Duration
-	buf      []byte
-	failed   bool
-	cancel   context.CancelFunc
-	lastSent time.Time
+	w       *bufio.Writer
+	conn    net.Conn
+	timeout time.Duration
+	buf     []byte
+	failed  bool
+	cancel  context.CancelFunc
 	// result is the turn's final result once pump has handled it; nil
 	// when the stream ended without one.
 	result *hermes.TurnResult
@@ -61,7 +60,6 @@ func (sw *sseWriter) flush() bool {
 		sw.fail()
 		return false
 	}
-	sw.lastSent = time.Now()
 	return true
 }
 

@@ -28,8 +28,6 @@ type Tool interface {
 type Call struct {
 	ID   string
 	Args []byte // the JSON arguments as the model wrote them
-	// Conversation is the key of the conversation the turn belongs to.
-	Conversation string
 	// History is the transcript so far, read-only: tools that keep state
 	// with the conversation (todo) recover it from their earlier results.
 	History []hermes.Message

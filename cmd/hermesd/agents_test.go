@@ -263,6 +263,22 @@ func TestCodexCLI(t *testing.T) {
 		t.Fatalf("requests %v", sent)
 	}
 
+	// 4. A tool Codex groups in a namespace (multi_agent_v1's close_agent):
+	// the call comes back under the tool's own name with its namespace,
+	// and Codex runs it (its answer is an error about the bogus id, not
+	// "unsupported call").
+	evs, out = runCodex(t, bin, home, ws, base, `use-tool close_agent {"target":"no-such-agent"}`)
+	checkCodexClean(t, evs, out)
+	msgs = agentMessages(evs)
+	if len(msgs) != 1 || !strings.HasPrefix(msgs[0], "tool said: ") {
+		t.Fatalf("namespaced tool: answers %q\n%s", msgs, out)
+	}
+	rec.mu.Lock()
+	lastBody := rec.bodies[len(rec.bodies)-1]
+	rec.mu.Unlock()
+	if !strings.Contains(lastBody, `"namespace":"multi_agent_v1"`) {
+		t.Fatalf("Codex did not send the namespaced call back: %.2000s", lastBody)
+	}
 	t.Logf("Codex sent, per request: %v", rec.sent(t))
 }
 

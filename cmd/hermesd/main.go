@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/actors"
 	"github.com/hermesd/hermesd/config"
 	"github.com/hermesd/hermesd/httpfront"
@@ -167,7 +168,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("compaction key: %w", err)
 	}
 	mem := memory.New(c.Home)
-	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr, Environ: m.Environ, PassEnv: c.TerminalEnv})
+	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr, Environ: m.Environ, PassEnv: c.TerminalEnv, Landlock: c.TerminalLock})
 	all := []tooling.Tool{
 		m.term,
 		mem,
@@ -214,6 +215,13 @@ func (m *Main) Run(ctx context.Context) error {
 		Logger:         m.Logger,
 	})
 	obs.gauges(m.runtime, store)
+	// Background responses the previous process left unfinished: nothing
+	// runs them now, so their pollers are told, rather than left waiting.
+	if n, err := m.runtime.FailUnfinished(); err != nil {
+		m.Logger.Error("marking unfinished background responses failed", "err", err)
+	} else if n > 0 {
+		m.Logger.Warn("background responses left unfinished by the previous process marked failed", "count", n, "code", hermes.ERestarted)
+	}
 	m.http = httpfront.New(httpfront.Options{
 		Runtime:            m.runtime,
 		Key:                c.Key,

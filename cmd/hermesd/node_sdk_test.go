@@ -295,6 +295,24 @@ func TestNodeVercelAISDK(t *testing.T) {
 		h := startHermes(t, nil)
 		res := runNode(t, "vercel.mjs", "offline", h.URL())
 
+		var at struct {
+			Text, FinishReason, FollowText string
+			Steps                          int
+			Content, FollowSent            []string
+			Stream                         struct {
+				Parts  []string
+				Text   string
+				Errors []string
+			}
+		}
+		res.get(t, "agentTool", &at)
+		t.Logf("Vercel AI SDK with an agent tool run: content %v; sent back %v; stream parts %v", at.Content, at.FollowSent, at.Stream.Parts)
+		if !strings.Contains(at.Text, "vercel-ran") || at.FinishReason != "stop" || at.Steps != 1 ||
+			strings.Join(at.Content, ",") != "tool-call:mcp.terminal:provider,tool-result:mcp.terminal:provider,text" ||
+			!strings.Contains(at.FollowText, "vercel-ran") || len(at.Stream.Errors) > 0 || !strings.Contains(at.Stream.Text, "vercel-ran") {
+			t.Errorf("agent tool run through the Vercel AI SDK: %+v", at)
+		}
+
 		for _, model := range []struct{ name, idPrefix string }{{"chat", "chatcmpl-"}, {"responses", "resp_"}, {"default", "resp_"}} {
 			var g vercelText
 			res.get(t, model.name+"Generate", &g)

@@ -1252,3 +1252,52 @@ func TestResponsesHostedToolTypes(t *testing.T) {
 		t.Fatalf("the refusal does not name the type: %d %s", resp.StatusCode, body)
 	}
 }
+
+// Items hermesd returned come back in input from stateless clients (Codex
+// with store: false, the Agents SDK's to_input_list()): each becomes the
+// right transcript for the model, and conversation items show them in the
+// shapes they were returned in.
+func TestResponsesItemsComeBackAsInput(t *testing.T) {
+	h := startHermes(t, nil)
+	input := `[{"role":"user","content":"run things"},` +
+		`{"type":"reasoning","id":"rs_1","summary":[{"type":"summary_text","text":"thinking"}],"encrypted_content":"opaque"},` +
+		`{"type":"mcp_call","id":"mcp_1","server_label":"hermes","name":"terminal","arguments":"{\"command\":\"ls\"}","output":"a.txt","error":null,"status":"completed"},` +
+		`{"type":"mcp_call","id":"mcp_2","server_label":"hermes","name":"read_file","arguments":"{}","output":null,"error":"no such file","status":"failed"},` +
+		`{"type":"web_search_call","id":"ws_1","status":"completed","action":{"type":"search","query":"golang","sources":[{"type":"url","url":"https://go.dev/"}]}},` +
+		`{"type":"message","id":"msg_9","role":"assistant","status":"completed","content":[{"type":"output_text","text":"all done","annotations":[]}]},` +
+		`{"role":"user","content":"/echo-history"}]`
+	resp, body := h.do(t, "POST", "/v1/responses", `{"model":"m","conversation":"replay","input":`+input+`}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var r responses.Response
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatal(err)
+	}
+	history := r.OutputText()
+	for _, want := range []string{"user: run things", `[call terminal {"command":"ls"}]`, "tool: a.txt", `tool: {"error":"no such file"}`,
+		`[call web_search {"query":"golang"}]`, "https://go.dev/", "assistant: all done", "user: /echo-history"} {
+		if !strings.Contains(history, want) {
+			t.Errorf("the model did not see %q:\n%s", want, history)
+		}
+	}
+	if strings.Contains(history, "thinking") || strings.Contains(history, "opaque") {
+		t.Errorf("reasoning reached the model:\n%s", history)
+	}
+	// The conversation's items show the agent calls as hosted items again.
+	resp, body = h.do(t, "GET", "/v1/conversations/replay/items?order=asc", "")
+	var list struct {
+		Data []struct{ Type, Status string }
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var types []string
+	for _, it := range list.Data {
+		types = append(types, it.Type+"/"+it.Status)
+	}
+	want := "message/completed,mcp_call/completed,mcp_call/failed,web_search_call/completed,message/completed,message/completed,message/completed"
+	if strings.Join(types, ",") != want {
+		t.Fatalf("conversation items\n got %s\nwant %s", strings.Join(types, ","), want)
+	}
+}

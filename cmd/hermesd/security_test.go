@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"runtime"
@@ -155,6 +158,14 @@ func TestSecurityBodyBeforeAuth(t *testing.T) {
 	resp, body, err := readAnswer(c)
 	if err != nil || resp.StatusCode != 401 || !strings.Contains(body, `"invalid_api_key"`) {
 		t.Fatalf("Expect: 100-continue without a key: %v %v %s", resp, err, body)
+	}
+	// With the key, a body for no route is answered 404 or 405 unread.
+	for path, want := range map[string]int{"/v1/nope": 404, "/v1/models": 405} {
+		c := attackConn(t, addr, path, 10_000_000, "Authorization: Bearer "+securityKey+"\r\n")
+		resp, body, err := readAnswer(c)
+		if err != nil || resp.StatusCode != want {
+			t.Fatalf("POST %s with a 10 MB body declared: %v %v %s, want %d", path, resp, err, body, want)
+		}
 	}
 	// A client with the key is still served.
 	resp, body = h.do(t, "POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"still here"}]}`, "Authorization", "Bearer "+securityKey)
@@ -402,6 +413,26 @@ func TestSecurityErrorHeadersEveryLayer(t *testing.T) {
 	checkEnvelope(t, "short body", resp.StatusCode, resp.Header, body)
 	checkCORS(t, resp, origin)
 
+	// A request refused before its body whose body byte never comes is
+	// answered 408 when the short deadline for refused requests (5 s)
+	// passes. fasthttp has reset the request by then, so the Origin is
+	// gone: no CORS headers (a browser sends its body at once).
+	c2, err := net.Dial("tcp", h.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	_ = c2.SetDeadline(time.Now().Add(20 * time.Second))
+	_, _ = c2.Write([]byte(post(o+"Content-Length: 100\r\n", "")))
+	start := time.Now()
+	resp, body, err = readAnswer(c2)
+	if err != nil || resp.StatusCode != 408 {
+		t.Fatalf("silent refused body: %v %v %s", resp, err, body)
+	}
+	t.Logf("silent refused body answered 408 after %v", time.Since(start).Round(time.Millisecond))
+	checkEnvelope(t, "408", resp.StatusCode, resp.Header, body)
+	checkSecurityHeaders(t, resp)
+
 	// 503 over the body budget: two bodies of the limit fill it, a third
 	// is refused with Retry-After that a page may read.
 	a := attackConn(t, h.Listener.Addr().String(), "/v1/chat/completions", 4096, auth)
@@ -580,5 +611,83 @@ func TestSecurityForeignPageOnOpenServer(t *testing.T) {
 	}
 	if _, err := os.Stat(h.Workspace + "/pwned"); err != nil {
 		t.Fatalf("control: the tool did not run: %v", err)
+	}
+}
+
+// TestSecurityBrowserReadsErrors: a page on an allowed origin, in a real
+// headless Chromium, reads the errors written before a handler runs: an
+// over-limit body got "TypeError: Failed to fetch" instead of a 413.
+func TestSecurityBrowserReadsErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a browser")
+	}
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		if browser, err = exec.LookPath("chromium-browser"); err != nil {
+			t.Skip("no chromium on PATH (apt-get install -y chromium): the HTTP-level test TestSecurityErrorHeadersEveryLayer covers the headers")
+		}
+	}
+	page := httptest.NewServer(nil) // the handler is set once hermesd's address is known
+	defer page.Close()
+	h := startHermes(t, map[string]string{"API_SERVER_KEY": securityKey, "API_SERVER_CORS_ORIGINS": page.URL,
+		"API_SERVER_MAX_BODY_BYTES": "4096", "API_SERVER_MAX_BODY_MEMORY": "8192"})
+	page.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprintf(w, `<!doctype html><body>running</body><script>
+const url = %q, key = %q;
+const post = (headers, body) => ({method: "POST", headers: Object.assign({"Content-Type": "application/json"}, headers), body});
+const cases = [
+  ["too-large", post({Authorization: "Bearer " + key}, "x".repeat(5000))],
+  ["no-key", post({}, "{}")],
+  ["budget", post({Authorization: "Bearer " + key}, "{}")],
+];
+(async () => {
+  const out = {};
+  for (const [name, init] of cases) {
+    try {
+      const r = await fetch(url, init);
+      out[name] = {status: r.status, rid: r.headers.get("X-Request-Id"), retry: r.headers.get("Retry-After"), body: await r.text()};
+    } catch (e) { out[name] = {error: String(e)}; }
+  }
+  document.body.textContent = "RESULT" + JSON.stringify(out) + "END";
+})();
+</script>`, h.URL()+"/chat/completions", securityKey)
+	})
+	// Two bodies of the limit fill the budget, so the page's third request
+	// meets the 503.
+	for range 2 {
+		attackConn(t, h.Listener.Addr().String(), "/v1/chat/completions", 4096, "Authorization: Bearer "+securityKey+"\r\n")
+	}
+	waitFor(t, func() bool {
+		resp, _ := h.do(t, "POST", "/v1/chat/completions", "{}", "Authorization", "Bearer "+securityKey)
+		return resp.StatusCode == 503
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=20000", "--dump-dom", page.URL).Output()
+	dom := string(out)
+	i, j := strings.Index(dom, "RESULT"), strings.LastIndex(dom, "END")
+	if err != nil || i < 0 || j < i {
+		t.Fatalf("chromium: %v\n%s", err, dom)
+	}
+	var got map[string]struct {
+		Status     int
+		Rid, Retry string
+		Body       string
+		Error      string
+	}
+	if err := json.Unmarshal([]byte(html.UnescapeString(dom[i+len("RESULT"):j])), &got); err != nil {
+		t.Fatalf("page result: %v\n%s", err, dom)
+	}
+	t.Logf("page saw: %+v", got)
+	for name, want := range map[string]int{"too-large": 413, "no-key": 401, "budget": 503} {
+		r := got[name]
+		if r.Error != "" || r.Status != want || r.Rid == "" || !strings.Contains(r.Body, `"error"`) {
+			t.Errorf("%s: the page saw %+v, want a readable %d with its X-Request-Id", name, r, want)
+		}
+	}
+	if got["budget"].Retry == "" {
+		t.Errorf("the page cannot read Retry-After on the 503: %+v", got["budget"])
 	}
 }

@@ -91,8 +91,8 @@ func (c *checker) flag(v Verdict, reason string) {
 var sqlDrop = regexp.MustCompile(`(?i)\b(drop\s+(table|database|schema)|truncate\s+table)\b`)
 
 // script checks shell source. It is read as bash and as POSIX sh (the
-// server runs /bin/sh, which may be either): every reading that parses is
-// checked. When none does, the lines before the error are still checked,
+// server runs /bin/sh, which may be either, and they read some text
+// differently): every reading that parses is checked. When none does, the lines before the error are still checked,
 // since a shell runs them before it meets the error.
 func (c *checker) script(src string, depth int) {
 	if depth > maxDepth {
@@ -103,6 +103,7 @@ func (c *checker) script(src string, depth int) {
 		c.flag(NeedsApproval, "it drops or truncates database tables")
 	}
 	var firstErr error
+	parsed := false
 	for _, lang := range []syntax.LangVariant{syntax.LangBash, syntax.LangPOSIX} {
 		f, err := parse(src, lang)
 		if err != nil {
@@ -111,8 +112,11 @@ func (c *checker) script(src string, depth int) {
 			}
 			continue
 		}
+		parsed = true
 		fc := &fileCheck{checker: c, src: src, depth: depth, calls: map[*syntax.CallExpr][]word{}}
 		fc.file(f)
+	}
+	if parsed {
 		return
 	}
 	c.flag(NeedsApproval, "it is not shell syntax this server can parse, so what would run cannot be checked")
@@ -248,11 +252,10 @@ func (fc *fileCheck) command(words []word) []word {
 				fc.code("env -S", args[i])
 			}
 		case "xargs":
-			if opt, ok := replaceOption(args); ok && len(skipOptions(args, withValue)) > 0 {
-				if first := skipOptions(args, withValue)[0]; strings.Contains(first.s, opt) {
-					c.flag(NeedsApproval, "xargs fills in the command name from its input")
-					return nil
-				}
+			rest := skipOptions(args, withValue)
+			if opt, ok := replaceOption(args); ok && len(rest) > 0 && strings.Contains(rest[0].s, opt) {
+				c.flag(NeedsApproval, "xargs fills in the command name from its input")
+				return nil
 			}
 		case "flock":
 			if i, ok := optionArg(args, "c"); ok {
@@ -328,10 +331,10 @@ func (fc *fileCheck) simple(name string, args []word) {
 			fc.code("trap", args[0])
 		}
 	case name == "alias":
+		// An alias's value is shell code, run where the alias is used
+		// (dash expands aliases in scripts).
 		for _, a := range args {
-			if _, _, ok := strings.Cut(a.s, "="); ok && a.w != nil {
-				// The value is a command: run where the alias is used.
-				_, v, _ := strings.Cut(a.s, "=")
+			if _, v, ok := strings.Cut(a.s, "="); ok {
 				fc.code("alias", word{s: v, lit: a.lit, w: a.w})
 			}
 		}
@@ -376,10 +379,8 @@ func (fc *fileCheck) simple(name string, args []word) {
 		c.download(args)
 	case name == "kill":
 		c.kill(args)
-	case name == "pkill", name == "killall", name == "pgrep":
-		if name != "pgrep" {
-			c.killByName(name, args)
-		}
+	case name == "pkill", name == "killall":
+		c.killByName(name, args)
 	case name == "killall5":
 		c.flag(Blocked, "it signals every process, this server included (killall5)")
 	case name == "git":

@@ -7,11 +7,27 @@ import (
 	"testing"
 )
 
+// checkRow is a command and the verdict Check must give it.
+type checkRow struct {
+	cmd  string
+	want Verdict
+}
+
+func checkTable(t *testing.T, tests []checkRow) {
+	t.Helper()
+	for _, tt := range tests {
+		got, reason := Check(tt.cmd)
+		if got != tt.want {
+			t.Errorf("Check(%q) = %v (%q), want %v", tt.cmd, got, reason, tt.want)
+		}
+		if (got == Allow) != (reason == "") {
+			t.Errorf("Check(%q) = %v with reason %q", tt.cmd, got, reason)
+		}
+	}
+}
+
 func TestCheck(t *testing.T) {
-	tests := []struct {
-		cmd  string
-		want Verdict
-	}{
+	tests := []checkRow{
 		// Blocked: recursive deletion of / or home, in many spellings.
 		{"rm -rf /", Blocked},
 		{"rm -rf /*", Blocked},
@@ -174,25 +190,14 @@ func TestCheck(t *testing.T) {
 		{"# rm -rf /", Allow},
 		{"select * from users where name='drop'", Allow},
 	}
-	for _, tt := range tests {
-		got, reason := Check(tt.cmd)
-		if got != tt.want {
-			t.Errorf("Check(%q) = %v (%q), want %v", tt.cmd, got, reason, tt.want)
-		}
-		if (got == Allow) != (reason == "") {
-			t.Errorf("Check(%q) = %v with reason %q", tt.cmd, got, reason)
-		}
-	}
+	checkTable(t, tests)
 }
 
 // TestCheckBypasses: every way past the guard that issue 9 found, and its
 // neighbours. Each was allowed by the old word-splitting guard.
 func TestCheckBypasses(t *testing.T) {
 	self := os.Getpid()
-	tests := []struct {
-		cmd  string
-		want Verdict
-	}{
+	tests := []checkRow{
 		// Command names only known at run time.
 		{"X=rm; $X -rf /", NeedsApproval},
 		{`X=rm; "$X" -rf /`, NeedsApproval},
@@ -317,15 +322,7 @@ func TestCheckBypasses(t *testing.T) {
 		{"rm -rf /\n(", Blocked},
 		{"rm -rf / $(", NeedsApproval},
 	}
-	for _, tt := range tests {
-		got, reason := Check(tt.cmd)
-		if got != tt.want {
-			t.Errorf("Check(%q) = %v (%q), want %v", tt.cmd, got, reason, tt.want)
-		}
-		if (got == Allow) != (reason == "") {
-			t.Errorf("Check(%q) = %v with reason %q", tt.cmd, got, reason)
-		}
-	}
+	checkTable(t, tests)
 }
 
 func TestCheckBlockedBeatsApproval(t *testing.T) {

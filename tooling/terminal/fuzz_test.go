@@ -20,6 +20,7 @@ func FuzzRunArgs(f *testing.F) {
 		`{"command":"ls","timeout":[1]}`, `{"command":""}`, `{"command":7}`, `{"command":"rm -rf /"}`,
 		`{"command":"sudo reboot"}`, `{"command":"echo \"unterminated"}`, `{}`, ``, `null`, `[`, `"ls"`,
 		"{\"command\":\"\xff\xfe\"}", `{"command":"a\nb\nc"}`,
+		`{"command":"ls","background":true}`, `{"command":"ls","background":"yes"}`, `{"command":"ls","background":null}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -89,6 +89,21 @@ async function offline() {
       messages: [...first, ...a.responseMessages, { role: 'user', content: '/echo-history' }] });
     return { ...plain(b), sent: [...sent] };
   });
+
+  // A tool hermesd's agent runs itself arrives as a hosted mcp_call item:
+  // the SDK reports it as a provider-executed tool call and result and
+  // runs nothing. Its messages sent back (stateless) are accepted.
+  await run('agentTool', async () => {
+    const model = openai.responses('hermes-agent');
+    const prompt = '/tool terminal {"command":"echo vercel-ran"}';
+    const r = await generateText({ model, prompt, maxRetries: 0 });
+    const content = r.content.map((c) => c.type + (c.toolName ? ':' + c.toolName : '') + (c.providerExecuted ? ':provider' : ''));
+    const follow = await generateText({ model, maxRetries: 0,
+      messages: [{ role: 'user', content: prompt }, ...r.response.messages, { role: 'user', content: '/echo-history' }] });
+    const s = await streamed(streamText({ model, prompt, maxRetries: 0 }));
+    return { text: r.text, finishReason: r.finishReason, steps: r.steps.length, content, followText: follow.text,
+      followSent: sent[sent.length - 2], stream: s };
+  });
 }
 
 async function tools() {
