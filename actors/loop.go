@@ -228,6 +228,10 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 // answered as refused so the model can ask again with fewer.
 const maxCallsPerResponse = 128
 
+// abandonAfter is how long tool calls still running when their turn's
+// context ends have to return before they are abandoned.
+const abandonAfter = 500 * time.Millisecond
+
 // runTools runs the first allowed of the agent's own tool calls (the rest
 // are past max_tool_calls and answered without running), at most
 // MaxParallelTools at a time, and returns their results in call order. Failures are results the
@@ -270,6 +274,7 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed i
 	// abandoned never blocks.
 	done := make(chan outcome, run)
 	pending := make(map[int]*toolRun, parallel)
+	var giveUp <-chan time.Time // set once ctx has ended
 	next := 0
 	for next < run || len(pending) > 0 {
 		for len(pending) < parallel && next < run && ctx.Err() == nil {
@@ -286,6 +291,10 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed i
 		if len(pending) == 0 {
 			break // ctx ended before the rest started
 		}
+		ended := ctx.Done()
+		if giveUp != nil {
+			ended = nil // already ended: wait for giveUp
+		}
 		select {
 		case o := <-done:
 			tr := pending[o.i]
@@ -294,7 +303,14 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed i
 			if a.OnTool != nil {
 				a.OnTool(tr.name, strings.HasPrefix(o.out, `{"error"`), time.Since(tr.start))
 			}
-		case <-ctx.Done():
+		case <-ended:
+			// Calls that honour cancellation get a moment to return their
+			// own result (a terminal command reports what it printed and
+			// kills what it started); the rest are abandoned then.
+			t := time.NewTimer(abandonAfter)
+			defer t.Stop()
+			giveUp = t.C
+		case <-giveUp:
 			why := contextError(ctx, nil).Message
 			for i, tr := range pending {
 				results[i].Content = tooling.ErrorResult(fmt.Sprintf(

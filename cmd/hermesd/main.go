@@ -338,25 +338,19 @@ func (m *Main) Close(ctx context.Context) error {
 		drainCtx, cancel = context.WithDeadline(ctx, dl.Add(-min(time.Until(dl)/10, 2*time.Second)))
 		defer cancel()
 	}
-	httpDone := make(chan error, 1)
+	httpDone := make(<-chan error)
 	if m.http != nil {
-		go func() { httpDone <- m.http.Shutdown() }()
-	} else {
-		httpDone <- nil
+		httpDone = async(m.http.Shutdown)
 	}
 	if m.runtime != nil {
 		// What the drain cut short is reported by Shutdown below.
 		_ = m.runtime.Drain(drainCtx)
 	}
-	select {
-	case err := <-httpDone:
-		if err != nil {
-			errs = append(errs, fmt.Errorf("http: %w", err))
-		}
-	case <-drainCtx.Done():
-		// Streams have ended with their turns; what is left are clients
-		// that stopped reading, whose writes time out on their own.
-		errs = append(errs, errors.New("http: connections still open at the end of the grace period"))
+	if m.http != nil {
+		// Streams end with their turns; connections still open now belong
+		// to clients that stopped reading, whose writes time out on
+		// their own.
+		errs = append(errs, await(drainCtx, "http: closing connections", httpDone))
 	}
 	if m.runtime != nil {
 		if err := m.runtime.Shutdown(ctx); err != nil {
@@ -364,23 +358,12 @@ func (m *Main) Close(ctx context.Context) error {
 		}
 	}
 	if m.term != nil {
-		if err := m.term.Close(); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, await(ctx, "terminal: stopping background commands", async(m.term.Close)))
 	}
 	if m.store != nil {
-		closed := make(chan error, 1)
-		go func() { closed <- m.store.Close() }()
-		select {
-		case err := <-closed:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("store: %w", err))
-			}
-		case <-ctx.Done():
-			// A write is stuck inside the store; bbolt's file stays
-			// consistent without the close.
-			errs = append(errs, errors.New("store: did not close by the end of the grace period"))
-		}
+		// A close still waiting at the end waits for a write stuck in the
+		// store; bbolt's file stays consistent without it.
+		errs = append(errs, await(ctx, "store: closing", async(m.store.Close)))
 	}
 	err := errors.Join(errs...)
 	if err != nil {
@@ -391,4 +374,25 @@ func (m *Main) Close(ctx context.Context) error {
 		m.logOut.Close()
 	}
 	return err
+}
+
+// async runs f on a goroutine of its own and delivers its answer.
+func async(f func() error) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- f() }()
+	return ch
+}
+
+// await waits for a shutdown step's answer until ctx ends; a step still
+// running then is abandoned and named.
+func await(ctx context.Context, step string, ch <-chan error) error {
+	select {
+	case err := <-ch:
+		if err != nil {
+			return fmt.Errorf("%s: %w", step, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s: still running at the end of the grace period", step)
+	}
 }
