@@ -6,8 +6,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -110,25 +108,9 @@ func (m *ignoringModel) Stream(ctx context.Context, _ llm.Request, _ func(string
 // cancelled: it returns soon after the grace period with an error naming
 // the abandoned turn.
 func TestCloseIsBoundedWhenTheModelIgnoresCancel(t *testing.T) {
-	home, ws := t.TempDir(), t.TempDir()
-	vars := map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": ws}
-	m := NewMain()
-	if err := m.ParseFlags(nil, lookupIn(vars)); err != nil {
-		t.Fatal(err)
-	}
-	m.Logger = newLogger("text", "error", io.Discard)
 	model := &ignoringModel{started: make(chan struct{}, 1), release: make(chan struct{})}
 	defer close(model.release)
-	m.Model = model
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Listener = ln
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	h := &hermesd{Main: m, Home: home, Workspace: ws}
+	h := startHermes(t, nil, func(m *Main) { m.Model = model })
 	go func() {
 		defer func() { _ = recover() }() // the request fails once the server is gone
 		h.do(t, "POST", "/v1/responses", `{"model":"hermes-agent","input":"hello"}`)
@@ -137,7 +119,7 @@ func TestCloseIsBoundedWhenTheModelIgnoresCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	start := time.Now()
-	err = m.Close(ctx)
+	err := h.Close(ctx)
 	took := time.Since(start)
 	if err == nil || !strings.Contains(err.Error(), "abandoned 1 turns") || !strings.Contains(err.Error(), "resp_") {
 		t.Fatalf("close: %v", err)
