@@ -22,9 +22,17 @@ const (
 	EUnavailable      = "unavailable"
 	EPreviousNotFound = "previous_response_not_found"
 	EHeaderTooLarge   = "request_header_too_large"
+	ERequestTimeout   = "request_timeout" // the client did not send its request in time
+	// EContextLength: the prompt cannot fit the model's context window
+	// (OpenAI's code, answered 400).
+	EContextLength = "context_length_exceeded"
 	// EStore: a write to the store failed, timed out or was cut short, so
 	// what the request produced is not kept.
 	EStore = "store_error"
+	// ERestarted marks a background response the server stopped before it
+	// finished: at start, records left queued or in_progress become failed
+	// with this code.
+	ERestarted = "server_restarted"
 )
 
 // Error is a domain error with a machine-readable code, a message meant for

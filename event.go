@@ -12,6 +12,10 @@ const (
 	EventToolFinished
 	// EventDone: the turn ended; Result holds the outcome. Always the last event.
 	EventDone
+	// EventCompaction: the turn compacted its history; Item is the
+	// compaction item (RoleCompaction), or nil when trimming tool outputs
+	// was enough.
+	EventCompaction
 )
 
 // Event is everything a turn emits on its way to the client. httpfront alone
@@ -21,6 +25,7 @@ type Event struct {
 	Text   string
 	Tool   *ToolEvent
 	Result *TurnResult
+	Item   *Message
 }
 
 // ToolEvent describes one agent tool run, for progress markers and
@@ -62,6 +67,13 @@ type TurnResult struct {
 	Err *Error
 	// Stored is true when the turn's record was committed to the store.
 	Stored bool
+	// Compacted is set when the turn compacted the history it continued:
+	// the compacted history, which Added follows. The record then starts a
+	// new base instead of pointing at its parent.
+	Compacted []Message
+	// Compaction is the compaction item the turn made, if any; it is also
+	// in Compacted.
+	Compaction *Message
 	// Record is the stored record, when the turn belongs to a stored chain.
 	Record *StoredResponse
 }

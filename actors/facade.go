@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	hermes "github.com/hermesd/hermesd"
@@ -29,6 +30,22 @@ func (r *Runtime) Transcript(id string) ([]hermes.Message, error) {
 		return nil, hermes.Errorf(hermes.ENotFound, "Response with id '%s' not found.", id)
 	}
 	return r.store.Transcript(id)
+}
+
+// OpenCompaction returns the summary sealed in a compaction item's
+// encrypted content, or an EInvalid error when this server did not seal it
+// or it was altered.
+func (r *Runtime) OpenCompaction(enc string) (string, error) {
+	var summary string
+	err := errors.New("compaction items are not enabled")
+	if r.opts.OpenCompaction != nil {
+		summary, err = r.opts.OpenCompaction(enc)
+	}
+	if err != nil {
+		return "", &hermes.Error{Code: hermes.EInvalid, Param: "input",
+			Message: "The encrypted content of a compaction item could not be verified: it was not produced by this server or was altered.", Cause: err}
+	}
+	return summary, nil
 }
 
 // DeleteResponse deletes a stored response; conversations pointing at it
@@ -167,6 +184,38 @@ func (r *Runtime) skipTurn(in *turnInput) {
 	case req.Events <- hermes.Event{Kind: hermes.EventDone, Result: &res}:
 	case <-req.Ctx.Done():
 	}
+}
+
+// FailUnfinished marks failed, with code server_restarted, every stored
+// response left queued or in_progress by an earlier process: nothing will
+// run them, and a client polling one must not wait for ever. Call it at
+// start, before serving. It returns how many it marked.
+func (r *Runtime) FailUnfinished() (int, error) {
+	if r.store == nil {
+		return 0, nil
+	}
+	ids, err := r.store.Unfinished()
+	if err != nil {
+		return 0, err
+	}
+	ops := make([]persistence.Op, 0, len(ids))
+	for _, id := range ids {
+		rec, err := r.store.Response(id)
+		if err != nil {
+			r.log.Warn("unfinished response unreadable; left as it is", "response", id, "err", err)
+			continue
+		}
+		rec.Status, rec.Completed = hermes.StatusFailed, r.opts.Now()
+		rec.ErrCode, rec.ErrMessage = hermes.ERestarted, "the server restarted before this response finished; send it again"
+		ops = append(ops, persistence.PutResponse(rec))
+	}
+	if len(ops) == 0 {
+		return 0, nil
+	}
+	if err := r.commit(ops...); err != nil {
+		return 0, err
+	}
+	return len(ops), nil
 }
 
 // Idempotency returns the stored entry for key, if any.

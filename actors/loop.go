@@ -26,6 +26,17 @@ type Agent struct {
 	Prompt func(callerSystem string) string
 	// UpstreamModel is the model id sent upstream ("" lets the provider choose).
 	UpstreamModel string
+	// Window is the model's context window, CompactAt the prompt size in
+	// tokens past which a turn compacts its history (HERMES_COMPACT_AT, as
+	// a function of the window), and Estimator the prompt-size estimate,
+	// calibrated from each call's reported prompt_tokens. A nil Window
+	// turns compaction off.
+	Window    *llm.Window
+	CompactAt func(window int) int
+	Estimator *llm.Estimator
+	// Seal seals a compaction item's summary for clients (AES-GCM under a
+	// key in HERMES_HOME); nil leaves items without encrypted content.
+	Seal func(summary string) string
 	// OnModelCall and OnTool, when set, observe each model call and tool
 	// run (metrics).
 	OnModelCall func(d time.Duration, err error)
@@ -92,7 +103,28 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 		res.Added = transcript[start:]
 		return res
 	}
+	refit := func(force bool) (bool, *hermes.Error) {
+		f, err := a.fit(ctx, req, system, specs, transcript, start, force)
+		res.Usage.Add(f.usage)
+		if err != nil || !f.changed {
+			return false, err
+		}
+		transcript, start = f.transcript, f.start
+		res.Compacted = transcript[:start:start]
+		if f.item != nil {
+			res.Compaction = f.item
+			emit(hermes.Event{Kind: hermes.EventCompaction, Item: f.item})
+		}
+		return true, nil
+	}
+	retried := false // one compaction and retry after the upstream says the prompt is too long
 	for iter := 0; ; iter++ {
+		if a.Window != nil {
+			if _, err := refit(false); err != nil {
+				res.Err = err
+				return finish()
+			}
+		}
 		if iter == maxIter {
 			note := fmt.Sprintf("\n\n[stopped: reached the limit of %d tool iterations for one turn]", maxIter)
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: note})
@@ -114,8 +146,24 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
 		})
 		res.Usage.Add(out.Usage)
+		if a.Estimator != nil && out.Usage.PromptTokens > 0 {
+			a.Estimator.Observe(a.UpstreamModel, llm.Request{System: system, Messages: transcript, Tools: specs}, out.Usage.PromptTokens)
+		}
 		if a.OnModelCall != nil {
 			a.OnModelCall(time.Since(callStart), err)
+		}
+		if err != nil && a.Window != nil && !retried && out.Text == "" && len(out.ToolCalls) == 0 &&
+			llm.IsContextLengthError(hermes.AsError(err).Message) {
+			retried = true
+			changed, ferr := refit(true)
+			if ferr != nil {
+				res.Err = ferr
+				return finish()
+			}
+			if changed {
+				iter-- // the same step again, on the compacted prompt
+				continue
+			}
 		}
 		if err != nil {
 			res.Text = out.Text // a failing model returns what it produced
@@ -180,6 +228,10 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 // answered as refused so the model can ask again with fewer.
 const maxCallsPerResponse = 128
 
+// abandonAfter is how long tool calls still running when their turn's
+// context ends have to return before they are abandoned.
+const abandonAfter = 500 * time.Millisecond
+
 // runTools runs the first allowed of the agent's own tool calls (the rest
 // are past max_tool_calls and answered without running), at most
 // MaxParallelTools at a time, and returns their results in call order. Failures are results the
@@ -222,6 +274,7 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed i
 	// abandoned never blocks.
 	done := make(chan outcome, run)
 	pending := make(map[int]*toolRun, parallel)
+	var giveUp <-chan time.Time // set once ctx has ended
 	next := 0
 	for next < run || len(pending) > 0 {
 		for len(pending) < parallel && next < run && ctx.Err() == nil {
@@ -238,6 +291,10 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed i
 		if len(pending) == 0 {
 			break // ctx ended before the rest started
 		}
+		ended := ctx.Done()
+		if giveUp != nil {
+			ended = nil // already ended: wait for giveUp
+		}
 		select {
 		case o := <-done:
 			tr := pending[o.i]
@@ -246,7 +303,14 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed i
 			if a.OnTool != nil {
 				a.OnTool(tr.name, strings.HasPrefix(o.out, `{"error"`), time.Since(tr.start))
 			}
-		case <-ctx.Done():
+		case <-ended:
+			// Calls that honour cancellation get a moment to return their
+			// own result (a terminal command reports what it printed and
+			// kills what it started); the rest are abandoned then.
+			t := time.NewTimer(abandonAfter)
+			defer t.Stop()
+			giveUp = t.C
+		case <-giveUp:
 			why := contextError(ctx, nil).Message
 			for i, tr := range pending {
 				results[i].Content = tooling.ErrorResult(fmt.Sprintf(

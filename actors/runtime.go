@@ -52,6 +52,9 @@ type Options struct {
 	// CommitTimeout bounds how long a write waits for the store to confirm
 	// it (default 30s); beyond it the write fails with EStore.
 	CommitTimeout time.Duration
+	// OpenCompaction opens a compaction item's encrypted content sent back
+	// by a client (the sealer of Agent.Seal); nil refuses every one.
+	OpenCompaction func(enc string) (string, error)
 }
 
 // Runtime is the facade httpfront talks to: it admits turns, routes them to
@@ -214,11 +217,11 @@ func (r *Runtime) release() {
 
 // Drain stops admitting turns and waits for those in flight to finish.
 // When ctx has a deadline it waits until shortly before it — the last fifth
-// of the time left, at most 5s, is kept for cut turns to store their final
-// record — then cancels what is left and waits for it to report until ctx
-// ends. It returns nil when every turn finished on its own, else an error
-// naming the turns it cut short or abandoned. Later calls return the first
-// call's answer.
+// of the time left (at least 1s, at most 5s, never more than half) is kept
+// for cut turns to store their final record — then cancels what is left and
+// waits for it to report until ctx ends. It returns nil when every turn
+// finished on its own, else an error naming the turns it cut short or
+// abandoned. Later calls return the first call's answer.
 func (r *Runtime) Drain(ctx context.Context) error {
 	r.drainOnce.Do(func() { r.drainErr = r.drain(ctx) })
 	return r.drainErr
@@ -230,7 +233,10 @@ func (r *Runtime) drain(ctx context.Context) error {
 	go func() { r.turns.Wait(); close(done) }()
 	soft := ctx
 	if dl, ok := ctx.Deadline(); ok {
-		reserve := min(time.Until(dl)/5, 5*time.Second)
+		left := time.Until(dl)
+		// Enough for a cut turn's tools to return (abandonAfter) and its
+		// record to be stored, where the time allows.
+		reserve := min(max(left/5, 2*abandonAfter), left/2, 5*time.Second)
 		var cancel context.CancelFunc
 		soft, cancel = context.WithDeadline(ctx, dl.Add(-reserve))
 		defer cancel()
@@ -242,17 +248,18 @@ func (r *Runtime) drain(ctx context.Context) error {
 	}
 	cut := r.liveTurns()
 	r.cancelBase()
+	var err error
 	select {
 	case <-done:
-		return fmt.Errorf("cancelled %d turns still running when the grace period ran out: %s", len(cut), strings.Join(cut, ", "))
+		err = fmt.Errorf("cancelled %d turns still running when the grace period ran out: %s", len(cut), strings.Join(cut, ", "))
 	case <-ctx.Done():
+		left := r.liveTurns()
+		err = fmt.Errorf("abandoned %d turns that did not end after being cancelled: %s", len(left), strings.Join(left, ", "))
 	}
-	err := fmt.Errorf("abandoned %d turns that did not end after being cancelled: %s", r.running.Load(), strings.Join(r.liveTurns(), ", "))
-	if r.agent == nil {
-		return err
-	}
-	if tools := r.agent.Running(); len(tools) > 0 {
-		err = fmt.Errorf("%w; tool calls still running: %s", err, strings.Join(tools, ", "))
+	if r.agent != nil {
+		if tools := r.agent.Running(); len(tools) > 0 {
+			err = fmt.Errorf("%w; abandoned tool calls still running: %s", err, strings.Join(tools, ", "))
+		}
 	}
 	return err
 }

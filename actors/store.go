@@ -20,6 +20,8 @@ type Store interface {
 	Idempotency(key string) (*hermes.IdempotencyEntry, bool, error)
 	Apply(ops []persistence.Op) error
 	Len() int
+	// Unfinished lists responses stored as queued or in_progress.
+	Unfinished() ([]string, error)
 }
 
 // commit asks the persistence actor to write ops.

@@ -90,17 +90,6 @@ func saveAsync(rt *Runtime, r *hermes.StoredResponse) <-chan error {
 	return ch
 }
 
-func answer(t *testing.T, ch <-chan error, d time.Duration) error {
-	t.Helper()
-	select {
-	case err := <-ch:
-		return err
-	case <-time.After(d):
-		t.Fatalf("no answer within %v", d)
-		return nil
-	}
-}
-
 // A panic inside the store (a corrupted page) fails the write that caused
 // it with store_error, not its neighbours in the batch, is logged at error
 // with the stack, and the writer keeps serving. Before, the supervisor
@@ -121,13 +110,13 @@ func TestStorePanicFailsWriteAndWriterKeepsServing(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	fs.unblock()
-	if err := answer(t, slow, 5*time.Second); err != nil {
+	if err := within(t, slow, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if err := answer(t, boom, 5*time.Second); hermes.ErrorCode(err) != hermes.EStore {
+	if err := within(t, boom, 5*time.Second); hermes.ErrorCode(err) != hermes.EStore {
 		t.Fatalf("write that panicked: %v, want store_error", err)
 	}
-	if err := answer(t, good, 5*time.Second); err != nil {
+	if err := within(t, good, 5*time.Second); err != nil {
 		t.Fatalf("its neighbour in the batch: %v", err)
 	}
 	if _, err := rt.Response("resp_good"); err != nil {
@@ -144,7 +133,7 @@ func TestStorePanicFailsWriteAndWriterKeepsServing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := result(t, ch, 5*time.Second)
+	r := within(t, ch, 5*time.Second)
 	if r.Err == nil || r.Err.Code != hermes.EStore || r.Record.Status != hermes.StatusFailed || r.Stored {
 		t.Fatalf("turn on a panicking store: %+v %+v", r.Err, r.Record.Status)
 	}
@@ -180,7 +169,7 @@ func TestWritesAfterShutdownFail(t *testing.T) {
 	if err := rt.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	err := answer(t, saveAsync(rt, rec("resp_late")), 5*time.Second)
+	err := within(t, saveAsync(rt, rec("resp_late")), 5*time.Second)
 	if hermes.ErrorCode(err) != hermes.EUnavailable {
 		t.Fatalf("write after shutdown: %v, want unavailable", err)
 	}
@@ -225,9 +214,27 @@ func TestShutdownIsBoundedAndSaysWhatItCut(t *testing.T) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("shutdown took %v with a 1s grace", d)
 		}
-		r := result(t, ch, 5*time.Second)
+		r := within(t, ch, 5*time.Second)
 		if r.Err == nil || r.Err.Code != hermes.EUnavailable || !r.Stored || r.Record.Status != hermes.StatusIncomplete {
 			t.Fatalf("cut turn: %+v stored=%v", r.Err, r.Stored)
+		}
+	})
+	t.Run("stuck tool", func(t *testing.T) {
+		release, started := make(chan struct{}), make(chan struct{}, 1)
+		defer close(release)
+		stuck := &testTool{name: "stuck", run: func(context.Context) string { started <- struct{}{}; <-release; return "{}" }}
+		rt := newToolRuntime(t, Options{}, &Agent{}, stuck)
+		if _, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_tool", Store: true,
+			Input: []hermes.Message{{Role: hermes.RoleUser, Content: "/tool stuck {}"}}}); err != nil {
+			t.Fatal(err)
+		}
+		<-started
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		err := rt.Shutdown(ctx)
+		if err == nil || !strings.Contains(err.Error(), "cancelled 1 turns") || !strings.Contains(err.Error(), "resp_tool") ||
+			!strings.Contains(err.Error(), "abandoned tool calls still running: stuck (call_1)") {
+			t.Fatalf("shutdown: %v", err)
 		}
 	})
 	t.Run("abandoned", func(t *testing.T) {

@@ -41,11 +41,14 @@ type Config struct {
 	BaseURL        string        // OPENAI_BASE_URL
 	APIKey         string        // OPENAI_API_KEY
 	Model          string        // HERMES_MODEL
+	ContextWindow  int           // HERMES_CONTEXT_WINDOW: tokens; 0 asks the upstream, else 128k
+	CompactAt      string        // HERMES_COMPACT_AT: "80%" of the window, or a number of tokens
 	FirstByte      time.Duration // HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT
 	Tools          []string      // HERMES_TOOLS
 	DisabledTools  []string      // HERMES_DISABLED_TOOLS
 	TerminalAppr   string        // HERMES_TERMINAL_APPROVE
 	TerminalEnv    []string      // HERMES_TERMINAL_ENV: names of more variables commands may see
+	TerminalLock   bool          // HERMES_TERMINAL_LANDLOCK: confine commands' files with Landlock
 	WebBackend     string        // HERMES_WEB_BACKEND
 	SearXNGURL     string        // SEARXNG_URL
 	BraveAPIKey    string        // BRAVE_API_KEY
@@ -84,6 +87,7 @@ func Defaults() Config {
 		ShutdownGrace:  30 * time.Second,
 		IdleActor:      2 * time.Minute,
 		MaxIterations:  90,
+		CompactAt:      "80%",
 		MaxParallel:    8,
 		TurnTimeout:    10 * time.Minute,
 		FirstByte:      2 * time.Minute,
@@ -251,11 +255,14 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	str(&c.BaseURL, "OPENAI_BASE_URL")
 	str(&c.APIKey, "OPENAI_API_KEY")
 	str(&c.Model, "HERMES_MODEL")
+	num(&c.ContextWindow, "HERMES_CONTEXT_WINDOW", 0)
+	str(&c.CompactAt, "HERMES_COMPACT_AT")
 	dur(&c.FirstByte, "HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT")
 	list(&c.Tools, "HERMES_TOOLS")
 	list(&c.DisabledTools, "HERMES_DISABLED_TOOLS")
 	str(&c.TerminalAppr, "HERMES_TERMINAL_APPROVE")
 	list(&c.TerminalEnv, "HERMES_TERMINAL_ENV")
+	boolean(&c.TerminalLock, "HERMES_TERMINAL_LANDLOCK")
 	str(&c.WebBackend, "HERMES_WEB_BACKEND")
 	str(&c.SearXNGURL, "SEARXNG_URL")
 	str(&c.BraveAPIKey, "BRAVE_API_KEY")
@@ -289,6 +296,18 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	return &c, nil
 }
 
+// CompactThreshold is the prompt size, in tokens, past which a turn
+// compacts its history (HERMES_COMPACT_AT) for a model whose context window
+// is window.
+func (c *Config) CompactThreshold(window int) int {
+	if p, ok := strings.CutSuffix(c.CompactAt, "%"); ok {
+		n, _ := strconv.Atoi(p)
+		return window * n / 100
+	}
+	n, _ := strconv.Atoi(c.CompactAt)
+	return min(n, window)
+}
+
 // Validate refuses settings that are unsafe or cannot work, with a one-line
 // reason: a non-loopback bind without a strong enough key (anyone on the
 // network could run commands), a bad port, a port already in use.
@@ -307,6 +326,16 @@ func (c *Config) Validate() error {
 	}
 	if c.BodyMemory < c.MaxBodyBytes {
 		return fmt.Errorf("API_SERVER_MAX_BODY_MEMORY=%d is below API_SERVER_MAX_BODY_BYTES=%d: a request of the largest allowed size could never be read", c.BodyMemory, c.MaxBodyBytes)
+	}
+	if c.ContextWindow != 0 && c.ContextWindow < 1024 {
+		return fmt.Errorf("HERMES_CONTEXT_WINDOW=%d: want 0 (ask the upstream) or at least 1024 tokens", c.ContextWindow)
+	}
+	if p, ok := strings.CutSuffix(c.CompactAt, "%"); ok {
+		if n, err := strconv.Atoi(p); err != nil || n < 10 || n > 95 {
+			return fmt.Errorf("HERMES_COMPACT_AT=%q: want a percentage of the context window from 10%% to 95%%, or a number of tokens", c.CompactAt)
+		}
+	} else if n, err := strconv.Atoi(c.CompactAt); err != nil || n < 512 {
+		return fmt.Errorf("HERMES_COMPACT_AT=%q: want a percentage of the context window like 80%%, or at least 512 tokens", c.CompactAt)
 	}
 	switch c.ToolProgress {
 	case "inline", "events", "off":

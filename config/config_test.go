@@ -250,6 +250,27 @@ func TestLoadHelp(t *testing.T) {
 	}
 }
 
+// TestTerminalLandlockSetting: HERMES_TERMINAL_LANDLOCK is a boolean, off
+// by default; anything else is refused with the variable's name.
+func TestTerminalLandlockSetting(t *testing.T) {
+	home := t.TempDir()
+	base := map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home}
+	c, err := Load(nil, env(base))
+	if err != nil || c.TerminalLock {
+		t.Fatalf("default: %v %v", c, err)
+	}
+	base["HERMES_TERMINAL_LANDLOCK"] = "true"
+	if c, err := Load(nil, env(base)); err != nil || !c.TerminalLock {
+		t.Fatalf("true: %v %v", c, err)
+	}
+	for _, bad := range []string{"sometimes", "on", "yes please", "2"} {
+		base["HERMES_TERMINAL_LANDLOCK"] = bad
+		if _, err := Load(nil, env(base)); err == nil || !strings.Contains(err.Error(), "HERMES_TERMINAL_LANDLOCK") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
 func TestAgentToolItemsSetting(t *testing.T) {
 	home := t.TempDir()
 	c, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home}))
@@ -267,5 +288,39 @@ func TestAgentToolItemsSetting(t *testing.T) {
 		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "API_SERVER_AGENT_TOOL_ITEMS") {
 			t.Fatalf("%q: err = %v", bad, err)
 		}
+	}
+}
+
+func TestContextWindowSettings(t *testing.T) {
+	d := Defaults()
+	d.Workspace = t.TempDir()
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.CompactThreshold(100_000); got != 80_000 {
+		t.Errorf("default threshold of a 100k window = %d, want 80,000", got)
+	}
+	d.CompactAt = "6000"
+	if got := d.CompactThreshold(100_000); got != 6000 {
+		t.Errorf("threshold = %d, want 6,000", got)
+	}
+	if got := d.CompactThreshold(4096); got != 4096 {
+		t.Errorf("threshold past the window = %d, want the window", got)
+	}
+	for _, bad := range []string{"", "0%", "100%", "9%", "eighty", "80 %", "-5", "511", "1e9", "%"} {
+		d.CompactAt = bad
+		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "HERMES_COMPACT_AT") {
+			t.Errorf("HERMES_COMPACT_AT=%q: err = %v", bad, err)
+		}
+	}
+	d.CompactAt = "80%"
+	for _, bad := range []int{1, 1023, -1} {
+		d.ContextWindow = bad
+		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "HERMES_CONTEXT_WINDOW") {
+			t.Errorf("HERMES_CONTEXT_WINDOW=%d: err = %v", bad, err)
+		}
+	}
+	if _, err := Load(nil, env(map[string]string{"HERMES_HOME": t.TempDir(), "HERMES_CONTEXT_WINDOW": "lots"})); err == nil {
+		t.Error("HERMES_CONTEXT_WINDOW=lots accepted")
 	}
 }

@@ -18,9 +18,9 @@ import (
 // before auth ran, so 300 unauthenticated connections declaring 10 MB each
 // took the process to 4.8 GB. The server streams request bodies
 // (StreamRequestBody); HeaderReceived keeps fasthttp from reading more than
-// one body byte before the handler runs; the middleware refuses, or reserves
-// the body's size from the shared memory budget and reads the body itself
-// within the body limit.
+// one body byte before the handler runs; the middleware refuses, leaves a
+// body no route takes unread, or reserves the body's size from the shared
+// memory budget and reads the body itself within the body limit.
 
 // refusedReadTimeout bounds how long a connection whose request will be
 // refused may take to deliver the one body byte fasthttp reads before the
@@ -118,6 +118,10 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 
 // expect answers "Expect: 100-continue" before the client sends its body:
 // a refused request gets its error envelope, and never a 100 Continue.
+// fasthttp asks ExpectHandlers to leave the response alone, but when the
+// answer is not 100 it writes the response as it stands and closes the
+// connection; TestSecurityErrorHeadersEveryLayer checks that the envelope
+// and headers set here arrive.
 func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	e := s.admit(&ctx.Request.Header, ctx.Request.URI().PathOriginal())
 	if e == nil && !s.budget.fits(bodyReservation(&ctx.Request.Header, s.opts.MaxBodyBytes)) {

@@ -11,7 +11,7 @@ import (
 // It is the only place that decides statuses.
 func status(code string) (int, string) {
 	switch code {
-	case hermes.EInvalid, hermes.EPreviousNotFound:
+	case hermes.EInvalid, hermes.EPreviousNotFound, hermes.EContextLength:
 		return fasthttp.StatusBadRequest, "invalid_request_error"
 	case hermes.EUnauthorized:
 		return fasthttp.StatusUnauthorized, "invalid_request_error"
@@ -27,6 +27,8 @@ func status(code string) (int, string) {
 		return fasthttp.StatusRequestEntityTooLarge, "invalid_request_error"
 	case hermes.EHeaderTooLarge:
 		return fasthttp.StatusRequestHeaderFieldsTooLarge, "invalid_request_error"
+	case hermes.ERequestTimeout:
+		return fasthttp.StatusRequestTimeout, "invalid_request_error"
 	case hermes.ERateLimited:
 		return fasthttp.StatusTooManyRequests, "rate_limit_error"
 	case hermes.EUpstream:

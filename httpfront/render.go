@@ -46,6 +46,8 @@ type item struct {
 	Error  string
 	Done   bool
 	Action *searchAction // web_search_call
+	// EncryptedContent is a compaction item's sealed summary.
+	EncryptedContent string
 }
 
 type searchAction struct {
@@ -98,6 +100,12 @@ func (it item) wire() any {
 			Output      *string `json:"output"`
 			Error       *string `json:"error"`
 		}{it.ID, it.Type, it.Status, it.ServerLabel, it.Name, it.Arguments, output, errText}
+	case "compaction":
+		return struct {
+			ID               string `json:"id"`
+			Type             string `json:"type"`
+			EncryptedContent string `json:"encrypted_content"`
+		}{it.ID, it.Type, it.EncryptedContent}
 	case "web_search_call":
 		return struct {
 			ID     string        `json:"id"`
@@ -327,10 +335,28 @@ func outputItems(respID string, out []hermes.Message, form itemForm) ([]item, []
 			if form.agentFunctionCalls {
 				l.add(callOutputItem(id("fco_"), m), m)
 			}
+		case hermes.RoleCompaction:
+			flush()
+			l.add(compactionItem(id("cmp_"), m), m)
 		}
 	}
 	flush()
 	return l.items, l.msgs
+}
+
+// recordOutput is what a record's output shows: the compaction item its
+// turn made, if any, then its output.
+func recordOutput(rec *hermes.StoredResponse) []hermes.Message {
+	if rec.Compaction == nil {
+		return rec.Output
+	}
+	return append([]hermes.Message{*rec.Compaction}, rec.Output...)
+}
+
+// compactionItem renders a compaction item: opaque to clients, its summary
+// sealed.
+func compactionItem(id string, m hermes.Message) item {
+	return item{ID: id, Type: "compaction", EncryptedContent: m.Encrypted}
 }
 
 // inputItems renders messages as input items: a turn's input, or a whole
@@ -344,6 +370,8 @@ func inputItems(respID string, in []hermes.Message, form itemForm) ([]item, [][]
 	merged := make(map[string]bool) // tool results shown inside their hosted item
 	for _, m := range in {
 		switch m.Role {
+		case hermes.RoleCompaction:
+			l.add(compactionItem(id("cmp_"), m), m)
 		case hermes.RoleUser, hermes.RoleSystem:
 			parts := []contentPart{{Type: "input_text", Text: m.Text()}}
 			for _, p := range m.Parts {
@@ -535,7 +563,7 @@ func (s *Server) responseObj(rec *hermes.StoredResponse) *responseObject {
 		}
 		o.IncompleteDetails = &incomplete{Reason: reason}
 	}
-	output, _ := outputItems(rec.ID, rec.Output, s.recordForm(&w))
+	output, _ := outputItems(rec.ID, recordOutput(rec), s.recordForm(&w))
 	if n := len(output); n > 0 && output[n-1].Type == "message" && rec.Status != hermes.StatusCompleted &&
 		rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
 		output[n-1].Status = "incomplete" // the answer was cut short

@@ -131,9 +131,19 @@ func (s *Server) cancelResponse(ctx *fasthttp.RequestCtx) {
 		case <-t.C:
 		}
 		t.Stop()
-		if r, err := s.rt.Response(rec.ID); err == nil {
-			rec = r
-		}
+	}
+	if r, err := s.rt.Response(rec.ID); err == nil {
+		rec = r
+	}
+	switch rec.Status {
+	case hermes.StatusCompleted, hermes.StatusFailed, hermes.StatusIncomplete:
+		// Nothing was running it when the cancel came: it finished
+		// (perhaps just now), or an earlier process left it. Answering
+		// with the record would claim a cancel that changed nothing. A
+		// repeated cancel of a cancelled response answers it again.
+		writeError(ctx, &hermes.Error{Code: hermes.EConflict,
+			Message: "Response '" + rec.ID + "' is " + string(rec.Status) + ", not running: only a queued or in-progress background response can be cancelled."})
+		return
 	}
 	ctx.SetContentType("application/json")
 	ctx.Response.SetBodyRaw(s.renderResponse(rec))

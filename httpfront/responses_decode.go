@@ -2,6 +2,7 @@ package httpfront
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 
 	"github.com/goccy/go-json"
@@ -37,6 +38,10 @@ type responsesRequest struct {
 	PromptCacheKey     *string           `json:"prompt_cache_key"`
 	Include            []string          `json:"include"`
 	Truncation         string            `json:"truncation"`
+	ContextManagement  []struct {
+		Type             string `json:"type"`
+		CompactThreshold *int   `json:"compact_threshold"`
+	} `json:"context_management"`
 }
 
 // responseWire is what a response object echoes of its request; kept in
@@ -76,6 +81,8 @@ type inputItem struct {
 	ServerLabel string          `json:"server_label"`
 	Error       json.RawMessage `json:"error"`
 	Action      json.RawMessage `json:"action"`
+	// EncryptedContent is a compaction item's sealed summary.
+	EncryptedContent string `json:"encrypted_content"`
 }
 
 // reasoningEfforts are the efforts the Open Responses schema names
@@ -168,8 +175,20 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	}
 	switch rr.Truncation {
 	case "", "auto", "disabled":
+		req.Truncation = rr.Truncation
 	default:
 		return nil, nil, hermes.InvalidParam("truncation", "truncation must be auto or disabled")
+	}
+	for i, cm := range rr.ContextManagement {
+		if cm.Type != "compaction" {
+			return nil, nil, hermes.InvalidParam(fmt.Sprintf("context_management[%d].type", i), "context_management entries must be of type 'compaction'")
+		}
+		if cm.CompactThreshold != nil {
+			if *cm.CompactThreshold < 1000 {
+				return nil, nil, hermes.InvalidParam(fmt.Sprintf("context_management[%d].compact_threshold", i), "compact_threshold must be at least 1000 tokens")
+			}
+			req.CompactThreshold = *cm.CompactThreshold
+		}
 	}
 	w := responseWire{Instructions: rr.Instructions, Metadata: rr.Metadata, ToolChoice: rr.ToolChoice,
 		MaxOutputTokens: rr.MaxOutputTokens, MaxToolCalls: rr.MaxToolCalls, ParallelToolCalls: rr.ParallelToolCalls,
@@ -406,6 +425,16 @@ func (s *Server) decodeItem(d *inputDecoder, param string, it inputItem, standal
 		args, result := searchReplay(it.Action)
 		d.addCall(hermes.ToolCall{ID: it.ID, Name: "web_search", Arguments: args, Server: hermes.AgentServer})
 		return d.addResult(param, hermes.Message{Role: hermes.RoleTool, ToolCallID: it.ID, Name: "web_search", Content: result}, false)
+	case "compaction":
+		// A stateless client hands back a compaction item it was given: the
+		// summary it seals stands in for the turns it replaced.
+		summary, err := s.rt.OpenCompaction(it.EncryptedContent)
+		if err != nil {
+			e := hermes.AsError(err)
+			e.Param = param + ".encrypted_content"
+			return e
+		}
+		d.out = append(d.out, hermes.Message{Role: hermes.RoleCompaction, Content: summary, Encrypted: it.EncryptedContent})
 	case "reasoning":
 		// The upstream takes no reasoning back over chat completions; the
 		// answer that followed it carries what the model concluded.
@@ -515,7 +544,7 @@ func (s *Server) resolveItem(id string) ([]hermes.Message, error) {
 	var w responseWire
 	_ = json.Unmarshal(rec.Wire, &w)
 	form := s.recordForm(&w)
-	outItems, outMsgs := outputItems(rec.ID, rec.Output, form)
+	outItems, outMsgs := outputItems(rec.ID, recordOutput(rec), form)
 	inItems, inMsgs := inputItems(rec.ID, rec.Input, form)
 	items, msgs := append(outItems, inItems...), append(outMsgs, inMsgs...)
 	for k, it := range items {

@@ -198,6 +198,12 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 		it := callOutputItem(id, hermes.Message{Role: hermes.RoleTool, ToolCallID: ev.Tool.CallID, Content: ev.Tool.Output})
 		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it.wire()})
 		st.event("response.output_item.done", map[string]any{"output_index": k, "item": it.wire()})
+	case hermes.EventCompaction:
+		st.closeMessage("completed")
+		id, k := st.nextID("cmp_")
+		it := compactionItem(id, *ev.Item)
+		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it.wire()})
+		st.event("response.output_item.done", map[string]any{"output_index": k, "item": it.wire()})
 	case hermes.EventDone:
 		st.done(ev.Result)
 		return false

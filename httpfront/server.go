@@ -70,6 +70,7 @@ type Server struct {
 	authHdr []byte // "Bearer <key>", compared in constant time
 	origins map[string]bool
 	budget  bodyBudget
+	router  *router.Router
 	created int64 // the model's "created" timestamp
 }
 
@@ -144,8 +145,9 @@ func New(opts Options) *Server {
 	if opts.Metrics != nil {
 		r.GET("/metrics", opts.Metrics.handler)
 	}
-	s.routes(r)
+	s.responseRoutes(r)
 
+	s.router = r
 	s.srv = &fasthttp.Server{
 		Handler:            s.middleware(r.Handler),
 		Name:               "hermesd",
@@ -173,11 +175,6 @@ func New(opts Options) *Server {
 	return s
 }
 
-// routes registers the routes added by later parts of the API.
-func (s *Server) routes(r *router.Router) {
-	s.responseRoutes(r)
-}
-
 // Serve serves HTTP on ln until Shutdown. Accept errors that pass (out of
 // file descriptors) are retried; any other ends Serve, and the caller must
 // treat that as fatal.
@@ -187,9 +184,6 @@ func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(newRetryListe
 // streams included, to finish. Streams end when their turns do, so call it
 // alongside the runtime's drain.
 func (s *Server) Shutdown() error { return s.srv.Shutdown() }
-
-// Handler is the whole server as a fasthttp handler (tests, benchmarks).
-func (s *Server) Handler() fasthttp.RequestHandler { return s.srv.Handler }
 
 type fasthttpLogger struct{ log *slog.Logger }
 
@@ -204,7 +198,11 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 	start := time.Now()
 	rid := s.commonHeaders(ctx)
 	var small *fasthttp.ErrSmallBuffer
+	var netErr net.Error
 	switch {
+	case errors.As(err, &netErr) && netErr.Timeout():
+		writeError(ctx, hermes.Errorf(hermes.ERequestTimeout, "The request was not received in time"))
+		return // not logged: mostly connections opened and never used (browsers preconnect)
 	case errors.As(err, &small):
 		writeError(ctx, hermes.Errorf(hermes.EHeaderTooLarge, "Request headers exceed %d bytes", s.srv.ReadBufferSize))
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
@@ -276,6 +274,15 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, next fasthttp.RequestHandler) {
 			ctx.SetConnectionClose()
 		}
 		return
+	}
+	if hasBody(&ctx.Request.Header) {
+		if h, _ := s.router.Lookup(string(ctx.Method()), string(ctx.Request.URI().PathOriginal()), ctx); h == nil {
+			// No route takes this body: the router answers 404 or 405
+			// without it being read.
+			ctx.SetConnectionClose()
+			next(ctx)
+			return
+		}
 	}
 	reserved, e := s.readBody(ctx)
 	if e != nil {

@@ -40,6 +40,7 @@ func TestCrash(t *testing.T) {
 	t.Run("SIGKILLLosesNoAcknowledgedResponse", func(t *testing.T) { crashSIGKILL(t, bin) })
 	t.Run("SIGTERMDrainsStream", func(t *testing.T) { crashSIGTERM(t, bin) })
 	t.Run("SIGTERMBoundedWhenStuck", func(t *testing.T) { crashSIGTERMStuck(t, bin) })
+	t.Run("BackgroundAfterCrash", func(t *testing.T) { crashBackground(t, bin) })
 }
 
 // proc is a hermesd process.

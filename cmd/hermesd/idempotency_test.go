@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
@@ -222,7 +223,7 @@ func TestIdempotencyFailedStreamRunsAgain(t *testing.T) {
 		}
 		return reply{Text: fmt.Sprintf("answer number %d", n)}
 	})
-	h := startHermes(t, mergeEnv(up.env(), map[string]string{"HERMES_TURN_TIMEOUT": "500ms"}))
+	h := startHermes(t, mergeEnv(up.env(), map[string]string{"HERMES_TURN_TIMEOUT": "1s"}))
 	for i, p := range keyedPOSTs {
 		if !p.stream {
 			continue
@@ -265,5 +266,42 @@ func TestIdempotencyStreamTooLongToReplay(t *testing.T) {
 	}
 	if n := len(up.Calls()); n != 1 {
 		t.Fatalf("the upstream was called %d times, want 1", n)
+	}
+}
+
+// TestIdempotencyReplaySurvivesRestart: entries are durable: after a
+// restart on the same home, a repeated stream (chat and responses) still
+// replays its bytes and runs nothing.
+func TestIdempotencyReplaySurvivesRestart(t *testing.T) {
+	up := numberedUpstream(t, nil)
+	home := t.TempDir()
+	env := mergeEnv(up.env(), map[string]string{"HERMES_HOME": home})
+	first := startHermes(t, env)
+	type sent struct {
+		p    keyedPOST
+		resp *http.Response
+		body string
+	}
+	var before []sent
+	for i, p := range keyedPOSTs {
+		r, b := first.do(t, "POST", p.path, p.body("durable"), "Idempotency-Key", "d"+itoa(i))
+		if r.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", p.name, r.StatusCode, b)
+		}
+		before = append(before, sent{p, r, b})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := first.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	second := startHermes(t, env)
+	for i, s := range before {
+		r, b := second.do(t, "POST", s.p.path, s.p.body("durable"), "Idempotency-Key", "d"+itoa(i))
+		checkReplay(t, s.p.name+" after restart", s.resp, s.body, r, b)
+	}
+	if n := len(up.Calls()); n != len(keyedPOSTs) {
+		t.Fatalf("the upstream was called %d times, want %d", n, len(keyedPOSTs))
 	}
 }

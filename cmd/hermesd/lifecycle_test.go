@@ -5,8 +5,8 @@ package main
 
 import (
 	"context"
-	"io"
-	"net"
+	"encoding/json"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -108,25 +108,9 @@ func (m *ignoringModel) Stream(ctx context.Context, _ llm.Request, _ func(string
 // cancelled: it returns soon after the grace period with an error naming
 // the abandoned turn.
 func TestCloseIsBoundedWhenTheModelIgnoresCancel(t *testing.T) {
-	home, ws := t.TempDir(), t.TempDir()
-	vars := map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": ws}
-	m := NewMain()
-	if err := m.ParseFlags(nil, lookupIn(vars)); err != nil {
-		t.Fatal(err)
-	}
-	m.Logger = newLogger("text", "error", io.Discard)
 	model := &ignoringModel{started: make(chan struct{}, 1), release: make(chan struct{})}
 	defer close(model.release)
-	m.Model = model
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Listener = ln
-	if err := m.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	h := &hermesd{Main: m, Home: home, Workspace: ws}
+	h := startHermes(t, nil, func(m *Main) { m.Model = model })
 	go func() {
 		defer func() { _ = recover() }() // the request fails once the server is gone
 		h.do(t, "POST", "/v1/responses", `{"model":"hermes-agent","input":"hello"}`)
@@ -135,7 +119,7 @@ func TestCloseIsBoundedWhenTheModelIgnoresCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	start := time.Now()
-	err = m.Close(ctx)
+	err := h.Close(ctx)
 	took := time.Since(start)
 	if err == nil || !strings.Contains(err.Error(), "abandoned 1 turns") || !strings.Contains(err.Error(), "resp_") {
 		t.Fatalf("close: %v", err)
@@ -144,4 +128,119 @@ func TestCloseIsBoundedWhenTheModelIgnoresCancel(t *testing.T) {
 		t.Fatalf("close took %v with a 1s grace", took)
 	}
 	t.Logf("close returned after %v: %v", took.Round(time.Millisecond), err)
+}
+
+// procJSON sends a request to p and decodes its JSON answer.
+func procJSON(t *testing.T, p *proc, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, p.base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := crashClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return resp.StatusCode, out
+}
+
+// crashBackground: background responses running and queued when hermesd
+// is SIGKILLed are failed with server_restarted at the next start (they
+// used to stay in_progress and queued for ever), and cancelling one then
+// answers 409 with the reason (it used to answer 200, changing nothing).
+func crashBackground(t *testing.T, bin string) {
+	home, ws := t.TempDir(), t.TempDir()
+	p := startProc(t, bin, home, ws)
+	_, running := procJSON(t, p, "POST", "/v1/responses", `{"input":"/sleep 60s","background":true}`)
+	runID, _ := running["id"].(string)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, r := procJSON(t, p, "GET", "/v1/responses/"+runID, "")
+		if r["status"] == "in_progress" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("background response never started: %v", r)
+		}
+		time.Sleep(10 * time.Millisecond) // polling: no event marks the turn starting
+	}
+	_, queued := procJSON(t, p, "POST", "/v1/responses",
+		`{"input":"after it","background":true,"previous_response_id":"`+runID+`"}`)
+	queuedID, _ := queued["id"].(string)
+	if queued["status"] != "queued" {
+		t.Fatalf("second background response: %v", queued)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.exited
+
+	q := startProc(t, bin, home, ws)
+	for _, id := range []string{runID, queuedID} {
+		st, r := procJSON(t, q, "GET", "/v1/responses/"+id, "")
+		e, _ := r["error"].(map[string]any)
+		if st != 200 || r["status"] != "failed" || e["code"] != "server_restarted" {
+			t.Fatalf("%s after the crash: %d %v", id, st, r)
+		}
+		st, r = procJSON(t, q, "POST", "/v1/responses/"+id+"/cancel", "")
+		e, _ = r["error"].(map[string]any)
+		msg, _ := e["message"].(string)
+		if st != 409 || !strings.Contains(msg, "is failed, not running") {
+			t.Fatalf("cancel of %s after the crash: %d %v", id, st, r)
+		}
+	}
+	_ = q.cmd.Process.Signal(syscall.SIGTERM)
+	if code := q.waitExit(t, 10*time.Second); code != 0 {
+		t.Fatalf("clean stop exited %d\n%s", code, q.stderr)
+	}
+	if !strings.Contains(q.stderr.String(), "server_restarted") || !strings.Contains(q.stderr.String(), "count=2") {
+		t.Fatalf("the restart does not log what it marked:\n%s", q.stderr)
+	}
+}
+
+// Cancel of a background response that already finished is 409 with the
+// reason; a repeated cancel of a cancelled one answers it again (200).
+func TestCancelNotRunningIsConflict(t *testing.T) {
+	h := startHermes(t, nil)
+	post := func(path, body string) (int, map[string]any) {
+		resp, b := h.do(t, "POST", path, body)
+		var out map[string]any
+		if err := json.Unmarshal([]byte(b), &out); err != nil {
+			t.Fatalf("%s: %v %s", path, err, b)
+		}
+		return resp.StatusCode, out
+	}
+	_, done := post("/v1/responses", `{"input":"quick","background":true}`)
+	id, _ := done["id"].(string)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec, err := h.runtime.Response(id)
+		if err == nil && rec.Status == "completed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("background response did not complete: %+v %v", rec, err)
+		}
+		time.Sleep(5 * time.Millisecond) // polling: no event marks the record stored
+	}
+	st, r := post("/v1/responses/"+id+"/cancel", "")
+	e, _ := r["error"].(map[string]any)
+	if st != 409 || e["code"] != "conflict" || !strings.Contains(e["message"].(string), "is completed, not running") {
+		t.Fatalf("cancel of a completed response: %d %v", st, r)
+	}
+
+	_, slow := post("/v1/responses", `{"input":"/sleep 60s","background":true}`)
+	id, _ = slow["id"].(string)
+	for i := 0; i < 2; i++ {
+		st, r := post("/v1/responses/"+id+"/cancel", "")
+		if st != 200 || r["status"] != "cancelled" {
+			t.Fatalf("cancel %d of a running response: %d %v", i+1, st, r)
+		}
+	}
 }

@@ -10,11 +10,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
+	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/actors"
 	"github.com/hermesd/hermesd/config"
 	"github.com/hermesd/hermesd/httpfront"
@@ -102,6 +105,8 @@ type Main struct {
 	term    *terminal.Tool // stopped at Close: its background commands
 	http    *httpfront.Server
 	served  chan error
+	// stopDiscovery ends the context-window discovery if it still runs.
+	stopDiscovery context.CancelFunc
 }
 
 // NewMain returns a Main with default configuration.
@@ -157,8 +162,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if model == nil {
 		model = m.model()
 	}
+	window := m.contextWindow()
+	sealer, err := llm.LoadSealer(filepath.Join(c.Home, "compaction.key"))
+	if err != nil {
+		return fmt.Errorf("compaction key: %w", err)
+	}
 	mem := memory.New(c.Home)
-	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr, Environ: m.Environ, PassEnv: c.TerminalEnv})
+	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr, Environ: m.Environ, PassEnv: c.TerminalEnv, Landlock: c.TerminalLock})
 	all := []tooling.Tool{
 		m.term,
 		mem,
@@ -192,17 +202,26 @@ func (m *Main) Run(ctx context.Context) error {
 			Model: model, Tools: registry, MaxIterations: c.MaxIterations,
 			Prompt: builder.Build, UpstreamModel: c.Model,
 			OnModelCall: obs.modelCall, OnTool: obs.tool, MaxParallelTools: c.MaxParallel,
+			Window: window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
 		},
-		OnBatch:     obs.batch,
-		Store:       store,
-		MaxTurns:    c.MaxTurns,
-		MaxQueued:   c.MaxQueued,
-		TurnTimeout: c.TurnTimeout,
-		IdleActor:   c.IdleActor,
-		WorkerIdle:  c.WorkerIdle,
-		Logger:      m.Logger,
+		OpenCompaction: sealer.Open,
+		OnBatch:        obs.batch,
+		Store:          store,
+		MaxTurns:       c.MaxTurns,
+		MaxQueued:      c.MaxQueued,
+		TurnTimeout:    c.TurnTimeout,
+		IdleActor:      c.IdleActor,
+		WorkerIdle:     c.WorkerIdle,
+		Logger:         m.Logger,
 	})
 	obs.gauges(m.runtime, store)
+	// Background responses the previous process left unfinished: nothing
+	// runs them now, so their pollers are told, rather than left waiting.
+	if n, err := m.runtime.FailUnfinished(); err != nil {
+		m.Logger.Error("marking unfinished background responses failed", "err", err)
+	} else if n > 0 {
+		m.Logger.Warn("background responses left unfinished by the previous process marked failed", "count", n, "code", hermes.ERestarted)
+	}
 	m.http = httpfront.New(httpfront.Options{
 		Runtime:            m.runtime,
 		Key:                c.Key,
@@ -269,6 +288,33 @@ func (m *Main) model() llm.Model {
 	})
 }
 
+// contextWindow returns the model's context window: HERMES_CONTEXT_WINDOW,
+// else the default until the upstream, asked in the background (so a slow
+// upstream does not hold up the start), says otherwise.
+func (m *Main) contextWindow() *llm.Window {
+	c := m.Config
+	w := llm.NewWindow(c.ContextWindow)
+	if c.ContextWindow > 0 || c.BaseURL == "" {
+		return w
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	m.stopDiscovery = cancel
+	go func() {
+		defer cancel()
+		client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}
+		defer client.CloseIdleConnections()
+		n, from := llm.DiscoverContextWindow(ctx, client, c.BaseURL, c.APIKey, c.Model)
+		if n <= 0 {
+			m.Logger.Info("the upstream does not say its context window; assuming the default", "tokens", w.Tokens(),
+				"hint", "set HERMES_CONTEXT_WINDOW")
+			return
+		}
+		w.Set(n)
+		m.Logger.Info("context window from the upstream", "tokens", n, "from", from)
+	}()
+	return w
+}
+
 // URL is the base URL clients use, e.g. http://127.0.0.1:8642/v1.
 func (m *Main) URL() string { return "http://" + m.Listener.Addr().String() + "/v1" }
 
@@ -280,6 +326,9 @@ func (m *Main) URL() string { return "http://" + m.Listener.Addr().String() + "/
 // cut short or abandoned, and is logged at error.
 func (m *Main) Close(ctx context.Context) error {
 	var errs []error
+	if m.stopDiscovery != nil {
+		m.stopDiscovery()
+	}
 	// Turns and HTTP get the grace period but its last tenth (at most 2s),
 	// which is kept for the writer and the store, so a turn that never
 	// ends does not also leave the store unflushed.
@@ -289,25 +338,19 @@ func (m *Main) Close(ctx context.Context) error {
 		drainCtx, cancel = context.WithDeadline(ctx, dl.Add(-min(time.Until(dl)/10, 2*time.Second)))
 		defer cancel()
 	}
-	httpDone := make(chan error, 1)
+	httpDone := make(<-chan error)
 	if m.http != nil {
-		go func() { httpDone <- m.http.Shutdown() }()
-	} else {
-		httpDone <- nil
+		httpDone = async(m.http.Shutdown)
 	}
 	if m.runtime != nil {
 		// What the drain cut short is reported by Shutdown below.
 		_ = m.runtime.Drain(drainCtx)
 	}
-	select {
-	case err := <-httpDone:
-		if err != nil {
-			errs = append(errs, fmt.Errorf("http: %w", err))
-		}
-	case <-drainCtx.Done():
-		// Streams have ended with their turns; what is left are clients
-		// that stopped reading, whose writes time out on their own.
-		errs = append(errs, errors.New("http: connections still open at the end of the grace period"))
+	if m.http != nil {
+		// Streams end with their turns; connections still open now belong
+		// to clients that stopped reading, whose writes time out on
+		// their own.
+		errs = append(errs, await(drainCtx, "http: closing connections", httpDone))
 	}
 	if m.runtime != nil {
 		if err := m.runtime.Shutdown(ctx); err != nil {
@@ -315,23 +358,12 @@ func (m *Main) Close(ctx context.Context) error {
 		}
 	}
 	if m.term != nil {
-		if err := m.term.Close(); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, await(ctx, "terminal: stopping background commands", async(m.term.Close)))
 	}
 	if m.store != nil {
-		closed := make(chan error, 1)
-		go func() { closed <- m.store.Close() }()
-		select {
-		case err := <-closed:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("store: %w", err))
-			}
-		case <-ctx.Done():
-			// A write is stuck inside the store; bbolt's file stays
-			// consistent without the close.
-			errs = append(errs, errors.New("store: did not close by the end of the grace period"))
-		}
+		// A close still waiting at the end waits for a write stuck in the
+		// store; bbolt's file stays consistent without it.
+		errs = append(errs, await(ctx, "store: closing", async(m.store.Close)))
 	}
 	err := errors.Join(errs...)
 	if err != nil {
@@ -342,4 +374,25 @@ func (m *Main) Close(ctx context.Context) error {
 		m.logOut.Close()
 	}
 	return err
+}
+
+// async runs f on a goroutine of its own and delivers its answer.
+func async(f func() error) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- f() }()
+	return ch
+}
+
+// await waits for a shutdown step's answer until ctx ends; a step still
+// running then is abandoned and named.
+func await(ctx context.Context, step string, ch <-chan error) error {
+	select {
+	case err := <-ch:
+		if err != nil {
+			return fmt.Errorf("%s: %w", step, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s: still running at the end of the grace period", step)
+	}
 }

@@ -51,23 +51,35 @@ func postInput(t testing.TB, h *hermesd, lines []string, headers ...string) stri
 }
 
 // TestToolResultsMaskKnownSecrets drives real tools through the offline
-// model: a secret environment variable printed, encoded, reversed, and the
-// same value read from a file by read_file and search_files. Neither the
-// client's answer nor the stored response may hold it in any form.
+// model: secrets of hermesd's environment printed, encoded and reversed by
+// commands, and the same values read from a file by commands, read_file
+// and search_files. Neither the client's answer, the chat stream nor the
+// stored response may hold them in any form.
 func TestToolResultsMaskKnownSecrets(t *testing.T) {
-	t.Setenv("FOO_TOKEN", testToken) // commands inherit it; NewMain reads it
-	h := startHermes(t, nil)
+	// FOO_TOKEN is withheld from commands (its name says secret), so it
+	// can only leak through a file; DATABASE_URL is passed to them, and
+	// the password inside it is a secret hermesd knows.
+	const dbPassword = "Hn4kT8vQ2wR6yB1mZx5cP0"
+	const dbURL = "postgres://app:" + dbPassword + "@db.internal:5432/x"
+	t.Setenv("FOO_TOKEN", testToken)
+	t.Setenv("DATABASE_URL", dbURL)
+	h := startHermes(t, map[string]string{"HERMES_TERMINAL_ENV": "DATABASE_URL"})
 	toolsWriteFile(t, filepath.Join(h.Workspace, "notes.txt"), "deploy with "+testToken+"\n")
 
-	calls := []string{
-		`/tool terminal {"command":"printenv FOO_TOKEN"}`,
-		`/tool terminal {"command":"echo $FOO_TOKEN | base64"}`,
-		`/tool terminal {"command":"echo $FOO_TOKEN | rev"}`,
-		`/tool terminal {"command":"echo $FOO_TOKEN | xxd -p"}`,
-		`/tool terminal {"command":"env | base64"}`,
-		`/tool terminal {"command":"base64 notes.txt; rev notes.txt; xxd -p notes.txt"}`,
-		`/tool read_file {"path":"notes.txt"}`,
-		`/tool search_files {"pattern":"deploy"}`,
+	tests := []struct{ call, mask string }{ // mask "": nothing to mask, nothing may leak
+		{`/tool terminal {"command":"printenv FOO_TOKEN; echo $FOO_TOKEN | base64"}`, ""},
+		{`/tool terminal {"command":"printenv DATABASE_URL | base64"}`, "DATABASE_URL"},
+		{`/tool terminal {"command":"printenv DATABASE_URL | rev"}`, "DATABASE_URL"},
+		{`/tool terminal {"command":"printenv DATABASE_URL | xxd -p"}`, "DATABASE_URL"},
+		{`/tool terminal {"command":"env | base64"}`, "DATABASE_URL"},
+		{`/tool terminal {"command":"base64 notes.txt; rev notes.txt; xxd -p notes.txt"}`, "FOO_TOKEN"},
+		{`/tool terminal {"command":"cat notes.txt | base64 -w 20"}`, "FOO_TOKEN"},
+		{`/tool read_file {"path":"notes.txt"}`, "FOO_TOKEN"},
+		{`/tool search_files {"pattern":"deploy"}`, "FOO_TOKEN"},
+	}
+	var calls []string
+	for _, tc := range tests {
+		calls = append(calls, tc.call)
 	}
 	out := postInput(t, h, calls)
 	var r struct {
@@ -89,21 +101,19 @@ func TestToolResultsMaskKnownSecrets(t *testing.T) {
 	if len(results) != len(calls) {
 		t.Fatalf("%d tool results, want %d: %s", len(results), len(calls), out)
 	}
-	// Each result masked what it held; printenv's may be empty where the
-	// terminal withholds secret variables from commands.
 	for i, res := range results {
-		if i > 0 && !strings.Contains(res, "[REDACTED:FOO_TOKEN]") {
+		if m := tests[i].mask; m != "" && !strings.Contains(res, "[REDACTED:"+m+"]") {
 			t.Errorf("%s: no mask in %s", calls[i], res)
 		}
 	}
-	if l := leaks(out, testToken); len(l) > 0 {
+	if l := append(leaks(out, testToken), leaks(out, dbPassword)...); len(l) > 0 {
 		t.Fatalf("the client's response holds the secret (%v): %s", l, out)
 	}
 	resp, stored := h.do(t, "GET", "/v1/responses/"+r.ID, "")
 	if resp.StatusCode != 200 || !strings.Contains(stored, "[REDACTED:FOO_TOKEN]") {
 		t.Fatalf("GET the stored response: %d %s", resp.StatusCode, stored)
 	}
-	if l := leaks(stored, testToken); len(l) > 0 {
+	if l := append(leaks(stored, testToken), leaks(stored, dbPassword)...); len(l) > 0 {
 		t.Fatalf("the stored response holds the secret (%v): %s", l, stored)
 	}
 
@@ -114,7 +124,7 @@ func TestToolResultsMaskKnownSecrets(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(sse, "[REDACTED:FOO_TOKEN]") {
 		t.Fatalf("chat stream: %d %s", resp.StatusCode, sse)
 	}
-	if l := leaks(sse, testToken); len(l) > 0 {
+	if l := append(leaks(sse, testToken), leaks(sse, dbPassword)...); len(l) > 0 {
 		t.Fatalf("the chat stream holds the secret (%v): %s", l, sse)
 	}
 }

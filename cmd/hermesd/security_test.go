@@ -159,6 +159,14 @@ func TestSecurityBodyBeforeAuth(t *testing.T) {
 	if err != nil || resp.StatusCode != 401 || !strings.Contains(body, `"invalid_api_key"`) {
 		t.Fatalf("Expect: 100-continue without a key: %v %v %s", resp, err, body)
 	}
+	// With the key, a body for no route is answered 404 or 405 unread.
+	for path, want := range map[string]int{"/v1/nope": 404, "/v1/models": 405} {
+		c := attackConn(t, addr, path, 10_000_000, "Authorization: Bearer "+securityKey+"\r\n")
+		resp, body, err := readAnswer(c)
+		if err != nil || resp.StatusCode != want {
+			t.Fatalf("POST %s with a 10 MB body declared: %v %v %s, want %d", path, resp, err, body, want)
+		}
+	}
 	// A client with the key is still served.
 	resp, body = h.do(t, "POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"still here"}]}`, "Authorization", "Bearer "+securityKey)
 	if resp.StatusCode != 200 || !strings.Contains(body, "still here") {
@@ -404,6 +412,26 @@ func TestSecurityErrorHeadersEveryLayer(t *testing.T) {
 	}
 	checkEnvelope(t, "short body", resp.StatusCode, resp.Header, body)
 	checkCORS(t, resp, origin)
+
+	// A request refused before its body whose body byte never comes is
+	// answered 408 when the short deadline for refused requests (5 s)
+	// passes. fasthttp has reset the request by then, so the Origin is
+	// gone: no CORS headers (a browser sends its body at once).
+	c2, err := net.Dial("tcp", h.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	_ = c2.SetDeadline(time.Now().Add(20 * time.Second))
+	_, _ = c2.Write([]byte(post(o+"Content-Length: 100\r\n", "")))
+	start := time.Now()
+	resp, body, err = readAnswer(c2)
+	if err != nil || resp.StatusCode != 408 {
+		t.Fatalf("silent refused body: %v %v %s", resp, err, body)
+	}
+	t.Logf("silent refused body answered 408 after %v", time.Since(start).Round(time.Millisecond))
+	checkEnvelope(t, "408", resp.StatusCode, resp.Header, body)
+	checkSecurityHeaders(t, resp)
 
 	// 503 over the body budget: two bodies of the limit fill it, a third
 	// is refused with Retry-After that a page may read.

@@ -24,8 +24,10 @@ type hermesd struct {
 }
 
 // startHermes starts a hermesd on 127.0.0.1:0 with a temp HERMES_HOME and
-// workspace. env adds settings (OPENAI_BASE_URL to use a fake upstream).
-func startHermes(t testing.TB, env map[string]string) *hermesd {
+// workspace. env adds settings (OPENAI_BASE_URL to use a fake upstream);
+// setup, when given, changes the Main before it runs (a model of the
+// test's own).
+func startHermes(t testing.TB, env map[string]string, setup ...func(*Main)) *hermesd {
 	t.Helper()
 	home, ws := t.TempDir(), t.TempDir()
 	vars := map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": ws}
@@ -42,6 +44,9 @@ func startHermes(t testing.TB, env map[string]string) *hermesd {
 		t.Fatal(err)
 	}
 	m.Listener = ln
+	for _, f := range setup {
+		f(m)
+	}
 	if err := m.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -72,10 +72,11 @@ func (j Jail) Resolve(path string) (string, error) {
 	if strings.ContainsRune(path, 0) {
 		return "", errors.New("path contains a NUL byte")
 	}
-	root, err := j.Root()
+	pol, err := j.policy()
 	if err != nil {
 		return "", err
 	}
+	root := pol.root
 	rootAbs, _ := filepath.Abs(j.Workspace)
 
 	lex := path
@@ -90,7 +91,7 @@ func (j Jail) Resolve(path string) (string, error) {
 
 	// The lexical path is checked too: a link named .env is refused even
 	// when it points at an innocent file, which is the cautious reading.
-	if rel, ok := within(rootAbs, lex); ok && (deniedRel(rel) || j.private(lex)) {
+	if rel, ok := within(rootAbs, lex); ok && deniedRel(rel) || pol.denied(lex) {
 		return "", fmt.Errorf("%s: %w", path, ErrCredential)
 	}
 
@@ -107,35 +108,61 @@ func (j Jail) Resolve(path string) (string, error) {
 		}
 		return "", fmt.Errorf("%s: %w", path, ErrEscape)
 	}
-	if j.denied(root, rel) {
+	if deniedRel(rel) || pol.denied(real) {
 		return "", fmt.Errorf("%s: %w", path, ErrCredential)
 	}
 	return real, nil
 }
 
-// denied is the one deny check every path a file tool touches goes
-// through, search included: rel (relative to the real workspace root)
-// names a credential file, or the real path is one under the user's home
-// or inside a private directory.
-func (j Jail) denied(root, rel string) bool {
-	real := filepath.Join(root, rel)
-	return deniedRel(rel) || j.inHomeSecrets(real) || j.private(real)
+// policy is the jail's deny check with its directories resolved once per
+// tool call: a search asks it about every entry it walks.
+type policy struct {
+	root      string   // the real workspace root
+	home      string   // the user's home, symlinks resolved; "" for none
+	private   []string // the Private directories, as given and resolved
+	hardlinks bool     // AllowHardlinks
 }
 
-// private reports whether p lies in one of the Private directories.
-func (j Jail) private(p string) bool {
+func (j Jail) policy() (*policy, error) {
+	root, err := j.Root()
+	if err != nil {
+		return nil, err
+	}
+	p := &policy{root: root, hardlinks: j.AllowHardlinks}
+	if j.Home != "" {
+		if p.home, err = filepath.EvalSymlinks(j.Home); err != nil {
+			p.home = filepath.Clean(j.Home)
+		}
+	}
 	for _, d := range j.Private {
 		if d == "" {
 			continue
 		}
 		abs, _ := filepath.Abs(d)
-		if _, in := within(abs, p); in {
+		p.private = append(p.private, abs)
+		if real, err := filepath.EvalSymlinks(abs); err == nil && real != abs {
+			p.private = append(p.private, real)
+		}
+	}
+	return p, nil
+}
+
+// denied is the one deny check every path a file tool touches goes
+// through, search included: the absolute path names a credential file
+// relative to the workspace or to the user's home (so a workspace inside
+// ~/.kube is no way into it either), or lies in a private directory.
+func (p *policy) denied(path string) bool {
+	if rel, ok := within(p.root, path); ok && deniedRel(rel) {
+		return true
+	}
+	if p.home != "" {
+		if rel, ok := within(p.home, path); ok && deniedRel(rel) {
 			return true
 		}
-		if real, err := filepath.EvalSymlinks(abs); err == nil {
-			if _, in := within(real, p); in {
-				return true
-			}
+	}
+	for _, d := range p.private {
+		if _, in := within(d, path); in {
+			return true
 		}
 	}
 	return false
@@ -213,21 +240,6 @@ func within(root, p string) (string, bool) {
 		return "", false
 	}
 	return rel, true
-}
-
-// inHomeSecrets applies the deny-list to real relative to the user's home,
-// so that a workspace inside a credential directory (~/.kube/x) is no way
-// into it either.
-func (j Jail) inHomeSecrets(real string) bool {
-	if j.Home == "" {
-		return false
-	}
-	home, err := filepath.EvalSymlinks(j.Home)
-	if err != nil {
-		home = filepath.Clean(j.Home)
-	}
-	rel, ok := within(home, real)
-	return ok && deniedRel(rel)
 }
 
 // envTemplates are .env variants that by convention hold placeholders, not

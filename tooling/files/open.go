@@ -20,21 +20,21 @@ import (
 // regular files with one link are read or replaced.
 
 // openRoot opens the real workspace root and returns it with real made
-// relative to it.
-func (j Jail) openRoot(real string) (*os.Root, string, error) {
-	root, err := j.Root()
+// relative to it, and the jail's policy.
+func (j Jail) openRoot(real string) (*os.Root, string, *policy, error) {
+	p, err := j.policy()
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	rel, ok := within(root, real)
+	rel, ok := within(p.root, real)
 	if !ok {
-		return nil, "", ErrEscape
+		return nil, "", nil, ErrEscape
 	}
-	r, err := os.OpenRoot(root)
+	r, err := os.OpenRoot(p.root)
 	if err != nil {
-		return nil, "", fmt.Errorf("workspace is not available: %w", err)
+		return nil, "", nil, fmt.Errorf("workspace is not available: %w", err)
 	}
-	return r, rel, nil
+	return r, rel, p, nil
 }
 
 // openRead opens real, a path Resolve returned, for reading. It refuses
@@ -42,26 +42,26 @@ func (j Jail) openRoot(real string) (*os.Root, string, error) {
 // for ever: O_NONBLOCK keeps the open itself from waiting), hard links
 // unless allowed, and a descriptor that ended up on a denied path.
 func (j Jail) openRead(real string) (*os.File, fs.FileInfo, error) {
-	r, rel, err := j.openRoot(real)
+	r, rel, p, err := j.openRoot(real)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer r.Close()
-	return j.openIn(r, rel)
+	return p.openIn(r, rel)
 }
 
 // openIn is openRead under an open root, for walks that open many files.
-func (j Jail) openIn(r *os.Root, rel string) (*os.File, fs.FileInfo, error) {
+func (p *policy) openIn(r *os.Root, rel string) (*os.File, fs.FileInfo, error) {
 	f, err := r.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, nil, rootErr(err)
 	}
 	fi, err := f.Stat()
 	if err == nil {
-		err = j.checkFile(filepath.Base(rel), fi)
+		err = p.checkFile(filepath.Base(rel), fi)
 	}
 	if err == nil {
-		err = j.checkOpened(f)
+		err = p.checkOpened(f)
 	}
 	if err != nil {
 		f.Close()
@@ -72,14 +72,14 @@ func (j Jail) openIn(r *os.Root, rel string) (*os.File, fs.FileInfo, error) {
 
 // checkFile refuses what the file tools do not handle: directories,
 // FIFOs, devices and sockets, and hard-linked files.
-func (j Jail) checkFile(name string, fi fs.FileInfo) error {
+func (p *policy) checkFile(name string, fi fs.FileInfo) error {
 	switch m := fi.Mode(); {
 	case m.IsDir():
 		return errors.New(name + " is a directory; list it with search_files (target \"files\")")
 	case !m.IsRegular():
 		return fmt.Errorf("%s is not a regular file (%s); the file tools handle regular files only", name, kind(m))
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && !j.AllowHardlinks {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && !p.hardlinks {
 		return fmt.Errorf("%s has %d hard links; a hard link may lead outside the workspace, so the file tools refuse it (HERMES_FILES_ALLOW_HARDLINKS=true allows it)", name, st.Nlink)
 	}
 	return nil
@@ -101,20 +101,15 @@ func kind(m fs.FileMode) string {
 // f: a directory swapped for a symlink to a credential directory inside
 // the workspace passes os.Root but not this. Without /proc there is
 // nothing to read and the check made by Resolve stands.
-func (j Jail) checkOpened(f *os.File) error {
+func (p *policy) checkOpened(f *os.File) error {
 	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
 	if err != nil {
 		return nil
 	}
-	root, err := j.Root()
-	if err != nil {
-		return err
-	}
-	rel, ok := within(root, real)
-	if !ok {
+	if _, ok := within(p.root, real); !ok {
 		return ErrEscape
 	}
-	if j.denied(root, rel) {
+	if p.denied(real) {
 		return ErrCredential
 	}
 	return nil
@@ -139,14 +134,14 @@ func rootErr(err error) error {
 // leaves the old content. An existing file keeps its permission bits; a
 // new one gets 0644. What is there must be a regular file with one link.
 func (j Jail) writeAtomic(real string, data []byte) error {
-	r, rel, err := j.openRoot(real)
+	r, rel, p, err := j.openRoot(real)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	mode := os.FileMode(0o644)
 	if fi, err := r.Stat(rel); err == nil {
-		if err := j.checkFile(filepath.Base(rel), fi); err != nil {
+		if err := p.checkFile(filepath.Base(rel), fi); err != nil {
 			return err
 		}
 		mode = fi.Mode().Perm()
@@ -171,7 +166,7 @@ func (j Jail) writeAtomic(real string, data []byte) error {
 			r.Remove(tmp)
 		}
 	}()
-	if err := j.checkOpened(f); err != nil {
+	if err := p.checkOpened(f); err != nil {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {

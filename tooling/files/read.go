@@ -287,10 +287,11 @@ func countLines(r io.Reader) (n int, key bool, err error) {
 // suggest finds files a model may have meant by a missing path: namesakes
 // elsewhere in the workspace, and close spellings in the same directory.
 func (j Jail) suggest(missing string) []string {
-	root, err := j.Root()
+	pol, err := j.policy()
 	if err != nil {
 		return nil
 	}
+	root := pol.root
 	base := strings.ToLower(filepath.Base(missing))
 	type cand struct {
 		rel  string
@@ -300,7 +301,7 @@ func (j Jail) suggest(missing string) []string {
 	seen := map[string]bool{}
 	add := func(abs string, dist int) {
 		rel, ok := within(root, abs)
-		if !ok || seen[rel] || j.denied(root, rel) {
+		if !ok || seen[rel] || pol.denied(abs) {
 			return
 		}
 		seen[rel] = true

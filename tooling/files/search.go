@@ -146,12 +146,12 @@ func (t *SearchTool) Run(ctx context.Context, call tooling.Call) string {
 	if _, err := os.Stat(start); err != nil {
 		return tooling.ErrorResult("cannot search " + a.Path + ": " + plainErr(err))
 	}
-	dir, _, err := t.jail.openRoot(start)
+	dir, _, pol, err := t.jail.openRoot(start)
 	if err != nil {
 		return tooling.ErrorResult(err.Error())
 	}
 	defer dir.Close()
-	s := &search{jail: t.jail, dir: dir, root: dir.Name(), re: re, glob: a.Glob, limit: a.Limit, offset: a.Offset}
+	s := &search{policy: pol, dir: dir, root: pol.root, re: re, glob: a.Glob, limit: a.Limit, offset: a.Offset}
 	switch a.Target {
 	case "", "content":
 		s.prefilter = !strings.ContainsAny(a.Pattern, "^$") && !strings.Contains(a.Pattern, `\A`) && !strings.Contains(a.Pattern, `\z`)
@@ -169,7 +169,7 @@ func (t *SearchTool) Run(ctx context.Context, call tooling.Call) string {
 
 // search is the state of one search_files run.
 type search struct {
-	jail      Jail
+	policy    *policy
 	dir       *os.Root // the workspace: every file is opened under it
 	root      string
 	re        *regexp.Regexp
@@ -206,12 +206,12 @@ func (s *search) walk(ctx context.Context, start string, visit func(abs, rel str
 			return fs.SkipDir
 		}
 		if d.IsDir() {
-			if p != start && (skipDir(d.Name()) || s.jail.denied(s.root, rel)) {
+			if p != start && (skipDir(d.Name()) || s.policy.denied(p)) {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || s.jail.denied(s.root, rel) {
+		if !d.Type().IsRegular() || s.policy.denied(p) {
 			return nil
 		}
 		slash := filepath.ToSlash(rel)
@@ -257,7 +257,7 @@ func (s *search) name(_, rel string) error {
 // checks every file tool makes; a file they refuse (a FIFO swapped in, a
 // hard link) is skipped, not an error.
 func (s *search) content(_, rel string) error {
-	f, fi, err := s.jail.openIn(s.dir, filepath.FromSlash(rel))
+	f, fi, err := s.policy.openIn(s.dir, filepath.FromSlash(rel))
 	if err != nil {
 		return nil
 	}

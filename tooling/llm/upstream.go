@@ -562,6 +562,11 @@ func encodeMessage(m hermes.Message) wireMessage {
 		}
 	case m.Role == hermes.RoleUser && hasImage(m.Parts):
 		w.Content = encodeParts(m)
+	case m.Role == hermes.RoleCompaction:
+		// An assistant turn keeps the user/assistant alternation that some
+		// chat templates insist on.
+		w.Role = string(hermes.RoleAssistant)
+		w.Content = CompactionText(m.Content)
 	default:
 		w.Content = m.Text()
 	}

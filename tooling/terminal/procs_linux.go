@@ -107,7 +107,8 @@ func hasMarker(pid int, marker string) bool {
 type tree struct {
 	root       int
 	marker     string
-	background bool // may outlive the call (background: true)
+	background bool   // may outlive the call (background: true)
+	start      uint64 // the shell's start time; 0, the earliest, when unknown
 
 	mu    sync.Mutex
 	known map[int]uint64 // pid → start time; guarded by mu
@@ -132,6 +133,11 @@ func start(cmd *exec.Cmd, marker string, background bool) (*tree, error) {
 		return nil, err
 	}
 	t := &tree{root: cmd.Process.Pid, marker: marker, background: background, known: map[int]uint64{}}
+	if b, err := os.ReadFile("/proc/" + strconv.Itoa(t.root) + "/stat"); err == nil {
+		if p, ok := parseStat(t.root, b); ok {
+			t.start = p.start
+		}
+	}
 	running.trees[t] = true
 	return t, nil
 }
@@ -260,33 +266,31 @@ func (t *tree) watch(done <-chan struct{}, interval time.Duration) {
 
 // sweepOrphans kills and reaps processes reparented to the server that
 // no running command claims: they escaped every trace (a new session and
-// a cleared environment) before they were seen. It leaves them alone
-// while a background command runs, which may own them, and leaves alone
-// processes in the server's own process group, which it started itself.
+// a cleared environment) before they were seen. One that started after a
+// background command that still runs may be that command's, and is left
+// until it ends or the server stops; processes in the server's own
+// process group it started itself, and are left alone.
 func sweepOrphans() {
 	self, selfPgrp := os.Getpid(), unix.Getpgrp()
 	procs := readProcs()
 	running.Lock()
 	defer running.Unlock()
-	background := false
-	for t := range running.trees {
-		background = background || t.background
-	}
 	for _, p := range procs {
 		if p.ppid != self || p.pgrp == selfPgrp {
 			continue
 		}
-		claimed := false
+		claimed, maybeBackground := false, false
 		for t := range running.trees {
 			t.mu.Lock()
 			claimed = claimed || t.root == p.pid || t.member(p)
 			t.mu.Unlock()
+			maybeBackground = maybeBackground || t.background && t.start <= p.start
 		}
 		switch {
 		case claimed:
 		case p.zombie:
 			reapLocked(p)
-		case !background:
+		case !maybeBackground:
 			// Reaped by a later sweep, once the kernel has made it a zombie.
 			_ = syscall.Kill(p.pid, syscall.SIGKILL)
 		}

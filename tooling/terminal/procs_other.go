@@ -3,6 +3,7 @@
 package terminal
 
 import (
+	"errors"
 	"os/exec"
 	"syscall"
 	"time"
@@ -28,3 +29,11 @@ func (t *tree) watch(done <-chan struct{}, _ time.Duration) { <-done }
 func (t *tree) unregister() {}
 
 func sweepOrphans() {}
+
+// LandlockAvailable reports whether the kernel can confine commands: only
+// Linux can.
+func LandlockAvailable() bool { return false }
+
+func startConfined(*exec.Cmd, string, bool, []string) (*tree, error) {
+	return nil, errors.New("Landlock is only available on Linux (HERMES_TERMINAL_LANDLOCK is on): commands are not run")
+}

@@ -93,6 +93,11 @@ type Options struct {
 	// PassEnv names more variables of Environ that commands may see
 	// (HERMES_TERMINAL_ENV).
 	PassEnv []string
+	// Landlock confines commands' file access to the workspace and the
+	// temporary directory (read, write) and the system directories (read,
+	// run) with Linux Landlock. Commands are refused where the kernel has
+	// no Landlock, rather than run unconfined.
+	Landlock bool
 	// Env is added to the commands' environment after the tool's own
 	// settings, so it wins; it is set by code, not read from Environ.
 	Env []string
@@ -105,6 +110,10 @@ type Tool struct {
 	opts   Options
 	spec   hermes.ToolSpec
 	window time.Duration // backgroundWindow; shorter in tests
+
+	// slots holds one token per background call running or detached,
+	// so concurrent calls cannot pass MaxBackground between them.
+	slots chan struct{}
 
 	mu     sync.Mutex
 	jobs   map[*job]bool // background commands still running; guarded by mu
@@ -125,7 +134,7 @@ func New(opts Options) *Tool {
 	if opts.MaxOutput <= 0 {
 		opts.MaxOutput = MaxOutput
 	}
-	t := &Tool{opts: opts, window: backgroundWindow, jobs: map[*job]bool{}}
+	t := &Tool{opts: opts, window: backgroundWindow, slots: make(chan struct{}, MaxBackground), jobs: map[*job]bool{}}
 	t.spec = hermes.ToolSpec{
 		Name: "terminal",
 		Description: "Run a shell command (/bin/sh -c) in the workspace directory and return its combined " +
@@ -136,7 +145,8 @@ func New(opts Options) *Tool {
 			"and stdin is empty: use non-interactive flags (-y, --no-pager, --yes) and never start editors, " +
 			"pagers or prompts. Long output is cut to the first 40% and last 60% of " +
 			strconv.Itoa(opts.MaxOutput) + " characters; filter it (grep, head, tail) when you can. " +
-			"Commands that could destroy the machine are refused; do not retry a refused command in another form.",
+			"Commands that could destroy the machine are refused; do not retry a refused command in another form." +
+			confinement(opts),
 		Parameters: mustJSON(map[string]any{
 			"type": "object",
 			"properties": map[string]any{
@@ -163,6 +173,15 @@ func New(opts Options) *Tool {
 		}),
 	}
 	return t
+}
+
+// confinement tells the model where confined commands may write.
+func confinement(opts Options) string {
+	if !opts.Landlock {
+		return ""
+	}
+	return " Commands may read the system directories but write only the workspace and " + os.TempDir() +
+		"; the home directory is out of reach, so point caches (GOCACHE, npm's cache) at " + os.TempDir() + "."
 }
 
 func mustJSON(v any) []byte {
@@ -282,14 +301,16 @@ func (t *Tool) Run(ctx context.Context, call tooling.Call) string {
 	}
 	if a.Background {
 		t.mu.Lock()
-		n, closed := len(t.jobs), t.closed
+		closed := t.closed
 		t.mu.Unlock()
-		switch {
-		case closed:
+		if closed {
 			return result("", ExitRefused, "the server is stopping; background commands are not started")
-		case n >= MaxBackground:
+		}
+		select {
+		case t.slots <- struct{}{}: // given back when the command ends
+		default:
 			return result("", ExitRefused, fmt.Sprintf("%d background commands already run (%s); that is the most "+
-				"allowed: stop one (kill its pid) or run this one in the foreground", n, t.jobList()))
+				"allowed: stop one (kill its pid) or run this one in the foreground", MaxBackground, t.jobList()))
 		}
 	}
 	return t.exec(ctx, a.Command, timeout, a.Background)
@@ -338,6 +359,14 @@ func (t *Tool) env() []string {
 }
 
 func (t *Tool) exec(ctx context.Context, command string, timeout time.Duration, background bool) string {
+	detached := false
+	if background {
+		defer func() {
+			if !detached {
+				<-t.slots
+			}
+		}()
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return result("", ExitRefused, "could not start the command: "+err.Error())
@@ -350,7 +379,16 @@ func (t *Tool) exec(ctx context.Context, command string, timeout time.Duration, 
 	cmd.Stdout, cmd.Stderr = pw, pw
 	// Its own process group, so killing -pgid takes its children too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	tr, err := start(cmd, marker, background)
+	var tr *tree
+	if t.opts.Landlock {
+		ws := cmd.Dir
+		if ws == "" {
+			ws, _ = os.Getwd()
+		}
+		tr, err = startConfined(cmd, marker, background, []string{ws, os.TempDir()})
+	} else {
+		tr, err = start(cmd, marker, background)
+	}
 	if err != nil {
 		pr.Close()
 		pw.Close()
@@ -388,6 +426,7 @@ func (t *Tool) exec(ctx context.Context, command string, timeout time.Duration, 
 	case r.waitErr = <-exited:
 	case <-timer.C:
 		if background {
+			detached = true
 			return t.detach(r, command, out)
 		}
 		tr.kill()
@@ -455,6 +494,7 @@ func (t *Tool) detach(r *runningCmd, command string, out *sink) string {
 		t.mu.Lock()
 		delete(t.jobs, j)
 		t.mu.Unlock()
+		<-t.slots
 		close(j.done)
 	}()
 	text := out.detach()
