@@ -348,32 +348,16 @@ func writeEntries(path string, entries []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	r, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
-	name := tmp.Name()
-	defer os.Remove(name) // no-op after a successful rename
+	defer r.Close()
 	text := join(entries)
 	if text != "" {
 		text += "\n"
 	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.WriteString(text); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(name, path)
+	return tooling.WriteFileAtomic(r, filepath.Base(path), []byte(text), 0o600, nil)
 }
 
 // writes counts memory file writes in this process, so Snapshot knows its
