@@ -14,7 +14,8 @@ type Directives struct {
 	Text string
 	// Calls are the /tool lines, in order: Name and Arguments only.
 	Calls []ToolCall
-	// Repeat is /repeat K: how many rounds of Calls; 1 when not given.
+	// Repeat is /repeat K: how many rounds of Calls; 0 when not given,
+	// which the offline model reads as one round.
 	Repeat int
 	// Tokens is /tokens N, the answer's length; -1 when not given.
 	Tokens int
@@ -48,7 +49,7 @@ const (
 // /directive. Other lines, including unknown or malformed directives, are
 // plain text. Values beyond the limits are capped.
 func ParseDirectives(msg string) Directives {
-	d := Directives{Repeat: 1, Tokens: -1, FailAfter: -1}
+	d := Directives{Tokens: -1, FailAfter: -1}
 	if !strings.Contains(msg, "/") {
 		d.Text = msg // the common case: no directive, no allocation
 		return d

@@ -9,7 +9,7 @@ import (
 // TestParseDirectives: the grammar the offline model and bench's mock
 // upstream share (tooling/llm/DIRECTIVES.md).
 func TestParseDirectives(t *testing.T) {
-	base := Directives{Repeat: 1, Tokens: -1, FailAfter: -1}
+	base := Directives{Tokens: -1, FailAfter: -1}
 	with := func(mod func(*Directives)) Directives { d := base; mod(&d); return d }
 	tests := []struct {
 		in   string

@@ -78,7 +78,7 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 		}
 	}
 	if len(sc.Calls) > 0 && req.ToolChoice != "none" {
-		if round := nResults / len(sc.Calls); round < sc.Repeat {
+		if round := nResults / len(sc.Calls); round < max(sc.Repeat, 1) {
 			calls := make([]hermes.ToolCall, len(sc.Calls))
 			for i, c := range sc.Calls {
 				c.ID = "call_" + strconv.Itoa(round*len(sc.Calls)+i+1)
