@@ -5,12 +5,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/tooling"
 )
 
 const (
+	// heardChars and toolSummaryChars are how many characters of the
+	// message or of a tool result an answer repeats; "…" follows a cut.
 	heardChars       = 200
 	toolSummaryChars = 2000
 	offlineHeard     = "Hermes (offline model) heard: "
@@ -100,7 +102,7 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 	case nResults > 0:
 		answer = toolSummary(msgs, lastUser)
 	case sc.Text != "":
-		answer = offlineHeard + truncateRunes(sc.Text, heardChars)
+		answer = offlineHeard + tooling.Truncate(sc.Text, heardChars+1, "…")
 	default:
 		answer = offlineNothing
 	}
@@ -273,25 +275,9 @@ func toolSummary(msgs []hermes.Message, lastUser int) string {
 		}
 		b.WriteString(name)
 		b.WriteString(" returned: ")
-		b.WriteString(truncateRunes(m.Text(), toolSummaryChars))
+		b.WriteString(tooling.Truncate(m.Text(), toolSummaryChars+1, "…"))
 	}
 	return b.String()
-}
-
-// truncateRunes cuts s to n characters, marking the cut with "…".
-func truncateRunes(s string, n int) string {
-	if len(s) <= n {
-		return s // n bytes hold at most n runes
-	}
-	i := 0
-	for k := 0; k < n && i < len(s); k++ {
-		_, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-	}
-	if i >= len(s) {
-		return s
-	}
-	return s[:i] + "…"
 }
 
 // promptEstimate is a deterministic prompt size: a quarter of the

@@ -114,15 +114,7 @@ func (t *Tool) Label(raw []byte) string {
 	if a.Target == "" {
 		a.Target = TargetMemory
 	}
-	return oneLine(a.Action) + " " + oneLine(a.Target)
-}
-
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) > 40 {
-		s = string([]rune(s)[:40]) + "…"
-	}
-	return s
+	return tooling.OneLine(a.Action, 40) + " " + tooling.OneLine(a.Target, 40)
 }
 
 // result is the JSON the model sees.
@@ -404,9 +396,7 @@ func (t *Tool) readSnapshot() string {
 		}
 		text := join(entries)
 		// A hand-edited file may exceed the budget; the prompt must not.
-		if r := []rune(text); len(r) > 2*s.budget {
-			text = string(r[:2*s.budget]) + "\n[… truncated: over budget, consolidate with the memory tool]"
-		}
+		text = tooling.Truncate(text, 2*s.budget, "\n[… truncated: over budget, consolidate with the memory tool]")
 		if b.Len() > 0 {
 			b.WriteString("\n\n")
 		}
