@@ -85,15 +85,23 @@ func (r *Router) Resolve(model string) (*Route, error) {
 func (r *Router) Model(rt *Route) Model { return fallbackModel{r: r, rt: rt} }
 
 type fallbackModel struct {
-	r  *Router
-	rt *Route
+	r         *Router
+	rt        *Route
+	reasoning func(string) // the caller's OnReasoning
 }
 
 func (f fallbackModel) Stream(ctx context.Context, req Request, onDelta func(string)) (Response, error) {
 	tries := append([]*Route{f.rt}, f.rt.Fallbacks...)
+	f.reasoning = req.OnReasoning
 	for i, rt := range tries {
 		req.Model = rt.Upstream
 		started := false
+		if onReasoning := f.reasoning; onReasoning != nil {
+			req.OnReasoning = func(d string) {
+				started = true
+				onReasoning(d)
+			}
+		}
 		out, err := rt.Model.Stream(ctx, req, func(d string) {
 			started = true
 			if onDelta != nil {
