@@ -10,10 +10,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,7 +27,6 @@ import (
 	"github.com/hermesd/hermesd/tooling/files"
 	"github.com/hermesd/hermesd/tooling/llm"
 	"github.com/hermesd/hermesd/tooling/memory"
-	"github.com/hermesd/hermesd/tooling/prompt"
 	"github.com/hermesd/hermesd/tooling/redact"
 	"github.com/hermesd/hermesd/tooling/skills"
 	"github.com/hermesd/hermesd/tooling/terminal"
@@ -108,8 +108,15 @@ type Main struct {
 	term    *terminal.Tool // stopped at Close: its background commands
 	http    *httpfront.Server
 	served  chan error
-	// stopDiscovery ends the context-window discovery if it still runs.
+	// discovery bounds the context-window discoveries still running;
+	// stopDiscovery ends them.
+	discovery     context.Context
 	stopDiscovery context.CancelFunc
+	// current is what new turns run with; a reload (SIGHUP) swaps it.
+	current atomic.Pointer[setup]
+	tools   []tooling.Tool // the built-in tools, made once
+	memory  *memory.Tool
+	obs     *observers
 }
 
 // NewMain returns a Main with default configuration.
@@ -182,11 +189,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.store = store
 
-	model := m.Model
-	if model == nil {
-		model = m.model()
-	}
-	window := m.contextWindow()
+	m.discovery, m.stopDiscovery = context.WithCancel(context.Background())
 	sealer, err := llm.LoadSealer(filepath.Join(c.Home, "compaction.key"))
 	if err != nil {
 		return fmt.Errorf("compaction key: %w", err)
@@ -208,25 +211,19 @@ func (m *Main) Run(ctx context.Context) error {
 		TavilyAPIKey: c.TavilyAPIKey, TavilyBaseURL: c.TavilyBaseURL,
 		DuckDuckGoBaseURL: c.DuckDuckGoURL, AllowPrivate: c.WebAllowPriv,
 	})...)
-	known := redact.NewKnown(m.knownSecrets())
-	registry := tooling.NewRegistry(tooling.Masked(all, known.String), tooling.Selector(c.Tools, c.DisabledTools))
-	var skillsIndex func() string // no index of skills the model cannot load
-	if _, ok := registry.Get("skill_view"); ok {
-		skillsIndex = skills.CachedIndex(c.Home, time.Second)
-	}
-	builder := prompt.NewBuilder(prompt.Options{
-		Home: c.Home, Workspace: c.Workspace, Tools: registry.Names(),
-		Memory: mem, SkillsIndex: skillsIndex,
-	})
-
+	m.tools, m.memory = all, mem
 	metrics := httpfront.NewMetrics()
 	obs := newObservers(metrics.Registry)
+	m.obs = obs
+	first := m.newSetup(c)
+	m.current.Store(first)
+	route, _ := first.router.Resolve("")
 	m.runtime = actors.New(actors.Options{
 		Agent: &actors.Agent{
-			Model: model, Tools: registry, MaxIterations: c.MaxIterations,
-			Prompt: builder.Build, UpstreamModel: c.Model,
+			Model: first.router.Model(route), Tools: first.registry, MaxIterations: c.MaxIterations,
+			Prompt: first.prompt, UpstreamModel: route.Upstream, Setup: m.turnSetup,
 			OnModelCall: obs.modelCall, OnTool: obs.tool, MaxParallelTools: c.MaxParallel,
-			Window: window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
+			Window: route.Window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
 		},
 		OpenCompaction: sealer.Open,
 		OnBatch:        obs.batch,
@@ -251,6 +248,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Key:                c.Key,
 		CORSOrigins:        c.CORSOrigins,
 		ModelName:          c.ModelName,
+		Models:             modelsView{m},
 		ToolProgress:       c.ToolProgress,
 		AgentToolItems:     c.AgentToolItems,
 		MaxBodyBytes:       c.MaxBodyBytes,
@@ -260,7 +258,7 @@ func (m *Main) Run(ctx context.Context) error {
 		StreamWriteTimeout: c.StreamDeadline,
 		KeepAlive:          c.KeepAlive,
 		WorkerIdle:         c.WorkerIdle,
-		ToolNames:          registry.Names(),
+		ToolNames:          first.registry.Names(),
 		Logger:             m.Logger,
 		Metrics:            metrics,
 	})
@@ -274,20 +272,15 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Serve(ln) }()
-	upstream := "offline model"
-	if c.BaseURL != "" {
-		upstream = c.BaseURL
-	}
-	m.Logger.Info("hermesd listening", "addr", "http://"+ln.Addr().String()+"/v1", "upstream", upstream,
-		"home", c.Home, "workspace", c.Workspace, "tools", len(registry.Names()))
+	m.Logger.Info("hermesd listening", "addr", "http://"+ln.Addr().String()+"/v1", "models", first.describe(),
+		"config", c.File, "home", c.Home, "workspace", c.Workspace, "tools", len(first.registry.Names()))
 	return nil
 }
 
 // knownSecrets lists every secret hermesd knows, for masking in tool
 // results: its own keys, the passwords of URLs in its settings, and the
 // secret-looking variables of its environment (which commands inherit).
-func (m *Main) knownSecrets() []redact.Secret {
-	c := m.Config
+func (m *Main) knownSecrets(c *config.Config) []redact.Secret {
 	secrets := []redact.Secret{
 		{Name: "API_SERVER_KEY", Value: c.Key},
 		{Name: "OPENAI_API_KEY", Value: c.APIKey},
@@ -299,44 +292,23 @@ func (m *Main) knownSecrets() []redact.Secret {
 		"BRAVE_BASE_URL=" + c.BraveBaseURL, "TAVILY_BASE_URL=" + c.TavilyBaseURL,
 		"DUCKDUCKGO_BASE_URL=" + c.DuckDuckGoURL,
 	})...)
-	return append(secrets, redact.EnvSecrets(m.Environ)...)
-}
-
-func (m *Main) model() llm.Model {
-	c := m.Config
-	if c.BaseURL == "" {
-		return llm.NewOffline()
+	// config.yaml's secrets: the models' keys and URL passwords, and the
+	// MCP servers' env and header values.
+	for _, md := range c.Models {
+		secrets = append(secrets, redact.Secret{Name: "models." + md.ID + ".api_key", Value: md.APIKey})
+		secrets = append(secrets, redact.EnvSecrets([]string{"MODEL_BASE_URL=" + md.BaseURL})...)
 	}
-	return llm.NewUpstream(llm.UpstreamOptions{
-		BaseURL: c.BaseURL, APIKey: c.APIKey, Model: c.Model, FirstByteTimeout: c.FirstByte,
-	})
-}
-
-// contextWindow returns the model's context window: HERMES_CONTEXT_WINDOW,
-// else the default until the upstream, asked in the background (so a slow
-// upstream does not hold up the start), says otherwise.
-func (m *Main) contextWindow() *llm.Window {
-	c := m.Config
-	w := llm.NewWindow(c.ContextWindow)
-	if c.ContextWindow > 0 || c.BaseURL == "" {
-		return w
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	m.stopDiscovery = cancel
-	go func() {
-		defer cancel()
-		client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}
-		defer client.CloseIdleConnections()
-		n, from := llm.DiscoverContextWindow(ctx, client, c.BaseURL, c.APIKey, c.Model)
-		if n <= 0 {
-			m.Logger.Info("the upstream does not say its context window; assuming the default", "tokens", w.Tokens(),
-				"hint", "set HERMES_CONTEXT_WINDOW")
-			return
+	for name, srv := range c.MCPServers {
+		for k, v := range srv.Env {
+			secrets = append(secrets, redact.Secret{Name: "mcp_servers." + name + ".env." + k, Value: v})
 		}
-		w.Set(n)
-		m.Logger.Info("context window from the upstream", "tokens", n, "from", from)
-	}()
-	return w
+		for k, v := range srv.Headers {
+			_, token, _ := strings.Cut(v, " ") // "Bearer …": the token alone may show too
+			secrets = append(secrets, redact.Secret{Name: "mcp_servers." + name + ".headers." + k, Value: v},
+				redact.Secret{Name: "mcp_servers." + name + ".headers." + k, Value: token})
+		}
+	}
+	return append(secrets, redact.EnvSecrets(m.Environ)...)
 }
 
 // URL is the base URL clients use, e.g. http://127.0.0.1:8642/v1.
