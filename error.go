@@ -23,6 +23,9 @@ const (
 	EPreviousNotFound = "previous_response_not_found"
 	EHeaderTooLarge   = "request_header_too_large"
 	ERequestTimeout   = "request_timeout" // the client did not send its request in time
+	// EContextLength: the prompt cannot fit the model's context window
+	// (OpenAI's code, answered 400).
+	EContextLength = "context_length_exceeded"
 	// EStore: a write to the store failed, timed out or was cut short, so
 	// what the request produced is not kept.
 	EStore = "store_error"

@@ -12,6 +12,13 @@ const (
 	EventToolFinished
 	// EventDone: the turn ended; Result holds the outcome. Always the last event.
 	EventDone
+	// EventCompaction: the turn compacted its history; Item is the
+	// compaction item (RoleCompaction), or nil when trimming tool outputs
+	// was enough.
+	EventCompaction
+	// EventReasoningDelta: Text holds the next piece of the model's
+	// reasoning, which comes before the answer or tool calls it leads to.
+	EventReasoningDelta
 )
 
 // Event is everything a turn emits on its way to the client. httpfront alone
@@ -21,6 +28,7 @@ type Event struct {
 	Text   string
 	Tool   *ToolEvent
 	Result *TurnResult
+	Item   *Message
 }
 
 // ToolEvent describes one agent tool run, for progress markers and
@@ -50,6 +58,8 @@ type TurnResult struct {
 	ResponseID string
 	// Text is the assistant's final answer (or the partial one on failure).
 	Text string
+	// Reasoning is all the model's reasoning in the turn, in order.
+	Reasoning string
 	// ClientToolCalls are calls to the client's own tools, handed back.
 	ClientToolCalls []ToolCall
 	// Added is what the turn appended to the transcript: the new input, the
@@ -62,6 +72,13 @@ type TurnResult struct {
 	Err *Error
 	// Stored is true when the turn's record was committed to the store.
 	Stored bool
+	// Compacted is set when the turn compacted the history it continued:
+	// the compacted history, which Added follows. The record then starts a
+	// new base instead of pointing at its parent.
+	Compacted []Message
+	// Compaction is the compaction item the turn made, if any; it is also
+	// in Compacted.
+	Compaction *Message
 	// Record is the stored record, when the turn belongs to a stored chain.
 	Record *StoredResponse
 }

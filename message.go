@@ -10,6 +10,11 @@ const (
 	RoleUser      Role = "user"
 	RoleAssistant Role = "assistant"
 	RoleTool      Role = "tool"
+	// RoleCompaction marks a compaction item: Content is hermesd's summary
+	// of the part of the conversation it replaced, Encrypted the same
+	// sealed for clients (the Responses API's opaque encrypted_content).
+	// Models see it as an assistant message carrying the summary.
+	RoleCompaction Role = "compaction"
 )
 
 // Message is one entry of a transcript, in the shape every model provider
@@ -25,6 +30,12 @@ type Message struct {
 	// ToolCallID and Name identify the call a tool message answers.
 	ToolCallID string `json:"tool_call_id,omitempty"`
 	Name       string `json:"name,omitempty"`
+	// Encrypted is a compaction item's summary sealed for clients.
+	Encrypted string `json:"encrypted,omitempty"`
+	// Reasoning is what the model thought before this assistant message
+	// (its answer or its tool calls). It stays in the transcript; only a
+	// model configured to take it back is sent it.
+	Reasoning string `json:"reasoning,omitempty"`
 }
 
 // Part is one piece of multimodal content.

@@ -43,6 +43,14 @@ type TurnRequest struct {
 	Wire []byte
 	// Model is the model id the client asked for, echoed back.
 	Model string
+	// CompactThreshold is the prompt size in tokens past which the turn
+	// compacts its history (context_management compact_threshold); 0 takes
+	// the server's HERMES_COMPACT_AT.
+	CompactThreshold int
+	// Truncation is "auto" (drop the oldest items instead of summarising),
+	// "disabled" (a prompt that cannot fit fails with
+	// EContextLengthExceeded) or "" (summarise).
+	Truncation string
 	// Created is when the request arrived.
 	Created time.Time
 
@@ -105,6 +113,10 @@ type StoredResponse struct {
 	// Wire holds the codec's own fields (instructions, metadata, tools…),
 	// opaque to everything but httpfront.
 	Wire []byte `json:"wire,omitempty"`
+	// Compaction is the compaction item this turn made when it compacted
+	// the history it continued (it then starts a new base: no Parent, its
+	// compacted history kept with it). It is rendered first in the output.
+	Compaction *Message `json:"compaction,omitempty"`
 	// Transcript is Parent's transcript followed by Consumed, Input and
 	// Output: what the next turn starts from. It lives in memory only (the
 	// conversation actor caches it); the store rebuilds it from parents, and

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	hermes "github.com/hermesd/hermesd"
@@ -29,6 +30,22 @@ func (r *Runtime) Transcript(id string) ([]hermes.Message, error) {
 		return nil, hermes.Errorf(hermes.ENotFound, "Response with id '%s' not found.", id)
 	}
 	return r.store.Transcript(id)
+}
+
+// OpenCompaction returns the summary sealed in a compaction item's
+// encrypted content, or an EInvalid error when this server did not seal it
+// or it was altered.
+func (r *Runtime) OpenCompaction(enc string) (string, error) {
+	var summary string
+	err := errors.New("compaction items are not enabled")
+	if r.opts.OpenCompaction != nil {
+		summary, err = r.opts.OpenCompaction(enc)
+	}
+	if err != nil {
+		return "", &hermes.Error{Code: hermes.EInvalid, Param: "input",
+			Message: "The encrypted content of a compaction item could not be verified: it was not produced by this server or was altered.", Cause: err}
+	}
+	return summary, nil
 }
 
 // DeleteResponse deletes a stored response; conversations pointing at it

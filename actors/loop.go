@@ -26,6 +26,17 @@ type Agent struct {
 	Prompt func(callerSystem string) string
 	// UpstreamModel is the model id sent upstream ("" lets the provider choose).
 	UpstreamModel string
+	// Window is the model's context window, CompactAt the prompt size in
+	// tokens past which a turn compacts its history (HERMES_COMPACT_AT, as
+	// a function of the window), and Estimator the prompt-size estimate,
+	// calibrated from each call's reported prompt_tokens. A nil Window
+	// turns compaction off.
+	Window    *llm.Window
+	CompactAt func(window int) int
+	Estimator *llm.Estimator
+	// Seal seals a compaction item's summary for clients (AES-GCM under a
+	// key in HERMES_HOME); nil leaves items without encrypted content.
+	Seal func(summary string) string
 	// OnModelCall and OnTool, when set, observe each model call and tool
 	// run (metrics).
 	OnModelCall func(d time.Duration, err error)
@@ -92,7 +103,28 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 		res.Added = transcript[start:]
 		return res
 	}
+	refit := func(force bool) (bool, *hermes.Error) {
+		f, err := a.fit(ctx, req, system, specs, transcript, start, force)
+		res.Usage.Add(f.usage)
+		if err != nil || !f.changed {
+			return false, err
+		}
+		transcript, start = f.transcript, f.start
+		res.Compacted = transcript[:start:start]
+		if f.item != nil {
+			res.Compaction = f.item
+			emit(hermes.Event{Kind: hermes.EventCompaction, Item: f.item})
+		}
+		return true, nil
+	}
+	retried := false // one compaction and retry after the upstream says the prompt is too long
 	for iter := 0; ; iter++ {
+		if a.Window != nil {
+			if _, err := refit(false); err != nil {
+				res.Err = err
+				return finish()
+			}
+		}
 		if iter == maxIter {
 			note := fmt.Sprintf("\n\n[stopped: reached the limit of %d tool iterations for one turn]", maxIter)
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: note})
@@ -110,12 +142,37 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			ToolChoice: req.ToolChoice,
 			MaxTokens:  req.MaxTokens,
 			Effort:     req.ReasoningEffort,
+			OnReasoning: func(delta string) {
+				emit(hermes.Event{Kind: hermes.EventReasoningDelta, Text: delta})
+			},
 		}, func(delta string) {
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
 		})
 		res.Usage.Add(out.Usage)
+		if out.Reasoning != "" {
+			if res.Reasoning != "" {
+				res.Reasoning += "\n\n"
+			}
+			res.Reasoning += out.Reasoning
+		}
+		if a.Estimator != nil && out.Usage.PromptTokens > 0 {
+			a.Estimator.Observe(a.UpstreamModel, llm.Request{System: system, Messages: transcript, Tools: specs}, out.Usage.PromptTokens)
+		}
 		if a.OnModelCall != nil {
 			a.OnModelCall(time.Since(callStart), err)
+		}
+		if err != nil && a.Window != nil && !retried && out.Text == "" && len(out.ToolCalls) == 0 &&
+			llm.IsContextLengthError(hermes.AsError(err).Message) {
+			retried = true
+			changed, ferr := refit(true)
+			if ferr != nil {
+				res.Err = ferr
+				return finish()
+			}
+			if changed {
+				iter-- // the same step again, on the compacted prompt
+				continue
+			}
 		}
 		if err != nil {
 			res.Text = out.Text // a failing model returns what it produced
@@ -123,8 +180,8 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 				err = contextError(ctx, err)
 			}
 			res.Err = hermes.AsError(err)
-			if res.Text != "" {
-				transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: res.Text})
+			if res.Text != "" || out.Reasoning != "" {
+				transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: res.Text, Reasoning: out.Reasoning})
 			}
 			return finish()
 		}
@@ -134,7 +191,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			if res.Finish == "" || res.Finish == hermes.FinishToolCalls {
 				res.Finish = hermes.FinishStop
 			}
-			transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text})
+			transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text, Reasoning: out.Reasoning})
 			return finish()
 		}
 
@@ -147,7 +204,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 				agentCalls = append(agentCalls, out.ToolCalls[i])
 			}
 		}
-		transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text, ToolCalls: out.ToolCalls})
+		transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text, Reasoning: out.Reasoning, ToolCalls: out.ToolCalls})
 		allowed := len(agentCalls)
 		if req.MaxToolCalls > 0 {
 			allowed = max(0, min(allowed, req.MaxToolCalls-toolCalls))

@@ -52,6 +52,9 @@ type Options struct {
 	// CommitTimeout bounds how long a write waits for the store to confirm
 	// it (default 30s); beyond it the write fails with EStore.
 	CommitTimeout time.Duration
+	// OpenCompaction opens a compaction item's encrypted content sent back
+	// by a client (the sealer of Agent.Seal); nil refuses every one.
+	OpenCompaction func(enc string) (string, error)
 }
 
 // Runtime is the facade httpfront talks to: it admits turns, routes them to

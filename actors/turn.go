@@ -312,6 +312,12 @@ func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation
 	if conv != nil {
 		rec.Consumed = conv.Pending
 	}
+	if res.Compacted != nil {
+		// A new base: the compacted history is kept with this record, and
+		// nothing before it is needed any more.
+		rec.Parent, rec.Consumed, rec.Compaction = "", nil, res.Compaction
+		history = res.Compacted
+	}
 	rec.Transcript = extend(history, res.Added)
 	n := len(req.Input)
 	if n > len(res.Added) {

@@ -290,3 +290,37 @@ func TestAgentToolItemsSetting(t *testing.T) {
 		}
 	}
 }
+
+func TestContextWindowSettings(t *testing.T) {
+	d := Defaults()
+	d.Workspace = t.TempDir()
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.CompactThreshold(100_000); got != 80_000 {
+		t.Errorf("default threshold of a 100k window = %d, want 80,000", got)
+	}
+	d.CompactAt = "6000"
+	if got := d.CompactThreshold(100_000); got != 6000 {
+		t.Errorf("threshold = %d, want 6,000", got)
+	}
+	if got := d.CompactThreshold(4096); got != 4096 {
+		t.Errorf("threshold past the window = %d, want the window", got)
+	}
+	for _, bad := range []string{"", "0%", "100%", "9%", "eighty", "80 %", "-5", "511", "1e9", "%"} {
+		d.CompactAt = bad
+		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "HERMES_COMPACT_AT") {
+			t.Errorf("HERMES_COMPACT_AT=%q: err = %v", bad, err)
+		}
+	}
+	d.CompactAt = "80%"
+	for _, bad := range []int{1, 1023, -1} {
+		d.ContextWindow = bad
+		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "HERMES_CONTEXT_WINDOW") {
+			t.Errorf("HERMES_CONTEXT_WINDOW=%d: err = %v", bad, err)
+		}
+	}
+	if _, err := Load(nil, env(map[string]string{"HERMES_HOME": t.TempDir(), "HERMES_CONTEXT_WINDOW": "lots"})); err == nil {
+		t.Error("HERMES_CONTEXT_WINDOW=lots accepted")
+	}
+}

@@ -2,6 +2,7 @@ package httpfront
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 
 	"github.com/goccy/go-json"
@@ -37,6 +38,10 @@ type responsesRequest struct {
 	PromptCacheKey     *string           `json:"prompt_cache_key"`
 	Include            []string          `json:"include"`
 	Truncation         string            `json:"truncation"`
+	ContextManagement  []struct {
+		Type             string `json:"type"`
+		CompactThreshold *int   `json:"compact_threshold"`
+	} `json:"context_management"`
 }
 
 // responseWire is what a response object echoes of its request; kept in
@@ -76,6 +81,8 @@ type inputItem struct {
 	ServerLabel string          `json:"server_label"`
 	Error       json.RawMessage `json:"error"`
 	Action      json.RawMessage `json:"action"`
+	// EncryptedContent is a compaction item's sealed summary.
+	EncryptedContent string `json:"encrypted_content"`
 }
 
 // reasoningEfforts are the efforts the Open Responses schema names
@@ -121,8 +128,7 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	}
 	// With nothing to continue, every tool output must answer a call in
 	// the input itself.
-	standalone := rr.PreviousResponseID == "" && conv == ""
-	input, sys, err := s.decodeInput(rr.Input, standalone)
+	input, sys, err := s.decodeInput(rr.Input, inputScope{param: "input", whole: rr.PreviousResponseID == "" && conv == ""})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -168,8 +174,20 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	}
 	switch rr.Truncation {
 	case "", "auto", "disabled":
+		req.Truncation = rr.Truncation
 	default:
 		return nil, nil, hermes.InvalidParam("truncation", "truncation must be auto or disabled")
+	}
+	for i, cm := range rr.ContextManagement {
+		if cm.Type != "compaction" {
+			return nil, nil, hermes.InvalidParam(fmt.Sprintf("context_management[%d].type", i), "context_management entries must be of type 'compaction'")
+		}
+		if cm.CompactThreshold != nil {
+			if *cm.CompactThreshold < 1000 {
+				return nil, nil, hermes.InvalidParam(fmt.Sprintf("context_management[%d].compact_threshold", i), "compact_threshold must be at least 1000 tokens")
+			}
+			req.CompactThreshold = *cm.CompactThreshold
+		}
 	}
 	w := responseWire{Instructions: rr.Instructions, Metadata: rr.Metadata, ToolChoice: rr.ToolChoice,
 		MaxOutputTokens: rr.MaxOutputTokens, MaxToolCalls: rr.MaxToolCalls, ParallelToolCalls: rr.ParallelToolCalls,
@@ -288,12 +306,19 @@ func conversationID(raw json.RawMessage) (string, error) {
 	return obj.ID, nil
 }
 
+// inputScope says where a list of input items stands.
+type inputScope struct {
+	param string // the body field holding the list: "input" or "items"
+	// whole says history is all the items continue; an output whose call
+	// is neither there nor earlier in the list is refused. Otherwise (a
+	// chain the runtime resolves) only a second output for one call is.
+	whole   bool
+	history []hermes.Message
+}
+
 // decodeInput turns input (a string or a list of items) into messages, and
 // returns system/developer messages separately to layer on the prompt.
-// A tool output whose call is not earlier in the input must answer one in
-// the history the turn continues; standalone says there is none, so such
-// an output is refused here. A second output for one call always is.
-func (s *Server) decodeInput(raw json.RawMessage, standalone bool) ([]hermes.Message, []string, error) {
+func (s *Server) decodeInput(raw json.RawMessage, scope inputScope) ([]hermes.Message, []string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return nil, nil, nil
@@ -301,21 +326,29 @@ func (s *Server) decodeInput(raw json.RawMessage, standalone bool) ([]hermes.Mes
 	if raw[0] == '"' {
 		var text string
 		if err := json.Unmarshal(raw, &text); err != nil {
-			return nil, nil, hermes.InvalidParam("input", "'input' is not a valid string")
+			return nil, nil, hermes.InvalidParam(scope.param, "'%s' is not a valid string", scope.param)
 		}
 		return []hermes.Message{{Role: hermes.RoleUser, Content: text}}, nil, nil
 	}
 	var items []inputItem
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, nil, hermes.InvalidParam("input", "'input' must be a string or a list of items: %s", cleanJSONError(err))
+		return nil, nil, hermes.InvalidParam(scope.param, "'%s' must be a string or a list of items: %s", scope.param, cleanJSONError(err))
 	}
 	if len(items) > maxMessages {
-		return nil, nil, hermes.InvalidParam("input", "'input' has %d items; at most %d are accepted", len(items), maxMessages)
+		return nil, nil, hermes.InvalidParam(scope.param, "'%s' has %d items; at most %d are accepted", scope.param, len(items), maxMessages)
 	}
 	d := inputDecoder{called: make(map[string]bool), answered: make(map[string]bool)}
+	for _, m := range scope.history {
+		for _, c := range m.ToolCalls {
+			d.called[c.ID] = true
+		}
+		if m.Role == hermes.RoleTool {
+			d.answered[m.ToolCallID] = true
+		}
+	}
 	for i, it := range items {
-		param := "input[" + itoa(i) + "]"
-		if err := s.decodeItem(&d, param, it, standalone); err != nil {
+		param := scope.param + "[" + itoa(i) + "]"
+		if err := s.decodeItem(&d, param, it, scope.whole); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -406,6 +439,16 @@ func (s *Server) decodeItem(d *inputDecoder, param string, it inputItem, standal
 		args, result := searchReplay(it.Action)
 		d.addCall(hermes.ToolCall{ID: it.ID, Name: "web_search", Arguments: args, Server: hermes.AgentServer})
 		return d.addResult(param, hermes.Message{Role: hermes.RoleTool, ToolCallID: it.ID, Name: "web_search", Content: result}, false)
+	case "compaction":
+		// A stateless client hands back a compaction item it was given: the
+		// summary it seals stands in for the turns it replaced.
+		summary, err := s.rt.OpenCompaction(it.EncryptedContent)
+		if err != nil {
+			e := hermes.AsError(err)
+			e.Param = param + ".encrypted_content"
+			return e
+		}
+		d.out = append(d.out, hermes.Message{Role: hermes.RoleCompaction, Content: summary, Encrypted: it.EncryptedContent})
 	case "reasoning":
 		// The upstream takes no reasoning back over chat completions; the
 		// answer that followed it carries what the model concluded.
@@ -515,7 +558,7 @@ func (s *Server) resolveItem(id string) ([]hermes.Message, error) {
 	var w responseWire
 	_ = json.Unmarshal(rec.Wire, &w)
 	form := s.recordForm(&w)
-	outItems, outMsgs := outputItems(rec.ID, rec.Output, form)
+	outItems, outMsgs := outputItems(rec.ID, recordOutput(rec), form)
 	inItems, inMsgs := inputItems(rec.ID, rec.Input, form)
 	items, msgs := append(outItems, inItems...), append(outMsgs, inMsgs...)
 	for k, it := range items {

@@ -55,7 +55,8 @@ type Op struct {
 // r. Only r's own items are written, with a pointer to r.Parent, so the
 // write does not grow with the chain. Should the parent have been deleted
 // since r's turn read it, r keeps the rest of its Transcript inline instead,
-// so its transcript stays whole.
+// so its transcript stays whole; so does a response with no parent whose
+// Transcript holds more than its own items (a compacted history).
 //
 // The record is encoded here, on the caller's goroutine, so the single
 // writer spends its time writing; later changes to r's fields are not
@@ -72,13 +73,17 @@ func PutResponse(r *hermes.StoredResponse) Op {
 		return op
 	}
 	own := &hermes.StoredResponse{Consumed: r.Consumed, Input: r.Input, Output: r.Output}
-	op.node, op.err = encode(newNode(nil, own))
-	if op.parent != "" {
-		op.own = own
-		if n := len(r.Consumed) + len(r.Input) + len(r.Output); len(r.Transcript) >= n {
-			op.inherit = r.Transcript[:len(r.Transcript)-n]
-		}
+	var inherit []hermes.Message
+	if n := len(r.Consumed) + len(r.Input) + len(r.Output); len(r.Transcript) >= n {
+		inherit = r.Transcript[:len(r.Transcript)-n]
 	}
+	if op.parent == "" {
+		// No parent but a history (a compacted base): keep it inline.
+		op.node, op.err = encode(newNode(inherit, own))
+		return op
+	}
+	op.node, op.err = encode(newNode(nil, own))
+	op.own, op.inherit = own, inherit
 	return op
 }
 
@@ -479,7 +484,8 @@ func (w *writer) latest(conv string) string {
 	prefix := convPrefix(conv)
 	end := append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 	c := w.cidx.Cursor()
-	k, v := c.Seek(end)
+	var v []byte
+	k, _ := c.Seek(end)
 	if k == nil {
 		k, v = c.Last()
 	} else {

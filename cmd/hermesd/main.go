@@ -10,8 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -33,6 +35,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check-config" {
+		os.Exit(checkConfig(os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr))
+	}
 	m := NewMain()
 	if err := m.ParseFlags(os.Args[1:], os.LookupEnv); err != nil {
 		if errors.Is(err, config.ErrHelp) {
@@ -103,6 +108,8 @@ type Main struct {
 	term    *terminal.Tool // stopped at Close: its background commands
 	http    *httpfront.Server
 	served  chan error
+	// stopDiscovery ends the context-window discovery if it still runs.
+	stopDiscovery context.CancelFunc
 }
 
 // NewMain returns a Main with default configuration.
@@ -123,6 +130,27 @@ func (m *Main) ParseFlags(args []string, lookup func(string) (string, bool)) err
 	m.logOut = newBufferedLog(os.Stderr)
 	m.Logger = newLogger(c.LogFormat, c.LogLevel, m.logOut)
 	return nil
+}
+
+// checkConfig is `hermesd check-config`: it prints the effective
+// configuration with each value's origin and secrets masked, and returns
+// the exit code: 0, or 2 with the reasons hermesd would refuse to start.
+// It does not bind, so it can check a running server's file.
+func checkConfig(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	c, err := config.Load(args, lookup)
+	if errors.Is(err, config.ErrHelp) {
+		config.Usage(stdout)
+		return 0
+	}
+	if err == nil {
+		err = c.Check()
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "hermesd:", err)
+		return 2
+	}
+	c.Describe(stdout)
+	return 0
 }
 
 func newLogger(format, level string, w io.Writer) *slog.Logger {
@@ -157,6 +185,11 @@ func (m *Main) Run(ctx context.Context) error {
 	model := m.Model
 	if model == nil {
 		model = m.model()
+	}
+	window := m.contextWindow()
+	sealer, err := llm.LoadSealer(filepath.Join(c.Home, "compaction.key"))
+	if err != nil {
+		return fmt.Errorf("compaction key: %w", err)
 	}
 	mem := memory.New(c.Home)
 	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr, Environ: m.Environ, PassEnv: c.TerminalEnv, Landlock: c.TerminalLock})
@@ -193,15 +226,17 @@ func (m *Main) Run(ctx context.Context) error {
 			Model: model, Tools: registry, MaxIterations: c.MaxIterations,
 			Prompt: builder.Build, UpstreamModel: c.Model,
 			OnModelCall: obs.modelCall, OnTool: obs.tool, MaxParallelTools: c.MaxParallel,
+			Window: window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
 		},
-		OnBatch:     obs.batch,
-		Store:       store,
-		MaxTurns:    c.MaxTurns,
-		MaxQueued:   c.MaxQueued,
-		TurnTimeout: c.TurnTimeout,
-		IdleActor:   c.IdleActor,
-		WorkerIdle:  c.WorkerIdle,
-		Logger:      m.Logger,
+		OpenCompaction: sealer.Open,
+		OnBatch:        obs.batch,
+		Store:          store,
+		MaxTurns:       c.MaxTurns,
+		MaxQueued:      c.MaxQueued,
+		TurnTimeout:    c.TurnTimeout,
+		IdleActor:      c.IdleActor,
+		WorkerIdle:     c.WorkerIdle,
+		Logger:         m.Logger,
 	})
 	obs.gauges(m.runtime, store)
 	// Background responses the previous process left unfinished: nothing
@@ -277,6 +312,33 @@ func (m *Main) model() llm.Model {
 	})
 }
 
+// contextWindow returns the model's context window: HERMES_CONTEXT_WINDOW,
+// else the default until the upstream, asked in the background (so a slow
+// upstream does not hold up the start), says otherwise.
+func (m *Main) contextWindow() *llm.Window {
+	c := m.Config
+	w := llm.NewWindow(c.ContextWindow)
+	if c.ContextWindow > 0 || c.BaseURL == "" {
+		return w
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	m.stopDiscovery = cancel
+	go func() {
+		defer cancel()
+		client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}
+		defer client.CloseIdleConnections()
+		n, from := llm.DiscoverContextWindow(ctx, client, c.BaseURL, c.APIKey, c.Model)
+		if n <= 0 {
+			m.Logger.Info("the upstream does not say its context window; assuming the default", "tokens", w.Tokens(),
+				"hint", "set HERMES_CONTEXT_WINDOW")
+			return
+		}
+		w.Set(n)
+		m.Logger.Info("context window from the upstream", "tokens", n, "from", from)
+	}()
+	return w
+}
+
 // URL is the base URL clients use, e.g. http://127.0.0.1:8642/v1.
 func (m *Main) URL() string { return "http://" + m.Listener.Addr().String() + "/v1" }
 
@@ -288,6 +350,9 @@ func (m *Main) URL() string { return "http://" + m.Listener.Addr().String() + "/
 // cut short or abandoned, and is logged at error.
 func (m *Main) Close(ctx context.Context) error {
 	var errs []error
+	if m.stopDiscovery != nil {
+		m.stopDiscovery()
+	}
 	// Turns and HTTP get the grace period but its last tenth (at most 2s),
 	// which is kept for the writer and the store, so a turn that never
 	// ends does not also leave the store unflushed.

@@ -1,0 +1,202 @@
+package actors
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/tooling/llm"
+)
+
+// Compaction (issue 12): before a model call whose prompt would pass the
+// threshold, the history the turn continues is made smaller, in this
+// order: old tool outputs are trimmed; then, unless the request asked for
+// truncation "auto" (drop the oldest turns instead), the middle of the
+// history is summarised by the model into a compaction item, keeping the
+// first user message and the most recent turns verbatim. The compacted
+// history becomes the base later turns start from.
+
+const (
+	// keepToolOutputs are the most recent tool outputs never trimmed: the
+	// model is likely still working with them.
+	keepToolOutputs = 4
+	// trimmedHead is how much of a trimmed tool output stays.
+	trimmedHead = 200
+	// trimAbove is the size under which a tool output is not worth trimming.
+	trimAbove = 2 * trimmedHead
+)
+
+// fitted is a transcript made to fit: history is transcript[:start].
+type fitted struct {
+	transcript []hermes.Message
+	start      int
+	item       *hermes.Message // the compaction item made, if any
+	changed    bool
+	usage      hermes.Usage // of the summarising call
+}
+
+// threshold is the prompt size in tokens past which req's turn compacts.
+func (a *Agent) threshold(req *hermes.TurnRequest, window int) int {
+	t := req.CompactThreshold
+	if t <= 0 && a.CompactAt != nil {
+		t = a.CompactAt(window)
+	}
+	if t <= 0 {
+		t = window * 8 / 10
+	}
+	return min(t, window)
+}
+
+// uncalibrated serves agents built without an Estimator (tests).
+var uncalibrated llm.Estimator
+
+func (a *Agent) estimate(system string, specs []hermes.ToolSpec, msgs []hermes.Message) int {
+	e := a.Estimator
+	if e == nil {
+		e = &uncalibrated
+	}
+	return e.Estimate(a.UpstreamModel, llm.Request{System: system, Messages: msgs, Tools: specs})
+}
+
+// fit returns the transcript the next model call may send. force compacts
+// even under the threshold: the upstream said the prompt did not fit.
+func (a *Agent) fit(ctx context.Context, req *hermes.TurnRequest, system string, specs []hermes.ToolSpec,
+	transcript []hermes.Message, start int, force bool) (fitted, *hermes.Error) {
+	out := fitted{transcript: transcript, start: start}
+	window := a.Window.Tokens()
+	limit := a.threshold(req, window)
+	est := a.estimate(system, specs, transcript)
+	if !force && est <= limit {
+		return out, nil
+	}
+	tooBig := &hermes.Error{Code: hermes.EContextLength, Param: "input",
+		Message: fmt.Sprintf("Your input exceeds the context window of this model: about %d tokens for a window of %d.", est, window)}
+	if req.Truncation == "disabled" {
+		if force || est > window {
+			return out, tooBig
+		}
+		return out, nil
+	}
+	if force {
+		limit = min(limit, est*3/4) // the estimate was too low: aim lower
+	}
+
+	history := append([]hermes.Message(nil), transcript[:start]...) // never written in place: others hold it
+	own := transcript[start:]
+	fits := func() bool {
+		return a.estimate(system, specs, append(history[:len(history):len(history)], own...)) <= limit
+	}
+	done := func() (fitted, *hermes.Error) {
+		out.transcript = append(history[:len(history):len(history)], own...)
+		out.start, out.changed = len(history), true
+		if a.estimate(system, specs, out.transcript) > window {
+			return out, tooBig
+		}
+		return out, nil
+	}
+
+	// 1. Trim old tool outputs, oldest first.
+	seen := 0
+	for i := len(history) - 1; i >= 0; i-- {
+		m := history[i]
+		if m.Role != hermes.RoleTool {
+			continue
+		}
+		if seen++; seen <= keepToolOutputs || len(m.Content) <= trimAbove {
+			continue
+		}
+		m.Content = trimOutput(m.Content)
+		history[i] = m
+	}
+	if fits() {
+		return done()
+	}
+
+	// 2. Keep the first user message and the recent turns; the middle goes.
+	first := 0
+	for first < len(history) && history[first].Role != hermes.RoleUser {
+		first++
+	}
+	if first == len(history) {
+		return done()
+	}
+	cut := recentCut(history, first+1, limit/3, func(ms []hermes.Message) int { return a.estimate("", nil, ms) })
+	middle := history[first+1 : cut]
+	if len(middle) == 0 {
+		return done()
+	}
+	kept := append(append([]hermes.Message(nil), history[:first+1]...), history[cut:]...)
+	if req.Truncation == "auto" {
+		history = kept
+		return done()
+	}
+	summary, usage, err := a.summarise(ctx, middle, window)
+	out.usage = usage
+	if err != nil {
+		return out, err
+	}
+	item := hermes.Message{Role: hermes.RoleCompaction, Content: summary}
+	if a.Seal != nil {
+		item.Encrypted = a.Seal(summary)
+	}
+	history = append(append(append([]hermes.Message(nil), history[:first+1]...), item), history[cut:]...)
+	out.item = &item
+	return done()
+}
+
+// trimOutput keeps the head of a tool output and says what was cut.
+func trimOutput(s string) string {
+	head := s[:trimmedHead]
+	for len(head) > 0 && !utf8Start(s[len(head)]) {
+		head = head[:len(head)-1]
+	}
+	return head + "\n[… " + strconv.Itoa(len(s)-len(head)) + " more bytes of this tool output were trimmed by hermesd to fit the context window]"
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+
+// recentCut returns where the verbatim tail of history starts: as many of
+// the most recent messages as fit budget tokens, moved forward to a user
+// message so the tail begins a turn (and no tool result loses its call).
+// It is never before from.
+func recentCut(history []hermes.Message, from, budget int, estimate func([]hermes.Message) int) int {
+	cut := len(history)
+	for cut > from && estimate(history[cut-1:]) <= budget {
+		cut--
+	}
+	for cut < len(history) && history[cut].Role != hermes.RoleUser {
+		cut++
+	}
+	return cut
+}
+
+// summarise asks the model for a summary of middle. Earlier compaction
+// items in it are carried over; a middle too long for the window keeps its
+// earlier summaries and its most recent part.
+func (a *Agent) summarise(ctx context.Context, middle []hermes.Message, window int) (string, hermes.Usage, *hermes.Error) {
+	var earlier []hermes.Message
+	for _, m := range middle {
+		if m.Role == hermes.RoleCompaction {
+			earlier = append(earlier, m)
+		}
+	}
+	budget := window * 6 / 10
+	from := recentCut(middle, 0, budget, func(ms []hermes.Message) int { return a.estimate(llm.SummaryPrompt, nil, ms) })
+	if from == len(middle) {
+		from = max(len(middle)-1, 0)
+	}
+	msgs := append(earlier, middle[from:]...)
+	msgs = append(msgs[:len(msgs):len(msgs)], hermes.Message{Role: hermes.RoleUser, Content: llm.SummaryRequest})
+	out, err := a.Model.Stream(ctx, llm.Request{Model: a.UpstreamModel, System: llm.SummaryPrompt, Messages: msgs}, nil)
+	if err != nil {
+		e := hermes.AsError(err)
+		return "", out.Usage, &hermes.Error{Code: e.Code, Message: "compacting the conversation failed: " + e.Message, Cause: err}
+	}
+	summary := strings.TrimSpace(out.Text)
+	if summary == "" {
+		return "", out.Usage, &hermes.Error{Code: hermes.EUpstream, Message: "compacting the conversation failed: the model wrote an empty summary"}
+	}
+	return summary, out.Usage, nil
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// windowUpstream is an OpenAI-compatible model with a context window: a
+// prompt over it (a quarter of its characters, tools included) is refused
+// with OpenAI's own error body. It summarises deterministically (the user
+// lines and earlier summaries it is given), answers "what is my …?" from
+// "my … is X" anywhere in its prompt, and otherwise reads blob.txt once per
+// user turn, then answers.
+type windowUpstream struct {
+	*httptest.Server
+	window int
+
+	mu       sync.Mutex
+	refused  int
+	summary  int
+	maxSeen  int
+	lastSeen string
+}
+
+var factRe = regexp.MustCompile(`my ([a-z ]+?) is ([A-Za-z]+)`)
+
+func newWindowUpstream(t *testing.T, window int) *windowUpstream {
+	u := &windowUpstream{window: window}
+	u.Server = httptest.NewServer(http.HandlerFunc(u.serve))
+	t.Cleanup(u.Close)
+	return u
+}
+
+func (u *windowUpstream) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v1/chat/completions" {
+		http.NotFound(w, r)
+		return
+	}
+	var req struct {
+		Messages []struct {
+			Role      string          `json:"role"`
+			Content   json.RawMessage `json:"content"`
+			ToolCalls json.RawMessage `json:"tool_calls"`
+		} `json:"messages"`
+		Tools json.RawMessage `json:"tools"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	chars := len(req.Tools)
+	texts := make([]string, len(req.Messages))
+	for i, m := range req.Messages {
+		_ = json.Unmarshal(m.Content, &texts[i])
+		chars += len(texts[i]) + len(m.ToolCalls)
+	}
+	tokens := chars/4 + 4*len(req.Messages)
+	u.mu.Lock()
+	u.maxSeen = max(u.maxSeen, tokens)
+	if tokens > u.window {
+		u.refused++
+		u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(400)
+		fmt.Fprintf(w, `{"error":{"message":"This model's maximum context length is %d tokens. However, your messages resulted in %d tokens. Please reduce the length of the messages.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}`, u.window, tokens)
+		return
+	}
+	u.mu.Unlock()
+
+	var text string
+	var call bool
+	last := len(req.Messages) - 1
+	switch {
+	case strings.HasPrefix(texts[0], "You are compacting"):
+		var lines []string
+		for i, m := range req.Messages[1:last] {
+			switch {
+			case m.Role == "user":
+				lines = append(lines, "user said: "+texts[i+1])
+			case strings.HasPrefix(texts[i+1], "[Summary of"):
+				lines = append(lines, strings.TrimPrefix(texts[i+1][strings.Index(texts[i+1], "\n")+1:], "SUMMARY: "))
+			}
+		}
+		text = "SUMMARY: " + strings.Join(lines, " | ")
+		u.mu.Lock()
+		u.summary++
+		u.mu.Unlock()
+	case req.Messages[last].Role == "user" && strings.HasPrefix(texts[last], "what is my "):
+		what := strings.TrimSuffix(strings.TrimPrefix(texts[last], "what is my "), "?")
+		text = "I do not know your " + what
+		for _, s := range texts {
+			for _, m := range factRe.FindAllStringSubmatch(s, -1) {
+				if m[1] == what {
+					text = "Your " + what + " is " + m[2]
+				}
+			}
+		}
+	case req.Messages[last].Role == "user":
+		call = true
+	default:
+		text = "done"
+	}
+	u.mu.Lock()
+	u.lastSeen = texts[0]
+	u.mu.Unlock()
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	bw := bufio.NewWriter(w)
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		fmt.Fprintf(bw, "data: %s\n\n", b)
+	}
+	choice := func(delta map[string]any, finish any) map[string]any {
+		return map[string]any{"id": "c", "object": "chat.completion.chunk", "choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}}
+	}
+	if call {
+		send(choice(map[string]any{"role": "assistant", "tool_calls": []any{map[string]any{"index": 0, "id": fmt.Sprintf("call_%d", len(req.Messages)),
+			"type": "function", "function": map[string]any{"name": "read_file", "arguments": `{"path":"blob.txt"}`}}}}, nil))
+		send(choice(map[string]any{}, "tool_calls"))
+	} else {
+		send(choice(map[string]any{"role": "assistant", "content": text}, nil))
+		send(choice(map[string]any{}, "stop"))
+	}
+	send(map[string]any{"id": "c", "object": "chat.completion.chunk", "choices": []any{},
+		"usage": map[string]any{"prompt_tokens": tokens, "completion_tokens": 5, "total_tokens": tokens + 5}})
+	fmt.Fprint(bw, "data: [DONE]\n\n")
+	bw.Flush()
+}
+
+type respObj struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Error  any    `json:"error"`
+	Output []struct {
+		ID               string `json:"id"`
+		Type             string `json:"type"`
+		EncryptedContent string `json:"encrypted_content"`
+		Content          []struct {
+			Text string `json:"text"`
+		} `json:"content"`
+	} `json:"output"`
+}
+
+func (r *respObj) text() string {
+	var b strings.Builder
+	for _, o := range r.Output {
+		for _, c := range o.Content {
+			b.WriteString(c.Text)
+		}
+	}
+	return b.String()
+}
+
+// TestLongConversationCompacts is issue 12's end-to-end test: 300 turns of
+// a named conversation, each reading an 8 KB file, through a 16k-token
+// window: every turn completes; a fact stated in turn 1 and another in the
+// middle are answered in turn 300; a stream carries the compaction item; a
+// stateless client handing that item back continues from it; a tampered
+// item is 400.
+func TestLongConversationCompacts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("300 turns")
+	}
+	up := newWindowUpstream(t, 16000)
+	env := map[string]string{"OPENAI_BASE_URL": up.URL + "/v1", "OPENAI_API_KEY": "sk-test", "HERMES_MODEL": "m",
+		"HERMES_CONTEXT_WINDOW": "16000"}
+	h := startHermes(t, env)
+	if err := os.WriteFile(filepath.Join(h.Workspace, "blob.txt"), []byte(strings.Repeat(strings.Repeat("x", 80)+"\n", 100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	post := func(body string) respObj {
+		t.Helper()
+		resp, out := h.do(t, "POST", "/v1/responses", body)
+		var r respObj
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(out), &r) != nil || r.Status != "completed" {
+			t.Fatalf("POST %.200s: %d %.500s", body, resp.StatusCode, out)
+		}
+		return r
+	}
+	compactions := 0
+	for i := 1; i < 300; i++ {
+		input := fmt.Sprintf("turn %d", i)
+		switch i {
+		case 1:
+			input = "my name is Ada"
+		case 150:
+			input = "my colour is teal"
+		}
+		r := post(fmt.Sprintf(`{"conversation":"long","input":%q}`, input))
+		for _, o := range r.Output {
+			if o.Type == "compaction" {
+				compactions++
+				if !strings.HasPrefix(o.ID, "cmp_") || o.EncryptedContent == "" || strings.Contains(o.EncryptedContent, "SUMMARY") {
+					t.Fatalf("turn %d: compaction item %+v", i, o)
+				}
+			}
+		}
+	}
+	r := post(`{"conversation":"long","input":"what is my name?"}`)
+	if !strings.Contains(r.text(), "Your name is Ada") {
+		t.Errorf("turn 300 answered %q", r.text())
+	}
+	r = post(`{"conversation":"long","input":"what is my colour?"}`)
+	if !strings.Contains(r.text(), "Your colour is teal") {
+		t.Errorf("the fact of turn 150 is lost: %q", r.text())
+	}
+	if compactions == 0 {
+		t.Fatal("300 turns of 8 KB through a 16k window never compacted")
+	}
+	up.mu.Lock()
+	t.Logf("%d compactions, %d summaries, %d prompts refused by the upstream, largest prompt %d tokens", compactions, up.summary, up.refused, up.maxSeen)
+	up.mu.Unlock()
+
+	// A stream asked to compact early carries the compaction item.
+	resp, body := h.do(t, "POST", "/v1/responses", `{"conversation":"long","input":"turn s","stream":true,"context_management":[{"type":"compaction","compact_threshold":1000}]}`)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"type":"response.output_item.added"`) || !strings.Contains(body, `"type":"compaction"`) {
+		t.Fatalf("stream: %d, no compaction item:\n%.2000s", resp.StatusCode, body)
+	}
+	enc := regexp.MustCompile(`"encrypted_content":"([^"]+)"`).FindStringSubmatch(body)
+	if enc == nil {
+		t.Fatal("no encrypted_content in the stream")
+	}
+
+	// A stateless client hands the item back: the summary stands in.
+	item := fmt.Sprintf(`{"type":"compaction","encrypted_content":%q}`, enc[1])
+	r = post(`{"store":false,"input":[` + item + `,{"role":"user","content":"what is my colour?"}]}`)
+	if !strings.Contains(r.text(), "Your colour is teal") {
+		t.Errorf("stateless continuation from the compaction item answered %q", r.text())
+	}
+	tampered := []byte(enc[1])
+	tampered[len(tampered)/2] ^= 1
+	for _, bad := range []string{string(tampered), "", "hcmp1.AAAA", strings.Repeat("A", 5000)} {
+		resp, body := h.do(t, "POST", "/v1/responses", fmt.Sprintf(`{"store":false,"input":[{"type":"compaction","encrypted_content":%q},{"role":"user","content":"hi"}]}`, bad))
+		if resp.StatusCode != 400 || !strings.Contains(body, "encrypted_content") {
+			t.Errorf("tampered item %.20q: %d %s", bad, resp.StatusCode, body)
+		}
+	}
+	// truncation "disabled" with a prompt that cannot fit: 400 before any call.
+	up.mu.Lock()
+	before := up.maxSeen
+	up.mu.Unlock()
+	huge := strings.Repeat("word ", 20000)
+	resp, body = h.do(t, "POST", "/v1/responses", fmt.Sprintf(`{"store":false,"truncation":"disabled","input":%q}`, huge))
+	if resp.StatusCode != 400 || !strings.Contains(body, "context_length_exceeded") {
+		t.Errorf("disabled truncation over the window: %d %.300s", resp.StatusCode, body)
+	}
+	up.mu.Lock()
+	if up.maxSeen != before {
+		t.Error("the over-long prompt reached the upstream")
+	}
+	up.mu.Unlock()
+}

@@ -1,0 +1,114 @@
+package llm
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	hermes "github.com/hermesd/hermesd"
+)
+
+func TestDiscoverContextWindow(t *testing.T) {
+	tests := []struct {
+		name   string
+		routes map[string]string // "METHOD /path" → body
+		model  string
+		want   int
+		from   string
+	}{
+		{name: "vLLM", model: "qwen", want: 32768, from: "/v1/models",
+			routes: map[string]string{"GET /v1/models": `{"data":[{"id":"other","max_model_len":4096},{"id":"qwen","max_model_len":32768}]}`}},
+		{name: "OpenRouter", model: "anthropic/claude", want: 200000, from: "/v1/models",
+			routes: map[string]string{"GET /v1/models": `{"data":[{"id":"anthropic/claude","context_length":200000}]}`}},
+		{name: "OpenRouter top provider", model: "m", want: 65536, from: "/v1/models",
+			routes: map[string]string{"GET /v1/models": `{"data":[{"id":"m","top_provider":{"context_length":65536}}]}`}},
+		{name: "llama.cpp", model: "any", want: 8192, from: "/props",
+			routes: map[string]string{"GET /v1/models": `{"data":[{"id":"gguf"}]}`, "GET /props": `{"default_generation_settings":{"n_ctx":8192}}`}},
+		{name: "llama.cpp top-level n_ctx", model: "any", want: 4096, from: "/props",
+			routes: map[string]string{"GET /props": `{"n_ctx":4096}`}},
+		{name: "Ollama", model: "llama3", want: 131072, from: "/api/show",
+			routes: map[string]string{"GET /v1/models": `{"data":[{"id":"llama3"}]}`, "POST /api/show": `{"model_info":{"general.architecture":"llama","llama.context_length":131072}}`}},
+		{name: "nothing says", model: "m", want: 0,
+			routes: map[string]string{"GET /v1/models": `{"data":[{"id":"m"}]}`}},
+		{name: "garbage and hostile values", model: "m", want: 0,
+			routes: map[string]string{"GET /v1/models": `{"data":[{"id":"m","max_model_len":-5}]}`, "GET /props": `not json`,
+				"POST /api/show": `{"model_info":{"x.context_length":"many"}}`}},
+		{name: "another model's window is not ours", model: "mine", want: 0,
+			routes: map[string]string{"GET /v1/models": `{"data":[{"id":"a","max_model_len":1},{"id":"b","max_model_len":2}]}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var auth string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				auth = r.Header.Get("Authorization")
+				body, ok := tt.routes[r.Method+" "+r.URL.Path]
+				if !ok {
+					http.NotFound(w, r)
+					return
+				}
+				w.Write([]byte(body))
+			}))
+			defer srv.Close()
+			n, from := DiscoverContextWindow(context.Background(), srv.Client(), srv.URL+"/v1/", "sk-test", tt.model)
+			if n != tt.want || !strings.HasSuffix(from, tt.from) {
+				t.Errorf("= %d from %q, want %d from …%s", n, from, tt.want, tt.from)
+			}
+			if auth != "Bearer sk-test" {
+				t.Errorf("Authorization = %q", auth)
+			}
+		})
+	}
+}
+
+// A server that never answers costs no more than the caller's deadline.
+func TestDiscoverContextWindowBounded(t *testing.T) {
+	block := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-block:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(block)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if n, _ := DiscoverContextWindow(ctx, srv.Client(), srv.URL+"/v1", "", "m"); n != 0 {
+		t.Errorf("= %d", n)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v past a 200ms deadline", d)
+	}
+}
+
+func TestEstimatorCalibrates(t *testing.T) {
+	var e Estimator
+	req := Request{System: strings.Repeat("s", 400), Messages: []hermes.Message{{Role: hermes.RoleUser, Content: strings.Repeat("u", 3600)}}}
+	before := e.Estimate("m", req)
+	if before < 1000 || before > 1100 {
+		t.Fatalf("uncalibrated estimate %d, want about a quarter of 4,000 characters", before)
+	}
+	// The upstream counts twice as many tokens: the estimate follows.
+	for range 20 {
+		e.Observe("m", req, 2*before)
+	}
+	if got := e.Estimate("m", req); got < 19*before/10 || got > 21*before/10 {
+		t.Errorf("after calibration %d, want about %d", got, 2*before)
+	}
+	if got := e.Estimate("other", req); got != before {
+		t.Errorf("another model's estimate moved: %d", got)
+	}
+	// Absurd reports are clamped; zero is ignored.
+	e.Observe("n", req, 1<<40)
+	if got := e.Estimate("n", req); got > 5*before {
+		t.Errorf("one absurd report moved the estimate to %d", got)
+	}
+	e.Observe("z", req, 0)
+	if got := e.Estimate("z", req); got != before {
+		t.Errorf("a zero report moved the estimate to %d", got)
+	}
+}
