@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hermesd/hermesd/internal/hermestest"
 )
 
 // startWithConfig starts hermesd whose $HERMES_HOME/config.yaml is yaml
@@ -88,8 +90,8 @@ models:
 // answer's model field and X-Hermes-Model name the model; a model without
 // tools is called without them; GET /v1/models lists every model.
 func TestModelsRouting(t *testing.T) {
-	mk := func(name string) *fakeUpstream {
-		return newFakeUpstream(t, func(n int, call *upstreamCall) reply { return reply{Text: "from " + name} })
+	mk := func(name string) *hermestest.Upstream {
+		return hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply { return hermestest.Reply{Text: "from " + name} })
 	}
 	a, b, c := mk("a"), mk("b"), mk("c")
 	h := startWithConfig(t, modelsYAML, map[string]string{"A": a.URL + "/v1", "B": b.URL + "/v1", "C": c.URL + "/v1"}, nil)
@@ -157,7 +159,7 @@ func TestModelsRouting(t *testing.T) {
 // model is 404 model_not_found, on both APIs, and reaches no upstream; an
 // empty one still goes to the default.
 func TestUnknownModelError(t *testing.T) {
-	a := newFakeUpstream(t, func(n int, call *upstreamCall) reply { return reply{Text: "ok"} })
+	a := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply { return hermestest.Reply{Text: "ok"} })
 	h := startWithConfig(t, modelsYAML, map[string]string{"A": a.URL + "/v1", "B": a.URL + "/v1", "C": a.URL + "/v1"},
 		map[string]string{"API_SERVER_UNKNOWN_MODEL": "error"})
 	code, _, v := chat(t, h, "gpt-4o-mini", "hi")
@@ -182,10 +184,10 @@ func TestUnknownModelError(t *testing.T) {
 // answer names the model that answered; the fallback is logged and
 // counted; a 400 does not fall back.
 func TestModelFallback(t *testing.T) {
-	status := func(code int) *fakeUpstream {
-		return newFakeUpstream(t, func(n int, call *upstreamCall) reply { return reply{Status: code} })
+	status := func(code int) *hermestest.Upstream {
+		return hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply { return hermestest.Reply{Status: code} })
 	}
-	good := newFakeUpstream(t, func(n int, call *upstreamCall) reply { return reply{Text: "from good"} })
+	good := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply { return hermestest.Reply{Text: "from good"} })
 	s500, s429, s400 := status(500), status(429), status(400)
 	yaml := `
 models:
