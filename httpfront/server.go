@@ -27,6 +27,10 @@ type Options struct {
 	// Models, when set, are the models clients may name (config.yaml's
 	// models:); it is asked on every request, so a reload shows at once.
 	Models Models
+	// HoldAnswer sends a stream's answer text as one chunk at its end
+	// (API_SERVER_STREAMING=false, hermes-agent's switch for clients that
+	// cannot take deltas); tool progress stays live.
+	HoldAnswer bool
 	// ToolProgress is the default progress mode: inline, events or off.
 	ToolProgress string
 	// AgentToolItems is how the Responses API shows the agent's own tool

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"strings"
 	"time"
 
 	hermes "github.com/hermesd/hermesd"
@@ -128,6 +129,9 @@ type chatStream struct {
 	includeUsage bool
 	prefix       []byte // `data: {"id":…,"choices":[` shared by every chunk
 	sw           *sseWriter
+	// held is the answer text kept for one chunk at the end
+	// (API_SERVER_STREAMING=false).
+	held strings.Builder
 }
 
 func (st *chatStream) run(sw *sseWriter) {
@@ -173,6 +177,10 @@ func (st *chatStream) content(text string) {
 func (st *chatStream) handle(ev hermes.Event) bool {
 	switch ev.Kind {
 	case hermes.EventTextDelta:
+		if st.s.opts.HoldAnswer {
+			st.held.WriteString(ev.Text)
+			break
+		}
 		st.content(ev.Text)
 	case hermes.EventToolStarted:
 		switch st.mode {
@@ -207,6 +215,9 @@ func (st *chatStream) handle(ev hermes.Event) bool {
 }
 
 func (st *chatStream) done(res *hermes.TurnResult) {
+	if st.held.Len() > 0 {
+		st.content(st.held.String())
+	}
 	if res.Err != nil {
 		b := append(st.sw.buf[:0], `data: {"error":`...)
 		b = appendErrorObject(b, res.Err)

@@ -249,6 +249,7 @@ func (m *Main) Run(ctx context.Context) error {
 		CORSOrigins:        c.CORSOrigins,
 		ModelName:          c.ModelName,
 		Models:             modelsView{m},
+		HoldAnswer:         !c.Streaming,
 		ToolProgress:       c.ToolProgress,
 		AgentToolItems:     c.AgentToolItems,
 		MaxBodyBytes:       c.MaxBodyBytes,

@@ -271,3 +271,71 @@ func streamModel(t *testing.T, h *hermesd, model string) string {
 	}
 	return text.String()
 }
+
+// TestStreamingOff: with API_SERVER_STREAMING=false a streaming request
+// still gets SSE, but the answer arrives as one content chunk at the end,
+// while tool progress stays live (before it); Responses send one text
+// delta per message.
+func TestStreamingOff(t *testing.T) {
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		if n%2 == 0 {
+			return hermestest.Reply{Text: "looking ", ToolCalls: [][2]string{{"todo", `{"todos":[]}`}}}
+		}
+		return hermestest.Reply{Text: "the answer is forty two"}
+	})
+	env := up.Env()
+	env["API_SERVER_STREAMING"] = "false"
+	h := startHermes(t, env)
+	resp, out := h.do(t, "POST", "/v1/chat/completions",
+		`{"model":"hermes-agent","stream":true,"messages":[{"role":"user","content":"hi"}]}`, "X-Hermes-Progress", "events")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("%d %s", resp.StatusCode, out)
+	}
+	var contents []string
+	progress, firstContent := -1, -1
+	for i, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "event: hermes.tool.progress") && progress < 0 {
+			progress = i
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok || !strings.Contains(data, `"content":"`) || strings.Contains(data, `"content":""`) {
+			continue
+		}
+		var c struct {
+			Choices []struct {
+				Delta struct{ Content string } `json:"delta"`
+			} `json:"choices"`
+		}
+		json.Unmarshal([]byte(data), &c)
+		if len(c.Choices) > 0 {
+			if firstContent < 0 {
+				firstContent = i
+			}
+			contents = append(contents, c.Choices[0].Delta.Content)
+		}
+	}
+	if len(contents) != 1 || contents[0] != "looking the answer is forty two" {
+		t.Fatalf("content chunks %q, want the whole answer in one\n%s", contents, out)
+	}
+	if progress < 0 || progress > firstContent || !strings.HasSuffix(strings.TrimSpace(out), "data: [DONE]") {
+		t.Fatalf("tool progress at line %d, content at %d\n%s", progress, firstContent, out)
+	}
+
+	resp, out = h.do(t, "POST", "/v1/responses", `{"model":"hermes-agent","stream":true,"input":"hi"}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, out)
+	}
+	var deltas []string
+	for _, line := range strings.Split(out, "\n") {
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok || !strings.Contains(data, `"type":"response.output_text.delta"`) {
+			continue
+		}
+		var d struct{ Delta string }
+		json.Unmarshal([]byte(data), &d)
+		deltas = append(deltas, d.Delta)
+	}
+	if len(deltas) != 2 || deltas[0] != "looking " || deltas[1] != "the answer is forty two" {
+		t.Fatalf("responses deltas %q, want one per message\n%s", deltas, out)
+	}
+}
