@@ -32,6 +32,23 @@ func (r *Runtime) Transcript(id string) ([]hermes.Message, error) {
 	return r.store.Transcript(id)
 }
 
+// InputTokens estimates the prompt tokens the first model call of req
+// would send: the system prompt, the history it continues, its input and
+// the tool specs (POST /v1/responses/input_tokens). Nothing is stored.
+func (r *Runtime) InputTokens(req *hermes.TurnRequest) (int, error) {
+	_, in, err := r.route(req)
+	if err != nil {
+		return 0, err
+	}
+	history, _, _, err := r.history(in, nil)
+	if err != nil {
+		return 0, err
+	}
+	system, specs, _ := r.agent.prompt(req)
+	msgs := append(history[:len(history):len(history)], req.Input...)
+	return r.agent.estimate(system, specs, msgs), nil
+}
+
 // OpenCompaction returns the summary sealed in a compaction item's
 // encrypted content, or an EInvalid error when this server did not seal it
 // or it was altered.

@@ -43,6 +43,7 @@ type Config struct {
 	Model          string        // HERMES_MODEL
 	ContextWindow  int           // HERMES_CONTEXT_WINDOW: tokens; 0 asks the upstream, else 128k
 	CompactAt      string        // HERMES_COMPACT_AT: "80%" of the window, or a number of tokens
+	ChatOverflow   string        // API_SERVER_CHAT_OVERFLOW: compact or error
 	FirstByte      time.Duration // HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT
 	Tools          []string      // HERMES_TOOLS
 	DisabledTools  []string      // HERMES_DISABLED_TOOLS
@@ -88,6 +89,7 @@ func Defaults() Config {
 		IdleActor:      2 * time.Minute,
 		MaxIterations:  90,
 		CompactAt:      "80%",
+		ChatOverflow:   "compact",
 		MaxParallel:    8,
 		TurnTimeout:    10 * time.Minute,
 		FirstByte:      2 * time.Minute,
@@ -257,6 +259,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	str(&c.Model, "HERMES_MODEL")
 	num(&c.ContextWindow, "HERMES_CONTEXT_WINDOW", 0)
 	str(&c.CompactAt, "HERMES_COMPACT_AT")
+	str(&c.ChatOverflow, "API_SERVER_CHAT_OVERFLOW")
 	dur(&c.FirstByte, "HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT")
 	list(&c.Tools, "HERMES_TOOLS")
 	list(&c.DisabledTools, "HERMES_DISABLED_TOOLS")
@@ -336,6 +339,11 @@ func (c *Config) Validate() error {
 		}
 	} else if n, err := strconv.Atoi(c.CompactAt); err != nil || n < 512 {
 		return fmt.Errorf("HERMES_COMPACT_AT=%q: want a percentage of the context window like 80%%, or at least 512 tokens", c.CompactAt)
+	}
+	switch c.ChatOverflow {
+	case "compact", "error":
+	default:
+		return fmt.Errorf("API_SERVER_CHAT_OVERFLOW=%q: want compact or error", c.ChatOverflow)
 	}
 	switch c.ToolProgress {
 	case "inline", "events", "off":

@@ -16,7 +16,26 @@ func (s *Server) responseRoutes(r *router.Router) {
 	r.DELETE("/v1/responses/{id}", s.deleteResponse)
 	r.GET("/v1/responses/{id}/input_items", s.inputItems)
 	r.POST("/v1/responses/{id}/cancel", s.cancelResponse)
+	r.POST("/v1/responses/input_tokens", s.inputTokens)
 	s.conversationRoutes(r)
+}
+
+// inputTokens answers how many input tokens a would-be /v1/responses body
+// holds (its history included), as estimated before a model call.
+func (s *Server) inputTokens(ctx *fasthttp.RequestCtx) {
+	_, req, err := s.decodeResponses(ctx.PostBody())
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	n, err := s.rt.InputTokens(req)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	b := append([]byte(`{"object":"response.input_tokens","input_tokens":`), strconv.Itoa(n)...)
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(append(b, '}'))
 }
 
 func (s *Server) createResponse(ctx *fasthttp.RequestCtx) {
