@@ -236,3 +236,40 @@ func (a *Agent) summarise(ctx context.Context, middle []hermes.Message, window i
 	}
 	return summary, usage, nil
 }
+
+// Compact summarises msgs whatever their size (POST /v1/responses/compact):
+// the first user message and the recent turns stay, the rest becomes one
+// compaction item. It returns the compacted list and the summarising usage.
+func (a *Agent) Compact(ctx context.Context, req *hermes.TurnRequest, msgs []hermes.Message) ([]hermes.Message, hermes.Usage, *hermes.Error) {
+	window := llm.DefaultContextWindow
+	if a.Window != nil {
+		window = a.Window.Tokens()
+	}
+	first := -1
+	for i, m := range msgs {
+		if m.Role == hermes.RoleUser {
+			first = i
+			break
+		}
+	}
+	keep := recentCut(msgs, first+1, a.threshold(req, window)/3, func(ms []hermes.Message) int { return a.estimate("", nil, ms) })
+	if keep == first+1 { // the recent turns are all there is: summarise them
+		keep = len(msgs)
+	}
+	if first+1 >= keep { // a lone user message: it is its own summary's subject
+		first, keep = -1, len(msgs)
+	}
+	if keep == 0 {
+		return nil, hermes.Usage{}, hermes.InvalidParam("input", "there is nothing to compact")
+	}
+	summary, usage, err := a.summarise(ctx, msgs[first+1:keep], window)
+	if err != nil {
+		return nil, usage, err
+	}
+	item := hermes.Message{Role: hermes.RoleCompaction, Content: summary}
+	if a.Seal != nil {
+		item.Encrypted = a.Seal(summary)
+	}
+	out := append(append(append([]hermes.Message(nil), msgs[:first+1]...), item), msgs[keep:]...)
+	return out, usage, nil
+}

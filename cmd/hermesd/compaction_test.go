@@ -369,3 +369,54 @@ func TestChatCompletionsOverflow(t *testing.T) {
 	}
 	up.mu.Unlock()
 }
+
+// TestCompactEndpoint: POST /v1/responses/compact returns the Open
+// Responses response.compaction object for a chain plus new input; its
+// output, sent back as input, continues the conversation.
+func TestCompactEndpoint(t *testing.T) {
+	up := newWindowUpstream(t, 1_000_000)
+	h := startHermes(t, map[string]string{"OPENAI_BASE_URL": up.URL + "/v1", "OPENAI_API_KEY": "k", "HERMES_MODEL": "m", "HERMES_TOOLS": "read_file"})
+	prev := ""
+	for _, in := range []string{"my name is Ada", "my colour is teal", "what is my name?", "what is my colour?"} {
+		resp, out := h.do(t, "POST", "/v1/responses", fmt.Sprintf(`{"input":%q,"previous_response_id":%q}`, in, prev))
+		var r respObj
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(out), &r) != nil {
+			t.Fatalf("%s: %d %s", in, resp.StatusCode, out)
+		}
+		prev = r.ID
+	}
+	resp, out := h.do(t, "POST", "/v1/responses/compact", fmt.Sprintf(`{"model":"m","previous_response_id":%q,"input":"thanks","instructions":"be brief"}`, prev))
+	var c struct {
+		ID        string            `json:"id"`
+		Object    string            `json:"object"`
+		Output    []json.RawMessage `json:"output"`
+		CreatedAt int64             `json:"created_at"`
+		Usage     struct {
+			InputTokens int `json:"input_tokens"`
+		} `json:"usage"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(out), &c) != nil {
+		t.Fatalf("compact: %d %s", resp.StatusCode, out)
+	}
+	if c.Object != "response.compaction" || !strings.HasPrefix(c.ID, "cmp_") || c.CreatedAt == 0 || c.Usage.InputTokens == 0 || len(c.Output) < 2 {
+		t.Fatalf("compaction object: %s", out)
+	}
+	if !strings.Contains(string(c.Output[0]), "my name is Ada") || !strings.Contains(out, `"type":"compaction"`) || strings.Contains(out, "SUMMARY") {
+		t.Errorf("output: want the first user message kept, then a sealed compaction item: %s", out)
+	}
+	// The output goes back as input: the conversation continues from it.
+	input := "[" + string(c.Output[0])
+	for _, o := range c.Output[1:] {
+		input += "," + string(o)
+	}
+	input += `,{"role":"user","content":"what is my colour?"}]`
+	resp, out = h.do(t, "POST", "/v1/responses", `{"store":false,"input":`+input+`}`)
+	if resp.StatusCode != 200 || !strings.Contains(out, "Your colour is teal") {
+		t.Errorf("continuing from the compacted output: %d %.400s", resp.StatusCode, out)
+	}
+	for _, bad := range []string{`{"previous_response_id":"resp_nope","input":"x"}`, `{"input":`, `{"input":[{"type":"compaction","encrypted_content":"hcmp1.forged"}]}`} {
+		if resp, out := h.do(t, "POST", "/v1/responses/compact", bad); resp.StatusCode != 400 {
+			t.Errorf("%s: %d %s, want 400", bad, resp.StatusCode, out)
+		}
+	}
+}
