@@ -223,7 +223,7 @@ func TestIdempotencyFailedStreamRunsAgain(t *testing.T) {
 		}
 		return reply{Text: fmt.Sprintf("answer number %d", n)}
 	})
-	h := startHermes(t, mergeEnv(up.env(), map[string]string{"HERMES_TURN_TIMEOUT": "500ms"}))
+	h := startHermes(t, mergeEnv(up.env(), map[string]string{"HERMES_TURN_TIMEOUT": "1s"}))
 	for i, p := range keyedPOSTs {
 		if !p.stream {
 			continue

@@ -30,7 +30,7 @@ type Options struct {
 
 // Jail returns the jail the options describe, with defaults filled in.
 func (o Options) Jail() Jail {
-	j := Jail{Workspace: o.Workspace, Home: o.Home, Private: o.Private, AllowHardlinks: o.AllowHardlinks}
+	j := Jail(o)
 	if j.Workspace == "" {
 		j.Workspace, _ = os.Getwd()
 	}

@@ -116,7 +116,9 @@ func (p *policy) checkOpened(f *os.File) error {
 }
 
 // rootErr turns os.Root's refusal of a path that leaves the root into
-// ErrEscape, and drops the absolute path other errors carry.
+// ErrEscape, and drops the absolute path other errors carry. The refusal's
+// error value is unexported, so its text is matched; TestSwapAfterResolve
+// fails if it ever changes.
 func rootErr(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) && pe.Err.Error() == "path escapes from parent" {

@@ -66,8 +66,10 @@ func extractClient(opts Options, g *guard) *http.Client {
 		tr.Proxy = nil
 		tr.DialContext = g.dialContext
 		tr.DialTLSContext = nil
-		tr.Dial = nil
-		tr.DialTLS = nil
+		// A caller's transport may still set the deprecated hooks, and
+		// DialTLS is used whenever DialTLSContext is nil: clear them too.
+		tr.Dial = nil    //lint:ignore SA1019 cleared so it cannot bypass the guard
+		tr.DialTLS = nil //lint:ignore SA1019 cleared so it cannot bypass the guard
 	}
 	c.Transport = tr
 	return c
