@@ -37,17 +37,14 @@ func (s *Server) compact(ctx *fasthttp.RequestCtx) {
 	}
 	id := s.opts.NewID("cmp_")
 	items, _ := inputItems(id, msgs, itemForm{agentFunctionCalls: s.opts.AgentToolItems == "function_call"})
-	if items == nil {
-		items = []item{}
-	}
 	u := responseUsage{InputTokens: usage.PromptTokens, OutputTokens: usage.CompletionTokens, TotalTokens: usage.Total()}
 	b, _ := json.Marshal(struct {
 		ID        string        `json:"id"`
 		Object    string        `json:"object"`
-		Output    []item        `json:"output"`
+		Output    []any         `json:"output"`
 		CreatedAt int64         `json:"created_at"`
 		Usage     responseUsage `json:"usage"`
-	}{id, "response.compaction", items, s.opts.Now().Unix(), u})
+	}{id, "response.compaction", wireItems(items), s.opts.Now().Unix(), u})
 	ctx.SetContentType("application/json")
 	ctx.Response.SetBodyRaw(b)
 }
