@@ -69,6 +69,34 @@ type TurnSetup struct {
 	NoTools bool
 }
 
+// prompt returns what every model call of req's turn sends besides the
+// transcript: the system prompt, the tool specs (the caller's own tools
+// win over the agent's of the same name), and the caller's tool names.
+func (a *Agent) prompt(req *hermes.TurnRequest) (system string, specs []hermes.ToolSpec, clientTools map[string]bool) {
+	system = req.System
+	if a.Prompt != nil {
+		system = a.Prompt(req.System)
+	}
+	clientTools = make(map[string]bool, len(req.ClientTools))
+	for _, t := range req.ClientTools {
+		clientTools[t.Name] = true
+	}
+	if a.Tools != nil {
+		specs = a.Tools.Specs()
+	}
+	if len(req.ClientTools) > 0 {
+		own := specs
+		specs = make([]hermes.ToolSpec, 0, len(own)+len(req.ClientTools))
+		for _, s := range own {
+			if !clientTools[s.Name] {
+				specs = append(specs, s)
+			}
+		}
+		specs = append(specs, req.ClientTools...)
+	}
+	return system, specs, clientTools
+}
+
 // emitFunc hands an event to the client; false means nobody listens anymore.
 type emitFunc func(hermes.Event) bool
 
@@ -94,28 +122,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 	transcript := append(history, req.Input...)
 	start := len(history)
 
-	system := req.System
-	if a.Prompt != nil {
-		system = a.Prompt(req.System)
-	}
-	clientTools := make(map[string]bool, len(req.ClientTools))
-	for _, t := range req.ClientTools {
-		clientTools[t.Name] = true
-	}
-	var specs []hermes.ToolSpec
-	if a.Tools != nil {
-		specs = a.Tools.Specs()
-	}
-	if len(req.ClientTools) > 0 {
-		own := specs
-		specs = make([]hermes.ToolSpec, 0, len(own)+len(req.ClientTools))
-		for _, s := range own {
-			if !clientTools[s.Name] { // the caller's own tool of the same name wins
-				specs = append(specs, s)
-			}
-		}
-		specs = append(specs, req.ClientTools...)
-	}
+	system, specs, clientTools := a.prompt(req)
 
 	maxIter := a.MaxIterations
 	if maxIter <= 0 {
@@ -269,9 +276,10 @@ const abandonAfter = 500 * time.Millisecond
 
 // runTools runs the first allowed of the agent's own tool calls (the rest
 // are past max_tool_calls and answered without running), at most
-// MaxParallelTools at a time, and returns their results in call order. Failures are results the
-// model reads, never errors. When ctx ends (turn timeout, cancel, shutdown)
-// it stops waiting: a call still running is abandoned and reported as not
+// maxCallsPerResponse of them and MaxParallelTools at a time, and returns
+// their results in call order. Failures are results the model reads, never
+// errors. When ctx ends (turn timeout, cancel, shutdown) it stops waiting:
+// a call still running abandonAfter later is abandoned and reported as not
 // returned, so a tool that never returns cannot hold the turn, its slot or
 // shutdown.
 func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed int, history []hermes.Message, emit emitFunc) []hermes.Message {

@@ -104,6 +104,7 @@ type Main struct {
 
 	logOut  *bufferedLog // nil when the caller set Logger itself
 	store   *persistence.Store
+	files   *persistence.Files
 	runtime *actors.Runtime
 	term    *terminal.Tool // stopped at Close: its background commands
 	http    *httpfront.Server
@@ -188,6 +189,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.store = store
+	if m.files, err = persistence.OpenFiles(c.FilesDir(), persistence.FilesOptions{MaxBytes: int64(c.MaxFileBytes)}); err != nil {
+		return fmt.Errorf("file store: %w", err)
+	}
 
 	m.discovery, m.stopDiscovery = context.WithCancel(context.Background())
 	sealer, err := llm.LoadSealer(filepath.Join(c.Home, "compaction.key"))
@@ -252,6 +256,7 @@ func (m *Main) Run(ctx context.Context) error {
 		HoldAnswer:         !c.Streaming,
 		ToolProgress:       c.ToolProgress,
 		AgentToolItems:     c.AgentToolItems,
+		ChatOverflow:       c.ChatOverflow,
 		MaxBodyBytes:       c.MaxBodyBytes,
 		BodyMemory:         c.BodyMemory,
 		MaxConns:           capConnections(c.MaxConns, m.Logger),
@@ -262,6 +267,8 @@ func (m *Main) Run(ctx context.Context) error {
 		ToolNames:          first.registry.Names(),
 		Logger:             m.Logger,
 		Metrics:            metrics,
+		Files:              m.files,
+		MaxUploadBytes:     c.MaxUploadBytes,
 	})
 
 	ln := m.Listener
@@ -361,6 +368,9 @@ func (m *Main) Close(ctx context.Context) error {
 		// A close still waiting at the end waits for a write stuck in the
 		// store; bbolt's file stays consistent without it.
 		errs = append(errs, await(ctx, "store: closing", async(m.store.Close)))
+	}
+	if m.files != nil {
+		errs = append(errs, m.files.Close())
 	}
 	err := errors.Join(errs...)
 	if err != nil {
