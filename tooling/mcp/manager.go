@@ -236,7 +236,7 @@ type server struct {
 
 	mu      sync.Mutex // guards session, cmd, ready, tools
 	session *conn
-	cmd     *exec.Cmd // the stdio server's process
+	cmd     *exec.Cmd     // the stdio server's process
 	ready   chan struct{} // closed while session is set
 	tools   []*tool
 }
