@@ -286,8 +286,8 @@ func (s *server) drop(c *conn) {
 func (s *server) run(ctx context.Context, first chan<- struct{}) {
 	log := s.m.opts.Logger.With("mcp_server", s.name)
 	backoff := s.m.opts.MinBackoff
+	var restarted time.Time // the last immediate reconnection
 	for attempt := 1; ; attempt++ {
-		started := time.Now()
 		sess, relist, stop, err := s.connect(ctx)
 		if err == nil {
 			log.Info("MCP server connected", "tools", len(s.listed()))
@@ -297,28 +297,34 @@ func (s *server) run(ctx context.Context, first chan<- struct{}) {
 			first <- struct{}{}
 			first = nil
 		}
+		wait := backoff
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			log.Error("MCP server failed to connect; retrying", "attempt", attempt, "retry_in", backoff, "err", err)
+			log.Error("MCP server failed to connect; retrying", "attempt", attempt, "retry_in", wait, "err", err)
+			backoff = min(backoff*2, s.m.opts.MaxBackoff)
 		} else {
 			s.serve(ctx, sess, relist, log)
 			stop()
 			if ctx.Err() != nil {
 				return
 			}
-			if time.Since(started) > 10*time.Second {
-				backoff = s.m.opts.MinBackoff // it ran a while: a fresh failure, not a crash loop
+			// A server that crashed is back at once, so the call waiting
+			// for it gets an answer within its timeout; one that crashes
+			// again within a minute waits its backoff (a crash loop).
+			if time.Since(restarted) > time.Minute {
+				restarted, wait, backoff = time.Now(), 0, s.m.opts.MinBackoff
+			} else {
+				backoff = min(backoff*2, s.m.opts.MaxBackoff)
 			}
-			log.Warn("MCP server disconnected; reconnecting", "retry_in", backoff)
+			log.Warn("MCP server disconnected; reconnecting", "retry_in", wait)
 		}
 		select {
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		case <-ctx.Done():
 			return
 		}
-		backoff = min(backoff*2, s.m.opts.MaxBackoff)
 	}
 }
 
