@@ -16,6 +16,9 @@ const (
 	// compaction item (RoleCompaction), or nil when trimming tool outputs
 	// was enough.
 	EventCompaction
+	// EventReasoningDelta: Text holds the next piece of the model's
+	// reasoning, which comes before the answer or tool calls it leads to.
+	EventReasoningDelta
 )
 
 // Event is everything a turn emits on its way to the client. httpfront alone
@@ -55,6 +58,8 @@ type TurnResult struct {
 	ResponseID string
 	// Text is the assistant's final answer (or the partial one on failure).
 	Text string
+	// Reasoning is all the model's reasoning in the turn, in order.
+	Reasoning string
 	// ClientToolCalls are calls to the client's own tools, handed back.
 	ClientToolCalls []ToolCall
 	// Added is what the turn appended to the transcript: the new input, the

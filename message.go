@@ -32,6 +32,10 @@ type Message struct {
 	Name       string `json:"name,omitempty"`
 	// Encrypted is a compaction item's summary sealed for clients.
 	Encrypted string `json:"encrypted,omitempty"`
+	// Reasoning is what the model thought before this assistant message
+	// (its answer or its tool calls). It stays in the transcript; only a
+	// model configured to take it back is sent it.
+	Reasoning string `json:"reasoning,omitempty"`
 }
 
 // Part is one piece of multimodal content.

@@ -142,10 +142,19 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			ToolChoice: req.ToolChoice,
 			MaxTokens:  req.MaxTokens,
 			Effort:     req.ReasoningEffort,
+			OnReasoning: func(delta string) {
+				emit(hermes.Event{Kind: hermes.EventReasoningDelta, Text: delta})
+			},
 		}, func(delta string) {
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
 		})
 		res.Usage.Add(out.Usage)
+		if out.Reasoning != "" {
+			if res.Reasoning != "" {
+				res.Reasoning += "\n\n"
+			}
+			res.Reasoning += out.Reasoning
+		}
 		if a.Estimator != nil && out.Usage.PromptTokens > 0 {
 			a.Estimator.Observe(a.UpstreamModel, llm.Request{System: system, Messages: transcript, Tools: specs}, out.Usage.PromptTokens)
 		}
@@ -171,8 +180,8 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 				err = contextError(ctx, err)
 			}
 			res.Err = hermes.AsError(err)
-			if res.Text != "" {
-				transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: res.Text})
+			if res.Text != "" || out.Reasoning != "" {
+				transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: res.Text, Reasoning: out.Reasoning})
 			}
 			return finish()
 		}
@@ -182,7 +191,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			if res.Finish == "" || res.Finish == hermes.FinishToolCalls {
 				res.Finish = hermes.FinishStop
 			}
-			transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text})
+			transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text, Reasoning: out.Reasoning})
 			return finish()
 		}
 
@@ -198,7 +207,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 				agentCalls = append(agentCalls, out.ToolCalls[i])
 			}
 		}
-		transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text, ToolCalls: out.ToolCalls})
+		transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text, Reasoning: out.Reasoning, ToolCalls: out.ToolCalls})
 		allowed := len(agentCalls)
 		if req.MaxToolCalls > 0 {
 			allowed = max(0, min(allowed, req.MaxToolCalls-toolCalls))

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,6 +68,36 @@ type Config struct {
 	StreamDeadline time.Duration // API_SERVER_STREAM_WRITE_TIMEOUT: per-frame write deadline on streams
 	KeepAlive      time.Duration // API_SERVER_SSE_KEEPALIVE: comment frames on idle streams
 	WorkerIdle     time.Duration // API_SERVER_WORKER_IDLE: idle pooled goroutines (HTTP, turns) exit after this
+	Streaming      bool          // API_SERVER_STREAMING: false sends a stream's answer as one chunk at its end
+	UnknownModel   string        // API_SERVER_UNKNOWN_MODEL: default (use DefaultModel) or error (404)
+
+	// File is the config.yaml read, "" when there was none.
+	File string
+	// Models are the models clients may name: config.yaml's `models:`, or
+	// else one model from OPENAI_BASE_URL/HERMES_MODEL named ModelName
+	// (BaseURL "" is the offline model).
+	Models []Model
+	// DefaultModel answers requests naming no model or an unknown one.
+	DefaultModel string
+	// MCPServers are config.yaml's `mcp_servers:`, by name.
+	MCPServers map[string]MCPServer
+
+	// origins says where each setting came from, by variable name;
+	// settings lists them in order with their effective values, for
+	// check-config and for messages naming the file's line.
+	origins  map[string]origin
+	settings []setting
+}
+
+// origin is where a setting's value came from.
+type origin struct {
+	from string // flag, env, .env, file or default
+	line int    // in File, when from is file
+}
+
+// setting is one setting as check-config shows it.
+type setting struct {
+	env, value string
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -100,6 +131,8 @@ func Defaults() Config {
 		StreamDeadline: 30 * time.Second,
 		KeepAlive:      15 * time.Second,
 		WorkerIdle:     10 * time.Second,
+		Streaming:      true,
+		UnknownModel:   "default",
 	}
 }
 
@@ -111,7 +144,7 @@ func (c *Config) DBPath() string { return filepath.Join(c.Home, "api_server.db")
 
 // flags are hermesd's command-line flags; each overrides a setting.
 type flags struct {
-	host, port, home, logFormat *string
+	host, port, home, logFormat, config *string
 }
 
 func newFlagSet() (*flag.FlagSet, flags) {
@@ -122,6 +155,7 @@ func newFlagSet() (*flag.FlagSet, flags) {
 		port:      fs.String("port", "", "port (API_SERVER_PORT)"),
 		home:      fs.String("home", "", "data directory (HERMES_HOME)"),
 		logFormat: fs.String("log-format", "", "text or json (HERMES_LOG_FORMAT)"),
+		config:    fs.String("config", "", "config file (default $HERMES_HOME/config.yaml, optional)"),
 	}
 }
 
@@ -130,16 +164,20 @@ func Usage(w io.Writer) {
 	fs, _ := newFlagSet()
 	fs.SetOutput(w)
 	fmt.Fprint(w, `Usage: hermesd [flags]
+       hermesd check-config [flags]
 
 hermesd serves an AI agent over an OpenAI-compatible HTTP API.
+check-config prints the effective configuration, each value's origin and
+secrets masked, and exits 0, or 2 with the reasons it would refuse to start.
 
 Flags:
 `)
 	fs.PrintDefaults()
 	fmt.Fprint(w, `
 Settings come from these flags, then the environment, then $HERMES_HOME/.env,
-then defaults; a variable set in the environment, even to "", hides its .env
-entry. README.md lists every setting under Configuration.
+then $HERMES_HOME/config.yaml (or --config), then defaults; a variable set in
+the environment, even to "", hides its .env entry. README.md lists every
+setting under Configuration.
 `)
 }
 
@@ -175,52 +213,102 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	get := func(k string) string {
+	// The file's ${VAR}s see the environment, then .env.
+	envOrDotenv := func(k string) (string, bool) {
 		if v, ok := lookup(k); ok {
-			return v
+			return v, true
 		}
-		return dotenv[k]
+		v, ok := dotenv[k]
+		return v, ok
+	}
+	file, err := readFile(first(*f.config, filepath.Join(homeDir, "config.yaml")), *f.config != "", envOrDotenv)
+	if err != nil {
+		return nil, err
+	}
+	if file == nil {
+		file = &fileConfig{}
 	}
 
 	c := Defaults()
 	c.Home = homeDir
+	c.File = file.path
+	c.origins = map[string]origin{}
 	var errs []error
+	// get returns setting k's value from the first source that has it.
+	// An empty value is the default, so its origin is too.
+	get := func(k string) string {
+		v, ok := lookup(k)
+		o := origin{from: "env"}
+		if !ok {
+			v, ok = dotenv[k]
+			o = origin{from: ".env"}
+		}
+		if fv, inFile := file.values[k]; !ok && inFile {
+			v, o = fv.val, origin{from: "file", line: fv.line}
+			if fv.seq {
+				v = strings.Join(fv.list, ",")
+			}
+		}
+		if v != "" {
+			c.origins[k] = o
+		}
+		return v
+	}
+	// single is get for a setting that takes one value, not a list.
+	single := func(k string) string {
+		v := get(k)
+		if c.origins[k].from == "file" && file.values[k].seq {
+			errs = append(errs, c.bad(k, v, "want a single value, not a list"))
+			return ""
+		}
+		return v
+	}
+	// show records how check-config prints setting k once Load is done.
+	var shows []func()
+	show := func(k string, f func() string) {
+		shows = append(shows, func() { c.settings = append(c.settings, setting{env: k, value: f()}) })
+	}
 	str := func(dst *string, k string) {
-		if v := get(k); v != "" {
+		show(k, func() string { return *dst })
+		if v := single(k); v != "" {
 			*dst = v
 		}
 	}
 	num := func(dst *int, k string, min int) {
-		if v := get(k); v != "" {
+		show(k, func() string { return strconv.Itoa(*dst) })
+		if v := single(k); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < min {
-				errs = append(errs, fmt.Errorf("%s=%q: want an integer ≥ %d", k, v, min))
+				errs = append(errs, c.bad(k, v, fmt.Sprintf("want an integer ≥ %d", min)))
 				return
 			}
 			*dst = n
 		}
 	}
 	dur := func(dst *time.Duration, k string) {
-		if v := get(k); v != "" {
+		show(k, func() string { return dst.String() })
+		if v := single(k); v != "" {
 			d, err := parseDuration(v)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: want a duration like 30s or a number of seconds", k, v))
+				errs = append(errs, c.bad(k, v, "want a duration like 30s or a number of seconds"))
 				return
 			}
 			*dst = d
 		}
 	}
 	boolean := func(dst *bool, k string) {
-		if v := get(k); v != "" {
+		show(k, func() string { return strconv.FormatBool(*dst) })
+		if v := single(k); v != "" {
 			b, err := strconv.ParseBool(v)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: want true or false", k, v))
+				errs = append(errs, c.bad(k, v, "want true or false"))
 				return
 			}
 			*dst = b
 		}
 	}
 	list := func(dst *[]string, k string) {
+		show(k, func() string { return strings.Join(*dst, ",") })
 		if v := get(k); v != "" {
 			*dst = splitList(v)
 		}
@@ -230,6 +318,8 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	str(&c.Key, "API_SERVER_KEY")
 	list(&c.CORSOrigins, "API_SERVER_CORS_ORIGINS")
 	str(&c.ModelName, "API_SERVER_MODEL_NAME")
+	str(&c.UnknownModel, "API_SERVER_UNKNOWN_MODEL")
+	boolean(&c.Streaming, "API_SERVER_STREAMING")
 	num(&c.MaxStored, "API_SERVER_MAX_STORED_RESPONSES", 1)
 	num(&c.MaxConvs, "API_SERVER_MAX_CONVERSATIONS", 1)
 	num(&c.MaxPending, "API_SERVER_MAX_PENDING_BYTES", 1024)
@@ -274,6 +364,11 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	str(&c.LogLevel, "HERMES_LOG_LEVEL")
 	boolean(&c.WebAllowPriv, "HERMES_WEB_ALLOW_PRIVATE")
 	boolean(&c.FilesHardlinks, "HERMES_FILES_ALLOW_HARDLINKS")
+	for k, v := range map[string]*string{"API_SERVER_HOST": f.host, "API_SERVER_PORT": f.port, "HERMES_LOG_FORMAT": f.logFormat} {
+		if *v != "" {
+			c.origins[k] = origin{from: "flag"}
+		}
+	}
 	if *f.host != "" {
 		c.Host = *f.host
 	}
@@ -282,6 +377,23 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	}
 	if *f.logFormat != "" {
 		c.LogFormat = *f.logFormat
+	}
+	c.origins["HERMES_HOME"] = origin{from: "default"}
+	if *f.home != "" {
+		c.origins["HERMES_HOME"] = origin{from: "flag"}
+	} else if envHome != "" {
+		c.origins["HERMES_HOME"] = origin{from: "env"}
+	}
+	c.MCPServers = file.mcp
+	c.Models, c.DefaultModel = file.models, file.defaultModel.val
+	if len(c.Models) == 0 {
+		c.Models = []Model{{ID: c.ModelName, BaseURL: c.BaseURL, APIKey: c.APIKey, Upstream: c.Model,
+			ContextWindow: c.ContextWindow, Tools: true}}
+	}
+	if c.DefaultModel == "" {
+		c.DefaultModel = c.Models[0].ID
+	} else if c.model(c.DefaultModel) == nil {
+		errs = append(errs, fmt.Errorf("%s:%d: default_model %q is not one of models", c.File, file.defaultModel.line, c.DefaultModel))
 	}
 	if c.Workspace == "" {
 		wd, err := os.Getwd()
@@ -293,7 +405,29 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	for _, f := range shows {
+		f()
+	}
 	return &c, nil
+}
+
+// bad is the refusal of setting k's value v: with the file and line when
+// config.yaml gave it, else with the variable's name.
+func (c *Config) bad(k, v, reason string) error {
+	if o := c.origins[k]; o.from == "file" {
+		return fmt.Errorf("%s:%d: %s: %q: %s", c.File, o.line, fileKeys[k], v, reason)
+	}
+	return fmt.Errorf("%s=%q: %s", k, v, reason)
+}
+
+// model returns the model named id, or nil.
+func (c *Config) model(id string) *Model {
+	for i := range c.Models {
+		if c.Models[i].ID == id {
+			return &c.Models[i]
+		}
+	}
+	return nil
 }
 
 // CompactThreshold is the prompt size, in tokens, past which a turn
@@ -309,12 +443,28 @@ func (c *Config) CompactThreshold(window int) int {
 }
 
 // Validate refuses settings that are unsafe or cannot work, with a one-line
-// reason: a non-loopback bind without a strong enough key (anyone on the
-// network could run commands), a bad port, a port already in use.
+// reason: Check's, and a port already in use.
 func (c *Config) Validate() error {
+	if err := c.Check(); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.Addr())
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %v", c.Addr(), unwrapOp(err))
+	}
+	ln.Close()
+	return nil
+}
+
+// Check refuses settings that are unsafe or cannot work, naming config.yaml's
+// line for values from it: a non-loopback bind without a strong enough key
+// (anyone on the network could run commands), a bad port, values out of
+// range. It does not bind, so check-config and a reload can use it while
+// hermesd serves.
+func (c *Config) Check() error {
 	n, err := strconv.Atoi(c.Port)
 	if err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("API_SERVER_PORT=%q: want a number from 1 to 65535", c.Port)
+		return c.bad("API_SERVER_PORT", c.Port, "want a number from 1 to 65535")
 	}
 	if !IsLoopback(c.Host) {
 		if c.Key == "" {
@@ -328,43 +478,38 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("API_SERVER_MAX_BODY_MEMORY=%d is below API_SERVER_MAX_BODY_BYTES=%d: a request of the largest allowed size could never be read", c.BodyMemory, c.MaxBodyBytes)
 	}
 	if c.ContextWindow != 0 && c.ContextWindow < 1024 {
-		return fmt.Errorf("HERMES_CONTEXT_WINDOW=%d: want 0 (ask the upstream) or at least 1024 tokens", c.ContextWindow)
+		return c.bad("HERMES_CONTEXT_WINDOW", strconv.Itoa(c.ContextWindow), "want 0 (ask the upstream) or at least 1024 tokens")
 	}
 	if p, ok := strings.CutSuffix(c.CompactAt, "%"); ok {
 		if n, err := strconv.Atoi(p); err != nil || n < 10 || n > 95 {
-			return fmt.Errorf("HERMES_COMPACT_AT=%q: want a percentage of the context window from 10%% to 95%%, or a number of tokens", c.CompactAt)
+			return c.bad("HERMES_COMPACT_AT", c.CompactAt, "want a percentage of the context window from 10% to 95%, or a number of tokens")
 		}
 	} else if n, err := strconv.Atoi(c.CompactAt); err != nil || n < 512 {
-		return fmt.Errorf("HERMES_COMPACT_AT=%q: want a percentage of the context window like 80%%, or at least 512 tokens", c.CompactAt)
+		return c.bad("HERMES_COMPACT_AT", c.CompactAt, "want a percentage of the context window like 80%, or at least 512 tokens")
 	}
-	switch c.ToolProgress {
-	case "inline", "events", "off":
-	default:
-		return fmt.Errorf("API_SERVER_TOOL_PROGRESS=%q: want inline, events or off", c.ToolProgress)
-	}
-	switch c.AgentToolItems {
-	case "hosted", "function_call":
-	default:
-		return fmt.Errorf("API_SERVER_AGENT_TOOL_ITEMS=%q: want hosted or function_call", c.AgentToolItems)
-	}
-	switch c.LogFormat {
-	case "text", "json":
-	default:
-		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
+	for _, e := range []struct {
+		env     string
+		value   string
+		allowed []string
+	}{
+		{"API_SERVER_TOOL_PROGRESS", c.ToolProgress, []string{"inline", "events", "off"}},
+		{"API_SERVER_AGENT_TOOL_ITEMS", c.AgentToolItems, []string{"hosted", "function_call"}},
+		{"API_SERVER_UNKNOWN_MODEL", c.UnknownModel, []string{"default", "error"}},
+		{"HERMES_LOG_FORMAT", c.LogFormat, []string{"text", "json"}},
+		{"HERMES_LOG_LEVEL", strings.ToLower(c.LogLevel), []string{"debug", "info", "warn", "error"}},
+	} {
+		if !slices.Contains(e.allowed, e.value) {
+			return c.bad(e.env, e.value, "want "+strings.Join(e.allowed, ", "))
+		}
 	}
 	for _, name := range c.TerminalEnv {
 		if !validEnvName(name) {
-			return fmt.Errorf("HERMES_TERMINAL_ENV: %q is not a variable name", name)
+			return c.bad("HERMES_TERMINAL_ENV", name, "not a variable name")
 		}
 	}
 	if st, err := os.Stat(c.Workspace); err != nil || !st.IsDir() {
-		return fmt.Errorf("HERMES_WORKSPACE=%q is not a directory", c.Workspace)
+		return c.bad("HERMES_WORKSPACE", c.Workspace, "not a directory")
 	}
-	ln, err := net.Listen("tcp", c.Addr())
-	if err != nil {
-		return fmt.Errorf("cannot listen on %s: %v", c.Addr(), unwrapOp(err))
-	}
-	ln.Close()
 	return nil
 }
 

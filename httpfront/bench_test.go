@@ -36,41 +36,55 @@ func (discard) Write(p []byte) (int, error) { return len(p), nil }
 // BenchmarkChatRoundTrip is a whole chat completion through the HTTP front
 // end, the actors and the offline model, over an in-memory connection.
 func BenchmarkChatRoundTrip(b *testing.B) {
-	for _, stream := range []bool{false, true} {
-		name := "nonstream"
-		if stream {
-			name = "stream"
-		}
-		b.Run(name, func(b *testing.B) {
-			rt := actors.New(actors.Options{Agent: &actors.Agent{Model: llm.NewOffline()}, MaxTurns: 1 << 20})
-			defer rt.Shutdown(context.Background())
-			s := New(Options{Runtime: rt})
-			ln := fasthttputil.NewInmemoryListener()
-			go s.Serve(ln)
-			defer s.Shutdown()
-			client := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
-			body := `{"model":"hermes-agent","messages":[{"role":"user","content":"/tokens 16"}]}`
-			if stream {
-				body = `{"model":"hermes-agent","stream":true,"messages":[{"role":"user","content":"/tokens 16"}]}`
+	b.Run("nonstream", func(b *testing.B) {
+		benchRoundTrip(b, "/v1/chat/completions", `{"model":"hermes-agent","messages":[{"role":"user","content":"/tokens 16"}]}`, "tok16")
+	})
+	b.Run("stream", func(b *testing.B) {
+		benchRoundTrip(b, "/v1/chat/completions", `{"model":"hermes-agent","stream":true,"messages":[{"role":"user","content":"/tokens 16"}]}`, "tok16")
+	})
+}
+
+// BenchmarkResponsesRoundTrip is a whole /v1/responses request: a text
+// answer, streamed and not, and a streamed turn in which the agent runs a
+// tool (an mcp_call item with its events).
+func BenchmarkResponsesRoundTrip(b *testing.B) {
+	b.Run("nonstream", func(b *testing.B) {
+		benchRoundTrip(b, "/v1/responses", `{"model":"hermes-agent","store":false,"input":"/tokens 16"}`, "tok16")
+	})
+	b.Run("stream", func(b *testing.B) {
+		benchRoundTrip(b, "/v1/responses", `{"model":"hermes-agent","store":false,"stream":true,"input":"/tokens 16"}`, "data: [DONE]")
+	})
+	b.Run("stream-agent-tool", func(b *testing.B) {
+		benchRoundTrip(b, "/v1/responses", `{"model":"hermes-agent","store":false,"stream":true,"input":"/tool nosuch {\"a\":1}"}`, "response.mcp_call.failed")
+	})
+}
+
+// benchRoundTrip posts body to path in parallel over an in-memory
+// connection and checks each answer holds want.
+func benchRoundTrip(b *testing.B, path, body, want string) {
+	rt := actors.New(actors.Options{Agent: &actors.Agent{Model: llm.NewOffline()}, MaxTurns: 1 << 20})
+	defer rt.Shutdown(context.Background())
+	s := New(Options{Runtime: rt})
+	ln := fasthttputil.NewInmemoryListener()
+	go s.Serve(ln)
+	defer s.Shutdown()
+	client := &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		for pb.Next() {
+			req.SetRequestURI("http://bench" + path)
+			req.Header.SetMethod("POST")
+			req.Header.SetContentType("application/json")
+			req.SetBodyString(body)
+			if err := client.Do(req, resp); err != nil {
+				b.Fatal(err)
 			}
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-				defer fasthttp.ReleaseRequest(req)
-				defer fasthttp.ReleaseResponse(resp)
-				for pb.Next() {
-					req.SetRequestURI("http://bench/v1/chat/completions")
-					req.Header.SetMethod("POST")
-					req.Header.SetContentType("application/json")
-					req.SetBodyString(body)
-					if err := client.Do(req, resp); err != nil {
-						b.Fatal(err)
-					}
-					if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), "tok16") {
-						b.Fatalf("%d %s", resp.StatusCode(), resp.Body())
-					}
-				}
-			})
-		})
-	}
+			if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), want) {
+				b.Fatalf("%d %s", resp.StatusCode(), resp.Body())
+			}
+		}
+	})
 }

@@ -108,6 +108,12 @@ var responsesSeeds = []string{
 	`{"input":[{"role":"developer","content":"sys"}]}`,
 	`{"input":5}`,
 	`{"input":"x","temperature":"hot"}`,
+	`{"input":[{"role":"user","content":"x"},{"type":"function_call_output","call_id":"nowhere","output":"r"}]}`,
+	`{"input":[{"type":"mcp_call","id":"mcp_a_1","server_label":"hermes","name":"terminal","arguments":"{}","output":"ok"},{"type":"function_call_output","call_id":"mcp_a_1","output":"again"}]}`,
+	`{"input":[{"type":"mcp_call","id":"mcp_a_1","name":"t","error":{"code":1}},{"type":"web_search_call","id":"ws_1","action":{"type":"search","query":"q","sources":[{"type":"url","url":"u"}]}},{"type":"reasoning","id":"rs_1","summary":[]},{"role":"user","content":"y"}]}`,
+	`{"input":"x","tools":[{"type":"namespace","name":"ns","tools":[{"type":"function","name":"g"},{"type":"function","name":"g"}]}]}`,
+	`{"input":"x","tools":[{"type":"file_search"}],"max_tool_calls":0,"reasoning":{"effort":"max"}}`,
+	`{"input":"x","tools":[{"type":"mcp","server_label":"hermes"},{"type":"web_search","external_web_access":false}],"include":["web_search_call.action.sources"],"truncation":"auto"}`,
 	`null`,
 }
 
@@ -137,6 +143,21 @@ func FuzzDecodeResponses(f *testing.F) {
 		}
 		if !stdjson.Valid(req.Wire) {
 			t.Fatalf("decodeResponses(%q): stored wire echo is not JSON: %s", body, req.Wire)
+		}
+		// Every tool output answers one call, once; with nothing to
+		// continue, a call in the input.
+		called, answered := map[string]bool{}, map[string]bool{}
+		for _, m := range req.Input {
+			for _, c := range m.ToolCalls {
+				called[c.ID] = true
+			}
+			if m.Role != hermes.RoleTool {
+				continue
+			}
+			if answered[m.ToolCallID] || (req.Previous == "" && req.Conversation == "" && !called[m.ToolCallID]) {
+				t.Fatalf("decodeResponses(%q): output for %q accepted (answered %v, called %v)", body, m.ToolCallID, answered[m.ToolCallID], called[m.ToolCallID])
+			}
+			answered[m.ToolCallID] = true
 		}
 	})
 }

@@ -23,8 +23,10 @@ type itemForm struct {
 	namespaces map[string]string
 }
 
-// item is one Responses API item. MarshalJSON writes exactly the fields its
-// type has, nulls included, as the Open Responses schema requires them.
+// item is one Responses API item. wire gives the value to encode: exactly
+// the fields its type has, nulls included, as the Open Responses schema
+// requires them. (A typed value, not a MarshalJSON method: the encoder
+// compiles those, where it would re-parse what MarshalJSON returned.)
 type item struct {
 	ID      string
 	Type    string // message, function_call, function_call_output, mcp_call, web_search_call
@@ -59,10 +61,10 @@ type searchSource struct {
 	URL  string `json:"url"`
 }
 
-func (it item) MarshalJSON() ([]byte, error) {
+func (it item) wire() any {
 	switch it.Type {
 	case "function_call":
-		return json.Marshal(struct {
+		return struct {
 			ID        string `json:"id"`
 			Type      string `json:"type"`
 			Status    string `json:"status"`
@@ -70,15 +72,15 @@ func (it item) MarshalJSON() ([]byte, error) {
 			Name      string `json:"name"`
 			Namespace string `json:"namespace,omitempty"`
 			Arguments string `json:"arguments"`
-		}{it.ID, it.Type, it.Status, it.CallID, it.Name, it.Namespace, it.Arguments})
+		}{it.ID, it.Type, it.Status, it.CallID, it.Name, it.Namespace, it.Arguments}
 	case "function_call_output":
-		return json.Marshal(struct {
+		return struct {
 			ID     string `json:"id"`
 			Type   string `json:"type"`
 			Status string `json:"status"`
 			CallID string `json:"call_id"`
 			Output string `json:"output"`
-		}{it.ID, it.Type, it.Status, it.CallID, it.Output})
+		}{it.ID, it.Type, it.Status, it.CallID, it.Output}
 	case "mcp_call":
 		var output, errText *string
 		if it.Done {
@@ -88,7 +90,7 @@ func (it item) MarshalJSON() ([]byte, error) {
 				output = &it.Output
 			}
 		}
-		return json.Marshal(struct {
+		return struct {
 			ID          string  `json:"id"`
 			Type        string  `json:"type"`
 			Status      string  `json:"status"`
@@ -97,32 +99,41 @@ func (it item) MarshalJSON() ([]byte, error) {
 			Arguments   string  `json:"arguments"`
 			Output      *string `json:"output"`
 			Error       *string `json:"error"`
-		}{it.ID, it.Type, it.Status, it.ServerLabel, it.Name, it.Arguments, output, errText})
+		}{it.ID, it.Type, it.Status, it.ServerLabel, it.Name, it.Arguments, output, errText}
 	case "compaction":
-		return json.Marshal(struct {
+		return struct {
 			ID               string `json:"id"`
 			Type             string `json:"type"`
 			EncryptedContent string `json:"encrypted_content"`
-		}{it.ID, it.Type, it.EncryptedContent})
+		}{it.ID, it.Type, it.EncryptedContent}
 	case "web_search_call":
-		return json.Marshal(struct {
+		return struct {
 			ID     string        `json:"id"`
 			Type   string        `json:"type"`
 			Status string        `json:"status"`
 			Action *searchAction `json:"action"`
-		}{it.ID, it.Type, it.Status, it.Action})
+		}{it.ID, it.Type, it.Status, it.Action}
 	}
-	content := it.Content
-	if content == nil {
-		content = []contentPart{}
+	content := make([]any, len(it.Content))
+	for i, p := range it.Content {
+		content[i] = p.wire()
 	}
-	return json.Marshal(struct {
-		ID      string        `json:"id"`
-		Type    string        `json:"type"`
-		Status  string        `json:"status"`
-		Role    string        `json:"role"`
-		Content []contentPart `json:"content"`
-	}{it.ID, "message", it.Status, it.Role, content})
+	return struct {
+		ID      string `json:"id"`
+		Type    string `json:"type"`
+		Status  string `json:"status"`
+		Role    string `json:"role"`
+		Content []any  `json:"content"`
+	}{it.ID, "message", it.Status, it.Role, content}
+}
+
+// wireItems is items as values to encode.
+func wireItems(items []item) []any {
+	out := make([]any, len(items))
+	for i, it := range items {
+		out[i] = it.wire()
+	}
+	return out
 }
 
 // contentPart is one part of a message's content: input_text, output_text
@@ -135,26 +146,26 @@ type contentPart struct {
 
 var emptyList = []any{}
 
-func (p contentPart) MarshalJSON() ([]byte, error) {
+func (p contentPart) wire() any {
 	switch p.Type {
 	case "output_text":
-		return json.Marshal(struct {
+		return struct {
 			Type        string `json:"type"`
 			Text        string `json:"text"`
 			Annotations []any  `json:"annotations"`
 			Logprobs    []any  `json:"logprobs"`
-		}{p.Type, p.Text, emptyList, emptyList})
+		}{p.Type, p.Text, emptyList, emptyList}
 	case "input_image":
-		return json.Marshal(struct {
+		return struct {
 			Type     string `json:"type"`
 			ImageURL string `json:"image_url"`
 			Detail   string `json:"detail"`
-		}{p.Type, p.ImageURL, "auto"})
+		}{p.Type, p.ImageURL, "auto"}
 	}
-	return json.Marshal(struct {
+	return struct {
 		Type string `json:"type"`
 		Text string `json:"text"`
-	}{p.Type, p.Text})
+	}{p.Type, p.Text}
 }
 
 func outputText(text string) contentPart { return contentPart{Type: "output_text", Text: text} }
@@ -404,7 +415,7 @@ type responseObject struct {
 	MaxOutputTokens    *int              `json:"max_output_tokens"`
 	MaxToolCalls       *int              `json:"max_tool_calls"`
 	Model              string            `json:"model"`
-	Output             []item            `json:"output"`
+	Output             []any             `json:"output"`
 	ParallelToolCalls  bool              `json:"parallel_tool_calls"`
 	PreviousResponseID *string           `json:"previous_response_id"`
 	Reasoning          *reasoningConfig  `json:"reasoning"`
@@ -552,14 +563,12 @@ func (s *Server) responseObj(rec *hermes.StoredResponse) *responseObject {
 		}
 		o.IncompleteDetails = &incomplete{Reason: reason}
 	}
-	o.Output, _ = outputItems(rec.ID, recordOutput(rec), s.recordForm(&w))
-	if o.Output == nil {
-		o.Output = []item{}
-	}
-	if n := len(o.Output); n > 0 && o.Output[n-1].Type == "message" && rec.Status != hermes.StatusCompleted &&
+	output, _ := outputItems(rec.ID, recordOutput(rec), s.recordForm(&w))
+	if n := len(output); n > 0 && output[n-1].Type == "message" && rec.Status != hermes.StatusCompleted &&
 		rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
-		o.Output[n-1].Status = "incomplete" // the answer was cut short
+		output[n-1].Status = "incomplete" // the answer was cut short
 	}
+	o.Output = wireItems(output)
 	if rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
 		u := &responseUsage{InputTokens: rec.Usage.PromptTokens, OutputTokens: rec.Usage.CompletionTokens, TotalTokens: rec.Usage.Total()}
 		u.InputTokensDetails.CachedTokens = rec.Usage.CachedTokens

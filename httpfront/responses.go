@@ -219,14 +219,11 @@ func listBody(items []item, limit int, order, after string) ([]byte, error) {
 	}
 	list := struct {
 		Object  string  `json:"object"`
-		Data    []item  `json:"data"`
+		Data    []any   `json:"data"`
 		FirstID *string `json:"first_id"`
 		LastID  *string `json:"last_id"`
 		HasMore bool    `json:"has_more"`
-	}{Object: "list", Data: items, HasMore: hasMore}
-	if list.Data == nil {
-		list.Data = []item{}
-	}
+	}{Object: "list", Data: wireItems(items), HasMore: hasMore}
 	if len(items) > 0 {
 		list.FirstID, list.LastID = &items[0].ID, &items[len(items)-1].ID
 	}

@@ -90,9 +90,9 @@ func (st *responseStream) delta(text string) {
 		st.event("response.output_item.added", map[string]any{"output_index": k,
 			// A map, not item: item's omitempty would drop the empty content
 			// list, and SDK stream accumulators push parts into it.
-			"item": item{ID: id, Type: "message", Status: "in_progress", Role: "assistant"}})
+			"item": item{ID: id, Type: "message", Status: "in_progress", Role: "assistant"}.wire()})
 		st.event("response.content_part.added", map[string]any{"item_id": id, "output_index": k, "content_index": 0,
-			"part": outputText("")})
+			"part": outputText("").wire()})
 	}
 	st.text = append(st.text, text...)
 	// The hot path: built by hand.
@@ -118,20 +118,20 @@ func (st *responseStream) closeMessage(status string) {
 	id, k, text := st.openID, st.index-1, string(st.text)
 	st.event("response.output_text.done", map[string]any{"item_id": id, "output_index": k, "content_index": 0, "text": text, "logprobs": emptyList})
 	st.event("response.content_part.done", map[string]any{"item_id": id, "output_index": k, "content_index": 0,
-		"part": outputText(text)})
-	st.event("response.output_item.done", map[string]any{"output_index": k, "item": messageItem(id, status, text)})
+		"part": outputText(text).wire()})
+	st.event("response.output_item.done", map[string]any{"output_index": k, "item": messageItem(id, status, text).wire()})
 	st.openID = ""
 }
 
 func (st *responseStream) call(c hermes.ToolCall) {
 	id, k := st.nextID("fc_")
 	added := callItem(id, "in_progress", hermes.ToolCall{ID: c.ID, Name: c.Name}, st.form)
-	st.event("response.output_item.added", map[string]any{"output_index": k, "item": added})
+	st.event("response.output_item.added", map[string]any{"output_index": k, "item": added.wire()})
 	if c.Arguments != "" {
 		st.event("response.function_call_arguments.delta", map[string]any{"item_id": id, "output_index": k, "delta": c.Arguments})
 	}
 	st.event("response.function_call_arguments.done", map[string]any{"item_id": id, "output_index": k, "name": c.Name, "arguments": c.Arguments})
-	st.event("response.output_item.done", map[string]any{"output_index": k, "item": callItem(id, "completed", c, st.form)})
+	st.event("response.output_item.done", map[string]any{"output_index": k, "item": callItem(id, "completed", c, st.form).wire()})
 }
 
 // toolStarted opens the hosted item of an agent tool run: its arguments,
@@ -142,13 +142,13 @@ func (st *responseStream) toolStarted(c hermes.ToolCall) {
 	it := agentItem(id, c, nil, st.form)
 	ref := map[string]any{"item_id": id, "output_index": k}
 	if it.Type == "web_search_call" {
-		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it})
+		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it.wire()})
 		st.event("response.web_search_call.in_progress", ref)
 		st.event("response.web_search_call.searching", ref)
 		return
 	}
 	it.Arguments = ""
-	st.event("response.output_item.added", map[string]any{"output_index": k, "item": it})
+	st.event("response.output_item.added", map[string]any{"output_index": k, "item": it.wire()})
 	if c.Arguments != "" {
 		st.event("response.mcp_call_arguments.delta", map[string]any{"item_id": id, "output_index": k, "delta": c.Arguments})
 	}
@@ -174,7 +174,7 @@ func (st *responseStream) toolFinished(t *hermes.ToolEvent) {
 	default:
 		st.event("response.mcp_call.completed", ref)
 	}
-	st.event("response.output_item.done", map[string]any{"output_index": run.k, "item": it})
+	st.event("response.output_item.done", map[string]any{"output_index": run.k, "item": it.wire()})
 }
 
 func (st *responseStream) handle(ev hermes.Event) bool {
@@ -196,14 +196,14 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 		}
 		id, k := st.nextID("fco_")
 		it := callOutputItem(id, hermes.Message{Role: hermes.RoleTool, ToolCallID: ev.Tool.CallID, Content: ev.Tool.Output})
-		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it})
-		st.event("response.output_item.done", map[string]any{"output_index": k, "item": it})
+		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it.wire()})
+		st.event("response.output_item.done", map[string]any{"output_index": k, "item": it.wire()})
 	case hermes.EventCompaction:
 		st.closeMessage("completed")
 		id, k := st.nextID("cmp_")
 		it := compactionItem(id, *ev.Item)
-		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it})
-		st.event("response.output_item.done", map[string]any{"output_index": k, "item": it})
+		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it.wire()})
+		st.event("response.output_item.done", map[string]any{"output_index": k, "item": it.wire()})
 	case hermes.EventDone:
 		st.done(ev.Result)
 		return false

@@ -484,7 +484,8 @@ func (w *writer) latest(conv string) string {
 	prefix := convPrefix(conv)
 	end := append(append([]byte(nil), prefix...), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 	c := w.cidx.Cursor()
-	k, v := c.Seek(end)
+	var v []byte
+	k, _ := c.Seek(end)
 	if k == nil {
 		k, v = c.Last()
 	} else {

@@ -256,6 +256,8 @@ func (e *schemaErrors) checkItem(v any, path string) {
 		e.str(it, path, "status", false, itemStatus...)
 	case "reasoning":
 		e.array(it, path, "summary", true)
+	case "compaction":
+		e.str(it, path, "encrypted_content", false)
 	case "mcp_call": // OpenAI's McpToolCall
 		e.str(it, path, "server_label", false)
 		e.str(it, path, "name", false)

@@ -37,6 +37,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check-config" {
+		os.Exit(checkConfig(os.Args[2:], os.LookupEnv, os.Stdout, os.Stderr))
+	}
 	m := NewMain()
 	if err := m.ParseFlags(os.Args[1:], os.LookupEnv); err != nil {
 		if errors.Is(err, config.ErrHelp) {
@@ -132,6 +135,27 @@ func (m *Main) ParseFlags(args []string, lookup func(string) (string, bool)) err
 	m.logOut = newBufferedLog(os.Stderr)
 	m.Logger = newLogger(c.LogFormat, c.LogLevel, m.logOut)
 	return nil
+}
+
+// checkConfig is `hermesd check-config`: it prints the effective
+// configuration with each value's origin and secrets masked, and returns
+// the exit code: 0, or 2 with the reasons hermesd would refuse to start.
+// It does not bind, so it can check a running server's file.
+func checkConfig(args []string, lookup func(string) (string, bool), stdout, stderr io.Writer) int {
+	c, err := config.Load(args, lookup)
+	if errors.Is(err, config.ErrHelp) {
+		config.Usage(stdout)
+		return 0
+	}
+	if err == nil {
+		err = c.Check()
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "hermesd:", err)
+		return 2
+	}
+	c.Describe(stdout)
+	return 0
 }
 
 func newLogger(format, level string, w io.Writer) *slog.Logger {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"encoding/json"
-	"net/http"
 	"strings"
 	"testing"
 )
@@ -38,20 +37,11 @@ func rawTypes(evs []rawEvent) []string {
 // after its events; any frame after [DONE] fails the test.
 func rawResponseStream(t *testing.T, h *hermesd, body string) (evs []rawEvent, done bool) {
 	t.Helper()
-	req, err := http.NewRequest("POST", h.URL()+"/responses", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, raw := h.do(t, "POST", "/v1/responses", body)
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		t.Fatalf("status %d, content type %q: %.500s", resp.StatusCode, resp.Header.Get("Content-Type"), raw)
 	}
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(strings.NewReader(raw))
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	var name, data string
 	for sc.Scan() {

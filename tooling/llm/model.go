@@ -20,11 +20,18 @@ type Request struct {
 	// Effort is the reasoning effort to ask for (reasoning_effort); ""
 	// leaves it to the upstream.
 	Effort string
+	// OnReasoning, when set, receives each piece of the model's reasoning
+	// as it arrives (the text it thinks before answering, kept apart from
+	// the answer).
+	OnReasoning func(text string)
 }
 
 // Response is what one model call produced.
 type Response struct {
-	Text      string
+	Text string
+	// Reasoning is what the model thought before answering, from any of
+	// the upstream forms (reasoning_content, reasoning, <think>…</think>).
+	Reasoning string
 	ToolCalls []hermes.ToolCall
 	Finish    hermes.FinishReason
 	Usage     hermes.Usage

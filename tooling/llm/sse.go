@@ -7,6 +7,7 @@ import (
 
 	json "github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/tooling"
 )
 
 // maxToolCalls bounds the tool call index a chunk may name, so a broken or
@@ -16,10 +17,12 @@ const maxToolCalls = 256
 // streamDecoder assembles a chat completion from the lines of an
 // OpenAI-compatible SSE stream. It is pure (no I/O) so it can be fuzzed.
 type streamDecoder struct {
-	text   strings.Builder
-	calls  []callBuilder
-	finish string
-	usage  hermes.Usage
+	text      strings.Builder
+	reasoning strings.Builder
+	think     thinkSplitter
+	calls     []callBuilder
+	finish    string
+	usage     hermes.Usage
 	// sawData is set by the first data line; it ends the first-byte wait.
 	sawData bool
 	// done is set by "data: [DONE]".
@@ -46,9 +49,14 @@ type wireChunk struct {
 }
 
 type wireDelta struct {
-	Content      string          `json:"content"`
-	ToolCalls    []wireCallDelta `json:"tool_calls"`
-	FunctionCall *wireFunction   `json:"function_call"` // legacy single-call shape
+	Content string `json:"content"`
+	// ReasoningContent is DeepSeek's, vLLM's, SGLang's and llama.cpp's
+	// reasoning field; Reasoning OpenRouter's and Ollama's (a string; some
+	// servers send both with the same text).
+	ReasoningContent string          `json:"reasoning_content"`
+	Reasoning        json.RawMessage `json:"reasoning"`
+	ToolCalls        []wireCallDelta `json:"tool_calls"`
+	FunctionCall     *wireFunction   `json:"function_call"` // legacy single-call shape
 }
 
 type wireCallDelta struct {
@@ -90,45 +98,46 @@ var (
 )
 
 // Line feeds one SSE line, without its line ending (a trailing \r is
-// tolerated). It returns the answer text the line carried, if any. Comments,
+// tolerated). It returns the answer text and the reasoning text the line
+// carried, if any. Comments,
 // blank lines and other fields (event:, id:, retry:) are ignored; lines after
 // [DONE] are ignored.
-func (d *streamDecoder) Line(line []byte) (string, error) {
+func (d *streamDecoder) Line(line []byte) (text, reasoning string, err error) {
 	if d.done {
-		return "", nil
+		return "", "", nil
 	}
 	line = bytes.TrimSuffix(line, []byte{'\r'})
 	payload, ok := bytes.CutPrefix(line, prefixData)
 	if !ok {
-		return "", nil
+		return "", "", nil
 	}
 	payload = bytes.TrimSpace(payload)
 	if len(payload) == 0 {
-		return "", nil
+		return "", "", nil
 	}
 	d.sawData = true
 	if bytes.Equal(payload, valueDone) {
 		d.done = true
-		return "", nil
+		return "", "", nil
 	}
 	return d.chunk(payload)
 }
 
 // chunk applies one chat.completion.chunk.
-func (d *streamDecoder) chunk(data []byte) (string, error) {
+func (d *streamDecoder) chunk(data []byte) (string, string, error) {
 	var c wireChunk
 	if err := json.Unmarshal(data, &c); err != nil {
-		return "", &hermes.Error{Code: hermes.EUpstream, Message: "malformed upstream chunk: " + err.Error(), Cause: err}
+		return "", "", &hermes.Error{Code: hermes.EUpstream, Message: "malformed upstream chunk: " + err.Error(), Cause: err}
 	}
 	if msg, ok := errorMessage(c.Error); ok {
-		return "", hermes.Errorf(hermes.EUpstream, "upstream error: %s", msg)
+		return "", "", hermes.Errorf(hermes.EUpstream, "upstream error: %s", msg)
 	}
 	if c.Usage != nil {
 		// Some servers repeat a cumulative usage on every chunk: keep the last.
 		d.usage = c.Usage.usage()
 	}
 	if len(c.Choices) == 0 {
-		return "", nil
+		return "", "", nil
 	}
 	ch := &c.Choices[0]
 	if ch.FinishReason != "" {
@@ -140,17 +149,48 @@ func (d *streamDecoder) chunk(data []byte) (string, error) {
 	}
 	for i := range delta.ToolCalls {
 		if err := d.toolDelta(&delta.ToolCalls[i]); err != nil {
-			return "", err
+			return "", "", err
 		}
 	}
 	if f := delta.FunctionCall; f != nil {
 		zero := 0
 		if err := d.toolDelta(&wireCallDelta{Index: &zero, Function: *f}); err != nil {
-			return "", err
+			return "", "", err
 		}
 	}
-	d.text.WriteString(delta.Content)
-	return delta.Content, nil
+	reasoning := delta.reasoning()
+	text, thought := d.think.feed(delta.Content)
+	if thought != "" {
+		reasoning += thought
+	}
+	d.text.WriteString(text)
+	d.reasoning.WriteString(reasoning)
+	return text, reasoning, nil
+}
+
+// reasoning returns the delta's reasoning text: reasoning_content, else a
+// string reasoning (an object there is some other server's shape, not
+// reasoning text).
+func (w *wireDelta) reasoning() string {
+	if w.ReasoningContent != "" {
+		return w.ReasoningContent
+	}
+	if len(w.Reasoning) > 0 && w.Reasoning[0] == '"' {
+		var s string
+		if json.Unmarshal(w.Reasoning, &s) == nil {
+			return s
+		}
+	}
+	return ""
+}
+
+// end gives out what the <think> splitter still holds, once the content is
+// over, and returns it to be streamed.
+func (d *streamDecoder) end() (text, reasoning string) {
+	text, reasoning = d.think.flush()
+	d.text.WriteString(text)
+	d.reasoning.WriteString(reasoning)
+	return text, reasoning
 }
 
 // toolDelta merges one tool call delta: the first delta of a call carries its
@@ -197,7 +237,8 @@ func (d *streamDecoder) ended() bool { return d.done || d.finish != "" }
 
 // response returns what the stream produced so far.
 func (d *streamDecoder) response() Response {
-	r := Response{Text: d.text.String(), Usage: d.usage}
+	d.end()
+	r := Response{Text: d.text.String(), Reasoning: d.reasoning.String(), Usage: d.usage}
 	for i := range d.calls {
 		c := &d.calls[i]
 		if c.name == "" {
@@ -250,7 +291,9 @@ func decodeCompletion(body []byte) (Response, error) {
 		if m == nil {
 			m = &ch.Delta
 		}
-		r.Text = m.Content
+		var thought string
+		r.Text, thought = splitThink(m.Content)
+		r.Reasoning = m.reasoning() + thought
 		for i, t := range m.ToolCalls {
 			id := t.ID
 			if id == "" {
@@ -284,13 +327,5 @@ func errorMessage(raw json.RawMessage) (string, bool) {
 	if json.Unmarshal(raw, &s) == nil && s != "" {
 		return s, true
 	}
-	return truncateBytes(string(raw), 200), true
-}
-
-// truncateBytes cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncateBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "")
+	return tooling.CutBytes(string(raw), 200), true
 }

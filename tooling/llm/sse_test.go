@@ -86,7 +86,7 @@ func TestStreamDecoderLines(t *testing.T) {
 			var d streamDecoder
 			var deltas []string
 			for _, l := range tt.lines {
-				delta, err := d.Line([]byte(l))
+				delta, _, err := d.Line([]byte(l))
 				if err != nil {
 					t.Fatalf("line %q: %v", l, err)
 				}
@@ -153,11 +153,13 @@ func FuzzStreamDecoder(f *testing.F) {
 	f.Add([]byte(`data: {"choices":[{"delta":{"tool_calls":[{"index":-1}]}}]}` + "\n"))
 	f.Add([]byte(`data: {"error":"x"}` + "\n" + `data: {"usage":{"prompt_tokens":1}}`))
 	f.Add([]byte("data: {\"choices\":[{\"delta\":{\"content\":\"\\u00e9\"}}]}\ndata: {"))
+	f.Add([]byte("data: " + textChunk("<thi") + "\ndata: " + textChunk("nk>a</th") + "\ndata: " + textChunk("ink>b") + "\n"))
+	f.Add([]byte(`data: {"choices":[{"delta":{"reasoning_content":"r","reasoning":"r"}}]}` + "\n"))
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		var d streamDecoder
-		var text strings.Builder
+		var text, reasoning strings.Builder
 		for _, line := range bytes.Split(stream, []byte("\n")) {
-			delta, err := d.Line(line)
+			delta, thought, err := d.Line(line)
 			if err != nil {
 				if hermes.ErrorCode(err) != hermes.EUpstream {
 					t.Fatalf("error %v is not EUpstream", err)
@@ -165,10 +167,14 @@ func FuzzStreamDecoder(f *testing.F) {
 				break
 			}
 			text.WriteString(delta)
+			reasoning.WriteString(thought)
 		}
+		tail, thought := d.end()
+		text.WriteString(tail)
+		reasoning.WriteString(thought)
 		r := d.response()
-		if r.Text != text.String() {
-			t.Fatalf("text %q != deltas %q", r.Text, text.String())
+		if r.Text != text.String() || r.Reasoning != reasoning.String() {
+			t.Fatalf("text %q, reasoning %q != deltas %q, %q", r.Text, r.Reasoning, text.String(), reasoning.String())
 		}
 		if len(r.ToolCalls) > maxToolCalls {
 			t.Fatalf("%d tool calls", len(r.ToolCalls))
@@ -197,7 +203,7 @@ func BenchmarkDecodeStream500(b *testing.B) {
 		var d streamDecoder
 		sc := bufio.NewScanner(bytes.NewReader(body))
 		for sc.Scan() {
-			if _, err := d.Line(sc.Bytes()); err != nil {
+			if _, _, err := d.Line(sc.Bytes()); err != nil {
 				b.Fatal(err)
 			}
 		}

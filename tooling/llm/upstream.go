@@ -17,6 +17,7 @@ import (
 
 	json "github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/tooling"
 )
 
 // Limits on what an upstream may send, so a broken server cannot exhaust
@@ -45,6 +46,10 @@ type UpstreamOptions struct {
 	// IdleTimeout bounds the gap between two SSE lines once data flows
 	// (default 120s).
 	IdleTimeout time.Duration
+	// SendReasoning sends the reasoning kept with earlier assistant
+	// messages back as their reasoning_content. Off by default: most
+	// servers ignore it and some (DeepSeek) refuse a request carrying it.
+	SendReasoning bool
 	// HTTPClient replaces the built-in client (tests, proxies): the
 	// upstream then speaks net/http through it. Its own Timeout, if any,
 	// also applies, so leave it zero for streaming.
@@ -132,6 +137,10 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 	if onDelta == nil {
 		onDelta = func(string) {}
 	}
+	onReasoning := req.OnReasoning
+	if onReasoning == nil {
+		onReasoning = func(string) {}
+	}
 	var buf *bytes.Buffer
 	if u.fast != nil {
 		buf = bodyBufs.Get().(*bytes.Buffer)
@@ -164,7 +173,7 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 			return Response{}, u.failure(ctx, rctx, err)
 		}
 		defer c.close()
-		return u.read(ctx, rctx, wd, c.answer(), onDelta)
+		return u.read(ctx, rctx, wd, c.answer(), onDelta, onReasoning)
 	}
 
 	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, u.url, bytes.NewReader(body))
@@ -181,7 +190,7 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 		return Response{}, u.failure(ctx, rctx, err)
 	}
 	defer resp.Body.Close()
-	return u.read(ctx, rctx, wd, httpAnswer(resp), onDelta)
+	return u.read(ctx, rctx, wd, httpAnswer(resp), onDelta, onReasoning)
 }
 
 // answer is a response whose headers came, from either transport.
@@ -202,15 +211,15 @@ func httpAnswer(resp *http.Response) answer {
 }
 
 // read turns an answer into the model's response, streaming text deltas
-// to onDelta as SSE lines arrive.
-func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, onDelta func(string)) (Response, error) {
+// to onDelta and reasoning deltas to onReasoning as SSE lines arrive.
+func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, onDelta, onReasoning func(string)) (Response, error) {
 	if a.status < 200 || a.status > 299 {
 		return Response{}, statusError(a, time.Now())
 	}
 	if isJSON(a.contentType) {
 		// Headers came; the body of a non-stream answer follows at once.
 		wd.rearm(u.opts.IdleTimeout, hermes.Errorf(hermes.ETimeout, "upstream response idle for %v", u.opts.IdleTimeout))
-		return u.whole(ctx, rctx, a.body, onDelta)
+		return u.whole(ctx, rctx, a.body, onDelta, onReasoning)
 	}
 
 	var dec streamDecoder
@@ -221,9 +230,12 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, onDel
 	idle := hermes.Errorf(hermes.ETimeout, "upstream stream idle for %v", u.opts.IdleTimeout)
 	for sc.Scan() {
 		before := dec.sawData
-		delta, err := dec.Line(sc.Bytes())
+		delta, reasoning, err := dec.Line(sc.Bytes())
 		if err != nil {
 			return dec.response(), err
+		}
+		if reasoning != "" {
+			onReasoning(reasoning)
 		}
 		if delta != "" {
 			onDelta(delta)
@@ -249,6 +261,14 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, onDel
 		}
 		return dec.response(), hermes.Errorf(hermes.EUpstream, "upstream stream ended early")
 	}
+	if text, reasoning := dec.end(); text != "" || reasoning != "" {
+		if reasoning != "" {
+			onReasoning(reasoning)
+		}
+		if text != "" {
+			onDelta(text)
+		}
+	}
 	if dec.done {
 		// Read the little that may follow [DONE] so the connection can be
 		// reused; the watchdog bounds a server that keeps it open.
@@ -259,7 +279,7 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, onDel
 }
 
 // whole handles a server that ignored stream=true and sent one JSON body.
-func (u *Upstream) whole(ctx, rctx context.Context, body io.Reader, onDelta func(string)) (Response, error) {
+func (u *Upstream) whole(ctx, rctx context.Context, body io.Reader, onDelta, onReasoning func(string)) (Response, error) {
 	b, err := io.ReadAll(io.LimitReader(body, maxBodyBytes+1))
 	if err != nil {
 		return Response{}, u.failure(ctx, rctx, err)
@@ -270,6 +290,9 @@ func (u *Upstream) whole(ctx, rctx context.Context, body io.Reader, onDelta func
 	r, err := decodeCompletion(b)
 	if err != nil {
 		return Response{}, err
+	}
+	if r.Reasoning != "" {
+		onReasoning(r.Reasoning)
 	}
 	if r.Text != "" {
 		onDelta(r.Text)
@@ -313,7 +336,7 @@ func statusError(a answer, now time.Time) *hermes.Error {
 	msg := envelopeMessage(b)
 	if msg == "" {
 		msg = http.StatusText(a.status)
-		if snippet := strings.TrimSpace(truncateBytes(string(b), 200)); snippet != "" {
+		if snippet := strings.TrimSpace(tooling.CutBytes(string(b), 200)); snippet != "" {
 			msg += ": " + snippet
 		}
 	}
@@ -417,6 +440,7 @@ type wireMessage struct {
 	// Content is a string, a []wirePart, or nil (null) for an assistant
 	// message that only calls tools.
 	Content    any            `json:"content"`
+	Reasoning  string         `json:"reasoning_content,omitempty"`
 	ToolCalls  []wireToolCall `json:"tool_calls,omitempty"`
 	ToolCallID string         `json:"tool_call_id,omitempty"`
 }
@@ -484,7 +508,11 @@ func (u *Upstream) encode(req Request, buf *bytes.Buffer) ([]byte, error) {
 		w.Messages = append(w.Messages, encodeMessage(hermes.Message{Role: hermes.RoleSystem, Content: req.System}))
 	}
 	for _, m := range req.Messages {
-		w.Messages = append(w.Messages, encodeMessage(m))
+		wm := encodeMessage(m)
+		if u.opts.SendReasoning && m.Role == hermes.RoleAssistant {
+			wm.Reasoning = m.Reasoning
+		}
+		w.Messages = append(w.Messages, wm)
 	}
 	tools, err := u.encodeTools(req.Tools)
 	if err != nil {

@@ -23,8 +23,8 @@ const MinKnownLen = 6
 // SecretName reports whether an environment variable's name says its value
 // is a secret: a word of it is or ends in KEY, or holds TOKEN, SECRET,
 // PASSWORD, PASSWD, PASSPHRASE or CREDENTIAL, or is PASS, PAT, COOKIE or
-// DSN. PWD (the working directory) and AUTH (SSH_AUTH_SOCK is a path) are
-// not secrets.
+// DSN, or PWD after another word (MYSQL_PWD). PWD alone (the working
+// directory) and AUTH (SSH_AUTH_SOCK is a path) are not secrets.
 func SecretName(name string) bool {
 	words := strings.FieldsFunc(strings.ToUpper(name), func(r rune) bool {
 		return !('A' <= r && r <= 'Z' || '0' <= r && r <= '9')
@@ -33,6 +33,10 @@ func SecretName(name string) bool {
 		switch w {
 		case "PASS", "PAT", "COOKIE", "DSN":
 			return true
+		case "PWD":
+			if len(words) > 1 {
+				return true
+			}
 		}
 		if strings.HasSuffix(w, "KEY") || strings.HasSuffix(w, "KEYS") {
 			return true

@@ -140,7 +140,7 @@ func TestSecretName(t *testing.T) {
 		"API_SERVER_KEY": true, "OPENAI_API_KEY": true, "BRAVE_API_KEY": true, "FOO_TOKEN": true,
 		"GITHUB_TOKEN": true, "AWS_SECRET_ACCESS_KEY": true, "DB_PASSWORD": true, "SMTP_PASS": true,
 		"NPM_PAT": true, "GOOGLE_APPLICATION_CREDENTIALS": true, "SENTRY_DSN": true, "gpg_passphrase": true,
-		"APIKEY": true, "SESSION_COOKIE": true, "SSH_KEYS": true, "ClientSecret": true,
+		"APIKEY": true, "SESSION_COOKIE": true, "SSH_KEYS": true, "ClientSecret": true, "MYSQL_PWD": true,
 		"PATH": false, "PWD": false, "OLDPWD": false, "HOME": false, "SSH_AUTH_SOCK": false, "LANG": false,
 		"KEYBOARD_LAYOUT": false, "PATHEXT": false, "TERM": false, "HERMES_HOME": false,
 	} {

@@ -44,7 +44,8 @@ func (v Verdict) String() string {
 // words meant for the model. It parses the command as a shell does and
 // walks every command in it: lists, pipelines, subshells, function
 // bodies, command and process substitutions, here-documents fed to a
-// shell, code given to sh -c, eval, trap and alias, through quoting,
+// shell, code given to sh -c, eval, trap and alias, and values programs
+// run as code (PAGER, GIT_SSH_COMMAND, git -c core.pager), through quoting,
 // backslashes, paths (/bin/rm) and wrappers (sudo, env, xargs, nohup,
 // timeout…).
 //
@@ -217,6 +218,8 @@ func (fc *fileCheck) command(words []word) []word {
 	c := fc.checker
 	for {
 		for len(words) > 0 && words[0].lit && isAssignment(words[0].s) {
+			name, value, _ := strings.Cut(words[0].s, "=")
+			fc.assignment(name, word{s: value, lit: true, w: words[0].w})
 			words = words[1:]
 		}
 		if len(words) == 0 {
@@ -281,6 +284,29 @@ func (fc *fileCheck) command(words []word) []word {
 			}
 		}
 		words = args
+	}
+}
+
+// codeVars are variables whose value programs run as shell code (git and
+// man run $PAGER and $EDITOR with sh -c); scriptVars name a script a shell
+// reads first; libVars load code into every program started.
+var (
+	codeVars = set("PAGER", "GIT_PAGER", "MANPAGER", "SYSTEMD_PAGER", "EDITOR", "VISUAL", "GIT_EDITOR",
+		"GIT_SEQUENCE_EDITOR", "GIT_SSH_COMMAND", "GIT_EXTERNAL_DIFF", "LESSOPEN", "LESSCLOSE", "PROMPT_COMMAND")
+	scriptVars = set("BASH_ENV", "ENV")
+	libVars    = set("LD_PRELOAD", "LD_AUDIT")
+)
+
+// assignment checks a variable set by the command, whose value may be
+// code some program runs later.
+func (fc *fileCheck) assignment(name string, value word) {
+	switch {
+	case codeVars[name]:
+		fc.code(name, value)
+	case scriptVars[name]:
+		fc.scriptArg(name, value, true)
+	case libVars[name]:
+		fc.flag(NeedsApproval, "it loads a library into every program it runs ("+name+")")
 	}
 }
 
@@ -384,6 +410,7 @@ func (fc *fileCheck) simple(name string, args []word) {
 	case name == "killall5":
 		c.flag(Blocked, "it signals every process, this server included (killall5)")
 	case name == "git":
+		fc.gitConfig(args)
 		c.git(strs)
 	case name == "find":
 		fc.find(args)
@@ -498,6 +525,8 @@ func readsStdin(eff []word) (runner string, shell, ok bool) {
 	name := base(eff[0].s)
 	args := eff[1:]
 	switch {
+	case name == "source" || name == ".":
+		return name, true, len(args) > 0 && stdinPath(args[0].s)
 	case shells[name]:
 		if _, code := optionArg(args, "c"); code {
 			return "", false, false
@@ -856,6 +885,41 @@ func matchesName(tool, pattern, n string) bool {
 	return re.MatchString(n)
 }
 
+// gitCommandKeys are git settings whose value is a command git runs with
+// the shell; pager.<cmd> too, and aliases and helpers starting with "!".
+var gitCommandKeys = set("core.pager", "core.sshcommand", "core.editor", "core.fsmonitor", "core.askpass",
+	"sequence.editor", "diff.external", "gpg.program", "gpg.ssh.program", "merge.tool", "web.browser", "credential.helper")
+
+// gitConfig checks settings given with git -c KEY=VALUE that make git run
+// a command: the command is checked as shell code.
+func (fc *fileCheck) gitConfig(args []word) {
+	for i := 0; i < len(args) && strings.HasPrefix(args[i].s, "-"); i++ {
+		switch args[i].s {
+		case "-C", "--git-dir", "--work-tree", "--namespace":
+			i++ // their value
+			continue
+		case "-c":
+		default:
+			continue
+		}
+		if i++; i == len(args) {
+			return
+		}
+		key, value, _ := strings.Cut(args[i].s, "=")
+		key = strings.ToLower(key)
+		v := word{s: value, lit: args[i].lit, w: args[i].w}
+		switch {
+		case key == "core.hookspath":
+			fc.flag(NeedsApproval, "it points git at other hooks (core.hooksPath), scripts git runs")
+		case strings.HasPrefix(value, "!") && (strings.HasPrefix(key, "alias.") || key == "credential.helper"):
+			v.s = value[1:]
+			fc.code("git -c "+key, v)
+		case gitCommandKeys[key] || strings.HasPrefix(key, "pager."):
+			fc.code("git -c "+key, v)
+		}
+	}
+}
+
 func (c *checker) git(args []string) {
 	// Global options come before the subcommand; some take a value.
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
@@ -965,11 +1029,7 @@ func skipOptions(args []word, withValue string) []word {
 			return args[1:]
 		}
 		if len(a) < 2 || a[0] != '-' {
-			if isAssignment(a) {
-				args = args[1:]
-				continue
-			}
-			return args
+			return args // the command, or NAME=value before it (env, sudo)
 		}
 		args = args[1:]
 		if len(a) == 2 && strings.IndexByte(withValue, a[1]) >= 0 && len(args) > 0 {

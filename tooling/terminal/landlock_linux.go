@@ -93,7 +93,7 @@ func startConfined(cmd *exec.Cmd, marker string, background bool, rw []string) (
 func confineThread(rw []string) error {
 	abi := landlockABI()
 	if abi == 0 {
-		return errors.New("Landlock is not available on this kernel (HERMES_TERMINAL_LANDLOCK is on): commands are not run")
+		return errors.New("this kernel has no Landlock (HERMES_TERMINAL_LANDLOCK is on): commands are not run")
 	}
 	handled := fsRights(abi)
 	attr := unix.LandlockRulesetAttr{Handled_access_fs: handled}

@@ -40,6 +40,10 @@ func (fc *fileCheck) file(f *syntax.File) {
 			fc.calls[n] = fc.command(fc.words(n.Args))
 		case *syntax.Redirect:
 			fc.redirect(n)
+		case *syntax.Assign:
+			if n.Name != nil && n.Value != nil {
+				fc.assignment(n.Name.Value, fc.resolve(n.Value))
+			}
 		case *syntax.BinaryCmd:
 			if n.Op == syntax.Pipe || n.Op == syntax.PipeAll {
 				pipes = append(pipes, n)
@@ -124,7 +128,7 @@ func isStdin(r *syntax.Redirect) bool {
 		return false
 	}
 	switch r.Op {
-	case syntax.Hdoc, syntax.DashHdoc, syntax.WordHdoc, syntax.RdrIn, syntax.RdrInOut:
+	case syntax.Hdoc, syntax.DashHdoc, syntax.WordHdoc, syntax.RdrIn, syntax.RdrInOut, syntax.DplIn:
 		return true
 	}
 	return false
@@ -137,6 +141,10 @@ func (fc *fileCheck) input(runner string, shell bool, r *syntax.Redirect) {
 		fc.program(runner, shell, fc.heredoc(r))
 	case syntax.WordHdoc:
 		fc.program(runner, shell, fc.resolve(r.Word))
+	case syntax.DplIn: // <&3: whatever was opened on that descriptor
+		if fc.text(r.Word) != "-" {
+			fc.flag(NeedsApproval, "it feeds "+runner+" a program from another descriptor, so what runs cannot be checked")
+		}
 	default: // < file: a script file
 		fc.scriptArg(runner, fc.resolve(r.Word), shell)
 	}

@@ -1,0 +1,39 @@
+package httpfront
+
+import (
+	"strings"
+	"testing"
+
+	hermes "github.com/hermesd/hermesd"
+)
+
+// Hostile and malformed items and tools in /v1/responses bodies: each is
+// a 400 naming the field, before any turn runs.
+func TestDecodeResponsesRefuses(t *testing.T) {
+	s := New(Options{})
+	for _, tc := range []struct{ body, param string }{
+		{`{"input":[{"type":"mcp_call","name":"t","output":"x"}]}`, "input[0]"},
+		{`{"input":[{"type":"mcp_call","id":"mcp_1","output":"x"}]}`, "input[0]"},
+		{`{"input":[{"type":"web_search_call","action":{"type":"search","query":"q"}}]}`, "input[0].id"},
+		{`{"input":[{"type":"function_call_output","output":"x"}]}`, "input[0].call_id"},
+		{`{"input":[{"role":"user","content":"x"},{"type":"function_call_output","call_id":"c","output":"x"}]}`, "input[1].call_id"},
+		{`{"input":[{"type":"function_call","call_id":"c","name":"f"},{"type":"function_call_output","call_id":"c","output":"a"},{"type":"function_call_output","call_id":"c","output":"b"}]}`, "input[2].call_id"},
+		{`{"input":[{"type":"web_search_call","id":"ws_1","action":{}},{"type":"function_call_output","call_id":"ws_1","output":"b"}]}`, "input[1].call_id"},
+		{`{"input":[{"type":"local_shell_call","id":"x"}]}`, "input[0].type"},
+		{`{"input":"x","tools":{"type":"function"}}`, "tools"},
+		{`{"input":"x","tools":[{"type":"function","name":"f"},{"type":"function","name":"f"}]}`, "tools[1].name"},
+		{`{"input":"x","tools":[{"type":"function","name":"f"},{"type":"namespace","name":"n","tools":[{"type":"function","name":"f"}]}]}`, "tools[1].tools[0].name"},
+		{`{"input":"x","tools":[{"type":"namespace","name":"n","tools":[{"type":"namespace","name":"m"}]}]}`, "tools[0].tools[0].type"},
+		{`{"input":"x","tools":[{"type":"code_interpreter"}]}`, "tools[0].type"},
+		{`{"input":"x","tools":[{"type":"mcp","server_label":"other","server_url":"http://127.0.0.1:1/"}]}`, "tools[0].server_label"},
+		{`{"input":"x","max_tool_calls":-1}`, "max_tool_calls"},
+		{`{"input":"x","reasoning":{"effort":"HIGH"}}`, "reasoning.effort"},
+		{`{"input":"x","safety_identifier":"` + strings.Repeat("a", 65) + `"}`, "safety_identifier"},
+	} {
+		_, _, err := s.decodeResponses([]byte(tc.body))
+		e, ok := err.(*hermes.Error)
+		if !ok || e.Code != hermes.EInvalid || e.Param != tc.param {
+			t.Errorf("%s\n  -> %v, want 400 param %q", tc.body, err, tc.param)
+		}
+	}
+}
