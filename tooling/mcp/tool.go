@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -24,7 +23,7 @@ type tool struct {
 	spec hermes.ToolSpec
 }
 
-// maxDescription bounds a tool's description: it is sent with every model
+// maxDescription bounds a tool's description (in characters): it is sent with every model
 // call, and a server decides what it holds.
 const maxDescription = 2048
 
@@ -34,9 +33,7 @@ func newTool(s *server, t *mcp.Tool) *tool {
 	if desc == "" {
 		desc = t.Title
 	}
-	if len(desc) > maxDescription {
-		desc = truncate(desc, maxDescription) + "…"
-	}
+	desc = tooling.Truncate(desc, maxDescription, "…")
 	return &tool{s: s, name: name, orig: t.Name, spec: hermes.ToolSpec{
 		Name:        name,
 		Description: fmt.Sprintf("[MCP server %s] %s", s.name, desc),
@@ -108,9 +105,9 @@ func (t *tool) Run(ctx context.Context, call tooling.Call) string {
 		t.s.drop(sess)
 		_ = sess.Close()
 		return tooling.ErrorResult(fmt.Sprintf("MCP server %s: the connection failed during the call (%s); it is being reconnected",
-			t.s.name, truncate(err.Error(), 500)))
+			t.s.name, tooling.CutBytes(err.Error(), 500)))
 	default:
-		return tooling.ErrorResult(fmt.Sprintf("MCP server %s: %s", t.s.name, truncate(err.Error(), 2000)))
+		return tooling.ErrorResult(fmt.Sprintf("MCP server %s: %s", t.s.name, tooling.CutBytes(err.Error(), 2000)))
 	}
 	text := resultText(res)
 	if res.IsError {
@@ -166,18 +163,7 @@ func resultText(res *mcp.CallToolResult) string {
 	}
 	s := strings.Join(parts, "\n")
 	if len(s) > maxResult {
-		s = truncate(s, maxResult) + fmt.Sprintf("\n[truncated: the result was %d bytes; the first %d are shown]", len(s), maxResult)
+		s = tooling.CutBytes(s, maxResult) + fmt.Sprintf("\n[truncated: the result was %d bytes; the first %d are shown]", len(s), maxResult)
 	}
 	return s
-}
-
-// truncate cuts s to at most n bytes on a rune boundary.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
