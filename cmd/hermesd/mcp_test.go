@@ -75,7 +75,7 @@ func TestMCPToolThroughTheAgent(t *testing.T) {
 	up := planUpstream(t, func(string) [][2]string {
 		return [][2]string{{"mcp_test_echo", `{"text":"ping"}`}}
 	})
-	h := startHermes(t, up.env(), withMCP(t, mcp.Server{}))
+	h := startHermes(t, up.Env(), withMCP(t, mcp.Server{}))
 
 	tools := toolEntries(t, h)
 	if tools["mcp_test_echo"] != "test" || tools["terminal"] != "hermes" {
@@ -120,7 +120,7 @@ func TestMCPToolThroughTheAgent(t *testing.T) {
 
 func TestMCPToolSelectionPatterns(t *testing.T) {
 	up := planUpstream(t, func(string) [][2]string { return nil })
-	h := startHermes(t, mergeEnv(up.env(), map[string]string{
+	h := startHermes(t, mergeEnv(up.Env(), map[string]string{
 		"HERMES_TOOLS": "terminal,mcp_test_*", "HERMES_DISABLED_TOOLS": "mcp_test_crash,mcp_test_e*",
 	}), withMCP(t, mcp.Server{}))
 	var got []string
@@ -143,7 +143,7 @@ func TestMCPCrashedServerRestartsAndSlowToolTimesOut(t *testing.T) {
 		}
 		return [][2]string{{"mcp_test_echo", `{"text":"` + user + `"}`}}
 	})
-	h := startHermes(t, up.env(), withMCP(t, mcp.Server{Timeout: 500 * time.Millisecond}))
+	h := startHermes(t, up.Env(), withMCP(t, mcp.Server{Timeout: 500 * time.Millisecond}))
 	if got := toolsChat(t, h, openai.UserMessage("crash")); !strings.Contains(got, "the connection failed during the call") {
 		t.Errorf("crash answer = %q", got)
 	}
@@ -166,7 +166,7 @@ func TestMCPListChangeShowsNextTurn(t *testing.T) {
 		}
 		return [][2]string{{"mcp_test_greet", `{}`}}
 	})
-	h := startHermes(t, up.env(), withMCP(t, mcp.Server{}))
+	h := startHermes(t, up.Env(), withMCP(t, mcp.Server{}))
 	if got := toolsChat(t, h, openai.UserMessage("add")); !strings.Contains(got, "added greet") {
 		t.Fatalf("add = %q", got)
 	}
@@ -199,7 +199,7 @@ func contains(list []string, s string) bool {
 func TestMCPResultsAreMasked(t *testing.T) {
 	const secret = "ghp_0123456789abcdefghijklmnopqrstuvwxyz"
 	up := planUpstream(t, func(string) [][2]string { return [][2]string{{"mcp_test_env", `{"name":"GITHUB_TOKEN"}`}} })
-	h := startHermes(t, up.env(), withMCP(t, mcp.Server{Env: map[string]string{"GITHUB_TOKEN": secret}}),
+	h := startHermes(t, up.Env(), withMCP(t, mcp.Server{Env: map[string]string{"GITHUB_TOKEN": secret}}),
 		func(m *Main) { m.Environ = append(m.Environ, "GITHUB_TOKEN="+secret) })
 	got := toolsChat(t, h, openai.UserMessage("env"))
 	if strings.Contains(got, secret) || !strings.Contains(got, "set=true") {
