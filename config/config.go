@@ -44,6 +44,7 @@ type Config struct {
 	Model          string        // HERMES_MODEL
 	ContextWindow  int           // HERMES_CONTEXT_WINDOW: tokens; 0 asks the upstream, else 128k
 	CompactAt      string        // HERMES_COMPACT_AT: "80%" of the window, or a number of tokens
+	ChatOverflow   string        // API_SERVER_CHAT_OVERFLOW: compact or error
 	FirstByte      time.Duration // HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT
 	Tools          []string      // HERMES_TOOLS
 	DisabledTools  []string      // HERMES_DISABLED_TOOLS
@@ -119,6 +120,7 @@ func Defaults() Config {
 		IdleActor:      2 * time.Minute,
 		MaxIterations:  90,
 		CompactAt:      "80%",
+		ChatOverflow:   "compact",
 		MaxParallel:    8,
 		TurnTimeout:    10 * time.Minute,
 		FirstByte:      2 * time.Minute,
@@ -347,6 +349,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	str(&c.Model, "HERMES_MODEL")
 	num(&c.ContextWindow, "HERMES_CONTEXT_WINDOW", 0)
 	str(&c.CompactAt, "HERMES_COMPACT_AT")
+	str(&c.ChatOverflow, "API_SERVER_CHAT_OVERFLOW")
 	dur(&c.FirstByte, "HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT")
 	list(&c.Tools, "HERMES_TOOLS")
 	list(&c.DisabledTools, "HERMES_DISABLED_TOOLS")
@@ -494,6 +497,7 @@ func (c *Config) Check() error {
 	}{
 		{"API_SERVER_TOOL_PROGRESS", c.ToolProgress, []string{"inline", "events", "off"}},
 		{"API_SERVER_AGENT_TOOL_ITEMS", c.AgentToolItems, []string{"hosted", "function_call"}},
+		{"API_SERVER_CHAT_OVERFLOW", c.ChatOverflow, []string{"compact", "error"}},
 		{"API_SERVER_UNKNOWN_MODEL", c.UnknownModel, []string{"default", "error"}},
 		{"HERMES_LOG_FORMAT", c.LogFormat, []string{"text", "json"}},
 		{"HERMES_LOG_LEVEL", strings.ToLower(c.LogLevel), []string{"debug", "info", "warn", "error"}},

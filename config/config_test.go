@@ -314,6 +314,13 @@ func TestContextWindowSettings(t *testing.T) {
 		}
 	}
 	d.CompactAt = "80%"
+	for _, bad := range []string{"", "Error", "compact ", "truncate"} {
+		d.ChatOverflow = bad
+		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "API_SERVER_CHAT_OVERFLOW") {
+			t.Errorf("API_SERVER_CHAT_OVERFLOW=%q: err = %v", bad, err)
+		}
+	}
+	d.ChatOverflow = "error"
 	for _, bad := range []int{1, 1023, -1} {
 		d.ContextWindow = bad
 		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "HERMES_CONTEXT_WINDOW") {

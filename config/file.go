@@ -28,6 +28,7 @@ var fileKeys = map[string]string{
 	"API_SERVER_STREAMING":               "server.streaming",
 	"API_SERVER_TOOL_PROGRESS":           "server.tool_progress",
 	"API_SERVER_AGENT_TOOL_ITEMS":        "server.agent_tool_items",
+	"API_SERVER_CHAT_OVERFLOW":           "server.chat_overflow",
 	"API_SERVER_MAX_CONCURRENT_TURNS":    "server.max_concurrent_turns",
 	"API_SERVER_MAX_QUEUED_TURNS":        "server.max_queued_turns",
 	"API_SERVER_SHUTDOWN_GRACE":          "server.shutdown_grace",

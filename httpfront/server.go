@@ -30,7 +30,12 @@ type Options struct {
 	// runs: "hosted" (mcp_call, web_search_call; the default) or
 	// "function_call" (function_call + function_call_output, the older form).
 	AgentToolItems string
-	MaxBodyBytes   int
+	// ChatOverflow is what a chat completion whose messages outgrow the
+	// model's window gets (API_SERVER_CHAT_OVERFLOW): "compact" (the
+	// middle is compacted for the upstream call; the default) or "error"
+	// (400 context_length_exceeded).
+	ChatOverflow string
+	MaxBodyBytes int
 	// BodyMemory bounds the request body bytes held at once, all
 	// connections together; beyond it requests are answered 503.
 	BodyMemory int

@@ -253,6 +253,7 @@ func (m *Main) Run(ctx context.Context) error {
 		ModelName:          c.ModelName,
 		ToolProgress:       c.ToolProgress,
 		AgentToolItems:     c.AgentToolItems,
+		ChatOverflow:       c.ChatOverflow,
 		MaxBodyBytes:       c.MaxBodyBytes,
 		BodyMemory:         c.BodyMemory,
 		MaxConns:           capConnections(c.MaxConns, m.Logger),
