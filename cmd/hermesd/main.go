@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/hermesd/hermesd/tooling"
 	"github.com/hermesd/hermesd/tooling/files"
 	"github.com/hermesd/hermesd/tooling/llm"
+	"github.com/hermesd/hermesd/tooling/mcp"
 	"github.com/hermesd/hermesd/tooling/memory"
 	"github.com/hermesd/hermesd/tooling/redact"
 	"github.com/hermesd/hermesd/tooling/skills"
@@ -101,12 +103,16 @@ type Main struct {
 	// the values of its secret-looking variables are masked in every tool
 	// result, since nothing below cmd reads the environment.
 	Environ []string
+	// MCPServers are the MCP servers whose tools the agent uses, by name.
+	MCPServers map[string]mcp.Server
 
 	logOut  *bufferedLog // nil when the caller set Logger itself
 	store   *persistence.Store
 	files   *persistence.Files
 	runtime *actors.Runtime
 	term    *terminal.Tool // stopped at Close: its background commands
+	mcp     *mcp.Manager   // closed at Close: its stdio servers
+	mcpMu   sync.Mutex     // orders updates of a registry's MCP tools
 	http    *httpfront.Server
 	served  chan error
 	// discovery bounds the context-window discoveries still running;
@@ -219,6 +225,9 @@ func (m *Main) Run(ctx context.Context) error {
 	metrics := httpfront.NewMetrics()
 	obs := newObservers(metrics.Registry)
 	m.obs = obs
+	if err := m.startMCP(); err != nil {
+		return err
+	}
 	first := m.newSetup(c)
 	m.current.Store(first)
 	route, _ := first.router.Resolve("")
@@ -264,7 +273,7 @@ func (m *Main) Run(ctx context.Context) error {
 		StreamWriteTimeout: c.StreamDeadline,
 		KeepAlive:          c.KeepAlive,
 		WorkerIdle:         c.WorkerIdle,
-		ToolNames:          first.registry.Names(),
+		Tools:              func() []httpfront.Tool { return toolList(m.current.Load().registry) },
 		Logger:             m.Logger,
 		Metrics:            metrics,
 		Files:              m.files,
@@ -283,6 +292,52 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("hermesd listening", "addr", "http://"+ln.Addr().String()+"/v1", "models", first.describe(),
 		"config", c.File, "home", c.Home, "workspace", c.Workspace, "tools", len(first.registry.Names()))
 	return nil
+}
+
+// startMCP connects to the MCP servers (their first attempts in parallel;
+// a failing one keeps being retried) and keeps their tools in the current
+// setup's registry, masked like the built-in ones, as their lists change.
+func (m *Main) startMCP() error {
+	if len(m.MCPServers) == 0 {
+		return nil
+	}
+	mgr, err := mcp.Start(mcp.Options{
+		Servers: m.MCPServers, Environ: m.Environ, Logger: m.Logger,
+		OnChange: func() {
+			if s := m.current.Load(); s != nil {
+				m.addMCPTools(s)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	m.mcp = mgr
+	m.Logger.Info("MCP servers", "servers", len(m.MCPServers), "tools", len(mgr.Tools()))
+	return nil
+}
+
+// addMCPTools puts the MCP servers' tools, as they are now, in s's
+// registry.
+func (m *Main) addMCPTools(s *setup) {
+	if m.mcp == nil {
+		return
+	}
+	m.mcpMu.Lock() // orders the updates of concurrent changes
+	defer m.mcpMu.Unlock()
+	for _, name := range s.registry.SetDynamic(tooling.Masked(m.mcp.Tools(), s.mask)) {
+		m.Logger.Error("MCP tool refused: a built-in tool has its name", "tool", name)
+	}
+}
+
+// toolList is GET /v1/tools: every enabled tool and who runs it.
+func toolList(r *tooling.Registry) []httpfront.Tool {
+	names := r.Names()
+	out := make([]httpfront.Tool, len(names))
+	for i, n := range names {
+		out[i] = httpfront.Tool{Name: n, Server: r.Server(n)}
+	}
+	return out
 }
 
 // knownSecrets lists every secret hermesd knows, for masking in tool
@@ -363,6 +418,9 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.term != nil {
 		errs = append(errs, await(ctx, "terminal: stopping background commands", async(m.term.Close)))
+	}
+	if m.mcp != nil {
+		errs = append(errs, await(ctx, "mcp: stopping servers", async(m.mcp.Close)))
 	}
 	if m.store != nil {
 		// A close still waiting at the end waits for a write stuck in the

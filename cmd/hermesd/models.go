@@ -22,6 +22,7 @@ type setup struct {
 	router   *llm.Router
 	registry *tooling.Registry
 	prompt   func(callerSystem string) string
+	mask     func(string) string // masks the secrets of this configuration
 }
 
 // newSetup builds the models and the tool selection of c over the
@@ -30,6 +31,8 @@ type setup struct {
 func (m *Main) newSetup(c *config.Config) *setup {
 	known := redact.NewKnown(m.knownSecrets(c))
 	registry := tooling.NewRegistry(tooling.Masked(m.tools, known.String), tooling.Selector(c.Tools, c.DisabledTools))
+	s := &setup{registry: registry, mask: known.String}
+	m.addMCPTools(s)
 	var skillsIndex func() string // no index of skills the model cannot load
 	if _, ok := registry.Get("skill_view"); ok {
 		skillsIndex = skills.CachedIndex(c.Home, time.Second)
@@ -63,7 +66,8 @@ func (m *Main) newSetup(c *config.Config) *setup {
 			m.Logger.Warn("model failed before its first token; falling back", "model", from, "fallback", to, "err", err)
 			m.obs.fallback(from, to)
 		}})
-	return &setup{router: router, registry: registry, prompt: builder.Build}
+	s.router, s.prompt = router, builder.Build
+	return s
 }
 
 // turnSetup is the agent's Setup: the current configuration's model for a
