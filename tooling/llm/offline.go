@@ -53,6 +53,7 @@ type script struct {
 	failAfter int // -1: not set
 	echoSys   bool
 	echoHist  bool
+	think     string // reasoning given before every response
 }
 
 // parseScript reads the directives of msg: lines starting with a known
@@ -152,6 +153,11 @@ func (s *script) directive(line string) bool {
 		if s.fail == "" {
 			s.fail = defaultFailReason
 		}
+	case "think":
+		if arg == "" {
+			return false
+		}
+		s.think = arg
 	case "echo-system":
 		if arg != "" {
 			return false
@@ -214,6 +220,18 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 		return Response{Usage: usage}, hermes.Errorf(hermes.EUpstream, "%s", sc.fail)
 	}
 
+	var reasoning string
+	if sc.think != "" {
+		// Reasoning streams like an answer, before it.
+		r, err := emit(ctx, sc.think, emitLimits{failAfter: -1, delay: o.TokenDelay}, hermes.Usage{}, orNop(req.OnReasoning))
+		if err != nil {
+			return Response{Usage: usage}, err
+		}
+		reasoning = r.Text
+		usage.ReasoningTokens = r.Usage.CompletionTokens
+		usage.CompletionTokens = r.Usage.CompletionTokens
+	}
+
 	results := msgs[lastUser+1:]
 	nResults := 0
 	for _, m := range results {
@@ -229,7 +247,7 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 				calls[i] = c
 				usage.CompletionTokens += (len(c.Name)+len(c.Arguments))/4 + 1
 			}
-			return Response{ToolCalls: calls, Finish: hermes.FinishToolCalls, Usage: usage}, nil
+			return Response{Reasoning: reasoning, ToolCalls: calls, Finish: hermes.FinishToolCalls, Usage: usage}, nil
 		}
 	}
 
@@ -253,7 +271,17 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 	if sc.delaySet {
 		delay = sc.delay
 	}
-	return emit(ctx, answer, emitLimits{maxTokens: req.MaxTokens, failAfter: sc.failAfter, fail: sc.fail, delay: delay}, usage, onDelta)
+	r, err := emit(ctx, answer, emitLimits{maxTokens: req.MaxTokens, failAfter: sc.failAfter, fail: sc.fail, delay: delay}, usage, onDelta)
+	r.Reasoning = reasoning
+	r.Usage.CompletionTokens += usage.ReasoningTokens
+	return r, err
+}
+
+func orNop(f func(string)) func(string) {
+	if f == nil {
+		return func(string) {}
+	}
+	return f
 }
 
 type emitLimits struct {
