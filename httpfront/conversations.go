@@ -50,7 +50,7 @@ func (s *Server) createConversation(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	items, _, err := s.decodeInput(body.Items, true)
+	items, _, err := s.decodeInput(body.Items, inputScope{param: "items", whole: true})
 	if err != nil {
 		writeError(ctx, err)
 		return
@@ -148,7 +148,10 @@ func (s *Server) addConversationItems(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	items, _, err := s.decodeInput(body.Items, false)
+	// Items join what the conversation holds: a tool output must answer
+	// a call there or among them, once.
+	held := s.conversationMessages(c)
+	items, _, err := s.decodeInput(body.Items, inputScope{param: "items", whole: true, history: held})
 	if err != nil {
 		writeError(ctx, err)
 		return
@@ -159,7 +162,7 @@ func (s *Server) addConversationItems(ctx *fasthttp.RequestCtx) {
 	}
 	// Count items, not messages: one assistant message may stand for
 	// several items (its text and each tool call), or for none.
-	prior, _ := inputItems("resp_"+c.ID, s.conversationMessages(c), s.recordForm(&responseWire{}))
+	prior, _ := inputItems("resp_"+c.ID, held, s.recordForm(&responseWire{}))
 	c, err = s.rt.UpdateConversation(c.ID, func(c *hermes.Conversation) { c.Pending = append(c.Pending, items...) })
 	if err != nil {
 		writeError(ctx, err)

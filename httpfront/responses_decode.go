@@ -132,8 +132,7 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	}
 	// With nothing to continue, every tool output must answer a call in
 	// the input itself.
-	standalone := rr.PreviousResponseID == "" && conv == ""
-	input, sys, err := s.decodeInput(rr.Input, standalone)
+	input, sys, err := s.decodeInput(rr.Input, inputScope{param: "input", whole: rr.PreviousResponseID == "" && conv == ""})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -314,12 +313,19 @@ func conversationID(raw json.RawMessage) (string, error) {
 	return obj.ID, nil
 }
 
+// inputScope says where a list of input items stands.
+type inputScope struct {
+	param string // the body field holding the list: "input" or "items"
+	// whole says history is all the items continue; an output whose call
+	// is neither there nor earlier in the list is refused. Otherwise (a
+	// chain the runtime resolves) only a second output for one call is.
+	whole   bool
+	history []hermes.Message
+}
+
 // decodeInput turns input (a string or a list of items) into messages, and
 // returns system/developer messages separately to layer on the prompt.
-// A tool output whose call is not earlier in the input must answer one in
-// the history the turn continues; standalone says there is none, so such
-// an output is refused here. A second output for one call always is.
-func (s *Server) decodeInput(raw json.RawMessage, standalone bool) ([]hermes.Message, []string, error) {
+func (s *Server) decodeInput(raw json.RawMessage, scope inputScope) ([]hermes.Message, []string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return nil, nil, nil
@@ -327,21 +333,29 @@ func (s *Server) decodeInput(raw json.RawMessage, standalone bool) ([]hermes.Mes
 	if raw[0] == '"' {
 		var text string
 		if err := json.Unmarshal(raw, &text); err != nil {
-			return nil, nil, hermes.InvalidParam("input", "'input' is not a valid string")
+			return nil, nil, hermes.InvalidParam(scope.param, "'%s' is not a valid string", scope.param)
 		}
 		return []hermes.Message{{Role: hermes.RoleUser, Content: text}}, nil, nil
 	}
 	var items []inputItem
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, nil, hermes.InvalidParam("input", "'input' must be a string or a list of items: %s", cleanJSONError(err))
+		return nil, nil, hermes.InvalidParam(scope.param, "'%s' must be a string or a list of items: %s", scope.param, cleanJSONError(err))
 	}
 	if len(items) > maxMessages {
-		return nil, nil, hermes.InvalidParam("input", "'input' has %d items; at most %d are accepted", len(items), maxMessages)
+		return nil, nil, hermes.InvalidParam(scope.param, "'%s' has %d items; at most %d are accepted", scope.param, len(items), maxMessages)
 	}
 	d := inputDecoder{called: make(map[string]bool), answered: make(map[string]bool)}
+	for _, m := range scope.history {
+		for _, c := range m.ToolCalls {
+			d.called[c.ID] = true
+		}
+		if m.Role == hermes.RoleTool {
+			d.answered[m.ToolCallID] = true
+		}
+	}
 	for i, it := range items {
-		param := "input[" + itoa(i) + "]"
-		if err := s.decodeItem(&d, param, it, standalone); err != nil {
+		param := scope.param + "[" + itoa(i) + "]"
+		if err := s.decodeItem(&d, param, it, scope.whole); err != nil {
 			return nil, nil, err
 		}
 	}

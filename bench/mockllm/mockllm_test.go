@@ -176,7 +176,7 @@ func TestStreamWithoutUsageOmitsIt(t *testing.T) {
 
 func TestScriptedToolCalls(t *testing.T) {
 	base := start(t, New(Config{}))
-	user := `{"role":"user","content":"go /tool terminal {\"command\": \"true\"} /repeat 2 /tokens 3"}`
+	user := `{"role":"user","content":"go\n/tool terminal {\"command\": \"true\"}\n/repeat 2\n/tokens 3"}`
 	toolMsgs := `,{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"terminal","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"ok"}`
 
 	for iter := 0; iter < 2; iter++ {
@@ -342,12 +342,15 @@ func TestApplyDirectives(t *testing.T) {
 		want Script
 	}{
 		{"plain text", base},
-		{"/tokens 3 /delay 5ms /sleep 1s", Script{Tokens: 3, TokenDelay: 5 * time.Millisecond, TTFT: time.Second, ToolName: "terminal", ToolArgs: `{"command":"true"}`}},
+		{"/tokens 3\n/delay 5ms\n/sleep 1s", Script{Tokens: 3, TokenDelay: 5 * time.Millisecond, TTFT: time.Second, ToolName: "terminal", ToolArgs: `{"command":"true"}`}},
 		{"/tool terminal {\"command\":\"ls\"}", Script{Tokens: 16, ToolName: "terminal", ToolArgs: `{"command":"ls"}`, ToolCalls: 1}},
-		{"/tool read_file {\"path\": \"a b\"} /repeat 4", Script{Tokens: 16, ToolName: "read_file", ToolArgs: `{"path": "a b"}`, ToolCalls: 4}},
+		{"/tool read_file {\"path\": \"a b\"}\n/repeat 4", Script{Tokens: 16, ToolName: "read_file", ToolArgs: `{"path": "a b"}`, ToolCalls: 4}},
 		{"/repeat 3", Script{Tokens: 16, ToolName: "terminal", ToolArgs: `{"command":"true"}`, ToolCalls: 3}},
 		{"/tool todo", Script{Tokens: 16, ToolName: "todo", ToolArgs: "{}", ToolCalls: 1}},
-		{"/tokens x /sleep soon /tool", base},
+		{"/tokens x\n/sleep soon\n/tool", base},
+		// One directive a line, as the offline model reads them: a
+		// directive inside a sentence is text.
+		{"run /tokens 3 please", base},
 	}
 	for _, tt := range tests {
 		if got := applyDirectives(base, tt.text); got != tt.want {
@@ -377,10 +380,10 @@ func benchHandler(b *testing.B, body string) {
 // network: the figure that shows it cannot be the bottleneck.
 func BenchmarkHandler(b *testing.B) {
 	b.Run("stream", func(b *testing.B) {
-		benchHandler(b, `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"You are a helpful agent."},{"role":"user","content":"hello /tokens 16"}]}`)
+		benchHandler(b, `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"You are a helpful agent."},{"role":"user","content":"hello\n/tokens 16"}]}`)
 	})
 	b.Run("nonstream", func(b *testing.B) {
-		benchHandler(b, `{"model":"m","messages":[{"role":"system","content":"You are a helpful agent."},{"role":"user","content":"hello /tokens 16"}]}`)
+		benchHandler(b, `{"model":"m","messages":[{"role":"system","content":"You are a helpful agent."},{"role":"user","content":"hello\n/tokens 16"}]}`)
 	})
 }
 

@@ -2,9 +2,10 @@ package mockllm
 
 import (
 	"encoding/json"
-	"strconv"
 	"strings"
 	"time"
+
+	hermes "github.com/hermesd/hermesd"
 )
 
 // Script is what one call answers: how long to wait, how many tokens, and
@@ -86,72 +87,31 @@ func promptTokens(msgs []chatMessage) int {
 	return n/4 + 1
 }
 
-// applyDirectives returns base overridden by the directives found in text:
-// "/tokens N", "/delay D", "/sleep D", "/tool NAME {json}", "/repeat K".
-// Unknown or malformed directives are ignored, as a model would.
+// applyDirectives returns base overridden by the directives of text, read
+// as hermesd's offline model reads them (hermes.ParseDirectives): /tokens,
+// /delay, /sleep, /tool (the first: the mock asks for one call a round) and
+// /repeat, which without /tool repeats the configured tool. The others
+// script failures the mock does not play, and are ignored.
 func applyDirectives(base Script, text string) Script {
 	if !strings.Contains(text, "/") {
 		return base
 	}
+	d := hermes.ParseDirectives(text)
 	s := base
-	fields := strings.Fields(text)
-	repeat := -1
-	tool := false
-	for i := 0; i < len(fields); i++ {
-		arg := ""
-		if i+1 < len(fields) {
-			arg = fields[i+1]
-		}
-		switch fields[i] {
-		case "/tokens":
-			if n, err := strconv.Atoi(arg); err == nil && n >= 0 {
-				s.Tokens = n
-				i++
-			}
-		case "/delay":
-			if d, err := time.ParseDuration(arg); err == nil && d >= 0 {
-				s.TokenDelay = d
-				i++
-			}
-		case "/sleep":
-			if d, err := time.ParseDuration(arg); err == nil && d >= 0 {
-				s.TTFT = d
-				i++
-			}
-		case "/repeat":
-			if n, err := strconv.Atoi(arg); err == nil && n >= 0 {
-				repeat = n
-				i++
-			}
-		case "/tool":
-			if arg == "" || strings.HasPrefix(arg, "/") {
-				continue
-			}
-			tool = true
-			s.ToolName = arg
-			s.ToolArgs = "{}"
-			i++
-			// The arguments may contain spaces: take fields until they
-			// form valid JSON.
-			if i+1 < len(fields) && strings.HasPrefix(fields[i+1], "{") {
-				for j := i + 1; j < len(fields); j++ {
-					cand := strings.Join(fields[i+1:j+1], " ")
-					if json.Valid([]byte(cand)) {
-						s.ToolArgs = cand
-						i = j
-						break
-					}
-				}
-			}
-		}
+	if d.Tokens >= 0 {
+		s.Tokens = d.Tokens
 	}
-	switch {
-	case tool && repeat >= 0:
-		s.ToolCalls = repeat
-	case tool:
-		s.ToolCalls = 1
-	case repeat >= 0 && s.ToolName != "":
-		s.ToolCalls = repeat
+	if d.DelaySet {
+		s.TokenDelay = d.Delay
+	}
+	if d.Sleep > 0 {
+		s.TTFT = d.Sleep
+	}
+	if len(d.Calls) > 0 {
+		s.ToolName, s.ToolArgs = d.Calls[0].Name, d.Calls[0].Arguments
+		s.ToolCalls = max(d.Repeat, 1)
+	} else if d.Repeat > 0 {
+		s.ToolCalls = d.Repeat
 	}
 	return s
 }

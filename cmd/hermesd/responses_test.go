@@ -1164,6 +1164,29 @@ func TestResponsesOrphanToolOutputs(t *testing.T) {
 	if resp.StatusCode != 400 || !strings.Contains(body, "Duplicate") || !strings.Contains(body, `"param":"input"`) {
 		t.Fatalf("second answer: %d %s", resp.StatusCode, body)
 	}
+
+	// Conversation items: an output answers a call the conversation holds
+	// or the same request adds, once.
+	resp, body = h.do(t, "POST", "/v1/conversations", `{"items":[{"type":"function_call_output","call_id":"c9","output":"x"}]}`)
+	if resp.StatusCode != 400 || !strings.Contains(body, `"param":"items[0].call_id"`) {
+		t.Fatalf("orphan in a new conversation: %d %s", resp.StatusCode, body)
+	}
+	resp, body = h.do(t, "POST", "/v1/conversations", `{"items":[{"role":"user","content":"hi"},{"type":"function_call","call_id":"c9","name":"get_weather","arguments":"{}"}]}`)
+	var conv struct{ ID string }
+	if err := json.Unmarshal([]byte(body), &conv); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("conversation: %d %s", resp.StatusCode, body)
+	}
+	add := `{"items":[{"type":"function_call_output","call_id":"c9","output":"sunny"}]}`
+	if resp, body = h.do(t, "POST", "/v1/conversations/"+conv.ID+"/items", add); resp.StatusCode != 200 {
+		t.Fatalf("answering the conversation's call: %d %s", resp.StatusCode, body)
+	}
+	if resp, body = h.do(t, "POST", "/v1/conversations/"+conv.ID+"/items", add); resp.StatusCode != 400 || !strings.Contains(body, "Duplicate") {
+		t.Fatalf("answering it again: %d %s", resp.StatusCode, body)
+	}
+	if resp, body = h.do(t, "POST", "/v1/conversations/"+conv.ID+"/items", `{"items":[{"type":"function_call_output","call_id":"c10","output":"x"}]}`); resp.StatusCode != 400 ||
+		!strings.Contains(body, `"param":"items[0].call_id"`) {
+		t.Fatalf("an orphan added to the conversation: %d %s", resp.StatusCode, body)
+	}
 }
 
 // max_tool_calls bounds the agent's own tool runs; reasoning.effort goes

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"regexp"
-	"strings"
 	"sync"
 
 	"github.com/hermesd/hermesd/tooling"
@@ -105,30 +104,4 @@ func lockPath(p string) (unlock func()) {
 // argsOf decodes arguments for a label, leniently: labels must not fail.
 func argsOf(args []byte, v any) bool {
 	return json.Unmarshal(args, v) == nil
-}
-
-// oneLine keeps a progress label on one short line.
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
-}
-
-func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
-
-// cutBytes cuts s to at most n bytes without splitting a UTF-8 sequence.
-func cutBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

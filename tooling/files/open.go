@@ -1,8 +1,6 @@
 package files
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/hermesd/hermesd/tooling"
 )
 
 // Every open of a file the model named goes through the workspace's
@@ -116,10 +116,14 @@ func (p *policy) checkOpened(f *os.File) error {
 }
 
 // rootErr turns os.Root's refusal of a path that leaves the root into
-// ErrEscape, and drops the absolute path other errors carry. The refusal's
+// ErrEscape, and drops the absolute path other errors carry; the jail's own
+// refusals pass as they are. The refusal's
 // error value is unexported, so its text is matched; TestSwapAfterResolve
 // fails if it ever changes.
 func rootErr(err error) error {
+	if errors.Is(err, ErrEscape) || errors.Is(err, ErrCredential) {
+		return err
+	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) && pe.Err.Error() == "path escapes from parent" {
 		return fmt.Errorf("%w through a symlink", ErrEscape)
@@ -130,10 +134,9 @@ func rootErr(err error) error {
 	return errors.New("cannot " + plainErr(err))
 }
 
-// writeAtomic replaces real, a path Resolve returned, with data through a
-// temporary file in the same directory and a rename, all under the
-// workspace root: a reader never sees a half-written file and a crash
-// leaves the old content. An existing file keeps its permission bits; a
+// writeAtomic replaces real, a path Resolve returned, with data through
+// tooling.WriteFileAtomic under the workspace root: a reader never sees a
+// half-written file and a crash leaves the old content. An existing file keeps its permission bits; a
 // new one gets 0644. What is there must be a regular file with one link.
 func (j Jail) writeAtomic(real string, data []byte) error {
 	r, rel, p, err := j.openRoot(real)
@@ -154,39 +157,8 @@ func (j Jail) writeAtomic(real string, data []byte) error {
 	if err := r.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating parent directories: %w", rootErr(err))
 	}
-	var nonce [8]byte
-	_, _ = rand.Read(nonce[:])
-	tmp := filepath.Join(dir, "."+filepath.Base(rel)+".tmp-"+hex.EncodeToString(nonce[:]))
-	f, err := r.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOCTTY, 0o600)
-	if err != nil {
+	if err := tooling.WriteFileAtomic(r, rel, data, mode, p.checkOpened); err != nil {
 		return rootErr(err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			r.Remove(tmp)
-		}
-	}()
-	if err := p.checkOpened(f); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	// Chmod on the open file sets the exact bits, whatever the umask.
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := r.Rename(tmp, rel); err != nil {
-		return rootErr(err)
-	}
-	ok = true
 	return nil
 }

@@ -68,7 +68,7 @@ func (t *PatchTool) Label(args []byte) string {
 	if !argsOf(args, &a) || strings.TrimSpace(a.Path) == "" {
 		return "patch"
 	}
-	return oneLine(a.Path, 100)
+	return tooling.OneLine(a.Path, 100)
 }
 
 // Run implements tooling.Tool.
@@ -146,7 +146,7 @@ func (t *PatchTool) Run(ctx context.Context, call tooling.Call) string {
 	rel := t.jail.Rel(abs)
 	diff := UnifiedDiff(rel, before, after)
 	if len(diff) > maxDiffBytes {
-		diff = cutBytes(diff, maxDiffBytes) + fmt.Sprintf("\n… diff truncated (%d bytes in all)\n", len(diff))
+		diff = tooling.CutBytes(diff, maxDiffBytes) + fmt.Sprintf("\n… diff truncated (%d bytes in all)\n", len(diff))
 	}
 	return tooling.JSONResult(PatchResult{Path: rel, Replacements: n, Diff: diff})
 }

@@ -77,7 +77,7 @@ func (t *ReadTool) Label(args []byte) string {
 	if !argsOf(args, &a) || strings.TrimSpace(a.Path) == "" {
 		return "read_file"
 	}
-	label := oneLine(a.Path, 100)
+	label := tooling.OneLine(a.Path, 100)
 	if a.Offset > 0 || a.Limit > 0 {
 		off, lim := a.Offset, a.Limit
 		if off < 1 {
@@ -169,7 +169,7 @@ func (j Jail) readLines(abs string, offset, limit int) (*ReadResult, error) {
 			line = line[:full]
 		}
 		if full > maxLineLen {
-			line = cutBytes(line, maxLineLen) + fmt.Sprintf(" … [line truncated: %d bytes]", full)
+			line = tooling.CutBytes(line, maxLineLen) + fmt.Sprintf(" … [line truncated: %d bytes]", full)
 		}
 		cur, curLen = cur[:0], 0
 		selSize += len(line) + 1

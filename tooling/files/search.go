@@ -102,9 +102,9 @@ func (t *SearchTool) Label(args []byte) string {
 	if !argsOf(args, &a) || a.Pattern == "" {
 		return "search_files"
 	}
-	label := oneLine(a.Pattern, 80)
+	label := tooling.OneLine(a.Pattern, 80)
 	if a.Glob != "" {
-		label += " (" + oneLine(a.Glob, 40) + ")"
+		label += " (" + tooling.OneLine(a.Glob, 40) + ")"
 	}
 	return label
 }
@@ -287,7 +287,7 @@ func (s *search) content(_, rel string) error {
 		if s.total > s.offset && len(s.matches) < s.limit {
 			text := string(line)
 			if len(text) > maxMatchText {
-				text = cutBytes(text, maxMatchText) + " …"
+				text = tooling.CutBytes(text, maxMatchText) + " …"
 			}
 			s.matches = append(s.matches, Match{Path: rel, Line: n, Text: text})
 		}

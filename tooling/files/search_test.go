@@ -180,7 +180,7 @@ func TestSearchLabel(t *testing.T) {
 		`{"pattern":"TODO","glob":"*.go"}`:               "TODO (*.go)",
 		`{"pattern":""}`:                                 "search_files",
 		`{"pattern":["x"]}`:                              "search_files",
-		`{"pattern":"` + strings.Repeat("a", 200) + `"}`: strings.Repeat("a", 80) + "…",
+		`{"pattern":"` + strings.Repeat("a", 200) + `"}`: strings.Repeat("a", 79) + "…",
 	} {
 		if got := tool.Label([]byte(args)); got != want {
 			t.Errorf("Label(%s) = %q, want %q", args, got, want)

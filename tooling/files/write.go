@@ -53,7 +53,7 @@ func (t *WriteTool) Label(args []byte) string {
 	if !argsOf(args, &a) || strings.TrimSpace(a.Path) == "" {
 		return "write_file"
 	}
-	return oneLine(a.Path, 100)
+	return tooling.OneLine(a.Path, 100)
 }
 
 // Run implements tooling.Tool.

@@ -5,22 +5,19 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/tooling"
 )
 
-// Limits on directives, so a test prompt cannot pin a server for long.
 const (
-	maxScriptTokens   = 100000
-	maxScriptWait     = 10 * time.Minute
-	maxScriptRepeat   = 1000
-	heardChars        = 200
-	toolSummaryChars  = 2000
-	offlineHeard      = "Hermes (offline model) heard: "
-	offlineNothing    = "Hermes (offline model) heard nothing to answer."
-	offlineNoSystem   = "(no system prompt)"
-	defaultFailReason = "offline model failure"
+	// heardChars and toolSummaryChars are how many characters of the
+	// message or of a tool result an answer repeats; "…" follows a cut.
+	heardChars       = 200
+	toolSummaryChars = 2000
+	offlineHeard     = "Hermes (offline model) heard: "
+	offlineNothing   = "Hermes (offline model) heard nothing to answer."
+	offlineNoSystem  = "(no system prompt)"
 )
 
 // Offline is the built-in scripted model that answers when no upstream is
@@ -37,151 +34,6 @@ type Offline struct {
 
 // NewOffline returns an offline model with no token delay.
 func NewOffline() *Offline { return &Offline{} }
-
-// script is what the directives of a user message ask for.
-type script struct {
-	// text is the message without its directive lines.
-	text      string
-	calls     []hermes.ToolCall // Name and Arguments; IDs are given per round
-	repeat    int
-	tokens    int // -1: not set
-	sleep     time.Duration
-	delay     time.Duration
-	delaySet  bool
-	fail      string
-	failSet   bool
-	failAfter int // -1: not set
-	echoSys   bool
-	echoHist  bool
-	think     string // reasoning given before every response
-}
-
-// parseScript reads the directives of msg: lines starting with a known
-// /directive. Other lines, including unknown or malformed directives, are
-// plain text.
-func parseScript(msg string) script {
-	s := script{repeat: 1, tokens: -1, failAfter: -1}
-	if !strings.Contains(msg, "/") {
-		s.text = msg // the common case: no directive, no allocation
-		return s
-	}
-	// Lines are copied only once a directive shows up, so messages that
-	// merely contain a slash (paths, URLs) cost no allocation.
-	var text strings.Builder
-	directives := false
-	for start := 0; start < len(msg); {
-		end := strings.IndexByte(msg[start:], '\n')
-		if end < 0 {
-			end = len(msg)
-		} else {
-			end += start
-		}
-		line := msg[start:end]
-		if s.directive(strings.TrimSpace(line)) {
-			if !directives {
-				directives = true
-				text.WriteString(msg[:start])
-			}
-		} else if directives {
-			text.WriteString(line)
-			text.WriteByte('\n')
-		}
-		start = end + 1
-	}
-	if directives {
-		s.text = strings.TrimSpace(text.String())
-	} else {
-		s.text = msg
-	}
-	return s
-}
-
-// directive applies one line if it is a well-formed directive.
-func (s *script) directive(line string) bool {
-	if len(line) < 2 || line[0] != '/' {
-		return false
-	}
-	name, arg, _ := strings.Cut(line[1:], " ")
-	arg = strings.TrimSpace(arg)
-	switch name {
-	case "tool":
-		tool, args, _ := strings.Cut(arg, " ")
-		if tool == "" {
-			return false
-		}
-		args = strings.TrimSpace(args)
-		if args == "" {
-			args = "{}"
-		}
-		s.calls = append(s.calls, hermes.ToolCall{Name: tool, Arguments: args})
-	case "repeat":
-		n, ok := count(arg, 1, maxScriptRepeat)
-		if !ok {
-			return false
-		}
-		s.repeat = n
-	case "tokens":
-		n, ok := count(arg, 0, maxScriptTokens)
-		if !ok {
-			return false
-		}
-		s.tokens = n
-	case "sleep", "delay":
-		d, err := time.ParseDuration(arg)
-		if err != nil || d < 0 {
-			return false
-		}
-		d = min(d, maxScriptWait)
-		if name == "sleep" {
-			s.sleep = d
-		} else {
-			s.delay, s.delaySet = d, true
-		}
-	case "fail":
-		s.fail, s.failSet = arg, true
-		if s.fail == "" {
-			s.fail = defaultFailReason
-		}
-	case "fail-after":
-		n, msg, _ := strings.Cut(arg, " ")
-		k, ok := count(n, 0, maxScriptTokens)
-		if !ok {
-			return false
-		}
-		s.failAfter = k
-		s.fail = strings.TrimSpace(msg)
-		if s.fail == "" {
-			s.fail = defaultFailReason
-		}
-	case "think":
-		if arg == "" {
-			return false
-		}
-		s.think = arg
-	case "echo-system":
-		if arg != "" {
-			return false
-		}
-		s.echoSys = true
-	case "echo-history":
-		if arg != "" {
-			return false
-		}
-		s.echoHist = true
-	default:
-		return false
-	}
-	return true
-}
-
-// count parses a non-negative integer at least lo, capped at hi.
-func count(s string, lo, hi int) (int, bool) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < lo {
-		return 0, false
-	}
-	return min(n, hi), true
-}
 
 // Stream implements Model.
 func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text string)) (Response, error) {
@@ -208,22 +60,22 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 	default:
 		said = req.System
 	}
-	sc := parseScript(said)
+	sc := hermes.ParseDirectives(said)
 	usage := hermes.Usage{PromptTokens: promptEstimate(req)}
 
-	if sc.sleep > 0 {
-		if err := wait(ctx, sc.sleep); err != nil {
+	if sc.Sleep > 0 {
+		if err := wait(ctx, sc.Sleep); err != nil {
 			return Response{Usage: usage}, err
 		}
 	}
-	if sc.failSet && sc.failAfter < 0 {
-		return Response{Usage: usage}, hermes.Errorf(hermes.EUpstream, "%s", sc.fail)
+	if sc.FailSet && sc.FailAfter < 0 {
+		return Response{Usage: usage}, hermes.Errorf(hermes.EUpstream, "%s", sc.Fail)
 	}
 
 	var reasoning string
-	if sc.think != "" {
+	if sc.Think != "" {
 		// Reasoning streams like an answer, before it.
-		r, err := emit(ctx, sc.think, emitLimits{failAfter: -1, delay: o.TokenDelay}, hermes.Usage{}, orNop(req.OnReasoning))
+		r, err := emit(ctx, sc.Think, emitLimits{failAfter: -1, delay: o.TokenDelay}, hermes.Usage{}, orNop(req.OnReasoning))
 		if err != nil {
 			return Response{Usage: usage}, err
 		}
@@ -239,11 +91,11 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 			nResults++
 		}
 	}
-	if len(sc.calls) > 0 && req.ToolChoice != "none" {
-		if round := nResults / len(sc.calls); round < sc.repeat {
-			calls := make([]hermes.ToolCall, len(sc.calls))
-			for i, c := range sc.calls {
-				c.ID = "call_" + strconv.Itoa(round*len(sc.calls)+i+1)
+	if len(sc.Calls) > 0 && req.ToolChoice != "none" {
+		if round := nResults / len(sc.Calls); round < max(sc.Repeat, 1) {
+			calls := make([]hermes.ToolCall, len(sc.Calls))
+			for i, c := range sc.Calls {
+				c.ID = "call_" + strconv.Itoa(round*len(sc.Calls)+i+1)
 				calls[i] = c
 				usage.CompletionTokens += (len(c.Name)+len(c.Arguments))/4 + 1
 			}
@@ -253,25 +105,25 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 
 	var answer string
 	switch {
-	case sc.echoSys:
+	case sc.EchoSystem:
 		answer = systemText(req.AllMessages())
-	case sc.echoHist:
+	case sc.EchoHistory:
 		answer = historyText(req.AllMessages())
-	case sc.tokens >= 0:
-		answer = numberedTokens(sc.tokens)
+	case sc.Tokens >= 0:
+		answer = numberedTokens(sc.Tokens)
 	case nResults > 0:
 		answer = toolSummary(msgs, lastUser)
-	case sc.text != "":
-		answer = offlineHeard + truncateRunes(sc.text, heardChars)
+	case sc.Text != "":
+		answer = offlineHeard + tooling.Truncate(sc.Text, heardChars+1, "…")
 	default:
 		answer = offlineNothing
 	}
 
 	delay := o.TokenDelay
-	if sc.delaySet {
-		delay = sc.delay
+	if sc.DelaySet {
+		delay = sc.Delay
 	}
-	r, err := emit(ctx, answer, emitLimits{maxTokens: req.MaxTokens, failAfter: sc.failAfter, fail: sc.fail, delay: delay}, usage, onDelta)
+	r, err := emit(ctx, answer, emitLimits{maxTokens: req.MaxTokens, failAfter: sc.FailAfter, fail: sc.Fail, delay: delay}, usage, onDelta)
 	r.Reasoning = reasoning
 	r.Usage.CompletionTokens += usage.ReasoningTokens
 	return r, err
@@ -445,25 +297,9 @@ func toolSummary(msgs []hermes.Message, lastUser int) string {
 		}
 		b.WriteString(name)
 		b.WriteString(" returned: ")
-		b.WriteString(truncateRunes(m.Text(), toolSummaryChars))
+		b.WriteString(tooling.Truncate(m.Text(), toolSummaryChars+1, "…"))
 	}
 	return b.String()
-}
-
-// truncateRunes cuts s to n characters, marking the cut with "…".
-func truncateRunes(s string, n int) string {
-	if len(s) <= n {
-		return s // n bytes hold at most n runes
-	}
-	i := 0
-	for k := 0; k < n && i < len(s); k++ {
-		_, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-	}
-	if i >= len(s) {
-		return s
-	}
-	return s[:i] + "…"
 }
 
 // promptEstimate is a deterministic prompt size: a quarter of the

@@ -10,47 +10,6 @@ import (
 	hermes "github.com/hermesd/hermesd"
 )
 
-func TestParseScript(t *testing.T) {
-	base := script{repeat: 1, tokens: -1, failAfter: -1}
-	with := func(mod func(*script)) script { s := base; mod(&s); return s }
-	tests := []struct {
-		in   string
-		want script
-	}{
-		{"hello", with(func(s *script) { s.text = "hello" })},
-		{"see /usr/bin and http://x/y", with(func(s *script) { s.text = "see /usr/bin and http://x/y" })},
-		{"/tool terminal {\"command\": \"ls -la\"}", with(func(s *script) {
-			s.calls = []hermes.ToolCall{{Name: "terminal", Arguments: `{"command": "ls -la"}`}}
-		})},
-		{"run these\n/tool a {}\n  /tool b\nplease", with(func(s *script) {
-			s.text = "run these\nplease"
-			s.calls = []hermes.ToolCall{{Name: "a", Arguments: "{}"}, {Name: "b", Arguments: "{}"}}
-		})},
-		{"/tool x\n/repeat 3", with(func(s *script) { s.calls = []hermes.ToolCall{{Name: "x", Arguments: "{}"}}; s.repeat = 3 })},
-		{"/tokens 5", with(func(s *script) { s.tokens = 5 })},
-		{"/tokens 999999999", with(func(s *script) { s.tokens = maxScriptTokens })},
-		{"/sleep 2s\n/delay 5ms", with(func(s *script) { s.sleep = 2 * time.Second; s.delay, s.delaySet = 5*time.Millisecond, true })},
-		{"/sleep 24h", with(func(s *script) { s.sleep = maxScriptWait })},
-		{"/fail boom now", with(func(s *script) { s.fail, s.failSet = "boom now", true })},
-		{"/fail", with(func(s *script) { s.fail, s.failSet = defaultFailReason, true })},
-		{"/fail-after 3 cut off", with(func(s *script) { s.failAfter, s.fail = 3, "cut off" })},
-		{"/echo-system", with(func(s *script) { s.echoSys = true })},
-		{"/echo-history\r\n", with(func(s *script) { s.echoHist = true })},
-		// Malformed or unknown directives are plain text.
-		{"/tokens many", with(func(s *script) { s.text = "/tokens many" })},
-		{"/sleep -1s", with(func(s *script) { s.text = "/sleep -1s" })},
-		{"/repeat 0", with(func(s *script) { s.text = "/repeat 0" })},
-		{"/tool", with(func(s *script) { s.text = "/tool" })},
-		{"/unknown thing", with(func(s *script) { s.text = "/unknown thing" })},
-		{"/", with(func(s *script) { s.text = "/" })},
-	}
-	for _, tt := range tests {
-		if got := parseScript(tt.in); !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("parseScript(%q)\n got %+v\nwant %+v", tt.in, got, tt.want)
-		}
-	}
-}
-
 func user(s string) hermes.Message { return hermes.Message{Role: hermes.RoleUser, Content: s} }
 
 func TestOffline(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 
 	json "github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/tooling"
 )
 
 // maxToolCalls bounds the tool call index a chunk may name, so a broken or
@@ -326,13 +327,5 @@ func errorMessage(raw json.RawMessage) (string, bool) {
 	if json.Unmarshal(raw, &s) == nil && s != "" {
 		return s, true
 	}
-	return truncateBytes(string(raw), 200), true
-}
-
-// truncateBytes cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncateBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "")
+	return tooling.CutBytes(string(raw), 200), true
 }

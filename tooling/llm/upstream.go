@@ -17,6 +17,7 @@ import (
 
 	json "github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/tooling"
 )
 
 // Limits on what an upstream may send, so a broken server cannot exhaust
@@ -335,7 +336,7 @@ func statusError(a answer, now time.Time) *hermes.Error {
 	msg := envelopeMessage(b)
 	if msg == "" {
 		msg = http.StatusText(a.status)
-		if snippet := strings.TrimSpace(truncateBytes(string(b), 200)); snippet != "" {
+		if snippet := strings.TrimSpace(tooling.CutBytes(string(b), 200)); snippet != "" {
 			msg += ": " + snippet
 		}
 	}

@@ -114,15 +114,7 @@ func (t *Tool) Label(raw []byte) string {
 	if a.Target == "" {
 		a.Target = TargetMemory
 	}
-	return oneLine(a.Action) + " " + oneLine(a.Target)
-}
-
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) > 40 {
-		s = string([]rune(s)[:40]) + "…"
-	}
-	return s
+	return tooling.OneLine(a.Action, 40) + " " + tooling.OneLine(a.Target, 40)
 }
 
 // result is the JSON the model sees.
@@ -348,32 +340,16 @@ func writeEntries(path string, entries []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	r, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
-	name := tmp.Name()
-	defer os.Remove(name) // no-op after a successful rename
+	defer r.Close()
 	text := join(entries)
 	if text != "" {
 		text += "\n"
 	}
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.WriteString(text); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(name, path)
+	return tooling.WriteFileAtomic(r, filepath.Base(path), []byte(text), 0o600, nil)
 }
 
 // writes counts memory file writes in this process, so Snapshot knows its
@@ -420,9 +396,7 @@ func (t *Tool) readSnapshot() string {
 		}
 		text := join(entries)
 		// A hand-edited file may exceed the budget; the prompt must not.
-		if r := []rune(text); len(r) > 2*s.budget {
-			text = string(r[:2*s.budget]) + "\n[… truncated: over budget, consolidate with the memory tool]"
-		}
+		text = tooling.Truncate(text, 2*s.budget, "\n[… truncated: over budget, consolidate with the memory tool]")
 		if b.Len() > 0 {
 			b.WriteString("\n\n")
 		}

@@ -214,10 +214,5 @@ func readCapped(path string, max int, name string) (string, bool) {
 	if utf8.RuneCountInString(text) <= max {
 		return text, true
 	}
-	note := fmt.Sprintf("\n[… %s truncated to %d characters]", name, max)
-	keep := max - utf8.RuneCountInString(note)
-	if keep < 0 {
-		keep = 0
-	}
-	return string([]rune(text)[:keep]) + note, true
+	return tooling.Truncate(text, max, fmt.Sprintf("\n[… %s truncated to %d characters]", name, max)), true
 }

@@ -15,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/goccy/go-yaml"
+	"github.com/hermesd/hermesd/tooling"
 )
 
 // SkillFile is the file that makes a folder a skill.
@@ -291,7 +292,7 @@ func index(skills []Skill) string {
 	used := len([]rune(b.String()))
 	for i, s := range sorted {
 		line := "\n- " + s.Name
-		if d := truncate(s.Description, maxIndexDescription); d != "" {
+		if d := tooling.Truncate(s.Description, maxIndexDescription, "…"); d != "" {
 			line += ": " + d
 		}
 		n := len([]rune(line))
@@ -304,14 +305,6 @@ func index(skills []Skill) string {
 		used += n
 	}
 	return b.String()
-}
-
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
 }
 
 // CachedIndex returns a func giving Index(home), rescanning the skills

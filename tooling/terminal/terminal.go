@@ -218,7 +218,7 @@ func labelOf(command string) string {
 	line, _, more := strings.Cut(strings.TrimSpace(command), "\n")
 	line = strings.TrimSpace(line)
 	if utf8.RuneCountInString(line) > labelMax {
-		line = string([]rune(line)[:labelMax-1]) + "…"
+		line = tooling.Truncate(line, labelMax, "…")
 	} else if more {
 		line += " …"
 	}

@@ -103,7 +103,7 @@ func (t *extractTool) Label(args []byte) string {
 	if json.Unmarshal(args, &a) != nil || len(a.URLs) == 0 {
 		return ""
 	}
-	label := oneLine(a.URLs[0], 120)
+	label := tooling.OneLine(a.URLs[0], 120)
 	if n := len(a.URLs) - 1; n > 0 {
 		label += fmt.Sprintf(" +%d more", n)
 	}
@@ -246,12 +246,11 @@ func decodeText(body []byte, contentType string) string {
 	return string(out)
 }
 
-// truncate cuts s to max characters, saying so.
+// truncate cuts s to max characters, saying so after them.
 func truncate(s string, max int) string {
 	n := utf8.RuneCountInString(s)
 	if n <= max {
 		return s
 	}
-	r := []rune(s)
-	return string(r[:max]) + fmt.Sprintf("\n\n[content truncated: showing %d of %d characters]", max, n)
+	return tooling.Truncate(s, max, "") + fmt.Sprintf("\n\n[content truncated: showing %d of %d characters]", max, n)
 }

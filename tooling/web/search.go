@@ -57,7 +57,7 @@ func (t *searchTool) Emoji() string { return "🔍" }
 func (t *searchTool) Label(args []byte) string {
 	var a searchArgs
 	_ = json.Unmarshal(args, &a)
-	return oneLine(a.Query, 120)
+	return tooling.OneLine(a.Query, 120)
 }
 
 type searchArgs struct {
@@ -149,7 +149,7 @@ func (t *searchTool) do(req *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxSearchBody))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		msg := fmt.Sprintf("%s search failed: upstream returned HTTP %d", t.backend, resp.StatusCode)
-		if s := oneLine(plainText(string(body)), 200); s != "" {
+		if s := tooling.OneLine(plainText(string(body)), 200); s != "" {
 			msg += ": " + s
 		}
 		if t.backend == BackendSearXNG && resp.StatusCode == http.StatusForbidden {

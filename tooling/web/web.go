@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hermesd/hermesd/tooling"
 )
@@ -100,14 +99,4 @@ func New(opts Options) []tooling.Tool {
 		newSearchTool(opts),
 		newExtractTool(opts, newGuard()),
 	}
-}
-
-// oneLine collapses whitespace and cuts s to max runes, for progress labels.
-func oneLine(s string, max int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if utf8.RuneCountInString(s) <= max {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:max-1]) + "…"
 }

@@ -1,0 +1,62 @@
+package tooling
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// WriteFileAtomic replaces name, a path under root, with data: it writes a
+// temporary file beside it, syncs it and renames it over name, so a reader
+// never sees a half-written file and a crash leaves the old content. The
+// file gets exactly perm, whatever the umask. check, when not nil, vets the
+// opened temporary file before anything is written to it; its error is
+// returned as it is. On any failure the temporary file is removed.
+//
+// Everything happens under root, so a symlink swapped into the path cannot
+// lead the write outside it.
+func WriteFileAtomic(root *os.Root, name string, data []byte, perm fs.FileMode, check func(*os.File) error) error {
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:])
+	// The name ends in .tmp and starts with a dot, so a leftover is hidden
+	// and recognisable.
+	tmp := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+"."+hex.EncodeToString(nonce[:])+".tmp")
+	// O_EXCL: never reuse a file someone placed at the temporary name.
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOCTTY, 0o600)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			root.Remove(tmp)
+		}
+	}()
+	if check != nil {
+		if err := check(f); err != nil {
+			return err
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	// Chmod on the open file sets the exact bits, whatever the umask.
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := root.Rename(tmp, name); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
