@@ -21,7 +21,7 @@ import (
 const (
 	// keepToolOutputs are the most recent tool outputs never trimmed: the
 	// model is likely still working with them.
-	keepToolOutputs = 4
+	keepToolOutputs = 2
 	// trimmedHead is how much of a trimmed tool output stays.
 	trimmedHead = 200
 	// trimAbove is the size under which a tool output is not worth trimming.
@@ -83,6 +83,12 @@ func (a *Agent) fit(ctx context.Context, req *hermes.TurnRequest, system string,
 		limit = min(limit, est*3/4) // the estimate was too low: aim lower
 	}
 
+	if start == 0 && req.Wire == nil && !req.Store {
+		// A chat completion carries its whole history as input: all but its
+		// last user message may be compacted, for the upstream call only
+		// (the client keeps its messages; nothing is stored).
+		start = lastUser(transcript)
+	}
 	history := append([]hermes.Message(nil), transcript[:start]...) // never written in place: others hold it
 	own := transcript[start:]
 	fits := func() bool {
@@ -146,6 +152,16 @@ func (a *Agent) fit(ctx context.Context, req *hermes.TurnRequest, system string,
 	return done()
 }
 
+// lastUser returns the index of the last user message, 0 when none.
+func lastUser(msgs []hermes.Message) int {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if msgs[i].Role == hermes.RoleUser {
+			return i
+		}
+	}
+	return 0
+}
+
 // trimOutput keeps the head of a tool output and says what was cut.
 func trimOutput(s string) string {
 	head := s[:trimmedHead]
@@ -172,31 +188,88 @@ func recentCut(history []hermes.Message, from, budget int, estimate func([]herme
 	return cut
 }
 
-// summarise asks the model for a summary of middle. Earlier compaction
-// items in it are carried over; a middle too long for the window keeps its
-// earlier summaries and its most recent part.
+// maxSummaryChunks bounds the summarising calls of one compaction; a middle
+// longer than that many windows keeps its earlier summaries and its most
+// recent part.
+const maxSummaryChunks = 8
+
+// summarise asks the model for a summary of middle, in chunks that fit the
+// window, oldest first, each carrying the summary so far. Earlier
+// compaction items in the middle are carried over.
 func (a *Agent) summarise(ctx context.Context, middle []hermes.Message, window int) (string, hermes.Usage, *hermes.Error) {
+	var usage hermes.Usage
+	// Room for a chunk beside the summary carried into it.
+	budget := window * 4 / 10
+	var chunks [][]hermes.Message
+	end := len(middle)
+	for end > 0 && len(chunks) < maxSummaryChunks {
+		from := recentCut(middle[:end], 0, budget, func(ms []hermes.Message) int { return a.estimate(llm.SummaryPrompt, nil, ms) })
+		if from == end { // one message past the budget: on its own
+			from = end - 1
+		}
+		chunks = append(chunks, middle[from:end])
+		end = from
+	}
+	// Summaries in the part left out are carried into the first chunk.
 	var earlier []hermes.Message
-	for _, m := range middle {
+	for _, m := range middle[:end] {
 		if m.Role == hermes.RoleCompaction {
 			earlier = append(earlier, m)
 		}
 	}
-	budget := window * 6 / 10
-	from := recentCut(middle, 0, budget, func(ms []hermes.Message) int { return a.estimate(llm.SummaryPrompt, nil, ms) })
-	if from == len(middle) {
-		from = max(len(middle)-1, 0)
+	summary := ""
+	for i := len(chunks) - 1; i >= 0; i-- {
+		msgs := append([]hermes.Message(nil), earlier...)
+		if summary != "" {
+			msgs = []hermes.Message{{Role: hermes.RoleCompaction, Content: summary}}
+		}
+		msgs = append(append(msgs, chunks[i]...), hermes.Message{Role: hermes.RoleUser, Content: llm.SummaryRequest})
+		out, err := a.Model.Stream(ctx, llm.Request{Model: a.UpstreamModel, System: llm.SummaryPrompt, Messages: msgs}, nil)
+		usage.Add(out.Usage)
+		if err != nil {
+			e := hermes.AsError(err)
+			return "", usage, &hermes.Error{Code: e.Code, Message: "compacting the conversation failed: " + e.Message, Cause: err}
+		}
+		if summary = strings.TrimSpace(out.Text); summary == "" {
+			return "", usage, &hermes.Error{Code: hermes.EUpstream, Message: "compacting the conversation failed: the model wrote an empty summary"}
+		}
 	}
-	msgs := append(earlier, middle[from:]...)
-	msgs = append(msgs[:len(msgs):len(msgs)], hermes.Message{Role: hermes.RoleUser, Content: llm.SummaryRequest})
-	out, err := a.Model.Stream(ctx, llm.Request{Model: a.UpstreamModel, System: llm.SummaryPrompt, Messages: msgs}, nil)
+	return summary, usage, nil
+}
+
+// Compact summarises msgs whatever their size (POST /v1/responses/compact):
+// the first user message and the recent turns stay, the rest becomes one
+// compaction item. It returns the compacted list and the summarising usage.
+func (a *Agent) Compact(ctx context.Context, req *hermes.TurnRequest, msgs []hermes.Message) ([]hermes.Message, hermes.Usage, *hermes.Error) {
+	window := llm.DefaultContextWindow
+	if a.Window != nil {
+		window = a.Window.Tokens()
+	}
+	first := -1
+	for i, m := range msgs {
+		if m.Role == hermes.RoleUser {
+			first = i
+			break
+		}
+	}
+	keep := recentCut(msgs, first+1, a.threshold(req, window)/3, func(ms []hermes.Message) int { return a.estimate("", nil, ms) })
+	if keep == first+1 { // the recent turns are all there is: summarise them
+		keep = len(msgs)
+	}
+	if first+1 >= keep { // a lone user message: it is its own summary's subject
+		first, keep = -1, len(msgs)
+	}
+	if keep == 0 {
+		return nil, hermes.Usage{}, hermes.InvalidParam("input", "there is nothing to compact")
+	}
+	summary, usage, err := a.summarise(ctx, msgs[first+1:keep], window)
 	if err != nil {
-		e := hermes.AsError(err)
-		return "", out.Usage, &hermes.Error{Code: e.Code, Message: "compacting the conversation failed: " + e.Message, Cause: err}
+		return nil, usage, err
 	}
-	summary := strings.TrimSpace(out.Text)
-	if summary == "" {
-		return "", out.Usage, &hermes.Error{Code: hermes.EUpstream, Message: "compacting the conversation failed: the model wrote an empty summary"}
+	item := hermes.Message{Role: hermes.RoleCompaction, Content: summary}
+	if a.Seal != nil {
+		item.Encrypted = a.Seal(summary)
 	}
-	return summary, out.Usage, nil
+	out := append(append(append([]hermes.Message(nil), msgs[:first+1]...), item), msgs[keep:]...)
+	return out, usage, nil
 }

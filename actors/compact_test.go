@@ -123,8 +123,8 @@ func TestCompactionKeepsConversationAlive(t *testing.T) {
 	if m.over > 0 {
 		t.Errorf("%d prompts over the window reached the model", m.over)
 	}
-	if items == 0 || m.sums != items {
-		t.Errorf("%d compaction items, %d summaries", items, m.sums)
+	if items == 0 || m.sums < items {
+		t.Errorf("%d compaction items, %d summarising calls", items, m.sums)
 	}
 	tr, err := store.Transcript("resp_79")
 	if err != nil {

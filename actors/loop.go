@@ -49,6 +49,34 @@ type Agent struct {
 	running toolRuns
 }
 
+// prompt returns what every model call of req's turn sends besides the
+// transcript: the system prompt, the tool specs (the caller's own tools
+// win over the agent's of the same name), and the caller's tool names.
+func (a *Agent) prompt(req *hermes.TurnRequest) (system string, specs []hermes.ToolSpec, clientTools map[string]bool) {
+	system = req.System
+	if a.Prompt != nil {
+		system = a.Prompt(req.System)
+	}
+	clientTools = make(map[string]bool, len(req.ClientTools))
+	for _, t := range req.ClientTools {
+		clientTools[t.Name] = true
+	}
+	if a.Tools != nil {
+		specs = a.Tools.Specs()
+	}
+	if len(req.ClientTools) > 0 {
+		own := specs
+		specs = make([]hermes.ToolSpec, 0, len(own)+len(req.ClientTools))
+		for _, s := range own {
+			if !clientTools[s.Name] {
+				specs = append(specs, s)
+			}
+		}
+		specs = append(specs, req.ClientTools...)
+	}
+	return system, specs, clientTools
+}
+
 // emitFunc hands an event to the client; false means nobody listens anymore.
 type emitFunc func(hermes.Event) bool
 
@@ -71,28 +99,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 	transcript := append(history, req.Input...)
 	start := len(history)
 
-	system := req.System
-	if a.Prompt != nil {
-		system = a.Prompt(req.System)
-	}
-	clientTools := make(map[string]bool, len(req.ClientTools))
-	for _, t := range req.ClientTools {
-		clientTools[t.Name] = true
-	}
-	var specs []hermes.ToolSpec
-	if a.Tools != nil {
-		specs = a.Tools.Specs()
-	}
-	if len(req.ClientTools) > 0 {
-		own := specs
-		specs = make([]hermes.ToolSpec, 0, len(own)+len(req.ClientTools))
-		for _, s := range own {
-			if !clientTools[s.Name] { // the caller's own tool of the same name wins
-				specs = append(specs, s)
-			}
-		}
-		specs = append(specs, req.ClientTools...)
-	}
+	system, specs, clientTools := a.prompt(req)
 
 	maxIter := a.MaxIterations
 	if maxIter <= 0 {

@@ -3,6 +3,7 @@ package actors
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/persistence"
 	"github.com/hermesd/hermesd/tooling/llm"
 )
@@ -262,11 +264,5 @@ func TestShutdownIsBoundedAndSaysWhatItCut(t *testing.T) {
 // waitRunning waits until n turns are running.
 func waitRunning(t *testing.T, rt *Runtime, n int64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for rt.Stats().Running != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d turns running, want %d", rt.Stats().Running, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	hermestest.Eventually(t, fmt.Sprintf("%d turns running", n), func() bool { return rt.Stats().Running == n })
 }

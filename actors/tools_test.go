@@ -41,7 +41,10 @@ func newToolRuntime(t *testing.T, opts Options, agent *Agent, tools ...tooling.T
 	opts.Agent, opts.Store = agent, store
 	rt := New(opts)
 	t.Cleanup(func() {
-		_ = rt.Shutdown(context.Background())
+		// Bounded, so a turn a stuck tool holds fails the test, not hangs it.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = rt.Shutdown(ctx)
 		store.Close()
 	})
 	return rt
@@ -67,10 +70,10 @@ func within[T any](t *testing.T, ch <-chan T, d time.Duration) T {
 // every later turn refused with 429 for good.
 func TestStuckToolIsAbandonedAtTurnTimeout(t *testing.T) {
 	release := make(chan struct{})
-	t.Cleanup(func() { close(release) })
 	stuck := &testTool{name: "stuck", run: func(context.Context) string { <-release; return `{"ok":true}` }}
 	agent := &Agent{}
 	rt := newToolRuntime(t, Options{MaxTurns: 2, TurnTimeout: 300 * time.Millisecond}, agent, stuck)
+	t.Cleanup(func() { close(release) }) // before the runtime's cleanup (cleanups run last first)
 
 	var turns []<-chan *hermes.TurnResult
 	for i := 0; i < 2; i++ {

@@ -53,6 +53,9 @@ func (s *Server) decodeChat(body []byte) (*chatRequest, *hermes.TurnRequest, err
 		return nil, nil, hermes.InvalidParam("messages", "'messages' has %d entries; at most %d are accepted", len(cr.Messages), maxMessages)
 	}
 	req := &hermes.TurnRequest{Model: cr.Model}
+	if s.opts.ChatOverflow == "error" {
+		req.Truncation = "disabled"
+	}
 	var system []string
 	for i, m := range cr.Messages {
 		switch m.Role {

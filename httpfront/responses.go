@@ -16,7 +16,55 @@ func (s *Server) responseRoutes(r *router.Router) {
 	r.DELETE("/v1/responses/{id}", s.deleteResponse)
 	r.GET("/v1/responses/{id}/input_items", s.inputItems)
 	r.POST("/v1/responses/{id}/cancel", s.cancelResponse)
+	r.POST("/v1/responses/input_tokens", s.inputTokens)
+	r.POST("/v1/responses/compact", s.compact)
 	s.conversationRoutes(r)
+}
+
+// compact answers POST /v1/responses/compact: the conversation the body
+// would continue, compacted into a compaction item and the turns kept,
+// as the Open Responses response.compaction object.
+func (s *Server) compact(ctx *fasthttp.RequestCtx) {
+	_, req, err := s.decodeResponses(ctx.PostBody())
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	msgs, usage, err := s.rt.Compact(ctx, req)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	id := s.opts.NewID("cmp_")
+	items, _ := inputItems(id, msgs, itemForm{agentFunctionCalls: s.opts.AgentToolItems == "function_call"})
+	u := responseUsage{InputTokens: usage.PromptTokens, OutputTokens: usage.CompletionTokens, TotalTokens: usage.Total()}
+	b, _ := json.Marshal(struct {
+		ID        string        `json:"id"`
+		Object    string        `json:"object"`
+		Output    []any         `json:"output"`
+		CreatedAt int64         `json:"created_at"`
+		Usage     responseUsage `json:"usage"`
+	}{id, "response.compaction", wireItems(items), s.opts.Now().Unix(), u})
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(b)
+}
+
+// inputTokens answers how many input tokens a would-be /v1/responses body
+// holds (its history included), as estimated before a model call.
+func (s *Server) inputTokens(ctx *fasthttp.RequestCtx) {
+	_, req, err := s.decodeResponses(ctx.PostBody())
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	n, err := s.rt.InputTokens(req)
+	if err != nil {
+		writeError(ctx, err)
+		return
+	}
+	b := append([]byte(`{"object":"response.input_tokens","input_tokens":`), strconv.Itoa(n)...)
+	ctx.SetContentType("application/json")
+	ctx.Response.SetBodyRaw(append(b, '}'))
 }
 
 func (s *Server) createResponse(ctx *fasthttp.RequestCtx) {

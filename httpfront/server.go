@@ -30,7 +30,12 @@ type Options struct {
 	// runs: "hosted" (mcp_call, web_search_call; the default) or
 	// "function_call" (function_call + function_call_output, the older form).
 	AgentToolItems string
-	MaxBodyBytes   int
+	// ChatOverflow is what a chat completion whose messages outgrow the
+	// model's window gets (API_SERVER_CHAT_OVERFLOW): "compact" (the
+	// middle is compacted for the upstream call; the default) or "error"
+	// (400 context_length_exceeded).
+	ChatOverflow string
+	MaxBodyBytes int
 	// BodyMemory bounds the request body bytes held at once, all
 	// connections together; beyond it requests are answered 503.
 	BodyMemory int
@@ -59,6 +64,10 @@ type Options struct {
 	NewID func(prefix string) string
 	// Metrics, when set, records request counts and latencies.
 	Metrics *Metrics
+	// Files, when set, serves the Files API. Uploads are streamed to it
+	// under their own body limit, MaxUploadBytes.
+	Files          FileStore
+	MaxUploadBytes int
 }
 
 // Server is the HTTP front end.
@@ -84,6 +93,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 10 << 20
+	}
+	if opts.MaxUploadBytes <= 0 {
+		opts.MaxUploadBytes = 100 << 20
 	}
 	if opts.BodyMemory < opts.MaxBodyBytes {
 		opts.BodyMemory = max(opts.MaxBodyBytes, 256<<20)
@@ -146,6 +158,7 @@ func New(opts Options) *Server {
 		r.GET("/metrics", opts.Metrics.handler)
 	}
 	s.responseRoutes(r)
+	s.fileRoutes(r)
 
 	s.router = r
 	s.srv = &fasthttp.Server{
@@ -283,6 +296,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, next fasthttp.RequestHandler) {
 			next(ctx)
 			return
 		}
+	}
+	if s.isUpload(&ctx.Request.Header, ctx.Request.URI().PathOriginal()) {
+		next(ctx) // the handler streams the body to the file store
+		return
 	}
 	reserved, e := s.readBody(ctx)
 	if e != nil {

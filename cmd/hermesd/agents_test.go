@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hermesd/hermesd/internal/hermestest"
 )
 
 // Real agent clients against hermesd: the Codex CLI and the OpenAI Agents
@@ -86,11 +88,11 @@ func (r *recorder) sent(t *testing.T) [][]string {
 // naming a tool ("use-tool terminal {…}") calls it once; a tool result is
 // answered "tool said: …"; "follow-up" is answered with the transcript the
 // model received, one role[=tool] entry per message.
-func agentUpstream(t *testing.T) *fakeUpstream {
-	return newFakeUpstream(t, func(n int, call *upstreamCall) reply {
-		role, text := call.last()
+func agentUpstream(t *testing.T) *hermestest.Upstream {
+	return hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		role, text := call.Last()
 		if role == "tool" {
-			return reply{Text: "tool said: " + text}
+			return hermestest.Reply{Text: "tool said: " + text}
 		}
 		if strings.HasPrefix(text, "follow-up") {
 			var seen []string
@@ -102,18 +104,18 @@ func agentUpstream(t *testing.T) *fakeUpstream {
 				for _, tc := range m.ToolCalls {
 					e += "[" + tc.Function.Name + "]"
 				}
-				if m.Role == "user" && strings.Contains(call.text(i), "use-tool") {
+				if m.Role == "user" && strings.Contains(call.Text(i), "use-tool") {
 					e += "(use-tool)"
 				}
 				seen = append(seen, e)
 			}
-			return reply{Text: "seen " + strings.Join(seen, " ")}
+			return hermestest.Reply{Text: "seen " + strings.Join(seen, " ")}
 		}
 		if _, rest, ok := strings.Cut(text, "use-tool "); ok {
 			name, args, _ := strings.Cut(rest, " ")
-			return reply{ToolCalls: [][2]string{{name, args}}}
+			return hermestest.Reply{ToolCalls: [][2]string{{name, args}}}
 		}
-		return reply{Text: "plain answer"}
+		return hermestest.Reply{Text: "plain answer"}
 	})
 }
 
@@ -213,7 +215,7 @@ func checkCodexClean(t *testing.T, evs []codexEvent, out string) {
 func TestCodexCLI(t *testing.T) {
 	bin := needCodex(t)
 	up := agentUpstream(t)
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	rec := newRecorder(t, strings.TrimSuffix(h.URL(), "/v1"))
 	home, ws := t.TempDir(), t.TempDir()
 	base := rec.URL + "/v1"
@@ -284,30 +286,30 @@ func TestCodexCLI(t *testing.T) {
 
 // agentsSDKUpstream: "use-tools" calls hermesd's terminal; after its
 // result, the client's get_weather; after that, the final answer.
-func agentsSDKUpstream(t *testing.T) *fakeUpstream {
-	return newFakeUpstream(t, func(n int, call *upstreamCall) reply {
-		role, text := call.last()
+func agentsSDKUpstream(t *testing.T) *hermestest.Upstream {
+	return hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		role, text := call.Last()
 		if role != "tool" {
 			if strings.Contains(text, "use-tools") {
-				return reply{ToolCalls: [][2]string{{"terminal", `{"command":"echo hermes-ran"}`}}}
+				return hermestest.Reply{ToolCalls: [][2]string{{"terminal", `{"command":"echo hermes-ran"}`}}}
 			}
-			return reply{Text: "plain answer"}
+			return hermestest.Reply{Text: "plain answer"}
 		}
 		prev := call.Messages[len(call.Messages)-2]
 		if len(prev.ToolCalls) > 0 && prev.ToolCalls[0].Function.Name == "terminal" {
 			if !strings.Contains(text, "hermes-ran") {
-				return reply{Text: "the terminal result was lost: " + text}
+				return hermestest.Reply{Text: "the terminal result was lost: " + text}
 			}
-			return reply{ToolCalls: [][2]string{{"get_weather", `{"city":"Paris"}`}}}
+			return hermestest.Reply{ToolCalls: [][2]string{{"get_weather", `{"city":"Paris"}`}}}
 		}
-		return reply{Text: "final: " + text}
+		return hermestest.Reply{Text: "final: " + text}
 	})
 }
 
 func TestNodeAgentsSDK(t *testing.T) {
 	needNode(t)
 	up := agentsSDKUpstream(t)
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	rec := newRecorder(t, strings.TrimSuffix(h.URL(), "/v1"))
 	res := runNode(t, "agents.mjs", "", rec.URL+"/v1")
 	type run struct {
@@ -345,8 +347,8 @@ func TestNodeAgentsSDK(t *testing.T) {
 	for _, c := range up.Calls() {
 		for i, m := range c.Messages {
 			if m.Role == "tool" && i > 0 && len(c.Messages[i-1].ToolCalls) > 0 &&
-				c.Messages[i-1].ToolCalls[0].Function.Name == "terminal" && !strings.Contains(c.text(i), "hermes-ran") {
-				t.Errorf("the model saw the terminal result as %q", c.text(i))
+				c.Messages[i-1].ToolCalls[0].Function.Name == "terminal" && !strings.Contains(c.Text(i), "hermes-ran") {
+				t.Errorf("the model saw the terminal result as %q", c.Text(i))
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
@@ -85,13 +86,13 @@ func weatherTool() openai.ChatCompletionToolUnionParam {
 }
 
 func TestChatClientToolRoundTrip(t *testing.T) {
-	up := newFakeUpstream(t, func(n int, call *upstreamCall) reply {
-		if role, text := call.last(); role == "tool" {
-			return reply{Text: "It is " + text + " in Paris."}
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		if role, text := call.Last(); role == "tool" {
+			return hermestest.Reply{Text: "It is " + text + " in Paris."}
 		}
-		return reply{ToolCalls: [][2]string{{"get_weather", `{"city":"Paris"}`}}}
+		return hermestest.Reply{ToolCalls: [][2]string{{"get_weather", `{"city":"Paris"}`}}}
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	c := h.client()
 	params := openai.ChatCompletionNewParams{
 		Model:    "hermes-agent",
@@ -132,7 +133,7 @@ func TestChatClientToolRoundTrip(t *testing.T) {
 		t.Fatalf("second answer %q", got)
 	}
 	last := up.Calls()[len(up.Calls())-1]
-	if role, _ := last.last(); role != "tool" || last.Messages[len(last.Messages)-2].ToolCalls[0].ID != calls[0].ID {
+	if role, _ := last.Last(); role != "tool" || last.Messages[len(last.Messages)-2].ToolCalls[0].ID != calls[0].ID {
 		t.Fatalf("upstream did not see the tool result answering the call")
 	}
 	var names []string
@@ -145,17 +146,17 @@ func TestChatClientToolRoundTrip(t *testing.T) {
 }
 
 func TestChatTerminalToolLoop(t *testing.T) {
-	up := newFakeUpstream(t, func(n int, call *upstreamCall) reply {
-		if role, text := call.last(); role == "tool" {
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		if role, text := call.Last(); role == "tool" {
 			var res struct {
 				Output string `json:"output"`
 			}
 			_ = json.Unmarshal([]byte(text), &res)
-			return reply{Text: "You are in " + strings.TrimSpace(res.Output)}
+			return hermestest.Reply{Text: "You are in " + strings.TrimSpace(res.Output)}
 		}
-		return reply{ToolCalls: [][2]string{{"terminal", `{"command":"pwd"}`}}}
+		return hermestest.Reply{ToolCalls: [][2]string{{"terminal", `{"command":"pwd"}`}}}
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	text := streamText(t, h, "where am I?")
 	if !strings.Contains(text, "\n`💻 pwd`\n") {
 		t.Fatalf("no inline marker in %q", text)
@@ -176,8 +177,8 @@ func TestChatTerminalToolLoop(t *testing.T) {
 	calls := up.Calls()
 	last := calls[len(calls)-1]
 	for i, m := range last.Messages {
-		if m.Role == "assistant" && strings.Contains(last.text(i), "💻") {
-			t.Fatalf("marker reached the model: %q", last.text(i))
+		if m.Role == "assistant" && strings.Contains(last.Text(i), "💻") {
+			t.Fatalf("marker reached the model: %q", last.Text(i))
 		}
 	}
 }
@@ -294,8 +295,8 @@ func checkSecurityHeaders(t *testing.T, resp *http.Response) {
 }
 
 func TestDisconnectCancelsUpstream(t *testing.T) {
-	up := newFakeUpstream(t, func(int, *upstreamCall) reply { return reply{Block: true} })
-	h := startHermes(t, mergeEnv(up.env(), map[string]string{"API_SERVER_SSE_KEEPALIVE": "50ms"}))
+	up := hermestest.NewUpstream(t, func(int, *hermestest.Call) hermestest.Reply { return hermestest.Reply{Block: true} })
+	h := startHermes(t, mergeEnv(up.Env(), map[string]string{"API_SERVER_SSE_KEEPALIVE": "50ms"}))
 	conn, err := net.Dial("tcp", h.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -311,23 +312,23 @@ func TestDisconnectCancelsUpstream(t *testing.T) {
 	}
 	conn.Close()
 	select {
-	case <-up.cancelled:
+	case <-up.Cancelled:
 	case <-time.After(20 * time.Second):
 		t.Fatal("upstream request was not cancelled after the client left")
 	}
-	waitFor(t, func() bool { return h.runtime.Stats().Admitted == 0 })
+	hermestest.Eventually(t, "the turn slot freed", func() bool { return h.runtime.Stats().Admitted == 0 })
 }
 
 func TestTurnCapAnswers429(t *testing.T) {
-	up := newFakeUpstream(t, func(int, *upstreamCall) reply { return reply{Block: true} })
-	h := startHermes(t, mergeEnv(up.env(), map[string]string{"API_SERVER_MAX_CONCURRENT_TURNS": "1"}))
+	up := hermestest.NewUpstream(t, func(int, *hermestest.Call) hermestest.Reply { return hermestest.Reply{Block: true} })
+	h := startHermes(t, mergeEnv(up.Env(), map[string]string{"API_SERVER_MAX_CONCURRENT_TURNS": "1"}))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		_, _ = h.client().Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
 			Model: "m", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("block")}})
 	}()
-	waitFor(t, func() bool { return len(up.Calls()) == 1 })
+	hermestest.Eventually(t, "the first model call", func() bool { return len(up.Calls()) == 1 })
 	resp, body := h.do(t, "POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}]}`)
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(body, "rate_limit_exceeded") {
 		t.Fatalf("want 429 with Retry-After, got %d %v %s", resp.StatusCode, resp.Header, body)
@@ -381,17 +382,6 @@ func TestRefusesPublicBindWithoutKey(t *testing.T) {
 	err := m.Config.Validate()
 	if err == nil || !strings.Contains(err.Error(), "API_SERVER_KEY") {
 		t.Fatalf("Validate = %v", err)
-	}
-}
-
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 20s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hermesd/hermesd/internal/hermestest"
 )
 
 // openStream sends a streaming chat request on a raw connection and reads
@@ -62,7 +64,7 @@ func TestClientThatStopsReading(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		servedTurn(t, h)
 	}
-	waitFor(t, func() bool { return h.runtime.Stats().Admitted == 0 })
+	hermestest.Eventually(t, "every turn slot freed", func() bool { return h.runtime.Stats().Admitted == 0 })
 }
 
 // Clients that vanish mid-turn leave no goroutines behind.
@@ -79,7 +81,7 @@ func TestDisconnectsLeaveNoGoroutines(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	waitFor(t, func() bool { return h.runtime.Stats().Admitted == 0 })
+	hermestest.Eventually(t, "every turn slot freed", func() bool { return h.runtime.Stats().Admitted == 0 })
 	settled(t, "after 20 disconnects", base)
 	servedTurn(t, h)
 }
@@ -103,7 +105,7 @@ func TestFloodAboveTurnCap(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, func() bool { return h.runtime.Stats().Admitted == 4 })
+	hermestest.Eventually(t, "four turns admitted", func() bool { return h.runtime.Stats().Admitted == 4 })
 	for i := 0; i < 20; i++ {
 		if resp, body := h.do(t, "GET", "/health", ""); resp.StatusCode != 200 || !strings.Contains(body, `"ok"`) {
 			t.Fatalf("health during flood: %d %s", resp.StatusCode, body)

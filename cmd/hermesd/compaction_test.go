@@ -85,7 +85,11 @@ func (u *windowUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		for i, m := range req.Messages[1:last] {
 			switch {
 			case m.Role == "user":
-				lines = append(lines, "user said: "+texts[i+1])
+				line := texts[i+1]
+				if len(line) > 60 {
+					line = line[:60] // a summary, not a copy
+				}
+				lines = append(lines, "user said: "+line)
 			case strings.HasPrefix(texts[i+1], "[Summary of"):
 				lines = append(lines, strings.TrimPrefix(texts[i+1][strings.Index(texts[i+1], "\n")+1:], "SUMMARY: "))
 			}
@@ -258,4 +262,161 @@ func TestLongConversationCompacts(t *testing.T) {
 		t.Error("the over-long prompt reached the upstream")
 	}
 	up.mu.Unlock()
+}
+
+// TestInputTokens: POST /v1/responses/input_tokens estimates what the
+// model call would receive, history included, without running a turn.
+func TestInputTokens(t *testing.T) {
+	up := newWindowUpstream(t, 1_000_000)
+	h := startHermes(t, map[string]string{"OPENAI_BASE_URL": up.URL + "/v1", "OPENAI_API_KEY": "k", "HERMES_MODEL": "m"})
+	count := func(body string) int {
+		t.Helper()
+		resp, out := h.do(t, "POST", "/v1/responses/input_tokens", body)
+		var r struct {
+			Object      string `json:"object"`
+			InputTokens int    `json:"input_tokens"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(out), &r) != nil || r.Object != "response.input_tokens" {
+			t.Fatalf("%s: %d %s", body, resp.StatusCode, out)
+		}
+		return r.InputTokens
+	}
+	small := count(`{"input":"what is my name?"}`)
+	big := count(fmt.Sprintf(`{"input":%q}`, strings.Repeat("word ", 4000)))
+	if big < small+4500 || big > small+5500 {
+		t.Errorf("20,000 more characters counted %d more tokens, want about 5,000", big-small)
+	}
+	// The estimate is what the upstream then receives, within a quarter.
+	resp, out := h.do(t, "POST", "/v1/responses", fmt.Sprintf(`{"input":%q}`, strings.Repeat("word ", 4000)))
+	var r respObj
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("turn: %d %s", resp.StatusCode, out)
+	}
+	up.mu.Lock()
+	seen := up.maxSeen
+	up.mu.Unlock()
+	if big < seen*3/4 || big > seen*5/4 {
+		t.Errorf("estimated %d tokens; the upstream counted %d", big, seen)
+	}
+	// A previous response's history counts.
+	if n := count(fmt.Sprintf(`{"input":"what is my name?","previous_response_id":%q}`, r.ID)); n < small+4500 {
+		t.Errorf("with a 5,000-token history: %d, alone %d", n, small)
+	}
+	for _, bad := range []struct {
+		body   string
+		status int
+	}{
+		{`{"input":"x","previous_response_id":"resp_nope"}`, 400},
+		{`{"input":`, 400},
+		{`[]`, 400},
+		{`{"input":"x","truncation":"sometimes"}`, 400},
+	} {
+		if resp, out := h.do(t, "POST", "/v1/responses/input_tokens", bad.body); resp.StatusCode != bad.status {
+			t.Errorf("%s: %d %s, want %d", bad.body, resp.StatusCode, out, bad.status)
+		}
+	}
+}
+
+// TestChatCompletionsOverflow: a chat completion whose messages outgrow the
+// window is compacted for the upstream call (the summary carries the middle,
+// the first user message stays), or refused with 400 context_length_exceeded
+// under API_SERVER_CHAT_OVERFLOW=error.
+func TestChatCompletionsOverflow(t *testing.T) {
+	msgs := []map[string]string{{"role": "user", "content": "my name is Ada"}, {"role": "assistant", "content": "hello Ada"}}
+	for i := range 30 {
+		msgs = append(msgs, map[string]string{"role": "user", "content": fmt.Sprintf("question %d %s", i, strings.Repeat("q", 1000))},
+			map[string]string{"role": "assistant", "content": strings.Repeat("a", 1000)})
+		if i == 10 {
+			msgs = append(msgs, map[string]string{"role": "user", "content": "my colour is teal"}, map[string]string{"role": "assistant", "content": "noted"})
+		}
+	}
+	ask := func(h *hermesd, q string) (*http.Response, string) {
+		body, _ := json.Marshal(map[string]any{"model": "m", "messages": append(msgs[:len(msgs):len(msgs)], map[string]string{"role": "user", "content": q})})
+		return h.do(t, "POST", "/v1/chat/completions", string(body))
+	}
+	env := func(up *windowUpstream, extra ...string) map[string]string {
+		e := map[string]string{"OPENAI_BASE_URL": up.URL + "/v1", "OPENAI_API_KEY": "k", "HERMES_MODEL": "m",
+			"HERMES_CONTEXT_WINDOW": "8000", "HERMES_TOOLS": "read_file"}
+		for i := 0; i+1 < len(extra); i += 2 {
+			e[extra[i]] = extra[i+1]
+		}
+		return e
+	}
+
+	up := newWindowUpstream(t, 8000)
+	h := startHermes(t, env(up))
+	for q, want := range map[string]string{"what is my name?": "Your name is Ada", "what is my colour?": "Your colour is teal"} {
+		resp, body := ask(h, q)
+		if resp.StatusCode != 200 || !strings.Contains(body, want) {
+			t.Errorf("%s: %d %.300s", q, resp.StatusCode, body)
+		}
+	}
+	up.mu.Lock()
+	if up.refused != 0 || up.summary == 0 {
+		t.Errorf("%d prompts refused, %d summaries; want none refused and the middle summarised", up.refused, up.summary)
+	}
+	up.mu.Unlock()
+
+	up = newWindowUpstream(t, 8000)
+	h = startHermes(t, env(up, "API_SERVER_CHAT_OVERFLOW", "error"))
+	resp, body := ask(h, "what is my name?")
+	if resp.StatusCode != 400 || !strings.Contains(body, `"code":"context_length_exceeded"`) {
+		t.Errorf("overflow=error: %d %.300s", resp.StatusCode, body)
+	}
+	up.mu.Lock()
+	if up.maxSeen != 0 {
+		t.Error("the over-long prompt reached the upstream")
+	}
+	up.mu.Unlock()
+}
+
+// TestCompactEndpoint: POST /v1/responses/compact returns the Open
+// Responses response.compaction object for a chain plus new input; its
+// output, sent back as input, continues the conversation.
+func TestCompactEndpoint(t *testing.T) {
+	up := newWindowUpstream(t, 1_000_000)
+	h := startHermes(t, map[string]string{"OPENAI_BASE_URL": up.URL + "/v1", "OPENAI_API_KEY": "k", "HERMES_MODEL": "m", "HERMES_TOOLS": "read_file"})
+	prev := ""
+	for _, in := range []string{"my name is Ada", "my colour is teal", "what is my name?", "what is my colour?"} {
+		resp, out := h.do(t, "POST", "/v1/responses", fmt.Sprintf(`{"input":%q,"previous_response_id":%q}`, in, prev))
+		var r respObj
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(out), &r) != nil {
+			t.Fatalf("%s: %d %s", in, resp.StatusCode, out)
+		}
+		prev = r.ID
+	}
+	resp, out := h.do(t, "POST", "/v1/responses/compact", fmt.Sprintf(`{"model":"m","previous_response_id":%q,"input":"thanks","instructions":"be brief"}`, prev))
+	var c struct {
+		ID        string            `json:"id"`
+		Object    string            `json:"object"`
+		Output    []json.RawMessage `json:"output"`
+		CreatedAt int64             `json:"created_at"`
+		Usage     struct {
+			InputTokens int `json:"input_tokens"`
+		} `json:"usage"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(out), &c) != nil {
+		t.Fatalf("compact: %d %s", resp.StatusCode, out)
+	}
+	if c.Object != "response.compaction" || !strings.HasPrefix(c.ID, "cmp_") || c.CreatedAt == 0 || c.Usage.InputTokens == 0 || len(c.Output) < 2 {
+		t.Fatalf("compaction object: %s", out)
+	}
+	if !strings.Contains(string(c.Output[0]), "my name is Ada") || !strings.Contains(out, `"type":"compaction"`) || strings.Contains(out, "SUMMARY") {
+		t.Errorf("output: want the first user message kept, then a sealed compaction item: %s", out)
+	}
+	// The output goes back as input: the conversation continues from it.
+	input := "[" + string(c.Output[0])
+	for _, o := range c.Output[1:] {
+		input += "," + string(o)
+	}
+	input += `,{"role":"user","content":"what is my colour?"}]`
+	resp, out = h.do(t, "POST", "/v1/responses", `{"store":false,"input":`+input+`}`)
+	if resp.StatusCode != 200 || !strings.Contains(out, "Your colour is teal") {
+		t.Errorf("continuing from the compacted output: %d %.400s", resp.StatusCode, out)
+	}
+	for _, bad := range []string{`{"previous_response_id":"resp_nope","input":"x"}`, `{"input":`, `{"input":[{"type":"compaction","encrypted_content":"hcmp1.forged"}]}`} {
+		if resp, out := h.do(t, "POST", "/v1/responses/compact", bad); resp.StatusCode != 400 {
+			t.Errorf("%s: %d %s, want 400", bad, resp.StatusCode, out)
+		}
+	}
 }

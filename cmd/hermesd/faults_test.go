@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hermesd/hermesd/internal/hermestest"
 )
 
 // faultUpstream is an OpenAI-compatible model server that answers each call
@@ -48,7 +50,7 @@ func (f *faultUpstream) inject(faults ...string) {
 }
 
 func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
-	var call upstreamCall
+	var call hermestest.Call
 	if err := json.NewDecoder(r.Body).Decode(&call); err != nil {
 		http.Error(w, err.Error(), 400)
 		return
@@ -59,7 +61,7 @@ func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
 		mode, f.queue = f.queue[0], f.queue[1:]
 	}
 	if n := len(call.Messages); n > 0 && call.Messages[n-1].Role == "tool" {
-		f.lastTool = call.text(n - 1)
+		f.lastTool = call.Text(n - 1)
 	}
 	f.mu.Unlock()
 

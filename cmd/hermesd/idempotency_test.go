@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 )
@@ -40,9 +41,9 @@ var keyedPOSTs = []keyedPOST{
 
 // numberedUpstream answers call n with "answer number n", so a turn that
 // ran twice shows in the text as well as in the call count.
-func numberedUpstream(t *testing.T, hold <-chan struct{}) *fakeUpstream {
-	return newFakeUpstream(t, func(n int, call *upstreamCall) reply {
-		return reply{Text: fmt.Sprintf("answer number %d", n), Hold: hold}
+func numberedUpstream(t *testing.T, hold <-chan struct{}) *hermestest.Upstream {
+	return hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		return hermestest.Reply{Text: fmt.Sprintf("answer number %d", n), Hold: hold}
 	})
 }
 
@@ -71,7 +72,7 @@ func checkKeyConflict(t *testing.T, what string, resp *http.Response, body strin
 // (a stream's recorded SSE bytes) and another body under the key is a 409.
 func TestIdempotencyEveryPOST(t *testing.T) {
 	up := numberedUpstream(t, nil)
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	for i, p := range keyedPOSTs {
 		key := "key-" + itoa(i)
 		before := len(up.Calls())
@@ -180,7 +181,7 @@ func TestIdempotencyDuplicateWaitsForRunningStream(t *testing.T) {
 		t.Run(strings.ReplaceAll(p.name, " ", "_"), func(t *testing.T) {
 			hold := make(chan struct{})
 			up := numberedUpstream(t, hold)
-			h := startHermes(t, up.env())
+			h := startHermes(t, up.Env())
 			first, rest, got := openKeyed(t, h, p.path, p.body("once"), "k")
 
 			dup, other := make(chan answer, 1), make(chan answer, 1)
@@ -192,7 +193,7 @@ func TestIdempotencyDuplicateWaitsForRunningStream(t *testing.T) {
 				r, b := h.do(t, "POST", p.path, p.body("another"), "Idempotency-Key", "k")
 				other <- answer{r, b}
 			}()
-			waitFor(t, func() bool { return h.runtime.FlightWaiters() == 2 })
+			hermestest.Eventually(t, "two duplicates waiting on the first", func() bool { return h.runtime.FlightWaiters() == 2 })
 			close(hold)
 			if _, err := io.ReadAll(rest); err != nil {
 				t.Fatal(err)
@@ -217,13 +218,13 @@ func TestIdempotencyDuplicateWaitsForRunningStream(t *testing.T) {
 // key runs, and that one is replayed.
 func TestIdempotencyFailedStreamRunsAgain(t *testing.T) {
 	stuck := make(chan struct{}) // never closed: the first call stalls mid-answer
-	up := newFakeUpstream(t, func(n int, call *upstreamCall) reply {
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
 		if n%2 == 0 {
-			return reply{Text: "stalled answer", Hold: stuck}
+			return hermestest.Reply{Text: "stalled answer", Hold: stuck}
 		}
-		return reply{Text: fmt.Sprintf("answer number %d", n)}
+		return hermestest.Reply{Text: fmt.Sprintf("answer number %d", n)}
 	})
-	h := startHermes(t, mergeEnv(up.env(), map[string]string{"HERMES_TURN_TIMEOUT": "1s"}))
+	h := startHermes(t, mergeEnv(up.Env(), map[string]string{"HERMES_TURN_TIMEOUT": "1s"}))
 	for i, p := range keyedPOSTs {
 		if !p.stream {
 			continue
@@ -251,10 +252,10 @@ func TestIdempotencyFailedStreamRunsAgain(t *testing.T) {
 // a 409 saying so.
 func TestIdempotencyStreamTooLongToReplay(t *testing.T) {
 	word := strings.Repeat("x", 1000) + " "
-	up := newFakeUpstream(t, func(n int, call *upstreamCall) reply {
-		return reply{Text: strings.Repeat(word, 4500)}
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		return hermestest.Reply{Text: strings.Repeat(word, 4500)}
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	p := keyedPOSTs[1] // chat stream
 	r1, b1 := h.do(t, "POST", p.path, p.body("long"), "Idempotency-Key", "long")
 	if r1.StatusCode != 200 || len(b1) <= 4<<20 || !strings.HasSuffix(b1, "data: [DONE]\n\n") {
@@ -275,7 +276,7 @@ func TestIdempotencyStreamTooLongToReplay(t *testing.T) {
 func TestIdempotencyReplaySurvivesRestart(t *testing.T) {
 	up := numberedUpstream(t, nil)
 	home := t.TempDir()
-	env := mergeEnv(up.env(), map[string]string{"HERMES_HOME": home})
+	env := mergeEnv(up.Env(), map[string]string{"HERMES_HOME": home})
 	first := startHermes(t, env)
 	type sent struct {
 		p    keyedPOST

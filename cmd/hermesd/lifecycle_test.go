@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/tooling/llm"
 )
 
@@ -55,7 +56,7 @@ func sseEventTypes(body string) []string {
 // by API_SERVER_SHUTDOWN_GRACE: hermesd exits non-zero soon after it,
 // naming the turn it cut short, and the store reopens.
 func crashSIGTERMStuck(t *testing.T, bin string) {
-	stuckUpstream := newFakeUpstream(t, func(int, *upstreamCall) reply { return reply{Block: true} })
+	stuckUpstream := hermestest.NewUpstream(t, func(int, *hermestest.Call) hermestest.Reply { return hermestest.Reply{Block: true} })
 	cases := []struct {
 		name, prompt string
 		env          []string
@@ -159,17 +160,11 @@ func crashBackground(t *testing.T, bin string) {
 	p := startProc(t, bin, home, ws)
 	_, running := procJSON(t, p, "POST", "/v1/responses", `{"input":"/sleep 60s","background":true}`)
 	runID, _ := running["id"].(string)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// Polling: no event marks the turn starting.
+	hermestest.Eventually(t, "the background response to start", func() bool {
 		_, r := procJSON(t, p, "GET", "/v1/responses/"+runID, "")
-		if r["status"] == "in_progress" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("background response never started: %v", r)
-		}
-		time.Sleep(10 * time.Millisecond) // polling: no event marks the turn starting
-	}
+		return r["status"] == "in_progress"
+	})
 	_, queued := procJSON(t, p, "POST", "/v1/responses",
 		`{"input":"after it","background":true,"previous_response_id":"`+runID+`"}`)
 	queuedID, _ := queued["id"].(string)
@@ -218,17 +213,11 @@ func TestCancelNotRunningIsConflict(t *testing.T) {
 	}
 	_, done := post("/v1/responses", `{"input":"quick","background":true}`)
 	id, _ := done["id"].(string)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	// Polling: no event marks the record stored.
+	hermestest.Eventually(t, "the background response to complete", func() bool {
 		rec, err := h.runtime.Response(id)
-		if err == nil && rec.Status == "completed" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("background response did not complete: %+v %v", rec, err)
-		}
-		time.Sleep(5 * time.Millisecond) // polling: no event marks the record stored
-	}
+		return err == nil && rec.Status == "completed"
+	})
 	st, r := post("/v1/responses/"+id+"/cancel", "")
 	e, _ := r["error"].(map[string]any)
 	if st != 409 || e["code"] != "conflict" || !strings.Contains(e["message"].(string), "is completed, not running") {

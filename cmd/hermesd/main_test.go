@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/openai/openai-go/v3"
 )
 
@@ -60,7 +61,7 @@ func TestHelpExitsZero(t *testing.T) {
 // $HERMES_HOME/.env reaches the upstream without its quotes (it used to
 // go out as Bearer "sk-…").
 func TestDotEnvQuotedKeyReachesUpstream(t *testing.T) {
-	up := newFakeUpstream(t, func(n int, call *upstreamCall) reply { return reply{Text: "ok"} })
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply { return hermestest.Reply{Text: "ok"} })
 	home := t.TempDir()
 	dot := "OPENAI_API_KEY=\"sk-from-dotenv\" # the upstream key\nOPENAI_BASE_URL=\"" + up.URL + "/v1\"\n"
 	if err := os.WriteFile(filepath.Join(home, ".env"), []byte(dot), 0o600); err != nil {

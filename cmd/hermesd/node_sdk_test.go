@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hermesd/hermesd/internal/hermestest"
 )
 
 // The official OpenAI Node SDK and the Vercel AI SDK, unchanged, against
@@ -77,11 +79,11 @@ func (r nodeResults) get(t *testing.T, name string, v any) {
 // weatherUpstream asks for get_weather until a tool result comes in, then
 // answers with it. A user message starting "follow-up" is answered with the
 // conversation the model received, one "role=text" entry per message.
-func weatherUpstream(t *testing.T) *fakeUpstream {
-	return newFakeUpstream(t, func(n int, call *upstreamCall) reply {
-		role, text := call.last()
+func weatherUpstream(t *testing.T) *hermestest.Upstream {
+	return hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		role, text := call.Last()
 		if role == "tool" {
-			return reply{Text: "It is " + text + "."}
+			return hermestest.Reply{Text: "It is " + text + "."}
 		}
 		if strings.HasPrefix(text, "follow-up") {
 			var seen []string
@@ -89,15 +91,15 @@ func weatherUpstream(t *testing.T) *fakeUpstream {
 				if m.Role == "system" {
 					continue
 				}
-				e := m.Role + "=" + call.text(i)
+				e := m.Role + "=" + call.Text(i)
 				for _, tc := range m.ToolCalls {
 					e += "[" + tc.Function.Name + " " + tc.Function.Arguments + "]"
 				}
 				seen = append(seen, e)
 			}
-			return reply{Text: strings.Join(seen, " | ")}
+			return hermestest.Reply{Text: strings.Join(seen, " | ")}
 		}
-		return reply{ToolCalls: [][2]string{{"get_weather", `{"city":"Paris"}`}}}
+		return hermestest.Reply{ToolCalls: [][2]string{{"get_weather", `{"city":"Paris"}`}}}
 	})
 }
 
@@ -247,7 +249,7 @@ func TestNodeOpenAISDK(t *testing.T) {
 
 	t.Run("tools", func(t *testing.T) {
 		up := weatherUpstream(t)
-		h := startHermes(t, up.env())
+		h := startHermes(t, up.Env())
 		res := runNode(t, "openai.mjs", "tools", h.URL())
 
 		var ct struct {
@@ -261,7 +263,7 @@ func TestNodeOpenAISDK(t *testing.T) {
 		}
 		var sawAnswer bool
 		for _, c := range up.Calls() {
-			if role, text := c.last(); role == "tool" && text == "sunny" && len(ct.Calls) == 1 &&
+			if role, text := c.Last(); role == "tool" && text == "sunny" && len(ct.Calls) == 1 &&
 				c.Messages[len(c.Messages)-1].ToolCallID == ct.Calls[0].ID {
 				sawAnswer = true
 			}
@@ -362,7 +364,7 @@ func TestNodeVercelAISDK(t *testing.T) {
 
 	t.Run("tools", func(t *testing.T) {
 		up := weatherUpstream(t)
-		h := startHermes(t, up.env())
+		h := startHermes(t, up.Env())
 		res := runNode(t, "vercel.mjs", "tools", h.URL())
 
 		var g struct {
@@ -420,7 +422,7 @@ func TestNodeVercelAISDK(t *testing.T) {
 		answered := 0
 		for _, call := range up.Calls() {
 			n := len(call.Messages)
-			if role, text := call.last(); role == "tool" && text == "sunny in Paris" {
+			if role, text := call.Last(); role == "tool" && text == "sunny in Paris" {
 				prev := call.Messages[n-2]
 				if prev.Role == "assistant" && len(prev.ToolCalls) == 1 && prev.ToolCalls[0].ID == call.Messages[n-1].ToolCallID &&
 					prev.ToolCalls[0].Function.Name == "get_weather" {
@@ -440,7 +442,7 @@ func TestNodeVercelAISDK(t *testing.T) {
 func TestNodeReasoning(t *testing.T) {
 	needNode(t)
 	up := reasoningUpstream(t)
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	const thought, answer = "The user greets me. I greet back.", "Hello there."
 
 	res := runNode(t, "openai.mjs", "reasoning", h.URL())

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/tooling/llm"
 )
 
@@ -15,13 +16,13 @@ import (
 // message names ("form=think", "form=reasoning"; reasoning_content
 // otherwise); a message asking for weather gets a get_weather call first
 // (after its own reasoning), then the answer.
-func reasoningUpstream(t *testing.T) *fakeUpstream {
-	return newFakeUpstream(t, func(n int, call *upstreamCall) reply {
+func reasoningUpstream(t *testing.T) *hermestest.Upstream {
+	return hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
 		form := "reasoning_content"
 		var user string
 		for i, m := range call.Messages {
 			if m.Role == "user" {
-				user = call.text(i)
+				user = call.Text(i)
 			}
 		}
 		for _, f := range []string{"think", "reasoning"} {
@@ -29,10 +30,10 @@ func reasoningUpstream(t *testing.T) *fakeUpstream {
 				form = f
 			}
 		}
-		if role, _ := call.last(); role == "user" && strings.Contains(user, "weather") {
-			return reply{Reasoning: "I should check the weather.", ReasoningForm: form, ToolCalls: [][2]string{{"terminal", `{"command":"echo sunny"}`}}}
+		if role, _ := call.Last(); role == "user" && strings.Contains(user, "weather") {
+			return hermestest.Reply{Reasoning: "I should check the weather.", ReasoningForm: form, ToolCalls: [][2]string{{"terminal", `{"command":"echo sunny"}`}}}
 		}
-		return reply{Reasoning: "The user greets me. I greet back.", ReasoningForm: form, Text: "Hello there."}
+		return hermestest.Reply{Reasoning: "The user greets me. I greet back.", ReasoningForm: form, Text: "Hello there."}
 	})
 }
 
@@ -81,7 +82,7 @@ func chatChunks(t *testing.T, h *hermesd, body string) (reasoning, content strin
 
 func TestReasoningChatCompletions(t *testing.T) {
 	up := reasoningUpstream(t)
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	for _, form := range []string{"reasoning_content", "reasoning", "think"} {
 		t.Run(form, func(t *testing.T) {
 			msg := `{"model":"m","messages":[{"role":"user","content":"hi form=` + form + `"}]`
@@ -235,19 +236,19 @@ func TestReasoningResponses(t *testing.T) {
 // </think> as text — and a huge reasoning passes through whole.
 func TestReasoningHostileUpstream(t *testing.T) {
 	huge := strings.Repeat(strings.Repeat("thinking", 128)+" ", 2000) // 2 MB in 2,000 chunks
-	up := newFakeUpstream(t, func(n int, call *upstreamCall) reply {
-		_, user := call.last()
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		_, user := call.Last()
 		switch user {
 		case "unterminated":
-			return reply{Text: "<think>I was cut off while"}
+			return hermestest.Reply{Text: "<think>I was cut off while"}
 		case "stray":
-			return reply{Text: "Use </think> to close a tag."}
+			return hermestest.Reply{Text: "Use </think> to close a tag."}
 		case "huge":
-			return reply{Reasoning: huge, Text: "done"}
+			return hermestest.Reply{Reasoning: huge, Text: "done"}
 		}
-		return reply{Text: "?"}
+		return hermestest.Reply{Text: "?"}
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	for _, tc := range []struct{ user, reasoning, content string }{
 		{"unterminated", "I was cut off while", ""},
 		{"stray", "", "Use </think> to close a tag."},
@@ -260,7 +261,7 @@ func TestReasoningHostileUpstream(t *testing.T) {
 			}
 		})
 	}
-	if !slices.ContainsFunc(up.Calls(), func(c *upstreamCall) bool { return c.Stream }) {
+	if !slices.ContainsFunc(up.Calls(), func(c *hermestest.Call) bool { return c.Stream }) {
 		t.Error("no streamed upstream call")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/conversations"
 	"github.com/openai/openai-go/v3/responses"
@@ -99,24 +100,11 @@ func respGetRaw(t *testing.T, h *hermesd, id string) string {
 	return body
 }
 
-// waitFor polls cond until it holds, failing after a bounded wait. Used
-// only where no event tells the test when a background turn moved on.
-func respPoll(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitStatus polls GET until the response has one of the given statuses.
 func respWaitStatus(t *testing.T, c *openai.Client, id string, want ...responses.ResponseStatus) *responses.Response {
 	t.Helper()
 	var last *responses.Response
-	respPoll(t, fmt.Sprintf("%s to reach %v", id, want), func() bool {
+	hermestest.Eventually(t, fmt.Sprintf("%s to reach %v", id, want), func() bool {
 		r, err := c.Responses.Get(context.Background(), id, responses.ResponseGetParams{})
 		if err != nil {
 			return false
@@ -479,14 +467,14 @@ func TestResponsesNamedConversation(t *testing.T) {
 
 func TestResponsesConcurrentConversationSerializes(t *testing.T) {
 	release := make(chan struct{})
-	up := newFakeUpstream(t, func(n int, call *upstreamCall) reply {
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
 		if n == 0 {
 			<-release // hold the first turn until the second is queued
-			return reply{Text: "the answer is forty-two"}
+			return hermestest.Reply{Text: "the answer is forty-two"}
 		}
-		return reply{Text: "second answer"}
+		return hermestest.Reply{Text: "second answer"}
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	c := h.client()
 	var wg sync.WaitGroup
 	results := make([]*responses.Response, 2)
@@ -499,9 +487,9 @@ func TestResponsesConcurrentConversationSerializes(t *testing.T) {
 		}()
 	}
 	start(0, "question one")
-	respPoll(t, "the first model call", func() bool { return len(up.Calls()) == 1 })
+	hermestest.Eventually(t, "the first model call", func() bool { return len(up.Calls()) == 1 })
 	start(1, "question two")
-	respPoll(t, "the second turn to queue", func() bool { return h.runtime.Stats().Admitted == 2 })
+	hermestest.Eventually(t, "the second turn to queue", func() bool { return h.runtime.Stats().Admitted == 2 })
 	if n := len(up.Calls()); n != 1 {
 		t.Fatalf("%d model calls while the first turn runs, want 1", n)
 	}
@@ -519,8 +507,8 @@ func TestResponsesConcurrentConversationSerializes(t *testing.T) {
 	second := calls[1]
 	var sawAnswer, sawQuestion bool
 	for i, m := range second.Messages {
-		sawQuestion = sawQuestion || (m.Role == "user" && second.text(i) == "question one")
-		sawAnswer = sawAnswer || (m.Role == "assistant" && second.text(i) == "the answer is forty-two")
+		sawQuestion = sawQuestion || (m.Role == "user" && second.Text(i) == "question one")
+		sawAnswer = sawAnswer || (m.Role == "assistant" && second.Text(i) == "the answer is forty-two")
 	}
 	if !sawQuestion || !sawAnswer {
 		t.Fatalf("second model call lacks the first turn: %+v", second.Messages)
@@ -759,10 +747,10 @@ func TestResponsesBadContinuation(t *testing.T) {
 // ---- Idempotency-Key ----
 
 func TestResponsesIdempotencyKey(t *testing.T) {
-	up := newFakeUpstream(t, func(n int, call *upstreamCall) reply {
-		return reply{Text: fmt.Sprintf("answer number %d", n)}
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		return hermestest.Reply{Text: fmt.Sprintf("answer number %d", n)}
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	const body = `{"model":"hermes-agent","input":"run once"}`
 
 	resp1, body1 := h.do(t, "POST", "/v1/responses", body, "Idempotency-Key", "key-1")
@@ -1036,13 +1024,13 @@ func TestConversationsAPI(t *testing.T) {
 // ---- client function tools ----
 
 func TestResponsesClientFunctionTool(t *testing.T) {
-	up := newFakeUpstream(t, func(n int, call *upstreamCall) reply {
-		if role, text := call.last(); role == "tool" {
-			return reply{Text: "It is " + text + " in Paris."}
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		if role, text := call.Last(); role == "tool" {
+			return hermestest.Reply{Text: "It is " + text + " in Paris."}
 		}
-		return reply{ToolCalls: [][2]string{{"get_weather", `{"city":"Paris"}`}}}
+		return hermestest.Reply{ToolCalls: [][2]string{{"get_weather", `{"city":"Paris"}`}}}
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	c := h.client()
 	p := respParams("weather in Paris?")
 	p.Tools = []responses.ToolUnionParam{responses.ToolParamOfFunction("get_weather",
@@ -1103,7 +1091,7 @@ func TestResponsesClientFunctionTool(t *testing.T) {
 // the user got a doubled answer.
 func TestResponsesOrphanToolOutputs(t *testing.T) {
 	up := weatherUpstream(t)
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	tools := `"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}]`
 	bad := func(body, param, msg string) {
 		t.Helper()
@@ -1192,13 +1180,13 @@ func TestResponsesOrphanToolOutputs(t *testing.T) {
 // max_tool_calls bounds the agent's own tool runs; reasoning.effort goes
 // upstream as reasoning_effort; both are echoed.
 func TestResponsesMaxToolCallsAndReasoning(t *testing.T) {
-	up := newFakeUpstream(t, func(n int, call *upstreamCall) reply {
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
 		if len(call.Tools) == 0 {
-			return reply{Text: "done without tools"}
+			return hermestest.Reply{Text: "done without tools"}
 		}
-		return reply{ToolCalls: [][2]string{{"terminal", `{"command":"echo one"}`}, {"terminal", `{"command":"echo two"}`}}}
+		return hermestest.Reply{ToolCalls: [][2]string{{"terminal", `{"command":"echo one"}`}, {"terminal", `{"command":"echo two"}`}}}
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	resp, body := h.do(t, "POST", "/v1/responses",
 		`{"model":"m","input":"go","max_tool_calls":1,"reasoning":{"effort":"high","summary":"auto"}}`)
 	if resp.StatusCode != 200 {

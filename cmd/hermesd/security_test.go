@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"golang.org/x/sys/unix"
 )
 
@@ -223,7 +224,7 @@ func TestSecurityBodyMemoryBudget(t *testing.T) {
 	for _, c := range held {
 		c.Close()
 	}
-	waitFor(t, func() bool {
+	hermestest.Eventually(t, "a chat answered again", func() bool {
 		resp, _ := h.do(t, "POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}]}`)
 		return resp.StatusCode == 200
 	})
@@ -294,11 +295,11 @@ func TestSecurityConnectionCaps(t *testing.T) {
 	for _, src := range []string{"127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"} {
 		idle = append(idle, dial(src))
 	}
-	waitFor(t, func() bool { code := get(dial("127.0.0.7")); return code == 503 || code == 0 })
+	hermestest.Eventually(t, "the per-address cap refusing 127.0.0.7", func() bool { code := get(dial("127.0.0.7")); return code == 503 || code == 0 })
 	for _, c := range idle {
 		c.Close()
 	}
-	waitFor(t, func() bool { return get(dial("127.0.0.7")) == 200 })
+	hermestest.Eventually(t, "127.0.0.7 served again", func() bool { return get(dial("127.0.0.7")) == 200 })
 }
 
 // TestSecurityAuthReadsRouterPath: auth reads the raw path the router
@@ -439,7 +440,7 @@ func TestSecurityErrorHeadersEveryLayer(t *testing.T) {
 	b := attackConn(t, h.Listener.Addr().String(), "/v1/chat/completions", 4096, auth)
 	defer a.Close()
 	defer b.Close()
-	waitFor(t, func() bool {
+	hermestest.Eventually(t, "a 503 at the connection cap", func() bool {
 		resp, _ := rawRequest(t, h, post(o+auth+"Content-Length: 2\r\n", "{}"))
 		return resp.StatusCode == 503
 	})
@@ -487,7 +488,7 @@ func listenerLowNofile(t *testing.T, bin string) {
 	}
 	p := startProcArgv(t, []string{prlimit, "--nofile=128:128", bin}, t.TempDir(), t.TempDir())
 	// The log is flushed every 100 ms.
-	waitFor(t, func() bool { return strings.Contains(p.stderr.String(), "connection cap lowered") })
+	hermestest.Eventually(t, "the connection cap warning", func() bool { return strings.Contains(p.stderr.String(), "connection cap lowered") })
 	if log := p.stderr.String(); !strings.Contains(log, "nofile=128") || !strings.Contains(log, "max_connections=32") {
 		t.Fatalf("the cap and the limit are not logged:\n%s", log)
 	}
@@ -509,7 +510,7 @@ func listenerLowNofile(t *testing.T, bin string) {
 		c.Close()
 	}
 	conns = nil
-	waitFor(t, func() bool {
+	hermestest.Eventually(t, "health answered again", func() bool {
 		resp, err := crashClient.Get(p.base + "/health")
 		if err != nil {
 			return false
@@ -658,7 +659,7 @@ const cases = [
 	for range 2 {
 		attackConn(t, h.Listener.Addr().String(), "/v1/chat/completions", 4096, "Authorization: Bearer "+securityKey+"\r\n")
 	}
-	waitFor(t, func() bool {
+	hermestest.Eventually(t, "a 503 while the attack holds the slots", func() bool {
 		resp, _ := h.do(t, "POST", "/v1/chat/completions", "{}", "Authorization", "Bearer "+securityKey)
 		return resp.StatusCode == 503
 	})

@@ -19,7 +19,7 @@ func TestTerminalBackgroundStoppedAtClose(t *testing.T) {
 	up := planUpstream(t, func(string) [][2]string {
 		return [][2]string{{"terminal", `{"command":"exec sleep 1006.1","background":true}`}}
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	toolsChat(t, h, openai.UserMessage("start the server"))
 	res := toolResults(lastUpstreamCall(t, up))
 	var r struct {
@@ -56,7 +56,7 @@ func TestTerminalEnvironmentAllowlist(t *testing.T) {
 	up := planUpstream(t, func(string) [][2]string {
 		return [][2]string{{"terminal", `{"command":"echo \"[$E2E_VISIBLE][$FOO_TOKEN][$BRAVE_API_KEY][$API_SERVER_KEY]\"; printenv BRAVE_API_KEY; echo end"}`}}
 	})
-	env := up.env()
+	env := up.Env()
 	env["HERMES_TERMINAL_ENV"] = "E2E_VISIBLE,FOO_TOKEN,API_SERVER_KEY"
 	h := startHermes(t, env)
 	toolsChat(t, h, openai.UserMessage("show the environment"))

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/responses"
 )
@@ -21,8 +22,8 @@ import (
 // planUpstream is a fake model that uses tools: for the latest user message
 // u it makes the calls plan(u), one per model call, then answers with every
 // tool result of the turn, one per line, after "results:".
-func planUpstream(t testing.TB, plan func(user string) [][2]string) *fakeUpstream {
-	return newFakeUpstream(t, func(n int, call *upstreamCall) reply {
+func planUpstream(t testing.TB, plan func(user string) [][2]string) *hermestest.Upstream {
+	return hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
 		lastUser := -1
 		for i, m := range call.Messages {
 			if m.Role == "user" {
@@ -31,34 +32,34 @@ func planUpstream(t testing.TB, plan func(user string) [][2]string) *fakeUpstrea
 		}
 		user := ""
 		if lastUser >= 0 {
-			user = call.text(lastUser)
+			user = call.Text(lastUser)
 		}
 		var results []string
 		for i := lastUser + 1; i < len(call.Messages); i++ {
 			if call.Messages[i].Role == "tool" {
-				results = append(results, call.text(i))
+				results = append(results, call.Text(i))
 			}
 		}
 		if steps := plan(user); len(results) < len(steps) {
-			return reply{ToolCalls: [][2]string{steps[len(results)]}}
+			return hermestest.Reply{ToolCalls: [][2]string{steps[len(results)]}}
 		}
-		return reply{Text: "results:\n" + strings.Join(results, "\n")}
+		return hermestest.Reply{Text: "results:\n" + strings.Join(results, "\n")}
 	})
 }
 
 // toolResults returns the texts of the tool messages the model saw in call.
-func toolResults(call *upstreamCall) []string {
+func toolResults(call *hermestest.Call) []string {
 	var out []string
 	for i, m := range call.Messages {
 		if m.Role == "tool" {
-			out = append(out, call.text(i))
+			out = append(out, call.Text(i))
 		}
 	}
 	return out
 }
 
 // lastUpstreamCall is the last request the fake upstream received.
-func lastUpstreamCall(t testing.TB, up *fakeUpstream) *upstreamCall {
+func lastUpstreamCall(t testing.TB, up *hermestest.Upstream) *hermestest.Call {
 	t.Helper()
 	calls := up.Calls()
 	if len(calls) == 0 {
@@ -69,7 +70,7 @@ func lastUpstreamCall(t testing.TB, up *fakeUpstream) *upstreamCall {
 
 // upstreamSystem returns the system message of call, which must be its first
 // and only one.
-func upstreamSystem(t testing.TB, call *upstreamCall) string {
+func upstreamSystem(t testing.TB, call *hermestest.Call) string {
 	t.Helper()
 	n := 0
 	for _, m := range call.Messages {
@@ -80,7 +81,7 @@ func upstreamSystem(t testing.TB, call *upstreamCall) string {
 	if len(call.Messages) == 0 || call.Messages[0].Role != "system" || n != 1 {
 		t.Fatalf("want one leading system message among %d messages, got %d", len(call.Messages), n)
 	}
-	return call.text(0)
+	return call.Text(0)
 }
 
 // toolsChat sends messages through the SDK and returns the answer.
@@ -108,7 +109,7 @@ func toolsWriteFile(t testing.TB, path, content string) {
 	}
 }
 
-func toolNames(call *upstreamCall) []string {
+func toolNames(call *hermestest.Call) []string {
 	var names []string
 	for _, tl := range call.Tools {
 		names = append(names, tl.Function.Name)
@@ -124,7 +125,7 @@ func TestToolsWriteThenReadFile(t *testing.T) {
 			{"read_file", `{"path":"notes/hello.txt"}`},
 		}
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	answer := toolsChat(t, h, openai.UserMessage("write and read a note"))
 
 	data, err := os.ReadFile(filepath.Join(h.Workspace, "notes", "hello.txt"))
@@ -165,7 +166,7 @@ func TestToolsMemoryReachesNextConversation(t *testing.T) {
 		}
 		return nil
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	answer := toolsChat(t, h, openai.UserMessage("remember my cat's name: Mochi"))
 	if !strings.Contains(answer, `"success":true`) {
 		t.Fatalf("memory add answer %q", answer)
@@ -207,7 +208,7 @@ func TestToolsSkillsListAndView(t *testing.T) {
 	up := planUpstream(t, func(string) [][2]string {
 		return [][2]string{{"skills_list", `{}`}, {"skill_view", `{"name":"deploy"}`}}
 	})
-	h := startHermes(t, mergeEnv(up.env(), map[string]string{"HERMES_HOME": home}))
+	h := startHermes(t, mergeEnv(up.Env(), map[string]string{"HERMES_HOME": home}))
 	toolsChat(t, h, openai.UserMessage("how do I deploy?"))
 
 	calls := up.Calls()
@@ -258,7 +259,7 @@ func TestToolsTerminalBlockedAndNeedsApproval(t *testing.T) {
 		}
 		return nil
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	keep := filepath.Join(h.Workspace, "keep.txt")
 	toolsWriteFile(t, keep, "still here")
 
@@ -306,7 +307,7 @@ func TestToolsWorkspaceJail(t *testing.T) {
 			{"write_file", `{"path":"config/.env","content":"A=1"}`},
 		}
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	toolsWriteFile(t, filepath.Join(h.Workspace, ".env"), "OPENAI_API_KEY=sk-very-secret-value\n")
 	if err := os.Symlink("/etc", filepath.Join(h.Workspace, "etc-link")); err != nil {
 		t.Fatal(err)
@@ -401,7 +402,7 @@ func TestToolsSelection(t *testing.T) {
 			up := planUpstream(t, func(string) [][2]string {
 				return [][2]string{{"terminal", `{"command":"echo ran > ran.txt"}`}}
 			})
-			h := startHermes(t, mergeEnv(up.env(), mergeEnv(tc.env, map[string]string{"HERMES_HOME": home})))
+			h := startHermes(t, mergeEnv(up.Env(), mergeEnv(tc.env, map[string]string{"HERMES_HOME": home})))
 			if got := listTools(t, h); !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("GET /v1/tools = %v, want %v", got, tc.want)
 			}
@@ -441,7 +442,7 @@ func TestToolsLayeredPrompt(t *testing.T) {
 	toolsWriteFile(t, filepath.Join(home, "skills", "lint", "SKILL.md"), "---\nname: lint\ndescription: SKILLS-MARK run the linters\n---\nRun golangci-lint.\n")
 	toolsWriteFile(t, filepath.Join(ws, "AGENTS.md"), "AGENTS-MARK: indent with tabs.\n")
 	up := planUpstream(t, func(string) [][2]string { return nil })
-	h := startHermes(t, mergeEnv(up.env(), map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": ws}))
+	h := startHermes(t, mergeEnv(up.Env(), map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": ws}))
 	toolsChat(t, h, openai.SystemMessage("CALLER-MARK answer in French."), openai.UserMessage("bonjour"))
 
 	sys := upstreamSystem(t, lastUpstreamCall(t, up))
@@ -526,7 +527,7 @@ func TestToolsTodoKeptWithResponseChain(t *testing.T) {
 		}
 		return nil
 	})
-	h := startHermes(t, up.env())
+	h := startHermes(t, up.Env())
 	c := h.client()
 	ctx := context.Background()
 	first, err := c.Responses.New(ctx, responses.ResponseNewParams{
@@ -639,7 +640,7 @@ func TestToolsProgressLabelsAndWebSearch(t *testing.T) {
 		}
 		return calls
 	})
-	h := startHermes(t, mergeEnv(up.env(), map[string]string{"HERMES_HOME": home,
+	h := startHermes(t, mergeEnv(up.Env(), map[string]string{"HERMES_HOME": home,
 		"HERMES_WEB_BACKEND": "searxng", "SEARXNG_URL": searx.URL}))
 	toolsWriteFile(t, filepath.Join(h.Workspace, "src", "main.go"), "package main\n\nfunc main() {\n\tprintln(1)\n}\n")
 

@@ -1,0 +1,10 @@
+// Package hermestest is what end-to-end tests share: a scripted fake
+// OpenAI-compatible upstream, the official SDK client pointed at a server,
+// raw requests, bounded polling, and golden SSE transcripts compared byte
+// for byte after their ids and times are normalised.
+//
+// It imports the standard library and the OpenAI SDK only, never a package
+// of the server, so the tests of any package may use it without an import
+// cycle. A whole hermesd is started by cmd/hermesd's own tests (startHermes),
+// as its Main lives in package main, which no other package can import.
+package hermestest
