@@ -143,7 +143,7 @@ func New(opts Options) *Server {
 		writeError(ctx, hermes.Errorf(hermes.ENotFound, "Unknown route %s %s", ctx.Method(), ctx.Path()))
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
-		writeError(ctx, hermes.Errorf("method_not_allowed", "Method %s is not allowed on %s", ctx.Method(), ctx.Path()))
+		writeError(ctx, hermes.Errorf(hermes.EMethodNotAllowed, "Method %s is not allowed on %s", ctx.Method(), ctx.Path()))
 	}
 	r.PanicHandler = func(ctx *fasthttp.RequestCtx, p any) {
 		s.log.Error("handler panic", "path", string(ctx.Path()), "panic", p)

@@ -246,6 +246,8 @@ func (m *Main) Run(ctx context.Context) error {
 			Window: window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
 		},
 		OpenCompaction: sealer.Open,
+		SealReasoning:  sealer.SealReasoning,
+		OpenReasoning:  sealer.OpenReasoning,
 		OnBatch:        obs.batch,
 		Store:          store,
 		MaxTurns:       c.MaxTurns,
