@@ -103,7 +103,8 @@ type Main struct {
 	// the values of its secret-looking variables are masked in every tool
 	// result, since nothing below cmd reads the environment.
 	Environ []string
-	// MCPServers are the MCP servers whose tools the agent uses, by name.
+	// MCPServers are the MCP servers whose tools the agent uses, by name;
+	// unset, config.yaml's mcp_servers.
 	MCPServers map[string]mcp.Server
 
 	logOut  *bufferedLog // nil when the caller set Logger itself
@@ -222,6 +223,9 @@ func (m *Main) Run(ctx context.Context) error {
 		DuckDuckGoBaseURL: c.DuckDuckGoURL, AllowPrivate: c.WebAllowPriv,
 	})...)
 	m.tools, m.memory = all, mem
+	if m.MCPServers == nil {
+		m.MCPServers = mcpServers(c.MCPServers)
+	}
 	metrics := httpfront.NewMetrics()
 	obs := newObservers(metrics.Registry)
 	m.obs = obs
@@ -332,6 +336,19 @@ func (m *Main) addMCPTools(s *setup) {
 	}
 }
 
+// mcpServers converts config.yaml's servers into tooling/mcp's settings
+// (tooling does not import config).
+func mcpServers(in map[string]config.MCPServer) map[string]mcp.Server {
+	out := make(map[string]mcp.Server, len(in))
+	for name, s := range in {
+		out[name] = mcp.Server{
+			Command: s.Command, Args: s.Args, Env: s.Env, Cwd: s.Cwd, URL: s.URL, Headers: s.Headers,
+			Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout,
+		}
+	}
+	return out
+}
+
 // toolList is GET /v1/tools: every enabled tool and who runs it.
 func toolList(r *tooling.Registry) []httpfront.Tool {
 	names := r.Names()
@@ -357,23 +374,29 @@ func (m *Main) knownSecrets(c *config.Config) []redact.Secret {
 		"BRAVE_BASE_URL=" + c.BraveBaseURL, "TAVILY_BASE_URL=" + c.TavilyBaseURL,
 		"DUCKDUCKGO_BASE_URL=" + c.DuckDuckGoURL,
 	})...)
-	// config.yaml's secrets: the models' keys and URL passwords, and the
-	// MCP servers' env and header values.
+	// config.yaml's models: their keys and URL passwords.
 	for _, md := range c.Models {
 		secrets = append(secrets, redact.Secret{Name: "models." + md.ID + ".api_key", Value: md.APIKey})
 		secrets = append(secrets, redact.EnvSecrets([]string{"MODEL_BASE_URL=" + md.BaseURL})...)
 	}
-	for name, srv := range c.MCPServers {
-		for k, v := range srv.Env {
-			secrets = append(secrets, redact.Secret{Name: "mcp_servers." + name + ".env." + k, Value: v})
+	secrets = append(secrets, redact.EnvSecrets(m.Environ)...)
+	// What an MCP server was given to authenticate: its headers (the
+	// token of "Bearer TOKEN" too) and its secret-looking variables.
+	for name, s := range m.MCPServers {
+		for h, v := range s.Headers {
+			what := "mcp_servers." + name + ".headers." + h
+			secrets = append(secrets, redact.Secret{Name: what, Value: v})
+			if f := strings.Fields(v); len(f) > 1 {
+				secrets = append(secrets, redact.Secret{Name: what, Value: f[len(f)-1]})
+			}
 		}
-		for k, v := range srv.Headers {
-			_, token, _ := strings.Cut(v, " ") // "Bearer …": the token alone may show too
-			secrets = append(secrets, redact.Secret{Name: "mcp_servers." + name + ".headers." + k, Value: v},
-				redact.Secret{Name: "mcp_servers." + name + ".headers." + k, Value: token})
+		env := make([]string, 0, len(s.Env))
+		for k, v := range s.Env {
+			env = append(env, k+"="+v)
 		}
+		secrets = append(secrets, redact.EnvSecrets(env)...)
 	}
-	return append(secrets, redact.EnvSecrets(m.Environ)...)
+	return secrets
 }
 
 // URL is the base URL clients use, e.g. http://127.0.0.1:8642/v1.
