@@ -1,58 +1,16 @@
 package docs
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/internal/hermestest"
 )
 
-// BuildPDF writes a minimal valid PDF by hand: one page per entry of
-// pages, each showing its text in Helvetica (a page whose text is "" has
-// only a drawn line, no text layer). Offsets in the xref table are
-// computed, so the reader finds every object. kids, when not empty,
-// replaces the page tree's Kids array (to build hostile trees).
-func BuildPDF(pages []string, kids string) []byte {
-	var objs []string
-	objs = append(objs, "<< /Type /Catalog /Pages 2 0 R >>")
-	n := len(pages)
-	var refs []string
-	for i := range pages {
-		refs = append(refs, fmt.Sprintf("%d 0 R", 4+2*i))
-	}
-	if kids == "" {
-		kids = "[" + strings.Join(refs, " ") + "]"
-	}
-	objs = append(objs, fmt.Sprintf("<< /Type /Pages /Kids %s /Count %d >>", kids, n))
-	objs = append(objs, "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-	for _, text := range pages {
-		objs = append(objs, fmt.Sprintf("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R /Resources << /Font << /F1 3 0 R >> >> >>", len(objs)+2))
-		content := "0 0 m 100 100 l S"
-		if text != "" {
-			content = "BT /F1 12 Tf 72 700 Td (" + text + ") Tj ET"
-		}
-		objs = append(objs, fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content))
-	}
-	var b strings.Builder
-	b.WriteString("%PDF-1.4\n")
-	offsets := make([]int, len(objs))
-	for i, o := range objs {
-		offsets[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
-	return []byte(b.String())
-}
-
 func TestReadPDF(t *testing.T) {
-	data := BuildPDF([]string{"Quarterly revenue rose", "Second page text"}, "")
+	data := hermestest.PDF([]string{"Quarterly revenue rose", "Second page text"}, "")
 	d, err := Read("report.pdf", data, "", Limits{})
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +30,7 @@ func TestReadPDF(t *testing.T) {
 // TestReadPDFNoTextLayer: a PDF whose pages are only drawings says so
 // instead of sending nothing.
 func TestReadPDFNoTextLayer(t *testing.T) {
-	d, err := Read("scan.pdf", BuildPDF([]string{"", ""}, ""), "application/pdf", Limits{})
+	d, err := Read("scan.pdf", hermestest.PDF([]string{"", ""}, ""), "application/pdf", Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,17 +43,17 @@ func TestReadPDFNoTextLayer(t *testing.T) {
 // MaxContentBytes stops the reading, text past MaxTextBytes is cut; each
 // says so.
 func TestReadPDFLimits(t *testing.T) {
-	data := BuildPDF([]string{"one", "two", "three"}, "")
+	data := hermestest.PDF([]string{"one", "two", "three"}, "")
 	d, err := Read("a.pdf", data, "", Limits{MaxPages: 2})
 	if err != nil || d.Read != 2 || strings.Contains(d.Text, "three") || !strings.Contains(d.Block(""), "only the first 2 of 3 pages") {
 		t.Fatalf("page limit: %+v %v", d, err)
 	}
 	long := strings.Repeat("x", 300)
-	d, err = Read("a.pdf", BuildPDF([]string{long, long}, ""), "", Limits{MaxContentBytes: 400})
+	d, err = Read("a.pdf", hermestest.PDF([]string{long, long}, ""), "", Limits{MaxContentBytes: 400})
 	if err != nil || d.Read != 1 || !strings.Contains(d.Block(""), "reading stopped at page 2") {
 		t.Fatalf("content limit: %+v %v", d, err)
 	}
-	d, err = Read("a.pdf", BuildPDF([]string{long}, ""), "", Limits{MaxTextBytes: 100})
+	d, err = Read("a.pdf", hermestest.PDF([]string{long}, ""), "", Limits{MaxTextBytes: 100})
 	if err != nil || len(d.Text) != 100 || !strings.Contains(d.Block(""), "first 100 of 300 bytes") {
 		t.Fatalf("text limit: %+v %v", d, err)
 	}
@@ -105,7 +63,7 @@ func TestReadPDFLimits(t *testing.T) {
 // tree that leads back to itself are answered with a 400-class error or
 // read within bounds, never a hang or a panic.
 func TestReadPDFHostile(t *testing.T) {
-	good := BuildPDF([]string{"text"}, "")
+	good := hermestest.PDF([]string{"text"}, "")
 	cases := map[string][]byte{
 		"truncated":      good[:len(good)/2],
 		"header only":    []byte("%PDF-1.4\n"),
@@ -129,7 +87,7 @@ func TestReadPDFHostile(t *testing.T) {
 		}
 	}
 	// Kids that name the page tree itself, over and over.
-	loop := BuildPDF([]string{"text"}, "[2 0 R 2 0 R 4 0 R]")
+	loop := hermestest.PDF([]string{"text"}, "[2 0 R 2 0 R 4 0 R]")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
