@@ -208,6 +208,9 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 				handBack = append(handBack, c)
 			} else {
 				out.ToolCalls[i].Server = hermes.AgentServer
+				if a.Tools != nil {
+					out.ToolCalls[i].Server = a.Tools.Server(c.Name) // an MCP server's name for its tools
+				}
 				agentCalls = append(agentCalls, out.ToolCalls[i])
 			}
 		}
@@ -250,9 +253,10 @@ const abandonAfter = 500 * time.Millisecond
 
 // runTools runs the first allowed of the agent's own tool calls (the rest
 // are past max_tool_calls and answered without running), at most
-// MaxParallelTools at a time, and returns their results in call order. Failures are results the
-// model reads, never errors. When ctx ends (turn timeout, cancel, shutdown)
-// it stops waiting: a call still running is abandoned and reported as not
+// maxCallsPerResponse of them and MaxParallelTools at a time, and returns
+// their results in call order. Failures are results the model reads, never
+// errors. When ctx ends (turn timeout, cancel, shutdown) it stops waiting:
+// a call still running abandonAfter later is abandoned and reported as not
 // returned, so a tool that never returns cannot hold the turn, its slot or
 // shutdown.
 func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed int, history []hermes.Message, emit emitFunc) []hermes.Message {

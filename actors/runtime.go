@@ -57,6 +57,11 @@ type Options struct {
 	OpenCompaction func(enc string) (string, error)
 	// Attach reads files sent in messages into text; nil refuses them.
 	Attach *Attachments
+	// SealReasoning and OpenReasoning seal a model's reasoning for a
+	// reasoning item's encrypted_content and open what a client sends
+	// back; nil leaves items without it and refuses every one.
+	SealReasoning func(reasoning string) string
+	OpenReasoning func(enc string) (string, error)
 }
 
 // Runtime is the facade httpfront talks to: it admits turns, routes them to

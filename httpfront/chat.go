@@ -175,6 +175,10 @@ func (s *Server) appendCompletion(b []byte, req *hermes.TurnRequest, res *hermes
 	} else {
 		b = appendString(b, res.Text)
 	}
+	if res.Reasoning != "" {
+		b = append(b, `,"reasoning_content":`...)
+		b = appendString(b, res.Reasoning)
+	}
 	if len(res.ClientToolCalls) > 0 {
 		b = append(b, `,"tool_calls":[`...)
 		for i, c := range res.ClientToolCalls {

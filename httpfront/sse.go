@@ -170,10 +170,24 @@ func (st *chatStream) content(text string) {
 	st.sw.write(st.sw.buf)
 }
 
+// reasoning writes a piece of reasoning as delta.reasoning_content, the
+// field Open WebUI, LibreChat and the SDKs' reasoning models read, never
+// mixed into content.
+func (st *chatStream) reasoning(text string) {
+	b := append(st.sw.buf[:0], st.prefix...)
+	b = append(b, `{"index":0,"delta":{"reasoning_content":`...)
+	b = appendString(b, text)
+	b = append(b, `},"logprobs":null,"finish_reason":null}`...)
+	st.sw.buf = st.end(b)
+	st.sw.write(st.sw.buf)
+}
+
 func (st *chatStream) handle(ev hermes.Event) bool {
 	switch ev.Kind {
 	case hermes.EventTextDelta:
 		st.content(ev.Text)
+	case hermes.EventReasoningDelta:
+		st.reasoning(ev.Text)
 	case hermes.EventToolStarted:
 		switch st.mode {
 		case "inline":
