@@ -250,9 +250,10 @@ const abandonAfter = 500 * time.Millisecond
 
 // runTools runs the first allowed of the agent's own tool calls (the rest
 // are past max_tool_calls and answered without running), at most
-// MaxParallelTools at a time, and returns their results in call order. Failures are results the
-// model reads, never errors. When ctx ends (turn timeout, cancel, shutdown)
-// it stops waiting: a call still running is abandoned and reported as not
+// maxCallsPerResponse of them and MaxParallelTools at a time, and returns
+// their results in call order. Failures are results the model reads, never
+// errors. When ctx ends (turn timeout, cancel, shutdown) it stops waiting:
+// a call still running abandonAfter later is abandoned and reported as not
 // returned, so a tool that never returns cannot hold the turn, its slot or
 // shutdown.
 func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed int, history []hermes.Message, emit emitFunc) []hermes.Message {

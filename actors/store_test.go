@@ -104,13 +104,7 @@ func TestStorePanicFailsWriteAndWriterKeepsServing(t *testing.T) {
 	<-fs.slowStarted
 	boom := saveAsync(rt, rec("resp_boom"))
 	good := saveAsync(rt, rec("resp_good"))
-	deadline := time.Now().Add(5 * time.Second)
-	for rt.writes.Load() < 3 { // both queued behind the held write
-		if time.Now().After(deadline) {
-			t.Fatal("writes never queued")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	hermestest.Eventually(t, "both writes queued behind the held one", func() bool { return rt.writes.Load() == 3 })
 	fs.unblock()
 	if err := within(t, slow, 5*time.Second); err != nil {
 		t.Fatal(err)

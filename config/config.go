@@ -69,6 +69,9 @@ type Config struct {
 	StreamDeadline time.Duration // API_SERVER_STREAM_WRITE_TIMEOUT: per-frame write deadline on streams
 	KeepAlive      time.Duration // API_SERVER_SSE_KEEPALIVE: comment frames on idle streams
 	WorkerIdle     time.Duration // API_SERVER_WORKER_IDLE: idle pooled goroutines (HTTP, turns) exit after this
+	MaxFileBytes   int           // API_SERVER_MAX_FILE_BYTES: all uploaded files together; least recently used evicted beyond
+	MaxUploadBytes int           // API_SERVER_MAX_UPLOAD_BYTES: one upload's request body (POST /v1/files)
+	Uploads        string        // HERMES_UPLOADS: "workspace" also writes files sent in requests under uploads/ in the workspace
 	Streaming      bool          // API_SERVER_STREAMING: false sends a stream's answer as one chunk at its end
 	UnknownModel   string        // API_SERVER_UNKNOWN_MODEL: default (use DefaultModel) or error (404)
 
@@ -133,6 +136,8 @@ func Defaults() Config {
 		StreamDeadline: 30 * time.Second,
 		KeepAlive:      15 * time.Second,
 		WorkerIdle:     10 * time.Second,
+		MaxFileBytes:   1 << 30,
+		MaxUploadBytes: 100 << 20,
 		Streaming:      true,
 		UnknownModel:   "default",
 	}
@@ -143,6 +148,9 @@ func (c *Config) Addr() string { return net.JoinHostPort(c.Host, c.Port) }
 
 // DBPath is where the response store lives.
 func (c *Config) DBPath() string { return filepath.Join(c.Home, "api_server.db") }
+
+// FilesDir is where files uploaded through the Files API live.
+func (c *Config) FilesDir() string { return filepath.Join(c.Home, "files") }
 
 // flags are hermesd's command-line flags; each overrides a setting.
 type flags struct {
@@ -340,6 +348,9 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	dur(&c.StreamDeadline, "API_SERVER_STREAM_WRITE_TIMEOUT")
 	dur(&c.KeepAlive, "API_SERVER_SSE_KEEPALIVE")
 	dur(&c.WorkerIdle, "API_SERVER_WORKER_IDLE")
+	num(&c.MaxFileBytes, "API_SERVER_MAX_FILE_BYTES", 1024)
+	num(&c.MaxUploadBytes, "API_SERVER_MAX_UPLOAD_BYTES", 1024)
+	str(&c.Uploads, "HERMES_UPLOADS")
 	str(&c.Workspace, "HERMES_WORKSPACE")
 	num(&c.MaxIterations, "HERMES_MAX_ITERATIONS", 1)
 	num(&c.MaxParallel, "HERMES_MAX_PARALLEL_TOOLS", 1)
@@ -479,6 +490,14 @@ func (c *Config) Check() error {
 	}
 	if c.BodyMemory < c.MaxBodyBytes {
 		return fmt.Errorf("API_SERVER_MAX_BODY_MEMORY=%d is below API_SERVER_MAX_BODY_BYTES=%d: a request of the largest allowed size could never be read", c.BodyMemory, c.MaxBodyBytes)
+	}
+	if c.MaxUploadBytes > c.MaxFileBytes {
+		return fmt.Errorf("API_SERVER_MAX_UPLOAD_BYTES=%d is above API_SERVER_MAX_FILE_BYTES=%d: an upload of the largest allowed size could never be kept", c.MaxUploadBytes, c.MaxFileBytes)
+	}
+	switch c.Uploads {
+	case "", "off", "workspace":
+	default:
+		return fmt.Errorf("HERMES_UPLOADS=%q: want workspace, or off (the default)", c.Uploads)
 	}
 	if c.ContextWindow != 0 && c.ContextWindow < 1024 {
 		return c.bad("HERMES_CONTEXT_WINDOW", strconv.Itoa(c.ContextWindow), "want 0 (ask the upstream) or at least 1024 tokens")

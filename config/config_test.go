@@ -331,3 +331,34 @@ func TestContextWindowSettings(t *testing.T) {
 		t.Error("HERMES_CONTEXT_WINDOW=lots accepted")
 	}
 }
+
+func TestFileSettings(t *testing.T) {
+	home := t.TempDir()
+	c, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home}))
+	if err != nil || c.MaxFileBytes != 1<<30 || c.MaxUploadBytes != 100<<20 || c.Uploads != "" {
+		t.Fatalf("defaults: %d %d %q, %v", c.MaxFileBytes, c.MaxUploadBytes, c.Uploads, err)
+	}
+	c, err = Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home,
+		"API_SERVER_MAX_FILE_BYTES": "5000", "API_SERVER_MAX_UPLOAD_BYTES": "4000", "HERMES_UPLOADS": "workspace"}))
+	if err != nil || c.MaxFileBytes != 5000 || c.MaxUploadBytes != 4000 || c.Uploads != "workspace" {
+		t.Fatalf("set: %d %d %q, %v", c.MaxFileBytes, c.MaxUploadBytes, c.Uploads, err)
+	}
+	for _, bad := range []string{"0", "-1", "1023", "lots"} {
+		if _, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "API_SERVER_MAX_FILE_BYTES": bad})); err == nil {
+			t.Errorf("API_SERVER_MAX_FILE_BYTES=%q accepted", bad)
+		}
+	}
+	d := Defaults()
+	d.Workspace, d.Port = home, freePort(t)
+	d.MaxUploadBytes = d.MaxFileBytes + 1
+	if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "API_SERVER_MAX_UPLOAD_BYTES") {
+		t.Errorf("upload limit above the store's cap: err = %v", err)
+	}
+	d.MaxUploadBytes = 1 << 20
+	for _, bad := range []string{"Workspace", "tmp", "/tmp", "workspace "} {
+		d.Uploads = bad
+		if err := d.Validate(); err == nil || !strings.Contains(err.Error(), "HERMES_UPLOADS") {
+			t.Errorf("HERMES_UPLOADS=%q: err = %v", bad, err)
+		}
+	}
+}

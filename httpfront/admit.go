@@ -47,8 +47,8 @@ func (s *Server) admit(h *fasthttp.RequestHeader, path []byte) *hermes.Error {
 	if ambiguousPath(path) {
 		return hermes.Errorf(hermes.EInvalid, "The request path may not contain encoded slashes, encoded dots or dot segments")
 	}
-	if cl := h.ContentLength(); cl > s.opts.MaxBodyBytes {
-		return hermes.Errorf(hermes.ETooLarge, "Request body exceeds the limit of %d bytes", s.opts.MaxBodyBytes)
+	if limit := s.bodyLimit(h, path); h.ContentLength() > limit {
+		return hermes.Errorf(hermes.ETooLarge, "Request body exceeds the limit of %d bytes", limit)
 	}
 	return nil
 }
@@ -123,8 +123,10 @@ func (s *Server) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfi
 // connection; TestSecurityErrorHeadersEveryLayer checks that the envelope
 // and headers set here arrive.
 func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
-	e := s.admit(&ctx.Request.Header, ctx.Request.URI().PathOriginal())
-	if e == nil && !s.budget.fits(bodyReservation(&ctx.Request.Header, s.opts.MaxBodyBytes)) {
+	path := ctx.Request.URI().PathOriginal()
+	e := s.admit(&ctx.Request.Header, path)
+	// An upload is streamed to disk, not held: it takes nothing of the budget.
+	if e == nil && !s.isUpload(&ctx.Request.Header, path) && !s.budget.fits(bodyReservation(&ctx.Request.Header, s.opts.MaxBodyBytes)) {
 		e = errBodyBudget()
 	}
 	if e == nil {

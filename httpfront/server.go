@@ -64,6 +64,10 @@ type Options struct {
 	NewID func(prefix string) string
 	// Metrics, when set, records request counts and latencies.
 	Metrics *Metrics
+	// Files, when set, serves the Files API. Uploads are streamed to it
+	// under their own body limit, MaxUploadBytes.
+	Files          FileStore
+	MaxUploadBytes int
 }
 
 // Server is the HTTP front end.
@@ -89,6 +93,9 @@ func New(opts Options) *Server {
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 10 << 20
+	}
+	if opts.MaxUploadBytes <= 0 {
+		opts.MaxUploadBytes = 100 << 20
 	}
 	if opts.BodyMemory < opts.MaxBodyBytes {
 		opts.BodyMemory = max(opts.MaxBodyBytes, 256<<20)
@@ -151,6 +158,7 @@ func New(opts Options) *Server {
 		r.GET("/metrics", opts.Metrics.handler)
 	}
 	s.responseRoutes(r)
+	s.fileRoutes(r)
 
 	s.router = r
 	s.srv = &fasthttp.Server{
@@ -288,6 +296,10 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx, next fasthttp.RequestHandler) {
 			next(ctx)
 			return
 		}
+	}
+	if s.isUpload(&ctx.Request.Header, ctx.Request.URI().PathOriginal()) {
+		next(ctx) // the handler streams the body to the file store
+		return
 	}
 	reserved, e := s.readBody(ctx)
 	if e != nil {

@@ -104,6 +104,7 @@ type Main struct {
 
 	logOut  *bufferedLog // nil when the caller set Logger itself
 	store   *persistence.Store
+	files   *persistence.Files
 	runtime *actors.Runtime
 	term    *terminal.Tool // stopped at Close: its background commands
 	http    *httpfront.Server
@@ -181,6 +182,9 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.store = store
+	if m.files, err = persistence.OpenFiles(c.FilesDir(), persistence.FilesOptions{MaxBytes: int64(c.MaxFileBytes)}); err != nil {
+		return fmt.Errorf("file store: %w", err)
+	}
 
 	model := m.Model
 	if model == nil {
@@ -264,6 +268,8 @@ func (m *Main) Run(ctx context.Context) error {
 		ToolNames:          registry.Names(),
 		Logger:             m.Logger,
 		Metrics:            metrics,
+		Files:              m.files,
+		MaxUploadBytes:     c.MaxUploadBytes,
 	})
 
 	ln := m.Listener
@@ -389,6 +395,9 @@ func (m *Main) Close(ctx context.Context) error {
 		// A close still waiting at the end waits for a write stuck in the
 		// store; bbolt's file stays consistent without it.
 		errs = append(errs, await(ctx, "store: closing", async(m.store.Close)))
+	}
+	if m.files != nil {
+		errs = append(errs, m.files.Close())
 	}
 	err := errors.Join(errs...)
 	if err != nil {
