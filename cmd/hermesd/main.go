@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/hermesd/hermesd/tooling"
 	"github.com/hermesd/hermesd/tooling/files"
 	"github.com/hermesd/hermesd/tooling/llm"
+	"github.com/hermesd/hermesd/tooling/mcp"
 	"github.com/hermesd/hermesd/tooling/memory"
 	"github.com/hermesd/hermesd/tooling/prompt"
 	"github.com/hermesd/hermesd/tooling/redact"
@@ -101,12 +104,16 @@ type Main struct {
 	// the values of its secret-looking variables are masked in every tool
 	// result, since nothing below cmd reads the environment.
 	Environ []string
+	// MCPServers are the MCP servers whose tools the agent uses, by name;
+	// unset, config.yaml's mcp_servers.
+	MCPServers map[string]mcp.Server
 
 	logOut  *bufferedLog // nil when the caller set Logger itself
 	store   *persistence.Store
 	files   *persistence.Files
 	runtime *actors.Runtime
 	term    *terminal.Tool // stopped at Close: its background commands
+	mcp     *mcp.Manager   // closed at Close: its stdio servers
 	http    *httpfront.Server
 	served  chan error
 	// stopDiscovery ends the context-window discovery if it still runs.
@@ -212,8 +219,14 @@ func (m *Main) Run(ctx context.Context) error {
 		TavilyAPIKey: c.TavilyAPIKey, TavilyBaseURL: c.TavilyBaseURL,
 		DuckDuckGoBaseURL: c.DuckDuckGoURL, AllowPrivate: c.WebAllowPriv,
 	})...)
+	if m.MCPServers == nil {
+		m.MCPServers = mcpServers(c.MCPServers)
+	}
 	known := redact.NewKnown(m.knownSecrets())
 	registry := tooling.NewRegistry(tooling.Masked(all, known.String), tooling.Selector(c.Tools, c.DisabledTools))
+	if err := m.startMCP(registry, known.String); err != nil {
+		return err
+	}
 	var skillsIndex func() string // no index of skills the model cannot load
 	if _, ok := registry.Get("skill_view"); ok {
 		skillsIndex = skills.CachedIndex(c.Home, time.Second)
@@ -233,6 +246,8 @@ func (m *Main) Run(ctx context.Context) error {
 			Window: window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
 		},
 		OpenCompaction: sealer.Open,
+		SealReasoning:  sealer.SealReasoning,
+		OpenReasoning:  sealer.OpenReasoning,
 		OnBatch:        obs.batch,
 		Store:          store,
 		MaxTurns:       c.MaxTurns,
@@ -265,7 +280,7 @@ func (m *Main) Run(ctx context.Context) error {
 		StreamWriteTimeout: c.StreamDeadline,
 		KeepAlive:          c.KeepAlive,
 		WorkerIdle:         c.WorkerIdle,
-		ToolNames:          registry.Names(),
+		Tools:              func() []httpfront.Tool { return toolList(registry) },
 		Logger:             m.Logger,
 		Metrics:            metrics,
 		Files:              m.files,
@@ -290,6 +305,58 @@ func (m *Main) Run(ctx context.Context) error {
 	return nil
 }
 
+// startMCP connects to the MCP servers (their first attempts in parallel;
+// a failing one keeps being retried) and keeps their tools in registry,
+// masked like the built-in ones, as their lists change.
+func (m *Main) startMCP(registry *tooling.Registry, mask func(string) string) error {
+	if len(m.MCPServers) == 0 {
+		return nil
+	}
+	var mu sync.Mutex // orders the updates of concurrent changes
+	update := func() {}
+	mgr, err := mcp.Start(mcp.Options{
+		Servers: m.MCPServers, Environ: m.Environ, Logger: m.Logger,
+		OnChange: func() { mu.Lock(); defer mu.Unlock(); update() },
+	})
+	if err != nil {
+		return err
+	}
+	m.mcp = mgr
+	mu.Lock()
+	update = func() {
+		for _, name := range registry.SetDynamic(tooling.Masked(mgr.Tools(), mask)) {
+			m.Logger.Error("MCP tool refused: a built-in tool has its name", "tool", name)
+		}
+	}
+	update()
+	mu.Unlock()
+	m.Logger.Info("MCP servers", "servers", len(m.MCPServers), "tools", len(mgr.Tools()))
+	return nil
+}
+
+// mcpServers converts config.yaml's servers into tooling/mcp's settings
+// (tooling does not import config).
+func mcpServers(in map[string]config.MCPServer) map[string]mcp.Server {
+	out := make(map[string]mcp.Server, len(in))
+	for name, s := range in {
+		out[name] = mcp.Server{
+			Command: s.Command, Args: s.Args, Env: s.Env, Cwd: s.Cwd, URL: s.URL, Headers: s.Headers,
+			Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout,
+		}
+	}
+	return out
+}
+
+// toolList is GET /v1/tools: every enabled tool and who runs it.
+func toolList(r *tooling.Registry) []httpfront.Tool {
+	names := r.Names()
+	out := make([]httpfront.Tool, len(names))
+	for i, n := range names {
+		out[i] = httpfront.Tool{Name: n, Server: r.Server(n)}
+	}
+	return out
+}
+
 // knownSecrets lists every secret hermesd knows, for masking in tool
 // results: its own keys, the passwords of URLs in its settings, and the
 // secret-looking variables of its environment (which commands inherit).
@@ -306,7 +373,24 @@ func (m *Main) knownSecrets() []redact.Secret {
 		"BRAVE_BASE_URL=" + c.BraveBaseURL, "TAVILY_BASE_URL=" + c.TavilyBaseURL,
 		"DUCKDUCKGO_BASE_URL=" + c.DuckDuckGoURL,
 	})...)
-	return append(secrets, redact.EnvSecrets(m.Environ)...)
+	secrets = append(secrets, redact.EnvSecrets(m.Environ)...)
+	// What an MCP server was given to authenticate: its headers (the
+	// token of "Bearer TOKEN" too) and its secret-looking variables.
+	for name, s := range m.MCPServers {
+		for h, v := range s.Headers {
+			what := "mcp_servers." + name + ".headers." + h
+			secrets = append(secrets, redact.Secret{Name: what, Value: v})
+			if f := strings.Fields(v); len(f) > 1 {
+				secrets = append(secrets, redact.Secret{Name: what, Value: f[len(f)-1]})
+			}
+		}
+		env := make([]string, 0, len(s.Env))
+		for k, v := range s.Env {
+			env = append(env, k+"="+v)
+		}
+		secrets = append(secrets, redact.EnvSecrets(env)...)
+	}
+	return secrets
 }
 
 func (m *Main) model() llm.Model {
@@ -390,6 +474,9 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.term != nil {
 		errs = append(errs, await(ctx, "terminal: stopping background commands", async(m.term.Close)))
+	}
+	if m.mcp != nil {
+		errs = append(errs, await(ctx, "mcp: stopping servers", async(m.mcp.Close)))
 	}
 	if m.store != nil {
 		// A close still waiting at the end waits for a write stuck in the
