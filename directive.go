@@ -34,6 +34,8 @@ type Directives struct {
 	// EchoSystem and EchoHistory are /echo-system and /echo-history.
 	EchoSystem  bool
 	EchoHistory bool
+	// Think is /think TEXT: reasoning given before every response.
+	Think string
 }
 
 // Limits on directives, so a test prompt cannot pin a server for long.
@@ -142,6 +144,11 @@ func (d *Directives) apply(line string) bool {
 		if d.Fail == "" {
 			d.Fail = DefaultFailReason
 		}
+	case "think":
+		if arg == "" {
+			return false
+		}
+		d.Think = arg
 	case "echo-system":
 		if arg != "" {
 			return false

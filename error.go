@@ -12,6 +12,8 @@ const (
 	EInvalid          = "invalid_request_error"
 	EUnauthorized     = "invalid_api_key"
 	ENotFound         = "not_found"
+	EMethodNotAllowed = "method_not_allowed" // the path exists, not for this method
+	EForbidden        = "forbidden"          // refused whatever the body, as from an origin not allowed
 	EConflict         = "conflict"
 	ETooLarge         = "body_too_large"
 	ERateLimited      = "rate_limit_exceeded"

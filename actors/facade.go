@@ -87,6 +87,32 @@ func (r *Runtime) OpenCompaction(enc string) (string, error) {
 	return summary, nil
 }
 
+// SealReasoning returns reasoning sealed for a reasoning item's
+// encrypted_content, the same every time for the same text; "" when
+// sealing is not enabled.
+func (r *Runtime) SealReasoning(reasoning string) string {
+	if r.opts.SealReasoning == nil {
+		return ""
+	}
+	return r.opts.SealReasoning(reasoning)
+}
+
+// OpenReasoning returns the reasoning sealed in a reasoning item's
+// encrypted content, or an EInvalid error when this server did not seal it
+// or it was altered.
+func (r *Runtime) OpenReasoning(enc string) (string, error) {
+	var text string
+	err := errors.New("reasoning items are not enabled")
+	if r.opts.OpenReasoning != nil {
+		text, err = r.opts.OpenReasoning(enc)
+	}
+	if err != nil {
+		return "", &hermes.Error{Code: hermes.EInvalid, Param: "input",
+			Message: "The encrypted content of a reasoning item could not be verified: it was not produced by this server or was altered.", Cause: err}
+	}
+	return text, nil
+}
+
 // DeleteResponse deletes a stored response; conversations pointing at it
 // fall back to what survives.
 func (r *Runtime) DeleteResponse(id string) error {

@@ -208,6 +208,9 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 				handBack = append(handBack, c)
 			} else {
 				out.ToolCalls[i].Server = hermes.AgentServer
+				if a.Tools != nil {
+					out.ToolCalls[i].Server = a.Tools.Server(c.Name) // an MCP server's name for its tools
+				}
 				agentCalls = append(agentCalls, out.ToolCalls[i])
 			}
 		}

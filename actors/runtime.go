@@ -55,6 +55,11 @@ type Options struct {
 	// OpenCompaction opens a compaction item's encrypted content sent back
 	// by a client (the sealer of Agent.Seal); nil refuses every one.
 	OpenCompaction func(enc string) (string, error)
+	// SealReasoning and OpenReasoning seal a model's reasoning for a
+	// reasoning item's encrypted_content and open what a client sends
+	// back; nil leaves items without it and refuses every one.
+	SealReasoning func(reasoning string) string
+	OpenReasoning func(enc string) (string, error)
 }
 
 // Runtime is the facade httpfront talks to: it admits turns, routes them to

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/persistence"
 	"github.com/hermesd/hermesd/tooling/llm"
 )
@@ -195,17 +196,16 @@ func TestIdleActorsPassivateAndReload(t *testing.T) {
 	}
 	// An actor reports idle just after its turn's last event, so ask until
 	// every one has reported and been stopped.
-	deadline := time.Now().Add(5 * time.Second)
-	for rt.Stats().Actors != 0 {
+	hermestest.Eventually(t, "every actor passivated", func() bool {
+		if rt.Stats().Actors == 0 {
+			return true
+		}
 		mu.Lock()
 		now = now.Add(2 * time.Hour)
 		mu.Unlock()
 		rt.root.Send(rt.dispatcher, passivate{})
-		if time.Now().After(deadline) {
-			t.Fatalf("%d actors still alive after passivation", rt.Stats().Actors)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return false
+	})
 	// The conversation continues from the store.
 	ch, err := submit(t, rt, &hermes.TurnRequest{ResponseID: "resp_i9", Conversation: "a", Store: true, Input: []hermes.Message{{Role: hermes.RoleUser, Content: "again"}}})
 	if err != nil {
@@ -331,17 +331,17 @@ func TestTenThousandIdleConversationsPassivate(t *testing.T) {
 		t.Fatalf("%d actors alive, want %d", got, n)
 	}
 	peak := heapInUse()
-	deadline := time.Now().Add(20 * time.Second)
-	for rt.Stats().Actors != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d actors still alive", rt.Stats().Actors)
+	// Polling: passivation has no completion signal.
+	hermestest.Eventually(t, "every actor passivated", func() bool {
+		if rt.Stats().Actors == 0 {
+			return true
 		}
 		mu.Lock()
 		now = now.Add(2 * time.Hour)
 		mu.Unlock()
 		rt.root.Send(rt.dispatcher, passivate{})
-		time.Sleep(10 * time.Millisecond) // polling: passivation has no completion signal
-	}
+		return false
+	})
 	after := heapInUse()
 	t.Logf("heap: %d KB before, %d KB with %d idle actors, %d KB after passivation", base>>10, peak>>10, n, after>>10)
 	// What stays is map capacity: Go maps never shrink, and the actor

@@ -36,7 +36,7 @@ const bodyReadChunk = 64 << 10
 // declared body size. It reads nothing and writes nothing.
 func (s *Server) admit(h *fasthttp.RequestHeader, path []byte) *hermes.Error {
 	if o := h.Peek("Origin"); len(o) > 0 && !s.origins[string(o)] {
-		return hermes.Errorf("forbidden", "Origin %s is not allowed (API_SERVER_CORS_ORIGINS)", o)
+		return hermes.Errorf(hermes.EForbidden, "Origin %s is not allowed (API_SERVER_CORS_ORIGINS)", o)
 	}
 	if h.IsOptions() {
 		return nil // a preflight carries no key; the middleware answers it

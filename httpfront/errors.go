@@ -17,9 +17,9 @@ func status(code string) (int, string) {
 		return fasthttp.StatusUnauthorized, "invalid_request_error"
 	case hermes.ENotFound:
 		return fasthttp.StatusNotFound, "invalid_request_error"
-	case "method_not_allowed":
+	case hermes.EMethodNotAllowed:
 		return fasthttp.StatusMethodNotAllowed, "invalid_request_error"
-	case "forbidden":
+	case hermes.EForbidden:
 		return fasthttp.StatusForbidden, "invalid_request_error"
 	case hermes.EConflict:
 		return fasthttp.StatusConflict, "invalid_request_error"

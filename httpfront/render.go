@@ -17,6 +17,12 @@ type itemForm struct {
 	// sources adds web search results to web_search_call actions
 	// (include: web_search_call.action.sources).
 	sources bool
+	// summary gives reasoning items their reasoning as a summary too
+	// (reasoning.summary set: what Codex and the Vercel AI SDK display).
+	summary bool
+	// seal, when set (include: reasoning.encrypted_content), seals a
+	// reasoning item's text into its encrypted_content.
+	seal func(reasoning string) string
 	// namespaces maps the name of each function tool the request grouped
 	// in a namespace to that namespace: Codex runs a call only when the
 	// function_call names both.
@@ -46,8 +52,11 @@ type item struct {
 	Error  string
 	Done   bool
 	Action *searchAction // web_search_call
-	// EncryptedContent is a compaction item's sealed summary.
+	// EncryptedContent is a compaction item's sealed summary, or a
+	// reasoning item's sealed reasoning.
 	EncryptedContent string
+	// Summary is a reasoning item's summary parts.
+	Summary []contentPart
 }
 
 type searchAction struct {
@@ -106,6 +115,14 @@ func (it item) wire() any {
 			Type             string `json:"type"`
 			EncryptedContent string `json:"encrypted_content"`
 		}{it.ID, it.Type, it.EncryptedContent}
+	case "reasoning":
+		return struct {
+			ID               string `json:"id"`
+			Type             string `json:"type"`
+			Summary          []any  `json:"summary"`
+			Content          []any  `json:"content"`
+			EncryptedContent string `json:"encrypted_content,omitempty"`
+		}{it.ID, it.Type, wireParts(it.Summary), wireParts(it.Content), it.EncryptedContent}
 	case "web_search_call":
 		return struct {
 			ID     string        `json:"id"`
@@ -114,17 +131,23 @@ func (it item) wire() any {
 			Action *searchAction `json:"action"`
 		}{it.ID, it.Type, it.Status, it.Action}
 	}
-	content := make([]any, len(it.Content))
-	for i, p := range it.Content {
-		content[i] = p.wire()
-	}
 	return struct {
 		ID      string `json:"id"`
 		Type    string `json:"type"`
 		Status  string `json:"status"`
 		Role    string `json:"role"`
 		Content []any  `json:"content"`
-	}{it.ID, "message", it.Status, it.Role, content}
+	}{it.ID, "message", it.Status, it.Role, wireParts(it.Content)}
+}
+
+// wireParts is parts as values to encode; never nil, so an empty list is
+// [] and not null.
+func wireParts(parts []contentPart) []any {
+	out := make([]any, len(parts))
+	for i, p := range parts {
+		out[i] = p.wire()
+	}
+	return out
 }
 
 // wireItems is items as values to encode.
@@ -172,6 +195,20 @@ func outputText(text string) contentPart { return contentPart{Type: "output_text
 
 func messageItem(id, status, text string) item {
 	return item{ID: id, Type: "message", Status: status, Role: "assistant", Content: []contentPart{outputText(text)}}
+}
+
+// reasoningItem renders the reasoning that led to an assistant message:
+// the text as reasoning_text content, as a summary too when the request
+// asked for one, sealed when it asked for encrypted content.
+func reasoningItem(id, text string, form itemForm) item {
+	it := item{ID: id, Type: "reasoning", Content: []contentPart{{Type: "reasoning_text", Text: text}}}
+	if form.summary {
+		it.Summary = []contentPart{{Type: "summary_text", Text: text}}
+	}
+	if form.seal != nil {
+		it.EncryptedContent = form.seal(text)
+	}
+	return it
 }
 
 func callItem(id, status string, c hermes.ToolCall, form itemForm) item {
@@ -320,6 +357,9 @@ func outputItems(respID string, out []hermes.Message, form itemForm) ([]item, []
 		switch m.Role {
 		case hermes.RoleAssistant:
 			flush()
+			if m.Reasoning != "" {
+				l.add(reasoningItem(id("rs_"), m.Reasoning, form), hermes.Message{Role: hermes.RoleAssistant, Reasoning: m.Reasoning})
+			}
 			if m.Content != "" {
 				l.add(messageItem(id("msg_"), "completed", m.Content), hermes.Message{Role: hermes.RoleAssistant, Content: m.Content})
 			}
@@ -381,6 +421,9 @@ func inputItems(respID string, in []hermes.Message, form itemForm) ([]item, [][]
 			}
 			l.add(item{ID: id("msg_"), Type: "message", Status: "completed", Role: string(m.Role), Content: parts}, m)
 		case hermes.RoleAssistant:
+			if m.Reasoning != "" {
+				l.add(reasoningItem(id("rs_"), m.Reasoning, form), hermes.Message{Role: hermes.RoleAssistant, Reasoning: m.Reasoning})
+			}
 			if m.Content != "" {
 				l.add(item{ID: id("msg_"), Type: "message", Status: "completed", Role: "assistant",
 					Content: []contentPart{outputText(m.Content)}}, hermes.Message{Role: hermes.RoleAssistant, Content: m.Content})
@@ -473,9 +516,15 @@ var textFormat = json.RawMessage(`{"format":{"type":"text"}}`)
 func (s *Server) recordForm(w *responseWire) itemForm {
 	form := itemForm{agentFunctionCalls: s.opts.AgentToolItems == "function_call"}
 	for _, inc := range w.Include {
-		if inc == "web_search_call.action.sources" {
+		switch inc {
+		case "web_search_call.action.sources":
 			form.sources = true
+		case "reasoning.encrypted_content":
+			form.seal = s.rt.SealReasoning
 		}
+	}
+	if r := w.Reasoning; r != nil && r.Summary != nil && *r.Summary != "" {
+		form.summary = true
 	}
 	if bytes.Contains(w.Tools, []byte(`"namespace"`)) {
 		var tools []responseTool

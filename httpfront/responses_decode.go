@@ -89,6 +89,10 @@ type inputItem struct {
 // (and OpenAI's "minimal").
 var reasoningEfforts = map[string]bool{"none": true, "minimal": true, "low": true, "medium": true, "high": true, "xhigh": true}
 
+// reasoningSummaries are the summaries a request may ask for; any of
+// them gives the reasoning itself as the summary.
+var reasoningSummaries = map[string]bool{"auto": true, "concise": true, "detailed": true}
+
 // decodeResponses turns a /v1/responses body into a turn request.
 func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRequest, error) {
 	var rr responsesRequest
@@ -163,6 +167,9 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 			return nil, nil, hermes.InvalidParam("reasoning.effort", "reasoning.effort must be none, minimal, low, medium, high or xhigh")
 		}
 		req.ReasoningEffort = *r.Effort
+	}
+	if r := rr.Reasoning; r != nil && r.Summary != nil && !reasoningSummaries[*r.Summary] {
+		return nil, nil, hermes.InvalidParam("reasoning.summary", "reasoning.summary must be auto, concise or detailed")
 	}
 	for _, f := range []struct {
 		param string

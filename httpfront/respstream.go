@@ -21,7 +21,12 @@ type responseStream struct {
 	index  int    // output index of the next item
 	openID string // the message item receiving text, "" when none
 	text   []byte // text of the open message item
-	form   itemForm
+	// thinkID is the reasoning item receiving reasoning, "" when none;
+	// thinkK its output index and thought its text so far.
+	thinkID string
+	thinkK  int
+	thought []byte
+	form    itemForm
 	// running holds the hosted items of agent tools started and not yet
 	// finished, by call id.
 	running map[string]runningTool
@@ -76,10 +81,58 @@ func (st *responseStream) nextID(prefix string) (string, int) {
 	return itemID(prefix, st.req.ResponseID, itoa(k)), k
 }
 
+// reasoning streams a piece of reasoning into the open reasoning item,
+// opening one first (after closing a message the model wrote before it
+// thought again). The item has its reasoning_text content part and, when
+// the request asked for a summary, a summary part streamed alongside.
+func (st *responseStream) reasoning(text string) {
+	if text == "" {
+		return
+	}
+	st.closeMessage("completed")
+	if st.thinkID == "" {
+		st.thinkID, st.thinkK = st.nextID("rs_")
+		st.thought = st.thought[:0]
+		opened := item{ID: st.thinkID, Type: "reasoning"}
+		st.event("response.output_item.added", map[string]any{"output_index": st.thinkK, "item": opened.wire()})
+		st.event("response.content_part.added", map[string]any{"item_id": st.thinkID, "output_index": st.thinkK, "content_index": 0,
+			"part": contentPart{Type: "reasoning_text"}.wire()})
+		if st.form.summary {
+			st.event("response.reasoning_summary_part.added", map[string]any{"item_id": st.thinkID, "output_index": st.thinkK,
+				"summary_index": 0, "part": contentPart{Type: "summary_text"}.wire()})
+		}
+	}
+	st.thought = append(st.thought, text...)
+	st.event("response.reasoning_text.delta", map[string]any{"item_id": st.thinkID, "output_index": st.thinkK, "content_index": 0, "delta": text})
+	if st.form.summary {
+		st.event("response.reasoning_summary_text.delta", map[string]any{"item_id": st.thinkID, "output_index": st.thinkK,
+			"summary_index": 0, "delta": text})
+	}
+}
+
+// closeReasoning finishes the open reasoning item, if any.
+func (st *responseStream) closeReasoning() {
+	if st.thinkID == "" {
+		return
+	}
+	id, k, text := st.thinkID, st.thinkK, string(st.thought)
+	st.event("response.reasoning_text.done", map[string]any{"item_id": id, "output_index": k, "content_index": 0, "text": text})
+	st.event("response.content_part.done", map[string]any{"item_id": id, "output_index": k, "content_index": 0,
+		"part": contentPart{Type: "reasoning_text", Text: text}.wire()})
+	if st.form.summary {
+		st.event("response.reasoning_summary_text.done", map[string]any{"item_id": id, "output_index": k, "summary_index": 0, "text": text})
+		st.event("response.reasoning_summary_part.done", map[string]any{"item_id": id, "output_index": k, "summary_index": 0,
+			"part": contentPart{Type: "summary_text", Text: text}.wire()})
+	}
+	st.event("response.output_item.done", map[string]any{"output_index": k, "item": reasoningItem(id, text, st.form).wire()})
+	st.thinkID = ""
+}
+
 func (st *responseStream) delta(text string) {
 	if text == "" {
 		return
 	}
+	st.closeReasoning()
 	if st.openID == "" {
 		id, k := st.nextID("msg_")
 		st.openID = id
@@ -177,7 +230,10 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 	switch ev.Kind {
 	case hermes.EventTextDelta:
 		st.delta(ev.Text)
+	case hermes.EventReasoningDelta:
+		st.reasoning(ev.Text)
 	case hermes.EventToolStarted:
+		st.closeReasoning()
 		st.closeMessage("completed")
 		c := hermes.ToolCall{ID: ev.Tool.CallID, Name: ev.Tool.Name, Arguments: ev.Tool.Arguments, Server: ev.Tool.Server}
 		if st.form.agentFunctionCalls {
@@ -195,6 +251,7 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it.wire()})
 		st.event("response.output_item.done", map[string]any{"output_index": k, "item": it.wire()})
 	case hermes.EventCompaction:
+		st.closeReasoning()
 		st.closeMessage("completed")
 		id, k := st.nextID("cmp_")
 		it := compactionItem(id, *ev.Item)
@@ -223,6 +280,7 @@ func (st *responseStream) done(res *hermes.TurnResult) {
 	if rec.Status != hermes.StatusCompleted {
 		msgStatus = "incomplete"
 	}
+	st.closeReasoning()
 	st.closeMessage(msgStatus)
 	for _, c := range res.ClientToolCalls {
 		st.call(c)

@@ -56,10 +56,11 @@ type Options struct {
 	ReadTimeout  time.Duration
 	WriteTimeout time.Duration
 	IdleTimeout  time.Duration
-	// ToolNames lists the agent's enabled tools for GET /v1/tools.
-	ToolNames []string
-	Logger    *slog.Logger
-	Now       func() time.Time
+	// Tools lists the agent's enabled tools for GET /v1/tools; MCP
+	// servers' tools come and go, so it is asked on each request.
+	Tools  func() []Tool
+	Logger *slog.Logger
+	Now    func() time.Time
 	// NewID returns a fresh id with the given prefix (chatcmpl-, resp_…).
 	NewID func(prefix string) string
 	// Metrics, when set, records request counts and latencies.
@@ -143,7 +144,7 @@ func New(opts Options) *Server {
 		writeError(ctx, hermes.Errorf(hermes.ENotFound, "Unknown route %s %s", ctx.Method(), ctx.Path()))
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
-		writeError(ctx, hermes.Errorf("method_not_allowed", "Method %s is not allowed on %s", ctx.Method(), ctx.Path()))
+		writeError(ctx, hermes.Errorf(hermes.EMethodNotAllowed, "Method %s is not allowed on %s", ctx.Method(), ctx.Path()))
 	}
 	r.PanicHandler = func(ctx *fasthttp.RequestCtx, p any) {
 		s.log.Error("handler panic", "path", string(ctx.Path()), "panic", p)
@@ -411,15 +412,26 @@ func (s *Server) model(ctx *fasthttp.RequestCtx) {
 	ctx.Response.SetBodyRaw(s.appendModel(nil))
 }
 
+// Tool is one agent tool GET /v1/tools lists: its name and the server
+// that runs it (hermes.AgentServer for the built-in ones, the MCP server's
+// name for its tools).
+type Tool struct{ Name, Server string }
+
 func (s *Server) tools(ctx *fasthttp.RequestCtx) {
 	b := append([]byte(nil), `{"object":"list","data":[`...)
-	for i, n := range s.opts.ToolNames {
+	var tools []Tool
+	if s.opts.Tools != nil {
+		tools = s.opts.Tools()
+	}
+	for i, t := range tools {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, `{"name":`...)
-		b = appendString(b, n)
-		b = append(b, `,"type":"function"}`...)
+		b = appendString(b, t.Name)
+		b = append(b, `,"type":"function","server":`...)
+		b = appendString(b, t.Server)
+		b = append(b, '}')
 	}
 	b = append(b, "]}"...)
 	ctx.SetContentType("application/json")

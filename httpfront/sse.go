@@ -205,10 +205,24 @@ func (st *chatStream) content(text string) {
 	st.sw.write(st.sw.buf)
 }
 
+// reasoning writes a piece of reasoning as delta.reasoning_content, the
+// field Open WebUI, LibreChat and the SDKs' reasoning models read, never
+// mixed into content.
+func (st *chatStream) reasoning(text string) {
+	b := append(st.sw.buf[:0], st.prefix...)
+	b = append(b, `{"index":0,"delta":{"reasoning_content":`...)
+	b = appendString(b, text)
+	b = append(b, `},"logprobs":null,"finish_reason":null}`...)
+	st.sw.buf = st.end(b)
+	st.sw.write(st.sw.buf)
+}
+
 func (st *chatStream) handle(ev hermes.Event) bool {
 	switch ev.Kind {
 	case hermes.EventTextDelta:
 		st.content(ev.Text)
+	case hermes.EventReasoningDelta:
+		st.reasoning(ev.Text)
 	case hermes.EventToolStarted:
 		switch st.mode {
 		case "inline":
@@ -241,6 +255,16 @@ func (st *chatStream) handle(ev hermes.Event) bool {
 	return true
 }
 
+// toolCall writes one delta carrying part of the turn's index-th call.
+func (st *chatStream) toolCall(index int, c hermes.ToolCall, part callPart) {
+	b := append(st.sw.buf[:0], st.prefix...)
+	b = append(b, `{"index":0,"delta":{"tool_calls":[`...)
+	b = appendToolCall(b, index, c, part)
+	b = append(b, `]},"logprobs":null,"finish_reason":null}`...)
+	st.sw.buf = st.end(b)
+	st.sw.write(st.sw.buf)
+}
+
 func (st *chatStream) done(res *hermes.TurnResult) {
 	if res.Err != nil {
 		b := append(st.sw.buf[:0], `data: {"error":`...)
@@ -249,23 +273,9 @@ func (st *chatStream) done(res *hermes.TurnResult) {
 		return
 	}
 	for i, c := range res.ClientToolCalls {
-		b := append(st.sw.buf[:0], st.prefix...)
-		b = append(b, `{"index":0,"delta":{"tool_calls":[{"index":`...)
-		b = appendInt(b, int64(i))
-		b = append(b, `,"id":`...)
-		b = appendString(b, c.ID)
-		b = append(b, `,"type":"function","function":{"name":`...)
-		b = appendString(b, c.Name)
-		b = append(b, `,"arguments":""}}]},"logprobs":null,"finish_reason":null}`...)
-		st.sw.write(st.end(b))
+		st.toolCall(i, c, callHead)
 		if c.Arguments != "" {
-			b = append(st.sw.buf[:0], st.prefix...)
-			b = append(b, `{"index":0,"delta":{"tool_calls":[{"index":`...)
-			b = appendInt(b, int64(i))
-			b = append(b, `,"function":{"arguments":`...)
-			b = appendString(b, c.Arguments)
-			b = append(b, `}}]},"logprobs":null,"finish_reason":null}`...)
-			st.sw.write(st.end(b))
+			st.toolCall(i, c, callArguments)
 		}
 	}
 	b := append(st.sw.buf[:0], st.prefix...)

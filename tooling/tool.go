@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"path"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	hermes "github.com/hermesd/hermesd"
 )
@@ -73,56 +76,118 @@ func DecodeArgs(args []byte, v any) error {
 	return nil
 }
 
-// Registry holds the tools the agent may use. It is built once at start-up
-// and read concurrently afterwards.
+// Registry holds the tools the agent may use: the built-in ones, fixed at
+// start-up, and a dynamic set (MCP servers' tools) replaced as servers come
+// and go. It is read concurrently; a turn takes its specs once, so a change
+// shows from the next turn on.
 type Registry struct {
-	tools map[string]Tool
-	order []string
-	specs []hermes.ToolSpec // built once: every turn sends them
+	static []Tool
+	enable func(string) bool
+	mu     sync.Mutex // serializes SetDynamic
+	set    atomic.Pointer[toolSet]
+}
+
+// toolSet is one immutable state of a Registry.
+type toolSet struct {
+	tools   map[string]Tool
+	order   []string
+	specs   []hermes.ToolSpec // built once: every turn sends them
+	servers map[string]string // name → server_label, for tools another server runs
+}
+
+// Served is implemented by tools another server runs (MCP): their calls
+// are reported with that server's label instead of hermes.AgentServer.
+type Served interface {
+	Server() string
 }
 
 // NewRegistry returns a registry of the given tools, keeping those that
 // enable allows (nil allows all).
 func NewRegistry(tools []Tool, enable func(name string) bool) *Registry {
-	r := &Registry{tools: make(map[string]Tool)}
+	r := &Registry{static: tools, enable: enable}
+	r.set.Store(r.build(nil))
+	return r
+}
+
+// SetDynamic replaces the registry's dynamic tools. A dynamic tool named
+// like a built-in one is not taken (the built-in stays); their names are
+// returned.
+func (r *Registry) SetDynamic(tools []Tool) (refused []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	builtin := make(map[string]bool, len(r.static))
+	for _, t := range r.static {
+		builtin[t.Spec().Name] = true
+	}
+	kept := make([]Tool, 0, len(tools))
 	for _, t := range tools {
-		name := t.Spec().Name
-		if enable != nil && !enable(name) {
+		if builtin[t.Spec().Name] {
+			refused = append(refused, t.Spec().Name)
 			continue
 		}
-		if _, dup := r.tools[name]; !dup {
-			r.order = append(r.order, name)
+		kept = append(kept, t)
+	}
+	r.set.Store(r.build(kept))
+	return refused
+}
+
+func (r *Registry) build(dynamic []Tool) *toolSet {
+	s := &toolSet{tools: make(map[string]Tool), servers: make(map[string]string)}
+	for _, t := range append(r.static[:len(r.static):len(r.static)], dynamic...) {
+		name := t.Spec().Name
+		if r.enable != nil && !r.enable(name) {
+			continue
 		}
-		r.tools[name] = t
+		if _, dup := s.tools[name]; !dup {
+			s.order = append(s.order, name)
+		}
+		s.tools[name] = t
+		if sv, ok := t.(Served); ok {
+			s.servers[name] = sv.Server()
+		}
 	}
-	sort.Strings(r.order)
-	r.specs = make([]hermes.ToolSpec, 0, len(r.order))
-	for _, n := range r.order {
-		r.specs = append(r.specs, r.tools[n].Spec())
+	sort.Strings(s.order)
+	s.specs = make([]hermes.ToolSpec, 0, len(s.order))
+	for _, n := range s.order {
+		s.specs = append(s.specs, s.tools[n].Spec())
 	}
-	return r
+	return s
 }
 
 // Get returns the tool with that name.
 func (r *Registry) Get(name string) (Tool, bool) {
-	t, ok := r.tools[name]
+	t, ok := r.set.Load().tools[name]
 	return t, ok
 }
 
+// Server returns the server_label of a tool's calls: the MCP server's name
+// for its tools, hermes.AgentServer for the built-in ones.
+func (r *Registry) Server(name string) string {
+	if s, ok := r.set.Load().servers[name]; ok {
+		return s
+	}
+	return hermes.AgentServer
+}
+
 // Names returns the enabled tool names, sorted.
-func (r *Registry) Names() []string { return append([]string(nil), r.order...) }
+func (r *Registry) Names() []string { return append([]string(nil), r.set.Load().order...) }
 
 // Specs returns the specs of every enabled tool, sorted by name so the
 // prompt stays byte-stable for upstream prompt caching. The slice is shared:
 // callers must not modify it.
-func (r *Registry) Specs() []hermes.ToolSpec { return r.specs[:len(r.specs):len(r.specs)] }
+func (r *Registry) Specs() []hermes.ToolSpec {
+	specs := r.set.Load().specs
+	return specs[:len(specs):len(specs)]
+}
 
 // Selector returns an enable func for NewRegistry from HERMES_TOOLS (a comma
-// list of names to keep; empty keeps all) and HERMES_DISABLED_TOOLS.
+// list of names to keep; empty keeps all) and HERMES_DISABLED_TOOLS. An
+// entry may be a pattern (path.Match: mcp_github_* selects one MCP
+// server's tools).
 func Selector(only, disabled []string) func(string) bool {
 	in := func(list []string, name string) bool {
 		for _, n := range list {
-			if strings.TrimSpace(n) == name {
+			if ok, _ := path.Match(strings.TrimSpace(n), name); ok {
 				return true
 			}
 		}
@@ -156,3 +221,11 @@ type masked struct {
 func (m masked) Run(ctx context.Context, call Call) string { return m.mask(m.Tool.Run(ctx, call)) }
 
 func (m masked) Label(args []byte) string { return m.mask(m.Tool.Label(args)) }
+
+// Server keeps the wrapped tool's server label visible through the mask.
+func (m masked) Server() string {
+	if sv, ok := m.Tool.(Served); ok {
+		return sv.Server()
+	}
+	return hermes.AgentServer
+}

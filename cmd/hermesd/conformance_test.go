@@ -255,7 +255,17 @@ func (e *schemaErrors) checkItem(v any, path string) {
 		}
 		e.str(it, path, "status", false, itemStatus...)
 	case "reasoning":
-		e.array(it, path, "summary", true)
+		for i, p := range e.array(it, path, "summary", true) {
+			e.checkPart(p, fmt.Sprintf("%s.summary[%d]", path, i))
+		}
+		if _, ok := it["content"]; ok {
+			for i, p := range e.array(it, path, "content", true) {
+				e.checkPart(p, fmt.Sprintf("%s.content[%d]", path, i))
+			}
+		}
+		if _, ok := it["encrypted_content"]; ok {
+			e.str(it, path, "encrypted_content", true)
+		}
 	case "compaction":
 		e.str(it, path, "encrypted_content", false)
 	case "mcp_call": // OpenAI's McpToolCall
@@ -347,6 +357,28 @@ func (e *schemaErrors) checkEvent(ev obj, path string) {
 		e.integer(ev, path, "content_index", false)
 		e.str(ev, path, "text", false)
 		e.array(ev, path, "logprobs", false)
+	case "response.reasoning_text.delta":
+		e.ref(ev, path)
+		e.integer(ev, path, "content_index", false)
+		e.str(ev, path, "delta", false)
+	case "response.reasoning_text.done":
+		e.ref(ev, path)
+		e.integer(ev, path, "content_index", false)
+		e.str(ev, path, "text", false)
+	case "response.reasoning_summary_part.added", "response.reasoning_summary_part.done":
+		e.ref(ev, path)
+		e.integer(ev, path, "summary_index", false)
+		if p, ok := e.field(ev, path, "part"); ok {
+			e.checkPart(p, path+".part")
+		}
+	case "response.reasoning_summary_text.delta":
+		e.ref(ev, path)
+		e.integer(ev, path, "summary_index", false)
+		e.str(ev, path, "delta", false)
+	case "response.reasoning_summary_text.done":
+		e.ref(ev, path)
+		e.integer(ev, path, "summary_index", false)
+		e.str(ev, path, "text", false)
 	case "response.function_call_arguments.delta", "response.mcp_call_arguments.delta":
 		e.ref(ev, path)
 		e.str(ev, path, "delta", false)
@@ -470,6 +502,13 @@ func TestOpenResponsesConformance(t *testing.T) {
 		{"agent tool run", `{"model":"hermes-agent","input":"/tool terminal {\"command\":\"echo hi\"}"}`, "mcp_call,message", "completed"},
 		{"failed agent tool", `{"model":"hermes-agent","input":"/tool read_file {\"path\":\"no/such/file\"}"}`, "mcp_call,message", "completed"},
 		{"web search with sources", `{"model":"hermes-agent","include":["web_search_call.action.sources"],"input":"/tool web_search {\"query\":\"golang\"}"}`, "web_search_call,message", "completed"},
+		{"reasoning", `{"model":"hermes-agent","input":"/think pondering\nhi"}`, "reasoning,message", "completed"},
+		{"reasoning with summary and encrypted content", `{"model":"hermes-agent","reasoning":{"effort":"high","summary":"auto"},` +
+			`"include":["reasoning.encrypted_content"],"input":"/think pondering\nhi"}`, "reasoning,message", "completed"},
+		{"reasoning before agent tool runs", `{"model":"hermes-agent","reasoning":{"summary":"detailed"},"input":"/think which tool\n/tool terminal {\"command\":\"echo hi\"}"}`,
+			"reasoning,mcp_call,reasoning,message", "completed"},
+		{"reasoning before a client call", `{"model":"hermes-agent",` + weather + `,"input":"/think need weather\n/tool get_weather {\"city\":\"Paris\"}"}`,
+			"reasoning,function_call", "completed"},
 		{"max_output_tokens cut-off", `{"model":"hermes-agent","max_output_tokens":16,"input":"/tokens 40"}`, "message", "incomplete"},
 		{"every echoed field", `{"model":"hermes-agent","input":"hi","reasoning":{"effort":"low"},"max_tool_calls":3,"temperature":0.5,"top_p":0.9,` +
 			`"presence_penalty":0.1,"frequency_penalty":0.2,"top_logprobs":2,"safety_identifier":"u1","prompt_cache_key":"k1","truncation":"auto",` +

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/hermesd/hermesd/tooling"
 	"github.com/hermesd/hermesd/tooling/files"
 	"github.com/hermesd/hermesd/tooling/llm"
+	"github.com/hermesd/hermesd/tooling/mcp"
 	"github.com/hermesd/hermesd/tooling/memory"
 	"github.com/hermesd/hermesd/tooling/prompt"
 	"github.com/hermesd/hermesd/tooling/redact"
@@ -101,12 +103,15 @@ type Main struct {
 	// the values of its secret-looking variables are masked in every tool
 	// result, since nothing below cmd reads the environment.
 	Environ []string
+	// MCPServers are the MCP servers whose tools the agent uses, by name.
+	MCPServers map[string]mcp.Server
 
 	logOut  *bufferedLog // nil when the caller set Logger itself
 	store   *persistence.Store
 	files   *persistence.Files
 	runtime *actors.Runtime
 	term    *terminal.Tool // stopped at Close: its background commands
+	mcp     *mcp.Manager   // closed at Close: its stdio servers
 	http    *httpfront.Server
 	served  chan error
 	// stopDiscovery ends the context-window discovery if it still runs.
@@ -214,6 +219,9 @@ func (m *Main) Run(ctx context.Context) error {
 	})...)
 	known := redact.NewKnown(m.knownSecrets())
 	registry := tooling.NewRegistry(tooling.Masked(all, known.String), tooling.Selector(c.Tools, c.DisabledTools))
+	if err := m.startMCP(registry, known.String); err != nil {
+		return err
+	}
 	var skillsIndex func() string // no index of skills the model cannot load
 	if _, ok := registry.Get("skill_view"); ok {
 		skillsIndex = skills.CachedIndex(c.Home, time.Second)
@@ -233,6 +241,8 @@ func (m *Main) Run(ctx context.Context) error {
 			Window: window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
 		},
 		OpenCompaction: sealer.Open,
+		SealReasoning:  sealer.SealReasoning,
+		OpenReasoning:  sealer.OpenReasoning,
 		OnBatch:        obs.batch,
 		Store:          store,
 		MaxTurns:       c.MaxTurns,
@@ -265,7 +275,7 @@ func (m *Main) Run(ctx context.Context) error {
 		StreamWriteTimeout: c.StreamDeadline,
 		KeepAlive:          c.KeepAlive,
 		WorkerIdle:         c.WorkerIdle,
-		ToolNames:          registry.Names(),
+		Tools:              func() []httpfront.Tool { return toolList(registry) },
 		Logger:             m.Logger,
 		Metrics:            metrics,
 		Files:              m.files,
@@ -288,6 +298,45 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("hermesd listening", "addr", "http://"+ln.Addr().String()+"/v1", "upstream", upstream,
 		"home", c.Home, "workspace", c.Workspace, "tools", len(registry.Names()))
 	return nil
+}
+
+// startMCP connects to the MCP servers (their first attempts in parallel;
+// a failing one keeps being retried) and keeps their tools in registry,
+// masked like the built-in ones, as their lists change.
+func (m *Main) startMCP(registry *tooling.Registry, mask func(string) string) error {
+	if len(m.MCPServers) == 0 {
+		return nil
+	}
+	var mu sync.Mutex // orders the updates of concurrent changes
+	update := func() {}
+	mgr, err := mcp.Start(mcp.Options{
+		Servers: m.MCPServers, Environ: m.Environ, Logger: m.Logger,
+		OnChange: func() { mu.Lock(); defer mu.Unlock(); update() },
+	})
+	if err != nil {
+		return err
+	}
+	m.mcp = mgr
+	mu.Lock()
+	update = func() {
+		for _, name := range registry.SetDynamic(tooling.Masked(mgr.Tools(), mask)) {
+			m.Logger.Error("MCP tool refused: a built-in tool has its name", "tool", name)
+		}
+	}
+	update()
+	mu.Unlock()
+	m.Logger.Info("MCP servers", "servers", len(m.MCPServers), "tools", len(mgr.Tools()))
+	return nil
+}
+
+// toolList is GET /v1/tools: every enabled tool and who runs it.
+func toolList(r *tooling.Registry) []httpfront.Tool {
+	names := r.Names()
+	out := make([]httpfront.Tool, len(names))
+	for i, n := range names {
+		out[i] = httpfront.Tool{Name: n, Server: r.Server(n)}
+	}
+	return out
 }
 
 // knownSecrets lists every secret hermesd knows, for masking in tool
@@ -390,6 +439,9 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.term != nil {
 		errs = append(errs, await(ctx, "terminal: stopping background commands", async(m.term.Close)))
+	}
+	if m.mcp != nil {
+		errs = append(errs, await(ctx, "mcp: stopping servers", async(m.mcp.Close)))
 	}
 	if m.store != nil {
 		// A close still waiting at the end waits for a write stuck in the

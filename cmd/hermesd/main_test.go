@@ -20,7 +20,11 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if mcpServerBin != "" {
+		os.RemoveAll(filepath.Dir(mcpServerBin))
+	}
+	os.Exit(code)
 }
 
 // runMain runs main() in a subprocess with args; it returns stdout,

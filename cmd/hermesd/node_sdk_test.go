@@ -435,3 +435,79 @@ func TestNodeVercelAISDK(t *testing.T) {
 		}
 	})
 }
+
+// TestNodeReasoning: a reasoning upstream in each dialect, seen through the
+// OpenAI Node SDK (chat reasoning_content, Responses reasoning items and
+// events) and the Vercel AI SDK (reasoning parts).
+func TestNodeReasoning(t *testing.T) {
+	needNode(t)
+	up := reasoningUpstream(t)
+	h := startHermes(t, up.Env())
+	const thought, answer = "The user greets me. I greet back.", "Hello there."
+
+	res := runNode(t, "openai.mjs", "reasoning", h.URL())
+	for _, form := range []string{"reasoning_content", "reasoning", "think"} {
+		var c struct {
+			Content, Reasoning string
+			ReasoningTokens    int
+		}
+		res.get(t, "chat_"+form, &c)
+		if c.Content != answer || c.Reasoning != thought || c.ReasoningTokens != 7 {
+			t.Errorf("openai chat.completions.create, upstream form %s: %+v", form, c)
+		}
+		var s struct{ Content, Reasoning string }
+		res.get(t, "chatStream_"+form, &s)
+		if s.Content != answer || s.Reasoning != thought {
+			t.Errorf("openai chat stream, upstream form %s: %+v", form, s)
+		}
+		t.Logf("openai SDK, upstream %s: message.content %q, reasoning_content %q", form, c.Content, c.Reasoning)
+	}
+	var rs struct {
+		ReasoningText, SummaryText, OutputText string
+		OutputTypes                            []string
+		Item                                   struct {
+			Content, Summary []struct{ Type, Text string }
+			Encrypted        bool
+		}
+		ReasoningTokens int
+	}
+	res.get(t, "responsesStream", &rs)
+	t.Logf("openai SDK responses.stream: %+v", rs)
+	if rs.ReasoningText != thought || rs.SummaryText != thought || rs.OutputText != answer ||
+		strings.Join(rs.OutputTypes, ",") != "reasoning,message" || !rs.Item.Encrypted || rs.ReasoningTokens != 7 ||
+		len(rs.Item.Content) != 1 || rs.Item.Content[0].Type != "reasoning_text" || rs.Item.Content[0].Text != thought ||
+		len(rs.Item.Summary) != 1 || rs.Item.Summary[0].Type != "summary_text" {
+		t.Errorf("openai responses.stream with reasoning: %+v", rs)
+	}
+
+	res = runNode(t, "vercel.mjs", "reasoning", h.URL())
+	var g struct {
+		Text, ReasoningText string
+		Content             []string
+	}
+	res.get(t, "generate", &g)
+	t.Logf("Vercel AI SDK generateText: %+v", g)
+	if g.Text != answer || g.ReasoningText != thought || strings.Join(g.Content, ",") != "reasoning,text" {
+		t.Errorf("Vercel generateText with reasoning: %+v", g)
+	}
+	var s struct {
+		Parts               []string
+		ReasoningText, Text string
+	}
+	res.get(t, "stream", &s)
+	t.Logf("Vercel AI SDK streamText parts: %v", s.Parts)
+	if s.Text != answer || s.ReasoningText != thought ||
+		!strings.Contains(strings.Join(s.Parts, ","), "reasoning-start,reasoning-delta,reasoning-end,text-start") {
+		t.Errorf("Vercel streamText with reasoning: %+v", s)
+	}
+	var st struct {
+		First, Second, Text string
+		Sent                [][]string
+	}
+	res.get(t, "stateless", &st)
+	t.Logf("Vercel AI SDK stateless second turn sent %v", st.Sent)
+	if st.First != thought || st.Second != thought || st.Text != answer || len(st.Sent) != 1 ||
+		!strings.Contains(strings.Join(st.Sent[0], ","), "reasoning") {
+		t.Errorf("Vercel stateless turns with reasoning items sent back: %+v", st)
+	}
+}

@@ -17,7 +17,9 @@ type Call struct {
 		Role       string          `json:"role"`
 		Content    json.RawMessage `json:"content"`
 		ToolCallID string          `json:"tool_call_id"`
-		ToolCalls  []struct {
+		// ReasoningContent is reasoning sent back with an assistant message.
+		ReasoningContent *string `json:"reasoning_content"`
+		ToolCalls        []struct {
 			ID       string `json:"id"`
 			Function struct {
 				Name      string `json:"name"`
@@ -27,7 +29,9 @@ type Call struct {
 	} `json:"messages"`
 	Tools []struct {
 		Function struct {
-			Name string `json:"name"`
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			Parameters  json.RawMessage `json:"parameters"`
 		} `json:"function"`
 	} `json:"tools"`
 	Stream          bool   `json:"stream"`
@@ -62,6 +66,12 @@ type Reply struct {
 	Hold <-chan struct{}
 	// Status, when set, answers with that HTTP status and an error envelope.
 	Status int
+	// Reasoning is streamed before the answer, word by word, in the form
+	// ReasoningForm names: "reasoning_content" (DeepSeek, vLLM, llama.cpp;
+	// the default), "reasoning" (OpenRouter, Ollama) or "think" (<think>
+	// tags in the content, sent in 3-byte pieces so the tags split).
+	Reasoning     string
+	ReasoningForm string
 }
 
 // Upstream is an OpenAI-compatible model server whose answers a test
@@ -136,8 +146,28 @@ func (f *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		f.Cancelled <- struct{}{}
 		return
 	}
+	completion, reasoning := 0, 0
+	if rep.Reasoning != "" {
+		switch rep.ReasoningForm {
+		case "think":
+			tagged := "<think>" + rep.Reasoning + "</think>\n\n"
+			for i := 0; i < len(tagged); i += 3 {
+				send(chunk(map[string]any{"content": tagged[i:min(i+3, len(tagged))]}, nil))
+			}
+			reasoning = len(strings.Fields(rep.Reasoning))
+		default:
+			for _, wd := range strings.SplitAfter(rep.Reasoning, " ") {
+				if rep.ReasoningForm == "reasoning" {
+					send(chunk(map[string]any{"content": "", "reasoning": wd}, nil))
+				} else {
+					send(chunk(map[string]any{"content": nil, "reasoning_content": wd}, nil))
+				}
+				reasoning++
+			}
+		}
+		completion = reasoning
+	}
 	words := strings.SplitAfter(rep.Text, " ")
-	completion := 0
 	for _, wd := range words {
 		if wd == "" {
 			continue
@@ -168,7 +198,8 @@ func (f *Upstream) serve(w http.ResponseWriter, r *http.Request) {
 		prompt = 10 * len(call.Messages)
 	}
 	send(map[string]any{"id": "up-1", "object": "chat.completion.chunk", "choices": []any{},
-		"usage": map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}})
+		"usage": map[string]any{"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+			"completion_tokens_details": map[string]any{"reasoning_tokens": reasoning}}})
 	fmt.Fprint(w, "data: [DONE]\n\n")
 	fl.Flush()
 }

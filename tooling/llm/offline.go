@@ -72,6 +72,18 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 		return Response{Usage: usage}, hermes.Errorf(hermes.EUpstream, "%s", sc.Fail)
 	}
 
+	var reasoning string
+	if sc.Think != "" {
+		// Reasoning streams like an answer, before it.
+		r, err := emit(ctx, sc.Think, emitLimits{failAfter: -1, delay: o.TokenDelay}, hermes.Usage{}, orNop(req.OnReasoning))
+		if err != nil {
+			return Response{Usage: usage}, err
+		}
+		reasoning = r.Text
+		usage.ReasoningTokens = r.Usage.CompletionTokens
+		usage.CompletionTokens = r.Usage.CompletionTokens
+	}
+
 	results := msgs[lastUser+1:]
 	nResults := 0
 	for _, m := range results {
@@ -87,7 +99,7 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 				calls[i] = c
 				usage.CompletionTokens += (len(c.Name)+len(c.Arguments))/4 + 1
 			}
-			return Response{ToolCalls: calls, Finish: hermes.FinishToolCalls, Usage: usage}, nil
+			return Response{Reasoning: reasoning, ToolCalls: calls, Finish: hermes.FinishToolCalls, Usage: usage}, nil
 		}
 	}
 
@@ -111,7 +123,17 @@ func (o *Offline) Stream(ctx context.Context, req Request, onDelta func(text str
 	if sc.DelaySet {
 		delay = sc.Delay
 	}
-	return emit(ctx, answer, emitLimits{maxTokens: req.MaxTokens, failAfter: sc.FailAfter, fail: sc.Fail, delay: delay}, usage, onDelta)
+	r, err := emit(ctx, answer, emitLimits{maxTokens: req.MaxTokens, failAfter: sc.FailAfter, fail: sc.Fail, delay: delay}, usage, onDelta)
+	r.Reasoning = reasoning
+	r.Usage.CompletionTokens += usage.ReasoningTokens
+	return r, err
+}
+
+func orNop(f func(string)) func(string) {
+	if f == nil {
+		return func(string) {}
+	}
+	return f
 }
 
 type emitLimits struct {

@@ -267,3 +267,31 @@ func BenchmarkOfflineTokens1000(b *testing.B) {
 		}
 	}
 }
+
+func TestOfflineThink(t *testing.T) {
+	var order []string
+	req := Request{Messages: []hermes.Message{{Role: hermes.RoleUser, Content: "/think weighing the options\nhello"}}}
+	req.OnReasoning = func(s string) { order = append(order, "r:"+s) }
+	r, err := NewOffline().Stream(context.Background(), req, func(s string) { order = append(order, "t:"+s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Reasoning != "weighing the options" || r.Text != offlineHeard+"hello" || r.Usage.ReasoningTokens != 3 ||
+		r.Usage.CompletionTokens != 3+5 {
+		t.Errorf("got %+v", r)
+	}
+	if strings.Join(order, "|") != "r:weighing |r:the |r:options|t:Hermes |t:(offline |t:model) |t:heard: |t:hello" {
+		t.Errorf("deltas %q", order)
+	}
+	// Before tool calls too.
+	req.Messages[0].Content = "/think need a tool\n/tool terminal {}"
+	r, err = NewOffline().Stream(context.Background(), req, nil)
+	if err != nil || r.Reasoning != "need a tool" || len(r.ToolCalls) != 1 {
+		t.Errorf("with a tool: %+v %v", r, err)
+	}
+	// "/think" alone is text, not a directive.
+	r, _ = NewOffline().Stream(context.Background(), Request{Messages: []hermes.Message{{Role: hermes.RoleUser, Content: "/think"}}}, nil)
+	if r.Reasoning != "" || r.Text != offlineHeard+"/think" {
+		t.Errorf("bare /think: %+v", r)
+	}
+}

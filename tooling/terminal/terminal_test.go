@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/tooling"
 )
 
@@ -341,22 +342,14 @@ func TestRunLeavesNothingRunning(t *testing.T) {
 		}
 	}
 	// Orphans the kill made are reaped: no zombie children of ours stay.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		zombies := 0
+	hermestest.Eventually(t, "zombie children reaped", func() bool {
 		for _, p := range readProcs() {
 			if p.ppid == os.Getpid() && p.zombie {
-				zombies++
+				return false
 			}
 		}
-		if zombies == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d zombie children left unreaped", zombies)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the process table
-	}
+		return true
+	})
 }
 
 // TestRunTimeoutLeavesNothingRunning: a command killed at its timeout

@@ -1,6 +1,6 @@
 // Drives hermesd with the official OpenAI Node SDK and prints one JSON object
 // of observations on stdout; node_sdk_test.go asserts on it.
-// Usage: HERMES_BASE_URL=http://127.0.0.1:PORT/v1 node openai.mjs offline|tools
+// Usage: HERMES_BASE_URL=http://127.0.0.1:PORT/v1 node openai.mjs offline|tools|reasoning
 import OpenAI from 'openai';
 
 const client = new OpenAI({ baseURL: process.env.HERMES_BASE_URL, apiKey: 'unused', maxRetries: 0, timeout: 15000 });
@@ -146,8 +146,44 @@ async function tools() {
   });
 }
 
+// Against a reasoning upstream (the form named in the prompt): the
+// reasoning comes apart from the answer in every shape the SDK exposes.
+async function reasoning() {
+  for (const form of ['reasoning_content', 'reasoning', 'think']) {
+    await run('chat_' + form, async () => {
+      const r = await client.chat.completions.create({ model: 'hermes-agent',
+        messages: [{ role: 'user', content: 'hi form=' + form }] });
+      const m = r.choices[0].message;
+      return { content: m.content, reasoning: m.reasoning_content, reasoningTokens: r.usage.completion_tokens_details.reasoning_tokens };
+    });
+    await run('chatStream_' + form, async () => {
+      // The stream helper accumulates what it knows; reasoning_content is
+      // read off the chunks, as Open WebUI and LibreChat do.
+      const stream = client.chat.completions.stream({ model: 'hermes-agent',
+        messages: [{ role: 'user', content: 'hi form=' + form }] });
+      let reasoning = '';
+      stream.on('chunk', (ch) => { for (const c of ch.choices) if (c.delta.reasoning_content) reasoning += c.delta.reasoning_content; });
+      const final = await stream.finalChatCompletion();
+      return { content: final.choices[0].message.content, reasoning };
+    });
+  }
+  await run('responsesStream', async () => {
+    const stream = client.responses.stream({ model: 'hermes-agent', input: 'hi form=think',
+      reasoning: { summary: 'auto' }, include: ['reasoning.encrypted_content'] });
+    let reasoningText = '', summaryText = '';
+    stream.on('response.reasoning_text.delta', (ev) => { reasoningText += ev.delta; });
+    stream.on('response.reasoning_summary_text.delta', (ev) => { summaryText += ev.delta; });
+    const final = await stream.finalResponse();
+    const rs = final.output.find((o) => o.type === 'reasoning');
+    return { reasoningText, summaryText, outputTypes: final.output.map((o) => o.type), outputText: final.output_text,
+      item: { content: rs.content, summary: rs.summary, encrypted: typeof rs.encrypted_content === 'string' && rs.encrypted_content.length > 0 },
+      reasoningTokens: final.usage.output_tokens_details.reasoning_tokens };
+  });
+}
+
 const mode = process.argv[2];
 if (mode === 'offline') await offline();
 else if (mode === 'tools') await tools();
-else throw new Error('mode must be offline or tools');
+else if (mode === 'reasoning') await reasoning();
+else throw new Error('mode must be offline, tools or reasoning');
 process.stdout.write(JSON.stringify(out) + '\n');

@@ -1,6 +1,6 @@
 // Drives hermesd with the Vercel AI SDK (ai + @ai-sdk/openai) and prints one
 // JSON object of observations on stdout; node_sdk_test.go asserts on it.
-// Usage: HERMES_BASE_URL=http://127.0.0.1:PORT/v1 node vercel.mjs offline|tools
+// Usage: HERMES_BASE_URL=http://127.0.0.1:PORT/v1 node vercel.mjs offline|tools|reasoning
 import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, streamText, stepCountIs, tool } from 'ai';
 import { z } from 'zod';
@@ -149,8 +149,43 @@ async function tools() {
   });
 }
 
+// Against a reasoning upstream: the Responses model shows hermesd's
+// reasoning items as reasoning parts (it reads their summary, so the
+// request asks for one, as it does for OpenAI's reasoning models).
+async function reasoning() {
+  const model = openai.responses('hermes-agent');
+  const providerOptions = { openai: { forceReasoning: true, reasoningSummary: 'auto' } };
+  await run('generate', async () => {
+    const r = await generateText({ model, prompt: 'hi form=think', maxRetries: 0, providerOptions });
+    return { text: r.text, reasoningText: r.reasoningText, content: r.content.map((c) => c.type),
+      reasoningTokens: r.usage.outputTokenDetails ? r.usage.outputTokenDetails.reasoningTokens : r.usage.reasoningTokens };
+  });
+  await run('stream', async () => {
+    const result = streamText({ model, prompt: 'hi form=reasoning', maxRetries: 0, providerOptions });
+    let reasoningText = '';
+    const parts = [];
+    for await (const p of result.fullStream) {
+      if (parts[parts.length - 1] !== p.type) parts.push(p.type);
+      if (p.type === 'reasoning-delta') reasoningText += p.text;
+    }
+    return { parts, reasoningText, text: await result.text };
+  });
+  // Stateless (store: false), the SDK asks for encrypted content and sends
+  // the reasoning item back with it on the next turn.
+  await run('stateless', async () => {
+    const opts = { openai: { ...providerOptions.openai, store: false } };
+    const first = [{ role: 'user', content: 'hi form=reasoning_content' }];
+    const a = await generateText({ model, messages: first, maxRetries: 0, providerOptions: opts });
+    sent.length = 0;
+    const b = await generateText({ model, maxRetries: 0, providerOptions: opts,
+      messages: [...first, ...a.response.messages, { role: 'user', content: 'again form=think' }] });
+    return { first: a.reasoningText, second: b.reasoningText, text: b.text, sent: [...sent] };
+  });
+}
+
 const mode = process.argv[2];
 if (mode === 'offline') await offline();
 else if (mode === 'tools') await tools();
-else throw new Error('mode must be offline or tools');
+else if (mode === 'reasoning') await reasoning();
+else throw new Error('mode must be offline, tools or reasoning');
 process.stdout.write(JSON.stringify(out) + '\n');

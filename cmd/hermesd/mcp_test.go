@@ -1,0 +1,238 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+
+	"github.com/hermesd/hermesd/tooling/mcp"
+)
+
+var (
+	mcpServerOnce sync.Once
+	mcpServerBin  string
+	mcpServerErr  error
+)
+
+// mcpTestServer builds tooling/mcp's test MCP server once for the package.
+func mcpTestServer(t testing.TB) string {
+	t.Helper()
+	mcpServerOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hermes-mcpserver")
+		if err != nil {
+			mcpServerErr = err
+			return
+		}
+		mcpServerBin = filepath.Join(dir, "mcpserver")
+		if out, err := exec.Command("go", "build", "-o", mcpServerBin, "../../tooling/mcp/testdata/mcpserver").CombinedOutput(); err != nil {
+			mcpServerErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if mcpServerErr != nil {
+		t.Fatal(mcpServerErr)
+	}
+	return mcpServerBin
+}
+
+// withMCP is a startHermes setup giving hermesd the test MCP server as
+// "test".
+func withMCP(t testing.TB, s mcp.Server) func(*Main) {
+	s.Command = mcpTestServer(t)
+	return func(m *Main) { m.MCPServers = map[string]mcp.Server{"test": s} }
+}
+
+// toolEntries is GET /v1/tools as name → server.
+func toolEntries(t testing.TB, h *hermesd) map[string]string {
+	t.Helper()
+	resp, body := h.do(t, "GET", "/v1/tools", "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /v1/tools: %d %s", resp.StatusCode, body)
+	}
+	var list struct {
+		Data []struct{ Name, Server string } `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]string)
+	for _, d := range list.Data {
+		out[d.Name] = d.Server
+	}
+	return out
+}
+
+func TestMCPToolThroughTheAgent(t *testing.T) {
+	up := planUpstream(t, func(string) [][2]string {
+		return [][2]string{{"mcp_test_echo", `{"text":"ping"}`}}
+	})
+	h := startHermes(t, up.Env(), withMCP(t, mcp.Server{}))
+
+	tools := toolEntries(t, h)
+	if tools["mcp_test_echo"] != "test" || tools["terminal"] != "hermes" {
+		t.Errorf("GET /v1/tools = %v", tools)
+	}
+	if got := toolsChat(t, h, openai.UserMessage("echo ping")); !strings.Contains(got, `{"result":"echo: ping"}`) {
+		t.Errorf("answer = %q", got)
+	}
+	call := up.Calls()[0]
+	var offered bool
+	for _, tl := range call.Tools {
+		if tl.Function.Name == "mcp_test_echo" {
+			offered = strings.Contains(string(tl.Function.Parameters), `"required":["text"]`) &&
+				strings.Contains(tl.Function.Description, "Echoes text back.")
+		}
+	}
+	if !offered {
+		t.Errorf("mcp_test_echo not offered with its schema: %v", toolNames(call))
+	}
+
+	// Streamed: the progress line names server and tool.
+	resp, body := h.do(t, "POST", "/v1/chat/completions",
+		`{"model":"hermes-agent","stream":true,"messages":[{"role":"user","content":"echo ping"}]}`)
+	if resp.StatusCode != 200 || !strings.Contains(body, "🔌 test.echo") {
+		t.Errorf("stream: %d, want the progress 🔌 test.echo in %s", resp.StatusCode, body)
+	}
+
+	// Responses: an mcp_call item labelled with the server's name.
+	resp, body = h.do(t, "POST", "/v1/responses", `{"model":"hermes-agent","input":"echo ping"}`)
+	var out struct {
+		Output []map[string]any `json:"output"`
+	}
+	if err := json.Unmarshal([]byte(body), &out); err != nil || resp.StatusCode != 200 || len(out.Output) < 2 {
+		t.Fatalf("responses: %d %s", resp.StatusCode, body)
+	}
+	item := out.Output[0]
+	if item["type"] != "mcp_call" || item["server_label"] != "test" || item["name"] != "mcp_test_echo" ||
+		item["output"] != `{"result":"echo: ping"}` {
+		t.Errorf("mcp_call item = %v", item)
+	}
+}
+
+func TestMCPToolSelectionPatterns(t *testing.T) {
+	up := planUpstream(t, func(string) [][2]string { return nil })
+	h := startHermes(t, mergeEnv(up.Env(), map[string]string{
+		"HERMES_TOOLS": "terminal,mcp_test_*", "HERMES_DISABLED_TOOLS": "mcp_test_crash,mcp_test_e*",
+	}), withMCP(t, mcp.Server{}))
+	var got []string
+	for name := range toolEntries(t, h) {
+		got = append(got, name)
+	}
+	want := []string{"mcp_test_add_tool", "mcp_test_fail", "mcp_test_huge", "mcp_test_mixed", "mcp_test_sleep", "mcp_test_structured", "terminal"}
+	if sort.Strings(got); !reflect.DeepEqual(got, want) {
+		t.Errorf("tools = %v, want %v", got, want)
+	}
+}
+
+func TestMCPCrashedServerRestartsAndSlowToolTimesOut(t *testing.T) {
+	up := planUpstream(t, func(user string) [][2]string {
+		switch user {
+		case "crash":
+			return [][2]string{{"mcp_test_crash", `{}`}}
+		case "slow":
+			return [][2]string{{"mcp_test_sleep", `{"ms":30000}`}}
+		}
+		return [][2]string{{"mcp_test_echo", `{"text":"` + user + `"}`}}
+	})
+	h := startHermes(t, up.Env(), withMCP(t, mcp.Server{Timeout: 500 * time.Millisecond}))
+	if got := toolsChat(t, h, openai.UserMessage("crash")); !strings.Contains(got, "the connection failed during the call") {
+		t.Errorf("crash answer = %q", got)
+	}
+	if got := toolsChat(t, h, openai.UserMessage("after")); !strings.Contains(got, `echo: after`) {
+		t.Errorf("after the crash = %q", got)
+	}
+	began := time.Now()
+	if got := toolsChat(t, h, openai.UserMessage("slow")); !strings.Contains(got, "timed out: MCP server test did not answer sleep within 500ms") {
+		t.Errorf("slow answer = %q", got)
+	}
+	if d := time.Since(began); d > 10*time.Second {
+		t.Errorf("the slow tool held the turn %s", d)
+	}
+}
+
+func TestMCPListChangeShowsNextTurn(t *testing.T) {
+	up := planUpstream(t, func(user string) [][2]string {
+		if user == "add" {
+			return [][2]string{{"mcp_test_add_tool", `{"name":"greet"}`}}
+		}
+		return [][2]string{{"mcp_test_greet", `{}`}}
+	})
+	h := startHermes(t, up.Env(), withMCP(t, mcp.Server{}))
+	if got := toolsChat(t, h, openai.UserMessage("add")); !strings.Contains(got, "added greet") {
+		t.Fatalf("add = %q", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for toolEntries(t, h)["mcp_test_greet"] == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("mcp_test_greet never listed after notifications/tools/list_changed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := toolsChat(t, h, openai.UserMessage("greet")); !strings.Contains(got, "hello from greet") {
+		t.Errorf("greet = %q", got)
+	}
+	if names := toolNames(lastUpstreamCall(t, up)); !contains(names, "mcp_test_greet") {
+		t.Errorf("the next turn was not offered mcp_test_greet: %v", names)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// A server configured with one of hermesd's secrets that echoes it back
+// has it masked like any tool's output.
+func TestMCPResultsAreMasked(t *testing.T) {
+	const secret = "ghp_0123456789abcdefghijklmnopqrstuvwxyz"
+	up := planUpstream(t, func(string) [][2]string { return [][2]string{{"mcp_test_env", `{"name":"GITHUB_TOKEN"}`}} })
+	h := startHermes(t, up.Env(), withMCP(t, mcp.Server{Env: map[string]string{"GITHUB_TOKEN": secret}}),
+		func(m *Main) { m.Environ = append(m.Environ, "GITHUB_TOKEN="+secret) })
+	got := toolsChat(t, h, openai.UserMessage("env"))
+	if strings.Contains(got, secret) || !strings.Contains(got, "set=true") {
+		t.Errorf("answer = %q", got)
+	}
+	for _, r := range toolResults(lastUpstreamCall(t, up)) {
+		if strings.Contains(r, secret) {
+			t.Errorf("the model saw the secret: %s", r)
+		}
+	}
+}
+
+// A server that never answers initialize delays the start by its
+// connect_timeout at most, and the other servers serve.
+func TestMCPServerThatNeverInitializesDoesNotHoldTheStart(t *testing.T) {
+	bin := mcpTestServer(t)
+	began := time.Now()
+	h := startHermes(t, nil, func(m *Main) {
+		m.MCPServers = map[string]mcp.Server{
+			"stuck": {Command: bin, Args: []string{"-hang"}, ConnectTimeout: 500 * time.Millisecond},
+			"good":  {Command: bin},
+		}
+	})
+	if d := time.Since(began); d > 8*time.Second {
+		t.Errorf("start took %s", d)
+	}
+	tools := toolEntries(t, h)
+	if tools["mcp_good_echo"] != "good" {
+		t.Errorf("tools = %v", tools)
+	}
+	for name := range tools {
+		if strings.HasPrefix(name, "mcp_stuck_") {
+			t.Errorf("tool %s from a server that never initialized", name)
+		}
+	}
+}

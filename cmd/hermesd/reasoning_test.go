@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hermesd/hermesd/internal/hermestest"
+	"github.com/hermesd/hermesd/tooling/llm"
+)
+
+// reasoningUpstream thinks before every answer, in the form the user's
+// message names ("form=think", "form=reasoning"; reasoning_content
+// otherwise); a message asking for weather gets a get_weather call first
+// (after its own reasoning), then the answer.
+func reasoningUpstream(t *testing.T) *hermestest.Upstream {
+	return hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		form := "reasoning_content"
+		var user string
+		for i, m := range call.Messages {
+			if m.Role == "user" {
+				user = call.Text(i)
+			}
+		}
+		for _, f := range []string{"think", "reasoning"} {
+			if strings.Contains(user, "form="+f) {
+				form = f
+			}
+		}
+		if role, _ := call.Last(); role == "user" && strings.Contains(user, "weather") {
+			return hermestest.Reply{Reasoning: "I should check the weather.", ReasoningForm: form, ToolCalls: [][2]string{{"terminal", `{"command":"echo sunny"}`}}}
+		}
+		return hermestest.Reply{Reasoning: "The user greets me. I greet back.", ReasoningForm: form, Text: "Hello there."}
+	})
+}
+
+// chatChunks posts a streaming chat completion and returns its chunks'
+// reasoning_content and content, concatenated, and the usage chunk.
+func chatChunks(t *testing.T, h *hermesd, body string) (reasoning, content string, usage map[string]any) {
+	t.Helper()
+	resp, raw := h.do(t, "POST", "/v1/chat/completions", body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, raw)
+	}
+	sc := bufio.NewScanner(strings.NewReader(raw))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	var r, c strings.Builder
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok || data == "[DONE]" {
+			continue
+		}
+		var ch struct {
+			Choices []struct {
+				Delta map[string]any `json:"delta"`
+			} `json:"choices"`
+			Usage map[string]any `json:"usage"`
+		}
+		if err := json.Unmarshal([]byte(data), &ch); err != nil {
+			t.Fatalf("%v: %s", err, data)
+		}
+		if ch.Usage != nil {
+			usage = ch.Usage
+		}
+		for _, choice := range ch.Choices {
+			if s, ok := choice.Delta["reasoning_content"].(string); ok {
+				if _, both := choice.Delta["content"]; both {
+					t.Errorf("a chunk carries content and reasoning together: %s", data)
+				}
+				r.WriteString(s)
+			}
+			if s, ok := choice.Delta["content"].(string); ok {
+				c.WriteString(s)
+			}
+		}
+	}
+	return r.String(), c.String(), usage
+}
+
+func TestReasoningChatCompletions(t *testing.T) {
+	up := reasoningUpstream(t)
+	h := startHermes(t, up.Env())
+	for _, form := range []string{"reasoning_content", "reasoning", "think"} {
+		t.Run(form, func(t *testing.T) {
+			msg := `{"model":"m","messages":[{"role":"user","content":"hi form=` + form + `"}]`
+			reasoning, content, usage := chatChunks(t, h, msg+`,"stream":true,"stream_options":{"include_usage":true}}`)
+			want := "The user greets me. I greet back."
+			if reasoning != want || content != "Hello there." {
+				t.Errorf("stream: reasoning %q content %q", reasoning, content)
+			}
+			details, _ := usage["completion_tokens_details"].(map[string]any)
+			if details["reasoning_tokens"] != float64(7) {
+				t.Errorf("usage %v, want 7 reasoning tokens", usage)
+			}
+
+			resp, raw := h.do(t, "POST", "/v1/chat/completions", msg+"}")
+			var c struct {
+				Choices []struct {
+					Message map[string]any `json:"message"`
+				} `json:"choices"`
+			}
+			if err := json.Unmarshal([]byte(raw), &c); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, raw)
+			}
+			if m := c.Choices[0].Message; m["content"] != "Hello there." || m["reasoning_content"] != want {
+				t.Errorf("message %v", m)
+			}
+		})
+	}
+
+	t.Run("reasoning then an agent tool", func(t *testing.T) {
+		reasoning, content, _ := chatChunks(t, h, `{"model":"m","stream":true,"messages":[{"role":"user","content":"weather form=think"}]}`)
+		// content has the inline progress marker of the tool run, then the
+		// answer; never the reasoning.
+		if reasoning != "I should check the weather.The user greets me. I greet back." || !strings.HasSuffix(content, "echo sunny`\nHello there.") {
+			t.Errorf("reasoning %q content %q", reasoning, content)
+		}
+		// The second model call got the first one's tool call, without its
+		// reasoning: the model is not configured to take reasoning back.
+		calls := up.Calls()
+		last := calls[len(calls)-1]
+		for _, m := range last.Messages {
+			if m.ReasoningContent != nil || strings.Contains(string(m.Content), "check the weather") {
+				t.Errorf("reasoning went back upstream: %+v", last.Messages)
+			}
+		}
+	})
+
+	t.Run("no reasoning, no field", func(t *testing.T) {
+		hh := startHermes(t, nil)
+		_, raw := hh.do(t, "POST", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`)
+		if strings.Contains(raw, "reasoning_content") {
+			t.Errorf("a plain answer carries reasoning_content: %s", raw)
+		}
+	})
+}
+
+func TestReasoningResponses(t *testing.T) {
+	h := startHermes(t, nil)
+	sealer, err := llm.LoadSealer(filepath.Join(h.Home, "compaction.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("events", func(t *testing.T) {
+		body := `{"model":"m","stream":true,"reasoning":{"summary":"auto"},"include":["reasoning.encrypted_content"],"input":"/think weighing it\nhi"}`
+		evs, done := rawResponseStream(t, h, body)
+		if !done {
+			t.Fatal("no [DONE]")
+		}
+		got := strings.Join(rawTypes(evs), "\n")
+		want := strings.Join([]string{"response.created", "response.in_progress",
+			"response.output_item.added", "response.content_part.added", "response.reasoning_summary_part.added",
+			"response.reasoning_text.delta", "response.reasoning_summary_text.delta",
+			"response.reasoning_text.delta", "response.reasoning_summary_text.delta",
+			"response.reasoning_text.done", "response.content_part.done",
+			"response.reasoning_summary_text.done", "response.reasoning_summary_part.done", "response.output_item.done",
+			"response.output_item.added", "response.content_part.added"}, "\n")
+		if !strings.HasPrefix(got, want) {
+			t.Fatalf("events:\n%s\nwant them to start with\n%s", got, want)
+		}
+		done1 := evs[13].field(t, "item").(map[string]any)
+		final := evs[len(evs)-1].field(t, "response").(map[string]any)
+		output := final["output"].([]any)
+		if jsonOf(output[0]) != jsonOf(done1) || len(output) != 2 || output[1].(map[string]any)["type"] != "message" {
+			t.Fatalf("final output %s\nreasoning item done %s", jsonOf(output), jsonOf(done1))
+		}
+		if jsonOf(done1["content"]) != `[{"text":"weighing it","type":"reasoning_text"}]` ||
+			jsonOf(done1["summary"]) != `[{"text":"weighing it","type":"summary_text"}]` || !strings.HasPrefix(done1["id"].(string), "rs_") {
+			t.Errorf("reasoning item %s", jsonOf(done1))
+		}
+		text, err := sealer.OpenReasoning(done1["encrypted_content"].(string))
+		if err != nil || text != "weighing it" {
+			t.Errorf("encrypted_content opens to %q, %v", text, err)
+		}
+		// The answer holds no reasoning.
+		if msg := jsonOf(output[1]); strings.Contains(msg, "weighing") {
+			t.Errorf("reasoning in the message: %s", msg)
+		}
+		// GET renders the same items.
+		_, raw := h.do(t, "GET", "/v1/responses/"+final["id"].(string), "")
+		var got2 map[string]any
+		_ = json.Unmarshal([]byte(raw), &got2)
+		if jsonOf(got2["output"]) != jsonOf(output) {
+			t.Errorf("GET output %s\nstream final %s", jsonOf(got2["output"]), jsonOf(output))
+		}
+		usage := final["usage"].(map[string]any)["output_tokens_details"].(map[string]any)
+		if usage["reasoning_tokens"] != float64(2) {
+			t.Errorf("usage %v", final["usage"])
+		}
+	})
+
+	t.Run("summary empty unless asked, no encrypted content unless included", func(t *testing.T) {
+		r := conformObject(t, h, "POST", "/v1/responses", `{"model":"m","input":"/think quietly\nhi"}`)
+		rs := r["output"].([]any)[0].(map[string]any)
+		if jsonOf(rs["summary"]) != `[]` || rs["encrypted_content"] != nil || jsonOf(rs["content"]) != `[{"text":"quietly","type":"reasoning_text"}]` {
+			t.Errorf("reasoning item %s", jsonOf(rs))
+		}
+		evs, _ := rawResponseStream(t, h, `{"model":"m","stream":true,"input":"/think quietly\nhi"}`)
+		for _, e := range evs {
+			if strings.Contains(e.Type, "summary") {
+				t.Errorf("summary event without reasoning.summary: %s", e.Data)
+			}
+		}
+	})
+
+	t.Run("kept in the chain", func(t *testing.T) {
+		a := conformObject(t, h, "POST", "/v1/responses", `{"model":"m","input":"/think first thought\nhi"}`)
+		b := conformObject(t, h, "POST", "/v1/responses", `{"model":"m","previous_response_id":"`+a["id"].(string)+`","input":"/echo-history"}`)
+		// The model saw the answer, not the reasoning (not configured to
+		// take it back): "first thought" only in the user's message…
+		text := b["output"].([]any)[0].(map[string]any)["content"].([]any)[0].(map[string]any)["text"].(string)
+		if strings.Count(text, "first thought") != 1 || !strings.Contains(text, "user: /think first thought hi\nassistant: Hermes (offline model) heard: hi\n") {
+			t.Errorf("the model saw %q", text)
+		}
+		// …and the stored turn still has it.
+		_, raw := h.do(t, "GET", "/v1/responses/"+a["id"].(string), "")
+		if !strings.Contains(raw, `"type":"reasoning"`) || !strings.Contains(raw, "first thought") {
+			t.Errorf("stored response lost its reasoning: %s", raw)
+		}
+	})
+
+	t.Run("bad summary", func(t *testing.T) {
+		resp, raw := h.do(t, "POST", "/v1/responses", `{"model":"m","input":"x","reasoning":{"summary":"verbose"}}`)
+		if resp.StatusCode != 400 || !strings.Contains(raw, `"param":"reasoning.summary"`) {
+			t.Errorf("%d %s", resp.StatusCode, raw)
+		}
+	})
+}
+
+// TestReasoningHostileUpstream: odd and hostile reasoning from an upstream
+// ends where it belongs — an unterminated <think> as reasoning, a stray
+// </think> as text — and a huge reasoning passes through whole.
+func TestReasoningHostileUpstream(t *testing.T) {
+	huge := strings.Repeat(strings.Repeat("thinking", 128)+" ", 2000) // 2 MB in 2,000 chunks
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		_, user := call.Last()
+		switch user {
+		case "unterminated":
+			return hermestest.Reply{Text: "<think>I was cut off while"}
+		case "stray":
+			return hermestest.Reply{Text: "Use </think> to close a tag."}
+		case "huge":
+			return hermestest.Reply{Reasoning: huge, Text: "done"}
+		}
+		return hermestest.Reply{Text: "?"}
+	})
+	h := startHermes(t, up.Env())
+	for _, tc := range []struct{ user, reasoning, content string }{
+		{"unterminated", "I was cut off while", ""},
+		{"stray", "", "Use </think> to close a tag."},
+		{"huge", huge, "done"},
+	} {
+		t.Run(tc.user, func(t *testing.T) {
+			r, c, _ := chatChunks(t, h, `{"model":"m","stream":true,"messages":[{"role":"user","content":"`+tc.user+`"}]}`)
+			if r != tc.reasoning || c != tc.content {
+				t.Errorf("reasoning %d bytes %.60q, content %.60q; want %d bytes, %q", len(r), r, c, len(tc.reasoning), tc.content)
+			}
+		})
+	}
+	if !slices.ContainsFunc(up.Calls(), func(c *hermestest.Call) bool { return c.Stream }) {
+		t.Error("no streamed upstream call")
+	}
+}

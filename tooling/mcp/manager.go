@@ -1,0 +1,599 @@
+package mcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/hermesd/hermesd/tooling"
+)
+
+// Server is one MCP server's settings: a stdio server (Command) or a remote
+// one (URL), never both.
+type Server struct {
+	Command string
+	Args    []string
+	Env     map[string]string // added to the safe part of Options.Environ
+	Cwd     string
+	URL     string
+	Headers map[string]string
+	// Timeout bounds one tool call (default 120 s), ConnectTimeout one
+	// connection attempt: starting, initialize and listing tools (default
+	// 30 s).
+	Timeout        time.Duration
+	ConnectTimeout time.Duration
+}
+
+const (
+	defaultTimeout        = 120 * time.Second
+	defaultConnectTimeout = 30 * time.Second
+	// maxMessage bounds one message from a server (a stdio line, an HTTP
+	// body, an SSE event): a server answering with gigabytes would
+	// otherwise be read into memory whole.
+	maxMessage = 16 << 20
+)
+
+// Options configures a Manager.
+type Options struct {
+	Servers map[string]Server
+	// Environ is hermesd's environment; stdio servers get only its safe
+	// variables (PATH, HOME, locale…) plus their own Env, so API keys meant
+	// for hermesd do not reach third-party servers unless configured.
+	Environ []string
+	Logger  *slog.Logger
+	// OnChange is called (from any goroutine) after the set of tools
+	// changed: a server connected or its list changed.
+	OnChange func()
+	// MinBackoff and MaxBackoff bound the wait between connection
+	// attempts to a failing server (default 1 s and 60 s).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Manager keeps the connections to the configured MCP servers and the tools
+// they offer.
+type Manager struct {
+	opts    Options
+	servers []*server // sorted by name
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	mu     sync.Mutex        // guards owners and tools
+	owners map[string]string // tool name → the server that claimed it first
+	tools  []tooling.Tool
+}
+
+var validName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+
+// sanitize makes s fit OpenAI's function-name alphabet.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// ToolName is the name a server's tool is offered to the model under:
+// mcp_<server>_<tool>, sanitised, at most 64 characters.
+func ToolName(server, tool string) string {
+	return "mcp_" + sanitize(server) + "_" + sanitize(tool)
+}
+
+// Start validates opts, connects to every server in parallel and returns
+// once each has connected or failed its first attempt (bounded by its
+// ConnectTimeout). A server that failed is retried in the background with
+// backoff; the others serve meanwhile.
+func Start(opts Options) (*Manager, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = time.Second
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(opts.MinBackoff, 60*time.Second)
+	}
+	m := &Manager{opts: opts, owners: make(map[string]string)}
+	byLabel := make(map[string]string)
+	for name, s := range opts.Servers {
+		if err := check(name, s); err != nil {
+			return nil, err
+		}
+		label := sanitize(name)
+		if other, dup := byLabel[label]; dup {
+			return nil, fmt.Errorf("mcp_servers: %q and %q both become mcp_%s_… in tool names; rename one", other, name, label)
+		}
+		byLabel[label] = name
+		if s.Timeout <= 0 {
+			s.Timeout = defaultTimeout
+		}
+		if s.ConnectTimeout <= 0 {
+			s.ConnectTimeout = defaultConnectTimeout
+		}
+		m.servers = append(m.servers, &server{m: m, name: name, cfg: s, ready: make(chan struct{})})
+	}
+	sort.Slice(m.servers, func(i, j int) bool { return m.servers[i].name < m.servers[j].name })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	first := make(chan struct{}, len(m.servers))
+	for _, s := range m.servers {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			s.run(ctx, first)
+		}()
+	}
+	for range m.servers {
+		<-first
+	}
+	return m, nil
+}
+
+// check refuses settings no connection could come of.
+func check(name string, s Server) error {
+	if name == "" {
+		return errors.New("mcp_servers: a server needs a name")
+	}
+	if len(ToolName(name, "x")) > 64 {
+		return fmt.Errorf("mcp_servers: the name %q is too long for tool names (mcp_<server>_<tool> must fit 64 characters)", name)
+	}
+	switch {
+	case s.Command == "" && s.URL == "":
+		return fmt.Errorf("mcp_servers.%s: set command (a stdio server) or url (a remote one)", name)
+	case s.Command != "" && s.URL != "":
+		return fmt.Errorf("mcp_servers.%s: set command or url, not both", name)
+	case s.URL != "" && !strings.HasPrefix(s.URL, "http://") && !strings.HasPrefix(s.URL, "https://"):
+		return fmt.Errorf("mcp_servers.%s: url must be http:// or https://", name)
+	}
+	return nil
+}
+
+// Tools returns the tools the connected servers offer now, sorted by name.
+func (m *Manager) Tools() []tooling.Tool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]tooling.Tool(nil), m.tools...)
+}
+
+// Close disconnects from every server and stops the stdio ones.
+func (m *Manager) Close() error {
+	m.cancel()
+	m.wg.Wait()
+	return nil
+}
+
+// rebuild recomputes the offered tools from every server's current list.
+// A name already claimed by another server is refused (logged), so a
+// server cannot take over another's tool by naming one to collide, and
+// which one wins does not depend on the order they happened to connect in
+// later: the first claim stands until that server stops offering it.
+func (m *Manager) rebuild() {
+	m.mu.Lock()
+	claimed := make(map[string]string)
+	var tools []tooling.Tool
+	var refused []string
+	for _, s := range m.servers {
+		for _, t := range s.listed() {
+			if owner, ok := m.owners[t.name]; ok && owner != s.name {
+				if _, still := findTool(m.servers, owner, t.name); still {
+					refused = append(refused, fmt.Sprintf("%s (from %s; %s has it)", t.name, s.name, owner))
+					continue
+				}
+			}
+			if _, dup := claimed[t.name]; dup {
+				refused = append(refused, fmt.Sprintf("%s (from %s; %s has it)", t.name, s.name, claimed[t.name]))
+				continue
+			}
+			claimed[t.name] = s.name
+			tools = append(tools, t)
+		}
+	}
+	m.owners = claimed
+	sort.Slice(tools, func(i, j int) bool { return tools[i].(*tool).name < tools[j].(*tool).name })
+	m.tools = tools
+	m.mu.Unlock()
+	for _, r := range refused {
+		m.opts.Logger.Error("MCP tool refused: its name collides with another tool", "tool", r)
+	}
+	if m.opts.OnChange != nil {
+		m.opts.OnChange()
+	}
+}
+
+func findTool(servers []*server, owner, name string) (*tool, bool) {
+	for _, s := range servers {
+		if s.name != owner {
+			continue
+		}
+		for _, t := range s.listed() {
+			if t.name == name {
+				return t, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// server is one configured server and its connection.
+type server struct {
+	m    *Manager
+	name string
+	cfg  Server
+
+	mu      sync.Mutex // guards session, cmd, ready, tools
+	session *conn
+	cmd     *exec.Cmd     // the stdio server's process
+	ready   chan struct{} // closed while session is set
+	tools   []*tool
+}
+
+func (s *server) listed() []*tool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tools
+}
+
+// current returns the connected session, waiting for a reconnection (a
+// crashed server being restarted) until ctx ends.
+func (s *server) current(ctx context.Context) (*conn, error) {
+	s.mu.Lock()
+	c, ready := s.session, s.ready
+	s.mu.Unlock()
+	if c != nil {
+		select {
+		case <-c.closed: // closed, and serve has not noticed yet
+			s.drop(c)
+			return s.current(ctx)
+		default:
+			return c, nil
+		}
+	}
+	select {
+	case <-ready:
+		return s.current(ctx)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// drop forgets sess once it is known to be closed, so later calls wait for
+// the reconnection instead of failing on it.
+func (s *server) drop(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session == c {
+		s.session, s.ready = nil, make(chan struct{})
+	}
+}
+
+// run connects, serves until the connection ends and reconnects, with
+// backoff, until ctx ends. It reports on first once the first attempt is
+// over.
+func (s *server) run(ctx context.Context, first chan<- struct{}) {
+	log := s.m.opts.Logger.With("mcp_server", s.name)
+	backoff := s.m.opts.MinBackoff
+	var restarted time.Time // the last immediate reconnection
+	for attempt := 1; ; attempt++ {
+		sess, relist, stop, err := s.connect(ctx)
+		if err == nil {
+			log.Info("MCP server connected", "tools", len(s.listed()))
+			s.m.rebuild()
+		}
+		if first != nil {
+			first <- struct{}{}
+			first = nil
+		}
+		wait := backoff
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error("MCP server failed to connect; retrying", "attempt", attempt, "retry_in", wait, "err", err)
+			backoff = min(backoff*2, s.m.opts.MaxBackoff)
+		} else {
+			s.serve(ctx, sess, relist, log)
+			stop()
+			if ctx.Err() != nil {
+				return
+			}
+			// A server that crashed is back at once, so the call waiting
+			// for it gets an answer within its timeout; one that crashes
+			// again within a minute waits its backoff (a crash loop).
+			if time.Since(restarted) > time.Minute {
+				restarted, wait, backoff = time.Now(), 0, s.m.opts.MinBackoff
+			} else {
+				backoff = min(backoff*2, s.m.opts.MaxBackoff)
+			}
+			log.Warn("MCP server disconnected; reconnecting", "retry_in", wait)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// conn is one connected session.
+type conn struct {
+	*mcp.ClientSession
+	closed chan struct{} // closed when the session ended
+}
+
+// serve keeps c listed until it closes or ctx ends.
+func (s *server) serve(ctx context.Context, c *conn, relist <-chan struct{}, log *slog.Logger) {
+	sess := c.ClientSession
+	defer func() {
+		s.mu.Lock()
+		cmd := s.cmd
+		s.cmd = nil
+		s.mu.Unlock()
+		s.drop(c)
+		_ = sess.Close()
+		killGroup(cmd)
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.closed:
+			return
+		case <-relist:
+			lctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+			tools, err := s.list(lctx, sess)
+			cancel()
+			if err != nil {
+				log.Error("MCP server's changed tool list could not be read", "err", err)
+				continue
+			}
+			s.mu.Lock()
+			s.tools = tools
+			s.mu.Unlock()
+			log.Info("MCP server's tool list changed", "tools", len(tools))
+			s.m.rebuild()
+		}
+	}
+}
+
+var errConnectTimeout = errors.New("connect_timeout passed")
+
+// connect makes one connection attempt: start or reach the server,
+// initialize, list its tools. The context it connects with outlives the
+// attempt (an HTTP+SSE stream lives on it) until stop is called; the
+// connect timeout cancels it only while the attempt lasts.
+func (s *server) connect(parent context.Context) (_ *conn, _ <-chan struct{}, stop func(), err error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	timer := time.AfterFunc(s.cfg.ConnectTimeout, func() { cancel(errConnectTimeout) })
+	defer func() {
+		if err != nil {
+			timer.Stop()
+			cancel(nil)
+		}
+	}()
+	relist := make(chan struct{}, 1)
+	client := mcp.NewClient(&mcp.Implementation{Name: "hermesd", Version: "1"}, &mcp.ClientOptions{
+		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
+			select { // several notifications before one relist make one relist
+			case relist <- struct{}{}:
+			default:
+			}
+		},
+	})
+	var sess *mcp.ClientSession
+	var cmd *exec.Cmd
+	if s.cfg.Command != "" {
+		cmd = s.command()
+		sess, err = client.Connect(ctx, &mcp.CommandTransport{Command: cmd, TerminateDuration: time.Second}, nil)
+	} else {
+		hc := s.httpClient()
+		sess, err = client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: hc, MaxRetries: 2, MaxEventSize: maxMessage}, nil)
+		if err != nil && ctx.Err() == nil {
+			// An older server speaks only HTTP+SSE (protocol 2024-11-05).
+			var sseErr error
+			if sess, sseErr = client.Connect(ctx, &mcp.SSEClientTransport{Endpoint: s.cfg.URL, HTTPClient: hc, MaxEventSize: maxMessage}, nil); sseErr != nil {
+				err = fmt.Errorf("streamable HTTP: %w; HTTP+SSE: %v", err, sseErr)
+			} else {
+				err = nil
+			}
+		}
+	}
+	if err != nil {
+		killGroup(cmd)
+		if context.Cause(ctx) == errConnectTimeout {
+			err = fmt.Errorf("no answer within connect_timeout (%s): %w", s.cfg.ConnectTimeout, err)
+		}
+		return nil, nil, nil, err
+	}
+	tools, err := s.list(ctx, sess)
+	if err != nil {
+		_ = sess.Close()
+		killGroup(cmd)
+		if context.Cause(ctx) == errConnectTimeout {
+			err = fmt.Errorf("no answer within connect_timeout (%s): %w", s.cfg.ConnectTimeout, err)
+		}
+		return nil, nil, nil, fmt.Errorf("listing tools: %w", err)
+	}
+	if !timer.Stop() {
+		_ = sess.Close()
+		killGroup(cmd)
+		return nil, nil, nil, fmt.Errorf("no answer within connect_timeout (%s)", s.cfg.ConnectTimeout)
+	}
+	c := &conn{ClientSession: sess, closed: make(chan struct{})}
+	go func() {
+		_ = sess.Wait()
+		close(c.closed)
+	}()
+	s.mu.Lock()
+	s.session, s.cmd, s.tools = c, cmd, tools
+	close(s.ready)
+	s.mu.Unlock()
+	return c, relist, func() { cancel(nil) }, nil
+}
+
+// maxTools bounds one server's list: a server listing a million tools
+// would otherwise be offered to the model in every request.
+const maxTools = 512
+
+// list reads the server's tools and names them for the model. Two tools of
+// one server that sanitise to the same name keep the first, by name.
+func (s *server) list(ctx context.Context, sess *mcp.ClientSession) ([]*tool, error) {
+	var out []*tool
+	seen := make(map[string]string)
+	for t, err := range sess.Tools(ctx, nil) {
+		if err != nil {
+			return nil, err
+		}
+		if len(out) == maxTools {
+			s.m.opts.Logger.Error("MCP server lists too many tools; the rest are ignored", "mcp_server", s.name, "max", maxTools)
+			break
+		}
+		nt := newTool(s, t)
+		if !validName.MatchString(nt.name) {
+			s.m.opts.Logger.Error("MCP tool refused: its name does not fit 64 characters", "mcp_server", s.name, "tool", t.Name)
+			continue
+		}
+		if other, dup := seen[nt.name]; dup {
+			s.m.opts.Logger.Error("MCP tool refused: its name collides with another tool of the same server",
+				"mcp_server", s.name, "tool", t.Name, "other", other, "name", nt.name)
+			continue
+		}
+		seen[nt.name] = t.Name
+		out = append(out, nt)
+	}
+	return out, nil
+}
+
+// safeEnv names the variables of hermesd's environment a stdio server
+// inherits: what a program needs to find itself and its files.
+var safeEnv = []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ", "TMPDIR", "TERM", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"}
+
+func (s *server) command() *exec.Cmd {
+	cmd := exec.Command(s.cfg.Command, s.cfg.Args...)
+	cmd.Dir = s.cfg.Cwd
+	for _, kv := range s.m.opts.Environ {
+		k, _, _ := strings.Cut(kv, "=")
+		for _, safe := range safeEnv {
+			if k == safe || strings.HasPrefix(k, "LC_") {
+				cmd.Env = append(cmd.Env, kv)
+				break
+			}
+		}
+	}
+	keys := make([]string, 0, len(s.cfg.Env))
+	for k := range s.cfg.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		cmd.Env = append(cmd.Env, k+"="+s.cfg.Env[k])
+	}
+	if cmd.Env == nil {
+		cmd.Env = []string{} // nil would mean all of hermesd's environment
+	}
+	cmd.Stderr = &stderrLog{log: s.m.opts.Logger.With("mcp_server", s.name)}
+	// Its own process group, so what it started (npx starts node) goes
+	// with it when it is stopped.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd
+}
+
+// killGroup kills what is left of a stdio server's process group once its
+// session closed (the SDK stopped the server itself).
+func killGroup(cmd *exec.Cmd) {
+	if cmd != nil && cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// stderrLog logs a stdio server's stderr, line by line, each line bounded.
+type stderrLog struct {
+	log *slog.Logger
+	buf []byte
+}
+
+func (w *stderrLog) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := strings.IndexByte(string(w.buf), '\n')
+		if i < 0 {
+			break
+		}
+		w.emit(w.buf[:i])
+		w.buf = w.buf[i+1:]
+	}
+	if len(w.buf) > 4096 {
+		w.emit(w.buf)
+		w.buf = w.buf[:0]
+	}
+	return len(p), nil
+}
+
+func (w *stderrLog) emit(line []byte) {
+	if len(line) > 4096 {
+		line = line[:4096]
+	}
+	if s := strings.TrimSpace(string(line)); s != "" {
+		w.log.Debug("MCP server stderr", "line", s)
+	}
+}
+
+// httpClient is a remote server's client: it sends the configured headers
+// and bounds every response body.
+func (s *server) httpClient() *http.Client {
+	return &http.Client{Transport: &headerTransport{headers: s.cfg.Headers, base: http.DefaultTransport.(*http.Transport).Clone()}}
+}
+
+type headerTransport struct {
+	headers map[string]string
+	base    http.RoundTripper
+}
+
+func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if len(t.headers) > 0 {
+		r = r.Clone(r.Context())
+		for k, v := range t.headers {
+			r.Header.Set(k, v)
+		}
+	}
+	resp, err := t.base.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	// An event stream is one body for its whole life: MaxEventSize bounds
+	// its events. Every other answer is one message.
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		resp.Body = &limitedBody{ReadCloser: resp.Body, left: maxMessage}
+	}
+	return resp, nil
+}
+
+var errTooLarge = errors.New("the MCP server's answer is larger than 16 MiB")
+
+// limitedBody fails a read past its limit instead of buffering it.
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n, errTooLarge
+	}
+	return n, err
+}
