@@ -42,7 +42,13 @@ type Message struct {
 type Part struct {
 	Type     string `json:"type"` // "text" or "image_url"
 	Text     string `json:"text,omitempty"`
-	ImageURL string `json:"image_url,omitempty"`
+	ImageURL string `json:"image_url,omitempty"` // an http(s) or data: URL
+	// Detail is the image detail the client asked for: auto, low or high
+	// ("" leaves it to the model).
+	Detail string `json:"detail,omitempty"`
+	// FileID names the uploaded file an image came from (the Files API);
+	// ImageURL then holds its content as a data URL.
+	FileID string `json:"file_id,omitempty"`
 }
 
 // Text returns the message's text: Content, or its text parts joined.

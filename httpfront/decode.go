@@ -75,6 +75,8 @@ func (c *wireContent) UnmarshalJSON(b []byte) error {
 			Type     string          `json:"type"`
 			Text     string          `json:"text"`
 			ImageURL json.RawMessage `json:"image_url"`
+			Detail   string          `json:"detail"` // input_image's
+			FileID   string          `json:"file_id"`
 		}
 		if err := json.Unmarshal(b, &parts); err != nil {
 			return &paramError{"content", "content parts must be objects with a type"}
@@ -86,9 +88,12 @@ func (c *wireContent) UnmarshalJSON(b []byte) error {
 				text.WriteString(p.Text)
 				c.Parts = append(c.Parts, hermes.Part{Type: "text", Text: p.Text})
 			case "image_url", "input_image":
-				url := imageURL(p.ImageURL)
-				if url != "" {
-					c.Parts = append(c.Parts, hermes.Part{Type: "image_url", ImageURL: url})
+				url, detail := imageURL(p.ImageURL)
+				if detail == "" {
+					detail = p.Detail
+				}
+				if url != "" || p.FileID != "" {
+					c.Parts = append(c.Parts, hermes.Part{Type: "image_url", ImageURL: url, Detail: detail, FileID: p.FileID})
 				}
 			}
 		}
@@ -101,19 +106,22 @@ func (c *wireContent) UnmarshalJSON(b []byte) error {
 	return &paramError{"content", "content must be a string or an array of content parts"}
 }
 
-func imageURL(raw json.RawMessage) string {
+// imageURL reads an image_url: a string (Responses input_image) or
+// {"url", "detail"} (chat completions).
+func imageURL(raw json.RawMessage) (url, detail string) {
 	if len(raw) == 0 {
-		return ""
+		return "", ""
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return s
+		return s, ""
 	}
 	var obj struct {
-		URL string `json:"url"`
+		URL    string `json:"url"`
+		Detail string `json:"detail"`
 	}
 	_ = json.Unmarshal(raw, &obj)
-	return obj.URL
+	return obj.URL, obj.Detail
 }
 
 func hasImage(parts []hermes.Part) bool {
