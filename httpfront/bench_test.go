@@ -88,3 +88,30 @@ func benchRoundTrip(b *testing.B, path, body, want string) {
 		}
 	})
 }
+
+// BenchmarkChatToolCalls measures encoding two client tool calls handed
+// back, in a chat.completion and as the deltas that end a stream.
+func BenchmarkChatToolCalls(b *testing.B) {
+	req := &hermes.TurnRequest{ResponseID: "chatcmpl-0123456789abcdef01234567", Model: "hermes-agent", Created: time.Unix(1700000000, 0)}
+	res := &hermes.TurnResult{ClientToolCalls: []hermes.ToolCall{
+		{ID: "call_0123456789abcdef", Name: "get_weather", Arguments: `{"city":"Paris","unit":"celsius"}`},
+		{ID: "call_fedcba9876543210", Name: "get_time", Arguments: `{"zone":"Europe/Paris"}`},
+	}}
+	b.Run("message", func(b *testing.B) {
+		s := &Server{}
+		buf := make([]byte, 0, 1024)
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = s.appendCompletion(buf[:0], req, res)
+		}
+	})
+	b.Run("stream", func(b *testing.B) {
+		st := &chatStream{req: req, includeUsage: true}
+		st.sw = &sseWriter{w: bufio.NewWriterSize(discard{}, 4096), buf: make([]byte, 0, 512), cancel: func() {}}
+		st.prefix = append([]byte(nil), `data: {"id":"chatcmpl-0123456789abcdef01234567","object":"chat.completion.chunk","created":1700000000,"model":"hermes-agent","choices":[`...)
+		b.ReportAllocs()
+		for b.Loop() {
+			st.done(res)
+		}
+	})
+}

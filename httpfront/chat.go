@@ -188,13 +188,7 @@ func (s *Server) appendCompletion(b []byte, req *hermes.TurnRequest, res *hermes
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, `{"id":`...)
-			b = appendString(b, c.ID)
-			b = append(b, `,"type":"function","function":{"name":`...)
-			b = appendString(b, c.Name)
-			b = append(b, `,"arguments":`...)
-			b = appendString(b, c.Arguments)
-			b = append(b, "}}"...)
+			b = appendToolCall(b, -1, c, wholeCall)
 		}
 		b = append(b, ']')
 	}
@@ -213,6 +207,45 @@ func finishReason(res *hermes.TurnResult) hermes.FinishReason {
 		return hermes.FinishStop
 	}
 	return res.Finish
+}
+
+// callPart is how much of a tool call one encoding carries. A message
+// carries the whole call; a stream sends each call as OpenAI does, in two
+// deltas: one naming it (arguments ""), then one with its arguments only.
+type callPart int
+
+const (
+	wholeCall callPart = iota
+	callHead
+	callArguments
+)
+
+// appendToolCall appends c as an element of a chat tool_calls array, the
+// one encoder of the shape for messages and stream deltas alike. A delta's
+// element carries its index in the turn's calls; a message's (index < 0)
+// does not.
+func appendToolCall(b []byte, index int, c hermes.ToolCall, part callPart) []byte {
+	b = append(b, '{')
+	if index >= 0 {
+		b = append(b, `"index":`...)
+		b = appendInt(b, int64(index))
+		b = append(b, ',')
+	}
+	if part == callArguments {
+		b = append(b, `"function":{"arguments":`...)
+	} else {
+		b = append(b, `"id":`...)
+		b = appendString(b, c.ID)
+		b = append(b, `,"type":"function","function":{"name":`...)
+		b = appendString(b, c.Name)
+		b = append(b, `,"arguments":`...)
+	}
+	if part == callHead {
+		b = append(b, `""`...)
+	} else {
+		b = appendString(b, c.Arguments)
+	}
+	return append(b, "}}"...)
 }
 
 func appendChatUsage(b []byte, u hermes.Usage) []byte {

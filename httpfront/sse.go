@@ -220,6 +220,16 @@ func (st *chatStream) handle(ev hermes.Event) bool {
 	return true
 }
 
+// toolCall writes one delta carrying part of the turn's index-th call.
+func (st *chatStream) toolCall(index int, c hermes.ToolCall, part callPart) {
+	b := append(st.sw.buf[:0], st.prefix...)
+	b = append(b, `{"index":0,"delta":{"tool_calls":[`...)
+	b = appendToolCall(b, index, c, part)
+	b = append(b, `]},"logprobs":null,"finish_reason":null}`...)
+	st.sw.buf = st.end(b)
+	st.sw.write(st.sw.buf)
+}
+
 func (st *chatStream) done(res *hermes.TurnResult) {
 	if res.Err != nil {
 		b := append(st.sw.buf[:0], `data: {"error":`...)
@@ -228,23 +238,9 @@ func (st *chatStream) done(res *hermes.TurnResult) {
 		return
 	}
 	for i, c := range res.ClientToolCalls {
-		b := append(st.sw.buf[:0], st.prefix...)
-		b = append(b, `{"index":0,"delta":{"tool_calls":[{"index":`...)
-		b = appendInt(b, int64(i))
-		b = append(b, `,"id":`...)
-		b = appendString(b, c.ID)
-		b = append(b, `,"type":"function","function":{"name":`...)
-		b = appendString(b, c.Name)
-		b = append(b, `,"arguments":""}}]},"logprobs":null,"finish_reason":null}`...)
-		st.sw.write(st.end(b))
+		st.toolCall(i, c, callHead)
 		if c.Arguments != "" {
-			b = append(st.sw.buf[:0], st.prefix...)
-			b = append(b, `{"index":0,"delta":{"tool_calls":[{"index":`...)
-			b = appendInt(b, int64(i))
-			b = append(b, `,"function":{"arguments":`...)
-			b = appendString(b, c.Arguments)
-			b = append(b, `}}]},"logprobs":null,"finish_reason":null}`...)
-			st.sw.write(st.end(b))
+			st.toolCall(i, c, callArguments)
 		}
 	}
 	b := append(st.sw.buf[:0], st.prefix...)

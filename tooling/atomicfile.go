@@ -19,6 +19,33 @@ import (
 // Everything happens under root, so a symlink swapped into the path cannot
 // lead the write outside it.
 func WriteFileAtomic(root *os.Root, name string, data []byte, perm fs.FileMode, check func(*os.File) error) error {
+	tmp, err := writeTemp(root, name, data, perm, check)
+	if err != nil {
+		return err
+	}
+	if err := root.Rename(tmp, name); err != nil {
+		root.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// CreateFileAtomic is WriteFileAtomic for a file that must not be
+// replaced: when name exists it returns an error matching fs.ErrExist and
+// leaves it alone. The complete file appears under name in one step (a
+// hard link), so a crash never leaves name short or empty.
+func CreateFileAtomic(root *os.Root, name string, data []byte, perm fs.FileMode) error {
+	tmp, err := writeTemp(root, name, data, perm, nil)
+	if err != nil {
+		return err
+	}
+	defer root.Remove(tmp)
+	return root.Link(tmp, name)
+}
+
+// writeTemp writes data to a new temporary file beside name and returns
+// its name once it is synced and closed; on failure nothing is left.
+func writeTemp(root *os.Root, name string, data []byte, perm fs.FileMode, check func(*os.File) error) (string, error) {
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
 	// The name ends in .tmp and starts with a dot, so a leftover is hidden
@@ -27,7 +54,7 @@ func WriteFileAtomic(root *os.Root, name string, data []byte, perm fs.FileMode, 
 	// O_EXCL: never reuse a file someone placed at the temporary name.
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOCTTY, 0o600)
 	if err != nil {
-		return err
+		return "", err
 	}
 	ok := false
 	defer func() {
@@ -38,25 +65,23 @@ func WriteFileAtomic(root *os.Root, name string, data []byte, perm fs.FileMode, 
 	}()
 	if check != nil {
 		if err := check(f); err != nil {
-			return err
+			return "", err
 		}
 	}
 	if _, err := f.Write(data); err != nil {
-		return err
+		return "", err
 	}
 	// Chmod on the open file sets the exact bits, whatever the umask.
 	if err := f.Chmod(perm); err != nil {
-		return err
+		return "", err
 	}
 	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := root.Rename(tmp, name); err != nil {
-		return err
+		return "", err
 	}
 	ok = true
-	return nil
+	if err := f.Close(); err != nil {
+		root.Remove(tmp)
+		return "", err
+	}
+	return tmp, nil
 }

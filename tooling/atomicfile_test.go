@@ -2,6 +2,7 @@ package tooling
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -101,5 +102,27 @@ func TestWriteFileAtomicStaysUnderRoot(t *testing.T) {
 	}
 	if extra := leftovers(t, outside); len(extra) != 0 {
 		t.Fatalf("written outside the root: %v", extra)
+	}
+}
+
+// TestCreateFileAtomic: a file made once (a key) is created whole, and an
+// existing one is never replaced, whoever made it first.
+func TestCreateFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	r := openRoot(t, dir)
+	if err := CreateFileAtomic(r, "key", []byte("first"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := CreateFileAtomic(r, "key", []byte("second"), 0o600)
+	if !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("second create: %v, want fs.ErrExist", err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "key"))
+	fi, _ := os.Stat(filepath.Join(dir, "key"))
+	if string(b) != "first" || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key %q mode %v after a second create", b, fi.Mode().Perm())
+	}
+	if extra := leftovers(t, dir, "key"); len(extra) != 0 {
+		t.Fatalf("left behind: %v", extra)
 	}
 }

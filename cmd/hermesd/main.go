@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -103,7 +104,8 @@ type Main struct {
 	// the values of its secret-looking variables are masked in every tool
 	// result, since nothing below cmd reads the environment.
 	Environ []string
-	// MCPServers are the MCP servers whose tools the agent uses, by name.
+	// MCPServers are the MCP servers whose tools the agent uses, by name;
+	// unset, config.yaml's mcp_servers.
 	MCPServers map[string]mcp.Server
 
 	logOut  *bufferedLog // nil when the caller set Logger itself
@@ -217,6 +219,9 @@ func (m *Main) Run(ctx context.Context) error {
 		TavilyAPIKey: c.TavilyAPIKey, TavilyBaseURL: c.TavilyBaseURL,
 		DuckDuckGoBaseURL: c.DuckDuckGoURL, AllowPrivate: c.WebAllowPriv,
 	})...)
+	if m.MCPServers == nil {
+		m.MCPServers = mcpServers(c.MCPServers)
+	}
 	known := redact.NewKnown(m.knownSecrets())
 	registry := tooling.NewRegistry(tooling.Masked(all, known.String), tooling.Selector(c.Tools, c.DisabledTools))
 	if err := m.startMCP(registry, known.String); err != nil {
@@ -329,6 +334,19 @@ func (m *Main) startMCP(registry *tooling.Registry, mask func(string) string) er
 	return nil
 }
 
+// mcpServers converts config.yaml's servers into tooling/mcp's settings
+// (tooling does not import config).
+func mcpServers(in map[string]config.MCPServer) map[string]mcp.Server {
+	out := make(map[string]mcp.Server, len(in))
+	for name, s := range in {
+		out[name] = mcp.Server{
+			Command: s.Command, Args: s.Args, Env: s.Env, Cwd: s.Cwd, URL: s.URL, Headers: s.Headers,
+			Timeout: s.Timeout, ConnectTimeout: s.ConnectTimeout,
+		}
+	}
+	return out
+}
+
 // toolList is GET /v1/tools: every enabled tool and who runs it.
 func toolList(r *tooling.Registry) []httpfront.Tool {
 	names := r.Names()
@@ -355,7 +373,24 @@ func (m *Main) knownSecrets() []redact.Secret {
 		"BRAVE_BASE_URL=" + c.BraveBaseURL, "TAVILY_BASE_URL=" + c.TavilyBaseURL,
 		"DUCKDUCKGO_BASE_URL=" + c.DuckDuckGoURL,
 	})...)
-	return append(secrets, redact.EnvSecrets(m.Environ)...)
+	secrets = append(secrets, redact.EnvSecrets(m.Environ)...)
+	// What an MCP server was given to authenticate: its headers (the
+	// token of "Bearer TOKEN" too) and its secret-looking variables.
+	for name, s := range m.MCPServers {
+		for h, v := range s.Headers {
+			what := "mcp_servers." + name + ".headers." + h
+			secrets = append(secrets, redact.Secret{Name: what, Value: v})
+			if f := strings.Fields(v); len(f) > 1 {
+				secrets = append(secrets, redact.Secret{Name: what, Value: f[len(f)-1]})
+			}
+		}
+		env := make([]string, 0, len(s.Env))
+		for k, v := range s.Env {
+			env = append(env, k+"="+v)
+		}
+		secrets = append(secrets, redact.EnvSecrets(env)...)
+	}
+	return secrets
 }
 
 func (m *Main) model() llm.Model {

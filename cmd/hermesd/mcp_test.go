@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"bufio"
+
 	"github.com/openai/openai-go/v3"
 
 	"github.com/hermesd/hermesd/tooling/mcp"
@@ -127,7 +129,7 @@ func TestMCPToolSelectionPatterns(t *testing.T) {
 	for name := range toolEntries(t, h) {
 		got = append(got, name)
 	}
-	want := []string{"mcp_test_add_tool", "mcp_test_fail", "mcp_test_huge", "mcp_test_mixed", "mcp_test_sleep", "mcp_test_structured", "terminal"}
+	want := []string{"mcp_test_add_tool", "mcp_test_fail", "mcp_test_header", "mcp_test_huge", "mcp_test_mixed", "mcp_test_sleep", "mcp_test_structured", "terminal"}
 	if sort.Strings(got); !reflect.DeepEqual(got, want) {
 		t.Errorf("tools = %v, want %v", got, want)
 	}
@@ -234,5 +236,62 @@ func TestMCPServerThatNeverInitializesDoesNotHoldTheStart(t *testing.T) {
 		if strings.HasPrefix(name, "mcp_stuck_") {
 			t.Errorf("tool %s from a server that never initialized", name)
 		}
+	}
+}
+
+// startMCPHTTP runs the test MCP server over streamable HTTP on loopback
+// and returns its URL.
+func startMCPHTTP(t testing.TB, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(mcpTestServer(t), append([]string{"-http", "127.0.0.1:0"}, args...)...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(line, "listening "))
+}
+
+// config.yaml's mcp_servers: a stdio server and a remote one whose header
+// comes from the environment; the header's token, echoed back by the
+// server, is masked.
+func TestMCPServersFromConfigFile(t *testing.T) {
+	const token = "mcp-token-0123456789abcdef"
+	url := startMCPHTTP(t, "-want-header", "Authorization=Bearer "+token)
+	home := t.TempDir()
+	yaml := fmt.Sprintf(`mcp_servers:
+  local:
+    command: %s
+    timeout: 5s
+  remote:
+    url: %s
+    headers:
+      Authorization: "Bearer ${REMOTE_MCP_TOKEN}"
+    connect_timeout: 5s
+`, mcpTestServer(t), url)
+	if err := os.WriteFile(filepath.Join(home, "config.yaml"), []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := planUpstream(t, func(user string) [][2]string {
+		return [][2]string{{"mcp_local_echo", `{"text":"` + user + `"}`}, {"mcp_remote_header", `{"name":"Authorization"}`}}
+	})
+	h := startHermes(t, mergeEnv(up.Env(), map[string]string{"HERMES_HOME": home, "REMOTE_MCP_TOKEN": token}))
+	tools := toolEntries(t, h)
+	if tools["mcp_local_echo"] != "local" || tools["mcp_remote_header"] != "remote" {
+		t.Fatalf("GET /v1/tools = %v", tools)
+	}
+	got := toolsChat(t, h, openai.UserMessage("hello"))
+	if !strings.Contains(got, "echo: hello") || !strings.Contains(got, "Authorization: ") {
+		t.Errorf("answer = %q", got)
+	}
+	if strings.Contains(got, token) || !strings.Contains(got, "Authorization: [REDACTED") {
+		t.Errorf("the header's token was not masked: %q", got)
 	}
 }

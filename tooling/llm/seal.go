@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/hermesd/hermesd/tooling"
 )
 
 // sealPrefix versions the sealed form, so a later key or cipher can be told
@@ -49,18 +51,18 @@ func LoadSealer(path string) (*Sealer, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, err
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		r, err := os.OpenRoot(filepath.Dir(path))
+		if err != nil {
+			return nil, err
+		}
+		// Created whole or not at all: a crash mid-write used to leave a
+		// short key that kept the server from starting.
+		err = tooling.CreateFileAtomic(r, filepath.Base(path), key, 0o600)
+		r.Close()
 		if errors.Is(err, fs.ErrExist) {
 			return LoadSealer(path) // another process made it first
 		}
 		if err != nil {
-			return nil, err
-		}
-		if _, err := f.Write(key); err != nil {
-			f.Close()
-			return nil, err
-		}
-		if err := f.Close(); err != nil {
 			return nil, err
 		}
 	} else if err != nil {

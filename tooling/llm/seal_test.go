@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -77,5 +78,32 @@ func TestSealReasoning(t *testing.T) {
 	}
 	if got, err := s.Open(sealPrefix + strings.TrimPrefix(enc, reasoningPrefix)); err == nil {
 		t.Errorf("relabelled reasoning opened as a compaction: %q", got)
+	}
+}
+
+// TestSealerConcurrentCreate: processes starting together on a new home
+// all end up with the one key. A reader once could see the key file
+// created but not yet written, and refused to start on its 0 bytes.
+func TestSealerConcurrentCreate(t *testing.T) {
+	for round := range 20 {
+		path := filepath.Join(t.TempDir(), "compaction.key")
+		sealers := make([]*Sealer, 8)
+		errs := make([]error, len(sealers))
+		var wg sync.WaitGroup
+		for i := range sealers {
+			wg.Go(func() { sealers[i], errs[i] = LoadSealer(path) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("round %d, loader %d: %v", round, i, err)
+			}
+		}
+		enc := sealers[0].Seal("shared")
+		for i, s := range sealers {
+			if got, err := s.Open(enc); err != nil || got != "shared" {
+				t.Fatalf("round %d: loader %d holds another key: %q %v", round, i, got, err)
+			}
+		}
 	}
 }

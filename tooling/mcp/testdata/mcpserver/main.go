@@ -150,6 +150,15 @@ func build(extra string) *mcp.Server {
 			v, ok := os.LookupEnv(name)
 			return text(fmt.Sprintf("%s=%q set=%v cwd=%s", name, v, ok, wd)), nil
 		})
+	add("header", "Answers with an HTTP request header (over HTTP).", `{"type":"object","properties":{"name":{"type":"string"}}}`,
+		func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			name, _ := args(req)["name"].(string)
+			v := ""
+			if req.Extra != nil && req.Extra.Header != nil {
+				v = req.Extra.Header.Get(name)
+			}
+			return text(name + ": " + v), nil
+		})
 	add("add_tool", "Adds a tool with the given name (the tool list changes).", `{"type":"object","properties":{"name":{"type":"string"}}}`,
 		func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			name, _ := args(req)["name"].(string)
