@@ -40,7 +40,7 @@ type Message struct {
 
 // Part is one piece of multimodal content.
 type Part struct {
-	Type     string `json:"type"` // "text" or "image_url"
+	Type     string `json:"type"` // "text", "image_url" or "file"
 	Text     string `json:"text,omitempty"`
 	ImageURL string `json:"image_url,omitempty"` // an http(s) or data: URL
 	// Detail is the image detail the client asked for: auto, low or high
@@ -49,6 +49,10 @@ type Part struct {
 	// FileID names the uploaded file an image came from (the Files API);
 	// ImageURL then holds its content as a data URL.
 	FileID string `json:"file_id,omitempty"`
+	// File is a file sent with the message (Type "file"). The runtime
+	// reads it into a text part before the turn starts, so no later
+	// stage, the store included, sees one.
+	File *FileInput `json:"file,omitempty"`
 }
 
 // Text returns the message's text: Content, or its text parts joined.

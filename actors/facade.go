@@ -122,7 +122,8 @@ func (r *Runtime) DeleteResponse(id string) error {
 	return r.commit(persistence.DeleteResponse(id))
 }
 
-// Save writes a response record (background status updates).
+// Save writes a response record as it is: the queued record of a
+// background response, shown until its turn stores its own.
 func (r *Runtime) Save(rec *hermes.StoredResponse) error {
 	return r.commit(persistence.PutResponse(rec))
 }

@@ -55,6 +55,8 @@ type Options struct {
 	// OpenCompaction opens a compaction item's encrypted content sent back
 	// by a client (the sealer of Agent.Seal); nil refuses every one.
 	OpenCompaction func(enc string) (string, error)
+	// Attach reads files sent in messages into text; nil refuses them.
+	Attach *Attachments
 	// SealReasoning and OpenReasoning seal a model's reasoning for a
 	// reasoning item's encrypted_content and open what a client sends
 	// back; nil leaves items without it and refuses every one.
@@ -169,6 +171,13 @@ func (r *Runtime) Submit(req *hermes.TurnRequest) error {
 		r.admitted.Add(-1)
 		return &hermes.Error{Code: hermes.ERateLimited, RetryAfter: time.Second,
 			Message: "too many turns in progress (API_SERVER_MAX_CONCURRENT_TURNS); retry shortly"}
+	}
+	// Files are read once the turn is admitted, so their fetches are
+	// bounded with the turns, and before it is routed, so a file that
+	// cannot be read fails the request before anything runs.
+	if err := r.ReadFiles(req.Ctx, req.Input); err != nil {
+		r.admitted.Add(-1)
+		return err
 	}
 	key, in, err := r.route(req)
 	if err != nil {

@@ -51,6 +51,11 @@ func (s *Server) createConversation(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	items, _, err := s.decodeInput(body.Items, inputScope{param: "items", whole: true})
+	// Files in the items are read into text now: a conversation keeps
+	// their text, never their bytes.
+	if err == nil {
+		err = s.rt.ReadFiles(ctx, items)
+	}
 	if err != nil {
 		writeError(ctx, err)
 		return
@@ -152,6 +157,11 @@ func (s *Server) addConversationItems(ctx *fasthttp.RequestCtx) {
 	// a call there or among them, once.
 	held := s.conversationMessages(c)
 	items, _, err := s.decodeInput(body.Items, inputScope{param: "items", whole: true, history: held})
+	// Files in the items are read into text now: a conversation keeps
+	// their text, never their bytes.
+	if err == nil {
+		err = s.rt.ReadFiles(ctx, items)
+	}
 	if err != nil {
 		writeError(ctx, err)
 		return

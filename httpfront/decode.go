@@ -2,6 +2,7 @@ package httpfront
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"unicode/utf8"
@@ -76,12 +77,16 @@ func (c *wireContent) UnmarshalJSON(b []byte) error {
 			Text     string          `json:"text"`
 			ImageURL json.RawMessage `json:"image_url"`
 			Detail   string          `json:"detail"` // input_image's
-			FileID   string          `json:"file_id"`
+			// File is a chat file part's body; a Responses input_file
+			// has the same fields flat (an input_image's file_id too).
+			File *filePart `json:"file"`
+			filePart
 		}
 		if err := json.Unmarshal(b, &parts); err != nil {
 			return &paramError{"content", "content parts must be objects with a type"}
 		}
 		var text strings.Builder
+		hasFile := false
 		for _, p := range parts {
 			switch p.Type {
 			case "text", "input_text", "output_text":
@@ -95,15 +100,76 @@ func (c *wireContent) UnmarshalJSON(b []byte) error {
 				if url != "" || p.FileID != "" {
 					c.Parts = append(c.Parts, hermes.Part{Type: "image_url", ImageURL: url, Detail: detail, FileID: p.FileID})
 				}
+			case "file", "input_file":
+				w := &p.filePart
+				if p.Type == "file" {
+					if p.File == nil {
+						return &paramError{"content", "a file part needs a 'file' object with file_data or file_id"}
+					}
+					w = p.File
+				}
+				f, err := w.input()
+				if err != nil {
+					return err
+				}
+				c.Parts = append(c.Parts, hermes.Part{Type: "file", File: f})
+				hasFile = true
 			}
 		}
 		c.Text = text.String()
-		if len(c.Parts) > 0 && !hasImage(c.Parts) {
+		if len(c.Parts) > 0 && !hasImage(c.Parts) && !hasFile {
 			c.Parts = nil // plain text needs no parts
 		}
 		return nil
 	}
 	return &paramError{"content", "content must be a string or an array of content parts"}
+}
+
+// filePart is a file sent in a message: chat's {"type":"file","file":{…}}
+// or the Responses API's {"type":"input_file",…}.
+type filePart struct {
+	Filename string `json:"filename"`
+	FileData string `json:"file_data"`
+	FileURL  string `json:"file_url"`
+	FileID   string `json:"file_id"`
+}
+
+// input checks that exactly one source is given and decodes file_data: a
+// base64 data URL (as the OpenAI SDKs send it) or bare base64.
+func (w *filePart) input() (*hermes.FileInput, error) {
+	n := 0
+	for _, v := range []string{w.FileData, w.FileURL, w.FileID} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return nil, &paramError{"content", "a file part needs exactly one of file_data, file_url or file_id"}
+	}
+	f := &hermes.FileInput{URL: w.FileURL, ID: w.FileID}
+	if w.Filename != "" {
+		f.Filename = CleanFilename(w.Filename)
+	}
+	if w.FileData == "" {
+		return f, nil
+	}
+	payload := w.FileData
+	if rest, ok := strings.CutPrefix(payload, "data:"); ok {
+		meta, data, ok := strings.Cut(rest, ",")
+		media, isB64 := strings.CutSuffix(meta, ";base64")
+		if !ok || !isB64 {
+			return nil, &paramError{"content", "file_data must be base64: a data URL (data:<type>;base64,…) or bare base64"}
+		}
+		f.MediaType, payload = media, data
+	}
+	b, err := base64.StdEncoding.DecodeString(payload)
+	if err != nil {
+		if b, err = base64.RawStdEncoding.DecodeString(payload); err != nil {
+			return nil, &paramError{"content", "file_data is not valid base64"}
+		}
+	}
+	f.Data = b
+	return f, nil
 }
 
 // imageURL reads an image_url: a string (Responses input_image) or

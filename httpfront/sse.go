@@ -9,8 +9,9 @@ import (
 	hermes "github.com/hermesd/hermesd"
 )
 
-// sseWriter writes frames with a per-frame write deadline and reports the
-// first failure, after which the client is gone.
+// sseWriter writes a stream's frames, each under a write deadline. The
+// first failed write means the client is gone: the turn is cancelled and
+// every later write is dropped.
 type sseWriter struct {
 	w       *bufio.Writer
 	conn    net.Conn
@@ -124,7 +125,7 @@ type chatStream struct {
 	events       <-chan hermes.Event
 	cancel       context.CancelFunc
 	first        *hermes.Event
-	mode         string
+	mode         string // tool progress: inline, events or off (progressMode)
 	includeUsage bool
 	prefix       []byte // `data: {"id":…,"choices":[` shared by every chunk
 	sw           *sseWriter

@@ -48,9 +48,11 @@ func CreateFileAtomic(root *os.Root, name string, data []byte, perm fs.FileMode)
 func writeTemp(root *os.Root, name string, data []byte, perm fs.FileMode, check func(*os.File) error) (string, error) {
 	var nonce [8]byte
 	_, _ = rand.Read(nonce[:])
-	// The name ends in .tmp and starts with a dot, so a leftover is hidden
-	// and recognisable.
-	tmp := filepath.Join(filepath.Dir(name), "."+filepath.Base(name)+"."+hex.EncodeToString(nonce[:])+".tmp")
+	// The name starts with a dot, so a leftover is hidden, and ".tmp-",
+	// so a file whose name starts "env" (environment.yml) does not get a
+	// temporary name the credential deny list refuses as a .env file; it
+	// ends in .tmp, so a leftover is recognisable.
+	tmp := filepath.Join(filepath.Dir(name), ".tmp-"+filepath.Base(name)+"."+hex.EncodeToString(nonce[:])+".tmp")
 	// O_EXCL: never reuse a file someone placed at the temporary name.
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOCTTY, 0o600)
 	if err != nil {

@@ -78,7 +78,7 @@ func TestWriteFileAtomicCheckRefuses(t *testing.T) {
 	if err != refused {
 		t.Fatalf("err %v, want the check's own", err)
 	}
-	if !strings.HasPrefix(seen, ".f.") || !strings.HasSuffix(seen, ".tmp") {
+	if !strings.HasPrefix(seen, ".tmp-f.") || !strings.HasSuffix(seen, ".tmp") {
 		t.Fatalf("check saw %q, want the hidden temporary file", seen)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "f")); string(b) != "old" {

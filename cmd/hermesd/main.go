@@ -246,6 +246,7 @@ func (m *Main) Run(ctx context.Context) error {
 			Window: window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
 		},
 		OpenCompaction: sealer.Open,
+		Attach:         m.attachments(),
 		SealReasoning:  sealer.SealReasoning,
 		OpenReasoning:  sealer.OpenReasoning,
 		OnBatch:        obs.batch,
@@ -303,6 +304,22 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("hermesd listening", "addr", "http://"+ln.Addr().String()+"/v1", "upstream", upstream,
 		"home", c.Home, "workspace", c.Workspace, "tools", len(registry.Names()))
 	return nil
+}
+
+// attachments is how files sent in messages are read: uploaded files from
+// the file store, file_url through the web tools' SSRF guard, and with
+// HERMES_UPLOADS=workspace a copy under uploads/ in the workspace, written
+// through the file tools' jail.
+func (m *Main) attachments() *actors.Attachments {
+	c := m.Config
+	a := &actors.Attachments{
+		Files: m.files,
+		Fetch: web.NewFetcher(web.Options{AllowPrivate: c.WebAllowPriv}).Fetch,
+	}
+	if c.Uploads == "workspace" {
+		a.Save = files.Options{Workspace: c.Workspace, Private: []string{c.Home}, AllowHardlinks: c.FilesHardlinks}.Jail().SaveUpload
+	}
+	return a
 }
 
 // startMCP connects to the MCP servers (their first attempts in parallel;

@@ -27,7 +27,7 @@ import (
 
 // ---- helpers ----
 
-// textParams is a request with a plain string input.
+// respParams is a request with a plain string input.
 func respParams(input string) responses.ResponseNewParams {
 	return responses.ResponseNewParams{
 		Model: "hermes-agent",
@@ -35,7 +35,7 @@ func respParams(input string) responses.ResponseNewParams {
 	}
 }
 
-// respond creates a response through the SDK and fails the test on error.
+// mustRespond creates a response through the SDK and fails the test on error.
 func mustRespond(t *testing.T, c *openai.Client, p responses.ResponseNewParams) *responses.Response {
 	t.Helper()
 	r, err := c.Responses.New(context.Background(), p)
@@ -45,21 +45,21 @@ func mustRespond(t *testing.T, c *openai.Client, p responses.ResponseNewParams) 
 	return r
 }
 
-// then continues a chain from prev.
+// respThen continues a chain from prev.
 func respThen(prev, input string) responses.ResponseNewParams {
 	p := respParams(input)
 	p.PreviousResponseID = openai.String(prev)
 	return p
 }
 
-// inConversation puts a request in the named conversation.
+// respInConv puts a request in the named conversation.
 func respInConv(name, input string) responses.ResponseNewParams {
 	p := respParams(input)
 	p.Conversation = responses.ResponseNewParamsConversationUnion{OfString: openai.String(name)}
 	return p
 }
 
-// apiStatus is the HTTP status of an SDK error, 0 when it is not one.
+// respAPIStatus is the HTTP status of an SDK error, 0 when it is not one.
 func respAPIStatus(err error) int {
 	var apiErr *openai.Error
 	if errors.As(err, &apiErr) {
@@ -68,7 +68,7 @@ func respAPIStatus(err error) int {
 	return 0
 }
 
-// mustStatus checks an SDK call failed with the given status.
+// respMustFail checks an SDK call failed with the given status.
 func respMustFail(t *testing.T, err error, want int) {
 	t.Helper()
 	if got := respAPIStatus(err); got != want {
@@ -76,7 +76,7 @@ func respMustFail(t *testing.T, err error, want int) {
 	}
 }
 
-// jsonEqual reports whether two JSON documents hold the same values.
+// respJSONEqual reports whether two JSON documents hold the same values.
 func respJSONEqual(t *testing.T, a, b []byte) bool {
 	t.Helper()
 	var ca, cb bytes.Buffer
@@ -89,7 +89,7 @@ func respJSONEqual(t *testing.T, a, b []byte) bool {
 	return bytes.Equal(ca.Bytes(), cb.Bytes())
 }
 
-// getRaw returns the raw body of GET /v1/responses/{id}, failing on a
+// respGetRaw returns the raw body of GET /v1/responses/{id}, failing on a
 // status other than 200.
 func respGetRaw(t *testing.T, h *hermesd, id string) string {
 	t.Helper()
@@ -100,7 +100,7 @@ func respGetRaw(t *testing.T, h *hermesd, id string) string {
 	return body
 }
 
-// waitStatus polls GET until the response has one of the given statuses.
+// respWaitStatus polls GET until the response has one of the given statuses.
 func respWaitStatus(t *testing.T, c *openai.Client, id string, want ...responses.ResponseStatus) *responses.Response {
 	t.Helper()
 	var last *responses.Response
@@ -120,7 +120,7 @@ func respWaitStatus(t *testing.T, c *openai.Client, id string, want ...responses
 	return last
 }
 
-// streamEvents runs a streaming request through the SDK and returns every
+// respStream runs a streaming request through the SDK and returns every
 // event.
 func respStream(t *testing.T, c *openai.Client, p responses.ResponseNewParams) []responses.ResponseStreamEventUnion {
 	t.Helper()
@@ -136,7 +136,7 @@ func respStream(t *testing.T, c *openai.Client, p responses.ResponseNewParams) [
 	return evs
 }
 
-// rawResponseOf extracts the "response" object of an event as raw JSON.
+// respRawOf extracts the "response" object of an event as raw JSON.
 func respRawOf(t *testing.T, ev responses.ResponseStreamEventUnion) []byte {
 	t.Helper()
 	var w struct {
@@ -148,7 +148,7 @@ func respRawOf(t *testing.T, ev responses.ResponseStreamEventUnion) []byte {
 	return w.Response
 }
 
-// checkSequence checks sequence_number runs 0, 1, 2… and that exactly one
+// respCheckSequence checks sequence_number runs 0, 1, 2… and that exactly one
 // terminal event ends the stream.
 func respCheckSequence(t *testing.T, evs []responses.ResponseStreamEventUnion) {
 	t.Helper()
@@ -170,7 +170,7 @@ func respCheckSequence(t *testing.T, evs []responses.ResponseStreamEventUnion) {
 	}
 }
 
-// types lists the event types in order.
+// respTypes lists the event types in order.
 func respTypes(evs []responses.ResponseStreamEventUnion) []string {
 	out := make([]string, len(evs))
 	for i, ev := range evs {

@@ -60,12 +60,18 @@ var (
 	generatedID = regexp.MustCompile(`\b(chatcmpl|resp|msg|fc|rs|mcp|call|conv|ctc|cmp)([-_])[A-Za-z0-9]{12,}(_\d+)?\b`)
 	// timestamp matches the Unix times a stream carries.
 	timestamp = regexp.MustCompile(`"(created|created_at|completed_at)":\d+(\.\d+)?`)
+	// promptSize matches the usage counts that follow the size of the
+	// system prompt, which grows with every tool description and prompt
+	// layer: a transcript of the wire format must not break on those.
+	promptSize = regexp.MustCompile(`"(prompt_tokens|input_tokens|total_tokens)":\d+`)
 )
 
-// NormalizeSSE makes a stream transcript comparable across runs: each
-// generated id becomes its prefix and its order of first appearance
-// (resp_1, msg_1, …), so an id that must repeat still has to, and every
-// timestamp becomes 0. Everything else, framing included, is kept.
+// NormalizeSSE makes a stream transcript comparable across runs and
+// across changes to the system prompt: each generated id becomes its prefix
+// and its order of first appearance (resp_1, msg_1, …), so an id that must
+// repeat still has to; every timestamp, and the prompt and total token
+// counts, become 0. Everything else, framing and the completion's own
+// token count included, is kept.
 func NormalizeSSE(b []byte) []byte {
 	seen := map[string]string{}
 	count := map[string]int{}
@@ -80,5 +86,6 @@ func NormalizeSSE(b []byte) []byte {
 		seen[string(id)] = n
 		return []byte(n)
 	})
-	return timestamp.ReplaceAll(b, []byte(`"$1":0`))
+	b = timestamp.ReplaceAll(b, []byte(`"$1":0`))
+	return promptSize.ReplaceAll(b, []byte(`"$1":0`))
 }

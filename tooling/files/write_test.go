@@ -30,6 +30,23 @@ func TestWriteCreatesParents(t *testing.T) {
 	}
 }
 
+// TestWriteEnvLikeNames: files whose names start with "env" are not .env
+// files; write_file refused them while its temporary file was named
+// ".<name>…", which the deny list reads as a .env file.
+func TestWriteEnvLikeNames(t *testing.T) {
+	opts := testOpts(t)
+	tool := NewWriteTool(opts)
+	for _, name := range []string{"environment.yml", "env", "envoy.yaml"} {
+		mustOK(t, run(t, tool, `{"path":"`+name+`","content":"x"}`))
+		if got := readFile(t, filepath.Join(opts.Workspace, name)); got != "x" {
+			t.Fatalf("%s holds %q", name, got)
+		}
+	}
+	if m := run(t, tool, `{"path":".env","content":"x"}`); !strings.Contains(fmt.Sprint(m), "denied") {
+		t.Fatalf(".env written: %v", m)
+	}
+}
+
 // TestWriteReplacesAtomically checks the file is replaced by a rename, not
 // rewritten in place: a reader holding the old file still sees all of the
 // old content, the mode is kept, and no temporary file is left behind.

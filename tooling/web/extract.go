@@ -11,11 +11,12 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/tooling"
-	"golang.org/x/net/html/charset"
+	"github.com/hermesd/hermesd/tooling/docs"
 )
 
 const (
@@ -213,7 +214,7 @@ func (t *extractTool) fetch(ctx context.Context, raw string) extractResult {
 		ctype = http.DetectContentType(body)
 	}
 	mediaType, _, _ := mime.ParseMediaType(ctype)
-	text := decodeText(body, ctype)
+	text := docs.DecodeText(body, ctype)
 	switch {
 	case mediaType == "text/html" || mediaType == "application/xhtml+xml":
 		res.Title, res.Content = htmlToText(text, resp.Request.URL)
@@ -228,24 +229,6 @@ func (t *extractTool) fetch(ctx context.Context, raw string) extractResult {
 	return res
 }
 
-// decodeText returns body as UTF-8, decoded from the charset the
-// Content-Type, a byte-order mark or the page's <meta> names. Without one,
-// text that is valid UTF-8 is UTF-8 and anything else Windows-1252, the
-// HTML5 default (so its curly quotes are not control characters).
-func decodeText(body []byte, contentType string) string {
-	enc, name, certain := charset.DetermineEncoding(body, contentType)
-	if !certain && utf8.Valid(body) || name == "utf-8" {
-		// DetermineEncoding looks at the first 1 KB only, and a <meta> that
-		// names a single-byte charset on a UTF-8 page is a common mistake.
-		return strings.ToValidUTF8(strings.TrimPrefix(string(body), "\uFEFF"), "\uFFFD")
-	}
-	out, err := enc.NewDecoder().Bytes(body)
-	if err != nil {
-		return strings.ToValidUTF8(string(body), "\uFFFD")
-	}
-	return string(out)
-}
-
 // truncate cuts s to max characters, saying so after them.
 func truncate(s string, max int) string {
 	n := utf8.RuneCountInString(s)
@@ -253,4 +236,57 @@ func truncate(s string, max int) string {
 		return s
 	}
 	return tooling.Truncate(s, max, "") + fmt.Sprintf("\n\n[content truncated: showing %d of %d characters]", max, n)
+}
+
+// Fetcher fetches URLs a client named (file_url in a request) through
+// the same SSRF guard and redirect policy as web_extract: the client may
+// be anyone holding the key, and the URL may come from a prompt-injected
+// page it relays.
+type Fetcher struct {
+	client  *http.Client
+	timeout time.Duration
+}
+
+// NewFetcher returns a guarded fetcher (opts.AllowPrivate lifts the guard,
+// as for web_extract).
+func NewFetcher(opts Options) *Fetcher {
+	opts = opts.withDefaults()
+	return &Fetcher{client: extractClient(opts, newGuard()), timeout: opts.Timeout}
+}
+
+// Fetch GETs an http(s) URL and returns at most limit bytes of its body
+// and its Content-Type; a longer body, a refused address, a non-2xx answer
+// or another scheme is an error saying which.
+func (f *Fetcher) Fetch(ctx context.Context, raw string, limit int64) ([]byte, string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, "", errors.New("only http and https URLs can be fetched")
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	req.Header.Set("User-Agent", userAgent)
+	resp, err := f.client.Do(req)
+	if err != nil {
+		var refused *refusedError
+		if errors.As(err, &refused) {
+			return nil, "", refused
+		}
+		return nil, "", fmt.Errorf("fetch failed: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, "", fmt.Errorf("fetch failed: HTTP %s", resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, "", fmt.Errorf("fetch failed: reading body: %w", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, "", fmt.Errorf("the file is larger than %d bytes", limit)
+	}
+	return body, resp.Header.Get("Content-Type"), nil
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/hermesd/hermesd/tooling"
+	"github.com/hermesd/hermesd/tooling/docs"
 )
 
 const testPage = `<!DOCTYPE html>
@@ -551,7 +552,7 @@ func TestDecodeText(t *testing.T) {
 		{"Shift_JIS in the header", "text/plain; charset=shift_jis", "\x93\xfa\x96\x7b", "日本"},
 	}
 	for _, tc := range tests {
-		if got := decodeText([]byte(tc.body), tc.ctype); got != tc.want {
+		if got := docs.DecodeText([]byte(tc.body), tc.ctype); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}

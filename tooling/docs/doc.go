@@ -1,0 +1,9 @@
+// Package docs turns files a client sends with a request into text a model
+// can read: text-like files (plain text, Markdown, CSV, JSON, YAML, code…)
+// decoded from their charset, and PDFs by their text layer
+// (github.com/ledongthuc/pdf, pure Go), each as a block headed by the
+// file's name. It reads bytes only: fetching and storing are the callers'.
+//
+// It may import the root package, the standard library, golang.org/x/net
+// (html/charset) and the PDF reader.
+package docs
