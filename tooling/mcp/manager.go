@@ -393,26 +393,21 @@ func (s *server) connect(parent context.Context) (_ *conn, _ <-chan struct{}, st
 			}
 		},
 	})
-	var sess *mcp.ClientSession
 	var cmd *exec.Cmd
+	var transports []mcp.Transport
 	if s.cfg.Command != "" {
 		cmd = s.command()
-		sess, err = client.Connect(ctx, &mcp.CommandTransport{Command: cmd, TerminateDuration: time.Second}, nil)
+		transports = []mcp.Transport{&mcp.CommandTransport{Command: cmd, TerminateDuration: time.Second}}
 	} else {
 		hc := s.httpClient()
-		sess, err = client.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: hc, MaxRetries: 2, MaxEventSize: maxMessage}, nil)
-		if err != nil && ctx.Err() == nil {
+		transports = []mcp.Transport{
+			&mcp.StreamableClientTransport{Endpoint: s.cfg.URL, HTTPClient: hc, MaxRetries: 2, MaxEventSize: maxMessage},
 			// An older server speaks only HTTP+SSE (protocol 2024-11-05).
-			var sseErr error
-			if sess, sseErr = client.Connect(ctx, &mcp.SSEClientTransport{Endpoint: s.cfg.URL, HTTPClient: hc, MaxEventSize: maxMessage}, nil); sseErr != nil {
-				err = fmt.Errorf("streamable HTTP: %w; HTTP+SSE: %v", err, sseErr)
-			} else {
-				err = nil
-			}
+			&mcp.SSEClientTransport{Endpoint: s.cfg.URL, HTTPClient: hc, MaxEventSize: maxMessage},
 		}
 	}
+	sess, err := connectAny(ctx, client, transports, func() { killGroup(cmd) })
 	if err != nil {
-		killGroup(cmd)
 		if context.Cause(ctx) == errConnectTimeout {
 			err = fmt.Errorf("no answer within connect_timeout (%s): %w", s.cfg.ConnectTimeout, err)
 		}
@@ -442,6 +437,49 @@ func (s *server) connect(parent context.Context) (_ *conn, _ <-chan struct{}, st
 	close(s.ready)
 	s.mu.Unlock()
 	return c, relist, func() { cancel(nil) }, nil
+}
+
+// connectAny connects over the first transport that works. It returns when
+// ctx ends even if the SDK does not (its streamable transport's teardown
+// of a connection to a server that never answered takes seconds more); a
+// session that comes of it after all is closed. failed runs once the SDK is
+// done with a connection that failed.
+func connectAny(ctx context.Context, client *mcp.Client, transports []mcp.Transport, failed func()) (*mcp.ClientSession, error) {
+	type result struct {
+		sess *mcp.ClientSession
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var errs []error
+		for _, t := range transports {
+			sess, err := client.Connect(ctx, t, nil)
+			if err == nil {
+				done <- result{sess, nil}
+				return
+			}
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		done <- result{nil, errors.Join(errs...)}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			failed()
+		}
+		return r.sess, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.sess != nil {
+				_ = r.sess.Close()
+			}
+			failed()
+		}()
+		return nil, ctx.Err()
+	}
 }
 
 // maxTools bounds one server's list: a server listing a million tools

@@ -329,8 +329,10 @@ func TestServerThatNeverInitializes(t *testing.T) {
 		"stuckhttp": {URL: hangHTTP, ConnectTimeout: 500 * time.Millisecond},
 		"good":      {Command: bin},
 	}, logs)
-	if d := time.Since(began); d > 8*time.Second {
-		t.Errorf("start took %s with servers that never answer", d)
+	// connect_timeout bounds the start even where the SDK's own teardown
+	// of the HTTP attempt takes 5 s more.
+	if d := time.Since(began); d > 4*time.Second {
+		t.Errorf("start took %s with servers that never answer (connect_timeout 500ms)", d)
 	}
 	if got := call(t, mustFind(t, m, "mcp_good_echo"), `{"text":"x"}`); got != `{"result":"echo: x"}` {
 		t.Errorf("the good server: %s", got)
