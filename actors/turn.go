@@ -45,7 +45,8 @@ func (r *Runtime) route(req *hermes.TurnRequest) (string, *turnInput, error) {
 		if r.store == nil {
 			return "", nil, previousNotFound(req.Previous)
 		}
-		prev, err := r.store.Response(req.Previous)
+		// The head only: a long tool output need not be decoded to route.
+		prev, err := r.store.ResponseHead(req.Previous)
 		if err != nil {
 			if hermes.ErrorCode(err) == hermes.ENotFound {
 				return "", nil, previousNotFound(req.Previous)
