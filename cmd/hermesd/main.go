@@ -242,8 +242,16 @@ func (m *Main) Run(ctx context.Context) error {
 		Agent: &actors.Agent{
 			Model: model, Tools: registry, MaxIterations: c.MaxIterations,
 			Prompt: builder.Build, UpstreamModel: c.Model,
-			OnModelCall: obs.modelCall, OnTool: obs.tool, MaxParallelTools: c.MaxParallel,
-			Window: window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
+			OnModelCall: obs.modelCall, OnTool: func(name string, failed bool, d time.Duration) {
+				// The label set stays the tools that exist: a model inventing
+				// names (or an MCP list come and gone) adds no series.
+				if _, ok := registry.Get(name); !ok {
+					name = "unknown"
+				}
+				obs.tool(name, failed, d)
+			},
+			MaxParallelTools: c.MaxParallel,
+			Window:           window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
 		},
 		OpenCompaction: sealer.Open,
 		Attach:         m.attachments(),
