@@ -672,22 +672,32 @@ func (w *writer) purgeIdempotency() error {
 // evict removes least recently used responses until the count fits the
 // capacity. Each victim is one O(log n) lookup of the lru bucket's first key.
 func (w *writer) evict() error {
-	for w.count > uint64(w.opts.Capacity) {
-		k, v := w.lru.Cursor().First()
+	return evictLRU(w.lru, func() bool { return w.count > uint64(w.opts.Capacity) },
+		func() { w.count, w.dirty = 0, true },
+		func(id string, seq uint64) bool { m, ok := w.respMeta(id); return ok && m.lru == seq },
+		w.deleteResponse)
+}
+
+// evictLRU deletes the first entries of an order bucket (seq → id) while
+// over says the bound is passed. An entry whose id no longer carries that
+// seq (current says) is stray and only dropped, so the loop always makes
+// progress; an empty order with over still true means the count is wrong,
+// and reset corrects it (the order is trusted).
+func evictLRU(order *bolt.Bucket, over func() bool, reset func(), current func(id string, seq uint64) bool, drop func(id string) error) error {
+	for over() {
+		k, v := order.Cursor().First()
 		if k == nil {
-			// The count disagrees with the lru order; trust the order.
-			w.count, w.dirty = 0, true
+			reset()
 			return nil
 		}
 		id := string(v)
-		if m, ok := w.respMeta(id); !ok || m.lru != binary.BigEndian.Uint64(k) {
-			// A stray lru entry: drop it so the loop makes progress.
-			if err := w.lru.Delete(append([]byte(nil), k...)); err != nil {
+		if !current(id, binary.BigEndian.Uint64(k)) {
+			if err := order.Delete(append([]byte(nil), k...)); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := w.deleteResponse(id); err != nil {
+		if err := drop(id); err != nil {
 			return err
 		}
 	}

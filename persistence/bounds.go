@@ -95,25 +95,13 @@ func (w *writer) forgetConversation(id string) error {
 // Options.MaxConversations, with their pending items. Their responses stay
 // until the response LRU evicts them, as after DeleteConversation.
 func (w *writer) evictConversations() error {
-	for w.convN.n > uint64(w.opts.MaxConversations) {
-		k, v := w.convLRU.Cursor().First()
-		if k == nil {
-			w.convN.n, w.convN.dirty = 0, true // the count disagrees with the order; trust the order
-			return nil
-		}
-		id := string(v)
-		if s := w.convSeq.Get(v); len(s) != 8 || binary.BigEndian.Uint64(s) != binary.BigEndian.Uint64(k) {
-			// A stray entry: drop it so the loop makes progress.
-			if err := w.convLRU.Delete(append([]byte(nil), k...)); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := w.deleteConversation(id); err != nil {
-			return err
-		}
-	}
-	return nil
+	return evictLRU(w.convLRU, func() bool { return w.convN.n > uint64(w.opts.MaxConversations) },
+		func() { w.convN.n, w.convN.dirty = 0, true },
+		func(id string, seq uint64) bool {
+			s := w.convSeq.Get([]byte(id))
+			return len(s) == 8 && binary.BigEndian.Uint64(s) == seq
+		},
+		w.deleteConversation)
 }
 
 // checkPending refuses a conversation whose pending items exceed

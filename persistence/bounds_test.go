@@ -13,11 +13,7 @@ import (
 func hasConversation(t *testing.T, s *Store, id string) bool {
 	t.Helper()
 	_, err := s.Conversation(id)
-	if err == nil {
-		return true
-	}
-	wantCode(t, err, hermes.ENotFound)
-	return false
+	return found(t, err)
 }
 
 // TestConversationsBoundedByCount: beyond MaxConversations the least

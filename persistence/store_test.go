@@ -89,6 +89,13 @@ func wantCode(t *testing.T, err error, code string) *hermes.Error {
 func has(t *testing.T, s *Store, id string) bool {
 	t.Helper()
 	_, err := s.Response(id)
+	return found(t, err)
+}
+
+// found is true for no error, false for a not-found error; any other error
+// fails the test.
+func found(t *testing.T, err error) bool {
+	t.Helper()
 	if err == nil {
 		return true
 	}

@@ -50,6 +50,12 @@ func (f *faultUpstream) inject(faults ...string) {
 }
 
 func (f *faultUpstream) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v1/chat/completions" {
+		// hermesd asks for the context window at start (GET /v1/models,
+		// /props, POST /api/show): those must not take a queued fault.
+		http.NotFound(w, r)
+		return
+	}
 	var call hermestest.Call
 	if err := json.NewDecoder(r.Body).Decode(&call); err != nil {
 		http.Error(w, err.Error(), 400)
