@@ -35,6 +35,9 @@ const (
 	// finished: at start, records left queued or in_progress become failed
 	// with this code.
 	ERestarted = "server_restarted"
+	// EModelNotFound: the request names a model the server does not have
+	// (only when API_SERVER_UNKNOWN_MODEL=error; else the default answers).
+	EModelNotFound = "model_not_found"
 )
 
 // Error is a domain error with a machine-readable code, a message meant for

@@ -131,9 +131,11 @@ func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	req.ResponseID = s.opts.NewID("chatcmpl-")
-	if req.Model == "" {
-		req.Model = s.opts.ModelName
+	if req.Model, err = s.resolveModel(req.Model); err != nil {
+		writeError(ctx, err)
+		return
 	}
+	ctx.Response.Header.Set(modelHeader, req.Model)
 	req.Progress = cr.Stream
 	events, cancel, err := s.submit(req)
 	if err != nil {
@@ -146,6 +148,10 @@ func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx) {
 		if res.Err != nil {
 			writeError(ctx, res.Err)
 			return
+		}
+		if res.Model != "" { // a fallback answered
+			req.Model = res.Model
+			ctx.Response.Header.Set(modelHeader, req.Model)
 		}
 		ctx.SetContentType("application/json")
 		ctx.Response.SetBodyRaw(s.appendCompletion(make([]byte, 0, 512+len(res.Text)), req, res))

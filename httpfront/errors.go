@@ -15,7 +15,7 @@ func status(code string) (int, string) {
 		return fasthttp.StatusBadRequest, "invalid_request_error"
 	case hermes.EUnauthorized:
 		return fasthttp.StatusUnauthorized, "invalid_request_error"
-	case hermes.ENotFound:
+	case hermes.ENotFound, hermes.EModelNotFound:
 		return fasthttp.StatusNotFound, "invalid_request_error"
 	case hermes.EMethodNotAllowed:
 		return fasthttp.StatusMethodNotAllowed, "invalid_request_error"

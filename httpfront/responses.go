@@ -74,6 +74,7 @@ func (s *Server) createResponse(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	req.ResponseID = s.opts.NewID("resp_")
+	ctx.Response.Header.Set(modelHeader, req.Model)
 	if rr.Background {
 		s.startBackground(ctx, req)
 		return

@@ -21,6 +21,7 @@ type responseStream struct {
 	index  int    // output index of the next item
 	openID string // the message item receiving text, "" when none
 	text   []byte // text of the open message item
+	held   []byte // text not sent yet (Options.HoldAnswer)
 	// thinkID is the reasoning item receiving reasoning, "" when none;
 	// thinkK its output index and thought its text so far.
 	thinkID string
@@ -231,6 +232,18 @@ func (st *responseStream) toolFinished(t *hermes.ToolEvent) {
 }
 
 func (st *responseStream) handle(ev hermes.Event) bool {
+	if st.s.opts.HoldAnswer {
+		// API_SERVER_STREAMING=false: a message's text goes out as one
+		// delta when something else comes (a tool, the end).
+		if ev.Kind == hermes.EventTextDelta {
+			st.held = append(st.held, ev.Text...)
+			return true
+		}
+		if len(st.held) > 0 && ev.Kind != hermes.EventReasoningDelta {
+			st.delta(string(st.held))
+			st.held = st.held[:0]
+		}
+	}
 	switch ev.Kind {
 	case hermes.EventTextDelta:
 		st.delta(ev.Text)

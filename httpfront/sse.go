@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"strings"
 	"time"
 
 	hermes "github.com/hermesd/hermesd"
@@ -129,6 +130,9 @@ type chatStream struct {
 	includeUsage bool
 	prefix       []byte // `data: {"id":…,"choices":[` shared by every chunk
 	sw           *sseWriter
+	// held is the answer text kept for one chunk at the end
+	// (API_SERVER_STREAMING=false).
+	held strings.Builder
 }
 
 func (st *chatStream) run(sw *sseWriter) {
@@ -186,6 +190,10 @@ func (st *chatStream) reasoning(text string) {
 func (st *chatStream) handle(ev hermes.Event) bool {
 	switch ev.Kind {
 	case hermes.EventTextDelta:
+		if st.s.opts.HoldAnswer {
+			st.held.WriteString(ev.Text)
+			break
+		}
 		st.content(ev.Text)
 	case hermes.EventReasoningDelta:
 		st.reasoning(ev.Text)
@@ -232,6 +240,9 @@ func (st *chatStream) toolCall(index int, c hermes.ToolCall, part callPart) {
 }
 
 func (st *chatStream) done(res *hermes.TurnResult) {
+	if st.held.Len() > 0 {
+		st.content(st.held.String())
+	}
 	if res.Err != nil {
 		b := append(st.sw.buf[:0], `data: {"error":`...)
 		b = appendErrorObject(b, res.Err)

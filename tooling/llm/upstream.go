@@ -342,12 +342,13 @@ func statusError(a answer, now time.Time) *hermes.Error {
 	}
 	if a.status == http.StatusTooManyRequests {
 		return &hermes.Error{
+			Cause:      httpStatus(a.status),
 			Code:       hermes.ERateLimited,
 			Message:    "upstream rate limited (HTTP 429): " + msg,
 			RetryAfter: retryAfter(a.retryAfter, now),
 		}
 	}
-	return hermes.Errorf(hermes.EUpstream, "upstream returned HTTP %d: %s", a.status, msg)
+	return &hermes.Error{Code: hermes.EUpstream, Message: fmt.Sprintf("upstream returned HTTP %d: %s", a.status, msg), Cause: httpStatus(a.status)}
 }
 
 // envelopeMessage returns error.message of an OpenAI error envelope (or the
