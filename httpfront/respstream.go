@@ -61,9 +61,7 @@ func (st *responseStream) stub(status hermes.Status) *hermes.StoredResponse {
 
 // event writes one event: type and sequence_number first, then fields.
 func (st *responseStream) event(typ string, fields map[string]any) {
-	b := append(st.sw.buf[:0], "event: "...)
-	b = append(b, typ...)
-	b = append(b, "\ndata: {\"type\":"...)
+	b := append(st.sw.begin(typ), `{"type":`...)
 	b = appendString(b, typ)
 	b = append(b, `,"sequence_number":`...)
 	b = appendInt(b, st.seq)
@@ -75,8 +73,7 @@ func (st *responseStream) event(typ string, fields map[string]any) {
 			b = append(b, body[1:len(body)-1]...)
 		}
 	}
-	st.sw.buf = append(b, "}\n\n"...)
-	st.sw.write(st.sw.buf)
+	st.sw.end(append(b, '}'))
 }
 
 func (st *responseStream) nextID(prefix string) (string, int) {
@@ -150,7 +147,7 @@ func (st *responseStream) delta(text string) {
 	}
 	st.text = append(st.text, text...)
 	// The hot path: built by hand.
-	b := append(st.sw.buf[:0], "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":"...)
+	b := append(st.sw.begin("response.output_text.delta"), `{"type":"response.output_text.delta","sequence_number":`...)
 	b = appendInt(b, st.seq)
 	st.seq++
 	b = append(b, `,"item_id":`...)
@@ -159,8 +156,7 @@ func (st *responseStream) delta(text string) {
 	b = appendInt(b, int64(st.index-1))
 	b = append(b, `,"content_index":0,"delta":`...)
 	b = appendString(b, text)
-	st.sw.buf = append(b, ",\"logprobs\":[]}\n\n"...)
-	st.sw.write(st.sw.buf)
+	st.sw.end(append(b, `,"logprobs":[]}`...))
 }
 
 // closeMessage finishes the open message item, if any, with status
@@ -317,7 +313,10 @@ func (st *responseStream) done(res *hermes.TurnResult) {
 		typ = "response.incomplete"
 	}
 	st.event(typ, map[string]any{"response": st.s.responseObj(rec)})
-	st.sw.write([]byte("data: [DONE]\n\n"))
+	if st.sw.ws == nil {
+		// A WebSocket message is an event; its stream has no end marker.
+		st.sw.write([]byte("data: [DONE]\n\n"))
+	}
 }
 
 func nullable(s string) any {

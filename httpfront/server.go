@@ -89,6 +89,7 @@ type Server struct {
 	budget  bodyBudget
 	router  *router.Router
 	created int64 // the model's "created" timestamp
+	sockets sockets
 }
 
 // New builds the server and its routes.
@@ -202,9 +203,15 @@ func New(opts Options) *Server {
 func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(newRetryListener(ln, s.log)) }
 
 // Shutdown stops accepting connections and waits for open requests,
-// streams included, to finish. Streams end when their turns do, so call it
+// streams and WebSocket responses included, to finish. Streams end when their turns do, so call it
 // alongside the runtime's drain.
-func (s *Server) Shutdown() error { return s.srv.Shutdown() }
+func (s *Server) Shutdown() error {
+	done := make(chan struct{})
+	go func() { s.sockets.shutdown(); close(done) }()
+	err := s.srv.Shutdown()
+	<-done
+	return err
+}
 
 type fasthttpLogger struct{ log *slog.Logger }
 
