@@ -350,3 +350,20 @@ func TestEveryVariableHasAKey(t *testing.T) {
 		t.Errorf("fileKeys has %d keys, Load reads %d settings", len(fileKeys), len(keys))
 	}
 }
+
+func TestFileModelVisionAndReasoningFlags(t *testing.T) {
+	c, err := withFile(t, "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    vision: false\n    send_reasoning: true\n"+
+		"  - id: b\n    base_url: http://127.0.0.1:1/v1\n  - id: c\n    base_url: http://127.0.0.1:1/v1\n    vision: true\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, cc := c.Models[0], c.Models[1], c.Models[2]
+	// Only an explicit vision: false refuses images; no mark forwards them.
+	if !a.NoVision || !a.SendReasoning || b.NoVision || b.SendReasoning || cc.NoVision || !cc.Vision {
+		t.Errorf("a=%+v b=%+v c=%+v", a, b, cc)
+	}
+	if _, err := withFile(t, "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    send_reasoning: maybe\n", nil); err == nil ||
+		!strings.Contains(err.Error(), "send_reasoning") {
+		t.Errorf("send_reasoning: maybe: %v", err)
+	}
+}

@@ -53,7 +53,8 @@ func (m *Main) newSetup(c *config.Config) *setup {
 		case md.BaseURL == "":
 			rt.Model = llm.NewOffline()
 		default:
-			rt.Model = llm.NewUpstream(llm.UpstreamOptions{BaseURL: md.BaseURL, APIKey: md.APIKey, Model: md.Upstream, FirstByteTimeout: c.FirstByte})
+			rt.Model = llm.NewUpstream(llm.UpstreamOptions{BaseURL: md.BaseURL, APIKey: md.APIKey, Model: md.Upstream, FirstByteTimeout: c.FirstByte,
+				NoVision: md.NoVision, SendReasoning: md.SendReasoning})
 		}
 		routes[i], byID[md.ID] = rt, rt
 	}
