@@ -129,7 +129,11 @@ type fileErrs struct {
 }
 
 func (e *fileErrs) add(n ast.Node, format string, args ...any) {
-	e.errs = append(e.errs, fmt.Errorf("%s:%d: %s", e.path, line(n), fmt.Sprintf(format, args...)))
+	e.addAt(line(n), format, args...)
+}
+
+func (e *fileErrs) addAt(line int, format string, args ...any) {
+	e.errs = append(e.errs, fmt.Errorf("%s:%d: %s", e.path, line, fmt.Sprintf(format, args...)))
 }
 
 func line(n ast.Node) int {
@@ -450,11 +454,11 @@ func (s scalars) models(n ast.Node) []Model {
 		for _, fb := range m.Fallbacks {
 			switch {
 			case fb == m.ID:
-				s.e.add(n, "models: %s lists itself as a fallback", m.ID)
+				s.e.addAt(m.Line, "models: %s lists itself as a fallback", m.ID)
 			case !ids[fb]:
-				s.e.add(n, "models: %s falls back to %q, which is not a model here", m.ID, fb)
+				s.e.addAt(m.Line, "models: %s falls back to %q, which is not a model here", m.ID, fb)
 			case seen[fb]:
-				s.e.add(n, "models: %s lists fallback %q twice", m.ID, fb)
+				s.e.addAt(m.Line, "models: %s lists fallback %q twice", m.ID, fb)
 			}
 			seen[fb] = true
 		}
