@@ -19,6 +19,10 @@ const (
 	// EventReasoningDelta: Text holds the next piece of the model's
 	// reasoning, which comes before the answer or tool calls it leads to.
 	EventReasoningDelta
+	// EventModel: Text names the model answering from now on: the one
+	// asked for failed before its first token and a fallback took over.
+	// It comes before that fallback's first output.
+	EventModel
 )
 
 // Event is everything a turn emits on its way to the client. httpfront alone

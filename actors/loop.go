@@ -172,6 +172,9 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			ToolChoice: req.ToolChoice,
 			MaxTokens:  req.MaxTokens,
 			Effort:     req.ReasoningEffort,
+			OnFallback: func(model string) {
+				emit(hermes.Event{Kind: hermes.EventModel, Text: model})
+			},
 			OnReasoning: func(delta string) {
 				emit(hermes.Event{Kind: hermes.EventReasoningDelta, Text: delta})
 			},

@@ -322,6 +322,9 @@ func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation
 		Wire:         req.Wire,
 		Status:       hermes.StatusCompleted,
 	}
+	if res.Model != "" {
+		rec.Model = res.Model // a fallback answered
+	}
 	if in.prev != nil {
 		rec.Chain = in.prev.Chain
 		if rec.Chain == "" {

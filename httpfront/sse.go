@@ -165,6 +165,9 @@ type chatStream struct {
 	includeUsage bool
 	prefix       []byte // `data: {"id":…,"choices":[` shared by every chunk
 	sw           *sseWriter
+	// model is the model the chunks name: the request's, until a
+	// fallback takes over (the turn reads req, so it is not changed).
+	model string
 	// held is the answer text kept for one chunk at the end
 	// (API_SERVER_STREAMING=false).
 	held strings.Builder
@@ -173,16 +176,24 @@ type chatStream struct {
 func (st *chatStream) run(sw *sseWriter) {
 	defer st.cancel()
 	st.sw = sw
+	st.model = st.req.Model
+	if st.first != nil && st.first.Kind == hermes.EventModel {
+		st.model = st.first.Text // a fallback answers; the header says so too
+	}
+	st.setPrefix()
+	st.chunk(`{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}`)
+	pump(st.sw, st.first, st.events, st.s.opts.KeepAlive, st.handle)
+}
+
+// setPrefix makes the start every chunk shares, naming st.model.
+func (st *chatStream) setPrefix() {
 	p := append([]byte(nil), `data: {"id":`...)
 	p = appendString(p, st.req.ResponseID)
 	p = append(p, `,"object":"chat.completion.chunk","created":`...)
 	p = appendInt(p, st.req.Created.Unix())
 	p = append(p, `,"model":`...)
-	p = appendString(p, st.req.Model)
+	p = appendString(p, st.model)
 	st.prefix = append(p, `,"choices":[`...)
-
-	st.chunk(`{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}`)
-	pump(st.sw, st.first, st.events, st.s.opts.KeepAlive, st.handle)
 }
 
 // chunk writes one chunk whose choices array holds choice.
@@ -223,6 +234,11 @@ func (st *chatStream) delta(open, text string) {
 
 func (st *chatStream) handle(ev hermes.Event) bool {
 	switch ev.Kind {
+	case hermes.EventModel:
+		// A fallback took over after the stream began: the chunks from
+		// now on name it.
+		st.model = ev.Text
+		st.setPrefix()
 	case hermes.EventTextDelta:
 		if st.s.opts.HoldAnswer {
 			st.held.WriteString(ev.Text)

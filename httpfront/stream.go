@@ -68,6 +68,9 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx, events <-chan hermes.Event, ca
 		writeError(ctx, first.Result.Err)
 		return
 	}
+	if first != nil && first.Kind == hermes.EventModel {
+		ctx.Response.Header.Set(modelHeader, first.Text) // a fallback answers
+	}
 	startSSE(ctx)
 	// Everything the writer goroutine needs is taken from ctx here, on the
 	// handler's goroutine: once the client is gone fasthttp may recycle ctx

@@ -216,13 +216,26 @@ models:
 	if len(s500.Calls()) != 1 || len(s429.Calls()) != 1 || len(good.Calls()) != 1 {
 		t.Fatalf("calls: 500=%d 429=%d good=%d; want one each", len(s500.Calls()), len(s429.Calls()), len(good.Calls()))
 	}
-	// The streaming answer comes from the fallback too.
-	if got := streamModel(t, h, "primary"); got != "from good" {
-		t.Fatalf("stream: %q", got)
+	// The streaming answer comes from the fallback too, and names it.
+	body := `{"model":"primary","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	resp, out := h.do(t, "POST", "/v1/chat/completions", body)
+	if got := streamModel(t, h, "primary"); got != "from good" || resp.Header.Get("X-Hermes-Model") != "good" ||
+		!strings.Contains(out, `"model":"good"`) || strings.Contains(out, `"model":"primary"`) {
+		t.Fatalf("stream: %q, header %q\n%s", got, resp.Header.Get("X-Hermes-Model"), out)
+	}
+	// A Responses answer, and its stored record, name the fallback too.
+	resp, out = h.do(t, "POST", "/v1/responses", `{"model":"primary","input":"hi"}`)
+	var rv struct{ ID, Model string }
+	json.Unmarshal([]byte(out), &rv)
+	if resp.StatusCode != 200 || rv.Model != "good" {
+		t.Fatalf("responses: %d %s", resp.StatusCode, out)
+	}
+	if _, out = h.do(t, "GET", "/v1/responses/"+rv.ID, ""); !strings.Contains(out, `"model":"good"`) {
+		t.Fatalf("stored response: %s", out)
 	}
 	// A refused request is not retried elsewhere.
 	code, _, v = chat(t, h, "bad-request", "hi")
-	if code == 200 || len(good.Calls()) != 2 {
+	if code == 200 || len(good.Calls()) != 4 {
 		t.Fatalf("bad-request: %d %v, good called %d times", code, v, len(good.Calls()))
 	}
 	// When every fallback fails, the last failure is the answer.
@@ -232,9 +245,9 @@ models:
 	}
 	_, metrics := h.do(t, "GET", "/metrics", "")
 	for _, want := range []string{
-		`hermes_model_fallbacks_total{fallback="five",model="primary"} 2`,
-		`hermes_model_fallbacks_total{fallback="rate",model="five"} 2`,
-		`hermes_model_fallbacks_total{fallback="good",model="rate"} 2`,
+		`hermes_model_fallbacks_total{fallback="five",model="primary"} 4`,
+		`hermes_model_fallbacks_total{fallback="rate",model="five"} 4`,
+		`hermes_model_fallbacks_total{fallback="good",model="rate"} 4`,
 		`hermes_model_fallbacks_total{fallback="rate",model="all-down"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {

@@ -24,6 +24,10 @@ type Request struct {
 	// as it arrives (the text it thinks before answering, kept apart from
 	// the answer).
 	OnReasoning func(text string)
+	// OnFallback, when set, is told the id of a fallback model that
+	// answers in place of a failed one, before its first output
+	// (Router.Model).
+	OnFallback func(model string)
 }
 
 // Response is what one model call produced.

@@ -85,31 +85,41 @@ func (r *Router) Resolve(model string) (*Route, error) {
 func (r *Router) Model(rt *Route) Model { return fallbackModel{r: r, rt: rt} }
 
 type fallbackModel struct {
-	r         *Router
-	rt        *Route
-	reasoning func(string) // the caller's OnReasoning
+	r  *Router
+	rt *Route
 }
 
 func (f fallbackModel) Stream(ctx context.Context, req Request, onDelta func(string)) (Response, error) {
 	tries := append([]*Route{f.rt}, f.rt.Fallbacks...)
-	f.reasoning = req.OnReasoning
+	onReasoning, onFallback := req.OnReasoning, req.OnFallback
 	for i, rt := range tries {
 		req.Model = rt.Upstream
 		started := false
-		if onReasoning := f.reasoning; onReasoning != nil {
+		// start marks the first output of this try; a fallback that
+		// answers is announced once, right before it.
+		start := func() {
+			if !started && i > 0 && onFallback != nil {
+				onFallback(rt.ID)
+			}
+			started = true
+		}
+		if onReasoning != nil {
 			req.OnReasoning = func(d string) {
-				started = true
+				start()
 				onReasoning(d)
 			}
 		}
 		out, err := rt.Model.Stream(ctx, req, func(d string) {
-			started = true
+			start()
 			if onDelta != nil {
 				onDelta(d)
 			}
 		})
 		out.Model = rt.ID
 		if err == nil || started || len(out.ToolCalls) > 0 || i == len(tries)-1 || ctx.Err() != nil || !fallsBack(err) {
+			if err == nil {
+				start()
+			}
 			return out, err
 		}
 		if f.r.onFallback != nil {

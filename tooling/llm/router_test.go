@@ -65,7 +65,8 @@ func TestRouterFallback(t *testing.T) {
 			second := &Route{ID: "second", Upstream: "up-second", Model: good}
 			main.Fallbacks = []*Route{second}
 			r := NewRouter(RouterOptions{Routes: []*Route{main, second}, OnFallback: func(from, to string, err error) { seen = append(seen, from+">"+to) }})
-			out, _ := r.Model(main).Stream(context.Background(), Request{Model: "ignored"}, func(string) {})
+			var announced []string
+			out, _ := r.Model(main).Stream(context.Background(), Request{Model: "ignored", OnFallback: func(m string) { announced = append(announced, m) }}, func(string) {})
 			if len(tc.first.calls) != 1 || tc.first.calls[0] != "up-main" {
 				t.Fatalf("first route asked for %q", tc.first.calls)
 			}
@@ -75,9 +76,11 @@ func TestRouterFallback(t *testing.T) {
 			want := "main"
 			if tc.fallback {
 				want = "second"
-				if good.calls[0] != "up-second" || out.Text != "ok" {
-					t.Fatalf("fallback asked for %q, answered %q", good.calls, out.Text)
+				if good.calls[0] != "up-second" || out.Text != "ok" || len(announced) != 1 || announced[0] != "second" {
+					t.Fatalf("fallback asked for %q, answered %q, announced %q", good.calls, out.Text, announced)
 				}
+			} else if len(announced) != 0 {
+				t.Fatalf("announced %q without a fallback", announced)
 			}
 			if out.Model != want {
 				t.Fatalf("answer names %q, want %q", out.Model, want)
