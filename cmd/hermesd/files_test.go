@@ -233,7 +233,7 @@ func TestFilesUploadLimits(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	fmt.Fprintf(conn, "POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n--b", 6291457)
+	fmt.Fprintf(conn, "POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n--b", 6291457)
 	resp, body, err := readAnswer(conn)
 	if err != nil || resp.StatusCode != 413 || !strings.Contains(body, "6291456") {
 		t.Fatalf("declared over the upload limit: %v %v %s", resp, err, body)

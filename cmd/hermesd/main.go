@@ -270,6 +270,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Runtime:            m.runtime,
 		Key:                c.Key,
 		CORSOrigins:        c.CORSOrigins,
+		BindHost:           c.Host,
+		AllowedHosts:       c.AllowedHosts,
 		ModelName:          c.ModelName,
 		ToolProgress:       c.ToolProgress,
 		AgentToolItems:     c.AgentToolItems,
