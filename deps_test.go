@@ -20,7 +20,7 @@ func TestImportRules(t *testing.T) {
 		"":             {mod + "/", "github.com/", "go.etcd.io/"}, // the root: standard library only
 		"/config":      {mod + "/actors", mod + "/httpfront", mod + "/persistence", mod + "/tooling", "github.com/", "go.etcd.io/"},
 		"/httpfront":   {mod + "/persistence", mod + "/tooling", "go.etcd.io/bbolt", mod + "/cmd"},
-		"/actors":      {"github.com/valyala/fasthttp", "github.com/fasthttp/router", mod + "/httpfront", mod + "/cmd"},
+		"/actors":      {"github.com/valyala/fasthttp", "github.com/fasthttp/router", "github.com/fasthttp/websocket", mod + "/httpfront", mod + "/cmd"},
 		"/persistence": {mod + "/actors", mod + "/httpfront", mod + "/tooling", mod + "/config"},
 		"/tooling":     {mod + "/actors", mod + "/httpfront", mod + "/persistence", mod + "/config", "go.etcd.io/bbolt"},
 		// Test support any package's tests may use: no server package, or

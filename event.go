@@ -67,6 +67,9 @@ type TurnResult struct {
 	Added  []Message
 	Finish FinishReason
 	Usage  Usage
+	// Model is the id of the model that answered last, when it differs
+	// from the one asked for or a router said (a fallback); "" otherwise.
+	Model string
 	// Err is set when the turn failed or was cut short; Text holds what was
 	// produced before.
 	Err *Error

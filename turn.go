@@ -12,6 +12,11 @@ type TurnRequest struct {
 	ResponseID string
 	// Previous is the response this turn continues (previous_response_id).
 	Previous string
+	// PreviousRecord, when set, is the record Previous names held by the
+	// caller rather than the store: a WebSocket connection keeps its latest
+	// store: false response, transcript included, so the next response on
+	// it can continue that chain. The runtime continues its Transcript.
+	PreviousRecord *StoredResponse
 	// Conversation is the named conversation this turn belongs to.
 	Conversation string
 	// System is the caller's system message or instructions, layered on

@@ -45,8 +45,28 @@ type Agent struct {
 	// at once (HERMES_MAX_PARALLEL_TOOLS, default 8): a response with 500
 	// terminal calls once started 500 processes together.
 	MaxParallelTools int
+	// Setup, when set, is asked at the start of each turn what it runs
+	// with for the model its request names (resolved by the front end):
+	// the model (with its fallbacks), the id sent upstream, the context
+	// window, the tools and the prompt. A reload (SIGHUP) changes its
+	// answers for new turns; a running turn keeps what it started with.
+	Setup func(model string) TurnSetup
 
-	running toolRuns
+	// running is shared by the turns' copies of the agent (Setup); New
+	// makes it, and an agent run without a Runtime tracks nothing.
+	running *toolRuns
+}
+
+// TurnSetup is what one turn runs with (Agent.Setup). Tools and Prompt nil
+// keep the agent's own.
+type TurnSetup struct {
+	Model         llm.Model
+	UpstreamModel string
+	Window        *llm.Window
+	Tools         *tooling.Registry
+	Prompt        func(callerSystem string) string
+	// NoTools sends the model no tools (a model without tool calling).
+	NoTools bool
 }
 
 // prompt returns what every model call of req's turn sends besides the
@@ -84,6 +104,9 @@ type emitFunc func(hermes.Event) bool
 // the request's new input. It never panics: a panic in a tool or the model
 // becomes the turn's error.
 func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.TurnRequest, emit emitFunc) (res hermes.TurnResult) {
+	if a.Setup != nil {
+		return a.forTurn(req.Model).Run(ctx, history, req, emit)
+	}
 	res.ResponseID = req.ResponseID
 	defer func() {
 		if p := recover(); p != nil {
@@ -156,6 +179,9 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
 		})
 		res.Usage.Add(out.Usage)
+		if out.Model != "" {
+			res.Model = out.Model
+		}
 		if out.Reasoning != "" {
 			if res.Reasoning != "" {
 				res.Reasoning += "\n\n"
@@ -359,6 +385,24 @@ type toolRun struct {
 	start    time.Time
 }
 
+// forTurn is the agent a turn for model runs: a copy with Setup's answer.
+func (a *Agent) forTurn(model string) *Agent {
+	ts := a.Setup(model)
+	t := *a
+	t.Setup = nil
+	t.Model, t.UpstreamModel, t.Window = ts.Model, ts.UpstreamModel, ts.Window
+	if ts.Tools != nil {
+		t.Tools = ts.Tools
+	}
+	if ts.Prompt != nil {
+		t.Prompt = ts.Prompt
+	}
+	if ts.NoTools {
+		t.Tools = nil
+	}
+	return &t
+}
+
 // toolRuns is the set of tool calls under way, including those abandoned
 // by their turn, so shutdown can say what it leaves behind.
 type toolRuns struct {
@@ -368,6 +412,9 @@ type toolRuns struct {
 
 func (s *toolRuns) add(c hermes.ToolCall) *toolRun {
 	tr := &toolRun{name: c.Name, id: c.ID, start: time.Now()}
+	if s == nil {
+		return tr
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
@@ -378,6 +425,9 @@ func (s *toolRuns) add(c hermes.ToolCall) *toolRun {
 }
 
 func (s *toolRuns) remove(tr *toolRun) {
+	if s == nil {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.m, tr)
@@ -386,7 +436,10 @@ func (s *toolRuns) remove(tr *toolRun) {
 // Running describes the tool calls still under way, oldest first, as
 // "NAME (CALL_ID) for DURATION".
 func (a *Agent) Running() []string {
-	s := &a.running
+	s := a.running
+	if s == nil {
+		return nil
+	}
 	s.mu.Lock()
 	runs := make([]*toolRun, 0, len(s.m))
 	for tr := range s.m {

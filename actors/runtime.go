@@ -128,6 +128,9 @@ func New(opts Options) *Runtime {
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return quiet }))
+	if opts.Agent != nil && opts.Agent.running == nil {
+		opts.Agent.running = &toolRuns{}
+	}
 	r := &Runtime{
 		opts:           opts,
 		agent:          opts.Agent,

@@ -15,6 +15,8 @@ import (
 // to it from any goroutine; writes go through the persistence actor.
 type Store interface {
 	Response(id string) (*hermes.StoredResponse, error)
+	// ResponseHead is Response without the items, for routing a turn.
+	ResponseHead(id string) (*hermes.StoredResponse, error)
 	Transcript(id string) ([]hermes.Message, error)
 	Conversation(id string) (*hermes.Conversation, error)
 	Idempotency(key string) (*hermes.IdempotencyEntry, bool, error)

@@ -19,6 +19,9 @@ const (
 type turnInput struct {
 	req  *hermes.TurnRequest
 	prev *hermes.StoredResponse // the record previous_response_id names
+	// local is true when prev is the caller's (req.PreviousRecord), never
+	// stored: its transcript is at hand and the store knows nothing of it.
+	local bool
 }
 
 // route resolves the routing key of a request and checks that what it
@@ -26,11 +29,24 @@ type turnInput struct {
 func (r *Runtime) route(req *hermes.TurnRequest) (string, *turnInput, error) {
 	in := &turnInput{req: req}
 	switch {
+	case req.PreviousRecord != nil && req.PreviousRecord.ID == req.Previous:
+		if req.Store {
+			// Its record would name a parent the store never had, and no
+			// later read could rebuild its transcript.
+			return "", nil, hermes.InvalidParam("store", "A response continuing a store: false response must not be stored: send store: false.")
+		}
+		in.prev, in.local = req.PreviousRecord, true
+		chain := in.prev.Chain
+		if chain == "" {
+			chain = in.prev.ID
+		}
+		return chainPrefix + chain, in, nil
 	case req.Previous != "":
 		if r.store == nil {
 			return "", nil, previousNotFound(req.Previous)
 		}
-		prev, err := r.store.Response(req.Previous)
+		// The head only: a long tool output need not be decoded to route.
+		prev, err := r.store.ResponseHead(req.Previous)
 		if err != nil {
 			if hermes.ErrorCode(err) == hermes.ENotFound {
 				return "", nil, previousNotFound(req.Previous)
@@ -197,6 +213,9 @@ func unstored(res *hermes.TurnResult, cerr error) {
 // from growing with its chain.
 func (r *Runtime) history(in *turnInput, last *hermes.StoredResponse) (history []hermes.Message, parent string, conv *hermes.Conversation, err error) {
 	req := in.req
+	if in.local {
+		return in.prev.Transcript, in.prev.ID, nil, nil
+	}
 	if in.prev != nil {
 		history, err = r.transcript(in.prev.ID, last)
 		return history, in.prev.ID, nil, err

@@ -82,6 +82,9 @@ func (s *Server) decodeChat(body []byte) (*chatRequest, *hermes.TurnRequest, err
 			return nil, nil, hermes.InvalidParam("messages["+itoa(i)+"].role", "unknown role '%s'", m.Role)
 		}
 	}
+	if err := s.checkImages(req.Input, "messages"); err != nil {
+		return nil, nil, err
+	}
 	req.System = strings.Join(system, "\n\n")
 	if len(req.Input) == 0 {
 		// A lone system message (LibreChat's title request): answer it as
@@ -131,9 +134,11 @@ func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	req.ResponseID = s.opts.NewID("chatcmpl-")
-	if req.Model == "" {
-		req.Model = s.opts.ModelName
+	if req.Model, err = s.resolveModel(req.Model); err != nil {
+		writeError(ctx, err)
+		return
 	}
+	ctx.Response.Header.Set(modelHeader, req.Model)
 	req.Progress = cr.Stream
 	events, cancel, err := s.submit(req)
 	if err != nil {
@@ -146,6 +151,10 @@ func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx) {
 		if res.Err != nil {
 			writeError(ctx, res.Err)
 			return
+		}
+		if res.Model != "" { // a fallback answered
+			req.Model = res.Model
+			ctx.Response.Header.Set(modelHeader, req.Model)
 		}
 		ctx.SetContentType("application/json")
 		ctx.Response.SetBodyRaw(s.appendCompletion(make([]byte, 0, 512+len(res.Text)), req, res))

@@ -11,11 +11,11 @@ import (
 // It is the only place that decides statuses.
 func status(code string) (int, string) {
 	switch code {
-	case hermes.EInvalid, hermes.EPreviousNotFound, hermes.EContextLength:
+	case hermes.EInvalid, hermes.EPreviousNotFound, hermes.EContextLength, hermes.EModelNotVision:
 		return fasthttp.StatusBadRequest, "invalid_request_error"
 	case hermes.EUnauthorized:
 		return fasthttp.StatusUnauthorized, "invalid_request_error"
-	case hermes.ENotFound:
+	case hermes.ENotFound, hermes.EModelNotFound:
 		return fasthttp.StatusNotFound, "invalid_request_error"
 	case hermes.EMethodNotAllowed:
 		return fasthttp.StatusMethodNotAllowed, "invalid_request_error"

@@ -12,6 +12,7 @@ import (
 
 func (s *Server) responseRoutes(r *router.Router) {
 	r.POST("/v1/responses", s.idempotent("responses", s.createResponse))
+	r.GET("/v1/responses", s.responsesSocket)
 	r.GET("/v1/responses/{id}", s.getResponse)
 	r.DELETE("/v1/responses/{id}", s.deleteResponse)
 	r.GET("/v1/responses/{id}/input_items", s.inputItems)
@@ -74,6 +75,7 @@ func (s *Server) createResponse(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	req.ResponseID = s.opts.NewID("resp_")
+	ctx.Response.Header.Set(modelHeader, req.Model)
 	if rr.Background {
 		s.startBackground(ctx, req)
 		return

@@ -99,9 +99,10 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	if err := decodeObject(body, &rr); err != nil {
 		return nil, nil, err
 	}
-	req := &hermes.TurnRequest{Model: rr.Model, Previous: rr.PreviousResponseID, Store: true, Background: rr.Background}
-	if req.Model == "" {
-		req.Model = s.opts.ModelName
+	req := &hermes.TurnRequest{Previous: rr.PreviousResponseID, Store: true, Background: rr.Background}
+	var err error
+	if req.Model, err = s.resolveModel(rr.Model); err != nil {
+		return nil, nil, err
 	}
 	if rr.Store != nil {
 		req.Store = *rr.Store
@@ -134,6 +135,9 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	// the input itself.
 	input, sys, err := s.decodeInput(rr.Input, inputScope{param: "input", whole: rr.PreviousResponseID == "" && conv == ""})
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.checkImages(input, "input"); err != nil {
 		return nil, nil, err
 	}
 	req.Input = input

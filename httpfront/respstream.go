@@ -21,6 +21,7 @@ type responseStream struct {
 	index  int    // output index of the next item
 	openID string // the message item receiving text, "" when none
 	text   []byte // text of the open message item
+	held   []byte // text not sent yet (Options.HoldAnswer)
 	// thinkID is the reasoning item receiving reasoning, "" when none;
 	// thinkK its output index and thought its text so far.
 	thinkID string
@@ -60,9 +61,7 @@ func (st *responseStream) stub(status hermes.Status) *hermes.StoredResponse {
 
 // event writes one event: type and sequence_number first, then fields.
 func (st *responseStream) event(typ string, fields map[string]any) {
-	b := append(st.sw.buf[:0], "event: "...)
-	b = append(b, typ...)
-	b = append(b, "\ndata: {\"type\":"...)
+	b := append(st.sw.begin(typ), `{"type":`...)
 	b = appendString(b, typ)
 	b = append(b, `,"sequence_number":`...)
 	b = appendInt(b, st.seq)
@@ -74,8 +73,7 @@ func (st *responseStream) event(typ string, fields map[string]any) {
 			b = append(b, body[1:len(body)-1]...)
 		}
 	}
-	st.sw.buf = append(b, "}\n\n"...)
-	st.sw.write(st.sw.buf)
+	st.sw.end(append(b, '}'))
 }
 
 func (st *responseStream) nextID(prefix string) (string, int) {
@@ -149,7 +147,7 @@ func (st *responseStream) delta(text string) {
 	}
 	st.text = append(st.text, text...)
 	// The hot path: built by hand.
-	b := append(st.sw.buf[:0], "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":"...)
+	b := append(st.sw.begin("response.output_text.delta"), `{"type":"response.output_text.delta","sequence_number":`...)
 	b = appendInt(b, st.seq)
 	st.seq++
 	b = append(b, `,"item_id":`...)
@@ -158,8 +156,7 @@ func (st *responseStream) delta(text string) {
 	b = appendInt(b, int64(st.index-1))
 	b = append(b, `,"content_index":0,"delta":`...)
 	b = appendString(b, text)
-	st.sw.buf = append(b, ",\"logprobs\":[]}\n\n"...)
-	st.sw.write(st.sw.buf)
+	st.sw.end(append(b, `,"logprobs":[]}`...))
 }
 
 // closeMessage finishes the open message item, if any, with status
@@ -231,6 +228,18 @@ func (st *responseStream) toolFinished(t *hermes.ToolEvent) {
 }
 
 func (st *responseStream) handle(ev hermes.Event) bool {
+	if st.s.opts.HoldAnswer {
+		// API_SERVER_STREAMING=false: a message's text goes out as one
+		// delta when something else comes (a tool, the end).
+		if ev.Kind == hermes.EventTextDelta {
+			st.held = append(st.held, ev.Text...)
+			return true
+		}
+		if len(st.held) > 0 && ev.Kind != hermes.EventReasoningDelta {
+			st.delta(string(st.held))
+			st.held = st.held[:0]
+		}
+	}
 	switch ev.Kind {
 	case hermes.EventTextDelta:
 		st.delta(ev.Text)
@@ -304,7 +313,10 @@ func (st *responseStream) done(res *hermes.TurnResult) {
 		typ = "response.incomplete"
 	}
 	st.event(typ, map[string]any{"response": st.s.responseObj(rec)})
-	st.sw.write([]byte("data: [DONE]\n\n"))
+	if st.sw.ws == nil {
+		// A WebSocket message is an event; its stream has no end marker.
+		st.sw.write([]byte("data: [DONE]\n\n"))
+	}
 }
 
 func nullable(s string) any {

@@ -23,7 +23,14 @@ type Options struct {
 	Runtime     *actors.Runtime
 	Key         string   // API_SERVER_KEY; empty: open (loopback binds only)
 	CORSOrigins []string // API_SERVER_CORS_ORIGINS
-	ModelName   string   // API_SERVER_MODEL_NAME
+	ModelName   string   // API_SERVER_MODEL_NAME; the one model when Models is nil
+	// Models, when set, are the models clients may name (config.yaml's
+	// models:); it is asked on every request, so a reload shows at once.
+	Models Models
+	// HoldAnswer sends a stream's answer text as one chunk at its end
+	// (API_SERVER_STREAMING=false, hermes-agent's switch for clients that
+	// cannot take deltas); tool progress stays live.
+	HoldAnswer bool
 	// ToolProgress is the default progress mode: inline, events or off.
 	ToolProgress string
 	// AgentToolItems is how the Responses API shows the agent's own tool
@@ -89,6 +96,7 @@ type Server struct {
 	budget  bodyBudget
 	router  *router.Router
 	created int64 // the model's "created" timestamp
+	sockets sockets
 }
 
 // New builds the server and its routes.
@@ -203,9 +211,15 @@ func New(opts Options) *Server {
 func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(newRetryListener(ln, s.log)) }
 
 // Shutdown stops accepting connections and waits for open requests,
-// streams included, to finish. Streams end when their turns do, so call it
+// streams and WebSocket responses included, to finish. Streams end when their turns do, so call it
 // alongside the runtime's drain.
-func (s *Server) Shutdown() error { return s.srv.Shutdown() }
+func (s *Server) Shutdown() error {
+	done := make(chan struct{})
+	go func() { s.sockets.shutdown(); close(done) }()
+	err := s.srv.Shutdown()
+	<-done
+	return err
+}
 
 type fasthttpLogger struct{ log *slog.Logger }
 
@@ -385,32 +399,6 @@ func principal(ctx *fasthttp.RequestCtx) string {
 func (s *Server) health(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	ctx.SetBodyString(`{"status":"ok","platform":"hermes-agent"}`)
-}
-
-func (s *Server) appendModel(b []byte) []byte {
-	b = append(b, `{"id":`...)
-	b = appendString(b, s.opts.ModelName)
-	b = append(b, `,"object":"model","created":`...)
-	b = appendInt(b, s.created)
-	return append(b, `,"owned_by":"hermes"}`...)
-}
-
-func (s *Server) models(ctx *fasthttp.RequestCtx) {
-	b := append([]byte(nil), `{"object":"list","data":[`...)
-	b = s.appendModel(b)
-	b = append(b, "]}"...)
-	ctx.SetContentType("application/json")
-	ctx.Response.SetBodyRaw(b)
-}
-
-func (s *Server) model(ctx *fasthttp.RequestCtx) {
-	id, _ := ctx.UserValue("id").(string)
-	if id != s.opts.ModelName {
-		writeError(ctx, &hermes.Error{Code: hermes.ENotFound, Param: "model", Message: "The model '" + id + "' does not exist"})
-		return
-	}
-	ctx.SetContentType("application/json")
-	ctx.Response.SetBodyRaw(s.appendModel(nil))
 }
 
 // Tool is one agent tool GET /v1/tools lists: its name and the server

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"strings"
 	"time"
 
 	hermes "github.com/hermesd/hermesd"
@@ -25,6 +26,29 @@ type sseWriter struct {
 	// rec keeps a copy of every frame when the request carries an
 	// Idempotency-Key, for its duplicates to replay.
 	rec *recording
+	// ws, when set, takes each frame as a WebSocket text message, bare
+	// JSON without SSE framing (Responses over WebSocket).
+	ws *socket
+}
+
+// begin starts a frame for an event of type typ: its SSE framing, or
+// nothing on a WebSocket. The event's JSON follows; end finishes it.
+func (sw *sseWriter) begin(typ string) []byte {
+	if sw.ws != nil {
+		return sw.buf[:0]
+	}
+	b := append(sw.buf[:0], "event: "...)
+	b = append(b, typ...)
+	return append(b, "\ndata: "...)
+}
+
+// end finishes a frame begun by begin and writes it.
+func (sw *sseWriter) end(b []byte) {
+	if sw.ws == nil {
+		b = append(b, "\n\n"...)
+	}
+	sw.buf = b
+	sw.write(b)
 }
 
 // write sends one frame (recorded for replay when the request has a key).
@@ -40,6 +64,12 @@ func (sw *sseWriter) send(b []byte) {
 	if sw.failed {
 		return
 	}
+	if sw.ws != nil {
+		if sw.ws.write(b) != nil {
+			sw.fail()
+		}
+		return
+	}
 	if sw.conn != nil {
 		_ = sw.conn.SetWriteDeadline(time.Now().Add(sw.timeout))
 	}
@@ -53,6 +83,9 @@ func (sw *sseWriter) send(b []byte) {
 func (sw *sseWriter) flush() bool {
 	if sw.failed {
 		return false
+	}
+	if sw.ws != nil {
+		return true // each message went out whole as it was written
 	}
 	if sw.conn != nil {
 		_ = sw.conn.SetWriteDeadline(time.Now().Add(sw.timeout))
@@ -71,6 +104,9 @@ func (sw *sseWriter) fail() {
 
 // keepAlive sends an SSE comment. It is not recorded: a replay is not idle.
 func (sw *sseWriter) keepAlive() bool {
+	if sw.ws != nil {
+		return !sw.failed // the connection's own pings keep it alive
+	}
 	sw.send([]byte(": keep-alive\n\n"))
 	return sw.flush()
 }
@@ -129,6 +165,9 @@ type chatStream struct {
 	includeUsage bool
 	prefix       []byte // `data: {"id":…,"choices":[` shared by every chunk
 	sw           *sseWriter
+	// held is the answer text kept for one chunk at the end
+	// (API_SERVER_STREAMING=false).
+	held strings.Builder
 }
 
 func (st *chatStream) run(sw *sseWriter) {
@@ -186,6 +225,10 @@ func (st *chatStream) reasoning(text string) {
 func (st *chatStream) handle(ev hermes.Event) bool {
 	switch ev.Kind {
 	case hermes.EventTextDelta:
+		if st.s.opts.HoldAnswer {
+			st.held.WriteString(ev.Text)
+			break
+		}
 		st.content(ev.Text)
 	case hermes.EventReasoningDelta:
 		st.reasoning(ev.Text)
@@ -232,6 +275,9 @@ func (st *chatStream) toolCall(index int, c hermes.ToolCall, part callPart) {
 }
 
 func (st *chatStream) done(res *hermes.TurnResult) {
+	if st.held.Len() > 0 {
+		st.content(st.held.String())
+	}
 	if res.Err != nil {
 		b := append(st.sw.buf[:0], `data: {"error":`...)
 		b = appendErrorObject(b, res.Err)

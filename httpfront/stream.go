@@ -17,9 +17,15 @@ const turnChannelSize = 16
 // submit starts a turn whose events the returned channel carries; cancel
 // ends the turn and must be called.
 func (s *Server) submit(req *hermes.TurnRequest) (<-chan hermes.Event, context.CancelFunc, error) {
+	return s.submitIn(context.Background(), req)
+}
+
+// submitIn is submit for a turn that also ends when parent does (its
+// WebSocket connection closes).
+func (s *Server) submitIn(parent context.Context, req *hermes.TurnRequest) (<-chan hermes.Event, context.CancelFunc, error) {
 	// Only a stream can notice its client leaving (a write fails), so only
 	// a stream's turn needs a context to cancel; the others skip the cost.
-	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	ctx, cancel := parent, context.CancelFunc(func() {})
 	if req.Progress {
 		ctx, cancel = context.WithCancel(ctx)
 	}

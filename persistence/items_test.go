@@ -129,6 +129,13 @@ func TestItemsStoredOnce(t *testing.T) {
 	if n := checkItems(t, s); n != 200 {
 		t.Errorf("%d item records, want 200", n)
 	}
+	head, err := s.ResponseHead(prev.ID)
+	if err != nil || head.Parent != "r198" || head.Input != nil || head.Output != nil || head.Status != hermes.StatusCompleted {
+		t.Errorf("ResponseHead = %+v, %v; want the record without its items", head, err)
+	}
+	if _, err := s.ResponseHead("nope"); hermes.ErrorCode(err) != hermes.ENotFound {
+		t.Errorf("ResponseHead(missing) = %v", err)
+	}
 }
 
 // TestBranchingSharesPrefix: two responses continuing one parent share its

@@ -226,7 +226,14 @@ func (s *Store) Path() string { return s.path }
 // Response returns the stored response id with its own items (Consumed,
 // Input, Output), or an ENotFound error. Its Transcript is not filled in:
 // that is Transcript's job.
-func (s *Store) Response(id string) (*hermes.StoredResponse, error) {
+func (s *Store) Response(id string) (*hermes.StoredResponse, error) { return s.response(id, true) }
+
+// ResponseHead returns the stored response id without its items: what
+// continuing it needs (its chain, its parent), without decoding a turn's
+// possibly large tool outputs.
+func (s *Store) ResponseHead(id string) (*hermes.StoredResponse, error) { return s.response(id, false) }
+
+func (s *Store) response(id string, withItems bool) (*hermes.StoredResponse, error) {
 	var data, node []byte
 	var parent string
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -235,7 +242,9 @@ func (s *Store) Response(id string) (*hermes.StoredResponse, error) {
 			return nil
 		}
 		data = bytes.Clone(v)
-		node = bytes.Clone(tx.Bucket(bucketItems).Get([]byte(id)))
+		if withItems {
+			node = bytes.Clone(tx.Bucket(bucketItems).Get([]byte(id)))
+		}
 		_, parent, _ = readRefs(tx.Bucket(bucketItemRefs), id)
 		return nil
 	})
@@ -249,6 +258,10 @@ func (s *Store) Response(id string) (*hermes.StoredResponse, error) {
 	if err != nil {
 		return nil, err
 	}
+	r.Parent = parent
+	if !withItems {
+		return r, nil
+	}
 	if node == nil {
 		return nil, &hermes.Error{Code: hermes.EInternal,
 			Message: fmt.Sprintf("stored response %q is corrupt: its items are missing", id)}
@@ -257,7 +270,6 @@ func (s *Store) Response(id string) (*hermes.StoredResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.Parent = parent
 	r.Consumed, r.Input, r.Output = n.consumed(), n.input(), n.output()
 	return r, nil
 }

@@ -126,7 +126,7 @@ func TestFloodAboveTurnCap(t *testing.T) {
 // Logs are structured, one line per request carrying the request id that
 // the response's X-Request-Id names, and never the API key.
 func TestRequestLogLines(t *testing.T) {
-	var buf syncBuffer
+	var buf hermestest.SyncBuffer
 	const key = "log-test-key-123"
 	m := NewMain()
 	if err := m.ParseFlags([]string{"--log-format", "json"}, lookupIn(map[string]string{
@@ -172,24 +172,3 @@ func TestRequestLogLines(t *testing.T) {
 		t.Fatal("the API key reached the logs")
 	}
 }
-
-// syncBuffer is a bytes.Buffer safe for the logger's writes and the
-// test's read.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]byte(nil), s.b.Bytes()...)
-}
-
-func (s *syncBuffer) String() string { return string(s.Bytes()) }

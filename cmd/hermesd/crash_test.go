@@ -4,15 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,120 +17,23 @@ import (
 	"github.com/hermesd/hermesd/internal/hermestest"
 )
 
-// buildHermesd builds ./cmd/hermesd into a temp directory of t.
-func buildHermesd(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "hermesd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // TestCrash runs the real binary as a subprocess: built once, shared by
 // the subtests.
 func TestCrash(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds, kills and signals a hermesd process")
 	}
-	bin := buildHermesd(t)
+	bin := hermestest.Build(t)
 	t.Run("SIGKILLLosesNoAcknowledgedResponse", func(t *testing.T) { crashSIGKILL(t, bin) })
 	t.Run("SIGTERMDrainsStream", func(t *testing.T) { crashSIGTERM(t, bin) })
 	t.Run("SIGTERMBoundedWhenStuck", func(t *testing.T) { crashSIGTERMStuck(t, bin) })
 	t.Run("BackgroundAfterCrash", func(t *testing.T) { crashBackground(t, bin) })
 }
 
-// proc is a hermesd process.
-type proc struct {
-	cmd    *exec.Cmd
-	base   string      // http://127.0.0.1:port
-	stderr *syncBuffer // read while the process still writes it
-	exited chan struct{}
-	err    error // cmd.Wait's result, valid once exited is closed
-}
-
-var crashClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 30 * time.Second}
-
-// startProc starts the binary on home and a free port and waits until it
-// answers /health.
-func startProc(t *testing.T, bin, home, ws string, extra ...string) *proc {
-	t.Helper()
-	return startProcArgv(t, []string{bin}, home, ws, extra...)
-}
-
-// startProcArgv is startProc for a command line that runs the binary
-// (under prlimit, for example).
-func startProcArgv(t *testing.T, argv []string, home, ws string, extra ...string) *proc {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	p := &proc{base: fmt.Sprintf("http://127.0.0.1:%d", port), stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "OPENAI_") && !strings.HasPrefix(kv, "API_SERVER_") && !strings.HasPrefix(kv, "HERMES_") {
-			env = append(env, kv)
-		}
-	}
-	p.cmd.Env = append(env, "HERMES_HOME="+home, "HERMES_WORKSPACE="+ws, "API_SERVER_HOST=127.0.0.1",
-		fmt.Sprintf("API_SERVER_PORT=%d", port), "API_SERVER_MAX_STORED_RESPONSES=100000", "HERMES_LOG_LEVEL=warn")
-	p.cmd.Env = append(p.cmd.Env, extra...)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := crashClient.Get(p.base + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
-			}
-		}
-		select {
-		case <-p.exited:
-			t.Fatalf("hermesd exited at start: %v\n%s", p.err, p.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hermesd did not come up: %v\n%s", err, p.stderr)
-		}
-		time.Sleep(20 * time.Millisecond) // polling: nothing signals readiness
-	}
-}
-
-// waitExit waits up to d for the process to exit and returns its code.
-func (p *proc) waitExit(t *testing.T, d time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.exited:
-	case <-time.After(d):
-		t.Fatalf("hermesd did not exit within %v\n%s", d, p.stderr)
-	}
-	var ee *exec.ExitError
-	if errors.As(p.err, &ee) {
-		return ee.ExitCode()
-	}
-	if p.err != nil {
-		t.Fatalf("wait: %v", p.err)
-	}
-	return 0
-}
-
-// respond posts a /v1/responses turn and returns the response id on 200.
-func (p *proc) respond(input, previous string, store bool) (string, int, error) {
+// respond posts a /v1/responses turn to p and returns the response id on 200.
+func respond(p *hermestest.Process, input, previous string, store bool) (string, int, error) {
 	body, _ := json.Marshal(map[string]any{"input": input, "previous_response_id": previous, "store": store})
-	resp, err := crashClient.Post(p.base+"/v1/responses", "application/json", bytes.NewReader(body))
+	resp, err := hermestest.HTTP.Post(p.Base+"/v1/responses", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return "", 0, err
 	}
@@ -164,7 +62,7 @@ func crashSIGKILL(t *testing.T, bin string) {
 	home, ws := t.TempDir(), t.TempDir()
 	var acked []string
 	for round := 0; round < 3; round++ {
-		p := startProc(t, bin, home, ws)
+		p := hermestest.StartProcess(t, []string{bin}, home, ws)
 		var mu sync.Mutex
 		progress := make(chan struct{}, 1024)
 		var wg sync.WaitGroup
@@ -174,7 +72,7 @@ func crashSIGKILL(t *testing.T, bin string) {
 				defer wg.Done()
 				prev := ""
 				for i := 0; ; i++ {
-					id, _, err := p.respond(fmt.Sprintf("round %d writer %d turn %d", round, w, i), prev, true)
+					id, _, err := respond(p, fmt.Sprintf("round %d writer %d turn %d", round, w, i), prev, true)
 					if err != nil {
 						return // the server died under us: that turn was never acknowledged
 					}
@@ -194,22 +92,22 @@ func crashSIGKILL(t *testing.T, bin string) {
 			select {
 			case <-progress:
 			case <-time.After(10 * time.Second):
-				t.Fatalf("round %d: no progress\n%s", round, p.stderr)
+				t.Fatalf("round %d: no progress\n%s", round, p.Stderr)
 			}
 		}
 		time.Sleep(time.Duration(rand.IntN(150)) * time.Millisecond) // the random kill moment (not synchronisation)
-		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		wg.Wait()
-		<-p.exited
+		<-p.Exited
 
-		q := startProc(t, bin, home, ws)
+		q := hermestest.StartProcess(t, []string{bin}, home, ws)
 		mu.Lock()
 		ids := append([]string(nil), acked...)
 		mu.Unlock()
 		for _, id := range ids {
-			resp, err := crashClient.Get(q.base + "/v1/responses/" + id)
+			resp, err := hermestest.HTTP.Get(q.Base + "/v1/responses/" + id)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -218,24 +116,24 @@ func crashSIGKILL(t *testing.T, bin string) {
 			if resp.StatusCode != 200 || !strings.Contains(string(b), `"status":"completed"`) {
 				t.Fatalf("round %d: acknowledged %s lost after SIGKILL: %d %s", round, id, resp.StatusCode, b)
 			}
-			if _, _, err := q.respond("continue", id, false); err != nil {
+			if _, _, err := respond(q, "continue", id, false); err != nil {
 				t.Fatalf("round %d: acknowledged %s cannot be continued: %v", round, id, err)
 			}
 		}
 		t.Logf("round %d: %d acknowledged responses survive", round, len(ids))
-		_ = q.cmd.Process.Signal(syscall.SIGTERM)
-		if code := q.waitExit(t, 10*time.Second); code != 0 {
-			t.Fatalf("clean stop exited %d\n%s", code, q.stderr)
+		_ = q.Cmd.Process.Signal(syscall.SIGTERM)
+		if code := q.WaitExit(t, 10*time.Second); code != 0 {
+			t.Fatalf("clean stop exited %d\n%s", code, q.Stderr)
 		}
 	}
 }
 
 // openStream starts a streaming chat turn and returns its reader once the
 // first frame has arrived.
-func openStream(t *testing.T, p *proc, content string) (*http.Response, *bufio.Reader) {
+func openStream(t *testing.T, p *hermestest.Process, content string) (*http.Response, *bufio.Reader) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"stream": true, "messages": []any{map[string]any{"role": "user", "content": content}}})
-	resp, err := crashClient.Post(p.base+"/v1/chat/completions", "application/json", bytes.NewReader(body))
+	resp, err := hermestest.HTTP.Post(p.Base+"/v1/chat/completions", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,14 +152,14 @@ func openStream(t *testing.T, p *proc, content string) (*http.Response, *bufio.R
 // store reopens cleanly either way.
 func crashSIGTERM(t *testing.T, bin string) {
 	home, ws := t.TempDir(), t.TempDir()
-	p := startProc(t, bin, home, ws)
-	id, _, err := p.respond("remember me", "", true)
+	p := hermestest.StartProcess(t, []string{bin}, home, ws)
+	id, _, err := respond(p, "remember me", "", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	resp, r := openStream(t, p, "/tokens 20\n/delay 30ms")
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	rest, err := io.ReadAll(r)
@@ -269,47 +167,47 @@ func crashSIGTERM(t *testing.T, bin string) {
 	if err != nil || !strings.HasSuffix(string(rest), "data: [DONE]\n\n") || !strings.Contains(string(rest), "tok20") {
 		t.Fatalf("stream cut by SIGTERM: %v %q", err, rest)
 	}
-	if code := p.waitExit(t, 10*time.Second); code != 0 {
-		t.Fatalf("graceful stop exited %d\n%s", code, p.stderr)
+	if code := p.WaitExit(t, 10*time.Second); code != 0 {
+		t.Fatalf("graceful stop exited %d\n%s", code, p.Stderr)
 	}
 
 	// A second SIGTERM while a long turn drains: out at once.
-	p = startProc(t, bin, home, ws, "API_SERVER_SHUTDOWN_GRACE=30s")
+	p = hermestest.StartProcess(t, []string{bin}, home, ws, "API_SERVER_SHUTDOWN_GRACE=30s")
 	resp, _ = openStream(t, p, "/tokens 5\n/delay 10s")
 	defer resp.Body.Close()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// The first signal must be handled before the second is sent: wait
 	// for the server to stop answering new connections.
 	// Polling: no event marks the listener closing.
 	hermestest.Eventually(t, "hermesd to stop accepting after SIGTERM", func() bool {
-		hr, err := crashClient.Get(p.base + "/health")
+		hr, err := hermestest.HTTP.Get(p.Base + "/health")
 		if err == nil {
 			hr.Body.Close()
 		}
 		return err != nil
 	})
 	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	code := p.waitExit(t, 3*time.Second)
+	code := p.WaitExit(t, 3*time.Second)
 	if code == 0 || time.Since(start) > 2*time.Second {
 		t.Fatalf("second SIGTERM: exit %d after %v", code, time.Since(start))
 	}
 
 	// The store reopens cleanly and still holds what was committed.
-	q := startProc(t, bin, home, ws)
-	gr, err := crashClient.Get(q.base + "/v1/responses/" + id)
+	q := hermestest.StartProcess(t, []string{bin}, home, ws)
+	gr, err := hermestest.HTTP.Get(q.Base + "/v1/responses/" + id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	gr.Body.Close()
 	if gr.StatusCode != 200 {
-		t.Fatalf("after the forced exit, %s: status %d\n%s", id, gr.StatusCode, q.stderr)
+		t.Fatalf("after the forced exit, %s: status %d\n%s", id, gr.StatusCode, q.Stderr)
 	}
-	if _, _, err := q.respond("and again", id, true); err != nil {
+	if _, _, err := respond(q, "and again", id, true); err != nil {
 		t.Fatalf("continue after reopen: %v", err)
 	}
 }

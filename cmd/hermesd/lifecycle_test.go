@@ -68,28 +68,28 @@ func crashSIGTERMStuck(t *testing.T, bin string) {
 		t.Run(tc.name, func(t *testing.T) {
 			home, ws := t.TempDir(), t.TempDir()
 			const grace = 1500 * time.Millisecond
-			p := startProc(t, bin, home, ws, append([]string{"API_SERVER_SHUTDOWN_GRACE=" + grace.String()}, tc.env...)...)
+			p := hermestest.StartProcess(t, []string{bin}, home, ws, append([]string{"API_SERVER_SHUTDOWN_GRACE=" + grace.String()}, tc.env...)...)
 			resp, _ := openStream(t, p, tc.prompt)
 			defer resp.Body.Close()
 			start := time.Now()
-			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			code := p.waitExit(t, grace+10*time.Second)
+			code := p.WaitExit(t, grace+10*time.Second)
 			took := time.Since(start)
 			t.Logf("%s: exit %d after %v (grace %v)", tc.name, code, took.Round(time.Millisecond), grace)
 			if code == 0 || took > grace+3*time.Second {
-				t.Fatalf("exit %d after %v, want non-zero soon after the %v grace\n%s", code, took, grace, p.stderr)
+				t.Fatalf("exit %d after %v, want non-zero soon after the %v grace\n%s", code, took, grace, p.Stderr)
 			}
-			log := p.stderr.String()
+			log := p.Stderr.String()
 			if !strings.Contains(log, "shutdown incomplete") || !strings.Contains(log, "chatcmpl-") {
 				t.Fatalf("the log does not say what was cut short:\n%s", log)
 			}
 			t.Logf("%s: %s", tc.name, strings.TrimSpace(log[strings.Index(log, "level=ERROR"):]))
-			q := startProc(t, bin, home, ws)
-			_ = q.cmd.Process.Signal(syscall.SIGTERM)
-			if code := q.waitExit(t, 10*time.Second); code != 0 {
-				t.Fatalf("restart then clean stop exited %d\n%s", code, q.stderr)
+			q := hermestest.StartProcess(t, []string{bin}, home, ws)
+			_ = q.Cmd.Process.Signal(syscall.SIGTERM)
+			if code := q.WaitExit(t, 10*time.Second); code != 0 {
+				t.Fatalf("restart then clean stop exited %d\n%s", code, q.Stderr)
 			}
 		})
 	}
@@ -132,14 +132,14 @@ func TestCloseIsBoundedWhenTheModelIgnoresCancel(t *testing.T) {
 }
 
 // procJSON sends a request to p and decodes its JSON answer.
-func procJSON(t *testing.T, p *proc, method, path, body string) (int, map[string]any) {
+func procJSON(t *testing.T, p *hermestest.Process, method, path, body string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, p.base+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, p.Base+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := crashClient.Do(req)
+	resp, err := hermestest.HTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func procJSON(t *testing.T, p *proc, method, path, body string) (int, map[string
 // answers 409 with the reason (it used to answer 200, changing nothing).
 func crashBackground(t *testing.T, bin string) {
 	home, ws := t.TempDir(), t.TempDir()
-	p := startProc(t, bin, home, ws)
+	p := hermestest.StartProcess(t, []string{bin}, home, ws)
 	_, running := procJSON(t, p, "POST", "/v1/responses", `{"input":"/sleep 60s","background":true}`)
 	runID, _ := running["id"].(string)
 	// Polling: no event marks the turn starting.
@@ -171,12 +171,12 @@ func crashBackground(t *testing.T, bin string) {
 	if queued["status"] != "queued" {
 		t.Fatalf("second background response: %v", queued)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-p.exited
+	<-p.Exited
 
-	q := startProc(t, bin, home, ws)
+	q := hermestest.StartProcess(t, []string{bin}, home, ws)
 	for _, id := range []string{runID, queuedID} {
 		st, r := procJSON(t, q, "GET", "/v1/responses/"+id, "")
 		e, _ := r["error"].(map[string]any)
@@ -190,12 +190,12 @@ func crashBackground(t *testing.T, bin string) {
 			t.Fatalf("cancel of %s after the crash: %d %v", id, st, r)
 		}
 	}
-	_ = q.cmd.Process.Signal(syscall.SIGTERM)
-	if code := q.waitExit(t, 10*time.Second); code != 0 {
-		t.Fatalf("clean stop exited %d\n%s", code, q.stderr)
+	_ = q.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := q.WaitExit(t, 10*time.Second); code != 0 {
+		t.Fatalf("clean stop exited %d\n%s", code, q.Stderr)
 	}
-	if !strings.Contains(q.stderr.String(), "server_restarted") || !strings.Contains(q.stderr.String(), "count=2") {
-		t.Fatalf("the restart does not log what it marked:\n%s", q.stderr)
+	if !strings.Contains(q.Stderr.String(), "server_restarted") || !strings.Contains(q.Stderr.String(), "count=2") {
+		t.Fatalf("the restart does not log what it marked:\n%s", q.Stderr)
 	}
 }
 

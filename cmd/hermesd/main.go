@@ -10,12 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,7 +29,6 @@ import (
 	"github.com/hermesd/hermesd/tooling/llm"
 	"github.com/hermesd/hermesd/tooling/mcp"
 	"github.com/hermesd/hermesd/tooling/memory"
-	"github.com/hermesd/hermesd/tooling/prompt"
 	"github.com/hermesd/hermesd/tooling/redact"
 	"github.com/hermesd/hermesd/tooling/skills"
 	"github.com/hermesd/hermesd/tooling/terminal"
@@ -114,10 +113,18 @@ type Main struct {
 	runtime *actors.Runtime
 	term    *terminal.Tool // stopped at Close: its background commands
 	mcp     *mcp.Manager   // closed at Close: its stdio servers
+	mcpMu   sync.Mutex     // orders updates of a registry's MCP tools
 	http    *httpfront.Server
 	served  chan error
-	// stopDiscovery ends the context-window discovery if it still runs.
+	// discovery bounds the context-window discoveries still running;
+	// stopDiscovery ends them.
+	discovery     context.Context
 	stopDiscovery context.CancelFunc
+	// current is what new turns run with; a reload (SIGHUP) swaps it.
+	current atomic.Pointer[setup]
+	tools   []tooling.Tool // the built-in tools, made once
+	memory  *memory.Tool
+	obs     *observers
 }
 
 // NewMain returns a Main with default configuration.
@@ -193,11 +200,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return fmt.Errorf("file store: %w", err)
 	}
 
-	model := m.Model
-	if model == nil {
-		model = m.model()
-	}
-	window := m.contextWindow()
+	m.discovery, m.stopDiscovery = context.WithCancel(context.Background())
 	sealer, err := llm.LoadSealer(filepath.Join(c.Home, "compaction.key"))
 	if err != nil {
 		return fmt.Errorf("compaction key: %w", err)
@@ -219,31 +222,33 @@ func (m *Main) Run(ctx context.Context) error {
 		TavilyAPIKey: c.TavilyAPIKey, TavilyBaseURL: c.TavilyBaseURL,
 		DuckDuckGoBaseURL: c.DuckDuckGoURL, AllowPrivate: c.WebAllowPriv,
 	})...)
+	m.tools, m.memory = all, mem
 	if m.MCPServers == nil {
 		m.MCPServers = mcpServers(c.MCPServers)
 	}
-	known := redact.NewKnown(m.knownSecrets())
-	registry := tooling.NewRegistry(tooling.Masked(all, known.String), tooling.Selector(c.Tools, c.DisabledTools))
-	if err := m.startMCP(registry, known.String); err != nil {
-		return err
-	}
-	var skillsIndex func() string // no index of skills the model cannot load
-	if _, ok := registry.Get("skill_view"); ok {
-		skillsIndex = skills.CachedIndex(c.Home, time.Second)
-	}
-	builder := prompt.NewBuilder(prompt.Options{
-		Home: c.Home, Workspace: c.Workspace, Tools: registry.Names(),
-		Memory: mem, SkillsIndex: skillsIndex,
-	})
-
 	metrics := httpfront.NewMetrics()
 	obs := newObservers(metrics.Registry)
+	m.obs = obs
+	if err := m.startMCP(); err != nil {
+		return err
+	}
+	first := m.newSetup(c)
+	m.current.Store(first)
+	route, _ := first.router.Resolve("")
 	m.runtime = actors.New(actors.Options{
 		Agent: &actors.Agent{
-			Model: model, Tools: registry, MaxIterations: c.MaxIterations,
-			Prompt: builder.Build, UpstreamModel: c.Model,
-			OnModelCall: obs.modelCall, OnTool: obs.tool, MaxParallelTools: c.MaxParallel,
-			Window: window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
+			Model: first.router.Model(route), Tools: first.registry, MaxIterations: c.MaxIterations,
+			Prompt: first.prompt, UpstreamModel: route.Upstream, Setup: m.turnSetup,
+			OnModelCall: obs.modelCall, MaxParallelTools: c.MaxParallel,
+			OnTool: func(name string, failed bool, d time.Duration) {
+				// The label set stays the tools that exist: a model inventing
+				// names (or an MCP list come and gone) adds no series.
+				if _, ok := m.current.Load().registry.Get(name); !ok {
+					name = "unknown"
+				}
+				obs.tool(name, failed, d)
+			},
+			Window: route.Window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
 		},
 		OpenCompaction: sealer.Open,
 		Attach:         m.attachments(),
@@ -273,6 +278,8 @@ func (m *Main) Run(ctx context.Context) error {
 		BindHost:           c.Host,
 		AllowedHosts:       c.AllowedHosts,
 		ModelName:          c.ModelName,
+		Models:             modelsView{m},
+		HoldAnswer:         !c.Streaming,
 		ToolProgress:       c.ToolProgress,
 		AgentToolItems:     c.AgentToolItems,
 		ChatOverflow:       c.ChatOverflow,
@@ -283,7 +290,7 @@ func (m *Main) Run(ctx context.Context) error {
 		StreamWriteTimeout: c.StreamDeadline,
 		KeepAlive:          c.KeepAlive,
 		WorkerIdle:         c.WorkerIdle,
-		Tools:              func() []httpfront.Tool { return toolList(registry) },
+		Tools:              func() []httpfront.Tool { return toolList(m.current.Load().registry) },
 		Logger:             m.Logger,
 		Metrics:            metrics,
 		Files:              m.files,
@@ -299,12 +306,8 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.served = make(chan error, 1)
 	go func() { m.served <- m.http.Serve(ln) }()
-	upstream := "offline model"
-	if c.BaseURL != "" {
-		upstream = c.BaseURL
-	}
-	m.Logger.Info("hermesd listening", "addr", "http://"+ln.Addr().String()+"/v1", "upstream", upstream,
-		"home", c.Home, "workspace", c.Workspace, "tools", len(registry.Names()))
+	m.Logger.Info("hermesd listening", "addr", "http://"+ln.Addr().String()+"/v1", "models", first.describe(),
+		"config", c.File, "home", c.Home, "workspace", c.Workspace, "tools", len(first.registry.Names()))
 	return nil
 }
 
@@ -325,32 +328,39 @@ func (m *Main) attachments() *actors.Attachments {
 }
 
 // startMCP connects to the MCP servers (their first attempts in parallel;
-// a failing one keeps being retried) and keeps their tools in registry,
-// masked like the built-in ones, as their lists change.
-func (m *Main) startMCP(registry *tooling.Registry, mask func(string) string) error {
+// a failing one keeps being retried) and keeps their tools in the current
+// setup's registry, masked like the built-in ones, as their lists change.
+func (m *Main) startMCP() error {
 	if len(m.MCPServers) == 0 {
 		return nil
 	}
-	var mu sync.Mutex // orders the updates of concurrent changes
-	update := func() {}
 	mgr, err := mcp.Start(mcp.Options{
 		Servers: m.MCPServers, Environ: m.Environ, Logger: m.Logger,
-		OnChange: func() { mu.Lock(); defer mu.Unlock(); update() },
+		OnChange: func() {
+			if s := m.current.Load(); s != nil {
+				m.addMCPTools(s)
+			}
+		},
 	})
 	if err != nil {
 		return err
 	}
 	m.mcp = mgr
-	mu.Lock()
-	update = func() {
-		for _, name := range registry.SetDynamic(tooling.Masked(mgr.Tools(), mask)) {
-			m.Logger.Error("MCP tool refused: a built-in tool has its name", "tool", name)
-		}
-	}
-	update()
-	mu.Unlock()
 	m.Logger.Info("MCP servers", "servers", len(m.MCPServers), "tools", len(mgr.Tools()))
 	return nil
+}
+
+// addMCPTools puts the MCP servers' tools, as they are now, in s's
+// registry.
+func (m *Main) addMCPTools(s *setup) {
+	if m.mcp == nil {
+		return
+	}
+	m.mcpMu.Lock() // orders the updates of concurrent changes
+	defer m.mcpMu.Unlock()
+	for _, name := range s.registry.SetDynamic(tooling.Masked(m.mcp.Tools(), s.mask)) {
+		m.Logger.Error("MCP tool refused: a built-in tool has its name", "tool", name)
+	}
 }
 
 // mcpServers converts config.yaml's servers into tooling/mcp's settings
@@ -379,8 +389,7 @@ func toolList(r *tooling.Registry) []httpfront.Tool {
 // knownSecrets lists every secret hermesd knows, for masking in tool
 // results: its own keys, the passwords of URLs in its settings, and the
 // secret-looking variables of its environment (which commands inherit).
-func (m *Main) knownSecrets() []redact.Secret {
-	c := m.Config
+func (m *Main) knownSecrets(c *config.Config) []redact.Secret {
 	secrets := []redact.Secret{
 		{Name: "API_SERVER_KEY", Value: c.Key},
 		{Name: "OPENAI_API_KEY", Value: c.APIKey},
@@ -392,6 +401,11 @@ func (m *Main) knownSecrets() []redact.Secret {
 		"BRAVE_BASE_URL=" + c.BraveBaseURL, "TAVILY_BASE_URL=" + c.TavilyBaseURL,
 		"DUCKDUCKGO_BASE_URL=" + c.DuckDuckGoURL,
 	})...)
+	// config.yaml's models: their keys and URL passwords.
+	for _, md := range c.Models {
+		secrets = append(secrets, redact.Secret{Name: "models." + md.ID + ".api_key", Value: md.APIKey})
+		secrets = append(secrets, redact.EnvSecrets([]string{"MODEL_BASE_URL=" + md.BaseURL})...)
+	}
 	secrets = append(secrets, redact.EnvSecrets(m.Environ)...)
 	// What an MCP server was given to authenticate: its headers (the
 	// token of "Bearer TOKEN" too) and its secret-looking variables.
@@ -410,43 +424,6 @@ func (m *Main) knownSecrets() []redact.Secret {
 		secrets = append(secrets, redact.EnvSecrets(env)...)
 	}
 	return secrets
-}
-
-func (m *Main) model() llm.Model {
-	c := m.Config
-	if c.BaseURL == "" {
-		return llm.NewOffline()
-	}
-	return llm.NewUpstream(llm.UpstreamOptions{
-		BaseURL: c.BaseURL, APIKey: c.APIKey, Model: c.Model, FirstByteTimeout: c.FirstByte,
-	})
-}
-
-// contextWindow returns the model's context window: HERMES_CONTEXT_WINDOW,
-// else the default until the upstream, asked in the background (so a slow
-// upstream does not hold up the start), says otherwise.
-func (m *Main) contextWindow() *llm.Window {
-	c := m.Config
-	w := llm.NewWindow(c.ContextWindow)
-	if c.ContextWindow > 0 || c.BaseURL == "" {
-		return w
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	m.stopDiscovery = cancel
-	go func() {
-		defer cancel()
-		client := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}
-		defer client.CloseIdleConnections()
-		n, from := llm.DiscoverContextWindow(ctx, client, c.BaseURL, c.APIKey, c.Model)
-		if n <= 0 {
-			m.Logger.Info("the upstream does not say its context window; assuming the default", "tokens", w.Tokens(),
-				"hint", "set HERMES_CONTEXT_WINDOW")
-			return
-		}
-		w.Set(n)
-		m.Logger.Info("context window from the upstream", "tokens", n, "from", from)
-	}()
-	return w
 }
 
 // URL is the base URL clients use, e.g. http://127.0.0.1:8642/v1.

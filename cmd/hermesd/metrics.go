@@ -16,6 +16,8 @@ type observers struct {
 	tools    *prometheus.HistogramVec
 	batches  *prometheus.HistogramVec
 	commits  *prometheus.HistogramVec
+	// fallbacks counts model calls moved to a fallback model.
+	fallbacks *prometheus.CounterVec
 }
 
 func newObservers(reg *prometheus.Registry) *observers {
@@ -38,7 +40,10 @@ func newObservers(reg *prometheus.Registry) *observers {
 		Name: "hermes_store_commit_duration_seconds", Help: "Store commit latency (fsync included), by outcome.",
 		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 	}, []string{"outcome"})
-	reg.MustRegister(o.upstream, o.tools, o.batches, o.commits)
+	o.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hermes_model_fallbacks_total", Help: "Model calls that failed before their first token and went to a fallback model, by model and fallback.",
+	}, []string{"model", "fallback"})
+	reg.MustRegister(o.upstream, o.tools, o.batches, o.commits, o.fallbacks)
 	return o
 }
 
@@ -51,6 +56,10 @@ func outcome(failed bool) string {
 
 func (o *observers) modelCall(d time.Duration, err error) {
 	o.upstream.WithLabelValues(outcome(err != nil)).Observe(d.Seconds())
+}
+
+func (o *observers) fallback(from, to string) {
+	o.fallbacks.WithLabelValues(from, to).Inc()
 }
 
 func (o *observers) tool(name string, failed bool, d time.Duration) {

@@ -511,3 +511,42 @@ func TestNodeReasoning(t *testing.T) {
 		t.Errorf("Vercel stateless turns with reasoning items sent back: %+v", st)
 	}
 }
+
+// TestNodeFiles: the Node SDK's files.create uploads a file (the SDK's own
+// multipart body), retrieve, list (auto-paging), content and delete answer
+// it, and the file reaches the model by file_id in a Responses input_file
+// and by file_data in a chat file part.
+func TestNodeFiles(t *testing.T) {
+	needNode(t)
+	h := startHermes(t, nil)
+	res := runNode(t, "openai.mjs", "files", h.URL())
+	var f struct {
+		Created struct {
+			ID, Object, Filename, Purpose string
+			Bytes                         int
+		}
+		Got, Content, ResponseText, ChatText string
+		IDs                                  []string
+		Deleted                              struct {
+			ID      string
+			Deleted bool
+		}
+	}
+	res.get(t, "files", &f)
+	c := f.Created
+	if !strings.HasPrefix(c.ID, "file-") || c.Object != "file" || c.Filename != "cities.csv" || c.Purpose != "user_data" || c.Bytes != 15 {
+		t.Errorf("files.create: %+v", c)
+	}
+	if f.Got != c.ID || len(f.IDs) != 1 || f.IDs[0] != c.ID || f.Content != "id,city\n1,Lyon\n" {
+		t.Errorf("retrieve/list/content: %+v", f)
+	}
+	if !strings.Contains(f.ResponseText, "--- file: cities.csv ---") || !strings.Contains(f.ResponseText, "1,Lyon") {
+		t.Errorf("input_file by file_id: the model saw %q", f.ResponseText)
+	}
+	if !strings.Contains(f.ChatText, "--- file: notes.md ---") || !strings.Contains(f.ChatText, "node was here") {
+		t.Errorf("chat file part: the model saw %q", f.ChatText)
+	}
+	if !f.Deleted.Deleted || f.Deleted.ID != c.ID {
+		t.Errorf("files.delete: %+v", f.Deleted)
+	}
+}

@@ -473,7 +473,7 @@ func TestSecurityListener(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a hermesd process")
 	}
-	bin := buildHermesd(t)
+	bin := hermestest.Build(t)
 	t.Run("IdleFloodUnderLowNofile", func(t *testing.T) { listenerLowNofile(t, bin) })
 	t.Run("ServeStoppedExitsNonZero", func(t *testing.T) { listenerStopped(t, bin) })
 }
@@ -486,13 +486,13 @@ func listenerLowNofile(t *testing.T, bin string) {
 	if err != nil {
 		t.Skip("prlimit (util-linux) is not installed")
 	}
-	p := startProcArgv(t, []string{prlimit, "--nofile=128:128", bin}, t.TempDir(), t.TempDir())
+	p := hermestest.StartProcess(t, []string{prlimit, "--nofile=128:128", bin}, t.TempDir(), t.TempDir())
 	// The log is flushed every 100 ms.
-	hermestest.Eventually(t, "the connection cap warning", func() bool { return strings.Contains(p.stderr.String(), "connection cap lowered") })
-	if log := p.stderr.String(); !strings.Contains(log, "nofile=128") || !strings.Contains(log, "max_connections=32") {
+	hermestest.Eventually(t, "the connection cap warning", func() bool { return strings.Contains(p.Stderr.String(), "connection cap lowered") })
+	if log := p.Stderr.String(); !strings.Contains(log, "nofile=128") || !strings.Contains(log, "max_connections=32") {
 		t.Fatalf("the cap and the limit are not logged:\n%s", log)
 	}
-	addr := strings.TrimPrefix(p.base, "http://")
+	addr := strings.TrimPrefix(p.Base, "http://")
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
@@ -511,7 +511,7 @@ func listenerLowNofile(t *testing.T, bin string) {
 	}
 	conns = nil
 	hermestest.Eventually(t, "health answered again", func() bool {
-		resp, err := crashClient.Get(p.base + "/health")
+		resp, err := hermestest.HTTP.Get(p.Base + "/health")
 		if err != nil {
 			return false
 		}
@@ -519,12 +519,12 @@ func listenerLowNofile(t *testing.T, bin string) {
 		return resp.StatusCode == 200
 	})
 	select {
-	case <-p.exited:
-		t.Fatalf("hermesd exited: %v\n%s", p.err, p.stderr)
+	case <-p.Exited:
+		t.Fatalf("hermesd exited: %v\n%s", p.Err, p.Stderr)
 	default:
 	}
-	if strings.Contains(p.stderr.String(), "stopped serving") {
-		t.Fatalf("serving stopped:\n%s", p.stderr)
+	if strings.Contains(p.Stderr.String(), "stopped serving") {
+		t.Fatalf("serving stopped:\n%s", p.Stderr)
 	}
 }
 
@@ -532,9 +532,9 @@ func listenerLowNofile(t *testing.T, bin string) {
 // its descriptor through pidfd_getfd), so accept fails for good: hermesd
 // logs at error and exits 1 instead of living on deaf.
 func listenerStopped(t *testing.T, bin string) {
-	p := startProc(t, bin, t.TempDir(), t.TempDir())
-	pid := p.cmd.Process.Pid
-	_, portStr, _ := net.SplitHostPort(strings.TrimPrefix(p.base, "http://"))
+	p := hermestest.StartProcess(t, []string{bin}, t.TempDir(), t.TempDir())
+	pid := p.Cmd.Process.Pid
+	_, portStr, _ := net.SplitHostPort(strings.TrimPrefix(p.Base, "http://"))
 	port, _ := strconv.Atoi(portStr)
 	fd := listenerFD(t, pid, port)
 	pidfd, err := unix.PidfdOpen(pid, 0)
@@ -550,11 +550,11 @@ func listenerStopped(t *testing.T, bin string) {
 	if err := unix.Shutdown(dup, unix.SHUT_RD); err != nil {
 		t.Fatal(err)
 	}
-	if code := p.waitExit(t, 20*time.Second); code != 1 {
-		t.Fatalf("exit code %d, want 1\n%s", code, p.stderr)
+	if code := p.WaitExit(t, 20*time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1\n%s", code, p.Stderr)
 	}
-	if !strings.Contains(p.stderr.String(), "level=ERROR") || !strings.Contains(p.stderr.String(), "HTTP server stopped serving") {
-		t.Fatalf("not logged at error:\n%s", p.stderr)
+	if !strings.Contains(p.Stderr.String(), "level=ERROR") || !strings.Contains(p.Stderr.String(), "HTTP server stopped serving") {
+		t.Fatalf("not logged at error:\n%s", p.Stderr)
 	}
 }
 

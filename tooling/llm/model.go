@@ -35,6 +35,9 @@ type Response struct {
 	ToolCalls []hermes.ToolCall
 	Finish    hermes.FinishReason
 	Usage     hermes.Usage
+	// Model is the id of the route that answered, when a Router chose
+	// (Router.Model); "" otherwise.
+	Model string
 }
 
 // Model is a chat model that streams its answer.

@@ -111,6 +111,11 @@ func main() {
 		}
 		c.noDirect, c.noCeiling = true, true
 	}
+	if c.scenario == load.WSAgentLoop {
+		// Its reference is hermesd itself, over HTTP (loopPhase); the mock
+		// alone has no loop to keep.
+		c.noDirect, c.noCeiling = true, true
+	}
 
 	if _, err := proc.RaiseFileLimit(); err != nil {
 		fmt.Fprintln(os.Stderr, "hermes-bench: cannot raise the open-file limit:", err)
@@ -262,6 +267,11 @@ func run(c config) error {
 		if err := hermesdPhase(ctx, &c, e, r, phase); err != nil {
 			return err
 		}
+		if c.scenario == load.WSAgentLoop && ctx.Err() == nil {
+			if err := loopPhase(e, r, phase); err != nil {
+				return err
+			}
+		}
 	}
 	if !c.noCeiling && !idle && ctx.Err() == nil {
 		res, err := phase(load.Ceiling, e.ceilingURL)
@@ -286,7 +296,7 @@ func run(c config) error {
 			r.MockRSSMB = float64(m.Peak) / (1 << 20)
 		}
 	}
-	if !report.Streaming(c.scenario) {
+	if !report.Streaming(c.scenario) && c.scenario != load.WSAgentLoop {
 		// Non-stream: the first token arrives with the whole answer.
 		r.Notes = append(r.Notes, "non-stream scenario: ttft equals total latency")
 	}
@@ -332,6 +342,9 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 	}
 	res, err := phase(load.Hermesd, e.target)
 	goroutines, cores, metricsRSS := watch.Stop()
+	if c.scenario == load.WSAgentLoop && err == nil {
+		r.WSLoopCPUms = cpuPer(cores, res)
+	}
 	if mockWatch != nil {
 		_, r.MockCPUCores, _ = mockWatch.Stop()
 	}
@@ -376,6 +389,40 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 		}
 	}
 	return nil
+}
+
+// loopPhase runs ws-agent-loop's loop over HTTP against hermesd, the
+// reference for the WebSocket figures hermesdPhase took.
+func loopPhase(e *env, r *report.Report, phase func(load.Kind, string) (*load.Result, error)) error {
+	pid := 0
+	if e.hermesd != nil {
+		pid = e.hermesd.Pid()
+	}
+	watch := proc.StartWatch(pid, "")
+	res, err := phase(load.HermesdHTTP, e.target)
+	_, cores, _ := watch.Stop()
+	if err != nil {
+		return err
+	}
+	r.HTTPLoopRequests, r.HTTPLoopErrors, r.HTTPLoopRPS = res.Requests, res.Errors, res.RPS()
+	r.HTTPLoopLatency = report.Summarize(res.Latency)
+	r.Curves["hermesd http latency"] = report.CurveOf(res.Latency)
+	r.WSOverHTTP = report.Ratio(r.Latency, r.HTTPLoopLatency)
+	r.HTTPLoopCPUms = cpuPer(cores, res)
+	if res.Errors > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("http loop errors: %v", res.ErrorKinds))
+	}
+	return nil
+}
+
+// cpuPer is the server's CPU milliseconds per successful request of res,
+// from its mean cores over the phase; 0 when unknown.
+func cpuPer(cores float64, res *load.Result) float64 {
+	ok := res.Requests - res.Errors
+	if cores < 0 || ok <= 0 {
+		return 0
+	}
+	return cores * res.Elapsed.Seconds() * 1000 / float64(ok)
 }
 
 // start brings up the servers the run needs.

@@ -144,6 +144,18 @@ type Report struct {
 	LongChainLatencyRatio float64  `json:"long_chain_latency_ratio,omitempty"`
 	LongChainBytesRatio   float64  `json:"long_chain_bytes_ratio,omitempty"`
 
+	// Set by ws-agent-loop: the same client tool loop over HTTP
+	// (previous_response_id, store: true, streamed), beside the WebSocket
+	// figures above (Requests, Latency…), and hermesd's CPU time per loop
+	// on each.
+	HTTPLoopRequests int         `json:"http_loop_requests,omitempty"`
+	HTTPLoopErrors   int         `json:"http_loop_errors,omitempty"`
+	HTTPLoopRPS      float64     `json:"http_loop_rps,omitempty"`
+	HTTPLoopLatency  Percentiles `json:"http_loop_latency_ms,omitzero"`
+	WSOverHTTP       Ratios      `json:"ws_over_http_latency_ratio,omitzero"`
+	WSLoopCPUms      float64     `json:"ws_loop_server_cpu_ms,omitempty"`
+	HTTPLoopCPUms    float64     `json:"http_loop_server_cpu_ms,omitempty"`
+
 	// Curves for the plot (ms at CurveQuantiles).
 	Curves map[string]Curve `json:"curves,omitempty"`
 	Notes  []string         `json:"notes,omitempty"`
@@ -269,6 +281,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "server CPU cores (mean)\t%s\n", num(r.ServerCPUCores, r.ServerCPUCores < 0))
 	}
 	fmt.Fprintf(tw, "mockllm CPU cores (mean)\t%s\n", num(r.MockCPUCores, r.MockCPUCores < 0))
+	if r.HTTPLoopRequests > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "one loop, ms\tp50\tp90\tp99\tmax")
+		row("over one WebSocket", r.Latency)
+		row("over HTTP", r.HTTPLoopLatency)
+		fmt.Fprintf(tw, "ratio (WebSocket / HTTP)\t%.3f\t%.3f\t%.3f\t\n", r.WSOverHTTP.P50, r.WSOverHTTP.P90, r.WSOverHTTP.P99)
+		fmt.Fprintf(tw, "loops/s WebSocket, HTTP\t%.1f\t%.1f\n", r.RPS, r.HTTPLoopRPS)
+		fmt.Fprintf(tw, "HTTP loops, errors\t%d\t%d\n", r.HTTPLoopRequests, r.HTTPLoopErrors)
+		fmt.Fprintf(tw, "hermesd CPU ms / loop WebSocket, HTTP\t%.2f\t%.2f\n", r.WSLoopCPUms, r.HTTPLoopCPUms)
+	}
 	if r.Conversations > 0 {
 		fmt.Fprintf(tw, "idle conversations\t%d\n", r.Conversations)
 		fmt.Fprintf(tw, "RSS bytes / conversation\t%.0f\n", r.BytesPerConversation)

@@ -1,7 +1,7 @@
 // Drives hermesd with the official OpenAI Node SDK and prints one JSON object
 // of observations on stdout; node_sdk_test.go asserts on it.
-// Usage: HERMES_BASE_URL=http://127.0.0.1:PORT/v1 node openai.mjs offline|tools|reasoning
-import OpenAI from 'openai';
+// Usage: HERMES_BASE_URL=http://127.0.0.1:PORT/v1 node openai.mjs offline|tools|reasoning|files
+import OpenAI, { toFile } from 'openai';
 
 const client = new OpenAI({ baseURL: process.env.HERMES_BASE_URL, apiKey: 'unused', maxRetries: 0, timeout: 15000 });
 const out = {};
@@ -181,9 +181,32 @@ async function reasoning() {
   });
 }
 
+// files uploads with files.create (multipart, as the SDK builds it), reads
+// the file back, and sends it by file_id in a Responses input_file and as
+// file_data in a chat file part; the offline model's /echo-history shows
+// what the model received.
+async function files() {
+  await run('files', async () => {
+    const f = await client.files.create({ file: await toFile(Buffer.from('id,city\n1,Lyon\n'), 'cities.csv', { type: 'text/csv' }),
+      purpose: 'user_data' });
+    const got = await client.files.retrieve(f.id);
+    const ids = [];
+    for await (const x of client.files.list()) ids.push(x.id);
+    const content = await (await client.files.content(f.id)).text();
+    const r = await client.responses.create({ model: 'hermes-agent', input: [{ role: 'user', content: [
+      { type: 'input_text', text: '/echo-history' }, { type: 'input_file', file_id: f.id }] }] });
+    const chat = await client.chat.completions.create({ model: 'hermes-agent', messages: [{ role: 'user', content: [
+      { type: 'text', text: '/echo-history' },
+      { type: 'file', file: { filename: 'notes.md', file_data: 'data:text/markdown;base64,' + Buffer.from('# Notes\nnode was here\n').toString('base64') } }] }] });
+    const del = await client.files.delete(f.id);
+    return { created: f, got: got.id, ids, content, responseText: r.output_text, chatText: chat.choices[0].message.content, deleted: del };
+  });
+}
+
 const mode = process.argv[2];
 if (mode === 'offline') await offline();
 else if (mode === 'tools') await tools();
 else if (mode === 'reasoning') await reasoning();
-else throw new Error('mode must be offline, tools or reasoning');
+else if (mode === 'files') await files();
+else throw new Error('mode must be offline, tools, reasoning or files');
 process.stdout.write(JSON.stringify(out) + '\n');
