@@ -64,6 +64,19 @@ func TestSecurityDNSRebinding(t *testing.T) {
 			resp, body := hostRequest(t, h, "GET", path, evil, "", "")
 			forbidden(t, resp, body)
 		}
+		// A WebSocket upgrade (Responses over WebSocket) is admitted by
+		// the same door: refused from the page, switched from loopback.
+		upgrade := func(host string) *http.Response {
+			resp, _ := rawRequest(t, h, "GET /v1/responses HTTP/1.1\r\nHost: "+host+"\r\nOrigin: "+page+"\r\nUpgrade: websocket\r\n"+
+				"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+			return resp
+		}
+		if resp := upgrade(evil); resp.StatusCode != 403 {
+			t.Fatalf("WebSocket upgrade from the page: %d", resp.StatusCode)
+		}
+		if resp := upgrade("127.0.0.1:" + port); resp.StatusCode != 101 {
+			t.Fatalf("control: WebSocket upgrade from loopback: %d", resp.StatusCode)
+		}
 		// The health routes leak nothing and answer any Host.
 		for _, path := range []string{"/health", "/v1/health"} {
 			if resp, body := hostRequest(t, h, "GET", path, evil, "", ""); resp.StatusCode != 200 {
