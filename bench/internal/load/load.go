@@ -71,10 +71,14 @@ const (
 	// HermesdHTTP is hermesd given, in ws-agent-loop, the loop over HTTP
 	// that Hermesd gets over a WebSocket.
 	HermesdHTTP
+	// DirectAgent is the mock upstream given Options.Body, the exact
+	// request hermesd sent it for the scenario (system prompt and tool
+	// schemas included), so the difference from hermesd is hermesd's own.
+	DirectAgent
 )
 
 func (k Kind) String() string {
-	return [...]string{"hermesd", "direct", "ceiling", "hermesd-http"}[k]
+	return [...]string{"hermesd", "direct", "ceiling", "hermesd-http", "direct-agent"}[k]
 }
 
 // Options configure one run.
@@ -104,6 +108,11 @@ type Options struct {
 	// repeats in lockstep every answer (no real deployment sees that, and
 	// it measures the burst, not the server). Zero starts all at once.
 	Stagger time.Duration
+
+	// Body is what DirectAgent sends, verbatim; BodyStream says whether
+	// it asks for a stream.
+	Body       []byte
+	BodyStream bool
 
 	// Progress, if set, gets a progress line every second.
 	Progress io.Writer
@@ -382,6 +391,8 @@ func (w *worker) do(n int) sample {
 		return w.agentLoop(w.httpStep)
 	case o.Scenario == WSAgentLoop:
 		return sample{err: "unsupported_target"}
+	case o.Kind == DirectAgent:
+		return w.post("/v1/chat/completions", o.Body, o.BodyStream, nil)
 	}
 	if o.Kind != Hermesd {
 		if o.Scenario == ToolLoop && o.Kind == Direct {
