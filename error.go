@@ -28,6 +28,9 @@ const (
 	// EContextLength: the prompt cannot fit the model's context window
 	// (OpenAI's code, answered 400).
 	EContextLength = "context_length_exceeded"
+	// EModelNotVision: the request carries images and the model is marked
+	// as not accepting them (answered 400 before any upstream call).
+	EModelNotVision = "model_not_vision_capable"
 	// EStore: a write to the store failed, timed out or was cut short, so
 	// what the request produced is not kept.
 	EStore = "store_error"

@@ -42,7 +42,13 @@ type Message struct {
 type Part struct {
 	Type     string `json:"type"` // "text", "image_url" or "file"
 	Text     string `json:"text,omitempty"`
-	ImageURL string `json:"image_url,omitempty"`
+	ImageURL string `json:"image_url,omitempty"` // an http(s) or data: URL
+	// Detail is the image detail the client asked for: auto, low or high
+	// ("" leaves it to the model).
+	Detail string `json:"detail,omitempty"`
+	// FileID names the uploaded file an image came from (the Files API);
+	// ImageURL then holds its content as a data URL.
+	FileID string `json:"file_id,omitempty"`
 	// File is a file sent with the message (Type "file"). The runtime
 	// reads it into a text part before the turn starts, so no later
 	// stage, the store included, sees one.

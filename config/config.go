@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -528,6 +529,15 @@ func (c *Config) Check() error {
 	for _, name := range c.TerminalEnv {
 		if !validEnvName(name) {
 			return c.bad("HERMES_TERMINAL_ENV", name, "not a variable name")
+		}
+	}
+	// A malformed pattern would match nothing, silently dropping (or
+	// keeping) tools.
+	for k, list := range map[string][]string{"HERMES_TOOLS": c.Tools, "HERMES_DISABLED_TOOLS": c.DisabledTools} {
+		for _, p := range list {
+			if _, err := path.Match(strings.TrimSpace(p), ""); err != nil {
+				return c.bad(k, p, "not a valid name pattern (names, or patterns like mcp_github_*)")
+			}
 		}
 	}
 	if st, err := os.Stat(c.Workspace); err != nil || !st.IsDir() {

@@ -362,3 +362,24 @@ func TestFileSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestToolPatterns: HERMES_TOOLS and HERMES_DISABLED_TOOLS take names and
+// patterns (mcp_github_*); a malformed pattern is refused rather than
+// matching nothing.
+func TestToolPatterns(t *testing.T) {
+	for _, tc := range []struct {
+		only, disabled []string
+		want           string
+	}{
+		{[]string{"terminal", "mcp_github_*"}, []string{"mcp_fs_write_?ile"}, ""},
+		{[]string{"mcp_[gh"}, nil, `HERMES_TOOLS="mcp_[gh": not a valid name pattern`},
+		{nil, []string{"terminal", `mcp_\`}, `HERMES_DISABLED_TOOLS="mcp_\\": not a valid name pattern`},
+	} {
+		c := Defaults()
+		c.Workspace, c.Tools, c.DisabledTools = t.TempDir(), tc.only, tc.disabled
+		err := c.Check()
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%v / %v: err = %v, want %q", tc.only, tc.disabled, err, tc.want)
+		}
+	}
+}

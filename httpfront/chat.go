@@ -82,6 +82,9 @@ func (s *Server) decodeChat(body []byte) (*chatRequest, *hermes.TurnRequest, err
 			return nil, nil, hermes.InvalidParam("messages["+itoa(i)+"].role", "unknown role '%s'", m.Role)
 		}
 	}
+	if err := s.checkImages(req.Input, "messages"); err != nil {
+		return nil, nil, err
+	}
 	req.System = strings.Join(system, "\n\n")
 	if len(req.Input) == 0 {
 		// A lone system message (LibreChat's title request): answer it as

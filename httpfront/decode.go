@@ -76,8 +76,9 @@ func (c *wireContent) UnmarshalJSON(b []byte) error {
 			Type     string          `json:"type"`
 			Text     string          `json:"text"`
 			ImageURL json.RawMessage `json:"image_url"`
+			Detail   string          `json:"detail"` // input_image's
 			// File is a chat file part's body; a Responses input_file
-			// has the same fields flat.
+			// has the same fields flat (an input_image's file_id too).
 			File *filePart `json:"file"`
 			filePart
 		}
@@ -92,9 +93,12 @@ func (c *wireContent) UnmarshalJSON(b []byte) error {
 				text.WriteString(p.Text)
 				c.Parts = append(c.Parts, hermes.Part{Type: "text", Text: p.Text})
 			case "image_url", "input_image":
-				url := imageURL(p.ImageURL)
-				if url != "" {
-					c.Parts = append(c.Parts, hermes.Part{Type: "image_url", ImageURL: url})
+				url, detail := imageURL(p.ImageURL)
+				if detail == "" {
+					detail = p.Detail
+				}
+				if url != "" || p.FileID != "" {
+					c.Parts = append(c.Parts, hermes.Part{Type: "image_url", ImageURL: url, Detail: detail, FileID: p.FileID})
 				}
 			case "file", "input_file":
 				w := &p.filePart
@@ -168,19 +172,22 @@ func (w *filePart) input() (*hermes.FileInput, error) {
 	return f, nil
 }
 
-func imageURL(raw json.RawMessage) string {
+// imageURL reads an image_url: a string (Responses input_image) or
+// {"url", "detail"} (chat completions).
+func imageURL(raw json.RawMessage) (url, detail string) {
 	if len(raw) == 0 {
-		return ""
+		return "", ""
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return s
+		return s, ""
 	}
 	var obj struct {
-		URL string `json:"url"`
+		URL    string `json:"url"`
+		Detail string `json:"detail"`
 	}
 	_ = json.Unmarshal(raw, &obj)
-	return obj.URL
+	return obj.URL, obj.Detail
 }
 
 func hasImage(parts []hermes.Part) bool {

@@ -11,7 +11,7 @@ import (
 // It is the only place that decides statuses.
 func status(code string) (int, string) {
 	switch code {
-	case hermes.EInvalid, hermes.EPreviousNotFound, hermes.EContextLength:
+	case hermes.EInvalid, hermes.EPreviousNotFound, hermes.EContextLength, hermes.EModelNotVision:
 		return fasthttp.StatusBadRequest, "invalid_request_error"
 	case hermes.EUnauthorized:
 		return fasthttp.StatusUnauthorized, "invalid_request_error"

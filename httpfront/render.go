@@ -165,6 +165,7 @@ type contentPart struct {
 	Type     string
 	Text     string
 	ImageURL string
+	Detail   string // input_image's; "" shows auto
 }
 
 var emptyList = []any{}
@@ -179,11 +180,15 @@ func (p contentPart) wire() any {
 			Logprobs    []any  `json:"logprobs"`
 		}{p.Type, p.Text, emptyList, emptyList}
 	case "input_image":
+		detail := p.Detail
+		if detail == "" {
+			detail = "auto"
+		}
 		return struct {
 			Type     string `json:"type"`
 			ImageURL string `json:"image_url"`
 			Detail   string `json:"detail"`
-		}{p.Type, p.ImageURL, "auto"}
+		}{p.Type, p.ImageURL, detail}
 	}
 	return struct {
 		Type string `json:"type"`
@@ -416,7 +421,7 @@ func inputItems(respID string, in []hermes.Message, form itemForm) ([]item, [][]
 			parts := []contentPart{{Type: "input_text", Text: m.Text()}}
 			for _, p := range m.Parts {
 				if p.Type == "image_url" {
-					parts = append(parts, contentPart{Type: "input_image", ImageURL: p.ImageURL})
+					parts = append(parts, contentPart{Type: "input_image", ImageURL: p.ImageURL, Detail: p.Detail})
 				}
 			}
 			l.add(item{ID: id("msg_"), Type: "message", Status: "completed", Role: string(m.Role), Content: parts}, m)

@@ -137,6 +137,9 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := s.checkImages(input, "input"); err != nil {
+		return nil, nil, err
+	}
 	req.Input = input
 	req.System = strings.Join(append(system, sys...), "\n\n")
 	if len(req.Input) == 0 {

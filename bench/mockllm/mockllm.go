@@ -41,7 +41,16 @@ type Server struct {
 	created int64
 	ids     atomic.Uint64
 	calls   atomic.Uint64
+	// armed makes the next chat call's body the captured one: the exact
+	// upstream request hermesd sends, which hermes-bench's direct-agent
+	// phase replays. Armed once, so the hot path pays one atomic load.
+	armed    atomic.Bool
+	captured atomic.Pointer[[]byte]
 }
+
+// CapturePath arms a capture (POST) and returns the captured chat request
+// body (GET; 404 until one arrived).
+const CapturePath = "/bench/capture"
 
 // New returns a server answering with cfg's defaults.
 func New(cfg Config) *Server {
@@ -107,6 +116,19 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		b = strconv.AppendInt(b, s.created, 10)
 		b = append(b, `,"owned_by":"mockllm"}]}`...)
 		ctx.SetBody(b)
+	case CapturePath:
+		if ctx.IsPost() {
+			s.captured.Store(nil)
+			s.armed.Store(true)
+			return
+		}
+		b := s.captured.Load()
+		if b == nil {
+			writeError(ctx, fasthttp.StatusNotFound, "nothing captured")
+			return
+		}
+		ctx.SetContentType("application/json")
+		ctx.SetBody(*b)
 	case "/health", "/v1/health":
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"ok"}`)
@@ -146,6 +168,10 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	s.calls.Add(1)
+	if s.armed.Load() && s.armed.CompareAndSwap(true, false) {
+		b := append([]byte(nil), ctx.PostBody()...)
+		s.captured.Store(&b)
+	}
 	text, iter := lastUser(req.Messages)
 	c := &call{
 		id:           strconv.AppendUint([]byte(`"chatcmpl-mock-`), s.ids.Add(1), 10),

@@ -408,3 +408,39 @@ func BenchmarkLoopback(b *testing.B) {
 		}
 	})
 }
+
+func TestCaptureOnce(t *testing.T) {
+	base := start(t, New(Config{}))
+	get := func() (int, string) {
+		resp, err := http.Get(base + CapturePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	chat := func(body string) {
+		resp, err := http.Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	chat(`{"messages":[{"role":"user","content":"before arming"}]}`)
+	if st, _ := get(); st != 404 {
+		t.Fatalf("captured without being armed: %d", st)
+	}
+	resp, err := http.Post(base+CapturePath, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	first := `{"model":"m","messages":[{"role":"system","content":"long prompt"},{"role":"user","content":"first"}]}`
+	chat(first)
+	chat(`{"messages":[{"role":"user","content":"second"}]}`)
+	if st, body := get(); st != 200 || body != first {
+		t.Fatalf("captured %d %q, want the first call's body byte for byte", st, body)
+	}
+}

@@ -239,7 +239,15 @@ func (m *Main) Run(ctx context.Context) error {
 		Agent: &actors.Agent{
 			Model: first.router.Model(route), Tools: first.registry, MaxIterations: c.MaxIterations,
 			Prompt: first.prompt, UpstreamModel: route.Upstream, Setup: m.turnSetup,
-			OnModelCall: obs.modelCall, OnTool: obs.tool, MaxParallelTools: c.MaxParallel,
+			OnModelCall: obs.modelCall, MaxParallelTools: c.MaxParallel,
+			OnTool: func(name string, failed bool, d time.Duration) {
+				// The label set stays the tools that exist: a model inventing
+				// names (or an MCP list come and gone) adds no series.
+				if _, ok := m.current.Load().registry.Get(name); !ok {
+					name = "unknown"
+				}
+				obs.tool(name, failed, d)
+			},
 			Window: route.Window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
 		},
 		OpenCompaction: sealer.Open,

@@ -295,3 +295,28 @@ func TestMCPServersFromConfigFile(t *testing.T) {
 		t.Errorf("the header's token was not masked: %q", got)
 	}
 }
+
+// Tool metrics are labelled by the tools that exist: names a model makes
+// up are counted as "unknown", not as a series each.
+func TestToolMetricsLabelsAreBounded(t *testing.T) {
+	h := startHermes(t, nil, withMCP(t, mcp.Server{}))
+	for _, input := range []string{
+		`/tool made_up_tool_1 {}`, `/tool made_up_tool_2 {}`, `/tool mcp_test_echo {\"text\":\"x\"}`,
+	} {
+		if resp, body := h.do(t, "POST", "/v1/responses", `{"input":"`+input+`"}`); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", input, resp.StatusCode, body)
+		}
+	}
+	_, body := h.do(t, "GET", "/metrics", "")
+	if strings.Contains(body, "made_up_tool") {
+		t.Error("a made-up tool name became a metrics label")
+	}
+	for _, want := range []string{
+		`hermes_tool_run_duration_seconds_count{outcome="error",tool="unknown"} 2`,
+		`hermes_tool_run_duration_seconds_count{outcome="ok",tool="mcp_test_echo"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

@@ -288,3 +288,49 @@ func TestUpstreamSendsReasoningOnlyWhenConfigured(t *testing.T) {
 		}
 	}
 }
+
+func TestUpstreamImages(t *testing.T) {
+	msgs := []hermes.Message{{Role: hermes.RoleUser, Content: "what is this", Parts: []hermes.Part{
+		{Type: "text", Text: "what is this"}, {Type: "image_url", ImageURL: "data:image/png;base64,AAAA", Detail: "high"}}}}
+	f := newFake(t, sse(textChunk("a cat"), finishChunk("stop"), "[DONE]"))
+	if _, err := f.upstream(nil).Stream(context.Background(), Request{Messages: msgs}, nil); err != nil {
+		t.Fatal(err)
+	}
+	rec := <-f.reqs
+	if !strings.Contains(string(rec.body), `{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA","detail":"high"}}`) {
+		t.Errorf("image part not forwarded: %s", rec.body)
+	}
+
+	// vision: false refuses before anything is sent.
+	f = newFake(t, sse(textChunk("never"), finishChunk("stop"), "[DONE]"))
+	_, err := f.upstream(func(o *UpstreamOptions) { o.NoVision = true }).Stream(context.Background(), Request{Messages: msgs}, nil)
+	if e := hermes.AsError(err); e == nil || e.Code != hermes.EModelNotVision || !strings.Contains(e.Message, "'test-model'") {
+		t.Errorf("NoVision: %v", err)
+	}
+	select {
+	case r := <-f.reqs:
+		t.Errorf("the upstream was called: %s", r.body)
+	default:
+	}
+	// Without images a NoVision model answers.
+	if _, err := f.upstream(func(o *UpstreamOptions) { o.NoVision = true }).Stream(context.Background(), userRequest("hi"), nil); err != nil {
+		t.Errorf("text to a NoVision model: %v", err)
+	}
+
+	// An unmarked model's server refusing the image: the client's 400 with
+	// the server's message; the same refusal without images stays a 502.
+	refuse := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(400)
+		_, _ = w.Write([]byte(`{"error":{"message":"image input is not supported by this model"}}`))
+	}
+	f = newFake(t, refuse)
+	_, err = f.upstream(nil).Stream(context.Background(), Request{Messages: msgs}, nil)
+	if e := hermes.AsError(err); e == nil || e.Code != hermes.EInvalid || !strings.Contains(e.Message, "image input is not supported by this model") {
+		t.Errorf("refused image: %v", err)
+	}
+	_, err = f.upstream(nil).Stream(context.Background(), userRequest("hi"), nil)
+	if code(err) != hermes.EUpstream {
+		t.Errorf("refused text: %v", err)
+	}
+}

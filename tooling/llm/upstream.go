@@ -46,6 +46,11 @@ type UpstreamOptions struct {
 	// IdleTimeout bounds the gap between two SSE lines once data flows
 	// (default 120s).
 	IdleTimeout time.Duration
+	// NoVision marks a model that takes no images (vision: false): a call
+	// whose messages carry one is refused with EModelNotVision before
+	// anything is sent. A model not so marked gets its images, and its
+	// server's refusal comes back as a 400.
+	NoVision bool
 	// SendReasoning sends the reasoning kept with earlier assistant
 	// messages back as their reasoning_content. Off by default: most
 	// servers ignore it and some (DeepSeek) refuse a request carrying it.
@@ -141,6 +146,15 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 	if onReasoning == nil {
 		onReasoning = func(string) {}
 	}
+	images := carriesImages(req.Messages)
+	if images && u.opts.NoVision {
+		model := req.Model
+		if model == "" {
+			model = u.opts.Model
+		}
+		return Response{}, &hermes.Error{Code: hermes.EModelNotVision, Param: "messages",
+			Message: fmt.Sprintf("The model '%s' does not accept images (it is configured with vision: false); send the request without images or to a vision model.", model)}
+	}
 	var buf *bytes.Buffer
 	if u.fast != nil {
 		buf = bodyBufs.Get().(*bytes.Buffer)
@@ -173,7 +187,7 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 			return Response{}, u.failure(ctx, rctx, err)
 		}
 		defer c.close()
-		return u.read(ctx, rctx, wd, c.answer(), onDelta, onReasoning)
+		return u.read(ctx, rctx, wd, c.answer(), images, onDelta, onReasoning)
 	}
 
 	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, u.url, bytes.NewReader(body))
@@ -190,7 +204,7 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 		return Response{}, u.failure(ctx, rctx, err)
 	}
 	defer resp.Body.Close()
-	return u.read(ctx, rctx, wd, httpAnswer(resp), onDelta, onReasoning)
+	return u.read(ctx, rctx, wd, httpAnswer(resp), images, onDelta, onReasoning)
 }
 
 // answer is a response whose headers came, from either transport.
@@ -212,9 +226,16 @@ func httpAnswer(resp *http.Response) answer {
 
 // read turns an answer into the model's response, streaming text deltas
 // to onDelta and reasoning deltas to onReasoning as SSE lines arrive.
-func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, onDelta, onReasoning func(string)) (Response, error) {
+// images says the request carried images: a server refusing it as a bad
+// request (a model without vision) is then the client's 400, not a 502.
+func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, images bool, onDelta, onReasoning func(string)) (Response, error) {
 	if a.status < 200 || a.status > 299 {
-		return Response{}, statusError(a, time.Now())
+		err := statusError(a, time.Now())
+		if images && (a.status == http.StatusBadRequest || a.status == http.StatusUnsupportedMediaType || a.status == http.StatusUnprocessableEntity) {
+			err.Code, err.Param = hermes.EInvalid, "messages"
+			err.Message = "The model refused the request, which carries images (it may not accept images): " + err.Message
+		}
+		return Response{}, err
 	}
 	if isJSON(a.contentType) {
 		// Headers came; the body of a non-stream answer follows at once.
@@ -453,7 +474,8 @@ type wirePart struct {
 }
 
 type imageURL struct {
-	URL string `json:"url"`
+	URL    string `json:"url"`
+	Detail string `json:"detail,omitempty"`
 }
 
 type wireToolCall struct {
@@ -602,6 +624,16 @@ func encodeMessage(m hermes.Message) wireMessage {
 	return w
 }
 
+// carriesImages reports whether any message has an image part.
+func carriesImages(msgs []hermes.Message) bool {
+	for i := range msgs {
+		if len(msgs[i].Parts) > 0 && hasImage(msgs[i].Parts) {
+			return true
+		}
+	}
+	return false
+}
+
 func hasImage(parts []hermes.Part) bool {
 	for _, p := range parts {
 		if p.Type == "image_url" {
@@ -620,7 +652,7 @@ func encodeParts(m hermes.Message) []wirePart {
 			hasText = true
 			parts = append(parts, wirePart{Type: "text", Text: p.Text})
 		case "image_url":
-			parts = append(parts, wirePart{Type: "image_url", ImageURL: &imageURL{URL: p.ImageURL}})
+			parts = append(parts, wirePart{Type: "image_url", ImageURL: &imageURL{URL: p.ImageURL, Detail: p.Detail}})
 		}
 	}
 	if !hasText && m.Content != "" {

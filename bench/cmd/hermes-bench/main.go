@@ -11,11 +11,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -32,6 +34,9 @@ import (
 	"github.com/hermesd/hermesd/bench/internal/report"
 	"github.com/hermesd/hermesd/bench/mockllm"
 )
+
+// defaultStreamDelay is -delay for streaming scenarios when not given.
+const defaultStreamDelay = 5 * time.Millisecond
 
 // Hard caps: every run is bounded in time and count whatever the flags say.
 const (
@@ -80,7 +85,7 @@ func main() {
 	flag.IntVar(&c.tokens, "tokens", 16, "answer length in tokens")
 	flag.DurationVar(&c.ttft, "ttft", 0, "model time to first token")
 	flag.DurationVar(&c.stagger, "stagger", -1, "spread the clients' first requests over this window (default: -ttft); 0 starts all at once")
-	flag.DurationVar(&c.delay, "delay", 0, "model delay between tokens")
+	flag.DurationVar(&c.delay, "delay", 0, "model delay between tokens (default 5ms for chat-stream and tool-loop, 0 otherwise)")
 	flag.IntVar(&c.toolIters, "tool-iters", 3, "tool-loop: terminal calls per turn")
 	flag.IntVar(&c.turns, "turns", 4, "conversation: turns per conversation; long-chain: turns per chain (default 1000)")
 	flag.IntVar(&c.maxTurns, "max-turns", 100000, "API_SERVER_MAX_CONCURRENT_TURNS for the started hermesd")
@@ -97,6 +102,11 @@ func main() {
 	}
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["delay"] && report.Streaming(c.scenario) {
+		// A real model streams token by token; an answer written in one
+		// piece hides the cost of each frame.
+		c.delay = defaultStreamDelay
+	}
 	if c.scenario == load.LongChain {
 		// The chains' length bounds the run, not a duration; no phase but
 		// hermesd's means anything (the mock has no chain to keep).
@@ -109,6 +119,11 @@ func main() {
 		if !set["stored"] {
 			c.stored = 100 // hermesd's default: eviction runs as in production
 		}
+		c.noDirect, c.noCeiling = true, true
+	}
+	if c.scenario == load.WSAgentLoop {
+		// Its reference is hermesd itself, over HTTP (loopPhase); the mock
+		// alone has no loop to keep.
 		c.noDirect, c.noCeiling = true, true
 	}
 
@@ -258,9 +273,19 @@ func run(c config) error {
 			r.Notes = append(r.Notes, fmt.Sprintf("direct errors: %v", res.ErrorKinds))
 		}
 	}
+	if agentBaseline(&c, e) && ctx.Err() == nil {
+		if err := directAgentPhase(ctx, &c, e, r, base); err != nil {
+			return err
+		}
+	}
 	if e.target != "" && ctx.Err() == nil {
 		if err := hermesdPhase(ctx, &c, e, r, phase); err != nil {
 			return err
+		}
+		if c.scenario == load.WSAgentLoop && ctx.Err() == nil {
+			if err := loopPhase(e, r, phase); err != nil {
+				return err
+			}
 		}
 	}
 	if !c.noCeiling && !idle && ctx.Err() == nil {
@@ -286,7 +311,7 @@ func run(c config) error {
 			r.MockRSSMB = float64(m.Peak) / (1 << 20)
 		}
 	}
-	if !report.Streaming(c.scenario) {
+	if !report.Streaming(c.scenario) && c.scenario != load.WSAgentLoop {
 		// Non-stream: the first token arrives with the whole answer.
 		r.Notes = append(r.Notes, "non-stream scenario: ttft equals total latency")
 	}
@@ -332,11 +357,21 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 	}
 	res, err := phase(load.Hermesd, e.target)
 	goroutines, cores, metricsRSS := watch.Stop()
+	if c.scenario == load.WSAgentLoop && err == nil {
+		r.WSLoopCPUms = cpuPer(cores, res)
+	}
 	if mockWatch != nil {
 		_, r.MockCPUCores, _ = mockWatch.Stop()
 	}
 	if err != nil {
 		return err
+	}
+	if report.Streaming(c.scenario) && c.scenario == load.ChatStream {
+		frames := float64(res.Requests-res.Errors) * float64(c.tokens)
+		perFrame(frames, cores, res.Elapsed, watch.Syscalls(), &r.ServerCPUusFrame, &r.ServerReadsFrame, &r.ServerWritesFrame)
+		if mockWatch != nil {
+			perFrame(frames, r.MockCPUCores, res.Elapsed, mockWatch.Syscalls(), &r.MockCPUusFrame, &r.MockReadsFrame, &r.MockWritesFrame)
+		}
 	}
 	r.Requests, r.Errors, r.ErrorKinds, r.RPS = res.Requests, res.Errors, res.ErrorKinds, res.RPS()
 	r.TTFT, r.Latency = report.Summarize(res.TTFT), report.Summarize(res.Latency)
@@ -352,6 +387,15 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 	}
 	if metricsRSS > 0 {
 		r.ServerRSSMB = float64(metricsRSS) / (1 << 20)
+	}
+	if r.DirectAgentRequests > 0 {
+		if report.Streaming(c.scenario) {
+			r.OverheadAgent = report.Overhead(r.TTFT, r.DirectAgentTTFT)
+			r.OverheadAgentRatio = report.Ratio(r.TTFT, r.DirectAgentTTFT)
+		} else {
+			r.OverheadAgent = report.Overhead(r.Latency, r.DirectAgentLatency)
+			r.OverheadAgentRatio = report.Ratio(r.Latency, r.DirectAgentLatency)
+		}
 	}
 	if r.DirectRequests > 0 {
 		r.OverheadLatency = report.Overhead(r.Latency, r.DirectLatency)
@@ -376,6 +420,115 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 		}
 	}
 	return nil
+}
+
+// agentBaseline reports whether the run gets a direct-agent phase: a
+// scenario whose hermesd request makes exactly one upstream call, to the
+// started mock.
+func agentBaseline(c *config, e *env) bool {
+	return !c.noDirect && e.hermesd != nil && c.upstream == "mock" && (c.scenario == load.Chat || c.scenario == load.ChatStream)
+}
+
+// directAgentPhase captures, once, the upstream request hermesd sends the
+// mock for one request of the scenario, then sends the mock that exact
+// request under the scenario's load: the baseline whose difference from
+// hermesd is hermesd's own cost (the plain direct phase sends ~100 bytes,
+// hermesd ~16 KB of system prompt and tool schemas that the mock must parse).
+func directAgentPhase(ctx context.Context, c *config, e *env, r *report.Report, base load.Options) error {
+	body, err := captureUpstream(ctx, c, e, base)
+	if err != nil {
+		r.Notes = append(r.Notes, "direct-agent skipped: "+err.Error())
+		return nil
+	}
+	o := base
+	o.Kind, o.BaseURL, o.Label = load.DirectAgent, e.mockURL, "direct-agent "+c.scenario
+	o.Body, o.BodyStream = body, bytes.Contains(body, []byte(`"stream":true`))
+	client := load.NewClient(c.concurrency, c.timeout)
+	defer client.CloseIdleConnections()
+	res, err := load.Run(ctx, client, o)
+	if err != nil {
+		return err
+	}
+	r.DirectAgentRequests, r.DirectAgentErrors, r.DirectAgentRPS = res.Requests, res.Errors, res.RPS()
+	r.DirectAgentTTFT, r.DirectAgentLatency = report.Summarize(res.TTFT), report.Summarize(res.Latency)
+	r.Curves["direct-agent ttft"], r.Curves["direct-agent latency"] = report.CurveOf(res.TTFT), report.CurveOf(res.Latency)
+	if res.Errors > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("direct-agent errors: %v", res.ErrorKinds))
+	}
+	return nil
+}
+
+// captureUpstream arms the mock's capture, sends hermesd one request of the
+// scenario and returns the upstream request the mock received for it.
+func captureUpstream(ctx context.Context, c *config, e *env, base load.Options) ([]byte, error) {
+	client := load.NewClient(1, c.timeout)
+	defer client.CloseIdleConnections()
+	if st, _, err := client.Post(nil, e.mockURL+mockllm.CapturePath, nil); err != nil || st != 200 {
+		return nil, fmt.Errorf("arming the capture: status %d, %v", st, err)
+	}
+	o := base
+	o.Kind, o.BaseURL, o.Concurrency, o.Requests, o.Duration, o.Progress, o.Stagger = load.Hermesd, e.target, 1, 1, 0, nil, 0
+	res, err := load.Run(ctx, client, o)
+	if err != nil {
+		return nil, err
+	}
+	if res.Errors > 0 {
+		return nil, fmt.Errorf("the capturing request failed: %v", res.ErrorKinds)
+	}
+	st, body, err := client.Get(nil, e.mockURL+mockllm.CapturePath)
+	if err != nil || st != 200 {
+		return nil, fmt.Errorf("reading the capture: status %d, %v", st, err)
+	}
+	return body, nil
+}
+
+// perFrame sets the CPU µs and the read and write syscalls per frame from
+// a phase's mean cores and syscall deltas; unknown figures stay 0.
+func perFrame(frames, cores float64, elapsed time.Duration, sc proc.Syscalls, cpu, reads, writes *float64) {
+	if frames <= 0 {
+		return
+	}
+	if cores >= 0 {
+		*cpu = math.Round(cores*elapsed.Seconds()*1e7/frames) / 10
+	}
+	if sc.Reads >= 0 {
+		*reads = math.Round(float64(sc.Reads)*100/frames) / 100
+		*writes = math.Round(float64(sc.Writes)*100/frames) / 100
+	}
+}
+
+// loopPhase runs ws-agent-loop's loop over HTTP against hermesd, the
+// reference for the WebSocket figures hermesdPhase took.
+func loopPhase(e *env, r *report.Report, phase func(load.Kind, string) (*load.Result, error)) error {
+	pid := 0
+	if e.hermesd != nil {
+		pid = e.hermesd.Pid()
+	}
+	watch := proc.StartWatch(pid, "")
+	res, err := phase(load.HermesdHTTP, e.target)
+	_, cores, _ := watch.Stop()
+	if err != nil {
+		return err
+	}
+	r.HTTPLoopRequests, r.HTTPLoopErrors, r.HTTPLoopRPS = res.Requests, res.Errors, res.RPS()
+	r.HTTPLoopLatency = report.Summarize(res.Latency)
+	r.Curves["hermesd http latency"] = report.CurveOf(res.Latency)
+	r.WSOverHTTP = report.Ratio(r.Latency, r.HTTPLoopLatency)
+	r.HTTPLoopCPUms = cpuPer(cores, res)
+	if res.Errors > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("http loop errors: %v", res.ErrorKinds))
+	}
+	return nil
+}
+
+// cpuPer is the server's CPU milliseconds per successful request of res,
+// from its mean cores over the phase; 0 when unknown.
+func cpuPer(cores float64, res *load.Result) float64 {
+	ok := res.Requests - res.Errors
+	if cores < 0 || ok <= 0 {
+		return 0
+	}
+	return cores * res.Elapsed.Seconds() * 1000 / float64(ok)
 }
 
 // start brings up the servers the run needs.

@@ -3,8 +3,8 @@
 // the bare fasthttp ceiling) for a bounded time or request count, timing
 // the first content token and the whole answer of every request.
 //
-// It imports the standard library and fasthttp only, and speaks the OpenAI
-// wire format from the outside.
+// It imports the standard library, fasthttp and fasthttp/websocket only,
+// and speaks the OpenAI wire format from the outside.
 package load
 
 import (
@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
 )
 
@@ -38,10 +39,13 @@ const (
 	// LongChain: each worker continues one previous_response_id chain for
 	// Turns turns, each turn reading BlobFile (an 8 KB tool output) first.
 	LongChain = "long-chain"
+	// WSAgentLoop: a client tool loop of LoopSteps calls, over one
+	// WebSocket (Kind Hermesd) or over HTTP (Kind HermesdHTTP).
+	WSAgentLoop = "ws-agent-loop"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{Chat, ChatStream, ResponsesChain, Conversation, ToolLoop, Idle, LongChain}
+var Scenarios = []string{Chat, ChatStream, ResponsesChain, Conversation, ToolLoop, Idle, LongChain, WSAgentLoop}
 
 // BlobFile is the file each long-chain turn reads with read_file; it must
 // be in the workspace of the hermesd under test (hermes-bench writes it).
@@ -64,10 +68,17 @@ const (
 	Direct
 	// Ceiling is a bare fasthttp handler: same requests as Direct.
 	Ceiling
+	// HermesdHTTP is hermesd given, in ws-agent-loop, the loop over HTTP
+	// that Hermesd gets over a WebSocket.
+	HermesdHTTP
+	// DirectAgent is the mock upstream given Options.Body, the exact
+	// request hermesd sent it for the scenario (system prompt and tool
+	// schemas included), so the difference from hermesd is hermesd's own.
+	DirectAgent
 )
 
 func (k Kind) String() string {
-	return [...]string{"hermesd", "direct", "ceiling"}[k]
+	return [...]string{"hermesd", "direct", "ceiling", "hermesd-http", "direct-agent"}[k]
 }
 
 // Options configure one run.
@@ -97,6 +108,11 @@ type Options struct {
 	// repeats in lockstep every answer (no real deployment sees that, and
 	// it measures the burst, not the server). Zero starts all at once.
 	Stagger time.Duration
+
+	// Body is what DirectAgent sends, verbatim; BodyStream says whether
+	// it asks for a stream.
+	Body       []byte
+	BodyStream bool
 
 	// Progress, if set, gets a progress line every second.
 	Progress io.Writer
@@ -216,6 +232,7 @@ func Run(ctx context.Context, client *fasthttp.Client, opts Options) (*Result, e
 		go func() {
 			defer wg.Done()
 			wk := &worker{opts: &opts, client: client, id: w}
+			defer wk.close()
 			if opts.Stagger > 0 {
 				select {
 				case <-ctx.Done():
@@ -331,6 +348,14 @@ type worker struct {
 	// toolTurn is set while the direct tool loop makes a call that is
 	// answered with a tool call, so carries no content.
 	toolTurn bool
+	// ws is the worker's WebSocket in ws-agent-loop, kept across loops.
+	ws *websocket.Conn
+}
+
+func (w *worker) close() {
+	if w.ws != nil {
+		_ = w.ws.Close()
+	}
 }
 
 func (w *worker) prompt() string {
@@ -359,6 +384,16 @@ func (w *worker) prompt() string {
 func (w *worker) do(n int) sample {
 	o := w.opts
 	stream := o.Scenario == ChatStream || o.Scenario == ToolLoop
+	switch {
+	case o.Scenario == WSAgentLoop && o.Kind == Hermesd:
+		return w.agentLoop(w.socketStep)
+	case o.Scenario == WSAgentLoop && o.Kind == HermesdHTTP:
+		return w.agentLoop(w.httpStep)
+	case o.Scenario == WSAgentLoop:
+		return sample{err: "unsupported_target"}
+	case o.Kind == DirectAgent:
+		return w.post("/v1/chat/completions", o.Body, o.BodyStream, nil)
+	}
 	if o.Kind != Hermesd {
 		if o.Scenario == ToolLoop && o.Kind == Direct {
 			return w.directToolLoop()

@@ -222,12 +222,35 @@ func ReadWritten(pid int) (int64, error) {
 }
 
 func parseIO(b []byte) (int64, error) {
+	return ioField(b, "wchar:")
+}
+
+func ioField(b []byte, name string) (int64, error) {
 	for line := range bytes.Lines(b) {
-		if v, ok := bytes.CutPrefix(line, []byte("wchar:")); ok {
+		if v, ok := bytes.CutPrefix(line, []byte(name)); ok {
 			return strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64)
 		}
 	}
-	return 0, errors.New("wchar missing")
+	return 0, errors.New(name + " missing from /proc/PID/io")
+}
+
+// Syscalls counts a process's read and write system calls: syscr and
+// syscw of /proc/PID/io (every read-like and write-like call, sockets
+// included; the kernel counts them, so reading costs the process nothing).
+type Syscalls struct{ Reads, Writes int64 }
+
+// ReadSyscalls returns pid's syscall counts so far.
+func ReadSyscalls(pid int) (Syscalls, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return Syscalls{}, err
+	}
+	r, err := ioField(b, "syscr:")
+	if err != nil {
+		return Syscalls{}, err
+	}
+	w, err := ioField(b, "syscw:")
+	return Syscalls{Reads: r, Writes: w}, err
 }
 
 // clockTicks is USER_HZ, 100 on every Linux platform Go supports.
@@ -332,6 +355,9 @@ type Watch struct {
 	stop       chan struct{}
 	done       chan struct{}
 	cpu0       time.Duration
+	sys0       Syscalls
+	sysOK      bool
+	sysDelta   Syscalls // set by Stop; -1 each when unknown
 	began      time.Time
 
 	mu         sync.Mutex // guards the fields below
@@ -345,6 +371,8 @@ func StartWatch(pid int, metricsURL string) *Watch {
 	w := &Watch{pid: pid, metricsURL: metricsURL, stop: make(chan struct{}), done: make(chan struct{}), goroutines: -1, began: time.Now()}
 	if pid > 0 {
 		w.cpu0, _ = ReadCPU(pid)
+		s, err := ReadSyscalls(pid)
+		w.sys0, w.sysOK = s, err == nil
 	}
 	go w.loop()
 	return w
@@ -380,6 +408,10 @@ func (w *Watch) loop() {
 	}
 }
 
+// Syscalls returns the read and write syscalls the process made between
+// StartWatch and Stop (-1 each when unknown); call it after Stop.
+func (w *Watch) Syscalls() Syscalls { return w.sysDelta }
+
 // Stop ends sampling and returns the peak goroutines (-1: unknown), the
 // mean CPU cores used (-1: unknown) and the peak RSS seen in metrics (0:
 // none).
@@ -387,6 +419,12 @@ func (w *Watch) Stop() (goroutines int, cores float64, metricsRSS int64) {
 	close(w.stop)
 	<-w.done
 	cores = -1
+	w.sysDelta = Syscalls{-1, -1}
+	if w.sysOK {
+		if s, err := ReadSyscalls(w.pid); err == nil {
+			w.sysDelta = Syscalls{s.Reads - w.sys0.Reads, s.Writes - w.sys0.Writes}
+		}
+	}
 	if w.pid > 0 {
 		if cpu, err := ReadCPU(w.pid); err == nil {
 			cores = cpu.Seconds() - w.cpu0.Seconds()

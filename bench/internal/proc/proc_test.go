@@ -72,3 +72,30 @@ func TestParseIO(t *testing.T) {
 		t.Error("missing wchar must be an error")
 	}
 }
+
+func TestReadSyscallsCountsWrites(t *testing.T) {
+	before, err := ReadSyscalls(os.Getpid())
+	if err != nil {
+		t.Skip("no /proc/PID/io here:", err)
+	}
+	f, err := os.CreateTemp(t.TempDir(), "w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := 0; i < 50; i++ {
+		if _, err := f.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := ReadSyscalls(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after.Writes - before.Writes; d < 50 {
+		t.Fatalf("50 writes counted as %d", d)
+	}
+	if after.Reads <= before.Reads {
+		t.Fatalf("reading /proc/PID/io itself is a read, counted %d → %d", before.Reads, after.Reads)
+	}
+}

@@ -125,6 +125,29 @@ type Report struct {
 	DirectTTFT     Percentiles `json:"direct_ttft_ms"`
 	DirectLatency  Percentiles `json:"direct_latency_ms"`
 
+	// DirectAgent* are the mock given the exact request hermesd sends it
+	// (captured once from the mock); OverheadAgent is hermesd minus that,
+	// on the same figure as Overhead: hermesd's own added latency.
+	DirectAgentRequests int         `json:"direct_agent_requests,omitempty"`
+	DirectAgentErrors   int         `json:"direct_agent_errors,omitempty"`
+	DirectAgentRPS      float64     `json:"direct_agent_rps,omitempty"`
+	DirectAgentTTFT     Percentiles `json:"direct_agent_ttft_ms,omitzero"`
+	DirectAgentLatency  Percentiles `json:"direct_agent_latency_ms,omitzero"`
+	OverheadAgent       Micros      `json:"overhead_agent_us,omitzero"`
+	OverheadAgentRatio  Ratios      `json:"overhead_agent_ratio,omitzero"`
+
+	// Per streamed token frame during the hermesd phase (frames: the
+	// successful requests × -tokens content chunks): CPU µs from
+	// /proc/PID/stat deltas and read/write syscalls from /proc/PID/io
+	// (syscr, syscw) deltas, for hermesd and for the mock producing the
+	// same frames. 0 when unknown or not a streaming scenario.
+	ServerCPUusFrame  float64 `json:"server_cpu_us_per_frame,omitempty"`
+	MockCPUusFrame    float64 `json:"mock_cpu_us_per_frame,omitempty"`
+	ServerReadsFrame  float64 `json:"server_syscr_per_frame,omitempty"`
+	ServerWritesFrame float64 `json:"server_syscw_per_frame,omitempty"`
+	MockReadsFrame    float64 `json:"mock_syscr_per_frame,omitempty"`
+	MockWritesFrame   float64 `json:"mock_syscw_per_frame,omitempty"`
+
 	CeilingRPS      float64 `json:"ceiling_rps"`
 	CeilingFraction float64 `json:"ceiling_fraction"` // rps / ceiling_rps
 
@@ -143,6 +166,18 @@ type Report struct {
 	LongChain             []Decile `json:"long_chain,omitempty"`
 	LongChainLatencyRatio float64  `json:"long_chain_latency_ratio,omitempty"`
 	LongChainBytesRatio   float64  `json:"long_chain_bytes_ratio,omitempty"`
+
+	// Set by ws-agent-loop: the same client tool loop over HTTP
+	// (previous_response_id, store: true, streamed), beside the WebSocket
+	// figures above (Requests, Latency…), and hermesd's CPU time per loop
+	// on each.
+	HTTPLoopRequests int         `json:"http_loop_requests,omitempty"`
+	HTTPLoopErrors   int         `json:"http_loop_errors,omitempty"`
+	HTTPLoopRPS      float64     `json:"http_loop_rps,omitempty"`
+	HTTPLoopLatency  Percentiles `json:"http_loop_latency_ms,omitzero"`
+	WSOverHTTP       Ratios      `json:"ws_over_http_latency_ratio,omitzero"`
+	WSLoopCPUms      float64     `json:"ws_loop_server_cpu_ms,omitempty"`
+	HTTPLoopCPUms    float64     `json:"http_loop_server_cpu_ms,omitempty"`
 
 	// Curves for the plot (ms at CurveQuantiles).
 	Curves map[string]Curve `json:"curves,omitempty"`
@@ -241,6 +276,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "added µs (hermesd − direct)\t%.0f\t%.0f\t%.0f\t\n", r.Overhead.P50, r.Overhead.P90, r.Overhead.P99)
 		fmt.Fprintf(tw, "ratio (hermesd / direct)\t%.3f\t%.3f\t%.3f\t\n", r.OverheadRatio.P50, r.OverheadRatio.P90, r.OverheadRatio.P99)
 	}
+	if r.DirectAgentRequests > 0 {
+		row("direct-agent ttft ms", r.DirectAgentTTFT)
+		row("direct-agent latency ms", r.DirectAgentLatency)
+		if r.Target != "" {
+			fmt.Fprintf(tw, "added µs (hermesd − direct-agent)\t%.0f\t%.0f\t%.0f\t\n", r.OverheadAgent.P50, r.OverheadAgent.P90, r.OverheadAgent.P99)
+			fmt.Fprintf(tw, "ratio (hermesd / direct-agent)\t%.3f\t%.3f\t%.3f\t\n", r.OverheadAgentRatio.P50, r.OverheadAgentRatio.P90, r.OverheadAgentRatio.P99)
+		}
+	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "\trequests\terrors\treq/s")
 	if r.Target != "" {
@@ -248,6 +291,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if r.DirectRequests > 0 {
 		fmt.Fprintf(tw, "direct (mockllm)\t%d\t%d\t%.0f\n", r.DirectRequests, r.DirectErrors, r.DirectRPS)
+	}
+	if r.DirectAgentRequests > 0 {
+		fmt.Fprintf(tw, "direct-agent (mockllm, hermesd's request)\t%d\t%d\t%.0f\n", r.DirectAgentRequests, r.DirectAgentErrors, r.DirectAgentRPS)
 	}
 	if r.CeilingRPS > 0 {
 		fmt.Fprintf(tw, "ceiling (bare fasthttp)\t\t\t%.0f\n", r.CeilingRPS)
@@ -269,6 +315,21 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "server CPU cores (mean)\t%s\n", num(r.ServerCPUCores, r.ServerCPUCores < 0))
 	}
 	fmt.Fprintf(tw, "mockllm CPU cores (mean)\t%s\n", num(r.MockCPUCores, r.MockCPUCores < 0))
+	if r.ServerCPUusFrame > 0 {
+		fmt.Fprintln(tw, "per streamed token frame\tCPU µs\tread syscalls\twrite syscalls")
+		fmt.Fprintf(tw, "  hermesd\t%.1f\t%.2f\t%.2f\n", r.ServerCPUusFrame, r.ServerReadsFrame, r.ServerWritesFrame)
+		fmt.Fprintf(tw, "  mockllm (same frames)\t%.1f\t%.2f\t%.2f\n", r.MockCPUusFrame, r.MockReadsFrame, r.MockWritesFrame)
+	}
+	if r.HTTPLoopRequests > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "one loop, ms\tp50\tp90\tp99\tmax")
+		row("over one WebSocket", r.Latency)
+		row("over HTTP", r.HTTPLoopLatency)
+		fmt.Fprintf(tw, "ratio (WebSocket / HTTP)\t%.3f\t%.3f\t%.3f\t\n", r.WSOverHTTP.P50, r.WSOverHTTP.P90, r.WSOverHTTP.P99)
+		fmt.Fprintf(tw, "loops/s WebSocket, HTTP\t%.1f\t%.1f\n", r.RPS, r.HTTPLoopRPS)
+		fmt.Fprintf(tw, "HTTP loops, errors\t%d\t%d\n", r.HTTPLoopRequests, r.HTTPLoopErrors)
+		fmt.Fprintf(tw, "hermesd CPU ms / loop WebSocket, HTTP\t%.2f\t%.2f\n", r.WSLoopCPUms, r.HTTPLoopCPUms)
+	}
 	if r.Conversations > 0 {
 		fmt.Fprintf(tw, "idle conversations\t%d\n", r.Conversations)
 		fmt.Fprintf(tw, "RSS bytes / conversation\t%.0f\n", r.BytesPerConversation)

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/hermesd/hermesd/internal/hermestest"
+	"github.com/hermesd/hermesd/tooling/llm"
+)
+
+// onePixelPNG is a 1×1 PNG.
+var onePixelPNG, _ = base64.StdEncoding.DecodeString("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
+
+var pngDataURL = "data:image/png;base64," + base64.StdEncoding.EncodeToString(onePixelPNG)
+
+// imageParts returns the image_url parts of every user message of call.
+func imageParts(t *testing.T, call *hermestest.Call) []map[string]string {
+	t.Helper()
+	var out []map[string]string
+	for _, m := range call.Messages {
+		if m.Role != "user" || len(m.Content) == 0 || m.Content[0] != '[' {
+			continue
+		}
+		var parts []struct {
+			Type     string            `json:"type"`
+			ImageURL map[string]string `json:"image_url"`
+		}
+		if err := json.Unmarshal(m.Content, &parts); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range parts {
+			if p.Type == "image_url" {
+				out = append(out, p.ImageURL)
+			}
+		}
+	}
+	return out
+}
+
+func TestImagesForwarded(t *testing.T) {
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply { return hermestest.Reply{Text: "a pixel"} })
+	h := startHermes(t, up.Env())
+
+	t.Run("chat image_url with detail", func(t *testing.T) {
+		resp, body := h.do(t, "POST", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"what is this"},`+
+			`{"type":"image_url","image_url":{"url":"`+pngDataURL+`","detail":"low"}},{"type":"image_url","image_url":{"url":"https://example.com/cat.png"}}]}]}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		calls := up.Calls()
+		got := imageParts(t, calls[len(calls)-1])
+		if len(got) != 2 || got[0]["url"] != pngDataURL || got[0]["detail"] != "low" || got[1]["url"] != "https://example.com/cat.png" {
+			t.Errorf("the upstream got image parts %v", got)
+		}
+	})
+
+	t.Run("responses input_image, kept for the chain", func(t *testing.T) {
+		r := conformObject(t, h, "POST", "/v1/responses", `{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"see"},`+
+			`{"type":"input_image","image_url":"`+pngDataURL+`","detail":"high"}]}]}`)
+		conformObject(t, h, "POST", "/v1/responses", `{"model":"m","previous_response_id":"`+r["id"].(string)+`","input":"and now?"}`)
+		calls := up.Calls()
+		for _, c := range calls[len(calls)-2:] {
+			got := imageParts(t, c)
+			if len(got) != 1 || got[0]["url"] != pngDataURL || got[0]["detail"] != "high" {
+				t.Errorf("the upstream got image parts %v", got)
+			}
+		}
+		// The input items show the image with its detail.
+		_, body := h.do(t, "GET", "/v1/responses/"+r["id"].(string)+"/input_items", "")
+		if !strings.Contains(body, `"type":"input_image"`) || !strings.Contains(body, `"detail":"high"`) {
+			t.Errorf("input_items: %s", body)
+		}
+	})
+
+	t.Run("input_image by file_id", func(t *testing.T) {
+		ctype, b := multipartBody(t, "pixel.png", "purpose", "vision", "@file", string(onePixelPNG))
+		code, body := upload(t, h, ctype, b)
+		var f struct{ ID string }
+		if err := json.Unmarshal([]byte(body), &f); err != nil || code != 200 {
+			t.Fatalf("upload: %d %s", code, body)
+		}
+		conformObject(t, h, "POST", "/v1/responses", `{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"see"},`+
+			`{"type":"input_image","file_id":"`+f.ID+`"}]}]}`)
+		calls := up.Calls()
+		if got := imageParts(t, calls[len(calls)-1]); len(got) != 1 || got[0]["url"] != pngDataURL {
+			t.Errorf("the upstream got %v, want the file as a data URL", got)
+		}
+		// A file that is not an image, and one that does not exist.
+		ctype, b = multipartBody(t, "notes.txt", "purpose", "user_data", "@file", "just text")
+		_, body = upload(t, h, ctype, b)
+		_ = json.Unmarshal([]byte(body), &f)
+		for _, id := range []string{f.ID, "file-nosuch"} {
+			resp, body := h.do(t, "POST", "/v1/responses", `{"model":"m","input":[{"role":"user","content":[{"type":"input_image","file_id":"`+id+`"}]}]}`)
+			if resp.StatusCode != 400 || !strings.Contains(body, `"param":"input"`) {
+				t.Errorf("file_id %s: %d %s", id, resp.StatusCode, body)
+			}
+		}
+	})
+
+	t.Run("hostile images", func(t *testing.T) {
+		n := len(up.Calls())
+		many := strings.Repeat(`{"type":"image_url","image_url":{"url":"https://example.com/a.png"}},`, 33)
+		for name, content := range map[string]string{
+			"javascript URL": `[{"type":"image_url","image_url":{"url":"javascript:alert(1)"}}]`,
+			"file URL":       `[{"type":"image_url","image_url":{"url":"file:///etc/passwd"}}]`,
+			"html data URL":  `[{"type":"image_url","image_url":{"url":"data:text/html;base64,PGI+"}}]`,
+			"bad detail":     `[{"type":"image_url","image_url":{"url":"https://example.com/a.png","detail":"ultra"}}]`,
+			"33 images":      `[` + strings.TrimSuffix(many, ",") + `]`,
+		} {
+			resp, body := h.do(t, "POST", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":`+content+`}]}`)
+			if resp.StatusCode != 400 || !strings.Contains(body, `"param":"messages"`) {
+				t.Errorf("%s: %d %s", name, resp.StatusCode, body)
+			}
+		}
+		if len(up.Calls()) != n {
+			t.Error("a refused image reached the upstream")
+		}
+	})
+}
+
+func TestImagesRefused(t *testing.T) {
+	image := `[{"type":"text","text":"see"},{"type":"image_url","image_url":{"url":"` + pngDataURL + `"}}]`
+
+	t.Run("vision false", func(t *testing.T) {
+		up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply { return hermestest.Reply{Text: "text only"} })
+		h := startHermes(t, up.Env(), func(m *Main) {
+			m.Model = llm.NewUpstream(llm.UpstreamOptions{BaseURL: up.URL + "/v1", NoVision: true})
+		})
+		for _, stream := range []string{"false", "true"} {
+			resp, body := h.do(t, "POST", "/v1/chat/completions", `{"model":"m","stream":`+stream+`,"messages":[{"role":"user","content":`+image+`}]}`)
+			if resp.StatusCode != 400 || !strings.Contains(body, `"code":"model_not_vision_capable"`) || !strings.Contains(body, "'fake-model'") {
+				t.Errorf("stream %s: %d %s", stream, resp.StatusCode, body)
+			}
+		}
+		resp, body := h.do(t, "POST", "/v1/responses", `{"model":"m","input":[{"role":"user","content":[{"type":"input_image","image_url":"`+pngDataURL+`"}]}]}`)
+		if resp.StatusCode != 400 || !strings.Contains(body, "model_not_vision_capable") {
+			t.Errorf("responses: %d %s", resp.StatusCode, body)
+		}
+		if n := len(up.Calls()); n != 0 {
+			t.Errorf("%d upstream calls for requests a non-vision model refuses", n)
+		}
+		// Text still works.
+		if resp, body := h.do(t, "POST", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":"hi"}]}`); resp.StatusCode != 200 {
+			t.Errorf("text: %d %s", resp.StatusCode, body)
+		}
+	})
+
+	t.Run("unmarked model, the upstream refuses", func(t *testing.T) {
+		up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply { return hermestest.Reply{Status: 400} })
+		h := startHermes(t, up.Env())
+		resp, body := h.do(t, "POST", "/v1/chat/completions", `{"model":"m","messages":[{"role":"user","content":`+image+`}]}`)
+		if resp.StatusCode != 400 || !strings.Contains(body, "fake upstream says 400") || !strings.Contains(body, "images") {
+			t.Errorf("%d %s", resp.StatusCode, body)
+		}
+		if len(up.Calls()) != 1 || len(imageParts(t, up.Calls()[0])) != 1 {
+			t.Error("the image was not forwarded to the unmarked model")
+		}
+	})
+}
