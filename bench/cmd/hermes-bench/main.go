@@ -249,6 +249,9 @@ func run(c config) error {
 		}
 	}
 	phase := func(kind load.Kind, url string) (*load.Result, error) {
+		if kind == load.DirectAgent {
+			url = e.mockURL
+		}
 		o := base
 		o.Kind, o.BaseURL, o.Label = kind, url, kind.String()+" "+c.scenario
 		if kind != load.Hermesd {
@@ -274,8 +277,15 @@ func run(c config) error {
 		}
 	}
 	if agentBaseline(&c, e) && ctx.Err() == nil {
-		if err := directAgentPhase(ctx, &c, e, r, base); err != nil {
-			return err
+		body, err := captureUpstream(ctx, &c, e, base)
+		if err != nil {
+			r.Notes = append(r.Notes, "direct-agent skipped: "+err.Error())
+		} else {
+			// Only the direct-agent phase sends Body.
+			base.Body, base.BodyStream = body, bytes.Contains(body, []byte(`"stream":true`))
+			if err := directAgentPhase(r, phase); err != nil {
+				return err
+			}
 		}
 	}
 	if e.target != "" && ctx.Err() == nil {
@@ -429,23 +439,13 @@ func agentBaseline(c *config, e *env) bool {
 	return !c.noDirect && e.hermesd != nil && c.upstream == "mock" && (c.scenario == load.Chat || c.scenario == load.ChatStream)
 }
 
-// directAgentPhase captures, once, the upstream request hermesd sends the
-// mock for one request of the scenario, then sends the mock that exact
-// request under the scenario's load: the baseline whose difference from
-// hermesd is hermesd's own cost (the plain direct phase sends ~100 bytes,
-// hermesd ~16 KB of system prompt and tool schemas that the mock must parse).
-func directAgentPhase(ctx context.Context, c *config, e *env, r *report.Report, base load.Options) error {
-	body, err := captureUpstream(ctx, c, e, base)
-	if err != nil {
-		r.Notes = append(r.Notes, "direct-agent skipped: "+err.Error())
-		return nil
-	}
-	o := base
-	o.Kind, o.BaseURL, o.Label = load.DirectAgent, e.mockURL, "direct-agent "+c.scenario
-	o.Body, o.BodyStream = body, bytes.Contains(body, []byte(`"stream":true`))
-	client := load.NewClient(c.concurrency, c.timeout)
-	defer client.CloseIdleConnections()
-	res, err := load.Run(ctx, client, o)
+// directAgentPhase sends the mock, under the scenario's load, the exact
+// upstream request hermesd sent it (captureUpstream): the baseline whose
+// difference from hermesd is hermesd's own cost (the plain direct phase
+// sends ~100 bytes, hermesd ~16 KB of system prompt and tool schemas that
+// the mock must parse).
+func directAgentPhase(r *report.Report, phase func(load.Kind, string) (*load.Result, error)) error {
+	res, err := phase(load.DirectAgent, "")
 	if err != nil {
 		return err
 	}
