@@ -91,8 +91,15 @@ func (a *Agent) fit(ctx context.Context, req *hermes.TurnRequest, system string,
 	}
 	history := append([]hermes.Message(nil), transcript[:start]...) // never written in place: others hold it
 	own := transcript[start:]
+	// Compact the history to half the room it may take, not just under the
+	// threshold: trimmed outputs still add up, and a history kept just
+	// under it would be compacted (and written out whole as a new base) on
+	// every turn. The room is what the system prompt, the tool specs and
+	// this turn's own items leave.
+	floor := a.estimate(system, specs, own)
+	target := floor + max(limit-floor, 0)/2
 	fits := func() bool {
-		return a.estimate(system, specs, append(history[:len(history):len(history)], own...)) <= limit
+		return a.estimate(system, specs, append(history[:len(history):len(history)], own...)) <= target
 	}
 	done := func() (fitted, *hermes.Error) {
 		out.transcript = append(history[:len(history):len(history)], own...)
@@ -128,7 +135,7 @@ func (a *Agent) fit(ctx context.Context, req *hermes.TurnRequest, system string,
 	if first == len(history) {
 		return done()
 	}
-	cut := recentCut(history, first+1, limit/3, func(ms []hermes.Message) int { return a.estimate("", nil, ms) })
+	cut := recentCut(history, first+1, (target-floor)/2, func(ms []hermes.Message) int { return a.estimate("", nil, ms) })
 	middle := history[first+1 : cut]
 	if len(middle) == 0 {
 		return done()

@@ -196,3 +196,61 @@ func TestTruncationModes(t *testing.T) {
 		t.Errorf("auto truncation dropped the first user message: %q", got)
 	}
 }
+
+// summarisingChain is toolThenAnswer that also summarises.
+type summarisingChain struct{ toolThenAnswer }
+
+func (m *summarisingChain) Stream(ctx context.Context, req llm.Request, f func(string)) (llm.Response, error) {
+	if req.System == llm.SummaryPrompt {
+		return llm.Response{Text: "summary of " + strconv.Itoa(len(req.Messages)) + " messages"}, nil
+	}
+	return m.toolThenAnswer.Stream(ctx, req, f)
+}
+
+// TestCompactionKeepsWritesBounded: a 600-turn chain of 8 KB tool outputs
+// through a 32k window compacts again and again, and the bytes a turn
+// writes stay flat: each compaction takes the prompt to half the threshold,
+// so trimmed outputs cannot pile up into a base rewritten every turn (as
+// they did when trimming stopped just under the threshold: 121 KB a turn
+// at first, 1 MB by turn 800).
+func TestCompactionKeepsWritesBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("600 turns")
+	}
+	store, err := persistence.Open(t.TempDir()+"/db", persistence.Options{NoSync: true, Capacity: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reg := tooling.NewRegistry([]tooling.Tool{blobTool{out: strings.Repeat("x", 8<<10)}}, nil)
+	rt := New(Options{Agent: &Agent{Model: &summarisingChain{}, Tools: reg, Window: llm.NewWindow(32000)}, Store: store})
+	defer rt.Shutdown(context.Background())
+	var perHundred []int64
+	w0 := writtenBytes(t)
+	bases := 0
+	prev := ""
+	for i := range 600 {
+		id := "resp_" + strconv.Itoa(i)
+		res, _ := runTurn(t, rt, &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true,
+			Input: []hermes.Message{{Role: hermes.RoleUser, Content: strconv.Itoa(i)}}})
+		if res.Err != nil || !res.Stored {
+			t.Fatalf("turn %d: %v", i, res.Err)
+		}
+		if res.Compacted != nil {
+			bases++
+		}
+		if (i+1)%100 == 0 {
+			w := writtenBytes(t)
+			perHundred = append(perHundred, (w-w0)/100)
+			w0 = w
+		}
+		prev = id
+	}
+	t.Logf("bytes written a turn, by hundred turns: %v; %d compactions", perHundred, bases)
+	if bases < 10 || bases > 120 {
+		t.Fatalf("%d compactions in 600 turns of 8 KB through a 32k window; want them spaced, not every few turns", bases)
+	}
+	if last, first := perHundred[5], perHundred[1]; last > first*6/5 {
+		t.Errorf("turns 500-600 write %d bytes each, turns 100-200 %d: writes grow with the chain", last, first)
+	}
+}

@@ -83,6 +83,11 @@ func (p *persister) write() {
 	}
 	start := time.Now()
 	err := p.apply(ops)
+	// Observed before anyone is answered: a client told its turn is stored
+	// must find the write in /metrics already.
+	if p.onBatch != nil {
+		p.onBatch(len(p.pending), time.Since(start), err)
+	}
 	if err != nil && len(p.pending) > 1 {
 		// One bad record must not fail its neighbours: retry one by one.
 		for _, c := range p.pending {
@@ -95,9 +100,6 @@ func (p *persister) write() {
 	}
 	if err != nil {
 		p.log.Error("store write failed", "err", err, "ops", len(ops))
-	}
-	if p.onBatch != nil {
-		p.onBatch(len(p.pending), time.Since(start), err)
 	}
 	clear(p.pending)
 	p.pending = p.pending[:0]

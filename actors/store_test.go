@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -259,4 +261,28 @@ func TestShutdownIsBoundedAndSaysWhatItCut(t *testing.T) {
 func waitRunning(t *testing.T, rt *Runtime, n int64) {
 	t.Helper()
 	hermestest.Eventually(t, fmt.Sprintf("%d turns running", n), func() bool { return rt.Stats().Running == n })
+}
+
+// TestBatchObservedBeforeReply: a write is counted (the store commit
+// histogram of /metrics) before its caller hears it is stored. Before, the
+// count came after the reply, and a client reading /metrics right after its
+// answer could miss its own write.
+func TestBatchObservedBeforeReply(t *testing.T) {
+	var observed atomic.Int64
+	rt := newRuntime(t, llm.NewOffline(), Options{OnBatch: func(int, time.Duration, error) {
+		// Yield first, so a reply sent before this observation would be
+		// seen by its caller before the count moves.
+		for range 10 {
+			runtime.Gosched()
+		}
+		observed.Add(1)
+	}})
+	for i := range 50 {
+		if err := rt.Save(rec(fmt.Sprintf("resp_%d", i))); err != nil {
+			t.Fatal(err)
+		}
+		if n := observed.Load(); n < int64(i+1) {
+			t.Fatalf("write %d answered with %d batches observed", i+1, n)
+		}
+	}
 }

@@ -84,7 +84,9 @@ type Model struct {
 	Upstream      string   // the upstream's own model id (`model:`); ID when empty
 	ContextWindow int      // tokens; 0 asks the upstream
 	Vision        bool     // accepts images
+	NoVision      bool     // `vision: false` given: images are refused before any upstream call
 	Reasoning     bool     // a reasoning model
+	SendReasoning bool     // `send_reasoning: true`: earlier reasoning is sent back as reasoning_content
 	Tools         bool     // may call tools (default true)
 	Fallbacks     []string // ids tried in order when this one fails before its first token
 	Line          int      // where it is defined in the file, for messages
@@ -127,7 +129,11 @@ type fileErrs struct {
 }
 
 func (e *fileErrs) add(n ast.Node, format string, args ...any) {
-	e.errs = append(e.errs, fmt.Errorf("%s:%d: %s", e.path, line(n), fmt.Sprintf(format, args...)))
+	e.addAt(line(n), format, args...)
+}
+
+func (e *fileErrs) addAt(line int, format string, args ...any) {
+	e.errs = append(e.errs, fmt.Errorf("%s:%d: %s", e.path, line, fmt.Sprintf(format, args...)))
 }
 
 func line(n ast.Node) int {
@@ -409,7 +415,12 @@ func (s scalars) models(n ast.Node) []Model {
 					m.ContextWindow = w
 				}
 			case "vision":
+				// Only an explicit false refuses images; a model with no
+				// mark gets them and its server decides.
 				s.boolean(kv.value, key, &m.Vision)
+				m.NoVision = !m.Vision
+			case "send_reasoning":
+				s.boolean(kv.value, key, &m.SendReasoning)
 			case "reasoning":
 				s.boolean(kv.value, key, &m.Reasoning)
 			case "tools":
@@ -417,7 +428,7 @@ func (s scalars) models(n ast.Node) []Model {
 			case "fallbacks":
 				m.Fallbacks = s.strings(kv.value, key)
 			default:
-				s.e.add(kv.keyNode, "unknown key %s (a model has id, base_url, api_key, model, context_window, vision, reasoning, tools, fallbacks)", key)
+				s.e.add(kv.keyNode, "unknown key %s (a model has id, base_url, api_key, model, context_window, vision, reasoning, send_reasoning, tools, fallbacks)", key)
 			}
 		}
 		switch {
@@ -443,11 +454,11 @@ func (s scalars) models(n ast.Node) []Model {
 		for _, fb := range m.Fallbacks {
 			switch {
 			case fb == m.ID:
-				s.e.add(n, "models: %s lists itself as a fallback", m.ID)
+				s.e.addAt(m.Line, "models: %s lists itself as a fallback", m.ID)
 			case !ids[fb]:
-				s.e.add(n, "models: %s falls back to %q, which is not a model here", m.ID, fb)
+				s.e.addAt(m.Line, "models: %s falls back to %q, which is not a model here", m.ID, fb)
 			case seen[fb]:
-				s.e.add(n, "models: %s lists fallback %q twice", m.ID, fb)
+				s.e.addAt(m.Line, "models: %s lists fallback %q twice", m.ID, fb)
 			}
 			seen[fb] = true
 		}

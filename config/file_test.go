@@ -192,8 +192,8 @@ func TestFileRefusals(t *testing.T) {
 		{"model unknown key", "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    temprature: 1\n", "config.yaml:4: unknown key models[0].temprature"},
 		{"model bad window", "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    context_window: 100\n", "config.yaml:4: models[0].context_window: \"100\": want 0"},
 		{"model bad flag", "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    vision: sometimes\n", "config.yaml:4: models[0].vision: \"sometimes\": want true or false"},
-		{"fallback unknown", "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    fallbacks: [b]\n", "a falls back to \"b\", which is not a model here"},
-		{"fallback itself", "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    fallbacks: [a]\n", "a lists itself as a fallback"},
+		{"fallback unknown", "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    fallbacks: [b]\n", "config.yaml:2: models: a falls back to \"b\", which is not a model here"},
+		{"fallback itself", "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    fallbacks: [a]\n", "config.yaml:2: models: a lists itself as a fallback"},
 		{"fallbacks not a list", "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    fallbacks: {b: 1}\n", "config.yaml:4: models[0].fallbacks: want a list"},
 		{"default model unknown", "default_model: c\nmodels:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n", "config.yaml:1: default_model \"c\" is not one of models"},
 		{"mcp neither", "mcp_servers:\n  x:\n    args: [a]\n", "config.yaml:2: mcp_servers.x: give exactly one of command"},
@@ -348,5 +348,22 @@ func TestEveryVariableHasAKey(t *testing.T) {
 	}
 	if len(keys) != len(fileKeys) {
 		t.Errorf("fileKeys has %d keys, Load reads %d settings", len(fileKeys), len(keys))
+	}
+}
+
+func TestFileModelVisionAndReasoningFlags(t *testing.T) {
+	c, err := withFile(t, "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    vision: false\n    send_reasoning: true\n"+
+		"  - id: b\n    base_url: http://127.0.0.1:1/v1\n  - id: c\n    base_url: http://127.0.0.1:1/v1\n    vision: true\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, cc := c.Models[0], c.Models[1], c.Models[2]
+	// Only an explicit vision: false refuses images; no mark forwards them.
+	if !a.NoVision || !a.SendReasoning || b.NoVision || b.SendReasoning || cc.NoVision || !cc.Vision {
+		t.Errorf("a=%+v b=%+v c=%+v", a, b, cc)
+	}
+	if _, err := withFile(t, "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    send_reasoning: maybe\n", nil); err == nil ||
+		!strings.Contains(err.Error(), "send_reasoning") {
+		t.Errorf("send_reasoning: maybe: %v", err)
 	}
 }

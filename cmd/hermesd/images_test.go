@@ -159,3 +159,50 @@ func TestImagesRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestModelFlagsFromConfig: config.yaml's per-model flags reach the
+// upstream client: vision: false refuses images before any upstream call,
+// a model with no mark forwards them, and send_reasoning sends earlier
+// reasoning back as reasoning_content (only to the model that asks).
+func TestModelFlagsFromConfig(t *testing.T) {
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		return hermestest.Reply{Reasoning: "thinking.", Text: "ok"}
+	})
+	h := startWithConfig(t, `models:
+  - id: text-only
+    base_url: {{up}}/v1
+    vision: false
+  - id: plain
+    base_url: {{up}}/v1
+  - id: deepthink
+    base_url: {{up}}/v1
+    reasoning: true
+    send_reasoning: true
+`, map[string]string{"up": up.URL}, nil)
+	image := `[{"type":"text","text":"see"},{"type":"image_url","image_url":{"url":"` + pngDataURL + `"}}]`
+	resp, body := h.do(t, "POST", "/v1/chat/completions", `{"model":"text-only","messages":[{"role":"user","content":`+image+`}]}`)
+	if resp.StatusCode != 400 || !strings.Contains(body, "model_not_vision_capable") || !strings.Contains(body, "'text-only'") {
+		t.Errorf("vision: false: %d %s", resp.StatusCode, body)
+	}
+	if n := len(up.Calls()); n != 0 {
+		t.Fatalf("%d upstream calls", n)
+	}
+	if resp, body := h.do(t, "POST", "/v1/chat/completions", `{"model":"plain","messages":[{"role":"user","content":`+image+`}]}`); resp.StatusCode != 200 {
+		t.Errorf("unmarked: %d %s", resp.StatusCode, body)
+	}
+	for _, model := range []string{"plain", "deepthink"} {
+		a := conformObject(t, h, "POST", "/v1/responses", `{"model":"`+model+`","input":"hi"}`)
+		conformObject(t, h, "POST", "/v1/responses", `{"model":"`+model+`","previous_response_id":"`+a["id"].(string)+`","input":"again"}`)
+		calls := up.Calls()
+		last := calls[len(calls)-1]
+		var sent *string
+		for _, m := range last.Messages {
+			if m.Role == "assistant" {
+				sent = m.ReasoningContent
+			}
+		}
+		if want := model == "deepthink"; (sent != nil) != want || want && *sent != "thinking." {
+			t.Errorf("%s: the earlier assistant message went back with reasoning_content %v", model, sent)
+		}
+	}
+}

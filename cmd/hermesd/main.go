@@ -65,6 +65,13 @@ func main() {
 	}
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			_ = m.Reload() // Reload logs what it did or refused
+		}
+	}()
 	code := 0
 	select {
 	case s := <-sig:
@@ -122,9 +129,13 @@ type Main struct {
 	stopDiscovery context.CancelFunc
 	// current is what new turns run with; a reload (SIGHUP) swaps it.
 	current atomic.Pointer[setup]
-	tools   []tooling.Tool // the built-in tools, made once
-	memory  *memory.Tool
-	obs     *observers
+	// args and lookup are what ParseFlags loaded the configuration from,
+	// loaded again by Reload.
+	args   []string
+	lookup func(string) (string, bool)
+	tools  []tooling.Tool // the built-in tools, made once
+	memory *memory.Tool
+	obs    *observers
 }
 
 // NewMain returns a Main with default configuration.
@@ -142,6 +153,7 @@ func (m *Main) ParseFlags(args []string, lookup func(string) (string, bool)) err
 		return err
 	}
 	m.Config = c
+	m.args, m.lookup = args, lookup
 	m.logOut = newBufferedLog(os.Stderr)
 	m.Logger = newLogger(c.LogFormat, c.LogLevel, m.logOut)
 	return nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -52,7 +53,8 @@ func (m *Main) newSetup(c *config.Config) *setup {
 		case md.BaseURL == "":
 			rt.Model = llm.NewOffline()
 		default:
-			rt.Model = llm.NewUpstream(llm.UpstreamOptions{BaseURL: md.BaseURL, APIKey: md.APIKey, Model: md.Upstream, FirstByteTimeout: c.FirstByte})
+			rt.Model = llm.NewUpstream(llm.UpstreamOptions{BaseURL: md.BaseURL, APIKey: md.APIKey, Model: md.Upstream, FirstByteTimeout: c.FirstByte,
+				NoVision: md.NoVision, SendReasoning: md.SendReasoning})
 		}
 		routes[i], byID[md.ID] = rt, rt
 	}
@@ -68,6 +70,30 @@ func (m *Main) newSetup(c *config.Config) *setup {
 		}})
 	s.router, s.prompt = router, builder.Build
 	return s
+}
+
+// Reload loads the configuration again, as ParseFlags did (SIGHUP): its
+// models and tool selection serve new turns, while running turns finish on
+// what they started with. A configuration that does not load or check is
+// logged and refused, and the running one stays. Settings read only at
+// start (the address, limits, MCP servers) keep their values until a
+// restart.
+func (m *Main) Reload() error {
+	if m.lookup == nil {
+		return errors.New("reload: the configuration was not loaded by ParseFlags")
+	}
+	c, err := config.Load(m.args, m.lookup)
+	if err == nil {
+		err = c.Check()
+	}
+	if err != nil {
+		m.Logger.Error("configuration reload refused; keeping the running configuration", "err", err)
+		return err
+	}
+	s := m.newSetup(c)
+	m.current.Store(s)
+	m.Logger.Info("configuration reloaded", "config", c.File, "models", s.describe(), "tools", len(s.registry.Names()))
+	return nil
 }
 
 // turnSetup is the agent's Setup: the current configuration's model for a
