@@ -102,19 +102,14 @@ func (r *Runtime) SealReasoning(reasoning string) string {
 }
 
 // OpenReasoning returns the reasoning sealed in a reasoning item's
-// encrypted content, or an EInvalid error when this server did not seal it
-// or it was altered.
-func (r *Runtime) OpenReasoning(enc string) (string, error) {
-	var text string
-	err := errors.New("reasoning items are not enabled")
-	if r.opts.OpenReasoning != nil {
-		text, err = r.opts.OpenReasoning(enc)
+// encrypted content; ok is false when this server did not seal it (another
+// provider's item), it was altered, or sealing is not enabled.
+func (r *Runtime) OpenReasoning(enc string) (text string, ok bool) {
+	if r.opts.OpenReasoning == nil {
+		return "", false
 	}
-	if err != nil {
-		return "", &hermes.Error{Code: hermes.EInvalid, Param: "input",
-			Message: "The encrypted content of a reasoning item could not be verified: it was not produced by this server or was altered.", Cause: err}
-	}
-	return text, nil
+	text, err := r.opts.OpenReasoning(enc)
+	return text, err == nil
 }
 
 // DeleteResponse deletes a stored response; conversations pointing at it
