@@ -36,34 +36,38 @@ func (r *Runtime) Transcript(id string) ([]hermes.Message, error) {
 // would send: the system prompt, the history it continues, its input and
 // the tool specs (POST /v1/responses/input_tokens). Nothing is stored.
 func (r *Runtime) InputTokens(req *hermes.TurnRequest) (int, error) {
-	_, in, err := r.route(req)
-	if err != nil {
-		return 0, err
-	}
-	history, _, _, err := r.history(in, nil)
+	msgs, err := r.wouldSend(req)
 	if err != nil {
 		return 0, err
 	}
 	system, specs, _ := r.agent.prompt(req)
-	msgs := append(history[:len(history):len(history)], req.Input...)
 	return r.agent.estimate(system, specs, msgs), nil
+}
+
+// wouldSend returns the messages req's turn would start from, without
+// running it: the history it continues, then its input.
+func (r *Runtime) wouldSend(req *hermes.TurnRequest) ([]hermes.Message, error) {
+	_, in, err := r.route(req)
+	if err != nil {
+		return nil, err
+	}
+	history, _, _, err := r.history(in, nil)
+	if err != nil {
+		return nil, err
+	}
+	return append(history[:len(history):len(history)], req.Input...), nil
 }
 
 // Compact compacts the conversation req would continue plus its input
 // (POST /v1/responses/compact) and returns the compacted items; nothing is
 // stored. ctx bounds the summarising calls, as does the turn timeout.
 func (r *Runtime) Compact(ctx context.Context, req *hermes.TurnRequest) ([]hermes.Message, hermes.Usage, error) {
-	_, in, err := r.route(req)
-	if err != nil {
-		return nil, hermes.Usage{}, err
-	}
-	history, _, _, err := r.history(in, nil)
+	msgs, err := r.wouldSend(req)
 	if err != nil {
 		return nil, hermes.Usage{}, err
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, r.opts.TurnTimeout, errTurnTimeout)
 	defer cancel()
-	msgs := append(history[:len(history):len(history)], req.Input...)
 	out, usage, cerr := r.agent.Compact(ctx, req, msgs)
 	if cerr != nil {
 		return nil, usage, cerr
@@ -98,19 +102,14 @@ func (r *Runtime) SealReasoning(reasoning string) string {
 }
 
 // OpenReasoning returns the reasoning sealed in a reasoning item's
-// encrypted content, or an EInvalid error when this server did not seal it
-// or it was altered.
-func (r *Runtime) OpenReasoning(enc string) (string, error) {
-	var text string
-	err := errors.New("reasoning items are not enabled")
-	if r.opts.OpenReasoning != nil {
-		text, err = r.opts.OpenReasoning(enc)
+// encrypted content; ok is false when this server did not seal it (another
+// provider's item), it was altered, or sealing is not enabled.
+func (r *Runtime) OpenReasoning(enc string) (text string, ok bool) {
+	if r.opts.OpenReasoning == nil {
+		return "", false
 	}
-	if err != nil {
-		return "", &hermes.Error{Code: hermes.EInvalid, Param: "input",
-			Message: "The encrypted content of a reasoning item could not be verified: it was not produced by this server or was altered.", Cause: err}
-	}
-	return text, nil
+	text, err := r.opts.OpenReasoning(enc)
+	return text, err == nil
 }
 
 // DeleteResponse deletes a stored response; conversations pointing at it

@@ -372,6 +372,16 @@ type inputDecoder struct {
 	system []string
 	// called and answered track tool call ids seen in the input.
 	called, answered map[string]bool
+	// reasoning is a reasoning item's text waiting for the assistant
+	// message it preceded.
+	reasoning string
+}
+
+// assistant appends an assistant message, giving it the reasoning that
+// came before it.
+func (d *inputDecoder) assistant(m hermes.Message) {
+	m.Reasoning, d.reasoning = d.reasoning, ""
+	d.out = append(d.out, m)
 }
 
 // addCall appends a tool call, joining the assistant message before it
@@ -382,7 +392,7 @@ func (d *inputDecoder) addCall(c hermes.ToolCall) {
 		d.out[n-1].ToolCalls = append(d.out[n-1].ToolCalls, c)
 		return
 	}
-	d.out = append(d.out, hermes.Message{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{c}})
+	d.assistant(hermes.Message{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{c}})
 }
 
 // addResult appends a tool result, refusing a second result for one call
@@ -409,7 +419,7 @@ func (s *Server) decodeItem(d *inputDecoder, param string, it inputItem, standal
 		case "user":
 			d.out = append(d.out, hermes.Message{Role: hermes.RoleUser, Content: it.Content.Text, Parts: it.Content.Parts})
 		case "assistant":
-			d.out = append(d.out, hermes.Message{Role: hermes.RoleAssistant, Content: stripMarkers(it.Content.Text)})
+			d.assistant(hermes.Message{Role: hermes.RoleAssistant, Content: stripMarkers(it.Content.Text)})
 		default:
 			return hermes.InvalidParam(param+".role", "unknown role '%s'", it.Role)
 		}
@@ -461,8 +471,15 @@ func (s *Server) decodeItem(d *inputDecoder, param string, it inputItem, standal
 		}
 		d.out = append(d.out, hermes.Message{Role: hermes.RoleCompaction, Content: summary, Encrypted: it.EncryptedContent})
 	case "reasoning":
-		// The upstream takes no reasoning back over chat completions; the
-		// answer that followed it carries what the model concluded.
+		// A stateless client hands back a reasoning item it was given
+		// (Codex, the Vercel AI SDK with store off): the text it seals goes
+		// back on the assistant message it preceded, so the transcript
+		// keeps it (a model gets it only when configured to take it).
+		// Another provider's sealed content means nothing here and is
+		// dropped, as is an item without any.
+		if text, ok := s.rt.OpenReasoning(it.EncryptedContent); ok {
+			d.reasoning += text
+		}
 	case "item_reference":
 		msgs, err := s.resolveItem(it.ID)
 		if err != nil {

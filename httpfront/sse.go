@@ -201,21 +201,20 @@ func (st *chatStream) end(b []byte) []byte {
 	return append(b, "}\n\n"...)
 }
 
-func (st *chatStream) content(text string) {
-	b := append(st.sw.buf[:0], st.prefix...)
-	b = append(b, `{"index":0,"delta":{"content":`...)
-	b = appendString(b, text)
-	b = append(b, `},"logprobs":null,"finish_reason":null}`...)
-	st.sw.buf = st.end(b)
-	st.sw.write(st.sw.buf)
-}
+func (st *chatStream) content(text string) { st.delta(`{"index":0,"delta":{"content":`, text) }
 
 // reasoning writes a piece of reasoning as delta.reasoning_content, the
 // field Open WebUI, LibreChat and the SDKs' reasoning models read, never
 // mixed into content.
 func (st *chatStream) reasoning(text string) {
+	st.delta(`{"index":0,"delta":{"reasoning_content":`, text)
+}
+
+// delta writes a chunk whose delta has one string field: open is the
+// choice up to that field's value.
+func (st *chatStream) delta(open, text string) {
 	b := append(st.sw.buf[:0], st.prefix...)
-	b = append(b, `{"index":0,"delta":{"reasoning_content":`...)
+	b = append(b, open...)
 	b = appendString(b, text)
 	b = append(b, `},"logprobs":null,"finish_reason":null}`...)
 	st.sw.buf = st.end(b)

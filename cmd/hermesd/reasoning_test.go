@@ -223,6 +223,30 @@ func TestReasoningResponses(t *testing.T) {
 		}
 	})
 
+	t.Run("sent back by a stateless client", func(t *testing.T) {
+		a := conformObject(t, h, "POST", "/v1/responses", `{"model":"m","store":false,"include":["reasoning.encrypted_content"],"input":"/think sealed thought\nhi"}`)
+		rs := a["output"].([]any)[0].(map[string]any)
+		enc := rs["encrypted_content"].(string)
+		tampered := enc[:len(enc)-2] + "AA"
+		for _, tc := range []struct{ enc, want string }{{enc, "sealed thought"}, {tampered, ""}, {"gAAAAABopenai-sealed", ""}} {
+			b := conformObject(t, h, "POST", "/v1/responses", `{"model":"m","input":[{"role":"user","content":"hi"},`+
+				`{"type":"reasoning","id":"rs_x","summary":[],"encrypted_content":"`+tc.enc+`"},`+
+				`{"type":"message","role":"assistant","content":[{"type":"output_text","text":"hello"}]},{"role":"user","content":"more"}]}`)
+			_, raw := h.do(t, "GET", "/v1/responses/"+b["id"].(string)+"/input_items?order=asc", "")
+			var list struct{ Data []map[string]any }
+			_ = json.Unmarshal([]byte(raw), &list)
+			var got string
+			for _, it := range list.Data {
+				if it["type"] == "reasoning" {
+					got = it["content"].([]any)[0].(map[string]any)["text"].(string)
+				}
+			}
+			if got != tc.want {
+				t.Errorf("encrypted_content %.20q…: the transcript keeps reasoning %q, want %q (%s)", tc.enc, got, tc.want, raw)
+			}
+		}
+	})
+
 	t.Run("bad summary", func(t *testing.T) {
 		resp, raw := h.do(t, "POST", "/v1/responses", `{"model":"m","input":"x","reasoning":{"summary":"verbose"}}`)
 		if resp.StatusCode != 400 || !strings.Contains(raw, `"param":"reasoning.summary"`) {
