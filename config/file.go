@@ -23,6 +23,7 @@ var fileKeys = map[string]string{
 	"API_SERVER_PORT":                    "server.port",
 	"API_SERVER_KEY":                     "server.key",
 	"API_SERVER_CORS_ORIGINS":            "server.cors_origins",
+	"API_SERVER_ALLOWED_HOSTS":           "server.allowed_hosts",
 	"API_SERVER_MODEL_NAME":              "server.model_name",
 	"API_SERVER_UNKNOWN_MODEL":           "server.unknown_model",
 	"API_SERVER_STREAMING":               "server.streaming",
