@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -23,6 +24,7 @@ type Config struct {
 	Port           string        // API_SERVER_PORT; a string so Validate can say what was wrong with it
 	Key            string        // API_SERVER_KEY
 	CORSOrigins    []string      // API_SERVER_CORS_ORIGINS
+	AllowedHosts   []string      // API_SERVER_ALLOWED_HOSTS: Host names answered besides loopback ones; "*" any
 	ModelName      string        // API_SERVER_MODEL_NAME
 	MaxStored      int           // API_SERVER_MAX_STORED_RESPONSES
 	MaxConvs       int           // API_SERVER_MAX_CONVERSATIONS: least recently used dropped beyond this
@@ -328,6 +330,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	str(&c.Port, "API_SERVER_PORT")
 	str(&c.Key, "API_SERVER_KEY")
 	list(&c.CORSOrigins, "API_SERVER_CORS_ORIGINS")
+	list(&c.AllowedHosts, "API_SERVER_ALLOWED_HOSTS")
 	str(&c.ModelName, "API_SERVER_MODEL_NAME")
 	str(&c.UnknownModel, "API_SERVER_UNKNOWN_MODEL")
 	boolean(&c.Streaming, "API_SERVER_STREAMING")
@@ -489,6 +492,11 @@ func (c *Config) Check() error {
 			return fmt.Errorf("refusing to bind %s: API_SERVER_KEY is shorter than 8 characters", c.Host)
 		}
 	}
+	for _, h := range c.AllowedHosts {
+		if !validHostName(h) {
+			return c.bad("API_SERVER_ALLOWED_HOSTS", h, "want a host name or IP address without a port, or * for any")
+		}
+	}
 	if c.BodyMemory < c.MaxBodyBytes {
 		return fmt.Errorf("API_SERVER_MAX_BODY_MEMORY=%d is below API_SERVER_MAX_BODY_BYTES=%d: a request of the largest allowed size could never be read", c.BodyMemory, c.MaxBodyBytes)
 	}
@@ -556,6 +564,32 @@ func validEnvName(name string) bool {
 		}
 	}
 	return name != ""
+}
+
+// validHostName reports a name a Host header can carry: "*", an IP
+// literal, or DNS labels of letters, digits, - and _.
+func validHostName(h string) bool {
+	if h == "*" {
+		return true
+	}
+	if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+		return !strings.Contains(h, "%")
+	}
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c == '-' || c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // IsLoopback reports whether host is a loopback address or localhost.

@@ -363,6 +363,43 @@ func TestFileSettings(t *testing.T) {
 	}
 }
 
+// TestAllowedHostsSetting: API_SERVER_ALLOWED_HOSTS loads from the
+// environment and config.yaml; a value that is no host name (a port, a
+// path, a scheme, spaces, a zone, an empty label) is refused by name.
+func TestAllowedHostsSetting(t *testing.T) {
+	home := t.TempDir()
+	c, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home, "API_SERVER_PORT": freePort(t)}))
+	if err != nil || c.AllowedHosts != nil {
+		t.Fatalf("default: %q, %v", c.AllowedHosts, err)
+	}
+	c, err = Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home, "API_SERVER_PORT": freePort(t),
+		"API_SERVER_ALLOWED_HOSTS": " hermes.internal, ,Box-1.lan,[::1],10.0.0.5,host_name "}))
+	if err != nil || strings.Join(c.AllowedHosts, "|") != "hermes.internal|Box-1.lan|[::1]|10.0.0.5|host_name" {
+		t.Fatalf("set: %q, %v", c.AllowedHosts, err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.AllowedHosts = []string{"*"}
+	if err := c.Check(); err != nil {
+		t.Fatalf("*: %v", err)
+	}
+	for _, bad := range []string{"evil.example:8642", "http://evil.example", "evil.example/x", "evil example", "a..b", ".evil",
+		"evil.", "[fe80::1%eth0]", "*.example", "ev\x00il", strings.Repeat("a", 64) + ".example", strings.Repeat("a.", 127) + "aa"} {
+		c.AllowedHosts = []string{"ok.example", bad}
+		if err := c.Check(); err == nil || !strings.Contains(err.Error(), "API_SERVER_ALLOWED_HOSTS") {
+			t.Errorf("%q: err = %v", bad, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(home, "config.yaml"), []byte("server:\n  allowed_hosts: [a.example, b.example]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home}))
+	if err != nil || strings.Join(c.AllowedHosts, "|") != "a.example|b.example" {
+		t.Fatalf("config.yaml: %q, %v", c.AllowedHosts, err)
+	}
+}
+
 // TestToolPatterns: HERMES_TOOLS and HERMES_DISABLED_TOOLS take names and
 // patterns (mcp_github_*); a malformed pattern is refused rather than
 // matching nothing.

@@ -23,6 +23,7 @@ var fileKeys = map[string]string{
 	"API_SERVER_PORT":                    "server.port",
 	"API_SERVER_KEY":                     "server.key",
 	"API_SERVER_CORS_ORIGINS":            "server.cors_origins",
+	"API_SERVER_ALLOWED_HOSTS":           "server.allowed_hosts",
 	"API_SERVER_MODEL_NAME":              "server.model_name",
 	"API_SERVER_UNKNOWN_MODEL":           "server.unknown_model",
 	"API_SERVER_STREAMING":               "server.streaming",
@@ -156,6 +157,12 @@ func readFile(path string, required bool, lookup func(string) (string, bool)) (*
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
+	if len(data) > maxFileBytes {
+		return nil, fmt.Errorf("%s: %d bytes; a config file is at most %d", path, len(data), maxFileBytes)
+	}
+	if line := tooDeep(data); line > 0 {
+		return nil, fmt.Errorf("%s:%d: more than %d nested [ or {", path, line, maxFlowDepth)
+	}
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", path, strings.TrimSpace(yaml.FormatError(err, false, false)))
@@ -208,6 +215,45 @@ func readFile(path string, required bool, lookup func(string) (string, bool)) (*
 		return nil, errors.Join(e.errs...)
 	}
 	return fc, nil
+}
+
+// maxFileBytes and maxFlowDepth bound what the YAML parser is given: its
+// time grows with the square of the nesting of [ and { (16,000 levels take
+// seconds, 100,000 a minute), which no real configuration comes near.
+const (
+	maxFileBytes = 1 << 20
+	maxFlowDepth = 64
+)
+
+// tooDeep returns the line at which data nests [ and { (outside quotes and
+// comments) past maxFlowDepth, or 0.
+func tooDeep(data []byte) int {
+	depth, line := 0, 1
+	var quote byte
+	comment := false
+	for i, c := range data {
+		switch {
+		case c == '\n':
+			line++
+			comment = false
+		case comment:
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '#' && (i == 0 || data[i-1] == ' ' || data[i-1] == '\t' || data[i-1] == '\n'):
+			comment = true
+		case c == '[' || c == '{':
+			if depth++; depth > maxFlowDepth {
+				return line
+			}
+		case (c == ']' || c == '}') && depth > 0:
+			depth--
+		}
+	}
+	return 0
 }
 
 // scalars reads nodes of the file, interpolated, reporting to e.

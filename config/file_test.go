@@ -205,6 +205,8 @@ func TestFileRefusals(t *testing.T) {
 		{"mcp env on url", "mcp_servers:\n  x:\n    url: http://127.0.0.1:1/\n    env: {A: b}\n", "args, env and cwd are for command servers"},
 		{"mcp bad env name", "mcp_servers:\n  x:\n    command: a\n    env: {\"A-B\": c}\n", "mcp_servers.x.env: \"A-B\" is not a variable name"},
 		{"mcp bad timeout", "mcp_servers:\n  x:\n    command: a\n    timeout: 0s\n", "config.yaml:4: mcp_servers.x.timeout: \"0s\": want a duration above zero"},
+		{"nesting bomb", "server:\n  port: " + strings.Repeat("[", 100_000) + "\n", "config.yaml:2: more than 64 nested [ or {"},
+		{"huge file", "# " + strings.Repeat("x", 2<<20) + "\n", "a config file is at most 1048576"},
 		{"mcp args not a list", "mcp_servers:\n  x:\n    command: a\n    args: -v\n", "config.yaml:4: mcp_servers.x.args: want a list"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -365,5 +367,15 @@ func TestFileModelVisionAndReasoningFlags(t *testing.T) {
 	if _, err := withFile(t, "models:\n  - id: a\n    base_url: http://127.0.0.1:1/v1\n    send_reasoning: maybe\n", nil); err == nil ||
 		!strings.Contains(err.Error(), "send_reasoning") {
 		t.Errorf("send_reasoning: maybe: %v", err)
+	}
+}
+
+// TestNestingGuardSparesRealFiles: brackets in comments and quoted
+// strings do not count toward the nesting bound.
+func TestNestingGuardSparesRealFiles(t *testing.T) {
+	many := strings.Repeat("[{", 100)
+	c, err := withFile(t, "# "+many+"\nserver:\n  key: \""+many+"\" # "+many+"\n  cors_origins: ['"+many+"', \"b\"]\n", nil)
+	if err != nil || c.Key != many || len(c.CORSOrigins) != 2 {
+		t.Fatalf("err=%v key=%q cors=%q", err, c.Key, c.CORSOrigins)
 	}
 }

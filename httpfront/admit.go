@@ -32,9 +32,14 @@ const refusedReadTimeout = 5 * time.Second
 const bodyReadChunk = 64 << 10
 
 // admit decides whether a request may go on, from its headers and the raw
-// path the router matches: the origin, the key, the path's shape and the
-// declared body size. It reads nothing and writes nothing.
+// path the router matches: the Host, the origin, the key, the path's shape
+// and the declared body size. It reads nothing and writes nothing.
 func (s *Server) admit(h *fasthttp.RequestHeader, path []byte) *hermes.Error {
+	// The health routes answer any Host: a supervisor's probe may name the
+	// machine however it likes, and {"status":"ok"} tells a page nothing.
+	if !s.hosts.allows(h.Host()) && !healthPath(path) {
+		return errHostNotAllowed()
+	}
 	if o := h.Peek("Origin"); len(o) > 0 && !s.origins[string(o)] {
 		return hermes.Errorf(hermes.EForbidden, "Origin %s is not allowed (API_SERVER_CORS_ORIGINS)", o)
 	}
@@ -59,10 +64,15 @@ func (s *Server) admit(h *fasthttp.RequestHeader, path []byte) *hermes.Error {
 // /v1/responses/..%2F..%2Fhealth reads as /health there while the router
 // sends it to /v1/responses/{id}.
 func (s *Server) authorized(h *fasthttp.RequestHeader, path []byte) bool {
-	if s.authHdr == nil || bytes.Equal(path, []byte("/health")) || bytes.Equal(path, []byte("/v1/health")) {
+	if s.authHdr == nil || healthPath(path) {
 		return true
 	}
 	return subtle.ConstantTimeCompare(h.Peek("Authorization"), s.authHdr) == 1
+}
+
+// healthPath reports whether the raw path is exactly a health route's.
+func healthPath(path []byte) bool {
+	return bytes.Equal(path, []byte("/health")) || bytes.Equal(path, []byte("/v1/health"))
 }
 
 // ambiguousPath reports whether a raw path holds an encoded slash or

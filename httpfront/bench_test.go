@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/actors"
 	"github.com/hermesd/hermesd/tooling/llm"
@@ -112,6 +113,65 @@ func BenchmarkChatToolCalls(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			st.done(res)
+		}
+	})
+}
+
+// BenchmarkResponsesDeltaFrame measures one streamed token of a Responses
+// stream, encoded and written: as an SSE frame into a buffer, and as a
+// WebSocket text message over loopback (a write syscall each, since every
+// message goes out whole).
+func BenchmarkResponsesDeltaFrame(b *testing.B) {
+	newStream := func(sw *sseWriter) *responseStream {
+		st := &responseStream{req: &hermes.TurnRequest{ResponseID: "resp_0123456789abcdef01234567"}, sw: sw, openID: "msg_0123456789abcdef01234567_0", index: 1}
+		return st
+	}
+	b.Run("sse", func(b *testing.B) {
+		sw := &sseWriter{w: bufio.NewWriterSize(discard{}, 4096), buf: make([]byte, 0, 512), cancel: func() {}}
+		st := newStream(sw)
+		b.ReportAllocs()
+		for b.Loop() {
+			st.delta("hello, wörld ")
+			st.text = st.text[:0]
+		}
+	})
+	b.Run("websocket", func(b *testing.B) {
+		conns := make(chan *websocket.Conn, 1)
+		release := make(chan struct{})
+		srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+			u := websocket.FastHTTPUpgrader{}
+			_ = u.Upgrade(ctx, func(c *websocket.Conn) {
+				conns <- c
+				<-release
+			})
+		}}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		go func() { _ = srv.Serve(ln) }()
+		defer func() { close(release); _ = srv.Shutdown() }()
+		client, _, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer client.Close()
+		go func() {
+			for {
+				if _, _, err := client.NextReader(); err != nil {
+					return
+				}
+			}
+		}()
+		sw := &sseWriter{ws: &socket{c: <-conns, timeout: time.Minute}, buf: make([]byte, 0, 512), cancel: func() {}}
+		st := newStream(sw)
+		b.ReportAllocs()
+		for b.Loop() {
+			st.delta("hello, wörld ")
+			st.text = st.text[:0]
+		}
+		if sw.failed {
+			b.Fatal("a write failed")
 		}
 	})
 }

@@ -76,6 +76,12 @@ type Options struct {
 	// under their own body limit, MaxUploadBytes.
 	Files          FileStore
 	MaxUploadBytes int
+	// BindHost (API_SERVER_HOST) and AllowedHosts (API_SERVER_ALLOWED_HOSTS,
+	// "*" for any) are the names besides localhost and loopback literals a
+	// request's Host may give. The check applies without a Key, or with one
+	// when AllowedHosts is set: see hosts.go.
+	BindHost     string
+	AllowedHosts []string
 }
 
 // Server is the HTTP front end.
@@ -86,6 +92,7 @@ type Server struct {
 	log     *slog.Logger
 	authHdr []byte // "Bearer <key>", compared in constant time
 	origins map[string]bool
+	hosts   hostGuard
 	budget  bodyBudget
 	router  *router.Router
 	created int64 // the model's "created" timestamp
@@ -133,7 +140,8 @@ func New(opts Options) *Server {
 	if opts.NewID == nil {
 		opts.NewID = RandomID
 	}
-	s := &Server{opts: opts, rt: opts.Runtime, log: opts.Logger, origins: make(map[string]bool), created: opts.Now().Unix()}
+	s := &Server{opts: opts, rt: opts.Runtime, log: opts.Logger, origins: make(map[string]bool), created: opts.Now().Unix(),
+		hosts: newHostGuard(opts.Key != "", opts.BindHost, opts.AllowedHosts)}
 	s.budget.limit = int64(opts.BodyMemory)
 	if opts.Key != "" {
 		s.authHdr = []byte("Bearer " + opts.Key)

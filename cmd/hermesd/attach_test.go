@@ -114,6 +114,20 @@ func TestFilesInMessagesReachTheModel(t *testing.T) {
 	if got := lastUserText(t, up); !strings.Contains(got, "--- file: cities.csv ---") || !strings.Contains(got, "1,Lyon") {
 		t.Fatalf("file_id: upstream saw %q", got)
 	}
+	// Items added to a conversation keep the file's text, not its bytes.
+	resp, out = h.do(t, "POST", "/v1/conversations", `{"items":[{"type":"message","role":"user","content":[{"type":"input_file","file_id":"`+f.ID+`"}]}]}`)
+	var conv struct{ ID string }
+	json.Unmarshal([]byte(out), &conv)
+	if resp.StatusCode != 200 || conv.ID == "" {
+		t.Fatalf("conversation with a file: %d %s", resp.StatusCode, out)
+	}
+	if _, items := h.do(t, "GET", "/v1/conversations/"+conv.ID+"/items", ""); !strings.Contains(items, "--- file: cities.csv ---") {
+		t.Fatalf("conversation items: %s", items)
+	}
+	resp, out = h.do(t, "POST", "/v1/conversations/"+conv.ID+"/items", `{"items":[{"type":"message","role":"user","content":[{"type":"input_file","file_id":"file-nope"}]}]}`)
+	if resp.StatusCode != 404 {
+		t.Fatalf("conversation item naming no file: %d %s", resp.StatusCode, out)
+	}
 	// Chat's file part by file_id too.
 	body = `{"model":"hermes-agent","messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"` + f.ID + `"}}]}]}`
 	if resp, out := h.do(t, "POST", "/v1/chat/completions", body); resp.StatusCode != 200 {

@@ -304,7 +304,7 @@ func TestDisconnectCancelsUpstream(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := `{"stream":true,"messages":[{"role":"user","content":"hi"}]}`
-	_, _ = conn.Write([]byte("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+	_, _ = conn.Write([]byte("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
 		itoa(len(body)) + "\r\n\r\n" + body))
 	// The fake sends its role chunk, so hermesd starts the stream.
 	r := bufio.NewReader(conn)

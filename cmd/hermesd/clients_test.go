@@ -24,7 +24,7 @@ func openChatStream(t *testing.T, h *hermesd, content string) net.Conn {
 		t.Fatal(err)
 	}
 	body := `{"stream":true,"messages":[{"role":"user","content":` + jsonString(content) + `}]}`
-	_, _ = conn.Write([]byte("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+	_, _ = conn.Write([]byte("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
 		itoa(len(body)) + "\r\n\r\n" + body))
 	r := bufio.NewReader(conn)
 	for {

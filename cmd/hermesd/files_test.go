@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/openai/openai-go/v3"
 )
 
@@ -121,6 +122,28 @@ func TestFilesAPIWithSDK(t *testing.T) {
 	if names := storedNames(t, h); len(names) != 0 {
 		t.Fatalf("left on disk after delete: %v", names)
 	}
+	// Listing by purpose, order and cursor.
+	var ids []string
+	for i, p := range []openai.FilePurpose{openai.FilePurposeUserData, openai.FilePurposeAssistants, openai.FilePurposeUserData} {
+		f, err := c.Files.New(ctx, openai.FileNewParams{File: openai.File(strings.NewReader("x"), fmt.Sprintf("f%d.txt", i), "text/plain"), Purpose: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, f.ID)
+	}
+	page, err = c.Files.List(ctx, openai.FileListParams{Purpose: openai.String("user_data"), Order: openai.FileListParamsOrderAsc})
+	if err != nil || len(page.Data) != 2 || page.Data[0].ID != ids[0] || page.Data[1].ID != ids[2] {
+		t.Fatalf("list by purpose, ascending: %+v %v", page, err)
+	}
+	page, err = c.Files.List(ctx, openai.FileListParams{Limit: openai.Int(1), After: openai.String(ids[2])})
+	if err != nil || len(page.Data) != 1 || page.Data[0].ID != ids[1] || !page.HasMore {
+		t.Fatalf("list after, limit 1: %+v %v", page, err)
+	}
+	for _, id := range ids {
+		if _, err := c.Files.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The raw shapes: list and delete as OpenAI sends them.
 	_, raw := h.do(t, "GET", "/v1/files", "")
 	if raw != `{"object":"list","data":[],"first_id":null,"last_id":null,"has_more":false}` {
@@ -210,6 +233,12 @@ func TestFilesAPIHostile(t *testing.T) {
 	if code != 400 {
 		t.Errorf("truncated multipart: %d %s", code, out)
 	}
+	for q, param := range map[string]string{"limit=0": "limit", "limit=10001": "limit", "limit=x": "limit",
+		"order=sideways": "order", "after=file-0123456789abcdef01234567": "after"} {
+		if resp, out := h.do(t, "GET", "/v1/files?"+q, ""); resp.StatusCode != 400 || !strings.Contains(out, `"param":"`+param+`"`) {
+			t.Errorf("list ?%s: %d %s", q, resp.StatusCode, out)
+		}
+	}
 	if after := len(storedNames(t, h)); after != before {
 		t.Fatalf("refused uploads left files: %d before, %d after", before, after)
 	}
@@ -233,11 +262,22 @@ func TestFilesUploadLimits(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	fmt.Fprintf(conn, "POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n--b", 6291457)
+	fmt.Fprintf(conn, "POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: %d\r\n\r\n--b", 6291457)
 	resp, body, err := readAnswer(conn)
 	if err != nil || resp.StatusCode != 413 || !strings.Contains(body, "6291456") {
 		t.Fatalf("declared over the upload limit: %v %v %s", resp, err, body)
 	}
+
+	// A client that goes away mid-upload leaves nothing behind.
+	gone, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(gone, "POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\n\r\n"+
+		"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\n%s", strings.Repeat("x", 100_000))
+	hermestest.Eventually(t, "the partial upload reaches the store", func() bool { return len(storedNames(t, h)) == 1 })
+	gone.Close()
+	hermestest.Eventually(t, "the partial upload is removed", func() bool { return len(storedNames(t, h)) == 0 })
 
 	// Chunked, past the limit: cut off while read.
 	if code, out := streamUpload(t, h, 7<<20, 'z'); code != 413 {

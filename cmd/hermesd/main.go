@@ -287,6 +287,8 @@ func (m *Main) Run(ctx context.Context) error {
 		Runtime:            m.runtime,
 		Key:                c.Key,
 		CORSOrigins:        c.CORSOrigins,
+		BindHost:           c.Host,
+		AllowedHosts:       c.AllowedHosts,
 		ModelName:          c.ModelName,
 		Models:             modelsView{m},
 		HoldAnswer:         !c.Streaming,

@@ -39,7 +39,7 @@ func attackConn(t *testing.T, addr, path string, declared int, extra string) net
 	}
 	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n{", path, extra, declared)
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n{", path, extra, declared)
 	if _, err := c.Write([]byte(head)); err != nil {
 		t.Fatal(err)
 	}

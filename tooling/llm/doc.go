@@ -11,6 +11,12 @@
 // *hermes.Error: EUpstream, ERateLimited (with RetryAfter), ETimeout naming
 // the timeout that fired, ECancelled when the caller's context ends.
 //
+// Router holds the models clients may name (config.yaml's models:), resolves
+// a request's model (unknown names to the default, or model_not_found), and
+// wraps each in a Model that falls back to the next of its fallbacks, once
+// each, when a call fails before its first token on a refused connection,
+// HTTP 5xx or 429.
+//
 // Offline is deterministic and driven by directives, one per line, in the
 // last user message (DIRECTIVES.md has the table the README shows):
 //
