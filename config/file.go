@@ -88,6 +88,7 @@ type Model struct {
 	NoVision      bool     // `vision: false` given: images are refused before any upstream call
 	Reasoning     bool     // a reasoning model
 	SendReasoning bool     // `send_reasoning: true`: earlier reasoning is sent back as reasoning_content
+	FetchImages   bool     // `fetch_images: true`: hermesd fetches http(s) image URLs and sends them inline
 	Tools         bool     // may call tools (default true)
 	Fallbacks     []string // ids tried in order when this one fails before its first token
 	Line          int      // where it is defined in the file, for messages
@@ -467,6 +468,8 @@ func (s scalars) models(n ast.Node) []Model {
 				m.NoVision = !m.Vision
 			case "send_reasoning":
 				s.boolean(kv.value, key, &m.SendReasoning)
+			case "fetch_images":
+				s.boolean(kv.value, key, &m.FetchImages)
 			case "reasoning":
 				s.boolean(kv.value, key, &m.Reasoning)
 			case "tools":
@@ -474,7 +477,7 @@ func (s scalars) models(n ast.Node) []Model {
 			case "fallbacks":
 				m.Fallbacks = s.strings(kv.value, key)
 			default:
-				s.e.add(kv.keyNode, "unknown key %s (a model has id, base_url, api_key, model, context_window, vision, reasoning, send_reasoning, tools, fallbacks)", key)
+				s.e.add(kv.keyNode, "unknown key %s (a model has id, base_url, api_key, model, context_window, vision, reasoning, send_reasoning, fetch_images, tools, fallbacks)", key)
 			}
 		}
 		switch {

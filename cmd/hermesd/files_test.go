@@ -273,7 +273,7 @@ func TestFilesUploadLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(gone, "POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\n\r\n"+
+	fmt.Fprintf(gone, "POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\n\r\n"+
 		"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.bin\"\r\n\r\n%s", strings.Repeat("x", 100_000))
 	hermestest.Eventually(t, "the partial upload reaches the store", func() bool { return len(storedNames(t, h)) == 1 })
 	gone.Close()

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -204,5 +206,47 @@ func TestModelFlagsFromConfig(t *testing.T) {
 		if want := model == "deepthink"; (sent != nil) != want || want && *sent != "thinking." {
 			t.Errorf("%s: the earlier assistant message went back with reasoning_content %v", model, sent)
 		}
+	}
+}
+
+// TestFetchImagesFromConfig: a model with fetch_images: true gets http(s)
+// images inline as data URLs, fetched through the web tools' SSRF guard:
+// a loopback image server is refused unless private addresses are allowed.
+func TestFetchImagesFromConfig(t *testing.T) {
+	img := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/page.html" {
+			w.Header().Set("Content-Type", "text/html")
+			_, _ = w.Write([]byte("<html>not an image</html>"))
+			return
+		}
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(onePixelPNG)
+	}))
+	defer img.Close()
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply { return hermestest.Reply{Text: "a pixel"} })
+	yaml := "models:\n  - id: local\n    base_url: {{up}}/v1\n    fetch_images: true\n"
+	ask := func(h *hermesd, url string) (int, string) {
+		resp, body := h.do(t, "POST", "/v1/chat/completions", `{"model":"local","messages":[{"role":"user","content":[{"type":"text","text":"see"},`+
+			`{"type":"image_url","image_url":{"url":"`+url+`"}}]}]}`)
+		return resp.StatusCode, body
+	}
+
+	guarded := startWithConfig(t, yaml, map[string]string{"up": up.URL}, nil)
+	if code, body := ask(guarded, img.URL+"/pixel.png"); code != 400 || !strings.Contains(body, "could not be fetched") {
+		t.Errorf("a loopback image URL with the SSRF guard on: %d %s", code, body)
+	}
+	if n := len(up.Calls()); n != 0 {
+		t.Fatalf("%d upstream calls", n)
+	}
+
+	open := startWithConfig(t, yaml, map[string]string{"up": up.URL}, map[string]string{"HERMES_WEB_ALLOW_PRIVATE": "true"})
+	if code, body := ask(open, img.URL+"/pixel.png"); code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	if got := imageParts(t, up.Calls()[0]); len(got) != 1 || got[0]["url"] != pngDataURL {
+		t.Errorf("the upstream got %v, want the image inline", got)
+	}
+	if code, body := ask(open, img.URL+"/page.html"); code != 400 || !strings.Contains(body, "is not an image") {
+		t.Errorf("a page as an image: %d %s", code, body)
 	}
 }

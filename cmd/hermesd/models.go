@@ -15,6 +15,7 @@ import (
 	"github.com/hermesd/hermesd/tooling/prompt"
 	"github.com/hermesd/hermesd/tooling/redact"
 	"github.com/hermesd/hermesd/tooling/skills"
+	"github.com/hermesd/hermesd/tooling/web"
 )
 
 // setup is what a turn starts with: the models and the tools chosen by one
@@ -53,8 +54,14 @@ func (m *Main) newSetup(c *config.Config) *setup {
 		case md.BaseURL == "":
 			rt.Model = llm.NewOffline()
 		default:
-			rt.Model = llm.NewUpstream(llm.UpstreamOptions{BaseURL: md.BaseURL, APIKey: md.APIKey, Model: md.Upstream, FirstByteTimeout: c.FirstByte,
-				NoVision: md.NoVision, SendReasoning: md.SendReasoning})
+			o := llm.UpstreamOptions{BaseURL: md.BaseURL, APIKey: md.APIKey, Model: md.Upstream, FirstByteTimeout: c.FirstByte,
+				NoVision: md.NoVision, SendReasoning: md.SendReasoning}
+			if md.FetchImages {
+				// The web tools' SSRF guard: a client's image URL must not
+				// reach what hermesd's own network can.
+				o.FetchImage = web.NewFetcher(web.Options{AllowPrivate: c.WebAllowPriv}).Fetch
+			}
+			rt.Model = llm.NewUpstream(o)
 		}
 		routes[i], byID[md.ID] = rt, rt
 	}

@@ -2,6 +2,8 @@ package llm
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -332,5 +334,56 @@ func TestUpstreamImages(t *testing.T) {
 	_, err = f.upstream(nil).Stream(context.Background(), userRequest("hi"), nil)
 	if code(err) != hermes.EUpstream {
 		t.Errorf("refused text: %v", err)
+	}
+}
+
+// TestUpstreamFetchImages: with FetchImage (fetch_images: true) http(s)
+// image URLs go upstream as data URLs, fetched once; a URL that is not an
+// image, or cannot be fetched, is the client's 400 and nothing is sent.
+func TestUpstreamFetchImages(t *testing.T) {
+	png := []byte("\x89PNG\r\n\x1a\n0000")
+	var fetched []string
+	fetch := func(ctx context.Context, url string, limit int64) ([]byte, string, error) {
+		fetched = append(fetched, url)
+		switch {
+		case strings.HasSuffix(url, "/cat.png"):
+			return png, "image/png", nil
+		case strings.HasSuffix(url, "/page.html"):
+			return []byte("<html>hi</html>"), "text/html; charset=utf-8", nil
+		case strings.HasSuffix(url, "/lies.png"):
+			return []byte("<html>hi</html>"), "image/png", nil // a page claiming to be an image
+		}
+		return nil, "", errors.New("fetching private addresses is not allowed")
+	}
+	req := func(url string) Request {
+		return Request{Messages: []hermes.Message{{Role: hermes.RoleUser, Content: "see", Parts: []hermes.Part{
+			{Type: "text", Text: "see"}, {Type: "image_url", ImageURL: url, Detail: "low"}}}}}
+	}
+	f := newFake(t, sse(textChunk("a cat"), finishChunk("stop"), "[DONE]"))
+	u := f.upstream(func(o *UpstreamOptions) { o.FetchImage = fetch })
+	r := req("https://example.com/cat.png")
+	for range 2 {
+		if _, err := u.Stream(context.Background(), r, nil); err != nil {
+			t.Fatal(err)
+		}
+		rec := <-f.reqs
+		want := `{"url":"data:image/png;base64,` + base64.StdEncoding.EncodeToString(png) + `","detail":"low"}`
+		if !strings.Contains(string(rec.body), want) {
+			t.Errorf("upstream got %s", rec.body)
+		}
+	}
+	if len(fetched) != 1 || r.Messages[0].Parts[1].ImageURL != "https://example.com/cat.png" {
+		t.Errorf("fetched %v; the transcript's part became %q", fetched, r.Messages[0].Parts[1].ImageURL)
+	}
+	for _, url := range []string{"https://example.com/page.html", "https://example.com/lies.png", "http://10.0.0.1/x.png"} {
+		_, err := u.Stream(context.Background(), req(url), nil)
+		if e := hermes.AsError(err); e == nil || e.Code != hermes.EInvalid || !strings.Contains(e.Message, url) {
+			t.Errorf("%s: %v", url, err)
+		}
+	}
+	select {
+	case rec := <-f.reqs:
+		t.Errorf("a refused image reached the upstream: %s", rec.body)
+	default:
 	}
 }

@@ -51,6 +51,12 @@ type UpstreamOptions struct {
 	// anything is sent. A model not so marked gets its images, and its
 	// server's refusal comes back as a 400.
 	NoVision bool
+	// FetchImage, when set (fetch_images: true), makes the upstream fetch
+	// http(s) image URLs itself and send them inline as data URLs, for
+	// local servers that cannot fetch; it is the SSRF-guarded fetcher of
+	// the web tools, given at most limit bytes, returning the body and its
+	// Content-Type.
+	FetchImage func(ctx context.Context, url string, limit int64) ([]byte, string, error)
 	// SendReasoning sends the reasoning kept with earlier assistant
 	// messages back as their reasoning_content. Off by default: most
 	// servers ignore it and some (DeepSeek) refuse a request carrying it.
@@ -77,6 +83,7 @@ type Upstream struct {
 	fast   *fastClient                  // the fasthttp path; nil when client is used
 	client *http.Client                 // the net/http path
 	tools  atomic.Pointer[encodedTools] // the last tool list encoded
+	images inlined                      // fetched images (FetchImage)
 }
 
 // encodedTools caches the JSON of a tool list. The agent sends the same
@@ -154,6 +161,13 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 		}
 		return Response{}, &hermes.Error{Code: hermes.EModelNotVision, Param: "messages",
 			Message: fmt.Sprintf("The model '%s' does not accept images (it is configured with vision: false); send the request without images or to a vision model.", model)}
+	}
+	if images && u.opts.FetchImage != nil {
+		msgs, err := u.inlineImages(ctx, req.Messages)
+		if err != nil {
+			return Response{}, err
+		}
+		req.Messages = msgs
 	}
 	var buf *bytes.Buffer
 	if u.fast != nil {
