@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -96,6 +97,9 @@ func (m *Main) Reload() error {
 	if err != nil {
 		m.Logger.Error("configuration reload refused; keeping the running configuration", "err", err)
 		return err
+	}
+	if !reflect.DeepEqual(mcpServers(c.MCPServers), m.MCPServers) {
+		m.Logger.Warn("mcp_servers changed in the configuration; they are read at start: restart hermesd to apply", "config", c.File)
 	}
 	s := m.newSetup(c)
 	m.current.Store(s)
