@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -42,32 +41,14 @@ func (s *faultyStore) Apply(ops []persistence.Op) error {
 	return s.Store.Apply(ops)
 }
 
-// logBuffer is a slog destination tests can read while the runtime writes.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newFaultyRuntime(t *testing.T, model llm.Model, opts Options) (*Runtime, *faultyStore, *logBuffer) {
+func newFaultyRuntime(t *testing.T, model llm.Model, opts Options) (*Runtime, *faultyStore, *hermestest.SyncBuffer) {
 	t.Helper()
 	st, err := persistence.Open(t.TempDir()+"/db", persistence.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	fs := &faultyStore{Store: st, slowStarted: make(chan struct{}, 4), release: make(chan struct{})}
-	logs := &logBuffer{}
+	logs := &hermestest.SyncBuffer{}
 	opts.Agent = &Agent{Model: model}
 	opts.Store = fs
 	opts.Logger = slog.New(slog.NewJSONHandler(logs, nil))

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/tooling"
 	"github.com/hermesd/hermesd/tooling/mcp"
 )
@@ -53,28 +54,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// logBuffer collects log lines for assertions.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func start(t *testing.T, servers map[string]mcp.Server, logs *logBuffer) *mcp.Manager {
+func start(t *testing.T, servers map[string]mcp.Server, logs *hermestest.SyncBuffer) *mcp.Manager {
 	t.Helper()
 	if logs == nil {
-		logs = &logBuffer{}
+		logs = &hermestest.SyncBuffer{}
 	}
 	m, err := mcp.Start(mcp.Options{
 		Servers: servers, Environ: []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "SECRET_TOKEN=hunter2"},
@@ -220,7 +203,7 @@ func TestRemoteServers(t *testing.T) {
 
 func TestRemoteServerWithoutItsHeaderIsRetried(t *testing.T) {
 	url := startHTTP(t, "-want-header", "Authorization=Bearer s3cret")
-	logs := &logBuffer{}
+	logs := &hermestest.SyncBuffer{}
 	m := start(t, map[string]mcp.Server{"remote": {URL: url, ConnectTimeout: 2 * time.Second}}, logs)
 	if len(m.Tools()) != 0 {
 		t.Fatalf("tools from a server that refused us: %d", len(m.Tools()))
@@ -248,7 +231,7 @@ func TestSlowToolTimesOut(t *testing.T) {
 }
 
 func TestCrashedServerIsRestarted(t *testing.T) {
-	logs := &logBuffer{}
+	logs := &hermestest.SyncBuffer{}
 	m := start(t, map[string]mcp.Server{"test": {Command: testServer(t)}}, logs)
 	got := call(t, mustFind(t, m, "mcp_test_crash"), `{}`)
 	if !strings.Contains(got, `"error"`) {
@@ -322,7 +305,7 @@ func TestHugeOutputOverHTTPIsBounded(t *testing.T) {
 func TestServerThatNeverInitializes(t *testing.T) {
 	bin := testServer(t)
 	hangHTTP := startHTTP(t, "-hang")
-	logs := &logBuffer{}
+	logs := &hermestest.SyncBuffer{}
 	began := time.Now()
 	m := start(t, map[string]mcp.Server{
 		"stuck":     {Command: bin, Args: []string{"-hang"}, ConnectTimeout: 500 * time.Millisecond},
@@ -365,7 +348,7 @@ func TestNameCollisions(t *testing.T) {
 
 	// Server a's tool b_c and server a_b's tool c are both mcp_a_b_c: one
 	// server keeps it, the other's is refused and logged.
-	logs := &logBuffer{}
+	logs := &hermestest.SyncBuffer{}
 	m := start(t, map[string]mcp.Server{
 		"a":   {Command: bin, Args: []string{"-extra-tool", "b_c"}},
 		"a_b": {Command: bin, Args: []string{"-extra-tool", "c"}},
@@ -395,7 +378,7 @@ func TestNameCollisions(t *testing.T) {
 
 func TestFailingServerIsRetriedWithBackoff(t *testing.T) {
 	ready := filepath.Join(t.TempDir(), "ready")
-	logs := &logBuffer{}
+	logs := &hermestest.SyncBuffer{}
 	m := start(t, map[string]mcp.Server{"late": {Command: testServer(t), Args: []string{"-fail-unless", ready}}}, logs)
 	if len(m.Tools()) != 0 {
 		t.Fatal("tools from a server that failed to start")
