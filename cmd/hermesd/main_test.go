@@ -21,9 +21,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	code := m.Run()
-	if mcpServerBin != "" {
-		os.RemoveAll(filepath.Dir(mcpServerBin))
-	}
+	hermestest.RemoveMCPServer()
 	os.Exit(code)
 }
 

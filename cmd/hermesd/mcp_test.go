@@ -4,52 +4,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"bufio"
-
 	"github.com/openai/openai-go/v3"
 
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/tooling/mcp"
 )
-
-var (
-	mcpServerOnce sync.Once
-	mcpServerBin  string
-	mcpServerErr  error
-)
-
-// mcpTestServer builds tooling/mcp's test MCP server once for the package.
-func mcpTestServer(t testing.TB) string {
-	t.Helper()
-	mcpServerOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hermes-mcpserver")
-		if err != nil {
-			mcpServerErr = err
-			return
-		}
-		mcpServerBin = filepath.Join(dir, "mcpserver")
-		if out, err := exec.Command("go", "build", "-o", mcpServerBin, "../../tooling/mcp/testdata/mcpserver").CombinedOutput(); err != nil {
-			mcpServerErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if mcpServerErr != nil {
-		t.Fatal(mcpServerErr)
-	}
-	return mcpServerBin
-}
 
 // withMCP is a startHermes setup giving hermesd the test MCP server as
 // "test".
 func withMCP(t testing.TB, s mcp.Server) func(*Main) {
-	s.Command = mcpTestServer(t)
+	s.Command = hermestest.MCPServer(t)
 	return func(m *Main) { m.MCPServers = map[string]mcp.Server{"test": s} }
 }
 
@@ -217,7 +188,7 @@ func TestMCPResultsAreMasked(t *testing.T) {
 // A server that never answers initialize delays the start by its
 // connect_timeout at most, and the other servers serve.
 func TestMCPServerThatNeverInitializesDoesNotHoldTheStart(t *testing.T) {
-	bin := mcpTestServer(t)
+	bin := hermestest.MCPServer(t)
 	began := time.Now()
 	h := startHermes(t, nil, func(m *Main) {
 		m.MCPServers = map[string]mcp.Server{
@@ -239,32 +210,12 @@ func TestMCPServerThatNeverInitializesDoesNotHoldTheStart(t *testing.T) {
 	}
 }
 
-// startMCPHTTP runs the test MCP server over streamable HTTP on loopback
-// and returns its URL.
-func startMCPHTTP(t testing.TB, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(mcpTestServer(t), append([]string{"-http", "127.0.0.1:0"}, args...)...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(strings.TrimPrefix(line, "listening "))
-}
-
 // config.yaml's mcp_servers: a stdio server and a remote one whose header
 // comes from the environment; the header's token, echoed back by the
 // server, is masked.
 func TestMCPServersFromConfigFile(t *testing.T) {
 	const token = "mcp-token-0123456789abcdef"
-	url := startMCPHTTP(t, "-want-header", "Authorization=Bearer "+token)
+	url := hermestest.StartMCPHTTP(t, "-want-header", "Authorization=Bearer "+token)
 	home := t.TempDir()
 	yaml := fmt.Sprintf(`mcp_servers:
   local:
@@ -275,7 +226,7 @@ func TestMCPServersFromConfigFile(t *testing.T) {
     headers:
       Authorization: "Bearer ${REMOTE_MCP_TOKEN}"
     connect_timeout: 5s
-`, mcpTestServer(t), url)
+`, hermestest.MCPServer(t), url)
 	if err := os.WriteFile(filepath.Join(home, "config.yaml"), []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,13 @@
 package mcp_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,38 +16,9 @@ import (
 	"github.com/hermesd/hermesd/tooling/mcp"
 )
 
-// TestServer builds testdata/mcpserver once into dir and returns its path.
-func testServer(t testing.TB) string {
-	t.Helper()
-	serverOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hermes-mcpserver")
-		if err != nil {
-			serverErr = err
-			return
-		}
-		serverBin = filepath.Join(dir, "mcpserver")
-		out, err := exec.Command("go", "build", "-o", serverBin, "./testdata/mcpserver").CombinedOutput()
-		if err != nil {
-			serverErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if serverErr != nil {
-		t.Fatal(serverErr)
-	}
-	return serverBin
-}
-
-var (
-	serverOnce sync.Once
-	serverBin  string
-	serverErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if serverBin != "" {
-		os.RemoveAll(filepath.Dir(serverBin))
-	}
+	hermestest.RemoveMCPServer()
 	os.Exit(code)
 }
 
@@ -111,7 +79,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 func TestStdioServerTools(t *testing.T) {
-	bin := testServer(t)
+	bin := hermestest.MCPServer(t)
 	cwd := t.TempDir()
 	m := start(t, map[string]mcp.Server{
 		"test": {Command: bin, Env: map[string]string{"GREETING": "hi"}, Cwd: cwd},
@@ -167,28 +135,9 @@ func TestStdioServerTools(t *testing.T) {
 	}
 }
 
-// startHTTP runs the test server over HTTP on loopback and returns its URL.
-func startHTTP(t *testing.T, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(testServer(t), append([]string{"-http", "127.0.0.1:0"}, args...)...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(strings.TrimPrefix(line, "listening "))
-}
-
 func TestRemoteServers(t *testing.T) {
-	streamable := startHTTP(t, "-want-header", "Authorization=Bearer s3cret")
-	sse := startHTTP(t, "-sse")
+	streamable := hermestest.StartMCPHTTP(t, "-want-header", "Authorization=Bearer s3cret")
+	sse := hermestest.StartMCPHTTP(t, "-sse")
 	m := start(t, map[string]mcp.Server{
 		"remote": {URL: streamable, Headers: map[string]string{"Authorization": "Bearer s3cret"}},
 		"old":    {URL: sse},
@@ -202,7 +151,7 @@ func TestRemoteServers(t *testing.T) {
 }
 
 func TestRemoteServerWithoutItsHeaderIsRetried(t *testing.T) {
-	url := startHTTP(t, "-want-header", "Authorization=Bearer s3cret")
+	url := hermestest.StartMCPHTTP(t, "-want-header", "Authorization=Bearer s3cret")
 	logs := &hermestest.SyncBuffer{}
 	m := start(t, map[string]mcp.Server{"remote": {URL: url, ConnectTimeout: 2 * time.Second}}, logs)
 	if len(m.Tools()) != 0 {
@@ -215,7 +164,7 @@ func TestRemoteServerWithoutItsHeaderIsRetried(t *testing.T) {
 }
 
 func TestSlowToolTimesOut(t *testing.T) {
-	m := start(t, map[string]mcp.Server{"test": {Command: testServer(t), Timeout: 300 * time.Millisecond}}, nil)
+	m := start(t, map[string]mcp.Server{"test": {Command: hermestest.MCPServer(t), Timeout: 300 * time.Millisecond}}, nil)
 	began := time.Now()
 	got := call(t, mustFind(t, m, "mcp_test_sleep"), `{"ms":20000}`)
 	if !strings.Contains(got, "timed out: MCP server test did not answer sleep within 300ms") {
@@ -232,7 +181,7 @@ func TestSlowToolTimesOut(t *testing.T) {
 
 func TestCrashedServerIsRestarted(t *testing.T) {
 	logs := &hermestest.SyncBuffer{}
-	m := start(t, map[string]mcp.Server{"test": {Command: testServer(t)}}, logs)
+	m := start(t, map[string]mcp.Server{"test": {Command: hermestest.MCPServer(t)}}, logs)
 	got := call(t, mustFind(t, m, "mcp_test_crash"), `{}`)
 	if !strings.Contains(got, `"error"`) {
 		t.Fatalf("crash = %s, want an error", got)
@@ -250,7 +199,7 @@ func TestCrashedServerIsRestarted(t *testing.T) {
 func TestToolListChanges(t *testing.T) {
 	changed := make(chan struct{}, 16)
 	m, err := mcp.Start(mcp.Options{
-		Servers:  map[string]mcp.Server{"test": {Command: testServer(t)}},
+		Servers:  map[string]mcp.Server{"test": {Command: hermestest.MCPServer(t)}},
 		Environ:  []string{"PATH=" + os.Getenv("PATH")},
 		OnChange: func() { changed <- struct{}{} },
 	})
@@ -276,7 +225,7 @@ func TestToolListChanges(t *testing.T) {
 }
 
 func TestHugeOutputIsBounded(t *testing.T) {
-	m := start(t, map[string]mcp.Server{"test": {Command: testServer(t)}}, nil)
+	m := start(t, map[string]mcp.Server{"test": {Command: hermestest.MCPServer(t)}}, nil)
 	huge := mustFind(t, m, "mcp_test_huge")
 	got := call(t, huge, `{"n":1000000}`)
 	if len(got) > 110_000 || !strings.Contains(got, "[truncated: the result was 1000000 bytes; the first 100000 are shown]") {
@@ -295,7 +244,7 @@ func TestHugeOutputIsBounded(t *testing.T) {
 }
 
 func TestHugeOutputOverHTTPIsBounded(t *testing.T) {
-	m := start(t, map[string]mcp.Server{"remote": {URL: startHTTP(t)}}, nil)
+	m := start(t, map[string]mcp.Server{"remote": {URL: hermestest.StartMCPHTTP(t)}}, nil)
 	got := call(t, mustFind(t, m, "mcp_remote_huge"), `{"n":20000000}`)
 	if !strings.Contains(got, `"error"`) || len(got) > 10_000 {
 		t.Errorf("a 20 MB answer came back as %d bytes: %.200s", len(got), got)
@@ -303,8 +252,8 @@ func TestHugeOutputOverHTTPIsBounded(t *testing.T) {
 }
 
 func TestServerThatNeverInitializes(t *testing.T) {
-	bin := testServer(t)
-	hangHTTP := startHTTP(t, "-hang")
+	bin := hermestest.MCPServer(t)
+	hangHTTP := hermestest.StartMCPHTTP(t, "-hang")
 	logs := &hermestest.SyncBuffer{}
 	began := time.Now()
 	m := start(t, map[string]mcp.Server{
@@ -331,7 +280,7 @@ func TestServerThatNeverInitializes(t *testing.T) {
 }
 
 func TestNameCollisions(t *testing.T) {
-	bin := testServer(t)
+	bin := hermestest.MCPServer(t)
 	if _, err := mcp.Start(mcp.Options{Servers: map[string]mcp.Server{
 		"a.b": {Command: bin}, "a_b": {Command: bin},
 	}}); err == nil || !strings.Contains(err.Error(), "both become mcp_a_b_") {
@@ -379,7 +328,7 @@ func TestNameCollisions(t *testing.T) {
 func TestFailingServerIsRetriedWithBackoff(t *testing.T) {
 	ready := filepath.Join(t.TempDir(), "ready")
 	logs := &hermestest.SyncBuffer{}
-	m := start(t, map[string]mcp.Server{"late": {Command: testServer(t), Args: []string{"-fail-unless", ready}}}, logs)
+	m := start(t, map[string]mcp.Server{"late": {Command: hermestest.MCPServer(t), Args: []string{"-fail-unless", ready}}}, logs)
 	if len(m.Tools()) != 0 {
 		t.Fatal("tools from a server that failed to start")
 	}
