@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/hermesd/hermesd/bench/mockllm"
 	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/tooling/llm"
 )
@@ -357,5 +359,27 @@ models:
 	}
 	if got := env.Calls()[0].ReasoningEffort; got != "" {
 		t.Errorf("the environment-only model without HERMES_REASONING got reasoning_effort %q", got)
+	}
+}
+
+// TestReasoningFromMockLLM: bench/mockllm's /think, in each of its forms,
+// reaches a chat client through hermesd as reasoning_content apart from
+// the answer, as hermes-bench -think and manual runs against it show.
+func TestReasoningFromMockLLM(t *testing.T) {
+	for _, form := range mockllm.ThinkForms {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = mockllm.New(mockllm.Config{Tokens: 3, ReasoningForm: form}).Serve(ln) }()
+		t.Cleanup(func() { ln.Close() })
+		h := startHermes(t, map[string]string{"OPENAI_BASE_URL": "http://" + ln.Addr().String() + "/v1", "HERMES_MODEL": "mock-model"})
+		reasoning, content, usage := chatChunks(t, h, `{"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi\n/think Weighing the fox."}]}`)
+		if reasoning != "Weighing the fox." || content != "The quick brown " {
+			t.Errorf("%s: reasoning %q, content %q", form, reasoning, content)
+		}
+		if d, _ := usage["completion_tokens_details"].(map[string]any); d["reasoning_tokens"] != float64(3) {
+			t.Errorf("%s: usage %v", form, usage)
+		}
 	}
 }
