@@ -171,7 +171,9 @@ func TestCheckToolOutputs(t *testing.T) {
 	call := func(id string) hermes.Message {
 		return hermes.Message{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{{ID: id, Name: "lookup"}}}
 	}
-	out := func(id string) hermes.Message { return hermes.Message{Role: hermes.RoleTool, ToolCallID: id, Content: "x"} }
+	out := func(id string) hermes.Message {
+		return hermes.Message{Role: hermes.RoleTool, ToolCallID: id, Content: "x"}
+	}
 	user := hermes.Message{Role: hermes.RoleUser, Content: "go on"}
 	history := []hermes.Message{user, call("c1"), out("c1"), call("c2")}
 	for _, tc := range []struct {
