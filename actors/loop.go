@@ -147,6 +147,10 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 		}
 		return true, nil
 	}
+	var more func(bool)
+	if req.Sink != nil && req.Progress {
+		more = req.Sink.More
+	}
 	retried := false // one compaction and retry after the upstream says the prompt is too long
 	for iter := 0; ; iter++ {
 		if a.Window != nil {
@@ -178,6 +182,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			OnReasoning: func(delta string) {
 				emit(hermes.Event{Kind: hermes.EventReasoningDelta, Text: delta})
 			},
+			OnMore: more,
 		}, func(delta string) {
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
 		})
