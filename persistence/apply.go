@@ -26,6 +26,7 @@ const (
 	opDeleteConversation
 	opPutIdempotency
 	opUpdateConversation
+	opFence
 )
 
 // Op is one write. Build it with PutResponse, DeleteResponse, TouchResponse,
@@ -48,6 +49,7 @@ type Op struct {
 	conv     *Conversation
 	idem     *IdemEntry
 	update   func(*Conversation)
+	epoch    int64 // a fence's lease epoch
 }
 
 // PutResponse inserts or replaces r and marks it most recently used. When
@@ -143,6 +145,8 @@ func (o Op) String() string {
 		return fmt.Sprintf("put idempotency %q", o.id)
 	case opUpdateConversation:
 		return fmt.Sprintf("update conversation %q", o.id)
+	case opFence:
+		return fmt.Sprintf("fence lease %q epoch %d", o.id, o.epoch)
 	}
 	return "zero op"
 }
@@ -319,6 +323,8 @@ func (w *writer) apply(op Op) error {
 		return w.putIdempotency(op.id, op.idem)
 	case opUpdateConversation:
 		return w.updateConversation(op.id, op.update)
+	case opFence:
+		return nil // one process owns a bbolt file: no other node can hold a lease
 	}
 	return hermes.Errorf(hermes.EInvalid, "unknown op")
 }
