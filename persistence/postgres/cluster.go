@@ -153,8 +153,9 @@ func (b backlog) HandleBacklog(context.Context, string, *pgx.Conn) error {
 }
 
 // Observe sets a function told of each database call the cluster makes
-// (renew, sweep, take, release) and how long it took; call it before the
-// node serves.
+// (renew, sweep, take, release, notify) and how long it took, and of each
+// wait for a lease another turn held ("wait"); call it before the node
+// serves.
 func (c *Cluster) Observe(f func(op string, d time.Duration, err error)) { c.observe = f }
 
 func (c *Cluster) timed(op string, start time.Time, err error) {
@@ -247,6 +248,7 @@ func (c *Cluster) Acquire(ctx context.Context, key, response string, queue int) 
 		if epoch > 0 {
 			if !waitStart.IsZero() {
 				c.waits.Add(1)
+				c.timed("wait", waitStart, nil)
 			}
 			return c.hold(key, epoch, orphan), nil
 		}
