@@ -17,12 +17,13 @@ func TestImportRules(t *testing.T) {
 	}
 	const mod = "github.com/hermesd/hermesd"
 	forbidden := map[string][]string{
-		"":             {mod + "/", "github.com/", "go.etcd.io/"}, // the root: standard library only
-		"/config":      {mod + "/actors", mod + "/httpfront", mod + "/persistence", mod + "/tooling", "github.com/", "go.etcd.io/"},
-		"/httpfront":   {mod + "/persistence", mod + "/tooling", "go.etcd.io/bbolt", mod + "/cmd"},
-		"/actors":      {"github.com/valyala/fasthttp", "github.com/fasthttp/router", "github.com/fasthttp/websocket", mod + "/httpfront", mod + "/cmd"},
-		"/persistence": {mod + "/actors", mod + "/httpfront", mod + "/tooling", mod + "/config"},
-		"/tooling":     {mod + "/actors", mod + "/httpfront", mod + "/persistence", mod + "/config", "go.etcd.io/bbolt"},
+		"":                      {mod + "/", "github.com/", "go.etcd.io/"}, // the root: standard library only
+		"/config":               {mod + "/actors", mod + "/httpfront", mod + "/persistence", mod + "/tooling", "github.com/", "go.etcd.io/"},
+		"/httpfront":            {mod + "/persistence", mod + "/tooling", "go.etcd.io/bbolt", mod + "/cmd"},
+		"/actors":               {"github.com/valyala/fasthttp", "github.com/fasthttp/router", "github.com/fasthttp/websocket", mod + "/httpfront", mod + "/cmd"},
+		"/persistence":          {mod + "/actors", mod + "/httpfront", mod + "/tooling", mod + "/config"},
+		"/persistence/postgres": {mod + "/actors", mod + "/httpfront", mod + "/tooling", mod + "/config", "go.etcd.io/bbolt"},
+		"/tooling":              {mod + "/actors", mod + "/httpfront", mod + "/persistence", mod + "/config", "go.etcd.io/bbolt"},
 		// Test support any package's tests may use: no server package, or
 		// their tests would import what imports them.
 		"/internal/hermestest": {mod + "/"},

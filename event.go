@@ -41,6 +41,7 @@ type ToolEvent struct {
 	CallID    string
 	Name      string
 	Server    string // who ran it (ToolCall.Server)
+	Tool      string // its name on that server (ToolCall.Tool)
 	Emoji     string
 	Label     string
 	Arguments string

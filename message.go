@@ -79,10 +79,30 @@ type ToolCall struct {
 	// run (its function tool). The Responses API shows the first kind as
 	// hosted-tool items (mcp_call), the second as function_call.
 	Server string `json:"server,omitempty"`
+	// Tool is the tool's own name on the MCP server that ran it, when that
+	// differs from Name (which is how the model knows it: mcp_<server>_<tool>).
+	// The Responses API's mcp_call items name it so.
+	Tool string `json:"tool,omitempty"`
 }
 
 // AgentServer is the Server of calls hermesd's agent ran itself.
 const AgentServer = "hermes"
+
+// MCPToolName is the name an MCP server's tool is offered to the model
+// under: mcp_<server>_<tool>, each part reduced to the characters OpenAI
+// accepts in function names.
+func MCPToolName(server, tool string) string {
+	return "mcp_" + sanitizeName(server) + "_" + sanitizeName(tool)
+}
+
+func sanitizeName(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, s)
+}
 
 // ToolSpec describes a function tool to a model.
 type ToolSpec struct {

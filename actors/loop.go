@@ -238,7 +238,8 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			} else {
 				out.ToolCalls[i].Server = hermes.AgentServer
 				if a.Tools != nil {
-					out.ToolCalls[i].Server = a.Tools.Server(c.Name) // an MCP server's name for its tools
+					// An MCP server's name and its own name for the tool.
+					out.ToolCalls[i].Server, out.ToolCalls[i].Tool = a.Tools.Origin(c.Name)
 				}
 				agentCalls = append(agentCalls, out.ToolCalls[i])
 			}
@@ -292,7 +293,7 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed i
 	results := make([]hermes.Message, len(calls))
 	events := make([]*hermes.ToolEvent, len(calls))
 	for i, c := range calls {
-		ev := &hermes.ToolEvent{CallID: c.ID, Name: c.Name, Server: c.Server, Emoji: "⚡", Label: c.Name, Arguments: c.Arguments}
+		ev := &hermes.ToolEvent{CallID: c.ID, Name: c.Name, Server: c.Server, Tool: c.Tool, Emoji: "⚡", Label: c.Name, Arguments: c.Arguments}
 		if t, ok := a.lookup(c.Name); ok {
 			ev.Emoji = t.Emoji()
 			ev.Label = safeLabel(t, c)

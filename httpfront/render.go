@@ -259,7 +259,11 @@ func agentItem(id string, c hermes.ToolCall, result *hermes.Message, form itemFo
 	if label == "" {
 		label = hermes.AgentServer
 	}
-	it := item{ID: id, Type: "mcp_call", Status: status, ServerLabel: label, Name: c.Name, Arguments: c.Arguments,
+	name := c.Name
+	if c.Tool != "" {
+		name = c.Tool // the server's own name, as OpenAI's mcp_call names it
+	}
+	it := item{ID: id, Type: "mcp_call", Status: status, ServerLabel: label, Name: name, Arguments: c.Arguments,
 		Error: errText, Done: result != nil}
 	if result != nil {
 		it.Output = result.Content

@@ -439,11 +439,16 @@ func (s *Server) decodeItem(d *inputDecoder, param string, it inputItem, standal
 		if it.ID == "" || it.Name == "" {
 			return hermes.InvalidParam(param, "mcp_call items need id and name")
 		}
-		label := it.ServerLabel
-		if label == "" {
-			label = hermes.AgentServer
+		c := hermes.ToolCall{ID: it.ID, Name: it.Name, Arguments: it.Arguments, Server: it.ServerLabel}
+		if c.Server == "" {
+			c.Server = hermes.AgentServer
 		}
-		d.addCall(hermes.ToolCall{ID: it.ID, Name: it.Name, Arguments: it.Arguments, Server: label})
+		if c.Server != hermes.AgentServer {
+			// An MCP server's tool: the item names it as the server does,
+			// the model knew it as mcp_<server>_<tool>.
+			c.Name, c.Tool = hermes.MCPToolName(c.Server, it.Name), it.Name
+		}
+		d.addCall(c)
 		out := it.Output.Text
 		if e := errorText(it.Error); e != "" {
 			out = toolErrorResult(e)
@@ -452,7 +457,7 @@ func (s *Server) decodeItem(d *inputDecoder, param string, it inputItem, standal
 			// large) output: take it from the stored response it names.
 			out = s.storedOutput(it.ID)
 		}
-		return d.addResult(param, hermes.Message{Role: hermes.RoleTool, ToolCallID: it.ID, Name: it.Name, Content: out}, false)
+		return d.addResult(param, hermes.Message{Role: hermes.RoleTool, ToolCallID: it.ID, Name: c.Name, Content: out}, false)
 	case "web_search_call":
 		if it.ID == "" {
 			return hermes.InvalidParam(param+".id", "web_search_call items need an id")

@@ -248,7 +248,7 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 	case hermes.EventToolStarted:
 		st.closeReasoning()
 		st.closeMessage("completed")
-		c := hermes.ToolCall{ID: ev.Tool.CallID, Name: ev.Tool.Name, Arguments: ev.Tool.Arguments, Server: ev.Tool.Server}
+		c := hermes.ToolCall{ID: ev.Tool.CallID, Name: ev.Tool.Name, Arguments: ev.Tool.Arguments, Server: ev.Tool.Server, Tool: ev.Tool.Tool}
 		if st.form.agentFunctionCalls {
 			st.call(c)
 		} else {

@@ -82,7 +82,8 @@ type Options struct {
 	MaxIdempotencyBytes   int
 }
 
-func (o Options) withDefaults() Options {
+// WithDefaults returns o with its zero values replaced by the defaults.
+func (o Options) WithDefaults() Options {
 	if o.Capacity <= 0 {
 		o.Capacity = 100
 	}
@@ -135,7 +136,7 @@ type Stats struct {
 // by another process past opts.LockTimeout gives an EUnavailable error; a
 // file written by a newer schema is refused.
 func Open(path string, opts Options) (*Store, error) {
-	opts = opts.withDefaults()
+	opts = opts.WithDefaults()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout: opts.LockTimeout,
 		NoSync:  opts.NoSync,

@@ -92,13 +92,18 @@ type toolSet struct {
 	tools   map[string]Tool
 	order   []string
 	specs   []hermes.ToolSpec // built once: every turn sends them
-	servers map[string]string // name → server_label, for tools another server runs
+	servers map[string]origin // for tools another server runs
 }
 
+// origin is who runs a tool: the server's label and the tool's name there.
+type origin struct{ server, tool string }
+
 // Served is implemented by tools another server runs (MCP): their calls
-// are reported with that server's label instead of hermes.AgentServer.
+// are reported with that server's label instead of hermes.AgentServer,
+// and with the tool's own name on that server.
 type Served interface {
 	Server() string
+	ServerTool() string
 }
 
 // NewRegistry returns a registry of the given tools, keeping those that
@@ -132,7 +137,7 @@ func (r *Registry) SetDynamic(tools []Tool) (refused []string) {
 }
 
 func (r *Registry) build(dynamic []Tool) *toolSet {
-	s := &toolSet{tools: make(map[string]Tool), servers: make(map[string]string)}
+	s := &toolSet{tools: make(map[string]Tool), servers: make(map[string]origin)}
 	for _, t := range append(r.static[:len(r.static):len(r.static)], dynamic...) {
 		name := t.Spec().Name
 		if r.enable != nil && !r.enable(name) {
@@ -143,7 +148,7 @@ func (r *Registry) build(dynamic []Tool) *toolSet {
 		}
 		s.tools[name] = t
 		if sv, ok := t.(Served); ok {
-			s.servers[name] = sv.Server()
+			s.servers[name] = origin{sv.Server(), sv.ServerTool()}
 		}
 	}
 	sort.Strings(s.order)
@@ -163,10 +168,18 @@ func (r *Registry) Get(name string) (Tool, bool) {
 // Server returns the server_label of a tool's calls: the MCP server's name
 // for its tools, hermes.AgentServer for the built-in ones.
 func (r *Registry) Server(name string) string {
-	if s, ok := r.set.Load().servers[name]; ok {
-		return s
+	server, _ := r.Origin(name)
+	return server
+}
+
+// Origin returns who runs a tool and its name there: an MCP server's name
+// and the tool's own name for its tools, hermes.AgentServer and "" for the
+// built-in ones.
+func (r *Registry) Origin(name string) (server, tool string) {
+	if o, ok := r.set.Load().servers[name]; ok {
+		return o.server, o.tool
 	}
-	return hermes.AgentServer
+	return hermes.AgentServer, ""
 }
 
 // Names returns the enabled tool names, sorted.
@@ -228,4 +241,12 @@ func (m masked) Server() string {
 		return sv.Server()
 	}
 	return hermes.AgentServer
+}
+
+// ServerTool keeps the wrapped tool's name on its server visible too.
+func (m masked) ServerTool() string {
+	if sv, ok := m.Tool.(Served); ok {
+		return sv.ServerTool()
+	}
+	return ""
 }

@@ -67,6 +67,7 @@ func (namedTool) Emoji() string                      { return "n" }
 func (namedTool) Label([]byte) string                { return "" }
 func (n namedTool) Run(context.Context, Call) string { return n.name }
 func (n servedTool) Server() string                  { return n.server }
+func (n servedTool) ServerTool() string              { return strings.TrimPrefix(n.name, "mcp_"+n.server+"_") }
 
 type servedTool struct{ namedTool }
 
@@ -97,6 +98,9 @@ func TestRegistryDynamicToolsAndSelection(t *testing.T) {
 		if got := r.Server(name); got != want {
 			t.Errorf("Server(%s) = %s, want %s (through the mask)", name, got, want)
 		}
+	}
+	if server, tool := r.Origin("mcp_gh_create_issue"); server != "gh" || tool != "create_issue" {
+		t.Errorf("Origin = %s, %s; want gh, create_issue (through the mask)", server, tool)
 	}
 	if tl, _ := r.Get("terminal"); tl.Run(context.Background(), Call{}) != "terminal" {
 		t.Error("the built-in terminal was replaced")

@@ -84,10 +84,33 @@ func TestMCPToolThroughTheAgent(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &out); err != nil || resp.StatusCode != 200 || len(out.Output) < 2 {
 		t.Fatalf("responses: %d %s", resp.StatusCode, body)
 	}
+	// The item names the tool as its server does, not as the model knew it.
 	item := out.Output[0]
-	if item["type"] != "mcp_call" || item["server_label"] != "test" || item["name"] != "mcp_test_echo" ||
+	if item["type"] != "mcp_call" || item["server_label"] != "test" || item["name"] != "echo" ||
 		item["output"] != `{"result":"echo: ping"}` {
 		t.Errorf("mcp_call item = %v", item)
+	}
+	// Streamed, the same.
+	_, body = h.do(t, "POST", "/v1/responses", `{"model":"hermes-agent","input":"echo ping","stream":true}`)
+	if !strings.Contains(body, `"type":"mcp_call","status":"completed","server_label":"test","name":"echo"`) {
+		t.Errorf("stream lacks the mcp_call named echo: %s", body)
+	}
+	// Sent back statelessly, the model sees the call under its own name.
+	back, _ := json.Marshal(item)
+	before := len(up.Calls())
+	resp, body = h.do(t, "POST", "/v1/responses", `{"store":false,"input":[`+string(back)+`,{"role":"user","content":"again"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("replay: %d %s", resp.StatusCode, body)
+	}
+	replayed := up.Calls()[before]
+	var names []string
+	for _, m := range replayed.Messages {
+		for _, c := range m.ToolCalls {
+			names = append(names, c.Function.Name)
+		}
+	}
+	if !reflect.DeepEqual(names, []string{"mcp_test_echo"}) {
+		t.Errorf("replayed calls = %v, want [mcp_test_echo]", names)
 	}
 }
 

@@ -108,14 +108,22 @@ func NewCluster(ctx context.Context, pool *pgxpool.Pool, opts ClusterOptions) (*
 		},
 		ReconnectDelay: time.Second,
 	}
+	// The listener LISTENs on each channel in turn, then reports its
+	// backlog: the node is ready once every channel is listened to.
+	var listening atomic.Int32
+	listened := func() {
+		if listening.Add(1) == 3 {
+			readyOnce.Do(func() { close(ready) })
+		}
+	}
 	l.Handle(chanLeaseFree, backlog{
 		// LISTEN is on again after a connection was lost: what was
 		// notified meanwhile is gone, so every waiter looks again.
-		backlog: func() { c.wakeAll(); readyOnce.Do(func() { close(ready) }) },
+		backlog: func() { c.wakeAll(); listened() },
 		notify:  func(p string) { c.wake(p) },
 	})
-	l.Handle(chanCancel, backlog{notify: func(p string) { opts.OnCancel(p) }})
-	l.Handle(chanFinished, backlog{notify: func(p string) { opts.OnFinished(p) }})
+	l.Handle(chanCancel, backlog{backlog: listened, notify: func(p string) { opts.OnCancel(p) }})
+	l.Handle(chanFinished, backlog{backlog: listened, notify: func(p string) { opts.OnFinished(p) }})
 	c.done.Add(3)
 	go func() { defer c.done.Done(); _ = l.Listen(bg) }()
 	go func() { defer c.done.Done(); c.renewLoop(bg) }()

@@ -14,6 +14,12 @@ import (
 	"github.com/hermesd/hermesd/persistence"
 )
 
+// testPool is the pool of a store opened on a new database.
+func testPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	return openTest(t, hermestest.Postgres(t), Options{}).Pool()
+}
+
 // testCluster joins the cluster on pool as owner with a short TTL.
 func testCluster(t *testing.T, pool *pgxpool.Pool, owner string, ttl time.Duration, opts ...func(*ClusterOptions)) *Cluster {
 	t.Helper()

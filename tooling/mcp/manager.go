@@ -17,6 +17,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/tooling"
 )
 
@@ -76,21 +77,9 @@ type Manager struct {
 
 var validName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 
-// sanitize makes s fit OpenAI's function-name alphabet.
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '_'
-	}, s)
-}
-
 // ToolName is the name a server's tool is offered to the model under:
-// mcp_<server>_<tool>, sanitised, at most 64 characters.
-func ToolName(server, tool string) string {
-	return "mcp_" + sanitize(server) + "_" + sanitize(tool)
-}
+// mcp_<server>_<tool>, sanitised (hermes.MCPToolName).
+func ToolName(server, tool string) string { return hermes.MCPToolName(server, tool) }
 
 // Start validates opts, connects to every server in parallel and returns
 // once each has connected or failed its first attempt (bounded by its
@@ -112,9 +101,9 @@ func Start(opts Options) (*Manager, error) {
 		if err := check(name, s); err != nil {
 			return nil, err
 		}
-		label := sanitize(name)
+		label := ToolName(name, "") // the prefix of its tools' names
 		if other, dup := byLabel[label]; dup {
-			return nil, fmt.Errorf("mcp_servers: %q and %q both become mcp_%s_… in tool names; rename one", other, name, label)
+			return nil, fmt.Errorf("mcp_servers: %q and %q both become %s… in tool names; rename one", other, name, label)
 		}
 		byLabel[label] = name
 		if s.Timeout <= 0 {

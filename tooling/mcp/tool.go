@@ -70,6 +70,9 @@ func (t *tool) Label([]byte) string { return t.s.name + "." + t.orig }
 // Server is the server_label of this tool's calls.
 func (t *tool) Server() string { return t.s.name }
 
+// ServerTool is the tool's name on its server.
+func (t *tool) ServerTool() string { return t.orig }
+
 var errCallTimeout = errors.New("the MCP call's timeout passed")
 
 // maxResult bounds the result the model reads, in bytes.
