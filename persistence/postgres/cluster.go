@@ -491,3 +491,27 @@ func CheckFence(ctx context.Context, tx pgx.Tx, key string, epoch int64) error {
 	}
 	return err
 }
+
+// SharedKey returns the cluster's key called name: the one stored, or else
+// mine, which is stored for every later caller. A node moving a
+// single-node deployment into a cluster offers its own key, so what it
+// sealed before stays readable.
+func (s *Store) SharedKey(ctx context.Context, name string, mine []byte) ([]byte, error) {
+	var key []byte
+	var err error
+	// Twice: when another node's insert commits while this statement
+	// runs, the conflict skips the insert but the statement's snapshot
+	// does not see that row yet; the second look does.
+	for range 2 {
+		err = s.pool.QueryRow(ctx, `WITH put AS (
+			INSERT INTO shared_keys (name, key) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING key)
+			SELECT key FROM put UNION ALL SELECT key FROM shared_keys WHERE name = $1 LIMIT 1`, name, mine).Scan(&key)
+		if !errors.Is(err, pgx.ErrNoRows) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, dbError("reading the shared key "+name, err)
+	}
+	return key, nil
+}

@@ -273,3 +273,20 @@ func TestClusterCancelReachesOtherNodes(t *testing.T) {
 		t.Fatal("cancel not delivered")
 	}
 }
+
+// The first node's key is everyone's, whatever key the later ones offer.
+func TestSharedKeyIsTheFirstOffered(t *testing.T) {
+	url := hermestest.Postgres(t)
+	a, b := openTest(t, url, Options{}), openTest(t, url, Options{})
+	ka, err := a.SharedKey(context.Background(), "seal", []byte("key of node a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := b.SharedKey(context.Background(), "seal", []byte("key of node b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ka) != "key of node a" || string(kb) != "key of node a" {
+		t.Fatalf("keys %q and %q, want node a's for both", ka, kb)
+	}
+}
