@@ -29,7 +29,7 @@ type Cluster interface {
 
 // errLeaseLost stops a turn whose node learned that another node took its
 // conversation's lease: its writes would be refused anyway.
-var errLeaseLost = persistence.ErrLeaseLost("")
+var errLeaseLost = persistence.ErrLeaseLost
 
 // remoteCancelWait bounds how long a cancel forwarded to another node is
 // remembered while waiting for that node's word that the response ended.

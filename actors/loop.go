@@ -508,7 +508,7 @@ func contextError(ctx context.Context, err error) *hermes.Error {
 	case errShutdown:
 		return &hermes.Error{Code: hermes.EUnavailable, Message: "the server is shutting down", Cause: err}
 	case errLeaseLost:
-		return errLeaseLost.(*hermes.Error)
+		return errLeaseLost
 	}
 	return &hermes.Error{Code: hermes.ECancelled, Message: "the turn was cancelled", Cause: err}
 }

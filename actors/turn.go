@@ -228,7 +228,7 @@ func unstored(res *hermes.TurnResult, cerr error) {
 	case hermes.EConversationBusy:
 		// Another node took the conversation over: what the client must
 		// hear is that, not a failing store.
-		e.Code, e.Message = hermes.EConversationBusy, hermes.AsError(cerr).Message
+		e.Code, e.Message = hermes.EConversationBusy, persistence.ErrLeaseLost.Message
 	}
 	res.Err = e
 	res.Record.Status, res.Record.ErrCode, res.Record.ErrMessage = hermes.StatusFailed, e.Code, e.Message

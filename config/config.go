@@ -48,6 +48,7 @@ type Config struct {
 	APIKey         string        // OPENAI_API_KEY
 	Model          string        // HERMES_MODEL
 	ContextWindow  int           // HERMES_CONTEXT_WINDOW: tokens; 0 asks the upstream, else 128k
+	Reasoning      bool          // HERMES_REASONING: the environment-only model is a reasoning model (gets reasoning_effort)
 	CompactAt      string        // HERMES_COMPACT_AT: "80%" of the window, or a number of tokens
 	ChatOverflow   string        // API_SERVER_CHAT_OVERFLOW: compact or error
 	FirstByte      time.Duration // HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT
@@ -368,6 +369,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	str(&c.APIKey, "OPENAI_API_KEY")
 	str(&c.Model, "HERMES_MODEL")
 	num(&c.ContextWindow, "HERMES_CONTEXT_WINDOW", 0)
+	boolean(&c.Reasoning, "HERMES_REASONING")
 	str(&c.CompactAt, "HERMES_COMPACT_AT")
 	str(&c.ChatOverflow, "API_SERVER_CHAT_OVERFLOW")
 	dur(&c.FirstByte, "HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT")
@@ -411,7 +413,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	c.Models, c.DefaultModel = file.models, file.defaultModel.val
 	if len(c.Models) == 0 {
 		c.Models = []Model{{ID: c.ModelName, BaseURL: c.BaseURL, APIKey: c.APIKey, Upstream: c.Model,
-			ContextWindow: c.ContextWindow, Tools: true}}
+			ContextWindow: c.ContextWindow, Reasoning: c.Reasoning, Tools: true}}
 	}
 	if c.DefaultModel == "" {
 		c.DefaultModel = c.Models[0].ID

@@ -38,7 +38,7 @@ func (l *Lease) Fence() Op {
 	if l == nil {
 		return Op{}
 	}
-	return Op{kind: opFence, id: l.Key, epoch: l.Epoch}
+	return Op{kind: OpFence, id: l.Key, epoch: l.Epoch}
 }
 
 // Lost is closed when the holder learns it has lost the lease; a turn
@@ -57,13 +57,5 @@ func (l *Lease) Release() {
 
 // ErrLeaseLost is the error of a write fenced by a lease another node has
 // since taken.
-func ErrLeaseLost(key string) error {
-	return &hermes.Error{Code: hermes.EConversationBusy,
-		Message: "another server took over this conversation while the turn ran (its lease expired); its answer was not stored: send it again"}
-}
-
-// FenceOf returns the lease key and epoch an op built by Lease.Fence
-// checks; ok is false for every other op.
-func (o Op) FenceOf() (key string, epoch int64, ok bool) {
-	return o.id, o.epoch, o.kind == opFence
-}
+var ErrLeaseLost = &hermes.Error{Code: hermes.EConversationBusy,
+	Message: "another server took over this conversation while the turn ran (its lease expired); its answer was not stored: send it again"}

@@ -487,7 +487,7 @@ func CheckFence(ctx context.Context, tx pgx.Tx, key string, epoch int64) error {
 	var one int
 	err := tx.QueryRow(ctx, "SELECT 1 FROM leases WHERE key = $1 AND epoch = $2 FOR SHARE", key, epoch).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return persistence.ErrLeaseLost(key)
+		return persistence.ErrLeaseLost
 	}
 	return err
 }

@@ -61,6 +61,10 @@ type UpstreamOptions struct {
 	// messages back as their reasoning_content. Off by default: most
 	// servers ignore it and some (DeepSeek) refuse a request carrying it.
 	SendReasoning bool
+	// Reasoning marks a reasoning model (`reasoning: true`): only it is sent
+	// a request's effort as reasoning_effort. Other servers refuse the
+	// field (OpenAI's non-reasoning models answer 400) or ignore it.
+	Reasoning bool
 	// HTTPClient replaces the built-in client (tests, proxies): the
 	// upstream then speaks net/http through it. Its own Timeout, if any,
 	// also applies, so leave it zero for streaming.
@@ -534,9 +538,11 @@ func (u *Upstream) encode(req Request, buf *bytes.Buffer) ([]byte, error) {
 		Model:         req.Model,
 		Messages:      make([]wireMessage, 0, len(req.Messages)+1),
 		MaxTokens:     max(req.MaxTokens, 0),
-		Effort:        req.Effort,
 		Stream:        true,
 		StreamOptions: &streamOptions{IncludeUsage: true},
+	}
+	if u.opts.Reasoning {
+		w.Effort = req.Effort
 	}
 	if w.Model == "" {
 		w.Model = u.opts.Model
