@@ -159,7 +159,8 @@ func TestLeaseExpiryFencesTheDeadHolder(t *testing.T) {
 	pool := testPool(t)
 	const ttl = time.Second
 	dead := testCluster(t, pool, "dead", ttl)
-	b := testCluster(t, pool, "b", ttl)
+	swept := make(chan string, 1)
+	b := testCluster(t, pool, "b", ttl, func(o *ClusterOptions) { o.OnLost = func(id string) { swept <- id } })
 	old, err := dead.Acquire(context.Background(), "conv:y", "resp_dead", 4)
 	if err != nil {
 		t.Fatal(err)
@@ -172,8 +173,17 @@ func TestLeaseExpiryFencesTheDeadHolder(t *testing.T) {
 		t.Fatalf("took over after %v, want within TTL %v + 2s", took, ttl)
 	}
 	lease := got.lease
-	if lease.Orphan != "resp_dead" {
-		t.Fatalf("orphan %q, want resp_dead", lease.Orphan)
+	// Whoever comes first reports the dead holder's response: the taker
+	// (Orphan) or the sweeper (OnLost).
+	orphan := lease.Orphan
+	if orphan == "" {
+		select {
+		case orphan = <-swept:
+		case <-time.After(hermestest.Timeout):
+		}
+	}
+	if orphan != "resp_dead" {
+		t.Fatalf("orphan %q, want resp_dead", orphan)
 	}
 	if lease.Epoch <= old.Epoch {
 		t.Fatalf("epoch %d not above the dead holder's %d", lease.Epoch, old.Epoch)
@@ -288,5 +298,48 @@ func TestSharedKeyIsTheFirstOffered(t *testing.T) {
 	}
 	if string(ka) != "key of node a" || string(kb) != "key of node a" {
 		t.Fatalf("keys %q and %q, want node a's for both", ka, kb)
+	}
+}
+
+// A write fenced by a lease another node has since taken fails whole
+// with conversation_busy: none of its ops land. The holder's write lands.
+func TestApplyFencedByLease(t *testing.T) {
+	s := openTest(t, hermestest.Postgres(t), Options{})
+	a := testCluster(t, s.Pool(), "a", time.Minute)
+	b := testCluster(t, s.Pool(), "b", time.Minute)
+	old, err := a.Acquire(context.Background(), "conv:f", "", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a stalls past its lease; b takes the conversation over.
+	if _, err := s.Pool().Exec(context.Background(), "UPDATE leases SET expires = now() - interval '1 second'"); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := b.Acquire(context.Background(), "conv:f", "", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := &hermes.StoredResponse{ID: "resp_stale", Conversation: "f", Status: hermes.StatusCompleted,
+		Input: []hermes.Message{{Role: hermes.RoleUser, Content: "stale"}}}
+	err = s.Apply([]persistence.Op{old.Fence(), persistence.PutResponse(stale)})
+	if hermes.ErrorCode(err) != hermes.EConversationBusy {
+		t.Fatalf("stale holder's write: %v, want %s", err, hermes.EConversationBusy)
+	}
+	if _, err := s.Response("resp_stale"); hermes.ErrorCode(err) != hermes.ENotFound {
+		t.Fatalf("the stale write landed: %v", err)
+	}
+	fresh := &hermes.StoredResponse{ID: "resp_fresh", Conversation: "f", Status: hermes.StatusCompleted,
+		Input: []hermes.Message{{Role: hermes.RoleUser, Content: "fresh"}}}
+	if err := s.Apply([]persistence.Op{cur.Fence(), persistence.PutResponse(fresh)}); err != nil {
+		t.Fatalf("holder's write: %v", err)
+	}
+	conv, err := s.Conversation("f")
+	if err != nil || conv.Latest != "resp_fresh" {
+		t.Fatalf("conversation %+v, %v: want it at resp_fresh", conv, err)
+	}
+	cur.Release()
+	// Released, the lease fences nothing any more: a late write with it fails.
+	if err := s.Apply([]persistence.Op{cur.Fence(), persistence.PutResponse(fresh)}); hermes.ErrorCode(err) != hermes.EConversationBusy {
+		t.Fatalf("write after release: %v", err)
 	}
 }
