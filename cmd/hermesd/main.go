@@ -136,9 +136,6 @@ type Main struct {
 	tools  []tooling.Tool // the built-in tools, made once
 	memory *memory.Tool
 	obs    *observers
-	// node is what /health and the logs call this node (HERMES_NODE_ID,
-	// else the host name).
-	node string
 }
 
 // NewMain returns a Main with default configuration.
