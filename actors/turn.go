@@ -281,16 +281,27 @@ func (r *Runtime) history(in *turnInput, last *hermes.StoredResponse) (history [
 // ran a call the server had already answered doubled the answer). Stateless
 // turns (no history) were checked by their codec, which can name the item.
 func checkToolOutputs(history, input []hermes.Message) error {
-	if len(history) == 0 {
+	// Only the calls the input answers are looked up: the history is the
+	// whole chain, and collecting every call it ever made cost each turn
+	// time in the chain's length.
+	wanted := make(map[string]bool)
+	for _, m := range input {
+		if m.Role == hermes.RoleTool {
+			wanted[m.ToolCallID] = true
+		}
+	}
+	if len(history) == 0 || len(wanted) == 0 {
 		return nil
 	}
-	called := make(map[string]bool)
-	answered := make(map[string]bool)
+	called := make(map[string]bool, len(wanted))
+	answered := make(map[string]bool, len(wanted))
 	for _, m := range history {
 		for _, c := range m.ToolCalls {
-			called[c.ID] = true
+			if wanted[c.ID] {
+				called[c.ID] = true
+			}
 		}
-		if m.Role == hermes.RoleTool {
+		if m.Role == hermes.RoleTool && wanted[m.ToolCallID] {
 			answered[m.ToolCallID] = true
 		}
 	}

@@ -314,6 +314,15 @@ func newWriter(tx *bolt.Tx, now time.Time, opts Options) *writer {
 		convLRU: tx.Bucket(bucketConvLRU),
 		convSeq: tx.Bucket(bucketConvSeq),
 	}
+	// These trees grow at their end: the lru by sequence, the others by
+	// response id, which sorts by time (httpfront.NewID). bbolt's default
+	// split leaves pages half empty, right for random inserts; appended
+	// keys never come back to fill them, so every commit would rewrite
+	// twice the pages it needs. (bbolt forgets FillPercent with the
+	// transaction, so it is set on every one.)
+	for _, b := range []*bolt.Bucket{w.resp, w.rmeta, w.lru, w.items, w.refs} {
+		b.FillPercent = 0.9
+	}
 	w.count = readCount(w.meta)
 	w.convN = loadCounter(w.meta, keyConvCount)
 	w.idemN = loadCounter(w.meta, keyIdemCount)
