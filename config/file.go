@@ -54,6 +54,8 @@ var fileKeys = map[string]string{
 	"HERMES_MAX_ITERATIONS":              "agent.max_iterations",
 	"HERMES_MAX_PARALLEL_TOOLS":          "agent.max_parallel_tools",
 	"HERMES_TURN_TIMEOUT":                "agent.turn_timeout",
+	"HERMES_LEASE_TTL":                   "store.lease_ttl",
+	"HERMES_NODE_ID":                     "store.node_id",
 	"HERMES_COMPACT_AT":                  "agent.compact_at",
 	"OPENAI_BASE_URL":                    "upstream.base_url",
 	"OPENAI_API_KEY":                     "upstream.api_key",

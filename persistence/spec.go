@@ -26,6 +26,7 @@ type OpSpec struct {
 	Conv   *Conversation       // PutConversation
 	Idem   *IdemEntry          // PutIdempotency
 	Update func(*Conversation) // UpdateConversation
+	Epoch  int64               // Fence: the lease epoch the write requires; ID is the lease key
 
 	op Op
 }
@@ -37,7 +38,7 @@ func (o Op) Spec() (OpSpec, error) {
 		return OpSpec{}, err
 	}
 	return OpSpec{Kind: o.kind, ID: o.id, Record: o.rec, Items: o.node, Parent: o.parent,
-		Conversation: o.respConv, Status: o.status, Conv: o.conv, Idem: o.idem, Update: o.update, op: o}, nil
+		Conversation: o.respConv, Status: o.status, Conv: o.conv, Idem: o.idem, Update: o.update, Epoch: o.epoch, op: o}, nil
 }
 
 // InlineItems is the response's items with the history it was given
