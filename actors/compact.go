@@ -34,7 +34,10 @@ type fitted struct {
 	start      int
 	item       *hermes.Message // the compaction item made, if any
 	changed    bool
-	usage      hermes.Usage // of the summarising call
+	// dropped is set when items of the history were summarised or
+	// dropped, not only trimmed: only then is the history a new base.
+	dropped bool
+	usage   hermes.Usage // of the summarising call
 }
 
 // threshold is the prompt size in tokens past which req's turn compacts.
@@ -141,6 +144,7 @@ func (a *Agent) fit(ctx context.Context, req *hermes.TurnRequest, system string,
 		return done()
 	}
 	kept := append(append([]hermes.Message(nil), history[:first+1]...), history[cut:]...)
+	out.dropped = true
 	if req.Truncation == "auto" {
 		history = kept
 		return done()
