@@ -93,6 +93,10 @@ type TurnResult struct {
 	// from the stored history when it is read back); the trimmed copy is
 	// what the conversation keeps in memory for its next turn.
 	Trimmed []Message
+	// CompactedInput is how many of the request's input items went into
+	// Compacted or Trimmed rather than Added: a request without stored
+	// history whose input was larger than the window.
+	CompactedInput int
 	// Record is the stored record, when the turn belongs to a stored chain.
 	Record *StoredResponse
 }

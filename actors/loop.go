@@ -140,6 +140,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			return false, err
 		}
 		transcript, start = f.transcript, f.start
+		res.CompactedInput += f.fromInput
 		if f.dropped {
 			res.Compacted = transcript[:start:start]
 		} else {

@@ -357,10 +357,8 @@ func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation
 		history = res.Trimmed
 	}
 	rec.Transcript = extend(history, res.Added)
-	n := len(req.Input)
-	if n > len(res.Added) {
-		n = len(res.Added)
-	}
+	// Added starts with the input items that were not compacted.
+	n := min(max(len(req.Input)-res.CompactedInput, 0), len(res.Added))
 	rec.Input = res.Added[:n]
 	rec.Output = res.Added[n:]
 	switch {
