@@ -41,7 +41,7 @@ type fitted struct {
 	// taken into the history to be compacted: a request that carries its
 	// whole conversation as input (no stored history).
 	fromInput int
-	usage   hermes.Usage // of the summarising call
+	usage     hermes.Usage // of the summarising call
 }
 
 // threshold is the prompt size in tokens past which req's turn compacts.
