@@ -24,6 +24,12 @@ type Options struct {
 	Key         string   // API_SERVER_KEY; empty: open (loopback binds only)
 	CORSOrigins []string // API_SERVER_CORS_ORIGINS
 	ModelName   string   // API_SERVER_MODEL_NAME; the one model when Models is nil
+	// Node names this node in /health (cluster mode); "" leaves it out.
+	Node string
+	// Database, when set (cluster mode), says whether the shared database
+	// answered lately: /health reports it ok, or degraded with a 503 so a
+	// load balancer sends requests to nodes that can store them.
+	Database func() bool
 	// Models, when set, are the models clients may name (config.yaml's
 	// models:); it is asked on every request, so a reload shows at once.
 	Models Models
@@ -411,7 +417,27 @@ func principal(ctx *fasthttp.RequestCtx) string {
 
 func (s *Server) health(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
-	ctx.SetBodyString(`{"status":"ok","platform":"hermes-agent"}`)
+	if s.opts.Database == nil && s.opts.Node == "" {
+		ctx.SetBodyString(`{"status":"ok","platform":"hermes-agent"}`)
+		return
+	}
+	status := "ok"
+	if s.opts.Database != nil && !s.opts.Database() {
+		status = "degraded"
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	}
+	b := append([]byte(`{"status":"`), status...)
+	b = append(b, `","platform":"hermes-agent"`...)
+	if s.opts.Node != "" {
+		b = append(b, `,"node":`...)
+		b = appendString(b, s.opts.Node)
+	}
+	if s.opts.Database != nil {
+		b = append(b, `,"database":"`...)
+		b = append(b, status...)
+		b = append(b, '"')
+	}
+	ctx.Response.SetBodyRaw(append(b, '}'))
 }
 
 // Tool is one agent tool GET /v1/tools lists: its name and the server

@@ -29,6 +29,8 @@ const (
 	OpDeleteConversation
 	OpPutIdempotency
 	OpUpdateConversation
+	// OpFence checks a lease's epoch (Lease.Fence).
+	OpFence
 )
 
 // Op is one write. Build it with PutResponse, DeleteResponse, TouchResponse,
@@ -52,6 +54,7 @@ type Op struct {
 	conv     *Conversation
 	idem     *IdemEntry
 	update   func(*Conversation)
+	epoch    int64 // a fence's lease epoch
 }
 
 // PutResponse inserts or replaces r and marks it most recently used. When
@@ -147,6 +150,8 @@ func (o Op) String() string {
 		return fmt.Sprintf("put idempotency %q", o.id)
 	case OpUpdateConversation:
 		return fmt.Sprintf("update conversation %q", o.id)
+	case OpFence:
+		return fmt.Sprintf("fence lease %q epoch %d", o.id, o.epoch)
 	}
 	return "zero op"
 }
@@ -341,6 +346,8 @@ func (w *writer) apply(op Op) error {
 		return w.putIdempotency(op.id, op.idem)
 	case OpUpdateConversation:
 		return w.updateConversation(op.id, op.update)
+	case OpFence:
+		return nil // one process owns a bbolt file: no other node can hold a lease
 	}
 	return hermes.Errorf(hermes.EInvalid, "unknown op")
 }

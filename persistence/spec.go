@@ -1,6 +1,8 @@
 package persistence
 
 import (
+	"fmt"
+
 	hermes "github.com/hermesd/hermesd"
 )
 
@@ -24,6 +26,7 @@ type OpSpec struct {
 	Conv   *Conversation       // PutConversation
 	Idem   *IdemEntry          // PutIdempotency
 	Update func(*Conversation) // UpdateConversation
+	Epoch  int64               // Fence: the lease epoch the write requires; ID is the lease key
 
 	op Op
 }
@@ -35,7 +38,7 @@ func (o Op) Spec() (OpSpec, error) {
 		return OpSpec{}, err
 	}
 	return OpSpec{Kind: o.kind, ID: o.id, Record: o.rec, Items: o.node, Parent: o.parent,
-		Conversation: o.respConv, Status: o.status, Conv: o.conv, Idem: o.idem, Update: o.update, op: o}, nil
+		Conversation: o.respConv, Status: o.status, Conv: o.conv, Idem: o.idem, Update: o.update, Epoch: o.epoch, op: o}, nil
 }
 
 // InlineItems is the response's items with the history it was given
@@ -91,3 +94,19 @@ func ItemsOf(id string, data []byte) ([]hermes.Message, error) {
 	}
 	return n.Items, nil
 }
+
+// DecodeFile decodes a file record stored under id.
+func DecodeFile(id string, data []byte) (*hermes.File, error) {
+	var f hermes.File
+	if err := decode("file", id, data, &f); err != nil {
+		return nil, err
+	}
+	if f.ID != id {
+		return nil, &hermes.Error{Code: hermes.EInternal,
+			Message: fmt.Sprintf("stored file %q is corrupt: it names id %q", id, f.ID)}
+	}
+	return &f, nil
+}
+
+// FileNotFound is the error for a file id the store does not hold.
+func FileNotFound(id string) error { return fileNotFound(id) }

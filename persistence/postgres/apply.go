@@ -112,6 +112,8 @@ func (w *writer) apply(sp persistence.OpSpec) error {
 		return w.putIdempotency(sp.ID, sp.Idem)
 	case persistence.OpUpdateConversation:
 		return w.updateConversation(sp.ID, sp.Update)
+	case persistence.OpFence:
+		return CheckFence(w.ctx, w.tx, sp.ID, sp.Epoch)
 	}
 	return hermes.Errorf(hermes.EInvalid, "unknown op")
 }
