@@ -126,8 +126,8 @@ type Main struct {
 	mcpFromConfig bool
 	// draining are the setups reloads replaced whose turns may still run.
 	draining []*setup
-	http    *httpfront.Server
-	served  chan error
+	http     *httpfront.Server
+	served   chan error
 	// discovery bounds the context-window discoveries still running;
 	// stopDiscovery ends them.
 	discovery     context.Context

@@ -60,7 +60,9 @@ func main() {
 		for i := range *many {
 			srv.AddTool(&mcp.Tool{Name: fmt.Sprintf("t%04d", i), Description: strings.Repeat("d", 4096),
 				InputSchema: json.RawMessage(`{"type":"object","properties":{}}`)},
-				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) { return &mcp.CallToolResult{}, nil })
+				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					return &mcp.CallToolResult{}, nil
+				})
 		}
 		return srv
 	}
