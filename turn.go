@@ -40,7 +40,8 @@ type TurnRequest struct {
 	// bound beyond the iteration limit); calls past it are answered with
 	// an error result the model reads.
 	MaxToolCalls int
-	// ReasoningEffort is passed to the upstream as reasoning_effort.
+	// ReasoningEffort is passed to the upstream as reasoning_effort when
+	// the model is marked as a reasoning model.
 	ReasoningEffort string
 	// Store asks for the turn to be kept (Responses API store=true).
 	Store bool

@@ -42,10 +42,13 @@ type Config struct {
 	MaxIterations  int           // HERMES_MAX_ITERATIONS
 	MaxParallel    int           // HERMES_MAX_PARALLEL_TOOLS: tool calls of one model response running at once
 	TurnTimeout    time.Duration // HERMES_TURN_TIMEOUT
+	LeaseTTL       time.Duration // HERMES_LEASE_TTL: cluster mode; a dead node's conversations wait this long
+	NodeID         string        // HERMES_NODE_ID: cluster mode; names this node in /health, logs and lease rows
 	BaseURL        string        // OPENAI_BASE_URL
 	APIKey         string        // OPENAI_API_KEY
 	Model          string        // HERMES_MODEL
 	ContextWindow  int           // HERMES_CONTEXT_WINDOW: tokens; 0 asks the upstream, else 128k
+	Reasoning      bool          // HERMES_REASONING: the environment-only model is a reasoning model (gets reasoning_effort)
 	CompactAt      string        // HERMES_COMPACT_AT: "80%" of the window, or a number of tokens
 	ChatOverflow   string        // API_SERVER_CHAT_OVERFLOW: compact or error
 	FirstByte      time.Duration // HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT
@@ -133,6 +136,7 @@ func Defaults() Config {
 		ChatOverflow:   "compact",
 		MaxParallel:    8,
 		TurnTimeout:    10 * time.Minute,
+		LeaseTTL:       10 * time.Second,
 		FirstByte:      2 * time.Minute,
 		LogFormat:      "text",
 		LogLevel:       "info",
@@ -363,10 +367,13 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	num(&c.MaxIterations, "HERMES_MAX_ITERATIONS", 1)
 	num(&c.MaxParallel, "HERMES_MAX_PARALLEL_TOOLS", 1)
 	dur(&c.TurnTimeout, "HERMES_TURN_TIMEOUT")
+	dur(&c.LeaseTTL, "HERMES_LEASE_TTL")
+	str(&c.NodeID, "HERMES_NODE_ID")
 	str(&c.BaseURL, "OPENAI_BASE_URL")
 	str(&c.APIKey, "OPENAI_API_KEY")
 	str(&c.Model, "HERMES_MODEL")
 	num(&c.ContextWindow, "HERMES_CONTEXT_WINDOW", 0)
+	boolean(&c.Reasoning, "HERMES_REASONING")
 	str(&c.CompactAt, "HERMES_COMPACT_AT")
 	str(&c.ChatOverflow, "API_SERVER_CHAT_OVERFLOW")
 	dur(&c.FirstByte, "HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT")
@@ -411,7 +418,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	c.Models, c.DefaultModel = file.models, file.defaultModel.val
 	if len(c.Models) == 0 {
 		c.Models = []Model{{ID: c.ModelName, BaseURL: c.BaseURL, APIKey: c.APIKey, Upstream: c.Model,
-			ContextWindow: c.ContextWindow, Tools: true}}
+			ContextWindow: c.ContextWindow, Reasoning: c.Reasoning, Tools: true}}
 	}
 	if c.DefaultModel == "" {
 		c.DefaultModel = c.Models[0].ID
@@ -555,6 +562,15 @@ func (c *Config) Check() error {
 	}
 	if st, err := os.Stat(c.Workspace); err != nil || !st.IsDir() {
 		return c.bad("HERMES_WORKSPACE", c.Workspace, "not a directory")
+	}
+	// Renewals come every third of the TTL: below a second a busy
+	// database or a GC pause would cost a node its conversations; above
+	// ten minutes a dead node's conversations wait that long.
+	if c.LeaseTTL < time.Second || c.LeaseTTL > 10*time.Minute {
+		return c.bad("HERMES_LEASE_TTL", c.LeaseTTL.String(), "want a duration from 1s to 10m")
+	}
+	if len(c.NodeID) > 128 || strings.IndexFunc(c.NodeID, func(r rune) bool { return r <= ' ' || r == 0x7f || r > '~' }) >= 0 {
+		return c.bad("HERMES_NODE_ID", c.NodeID, "want at most 128 printable ASCII characters without spaces")
 	}
 	return nil
 }

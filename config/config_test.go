@@ -421,3 +421,38 @@ func TestToolPatterns(t *testing.T) {
 		}
 	}
 }
+
+func TestClusterSettings(t *testing.T) {
+	env := map[string]string{"HERMES_HOME": t.TempDir(), "HERMES_WORKSPACE": t.TempDir(),
+		"HERMES_LEASE_TTL": "2s", "HERMES_NODE_ID": "node-a.example"}
+	c, err := Load(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.LeaseTTL != 2*time.Second || c.NodeID != "node-a.example" {
+		t.Fatalf("lease ttl %v, node %q", c.LeaseTTL, c.NodeID)
+	}
+	if err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if d := Defaults(); d.LeaseTTL != 10*time.Second {
+		t.Fatalf("default lease TTL %v, want 10s", d.LeaseTTL)
+	}
+	for _, bad := range []time.Duration{0, -time.Second, 999 * time.Millisecond, 11 * time.Minute} {
+		c.LeaseTTL = bad
+		if err := c.Check(); err == nil || !strings.Contains(err.Error(), "HERMES_LEASE_TTL") {
+			t.Errorf("HERMES_LEASE_TTL=%v: err = %v", bad, err)
+		}
+	}
+	c.LeaseTTL = 10 * time.Second
+	for _, bad := range []string{"a b", "tab\there", "new\nline", "nul\x00", "é", strings.Repeat("n", 129)} {
+		c.NodeID = bad
+		if err := c.Check(); err == nil || !strings.Contains(err.Error(), "HERMES_NODE_ID") {
+			t.Errorf("HERMES_NODE_ID=%q: err = %v", bad, err)
+		}
+	}
+	env["HERMES_LEASE_TTL"] = "soon"
+	if _, err := Load(nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err == nil || !strings.Contains(err.Error(), "HERMES_LEASE_TTL") {
+		t.Fatalf("HERMES_LEASE_TTL=soon: err = %v", err)
+	}
+}

@@ -53,11 +53,14 @@ var fileKeys = map[string]string{
 	"HERMES_MAX_ITERATIONS":              "agent.max_iterations",
 	"HERMES_MAX_PARALLEL_TOOLS":          "agent.max_parallel_tools",
 	"HERMES_TURN_TIMEOUT":                "agent.turn_timeout",
+	"HERMES_LEASE_TTL":                   "store.lease_ttl",
+	"HERMES_NODE_ID":                     "store.node_id",
 	"HERMES_COMPACT_AT":                  "agent.compact_at",
 	"OPENAI_BASE_URL":                    "upstream.base_url",
 	"OPENAI_API_KEY":                     "upstream.api_key",
 	"HERMES_MODEL":                       "upstream.model",
 	"HERMES_CONTEXT_WINDOW":              "upstream.context_window",
+	"HERMES_REASONING":                   "upstream.reasoning",
 	"HERMES_UPSTREAM_FIRST_BYTE_TIMEOUT": "upstream.first_byte_timeout",
 	"HERMES_TOOLS":                       "tools.enabled",
 	"HERMES_DISABLED_TOOLS":              "tools.disabled",
@@ -87,7 +90,7 @@ type Model struct {
 	ContextWindow int      // tokens; 0 asks the upstream
 	Vision        bool     // accepts images
 	NoVision      bool     // `vision: false` given: images are refused before any upstream call
-	Reasoning     bool     // a reasoning model
+	Reasoning     bool     // `reasoning: true`: a reasoning model; a request's reasoning.effort goes upstream as reasoning_effort
 	SendReasoning bool     // `send_reasoning: true`: earlier reasoning is sent back as reasoning_content
 	FetchImages   bool     // `fetch_images: true`: hermesd fetches http(s) image URLs and sends them inline
 	Tools         bool     // may call tools (default true)

@@ -379,3 +379,62 @@ func TestNestingGuardSparesRealFiles(t *testing.T) {
 		t.Fatalf("err=%v key=%q cors=%q", err, c.Key, c.CORSOrigins)
 	}
 }
+
+// TestFileDescribeModelFlags: check-config shows every per-model flag, and
+// tells a model marked vision: false (images refused) from one with no
+// mark (images forwarded); the environment-only model shows
+// HERMES_REASONING.
+func TestFileDescribeModelFlags(t *testing.T) {
+	c, err := withFile(t, `
+models:
+  - id: thinker
+    base_url: http://127.0.0.1:1/v1
+    reasoning: true
+    send_reasoning: true
+  - id: eyes
+    base_url: http://127.0.0.1:1/v1
+    vision: true
+    fetch_images: true
+  - id: blind
+    base_url: http://127.0.0.1:1/v1
+    vision: false
+  - id: plain
+    base_url: http://127.0.0.1:1/v1
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	c.Describe(&b)
+	blocks := map[string]string{}
+	for _, blk := range strings.Split(b.String(), "  - id: ")[1:] {
+		id, _, _ := strings.Cut(blk, "\n")
+		blocks[id] = blk
+	}
+	for id, want := range map[string][]string{
+		"thinker": {"reasoning: true\n", "send_reasoning: true\n", "fetch_images: false\n", "vision: unmarked"},
+		"eyes":    {"vision: true\n", "fetch_images: true\n", "send_reasoning: false\n", "reasoning: false\n"},
+		"blind":   {"vision: false # images refused"},
+		"plain":   {"vision: unmarked # images forwarded", "reasoning: false\n", "send_reasoning: false\n", "fetch_images: false\n"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(blocks[id], w) {
+				t.Errorf("model %s lacks %q:\n%s", id, w, blocks[id])
+			}
+		}
+	}
+
+	c, err = Load(nil, env(map[string]string{"HERMES_HOME": t.TempDir(), "HERMES_WORKSPACE": t.TempDir(), "HERMES_REASONING": "true"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Reset()
+	c.Describe(&b)
+	if out := b.String(); !strings.Contains(out, "    reasoning: true\n") || !regexp.MustCompile(`upstream\.reasoning +HERMES_REASONING +true +env\n`).MatchString(out) {
+		t.Errorf("the environment-only model does not show HERMES_REASONING:\n%s", out)
+	}
+	if _, err := Load(nil, env(map[string]string{"HERMES_HOME": t.TempDir(), "HERMES_WORKSPACE": t.TempDir(), "HERMES_REASONING": "sometimes"})); err == nil ||
+		!strings.Contains(err.Error(), `HERMES_REASONING="sometimes"`) {
+		t.Errorf("HERMES_REASONING=sometimes: %v", err)
+	}
+}

@@ -34,8 +34,8 @@ func (c *Config) Describe(w io.Writer) {
 		if upstream == "" {
 			upstream = "offline model"
 		}
-		fmt.Fprintf(w, "  - id: %s\n    base_url: %s\n    model: %s\n    api_key: %s\n    context_window: %d\n    vision: %t\n    reasoning: %t\n    tools: %t\n",
-			m.ID, upstream, m.Upstream, mask(m.APIKey), m.ContextWindow, m.Vision, m.Reasoning, m.Tools)
+		fmt.Fprintf(w, "  - id: %s\n    base_url: %s\n    model: %s\n    api_key: %s\n    context_window: %d\n    vision: %s\n    reasoning: %t\n    send_reasoning: %t\n    fetch_images: %t\n    tools: %t\n",
+			m.ID, upstream, m.Upstream, mask(m.APIKey), m.ContextWindow, visionMark(m), m.Reasoning, m.SendReasoning, m.FetchImages, m.Tools)
 		if len(m.Fallbacks) > 0 {
 			fmt.Fprintf(w, "    fallbacks: [%s]\n", strings.Join(m.Fallbacks, ", "))
 		}
@@ -70,6 +70,19 @@ func (c *Config) Describe(w io.Writer) {
 		}
 		fmt.Fprintf(w, "    timeout: %s\n    connect_timeout: %s\n", s.Timeout, s.ConnectTimeout)
 	}
+}
+
+// visionMark shows a model's vision setting, telling "no mark" (images
+// are forwarded and the upstream decides) apart from an explicit false
+// (images refused before any upstream call), which a bool would not.
+func visionMark(m Model) string {
+	switch {
+	case m.Vision:
+		return "true"
+	case m.NoVision:
+		return "false # images refused before any upstream call"
+	}
+	return "unmarked # images forwarded; the upstream decides"
 }
 
 // originOf names where setting k came from, with the file's line.

@@ -19,6 +19,9 @@ type chatRequest struct {
 	ToolChoice          json.RawMessage `json:"tool_choice"`
 	MaxTokens           *int            `json:"max_tokens"`
 	MaxCompletionTokens *int            `json:"max_completion_tokens"`
+	// ReasoningEffort is chat's form of Responses' reasoning.effort (Open
+	// WebUI and LibreChat send it when the user sets one).
+	ReasoningEffort *string `json:"reasoning_effort"`
 }
 
 type chatMessage struct {
@@ -111,6 +114,12 @@ func (s *Server) decodeChat(body []byte) (*chatRequest, *hermes.TurnRequest, err
 	}
 	if req.MaxTokens < 0 {
 		return nil, nil, hermes.InvalidParam("max_tokens", "max_tokens must be positive")
+	}
+	if e := cr.ReasoningEffort; e != nil {
+		if !reasoningEfforts[*e] {
+			return nil, nil, hermes.InvalidParam("reasoning_effort", "reasoning_effort must be one of none, minimal, low, medium, high, xhigh")
+		}
+		req.ReasoningEffort = *e
 	}
 	return &cr, req, nil
 }

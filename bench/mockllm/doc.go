@@ -6,7 +6,9 @@
 // Settings come from Config and may be overridden per request by directives in
 // the last user message, one a line, read by the parser hermesd's offline
 // model uses (hermes.ParseDirectives): "/tokens N", "/delay 5ms", "/sleep 1s",
-// "/tool NAME {json}" and "/repeat K".
+// "/tool NAME {json}", "/repeat K" and "/think TEXT" (reasoning streamed
+// before the answer or tool call, as delta.reasoning_content, delta.reasoning
+// or <think>…</think> in content: Config.ReasoningForm).
 // The tool script is stateless: the server counts the tool results that follow
 // the last user message and asks for another call until K have been made.
 //

@@ -2,9 +2,11 @@ package mockllm
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"net"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +29,11 @@ type Config struct {
 	ToolName  string
 	ToolArgs  string
 	ToolCalls int
+	// Think, when set, is reasoning streamed before every answer and
+	// tool call, in ReasoningForm (one of ThinkForms; "" is
+	// reasoning_content). A request's "/think TEXT" sets it for one call.
+	Think         string
+	ReasoningForm string
 }
 
 // DefaultTokens is the answer length when neither Config nor the request
@@ -61,6 +68,8 @@ func New(cfg Config) *Server {
 		ToolName:   cfg.ToolName,
 		ToolArgs:   cfg.ToolArgs,
 		ToolCalls:  cfg.ToolCalls,
+		Think:      cfg.Think,
+		ThinkForm:  cfg.ReasoningForm,
 	}
 	if s.Tokens <= 0 {
 		s.Tokens = DefaultTokens
@@ -155,6 +164,7 @@ type call struct {
 	toolIter     int // tool results already in the transcript
 	promptTokens int
 	includeUsage bool
+	think        [][]byte // the reasoning's pieces, JSON-escaped; nil without
 }
 
 func (s *Server) chat(ctx *fasthttp.RequestCtx) {
@@ -184,6 +194,7 @@ func (s *Server) chat(ctx *fasthttp.RequestCtx) {
 		includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage,
 	}
 	c.id = append(c.id, '"')
+	c.think = thinkPieces(c.script.Think)
 	if c.maxTokens == 0 {
 		c.maxTokens = req.MaxTokens
 	}
@@ -257,6 +268,34 @@ func (c *call) stream(flush func([]byte) bool) {
 	buf = c.appendChunkTail(buf)
 	finish := "tool_calls"
 	completion := 1
+	for i, piece := range c.think {
+		if i > 0 && c.script.TokenDelay > 0 {
+			if !flush(buf) {
+				return
+			}
+			buf = buf[:0]
+			time.Sleep(c.script.TokenDelay)
+		}
+		buf = c.appendChunkHead(buf)
+		buf = append(buf, `{"index":0,"delta":{`...)
+		switch c.script.ThinkForm {
+		case "think":
+			buf = append(buf, `"content":"`...)
+			if i == 0 {
+				buf = append(buf, "<think>"...)
+			}
+		case "reasoning":
+			buf = append(buf, `"reasoning":"`...)
+		default:
+			buf = append(buf, `"reasoning_content":"`...)
+		}
+		buf = append(buf, piece...)
+		if c.script.ThinkForm == "think" && i == len(c.think)-1 {
+			buf = append(buf, `</think>\n\n`...)
+		}
+		buf = append(buf, `"},"finish_reason":null}]`...)
+		buf = c.appendChunkTail(buf)
+	}
 	if c.toolTurn() {
 		buf = c.appendChunkHead(buf)
 		buf = append(buf, `{"index":0,"delta":{"tool_calls":[{"index":0,"id":`...)
@@ -346,13 +385,36 @@ func (c *call) appendCallID(b []byte) []byte {
 }
 
 func (c *call) appendUsage(b []byte, completion int) []byte {
+	completion += len(c.think) // reasoning tokens are completion tokens
 	b = append(b, `{"prompt_tokens":`...)
 	b = strconv.AppendInt(b, int64(c.promptTokens), 10)
 	b = append(b, `,"completion_tokens":`...)
 	b = strconv.AppendInt(b, int64(completion), 10)
 	b = append(b, `,"total_tokens":`...)
 	b = strconv.AppendInt(b, int64(c.promptTokens+completion), 10)
+	if len(c.think) > 0 {
+		b = append(b, `,"completion_tokens_details":{"reasoning_tokens":`...)
+		b = strconv.AppendInt(b, int64(len(c.think)), 10)
+		b = append(b, '}')
+	}
 	return append(b, '}')
+}
+
+// thinkPieces cuts reasoning into its streamed pieces, a word each, JSON-
+// escaped for the inside of a string; the reasoning is model text and may
+// hold anything.
+func thinkPieces(text string) [][]byte {
+	if text == "" {
+		return nil
+	}
+	var out [][]byte
+	for _, w := range strings.SplitAfter(text, " ") {
+		if w != "" {
+			q := quote(w)
+			out = append(out, q[1:len(q)-1])
+		}
+	}
+	return out
 }
 
 func (c *call) appendCompletion(b []byte) []byte {
@@ -364,9 +426,22 @@ func (c *call) appendCompletion(b []byte) []byte {
 	b = append(b, c.model...)
 	b = append(b, `,"choices":[{"index":0,"message":{"role":"assistant",`...)
 	completion := 1
+	think := bytes.Join(c.think, nil)
+	switch {
+	case think == nil:
+	case c.script.ThinkForm == "reasoning":
+		b = append(append(append(b, `"reasoning":"`...), think...), `",`...)
+	case c.script.ThinkForm != "think":
+		b = append(append(append(b, `"reasoning_content":"`...), think...), `",`...)
+	}
 	finish := "tool_calls"
 	if c.toolTurn() {
-		b = append(b, `"content":null,"tool_calls":[{"id":`...)
+		if think != nil && c.script.ThinkForm == "think" {
+			b = append(append(append(b, `"content":"<think>`...), think...), `</think>",`...)
+		} else {
+			b = append(b, `"content":null,`...)
+		}
+		b = append(b, `"tool_calls":[{"id":`...)
 		b = c.appendCallID(b)
 		b = append(b, `,"type":"function","function":{"name":`...)
 		b = append(b, quote(c.script.ToolName)...)
@@ -376,6 +451,9 @@ func (c *call) appendCompletion(b []byte) []byte {
 	} else {
 		completion, finish = c.answerTokens()
 		b = append(b, `"content":"`...)
+		if think != nil && c.script.ThinkForm == "think" {
+			b = append(append(append(b, "<think>"...), think...), `</think>\n\n`...)
+		}
 		for i := 0; i < completion; i++ {
 			b = append(b, words[i%len(words)]...)
 		}

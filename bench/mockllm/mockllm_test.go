@@ -444,3 +444,78 @@ func TestCaptureOnce(t *testing.T) {
 		t.Fatalf("captured %d %q, want the first call's body byte for byte", st, body)
 	}
 }
+
+// TestThink: /think TEXT (or Config.Think) streams reasoning before the
+// answer and before a tool call, in each form upstreams use, JSON-escaped,
+// and counts it as reasoning tokens; a non-stream answer carries it too.
+func TestThink(t *testing.T) {
+	const thought = `I weigh "quotes" and \ back\slashes <b>`
+	for _, form := range ThinkForms {
+		base := start(t, New(Config{Tokens: 2, ReasoningForm: form}))
+		body := `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi\n/think ` +
+			strings.ReplaceAll(strings.ReplaceAll(thought, `\`, `\\`), `"`, `\"`) + `"}]}`
+		r := postStream(t, base, body)
+		var reasoning, content strings.Builder
+		for _, raw := range r.raw {
+			var c struct {
+				Choices []struct {
+					Delta map[string]any `json:"delta"`
+				} `json:"choices"`
+				Usage *struct {
+					CompletionTokens int `json:"completion_tokens"`
+					Details          struct {
+						Reasoning int `json:"reasoning_tokens"`
+					} `json:"completion_tokens_details"`
+				} `json:"usage"`
+			}
+			if err := json.Unmarshal([]byte(raw), &c); err != nil {
+				t.Fatal(err)
+			}
+			if c.Usage != nil && (c.Usage.Details.Reasoning != 7 || c.Usage.CompletionTokens != 9) {
+				t.Errorf("%s: usage %s, want 7 reasoning tokens of 9", form, raw)
+			}
+			for _, ch := range c.Choices {
+				if s, ok := ch.Delta[form].(string); ok && form != "think" {
+					reasoning.WriteString(s)
+				}
+				if s, ok := ch.Delta["content"].(string); ok {
+					content.WriteString(s)
+				}
+			}
+		}
+		want := "The quick "
+		if form == "think" {
+			want = "<think>" + thought + "</think>\n\nThe quick "
+		} else if reasoning.String() != thought {
+			t.Errorf("%s: reasoning %q, want %q", form, reasoning.String(), thought)
+		}
+		if content.String() != want {
+			t.Errorf("%s: content %q, want %q", form, content.String(), want)
+		}
+
+		resp, err := http.Post(base+"/v1/chat/completions", "application/json",
+			strings.NewReader(strings.Replace(body, `"stream":true`, `"stream":false`, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c struct {
+			Choices []struct{ Message map[string]any } `json:"choices"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&c)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := c.Choices[0].Message
+		if form == "think" && msg["content"] != want || form != "think" && (msg[form] != thought || msg["content"] != want) {
+			t.Errorf("%s: non-stream message %v", form, msg)
+		}
+	}
+
+	// Before a tool call too, and from Config.Think without a directive.
+	base := start(t, New(Config{Think: "Let me look.", ToolCalls: 1}))
+	r := postStream(t, base, `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if len(r.raw) < 3 || !strings.Contains(r.raw[1], `"reasoning_content":"Let `) || !strings.Contains(r.raw[len(r.raw)-2], `"tool_calls"`) {
+		t.Errorf("reasoning before a tool call: %q", r.raw)
+	}
+}

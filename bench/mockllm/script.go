@@ -17,7 +17,16 @@ type Script struct {
 	ToolName   string        // tool to call while iterations remain
 	ToolArgs   string        // its arguments, JSON text
 	ToolCalls  int           // tool iterations before the answer
+	// Think is reasoning streamed before each answer or tool call, in
+	// ThinkForm: "reasoning_content" (DeepSeek, vLLM; the default),
+	// "reasoning" (OpenRouter, Ollama) or "think" (<think>…</think> at
+	// the start of content, a server without a reasoning parser).
+	Think     string
+	ThinkForm string
 }
+
+// ThinkForms are the reasoning forms the mock speaks.
+var ThinkForms = []string{"reasoning_content", "reasoning", "think"}
 
 // chatRequest is the part of an OpenAI chat request the mock reads.
 type chatRequest struct {
@@ -90,7 +99,8 @@ func promptTokens(msgs []chatMessage) int {
 // applyDirectives returns base overridden by the directives of text, read
 // as hermesd's offline model reads them (hermes.ParseDirectives): /tokens,
 // /delay, /sleep, /tool (the first: the mock asks for one call a round) and
-// /repeat, which without /tool repeats the configured tool. The others
+// /repeat, which without /tool repeats the configured tool; /think TEXT
+// (reasoning before the answer, in the configured form). The others
 // script failures the mock does not play, and are ignored.
 func applyDirectives(base Script, text string) Script {
 	if !strings.Contains(text, "/") {
@@ -106,6 +116,9 @@ func applyDirectives(base Script, text string) Script {
 	}
 	if d.Sleep > 0 {
 		s.TTFT = d.Sleep
+	}
+	if d.Think != "" {
+		s.Think = d.Think
 	}
 	if len(d.Calls) > 0 {
 		s.ToolName, s.ToolArgs = d.Calls[0].Name, d.Calls[0].Arguments

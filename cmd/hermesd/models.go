@@ -100,7 +100,7 @@ func (m *Main) newSetup(c *config.Config) *setup {
 			rt.Model = llm.NewOffline()
 		default:
 			o := llm.UpstreamOptions{BaseURL: md.BaseURL, APIKey: md.APIKey, Model: md.Upstream, FirstByteTimeout: c.FirstByte,
-				NoVision: md.NoVision, SendReasoning: md.SendReasoning}
+				NoVision: md.NoVision, SendReasoning: md.SendReasoning, Reasoning: md.Reasoning}
 			if md.FetchImages {
 				// The web tools' SSRF guard: a client's image URL must not
 				// reach what hermesd's own network can.

@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/hermesd/hermesd/bench/mockllm"
 	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/tooling/llm"
 )
@@ -287,5 +289,97 @@ func TestReasoningHostileUpstream(t *testing.T) {
 	}
 	if !slices.ContainsFunc(up.Calls(), func(c *hermestest.Call) bool { return c.Stream }) {
 		t.Error("no streamed upstream call")
+	}
+}
+
+// reasoning_effort reaches only models marked `reasoning: true`: OpenAI's
+// other models answer 400 to it. A model marked false, one with no mark
+// (the environment-only setup without HERMES_REASONING included) and a
+// fallback that is not marked get none, from Responses' reasoning.effort
+// and from chat's reasoning_effort alike.
+func TestReasoningEffortOnlyToReasoningModels(t *testing.T) {
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		if call.Model == "upstream-down" {
+			return hermestest.Reply{Status: 503}
+		}
+		return hermestest.Reply{Text: "ok"}
+	})
+	h := startWithConfig(t, `
+models:
+  - id: thinker
+    base_url: {{U}}
+    model: upstream-thinker
+    reasoning: true
+  - id: plain
+    base_url: {{U}}
+    model: upstream-plain
+    reasoning: false
+  - id: unmarked
+    base_url: {{U}}
+    model: upstream-unmarked
+  - id: flaky
+    base_url: {{U}}
+    model: upstream-down
+    reasoning: true
+    fallbacks: [unmarked]
+`, map[string]string{"U": up.URL + "/v1"}, nil)
+	want := map[string]string{"thinker": "high", "plain": "", "unmarked": "", "flaky": ""}
+	for _, model := range []string{"thinker", "plain", "unmarked", "flaky"} {
+		for _, body := range []string{
+			`{"model":"` + model + `","input":"hi","reasoning":{"effort":"high"}}`,
+			`{"model":"` + model + `","messages":[{"role":"user","content":"hi"}],"reasoning_effort":"high"}`,
+		} {
+			path := "/v1/responses"
+			if strings.Contains(body, "messages") {
+				path = "/v1/chat/completions"
+			}
+			before := len(up.Calls())
+			if resp, out := h.do(t, "POST", path, body); resp.StatusCode != 200 {
+				t.Fatalf("%s %s: %d %s", path, body, resp.StatusCode, out)
+			}
+			calls := up.Calls()[before:]
+			last := calls[len(calls)-1]
+			if last.ReasoningEffort != want[model] {
+				t.Errorf("%s via %s: the upstream %s got reasoning_effort %q, want %q", model, path, last.Model, last.ReasoningEffort, want[model])
+			}
+			if model == "flaky" && (len(calls) != 2 || calls[0].ReasoningEffort != "high") {
+				t.Errorf("flaky: %d calls, the first with effort %q; want the marked model asked with it, then its fallback without", len(calls), calls[0].ReasoningEffort)
+			}
+		}
+	}
+	if resp, out := h.do(t, "POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"extreme"}`); resp.StatusCode != 400 ||
+		!strings.Contains(out, `"param":"reasoning_effort"`) {
+		t.Fatalf("an unknown effort: %d %s", resp.StatusCode, out)
+	}
+
+	env := hermestest.NewUpstream(t, func(int, *hermestest.Call) hermestest.Reply { return hermestest.Reply{Text: "ok"} })
+	h = startHermes(t, env.Env())
+	if resp, out := h.do(t, "POST", "/v1/responses", `{"input":"hi","reasoning":{"effort":"low"}}`); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, out)
+	}
+	if got := env.Calls()[0].ReasoningEffort; got != "" {
+		t.Errorf("the environment-only model without HERMES_REASONING got reasoning_effort %q", got)
+	}
+}
+
+// TestReasoningFromMockLLM: bench/mockllm's /think, in each of its forms,
+// reaches a chat client through hermesd as reasoning_content apart from
+// the answer, as hermes-bench -think and manual runs against it show.
+func TestReasoningFromMockLLM(t *testing.T) {
+	for _, form := range mockllm.ThinkForms {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = mockllm.New(mockllm.Config{Tokens: 3, ReasoningForm: form}).Serve(ln) }()
+		t.Cleanup(func() { ln.Close() })
+		h := startHermes(t, map[string]string{"OPENAI_BASE_URL": "http://" + ln.Addr().String() + "/v1", "HERMES_MODEL": "mock-model"})
+		reasoning, content, usage := chatChunks(t, h, `{"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi\n/think Weighing the fox."}]}`)
+		if reasoning != "Weighing the fox." || content != "The quick brown " {
+			t.Errorf("%s: reasoning %q, content %q", form, reasoning, content)
+		}
+		if d, _ := usage["completion_tokens_details"].(map[string]any); d["reasoning_tokens"] != float64(3) {
+			t.Errorf("%s: usage %v", form, usage)
+		}
 	}
 }

@@ -1178,7 +1178,8 @@ func TestResponsesOrphanToolOutputs(t *testing.T) {
 }
 
 // max_tool_calls bounds the agent's own tool runs; reasoning.effort goes
-// upstream as reasoning_effort; both are echoed.
+// upstream as reasoning_effort (the environment-only model is marked a
+// reasoning model with HERMES_REASONING); both are echoed.
 func TestResponsesMaxToolCallsAndReasoning(t *testing.T) {
 	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
 		if len(call.Tools) == 0 {
@@ -1186,7 +1187,9 @@ func TestResponsesMaxToolCallsAndReasoning(t *testing.T) {
 		}
 		return hermestest.Reply{ToolCalls: [][2]string{{"terminal", `{"command":"echo one"}`}, {"terminal", `{"command":"echo two"}`}}}
 	})
-	h := startHermes(t, up.Env())
+	env := up.Env()
+	env["HERMES_REASONING"] = "true"
+	h := startHermes(t, env)
 	resp, body := h.do(t, "POST", "/v1/responses",
 		`{"model":"m","input":"go","max_tool_calls":1,"reasoning":{"effort":"high","summary":"auto"}}`)
 	if resp.StatusCode != 200 {

@@ -18,7 +18,8 @@ type Request struct {
 	ToolChoice string // "", "auto", "none", "required" or a tool name
 	MaxTokens  int    // 0: no limit
 	// Effort is the reasoning effort to ask for (reasoning_effort); ""
-	// leaves it to the upstream.
+	// leaves it to the upstream. Only a model marked as reasoning is sent
+	// it (UpstreamOptions.Reasoning).
 	Effort string
 	// OnReasoning, when set, receives each piece of the model's reasoning
 	// as it arrives (the text it thinks before answering, kept apart from

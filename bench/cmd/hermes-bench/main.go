@@ -60,6 +60,7 @@ type config struct {
 	stagger     time.Duration
 	delay       time.Duration
 	toolIters   int
+	think       string
 	turns       int
 	maxTurns    int
 	stored      int
@@ -87,6 +88,7 @@ func main() {
 	flag.DurationVar(&c.stagger, "stagger", -1, "spread the clients' first requests over this window (default: -ttft); 0 starts all at once")
 	flag.DurationVar(&c.delay, "delay", 0, "model delay between tokens (default 5ms for chat-stream and tool-loop, 0 otherwise)")
 	flag.IntVar(&c.toolIters, "tool-iters", 3, "tool-loop: terminal calls per turn")
+	flag.StringVar(&c.think, "think", "", "reasoning the model streams before each answer (one line; mock and offline upstreams)")
 	flag.IntVar(&c.turns, "turns", 4, "conversation: turns per conversation; long-chain: turns per chain (default 1000)")
 	flag.IntVar(&c.maxTurns, "max-turns", 100000, "API_SERVER_MAX_CONCURRENT_TURNS for the started hermesd")
 	flag.IntVar(&c.stored, "stored", 0, "API_SERVER_MAX_STORED_RESPONSES for the started hermesd (0: enough for every chain)")
@@ -234,7 +236,7 @@ func run(c config) error {
 	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
 	base := load.Options{
 		Scenario: c.scenario, Concurrency: c.concurrency, Duration: c.duration, Requests: c.requests,
-		Timeout: c.timeout, Tokens: c.tokens, TTFT: c.ttft, TokenDelay: c.delay, ToolIters: c.toolIters,
+		Timeout: c.timeout, Tokens: c.tokens, TTFT: c.ttft, TokenDelay: c.delay, ToolIters: c.toolIters, Think: c.think,
 		Turns: c.turns, APIKey: c.apiKey, RunID: runID, Progress: os.Stderr, Stagger: c.stagger,
 	}
 	idle := c.scenario == load.Idle

@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/hermesd/hermesd/bench/mockllm"
@@ -25,7 +27,13 @@ func main() {
 	flag.IntVar(&cfg.ToolCalls, "tool-calls", 0, "tool iterations per turn before the answer")
 	flag.StringVar(&cfg.ToolName, "tool", "terminal", "tool the script calls")
 	flag.StringVar(&cfg.ToolArgs, "tool-args", `{"command":"true"}`, "arguments of the scripted call")
+	flag.StringVar(&cfg.Think, "think", "", "reasoning streamed before every answer and tool call (a request's /think TEXT overrides it)")
+	flag.StringVar(&cfg.ReasoningForm, "reasoning-form", "reasoning_content", "how reasoning is sent: "+strings.Join(mockllm.ThinkForms, ", "))
 	flag.Parse()
+	if !slices.Contains(mockllm.ThinkForms, cfg.ReasoningForm) {
+		fmt.Fprintf(os.Stderr, "mockllm: -reasoning-form %q: want one of %s\n", cfg.ReasoningForm, strings.Join(mockllm.ThinkForms, ", "))
+		os.Exit(2)
+	}
 
 	raiseFileLimit()
 	ln, err := net.Listen("tcp", *addr)

@@ -98,6 +98,7 @@ type Options struct {
 	TTFT       time.Duration // model wait before the first token
 	TokenDelay time.Duration // model wait between tokens
 	ToolIters  int           // tool-loop: terminal calls per turn
+	Think      string        // reasoning the model streams before each answer ("" none)
 	Turns      int           // conversation: turns per conversation name; long-chain: turns per chain
 	Model      string        // the model field sent
 	APIKey     string        // bearer key for hermesd, if any
@@ -368,6 +369,9 @@ func (w *worker) prompt() string {
 	}
 	if o.TTFT > 0 {
 		p += "\n/sleep " + o.TTFT.String()
+	}
+	if o.Think != "" {
+		p += "\n/think " + o.Think
 	}
 	if o.Scenario == ToolLoop && o.ToolIters > 0 {
 		p += "\n/tool terminal {\"command\":\"true\"}\n/repeat " + strconv.Itoa(o.ToolIters)
