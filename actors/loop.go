@@ -191,6 +191,10 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 	if len(req.Approvals) > 0 {
 		transcript = append(transcript, a.answerApprovals(ctx, req.Approvals, transcript[:len(transcript):len(transcript)], emit)...)
 	}
+	var more func(bool)
+	if req.Sink != nil && req.Progress {
+		more = req.Sink.More
+	}
 	retried := false // one compaction and retry after the upstream says the prompt is too long
 	for iter := 0; ; iter++ {
 		if a.Window != nil {
@@ -222,6 +226,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			OnReasoning: func(delta string) {
 				emit(hermes.Event{Kind: hermes.EventReasoningDelta, Text: delta})
 			},
+			OnMore: more,
 		}, func(delta string) {
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
 		})
