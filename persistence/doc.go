@@ -9,5 +9,7 @@
 //
 // One writer (the persistence actor) groups many writes into one Apply, so
 // many turns share one fsync; any number of goroutines may read at the same
-// time. It imports the root package, bbolt and go-json, nothing else.
+// time. Images in items are kept once by content (blobs.go), however many
+// responses carry them. It imports the root package, bbolt and go-json,
+// nothing else.
 package persistence
