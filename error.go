@@ -41,6 +41,14 @@ const (
 	// EModelNotFound: the request names a model the server does not have
 	// (only when API_SERVER_UNKNOWN_MODEL=error; else the default answers).
 	EModelNotFound = "model_not_found"
+	// EConversationBusy (cluster mode): the turn's node lost the
+	// conversation's lease while the turn ran — it stalled past the lease's
+	// expiry and another node took it — so the turn's answer was not
+	// stored, lest it overwrite a newer turn (answered 409).
+	EConversationBusy = "conversation_busy"
+	// ENodeLost marks a response whose node died while producing it
+	// (cluster mode): its lease expired and it was marked failed.
+	ENodeLost = "node_lost"
 )
 
 // Error is a domain error with a machine-readable code, a message meant for

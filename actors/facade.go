@@ -179,6 +179,9 @@ type bgTurn struct {
 	cancel    context.CancelCauseFunc // set when the turn starts
 	cancelled bool                    // Cancel came first: stop at start
 	done      chan struct{}           // closed once the final record is stored
+	// announce: another node asked for the cancel and waits to hear of
+	// the end (cluster mode).
+	announce bool
 }
 
 func (b *background) register(id, key string) {
@@ -203,19 +206,41 @@ func (b *background) start(id string, cancel context.CancelCauseFunc) {
 	}
 }
 
-func (b *background) finish(id string) {
+// finish ends id's tracking; it reports whether another node waits to
+// hear of it.
+func (b *background) finish(id string) (announce bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if t := b.turns[id]; t != nil {
 		close(t.done)
 		delete(b.turns, id)
+		return t.announce
+	}
+	return false
+}
+
+// finishBackground ends id's tracking once its final record is stored,
+// and tells the node that forwarded a cancel of it.
+func (r *Runtime) finishBackground(id string) {
+	if r.bg.finish(id) && r.opts.Cluster != nil {
+		if err := r.opts.Cluster.Finished(id); err != nil {
+			r.log.Warn("announcing a cancelled response's end failed", "response", id, "err", err)
+		}
 	}
 }
 
-// Cancel stops a background response, running or queued. It returns a
-// channel closed once the response's final (cancelled) record is stored,
-// or false when no such response is under way.
+// Cancel stops a background response, running or queued, on this node
+// or (cluster mode) on the node running it. It returns a channel closed
+// once the response's final (cancelled) record is stored, or false when
+// no such response is under way.
 func (r *Runtime) Cancel(id string) (<-chan struct{}, bool) {
+	if done, ok := r.cancelLocal(id); ok {
+		return done, true
+	}
+	return r.forwardCancel(id)
+}
+
+func (r *Runtime) cancelLocal(id string) (<-chan struct{}, bool) {
 	b := &r.bg
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -239,7 +264,7 @@ func (r *Runtime) Cancel(id string) (<-chan struct{}, bool) {
 // reports done.
 func (r *Runtime) skipTurn(in *turnInput) {
 	req := in.req
-	defer r.bg.finish(req.ResponseID)
+	defer r.finishBackground(req.ResponseID)
 	res := hermes.TurnResult{ResponseID: req.ResponseID, Added: req.Input, Err: errCancelledByClient}
 	rec := r.record(in, "", nil, nil, &res)
 	rec.Conversation = ""
@@ -270,14 +295,9 @@ func (r *Runtime) FailUnfinished() (int, error) {
 	}
 	ops := make([]persistence.Op, 0, len(ids))
 	for _, id := range ids {
-		rec, err := r.store.Response(id)
-		if err != nil {
-			r.log.Warn("unfinished response unreadable; left as it is", "response", id, "err", err)
-			continue
+		if rec := r.unfinished(id, hermes.ERestarted, "the server restarted before this response finished; send it again"); rec != nil {
+			ops = append(ops, persistence.PutResponse(rec))
 		}
-		rec.Status, rec.Completed = hermes.StatusFailed, r.opts.Now()
-		rec.ErrCode, rec.ErrMessage = hermes.ERestarted, "the server restarted before this response finished; send it again"
-		ops = append(ops, persistence.PutResponse(rec))
 	}
 	if len(ops) == 0 {
 		return 0, nil
@@ -312,8 +332,29 @@ type flight struct {
 }
 
 // BeginFlight claims key. It returns a release func for the first caller;
-// later callers get a channel closed when the first releases.
+// later callers get a channel closed when the first releases. In cluster
+// mode the first caller of this node also takes the key's lease, waiting
+// while a request with the key runs on another node, so the caller's
+// next look at the stored entries finds that request's answer.
 func (r *Runtime) BeginFlight(key string) (release func(), wait <-chan struct{}) {
+	release, wait = r.beginLocalFlight(key)
+	if release == nil || r.opts.Cluster == nil {
+		return release, wait
+	}
+	ctx, cancel := context.WithTimeout(r.base, r.opts.TurnTimeout)
+	defer cancel()
+	lease, err := r.opts.Cluster.Acquire(ctx, idemLeaseKey(key), "", r.opts.MaxTurns)
+	if err != nil {
+		// Run anyway: a request is not refused because the cluster's
+		// bookkeeping failed; only a duplicate on another node at this
+		// very moment could then run twice.
+		r.log.Warn("idempotency key lease not taken", "err", err)
+		return release, nil
+	}
+	return func() { lease.Release(); release() }, nil
+}
+
+func (r *Runtime) beginLocalFlight(key string) (release func(), wait <-chan struct{}) {
 	f := &r.flights
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -159,5 +160,54 @@ func TestUnstoredTurnDoesNotShareTheCache(t *testing.T) {
 	}
 	if got := texts(y.Record.Output); !reflect.DeepEqual(got, []string{"echo: y"}) {
 		t.Errorf("the stored turn's output is %q", got)
+	}
+}
+
+// TestCheckToolOutputs: an output answers a call of the history or of the
+// input, once; and a turn that answers no call does no work on its
+// history, which is the whole chain (it used to index every call of it on
+// every turn, a cost growing with the chain).
+func TestCheckToolOutputs(t *testing.T) {
+	call := func(id string) hermes.Message {
+		return hermes.Message{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{{ID: id, Name: "lookup"}}}
+	}
+	out := func(id string) hermes.Message {
+		return hermes.Message{Role: hermes.RoleTool, ToolCallID: id, Content: "x"}
+	}
+	user := hermes.Message{Role: hermes.RoleUser, Content: "go on"}
+	history := []hermes.Message{user, call("c1"), out("c1"), call("c2")}
+	for _, tc := range []struct {
+		name    string
+		history []hermes.Message
+		input   []hermes.Message
+		wantErr string
+	}{
+		{"plain input", history, []hermes.Message{user}, ""},
+		{"answers a pending call", history, []hermes.Message{out("c2")}, ""},
+		{"answers a call of its own input", history, []hermes.Message{call("c9"), out("c9")}, ""},
+		{"answers an unknown call", history, []hermes.Message{out("c7")}, "No tool call found"},
+		{"answers an answered call", history, []hermes.Message{out("c1")}, "already answered"},
+		{"answers a call twice", history, []hermes.Message{out("c2"), out("c2")}, "already answered"},
+		{"no history", nil, []hermes.Message{out("c7")}, ""},
+	} {
+		err := checkToolOutputs(tc.history, tc.input)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: err = %v, want %q", tc.name, err, tc.wantErr)
+		}
+	}
+	long := make([]hermes.Message, 0, 3000)
+	for i := range 1000 {
+		id := "call_" + strconv.Itoa(i)
+		long = append(long, user, call(id), out(id))
+	}
+	if n := testing.AllocsPerRun(20, func() {
+		if err := checkToolOutputs(long, []hermes.Message{user}); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("checking a plain input against a 3,000-item history made %.0f allocations: it indexes the history", n)
 	}
 }

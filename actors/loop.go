@@ -507,6 +507,8 @@ func contextError(ctx context.Context, err error) *hermes.Error {
 		return &hermes.Error{Code: hermes.ETimeout, Message: "the turn took longer than HERMES_TURN_TIMEOUT", Cause: err}
 	case errShutdown:
 		return &hermes.Error{Code: hermes.EUnavailable, Message: "the server is shutting down", Cause: err}
+	case errLeaseLost:
+		return errLeaseLost
 	}
 	return &hermes.Error{Code: hermes.ECancelled, Message: "the turn was cancelled", Cause: err}
 }

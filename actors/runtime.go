@@ -62,6 +62,10 @@ type Options struct {
 	// back; nil leaves items without it and refuses every one.
 	SealReasoning func(reasoning string) string
 	OpenReasoning func(enc string) (string, error)
+	// Cluster, in cluster mode, coordinates turns, cancels and
+	// idempotency keys with the other nodes sharing Store; nil on a
+	// single node.
+	Cluster Cluster
 }
 
 // Runtime is the facade httpfront talks to: it admits turns, routes them to
@@ -85,6 +89,7 @@ type Runtime struct {
 	writes   atomic.Int64 // commits waiting for the writer's answer
 	bg       background
 	flights  flights
+	remote   remoteCancels
 	workers  *workers
 
 	base           context.Context // cancelled when the drain gives up
@@ -187,6 +192,7 @@ func (r *Runtime) Submit(req *hermes.TurnRequest) error {
 		r.admitted.Add(-1)
 		return err
 	}
+	in.key = key
 	if req.Background {
 		r.bg.register(req.ResponseID, key)
 	}

@@ -18,6 +18,7 @@ const (
 // turnInput is a turn request with what Submit already resolved.
 type turnInput struct {
 	req  *hermes.TurnRequest
+	key  string                 // the routing key: its conversation actor's, its lease's
 	prev *hermes.StoredResponse // the record previous_response_id names
 	// local is true when prev is the caller's (req.PreviousRecord), never
 	// stored: its transcript is at hand and the store knows nothing of it.
@@ -110,7 +111,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 	defer stopOnShutdown()
 	if req.Background {
 		r.bg.start(req.ResponseID, cancel)
-		defer r.bg.finish(req.ResponseID)
+		defer r.finishBackground(req.ResponseID)
 	}
 
 	// Events are offered until the client leaves (req.Ctx), not until the
@@ -128,7 +129,26 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 	}
 
 	var res hermes.TurnResult
-	history, parent, conv, err := r.history(in, last)
+	// In cluster mode the turn first takes its conversation's lease: no
+	// other node runs a turn of it until this one ends, and the history
+	// is read only now, so it holds every earlier turn of every node.
+	var lease *persistence.Lease
+	var err error
+	if key := leaseKey(in); r.opts.Cluster != nil && key != "" {
+		lease, err = r.opts.Cluster.Acquire(ctx, key, req.ResponseID, r.opts.MaxQueued)
+		if lease != nil {
+			watchLease(ctx, lease, cancel)
+			if lease.Orphan != "" && lease.Orphan != req.ResponseID {
+				r.markLost(lease.Orphan, lease)
+			}
+		}
+	}
+	var history []hermes.Message
+	var parent string
+	var conv *hermes.Conversation
+	if err == nil {
+		history, parent, conv, err = r.history(in, last)
+	}
 	if err == nil {
 		err = checkToolOutputs(history, req.Input)
 	}
@@ -136,7 +156,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 		rec := r.record(in, parent, conv, history, &hermes.TurnResult{Added: req.Input})
 		rec.Status, rec.Completed = hermes.StatusInProgress, time.Time{}
 		rec.Conversation = "" // the conversation moves on only when the turn ends
-		if err := r.commit(persistence.PutResponse(rec)); err != nil {
+		if err := r.commit(fenced(lease, persistence.PutResponse(rec))...); err != nil {
 			r.log.Error("storing in_progress response failed", "response", rec.ID, "err", err)
 		}
 	}
@@ -148,7 +168,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 			// could not be read and must not be replaced.
 			failed := r.record(in, "", nil, nil, &hermes.TurnResult{Added: req.Input, Err: res.Err})
 			failed.Conversation = ""
-			if cerr := r.commit(persistence.PutResponse(failed)); cerr != nil {
+			if cerr := r.commit(fenced(lease, persistence.PutResponse(failed))...); cerr != nil {
 				r.log.Error("storing failed response failed", "response", failed.ID, "err", cerr)
 			}
 		}
@@ -174,7 +194,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 				ops = append(ops, persistence.TouchResponse(in.prev.ID))
 			}
 			ops = append(ops, persistence.PutResponse(rec))
-			if cerr := r.commit(ops...); cerr != nil {
+			if cerr := r.commit(fenced(lease, ops...)...); cerr != nil {
 				r.log.Error("storing response failed", "response", rec.ID, "err", cerr)
 				unstored(&res, cerr)
 			} else {
@@ -183,8 +203,12 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 			}
 		}
 	}
-	// Give the turn's place back before the client hears it is done, so a
-	// client that sends its next request at once is not refused for it.
+	// Give the turn's place (and lease) back before the client hears it
+	// is done, so a client that sends its next request at once, to any
+	// node, is not refused or kept waiting for it.
+	if lease != nil {
+		lease.Release()
+	}
 	r.release()
 	if finished != nil {
 		finished(stored)
@@ -198,8 +222,13 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 // would not find.
 func unstored(res *hermes.TurnResult, cerr error) {
 	e := &hermes.Error{Code: hermes.EStore, Message: "the response could not be stored", Cause: cerr}
-	if hermes.ErrorCode(cerr) == hermes.EStore {
+	switch hermes.ErrorCode(cerr) {
+	case hermes.EStore:
 		e.Message = hermes.AsError(cerr).Message
+	case hermes.EConversationBusy:
+		// Another node took the conversation over: what the client must
+		// hear is that, not a failing store.
+		e.Code, e.Message = hermes.EConversationBusy, persistence.ErrLeaseLost.Message
 	}
 	res.Err = e
 	res.Record.Status, res.Record.ErrCode, res.Record.ErrMessage = hermes.StatusFailed, e.Code, e.Message
@@ -252,16 +281,27 @@ func (r *Runtime) history(in *turnInput, last *hermes.StoredResponse) (history [
 // ran a call the server had already answered doubled the answer). Stateless
 // turns (no history) were checked by their codec, which can name the item.
 func checkToolOutputs(history, input []hermes.Message) error {
-	if len(history) == 0 {
+	// Only the calls the input answers are looked up: the history is the
+	// whole chain, and collecting every call it ever made cost each turn
+	// time in the chain's length.
+	wanted := make(map[string]bool)
+	for _, m := range input {
+		if m.Role == hermes.RoleTool {
+			wanted[m.ToolCallID] = true
+		}
+	}
+	if len(history) == 0 || len(wanted) == 0 {
 		return nil
 	}
-	called := make(map[string]bool)
-	answered := make(map[string]bool)
+	called := make(map[string]bool, len(wanted))
+	answered := make(map[string]bool, len(wanted))
 	for _, m := range history {
 		for _, c := range m.ToolCalls {
-			called[c.ID] = true
+			if wanted[c.ID] {
+				called[c.ID] = true
+			}
 		}
-		if m.Role == hermes.RoleTool {
+		if m.Role == hermes.RoleTool && wanted[m.ToolCallID] {
 			answered[m.ToolCallID] = true
 		}
 	}

@@ -27,6 +27,7 @@ type Config struct {
 	AllowedHosts   []string      // API_SERVER_ALLOWED_HOSTS: Host names answered besides loopback ones; "*" any
 	ModelName      string        // API_SERVER_MODEL_NAME
 	MaxStored      int           // API_SERVER_MAX_STORED_RESPONSES
+	DatabaseURL    string        // HERMES_DATABASE_URL: PostgreSQL (cluster mode) instead of the bbolt file
 	MaxConvs       int           // API_SERVER_MAX_CONVERSATIONS: least recently used dropped beyond this
 	MaxPending     int           // API_SERVER_MAX_PENDING_BYTES: items added to one conversation not yet used by a turn
 	IdemMaxEntries int           // API_SERVER_IDEMPOTENCY_MAX_ENTRIES: oldest dropped beyond this
@@ -42,6 +43,8 @@ type Config struct {
 	MaxIterations  int           // HERMES_MAX_ITERATIONS
 	MaxParallel    int           // HERMES_MAX_PARALLEL_TOOLS: tool calls of one model response running at once
 	TurnTimeout    time.Duration // HERMES_TURN_TIMEOUT
+	LeaseTTL       time.Duration // HERMES_LEASE_TTL: cluster mode; a dead node's conversations wait this long
+	NodeID         string        // HERMES_NODE_ID: cluster mode; names this node in /health, logs and lease rows
 	BaseURL        string        // OPENAI_BASE_URL
 	APIKey         string        // OPENAI_API_KEY
 	Model          string        // HERMES_MODEL
@@ -130,6 +133,7 @@ func Defaults() Config {
 		ChatOverflow:   "compact",
 		MaxParallel:    8,
 		TurnTimeout:    10 * time.Minute,
+		LeaseTTL:       10 * time.Second,
 		FirstByte:      2 * time.Minute,
 		LogFormat:      "text",
 		LogLevel:       "info",
@@ -150,7 +154,7 @@ func Defaults() Config {
 // Addr is the host:port to bind.
 func (c *Config) Addr() string { return net.JoinHostPort(c.Host, c.Port) }
 
-// DBPath is where the response store lives.
+// DBPath is where the response store lives when DatabaseURL is unset.
 func (c *Config) DBPath() string { return filepath.Join(c.Home, "api_server.db") }
 
 // FilesDir is where files uploaded through the Files API live.
@@ -336,6 +340,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	str(&c.UnknownModel, "API_SERVER_UNKNOWN_MODEL")
 	boolean(&c.Streaming, "API_SERVER_STREAMING")
 	num(&c.MaxStored, "API_SERVER_MAX_STORED_RESPONSES", 1)
+	str(&c.DatabaseURL, "HERMES_DATABASE_URL")
 	num(&c.MaxConvs, "API_SERVER_MAX_CONVERSATIONS", 1)
 	num(&c.MaxPending, "API_SERVER_MAX_PENDING_BYTES", 1024)
 	num(&c.IdemMaxEntries, "API_SERVER_IDEMPOTENCY_MAX_ENTRIES", 1)
@@ -360,6 +365,8 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	num(&c.MaxIterations, "HERMES_MAX_ITERATIONS", 1)
 	num(&c.MaxParallel, "HERMES_MAX_PARALLEL_TOOLS", 1)
 	dur(&c.TurnTimeout, "HERMES_TURN_TIMEOUT")
+	dur(&c.LeaseTTL, "HERMES_LEASE_TTL")
+	str(&c.NodeID, "HERMES_NODE_ID")
 	str(&c.BaseURL, "OPENAI_BASE_URL")
 	str(&c.APIKey, "OPENAI_API_KEY")
 	str(&c.Model, "HERMES_MODEL")
@@ -505,6 +512,9 @@ func (c *Config) Check() error {
 	if c.MaxUploadBytes > c.MaxFileBytes {
 		return fmt.Errorf("API_SERVER_MAX_UPLOAD_BYTES=%d is above API_SERVER_MAX_FILE_BYTES=%d: an upload of the largest allowed size could never be kept", c.MaxUploadBytes, c.MaxFileBytes)
 	}
+	if err := checkDatabaseURL(c.DatabaseURL); err != nil {
+		return c.bad("HERMES_DATABASE_URL", MaskDatabaseURL(c.DatabaseURL), err.Error())
+	}
 	switch c.Uploads {
 	case "", "off", "workspace":
 	default:
@@ -552,6 +562,15 @@ func (c *Config) Check() error {
 	}
 	if st, err := os.Stat(c.Workspace); err != nil || !st.IsDir() {
 		return c.bad("HERMES_WORKSPACE", c.Workspace, "not a directory")
+	}
+	// Renewals come every third of the TTL: below a second a busy
+	// database or a GC pause would cost a node its conversations; above
+	// ten minutes a dead node's conversations wait that long.
+	if c.LeaseTTL < time.Second || c.LeaseTTL > 10*time.Minute {
+		return c.bad("HERMES_LEASE_TTL", c.LeaseTTL.String(), "want a duration from 1s to 10m")
+	}
+	if len(c.NodeID) > 128 || strings.IndexFunc(c.NodeID, func(r rune) bool { return r <= ' ' || r == 0x7f || r > '~' }) >= 0 {
+		return c.bad("HERMES_NODE_ID", c.NodeID, "want at most 128 printable ASCII characters without spaces")
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package httpfront
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"strings"
@@ -20,13 +19,13 @@ import (
 // completion chunk, the hottest path of a stream.
 func BenchmarkSSEContentChunk(b *testing.B) {
 	st := &chatStream{req: &hermes.TurnRequest{ResponseID: "chatcmpl-0123456789abcdef01234567", Model: "hermes-agent", Created: time.Unix(1700000000, 0)}, includeUsage: true}
-	w := bufio.NewWriterSize(discard{}, 4096)
-	st.sw = &sseWriter{w: w, buf: make([]byte, 0, 512), cancel: func() {}}
+	st.sw = newSSEWriter(nil, discard{}, time.Minute, func() {})
 	p := append([]byte(nil), `data: {"id":"chatcmpl-0123456789abcdef01234567","object":"chat.completion.chunk","created":1700000000,"model":"hermes-agent","choices":[`...)
 	st.prefix = p
 	b.ReportAllocs()
 	for b.Loop() {
 		st.content("hello, wörld ")
+		st.sw.flush()
 	}
 }
 
@@ -108,7 +107,7 @@ func BenchmarkChatToolCalls(b *testing.B) {
 	})
 	b.Run("stream", func(b *testing.B) {
 		st := &chatStream{req: req, includeUsage: true}
-		st.sw = &sseWriter{w: bufio.NewWriterSize(discard{}, 4096), buf: make([]byte, 0, 512), cancel: func() {}}
+		st.sw = newSSEWriter(nil, discard{}, time.Minute, func() {})
 		st.prefix = append([]byte(nil), `data: {"id":"chatcmpl-0123456789abcdef01234567","object":"chat.completion.chunk","created":1700000000,"model":"hermes-agent","choices":[`...)
 		b.ReportAllocs()
 		for b.Loop() {
@@ -127,11 +126,12 @@ func BenchmarkResponsesDeltaFrame(b *testing.B) {
 		return st
 	}
 	b.Run("sse", func(b *testing.B) {
-		sw := &sseWriter{w: bufio.NewWriterSize(discard{}, 4096), buf: make([]byte, 0, 512), cancel: func() {}}
+		sw := newSSEWriter(nil, discard{}, time.Minute, func() {})
 		st := newStream(sw)
 		b.ReportAllocs()
 		for b.Loop() {
 			st.delta("hello, wörld ")
+			sw.flush()
 			st.text = st.text[:0]
 		}
 	})

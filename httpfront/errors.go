@@ -21,7 +21,7 @@ func status(code string) (int, string) {
 		return fasthttp.StatusMethodNotAllowed, "invalid_request_error"
 	case hermes.EForbidden:
 		return fasthttp.StatusForbidden, "invalid_request_error"
-	case hermes.EConflict:
+	case hermes.EConflict, hermes.EConversationBusy:
 		return fasthttp.StatusConflict, "invalid_request_error"
 	case hermes.ETooLarge:
 		return fasthttp.StatusRequestEntityTooLarge, "invalid_request_error"

@@ -24,6 +24,12 @@ type Options struct {
 	Key         string   // API_SERVER_KEY; empty: open (loopback binds only)
 	CORSOrigins []string // API_SERVER_CORS_ORIGINS
 	ModelName   string   // API_SERVER_MODEL_NAME; the one model when Models is nil
+	// Node names this node in /health (cluster mode); "" leaves it out.
+	Node string
+	// Database, when set (cluster mode), says whether the shared database
+	// answered lately: /health reports it ok, or degraded with a 503 so a
+	// load balancer sends requests to nodes that can store them.
+	Database func() bool
 	// Models, when set, are the models clients may name (config.yaml's
 	// models:); it is asked on every request, so a reload shows at once.
 	Models Models
@@ -138,7 +144,7 @@ func New(opts Options) *Server {
 		opts.Now = time.Now
 	}
 	if opts.NewID == nil {
-		opts.NewID = RandomID
+		opts.NewID = NewID
 	}
 	s := &Server{opts: opts, rt: opts.Runtime, log: opts.Logger, origins: make(map[string]bool), created: opts.Now().Unix(),
 		hosts: newHostGuard(opts.Key != "", opts.BindHost, opts.AllowedHosts)}
@@ -359,7 +365,7 @@ func requestID(ctx *fasthttp.RequestCtx) string {
 	if in := ctx.Request.Header.Peek("X-Request-Id"); len(in) > 0 && len(in) <= 64 && saneID(in) {
 		return string(in)
 	}
-	return RandomID("req_")
+	return NewID("req_")
 }
 
 func saneID(b []byte) bool {
@@ -371,10 +377,23 @@ func saneID(b []byte) bool {
 	return true
 }
 
-// RandomID returns prefix followed by 24 random hex digits.
-func RandomID(prefix string) string {
-	var buf [40]byte
+// NewID returns prefix, the time (Unix milliseconds, 12 hex digits), then
+// 24 random hex digits. The random part (96 bits) keeps ids unguessable as
+// before; the time in front makes later ids sort after earlier ones, as
+// OpenAI's do. The store keys its trees by response id, so ordered ids
+// are appended at the end of each tree and a grouped commit rewrites a
+// few pages, where uniformly random ids dirtied a page per key
+// (persistence BenchmarkChains200: 9.9 pages written per response with
+// random ids, 1.4 with ordered ones, at a quarter of the CPU).
+func NewID(prefix string) string { return newID(prefix, time.Now()) }
+
+func newID(prefix string, now time.Time) string {
+	var buf [64]byte
 	b := append(buf[:0], prefix...)
+	ms := uint64(max(now.UnixMilli(), 0))
+	for shift := 44; shift >= 0; shift -= 4 {
+		b = append(b, hexDigits[ms>>shift&0xf])
+	}
 	for i := 0; i < 3; i++ {
 		v := rand.Uint32()
 		for j := 0; j < 8; j++ {
@@ -398,7 +417,27 @@ func principal(ctx *fasthttp.RequestCtx) string {
 
 func (s *Server) health(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
-	ctx.SetBodyString(`{"status":"ok","platform":"hermes-agent"}`)
+	if s.opts.Database == nil && s.opts.Node == "" {
+		ctx.SetBodyString(`{"status":"ok","platform":"hermes-agent"}`)
+		return
+	}
+	status := "ok"
+	if s.opts.Database != nil && !s.opts.Database() {
+		status = "degraded"
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	}
+	b := append([]byte(`{"status":"`), status...)
+	b = append(b, `","platform":"hermes-agent"`...)
+	if s.opts.Node != "" {
+		b = append(b, `,"node":`...)
+		b = appendString(b, s.opts.Node)
+	}
+	if s.opts.Database != nil {
+		b = append(b, `,"database":"`...)
+		b = append(b, status...)
+		b = append(b, '"')
+	}
+	ctx.Response.SetBodyRaw(append(b, '}'))
 }
 
 // Tool is one agent tool GET /v1/tools lists: its name and the server

@@ -1,8 +1,8 @@
 package httpfront
 
 import (
-	"bufio"
 	"context"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -13,11 +13,19 @@ import (
 // sseWriter writes a stream's frames, each under a write deadline. The
 // first failed write means the client is gone: the turn is cancelled and
 // every later write is dropped.
+//
+// Frames wait in pending until flush, which sends them all with one Write
+// of out: fasthttp makes that one chunk and, when it fits its buffer, one
+// write syscall. pump flushes whenever no further event is waiting, so a
+// client that keeps up gets each frame as it comes, and frames that piled
+// up while a write to a slow client was blocked go out together instead
+// of a syscall each.
 type sseWriter struct {
-	w       *bufio.Writer
+	out     io.Writer
 	conn    net.Conn
 	timeout time.Duration
-	buf     []byte
+	buf     []byte // the frame being built
+	pending []byte // frames written and not yet sent
 	failed  bool
 	cancel  context.CancelFunc
 	// result is the turn's final result once pump has handled it; nil
@@ -30,6 +38,10 @@ type sseWriter struct {
 	// JSON without SSE framing (Responses over WebSocket).
 	ws *socket
 }
+
+// maxPending bounds the frames held for one write: a burst larger than
+// this is sent in several writes rather than held whole in memory.
+const maxPending = 64 << 10
 
 // begin starts a frame for an event of type typ: its SSE framing, or
 // nothing on a WebSocket. The event's JSON follows; end finishes it.
@@ -59,7 +71,8 @@ func (sw *sseWriter) write(b []byte) {
 	sw.send(b)
 }
 
-// send writes bytes to the client unrecorded.
+// send queues bytes for the client unrecorded; a WebSocket message goes
+// out at once, whole.
 func (sw *sseWriter) send(b []byte) {
 	if sw.failed {
 		return
@@ -70,27 +83,27 @@ func (sw *sseWriter) send(b []byte) {
 		}
 		return
 	}
-	if sw.conn != nil {
-		_ = sw.conn.SetWriteDeadline(time.Now().Add(sw.timeout))
-	}
-	if _, err := sw.w.Write(b); err != nil {
-		sw.fail()
+	sw.pending = append(sw.pending, b...)
+	if len(sw.pending) >= maxPending {
+		sw.flush()
 	}
 }
 
-// flush sends what is buffered; a failure means the client left, so the
-// turn is cancelled.
+// flush sends the pending frames in one write; a failure means the client
+// left, so the turn is cancelled.
 func (sw *sseWriter) flush() bool {
 	if sw.failed {
 		return false
 	}
-	if sw.ws != nil {
-		return true // each message went out whole as it was written
+	if len(sw.pending) == 0 {
+		return true // nothing to send (always so on a WebSocket)
 	}
 	if sw.conn != nil {
 		_ = sw.conn.SetWriteDeadline(time.Now().Add(sw.timeout))
 	}
-	if err := sw.w.Flush(); err != nil {
+	_, err := sw.out.Write(sw.pending)
+	sw.pending = sw.pending[:0]
+	if err != nil {
 		sw.fail()
 		return false
 	}
@@ -107,12 +120,15 @@ func (sw *sseWriter) keepAlive() bool {
 	if sw.ws != nil {
 		return !sw.failed // the connection's own pings keep it alive
 	}
-	sw.send([]byte(": keep-alive\n\n"))
+	sw.send(keepAliveFrame)
 	return sw.flush()
 }
 
-func newSSEWriter(conn net.Conn, w *bufio.Writer, timeout time.Duration, cancel context.CancelFunc) *sseWriter {
-	return &sseWriter{w: w, conn: conn, timeout: timeout, cancel: cancel, buf: make([]byte, 0, 512)}
+var keepAliveFrame = []byte(": keep-alive\n\n")
+
+func newSSEWriter(conn net.Conn, out io.Writer, timeout time.Duration, cancel context.CancelFunc) *sseWriter {
+	return &sseWriter{out: out, conn: conn, timeout: timeout, cancel: cancel,
+		buf: make([]byte, 0, 512), pending: make([]byte, 0, 1024)}
 }
 
 // pump feeds events to handle until the turn is done or the client leaves,

@@ -1,8 +1,10 @@
 package httpfront
 
 import (
-	"bufio"
 	"context"
+	"errors"
+	"io"
+	"net"
 	"time"
 
 	hermes "github.com/hermesd/hermesd"
@@ -72,18 +74,74 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx, events <-chan hermes.Event, ca
 		ctx.Response.Header.Set(modelHeader, first.Text) // a fallback answers
 	}
 	startSSE(ctx)
-	// Everything the writer goroutine needs is taken from ctx here, on the
-	// handler's goroutine: once the client is gone fasthttp may recycle ctx
-	// while the writer still runs.
-	conn, rec := ctx.Conn(), streamRecording(ctx)
-	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		sw := newSSEWriter(conn, w, s.opts.StreamWriteTimeout, cancel)
-		sw.rec = rec
-		if rec != nil {
-			defer rec.end(sw)
+	// Everything the body needs is taken from ctx here, on the handler's
+	// goroutine: once the client is gone fasthttp may recycle ctx while
+	// the body still runs.
+	ctx.Response.SetBodyStream(&sseBody{conn: ctx.Conn(), rec: streamRecording(ctx),
+		timeout: s.opts.StreamWriteTimeout, cancel: cancel, first: first, run: run}, -1)
+}
+
+// sseBody is a stream's response body. fasthttp hands it the connection's
+// own writer (WriteTo) on the connection's goroutine once the handler has
+// returned, so frames go from the turn's events to the socket with no
+// goroutine or pipe in between (fasthttp's SetBodyStreamWriter runs the
+// writer in a goroutine of its own and copies every frame through an
+// in-memory pipe to the connection's goroutine: two hand-offs a frame).
+type sseBody struct {
+	conn    net.Conn
+	rec     *recording
+	timeout time.Duration
+	cancel  context.CancelFunc
+	first   *hermes.Event
+	run     func(first *hermes.Event, sw *sseWriter)
+	ran     bool
+	closed  bool
+}
+
+// errStreamGone ends a body whose client left, so fasthttp closes the
+// connection instead of finishing the chunked body.
+var errStreamGone = errors.New("httpfront: the client left during the stream")
+
+// SupportsBodyWriteTo tells fasthttp to use WriteTo, not Read.
+func (b *sseBody) SupportsBodyWriteTo() bool { return true }
+
+// WriteTo runs the stream into w, the response body: every Write of w is
+// one chunk, flushed to the client.
+func (b *sseBody) WriteTo(w io.Writer) (int64, error) {
+	b.ran = true
+	sw := newSSEWriter(b.conn, w, b.timeout, b.cancel)
+	sw.rec = b.rec
+	if b.rec != nil {
+		defer b.rec.end(sw)
+	}
+	b.run(b.first, sw)
+	if !sw.flush() {
+		return 0, errStreamGone
+	}
+	return 0, nil
+}
+
+// Read is never used: fasthttp reads a body that supports WriteTo only
+// through it.
+func (b *sseBody) Read([]byte) (int, error) {
+	return 0, errors.New("httpfront: sseBody is written, not read")
+}
+
+// Close is called by fasthttp once it is done with the body. A body that
+// never ran (the response was dropped before its body was written) still
+// ends its turn and lets its duplicates go.
+func (b *sseBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if !b.ran {
+		b.cancel()
+		if b.rec != nil {
+			b.rec.end(&sseWriter{failed: true})
 		}
-		run(first, sw)
-	})
+	}
+	return nil
 }
 
 // firstEventWait is how long a stream holds its headers for the turn's

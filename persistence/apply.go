@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -16,23 +18,26 @@ import (
 // so a burst of expiries never makes a turn's commit slow.
 const purgeBatch = 64
 
-type opKind uint8
+// OpKind says what an Op does.
+type OpKind uint8
 
 const (
-	opPutResponse opKind = iota + 1
-	opDeleteResponse
-	opTouchResponse
-	opPutConversation
-	opDeleteConversation
-	opPutIdempotency
-	opUpdateConversation
+	OpPutResponse OpKind = iota + 1
+	OpDeleteResponse
+	OpTouchResponse
+	OpPutConversation
+	OpDeleteConversation
+	OpPutIdempotency
+	OpUpdateConversation
+	// OpFence checks a lease's epoch (Lease.Fence).
+	OpFence
 )
 
 // Op is one write. Build it with PutResponse, DeleteResponse, TouchResponse,
 // PutConversation, DeleteConversation or PutIdempotency, and commit many at
 // once with Store.Apply.
 type Op struct {
-	kind opKind
+	kind OpKind
 	id   string
 	// A response is captured when the op is built: its encoded record
 	// (without items), its encoded own items, the conversation it belongs
@@ -45,10 +50,12 @@ type Op struct {
 	inherit  []hermes.Message
 	own      *hermes.StoredResponse
 	respConv string
+	status   hermes.Status
 	err      error // an encoding failure, reported by Apply
 	conv     *Conversation
 	idem     *IdemEntry
 	update   func(*Conversation)
+	epoch    int64 // a fence's lease epoch
 }
 
 // PutResponse inserts or replaces r and marks it most recently used. When
@@ -63,11 +70,11 @@ type Op struct {
 // writer spends its time writing; later changes to r's fields are not
 // stored (its Transcript's elements must not be changed in place).
 func PutResponse(r *hermes.StoredResponse) Op {
-	op := Op{kind: opPutResponse}
+	op := Op{kind: OpPutResponse}
 	if r == nil {
 		return op
 	}
-	op.id, op.respConv, op.parent = r.ID, r.Conversation, r.Parent
+	op.id, op.respConv, op.parent, op.status = r.ID, r.Conversation, r.Parent, r.Status
 	bare := *r
 	bare.Consumed, bare.Input, bare.Output, bare.Transcript = nil, nil, nil, nil
 	if op.rec, op.err = encode(&bare); op.err != nil {
@@ -78,30 +85,30 @@ func PutResponse(r *hermes.StoredResponse) Op {
 	if n := len(r.Consumed) + len(r.Input) + len(r.Output); len(r.Transcript) >= n {
 		inherit = r.Transcript[:len(r.Transcript)-n]
 	}
+	op.own, op.inherit = own, inherit
 	if op.parent == "" {
 		// No parent but a history (a compacted base): keep it inline.
 		op.node, op.blobs, op.err = encodeNode(newNode(inherit, own))
 		return op
 	}
 	op.node, op.blobs, op.err = encodeNode(newNode(nil, own))
-	op.own, op.inherit = own, inherit
 	return op
 }
 
 // DeleteResponse removes the response id; a missing id is not an error.
-func DeleteResponse(id string) Op { return Op{kind: opDeleteResponse, id: id} }
+func DeleteResponse(id string) Op { return Op{kind: OpDeleteResponse, id: id} }
 
 // TouchResponse marks the response id most recently used, as continuing a
 // chain from it does; a missing id is not an error (it may just have been
 // evicted).
-func TouchResponse(id string) Op { return Op{kind: opTouchResponse, id: id} }
+func TouchResponse(id string) Op { return Op{kind: OpTouchResponse, id: id} }
 
 // PutConversation creates or replaces the conversation record c. A zero
 // Created keeps the stored one (or takes now). A Latest that names no stored
 // response, as when it was evicted after c was read, is repointed to the
 // conversation's most recent stored response, or "".
 func PutConversation(c *Conversation) Op {
-	op := Op{kind: opPutConversation, conv: c}
+	op := Op{kind: OpPutConversation, conv: c}
 	if c != nil {
 		op.id = c.ID
 	}
@@ -111,39 +118,41 @@ func PutConversation(c *Conversation) Op {
 // DeleteConversation removes the conversation record id. Its responses stay
 // until evicted; their Conversation field is then only a name, and a new
 // conversation of the same name does not fall back to them.
-func DeleteConversation(id string) Op { return Op{kind: opDeleteConversation, id: id} }
+func DeleteConversation(id string) Op { return Op{kind: OpDeleteConversation, id: id} }
 
 // UpdateConversation changes the stored conversation id in place, inside
 // the write transaction: f sees the record as committed so far, so
 // concurrent changes (a turn consuming pending items while a client adds
 // more) cannot overwrite each other. A missing conversation is left alone.
 func UpdateConversation(id string, f func(c *Conversation)) Op {
-	return Op{kind: opUpdateConversation, id: id, update: f}
+	return Op{kind: OpUpdateConversation, id: id, update: f}
 }
 
 // PutIdempotency stores e under key, replacing any entry. A zero e.Expires
 // becomes now plus Options.IdempotencyTTL.
 func PutIdempotency(key string, e *IdemEntry) Op {
-	return Op{kind: opPutIdempotency, id: key, idem: e}
+	return Op{kind: OpPutIdempotency, id: key, idem: e}
 }
 
 // String names the op for error messages.
 func (o Op) String() string {
 	switch o.kind {
-	case opPutResponse:
+	case OpPutResponse:
 		return fmt.Sprintf("put response %q", o.id)
-	case opDeleteResponse:
+	case OpDeleteResponse:
 		return fmt.Sprintf("delete response %q", o.id)
-	case opTouchResponse:
+	case OpTouchResponse:
 		return fmt.Sprintf("touch response %q", o.id)
-	case opPutConversation:
+	case OpPutConversation:
 		return fmt.Sprintf("put conversation %q", o.id)
-	case opDeleteConversation:
+	case OpDeleteConversation:
 		return fmt.Sprintf("delete conversation %q", o.id)
-	case opPutIdempotency:
+	case OpPutIdempotency:
 		return fmt.Sprintf("put idempotency %q", o.id)
-	case opUpdateConversation:
+	case OpUpdateConversation:
 		return fmt.Sprintf("update conversation %q", o.id)
+	case OpFence:
+		return fmt.Sprintf("fence lease %q epoch %d", o.id, o.epoch)
 	}
 	return "zero op"
 }
@@ -155,15 +164,15 @@ func (o Op) check() error {
 	if o.err != nil {
 		return &hermes.Error{Code: hermes.EInternal, Message: "cannot encode record", Cause: o.err}
 	}
-	if (o.kind == opPutResponse && o.rec == nil) || (o.kind == opPutConversation && o.conv == nil) ||
-		(o.kind == opPutIdempotency && o.idem == nil) || (o.kind == opUpdateConversation && o.update == nil) {
+	if (o.kind == OpPutResponse && o.rec == nil) || (o.kind == OpPutConversation && o.conv == nil) ||
+		(o.kind == OpPutIdempotency && o.idem == nil) || (o.kind == OpUpdateConversation && o.update == nil) {
 		return hermes.Errorf(hermes.EInvalid, "nil record")
 	}
 	if err := checkID("id", o.id); err != nil {
 		return err
 	}
 	switch o.kind {
-	case opPutResponse:
+	case OpPutResponse:
 		if o.parent == o.id {
 			return hermes.Errorf(hermes.EInvalid, "response %q cannot continue itself", o.id)
 		}
@@ -171,7 +180,7 @@ func (o Op) check() error {
 			return err
 		}
 		return checkName("conversation", o.respConv)
-	case opPutConversation:
+	case OpPutConversation:
 		return checkName("latest", o.conv.Latest)
 	}
 	return nil
@@ -184,9 +193,16 @@ func checkID(what, id string) error {
 	return checkName(what, id)
 }
 
+// checkName refuses names no store can keep as given: longer than
+// maxIDLen, or not UTF-8 text without NUL bytes (records are JSON, which
+// would rewrite the bytes and leave a record naming another id, and
+// PostgreSQL's text holds neither).
 func checkName(what, s string) error {
 	if len(s) > maxIDLen {
 		return hermes.Errorf(hermes.EInvalid, "%s longer than %d bytes", what, maxIDLen)
+	}
+	if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+		return hermes.Errorf(hermes.EInvalid, "%s %q is not UTF-8 text without NUL bytes", what, s)
 	}
 	return nil
 }
@@ -201,7 +217,7 @@ func (s *Store) Apply(ops []Op) error {
 	}
 	for i, op := range ops {
 		if err := op.check(); err != nil {
-			return opError(i, len(ops), op, err)
+			return OpError(i, len(ops), op, err)
 		}
 	}
 	now := s.opts.Now()
@@ -209,7 +225,7 @@ func (s *Store) Apply(ops []Op) error {
 		w := newWriter(tx, now, s.opts)
 		for i, op := range ops {
 			if err := w.apply(op); err != nil {
-				return opError(i, len(ops), op, err)
+				return OpError(i, len(ops), op, err)
 			}
 		}
 		if err := w.evict(); err != nil {
@@ -236,7 +252,9 @@ func (s *Store) Apply(ops []Op) error {
 	return wrapInternal("commit", err)
 }
 
-func opError(i, n int, op Op, err error) error {
+// OpError is the error of ops[i] of n failing with err: err's code, and a
+// message naming the op.
+func OpError(i, n int, op Op, err error) error {
 	code, msg, cause, param := hermes.EInternal, err.Error(), error(err), "" // a bbolt error: its text is the useful part
 	var he *hermes.Error
 	if errors.As(err, &he) {
@@ -305,6 +323,15 @@ func newWriter(tx *bolt.Tx, now time.Time, opts Options) *writer {
 		convLRU: tx.Bucket(bucketConvLRU),
 		convSeq: tx.Bucket(bucketConvSeq),
 	}
+	// These trees grow at their end: the lru by sequence, the others by
+	// response id, which sorts by time (httpfront.NewID). bbolt's default
+	// split leaves pages half empty, right for random inserts; appended
+	// keys never come back to fill them, so every commit would rewrite
+	// twice the pages it needs. (bbolt forgets FillPercent with the
+	// transaction, so it is set on every one.)
+	for _, b := range []*bolt.Bucket{w.resp, w.rmeta, w.lru, w.items, w.refs} {
+		b.FillPercent = 0.9
+	}
 	w.count = readCount(w.meta)
 	w.convN = loadCounter(w.meta, keyConvCount)
 	w.idemN = loadCounter(w.meta, keyIdemCount)
@@ -314,20 +341,22 @@ func newWriter(tx *bolt.Tx, now time.Time, opts Options) *writer {
 
 func (w *writer) apply(op Op) error {
 	switch op.kind {
-	case opPutResponse:
+	case OpPutResponse:
 		return w.putResponse(op)
-	case opDeleteResponse:
+	case OpDeleteResponse:
 		return w.deleteResponse(op.id)
-	case opTouchResponse:
+	case OpTouchResponse:
 		return w.touch(op.id)
-	case opPutConversation:
+	case OpPutConversation:
 		return w.putConversation(op.conv)
-	case opDeleteConversation:
+	case OpDeleteConversation:
 		return w.deleteConversation(op.id)
-	case opPutIdempotency:
+	case OpPutIdempotency:
 		return w.putIdempotency(op.id, op.idem)
-	case opUpdateConversation:
+	case OpUpdateConversation:
 		return w.updateConversation(op.id, op.update)
+	case OpFence:
+		return nil // one process owns a bbolt file: no other node can hold a lease
 	}
 	return hermes.Errorf(hermes.EInvalid, "unknown op")
 }
@@ -568,7 +597,7 @@ func (w *writer) putConversation(in *Conversation) error {
 			return hermes.Errorf(hermes.EInvalid, "latest response %q belongs to conversation %q", c.Latest, m.conv)
 		}
 	}
-	if err := w.checkPending(&c); err != nil {
+	if err := CheckPending(&c, w.opts.MaxPendingBytes); err != nil {
 		return err
 	}
 	if err := w.saveConversation(&c); err != nil {

@@ -2,9 +2,12 @@ package persistence
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	hermes "github.com/hermesd/hermesd"
 )
@@ -93,4 +96,81 @@ func BenchmarkResponse(b *testing.B) {
 		}
 	})
 	reportResponsesPerSecond(b, b.N)
+}
+
+// chainIDs makes response ids for BenchmarkChains200 in two forms: random
+// (uniformly spread keys) and ordered (a time prefix, then random, as
+// httpfront issues them), to show what key order costs the writer.
+func chainIDs(ordered bool) func() string {
+	n := 0
+	return func() string {
+		n++
+		if ordered {
+			return fmt.Sprintf("resp_%012x%024x", n, rand.Uint64())
+		}
+		return fmt.Sprintf("resp_%024x", rand.Uint64())
+	}
+}
+
+// BenchmarkChains200 is the writer's side of responses-chain: 200 chains,
+// each turn touching its parent and storing a child, 50 turns grouped per
+// commit, the store filled to 10,000 so every turn also evicts one. fsync
+// on. It reports stored responses per second and pages written per
+// response.
+func BenchmarkChains200(b *testing.B) {
+	for _, ordered := range []bool{false, true} {
+		name := "random-ids"
+		if ordered {
+			name = "ordered-ids"
+		}
+		b.Run(name, func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "bench.db"), Options{Capacity: 10000})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			next := chainIDs(ordered)
+			heads := make([]string, 200)
+			turn := 0
+			batch := func() {
+				ops := make([]Op, 0, 100)
+				for range 50 {
+					c := turn % len(heads)
+					turn++
+					r := benchResponse(next())
+					r.Parent, r.Previous = heads[c], heads[c]
+					if heads[c] != "" {
+						ops = append(ops, TouchResponse(heads[c]))
+					}
+					ops = append(ops, PutResponse(r))
+					heads[c] = r.ID
+				}
+				if err := s.Apply(ops); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for range 10000 / 50 {
+				batch()
+			}
+			before, cpu0 := s.db.Stats().TxStats, cpuTime()
+			b.ResetTimer()
+			for b.Loop() {
+				batch()
+			}
+			after := s.db.Stats().TxStats
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*50), "cpu-µs/response")
+			reportResponsesPerSecond(b, b.N*50)
+			b.ReportMetric(float64(after.GetWrite()-before.GetWrite())/float64(b.N*50), "pages/response")
+		})
+	}
+}
+
+// cpuTime is the CPU time (user and system) this process has used: on a
+// shared machine it says more about a writer's cost than the wall clock.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

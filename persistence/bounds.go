@@ -104,10 +104,10 @@ func (w *writer) evictConversations() error {
 		w.deleteConversation)
 }
 
-// checkPending refuses a conversation whose pending items exceed
-// Options.MaxPendingBytes: they are stored in its record, rewritten by
-// every change to it, and go to the model with the next turn.
-func (w *writer) checkPending(c *Conversation) error {
+// CheckPending refuses a conversation whose pending items exceed max
+// bytes (Options.MaxPendingBytes): they are stored in its record,
+// rewritten by every change to it, and go to the model with the next turn.
+func CheckPending(c *Conversation, max int) error {
 	if len(c.Pending) == 0 {
 		return nil
 	}
@@ -115,9 +115,9 @@ func (w *writer) checkPending(c *Conversation) error {
 	if err != nil {
 		return err
 	}
-	if len(b) > w.opts.MaxPendingBytes {
+	if len(b) > max {
 		return hermes.InvalidParam("items", "conversation %q would hold %d bytes of items not yet used by a turn; at most %d are kept (API_SERVER_MAX_PENDING_BYTES): run a turn to use them first",
-			c.ID, len(b), w.opts.MaxPendingBytes)
+			c.ID, len(b), max)
 	}
 	return nil
 }

@@ -61,31 +61,6 @@ func TestConversationsBoundedByCount(t *testing.T) {
 	}
 }
 
-// TestPendingItemsBoundedByBytes: items that would take one conversation's
-// pending items past MaxPendingBytes are refused with invalid (400) and
-// nothing is written.
-func TestPendingItemsBoundedByBytes(t *testing.T) {
-	s := newStore(t, Options{MaxPendingBytes: 4096})
-	apply(t, s, PutConversation(&Conversation{ID: "A"}))
-	add := func(n int) error {
-		return s.Apply([]Op{UpdateConversation("A", func(c *Conversation) {
-			c.Pending = append(c.Pending, hermes.Message{Role: hermes.RoleUser, Content: strings.Repeat("x", n)})
-		})})
-	}
-	if err := add(2000); err != nil {
-		t.Fatal(err)
-	}
-	he := wantCode(t, add(3000), hermes.EInvalid)
-	if he.Param != "items" || !strings.Contains(he.Message, "API_SERVER_MAX_PENDING_BYTES") {
-		t.Errorf("error %+v does not name the setting and param", he)
-	}
-	if c, _ := s.Conversation("A"); len(c.Pending) != 1 {
-		t.Errorf("%d pending items after the refusal, want 1", len(c.Pending))
-	}
-	err := s.Apply([]Op{PutConversation(&Conversation{ID: "B", Pending: []hermes.Message{{Role: hermes.RoleUser, Content: strings.Repeat("y", 5000)}}})})
-	wantCode(t, err, hermes.EInvalid)
-}
-
 // TestIdempotencyBounded: entries beyond MaxIdempotencyEntries or
 // MaxIdempotencyBytes go oldest first; replacing an entry does not count
 // twice; the totals survive a restart.

@@ -266,12 +266,17 @@ func (eofBody) Read([]byte) (int, error) { return 0, io.EOF }
 
 // answer is the response as the reading code sees it.
 func (c *fastCall) answer() answer {
-	return answer{
+	a := answer{
 		status:      c.resp.StatusCode(),
 		contentType: string(c.resp.Header.ContentType()),
 		retryAfter:  string(c.resp.Header.Peek("Retry-After")),
 		body:        &c.body,
 	}
+	if c.resp.Header.ContentLength() == -1 && !c.resp.SkipBody {
+		// Chunked: a stream reads it from the connection itself.
+		a.chunked, a.end = c.br, &c.body.eof
+	}
+	return a
 }
 
 // close ends the call. The connection goes back to the pool only when its

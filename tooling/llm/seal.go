@@ -42,6 +42,16 @@ type Sealer struct {
 // LoadSealer reads the key at path, creating it (32 random bytes, mode
 // 0600) when the file does not exist.
 func LoadSealer(path string) (*Sealer, error) {
+	key, err := LoadKey(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewSealer(key)
+}
+
+// LoadKey reads the sealing key at path, creating it (32 random bytes,
+// mode 0600) when the file does not exist.
+func LoadKey(path string) ([]byte, error) {
 	key, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		key = make([]byte, 32)
@@ -60,7 +70,7 @@ func LoadSealer(path string) (*Sealer, error) {
 		err = tooling.CreateFileAtomic(r, filepath.Base(path), key, 0o600)
 		r.Close()
 		if errors.Is(err, fs.ErrExist) {
-			return LoadSealer(path) // another process made it first
+			return LoadKey(path) // another process made it first
 		}
 		if err != nil {
 			return nil, err
@@ -70,6 +80,15 @@ func LoadSealer(path string) (*Sealer, error) {
 	}
 	if len(key) != 32 {
 		return nil, fmt.Errorf("compaction key %s: %d bytes, want 32", path, len(key))
+	}
+	return key, nil
+}
+
+// NewSealer seals with key (32 bytes): the nodes of a cluster share one,
+// so what one node sealed another opens.
+func NewSealer(key []byte) (*Sealer, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("sealing key: %d bytes, want 32", len(key))
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {

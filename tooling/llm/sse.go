@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	json "github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
@@ -27,6 +29,9 @@ type streamDecoder struct {
 	sawData bool
 	// done is set by "data: [DONE]".
 	done bool
+	// chunk is reused from line to line, so its choices slice is not
+	// allocated again for every token.
+	wire wireChunk
 }
 
 type callBuilder struct {
@@ -39,17 +44,22 @@ type callBuilder struct {
 // wireChunk is one chat.completion.chunk, or a whole chat.completion when a
 // server ignores stream=true (then Message is set instead of Delta).
 type wireChunk struct {
-	Choices []struct {
-		Delta        wireDelta  `json:"delta"`
-		Message      *wireDelta `json:"message"`
-		FinishReason string     `json:"finish_reason"`
-	} `json:"choices"`
-	Usage *wireUsage      `json:"usage"`
-	Error json.RawMessage `json:"error"`
+	Choices []wireChoice    `json:"choices"`
+	Usage   *wireUsage      `json:"usage"`
+	Error   json.RawMessage `json:"error"`
+}
+
+type wireChoice struct {
+	Delta        wireDelta  `json:"delta"`
+	Message      *wireDelta `json:"message"`
+	FinishReason string     `json:"finish_reason"`
 }
 
 type wireDelta struct {
-	Content string `json:"content"`
+	// Content is the JSON string as sent (or null): the stream unquotes
+	// it straight into the answer it builds, so a token costs no string of
+	// its own (content()).
+	Content json.RawMessage `json:"content"`
 	// ReasoningContent is DeepSeek's, vLLM's, SGLang's and llama.cpp's
 	// reasoning field; Reasoning OpenRouter's and Ollama's (a string; some
 	// servers send both with the same text).
@@ -125,8 +135,13 @@ func (d *streamDecoder) Line(line []byte) (text, reasoning string, err error) {
 
 // chunk applies one chat.completion.chunk.
 func (d *streamDecoder) chunk(data []byte) (string, string, error) {
-	var c wireChunk
-	if err := json.Unmarshal(data, &c); err != nil {
+	c := &d.wire
+	for i := range c.Choices {
+		// Keep the content's buffer: it is reused for the next token.
+		c.Choices[i] = wireChoice{Delta: wireDelta{Content: c.Choices[i].Delta.Content[:0]}}
+	}
+	*c = wireChunk{Choices: c.Choices[:0]}
+	if err := json.Unmarshal(data, c); err != nil {
 		return "", "", &hermes.Error{Code: hermes.EUpstream, Message: "malformed upstream chunk: " + err.Error(), Cause: err}
 	}
 	if msg, ok := errorMessage(c.Error); ok {
@@ -159,13 +174,128 @@ func (d *streamDecoder) chunk(data []byte) (string, string, error) {
 		}
 	}
 	reasoning := delta.reasoning()
-	text, thought := d.think.feed(delta.Content)
-	if thought != "" {
-		reasoning += thought
+	var text string
+	if d.think.plain() {
+		// The hot path: the token goes straight into the answer, and what
+		// is given out is that part of it (a builder never changes what
+		// it holds, so the string stays valid).
+		before := d.text.Len()
+		if !appendJSONString(&d.text, delta.Content) {
+			return "", "", malformedContent(delta.Content)
+		}
+		text = d.text.String()[before:]
+	} else {
+		content, ok := delta.content()
+		if !ok {
+			return "", "", malformedContent(delta.Content)
+		}
+		var thought string
+		text, thought = d.think.feed(content)
+		if thought != "" {
+			reasoning += thought
+		}
+		d.text.WriteString(text)
 	}
-	d.text.WriteString(text)
 	d.reasoning.WriteString(reasoning)
 	return text, reasoning, nil
+}
+
+func malformedContent(raw json.RawMessage) error {
+	return hermes.Errorf(hermes.EUpstream, "malformed upstream chunk: content %s is not a string", tooling.CutBytes(string(raw), 100))
+}
+
+// content returns the delta's content as a string; ok is false when it is
+// neither a string nor null.
+func (w *wireDelta) content() (string, bool) {
+	var b strings.Builder
+	ok := appendJSONString(&b, w.Content)
+	return b.String(), ok
+}
+
+// appendJSONString unquotes the JSON string lit into b (null or nothing
+// appends nothing). It reports false for anything else, or a malformed
+// string.
+func appendJSONString(b *strings.Builder, lit []byte) bool {
+	if len(lit) == 0 || string(lit) == "null" {
+		return true
+	}
+	if len(lit) < 2 || lit[0] != '"' || lit[len(lit)-1] != '"' {
+		return false
+	}
+	s := lit[1 : len(lit)-1]
+	for len(s) > 0 {
+		i := bytes.IndexByte(s, '\\')
+		if i < 0 {
+			b.Write(s)
+			return true
+		}
+		b.Write(s[:i])
+		if i+1 >= len(s) {
+			return false
+		}
+		c := s[i+1]
+		s = s[i+2:]
+		switch c {
+		case '"', '\\', '/':
+			b.WriteByte(c)
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			r, ok := hex4(s)
+			if !ok {
+				return false
+			}
+			s = s[4:]
+			if utf16.IsSurrogate(r) {
+				// A pair is two escapes; a lone half is U+FFFD, as
+				// encoding/json reads it.
+				r2, ok := rune(-1), false
+				if len(s) >= 6 && s[0] == '\\' && s[1] == 'u' {
+					r2, ok = hex4(s[2:])
+				}
+				if d := utf16.DecodeRune(r, r2); ok && d != utf8.RuneError {
+					r = d
+					s = s[6:]
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			b.WriteRune(r)
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// hex4 reads the four hex digits of a \u escape.
+func hex4(s []byte) (rune, bool) {
+	if len(s) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 // reasoning returns the delta's reasoning text: reasoning_content, else a
@@ -291,8 +421,12 @@ func decodeCompletion(body []byte) (Response, error) {
 		if m == nil {
 			m = &ch.Delta
 		}
+		content, ok := m.content()
+		if !ok {
+			return Response{}, malformedContent(m.Content)
+		}
 		var thought string
-		r.Text, thought = splitThink(m.Content)
+		r.Text, thought = splitThink(content)
 		r.Reasoning = m.reasoning() + thought
 		for i, t := range m.ToolCalls {
 			id := t.ID

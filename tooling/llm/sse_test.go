@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	stdjson "encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	hermes "github.com/hermesd/hermesd"
 )
@@ -229,4 +231,56 @@ func BenchmarkUpstreamStream500(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestAppendJSONString checks the stream's own unquoting of content
+// against encoding/json, escapes and surrogate pairs included, and that it
+// refuses what is not a JSON string.
+func TestAppendJSONString(t *testing.T) {
+	for _, lit := range []string{
+		`""`, `"plain"`, `"a\"b\\c\/d"`, `"\b\f\n\r\t"`, `"\u00e9\u4e2d"`, `"\ud83d\ude00!"`,
+		`"\ud800"`, `"\ud800x"`, `"\ud800\u0041"`, `"\udc00\ud800"`, `"wörld"`, `"\u2028"`,
+	} {
+		var want string
+		if err := stdjson.Unmarshal([]byte(lit), &want); err != nil {
+			t.Fatalf("%s: %v", lit, err)
+		}
+		var b strings.Builder
+		if !appendJSONString(&b, []byte(lit)) || b.String() != want {
+			t.Errorf("%s: %q, want %q", lit, b.String(), want)
+		}
+	}
+	for _, lit := range []string{`"\x"`, `"\u12"`, `"\u12g4"`, `"abc`, `"\"`, `12`, `{"a":1}`, `"`, `true`} {
+		var b strings.Builder
+		if appendJSONString(&b, []byte(lit)) {
+			t.Errorf("%s: accepted", lit)
+		}
+	}
+	var b strings.Builder
+	if !appendJSONString(&b, []byte("null")) || !appendJSONString(&b, nil) || b.Len() != 0 {
+		t.Error("null or absent content is not empty text")
+	}
+	var d streamDecoder
+	if _, _, err := d.Line([]byte(`data: {"choices":[{"delta":{"content":42}}]}`)); hermes.ErrorCode(err) != hermes.EUpstream {
+		t.Errorf("content 42: %v, want an upstream error", err)
+	}
+}
+
+// FuzzAppendJSONString: whatever encoding/json reads as a string (valid
+// UTF-8), the stream reads the same.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{`"a"`, `"\ud83d\ude00"`, `"\u0000\n"`, `"\ud800\u0041"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, lit []byte) {
+		var want string
+		if stdjson.Unmarshal(lit, &want) != nil || !utf8.Valid(lit) {
+			return
+		}
+		lit = bytes.TrimSpace(lit)
+		var b strings.Builder
+		if !appendJSONString(&b, lit) || b.String() != want {
+			t.Fatalf("%s: %q, want %q", lit, b.String(), want)
+		}
+	})
 }

@@ -33,10 +33,14 @@ const (
 	thinkPlain                    // ordinary content
 )
 
+// plain reports whether content now passes through untouched (feed's hot
+// path), so a caller may skip feed.
+func (s *thinkSplitter) plain() bool { return s.state == thinkPlain && len(s.held) == 0 }
+
 // feed takes the next piece of content and returns the answer text and the
 // reasoning text it settles.
 func (s *thinkSplitter) feed(piece string) (text, reasoning string) {
-	if s.state == thinkPlain && len(s.held) == 0 {
+	if s.plain() {
 		return piece, "" // the hot path: nothing to look for
 	}
 	s.held = append(s.held, piece...)

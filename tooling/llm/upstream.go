@@ -142,7 +142,7 @@ func NewUpstream(opts UpstreamOptions) *Upstream {
 	return u
 }
 
-// lineBufs recycles the scanners' starting buffers: a fresh 64 KiB buffer
+// lineBufs recycles the stream readers' buffers: a fresh 64 KiB buffer
 // per model call was most of a streamed turn's allocation. Lines longer
 // than a buffer grow a private one, up to maxLineBytes.
 var lineBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
@@ -231,6 +231,12 @@ type answer struct {
 	contentType string
 	retryAfter  string
 	body        io.Reader
+	// chunked, when set, is the connection's reader positioned at the
+	// start of a chunked body, which an SSE stream reads and unframes
+	// itself (sseReader); it sets *end once it read that body to a clean
+	// end, which lets the connection go back to the pool.
+	chunked *bufio.Reader
+	end     *bool
 }
 
 func httpAnswer(resp *http.Response) answer {
@@ -262,14 +268,25 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, image
 	}
 
 	var dec streamDecoder
-	sc := bufio.NewScanner(a.body)
 	buf := lineBufs.Get().(*[]byte)
 	defer lineBufs.Put(buf)
-	sc.Buffer(*buf, maxLineBytes)
+	src, chunked := a.body, false
+	if a.chunked != nil {
+		src, chunked = a.chunked, true
+	}
+	sr := newSSEReader(src, chunked, *buf, maxLineBytes)
 	idle := hermes.Errorf(hermes.ETimeout, "upstream stream idle for %v", u.opts.IdleTimeout)
-	for sc.Scan() {
+	var rerr error
+	for {
+		line, err := sr.next()
+		if err != nil {
+			if err != io.EOF {
+				rerr = err
+			}
+			break
+		}
 		before := dec.sawData
-		delta, reasoning, err := dec.Line(sc.Bytes())
+		delta, reasoning, err := dec.Line(line)
 		if err != nil {
 			return dec.response(), err
 		}
@@ -289,8 +306,11 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, image
 			wd.reset(u.opts.IdleTimeout)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return dec.response(), u.failure(ctx, rctx, err)
+	if cap(sr.buf) <= 64<<10 {
+		*buf = sr.buf[:0] // keep a buffer a long line grew, within reason
+	}
+	if rerr != nil {
+		return dec.response(), u.failure(ctx, rctx, rerr)
 	}
 	if !dec.ended() {
 		if rctx.Err() != nil {
@@ -312,7 +332,10 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, image
 		// Read the little that may follow [DONE] so the connection can be
 		// reused; the watchdog bounds a server that keeps it open.
 		wd.rearm(u.opts.IdleTimeout, idle)
-		_, _ = io.Copy(io.Discard, io.LimitReader(a.body, 4<<10))
+		sr.discard(4 << 10)
+	}
+	if chunked && sr.clean {
+		*a.end = true
 	}
 	return dec.response(), nil
 }

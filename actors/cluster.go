@@ -1,0 +1,182 @@
+package actors
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"sync"
+	"time"
+
+	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/persistence"
+)
+
+// Cluster coordinates this node with the other nodes sharing its store
+// (cluster mode, persistence/postgres). Local actors still serialize a
+// node's own turns; across nodes a turn first takes its conversation's
+// lease, and every write it makes is fenced by the lease's epoch.
+type Cluster interface {
+	// Acquire takes key's lease for a turn producing response, waiting in
+	// arrival order behind other nodes' turns (at most queue of them, else
+	// ERateLimited), until ctx ends.
+	Acquire(ctx context.Context, key, response string, queue int) (*persistence.Lease, error)
+	// Cancel asks the node running background response id to cancel it.
+	Cancel(id string) error
+	// Finished tells the other nodes that background response id has its
+	// final record.
+	Finished(id string) error
+}
+
+// errLeaseLost stops a turn whose node learned that another node took its
+// conversation's lease: its writes would be refused anyway.
+var errLeaseLost = persistence.ErrLeaseLost
+
+// remoteCancelWait bounds how long a cancel forwarded to another node is
+// remembered while waiting for that node's word that the response ended.
+const remoteCancelWait = 30 * time.Second
+
+// leaseKey is the lease a turn must hold, "" when none: a turn continuing
+// nothing, or a chain only its connection knows (a WebSocket's store:
+// false response), cannot meet another node's turn.
+func leaseKey(in *turnInput) string {
+	if in.local || (in.prev == nil && in.req.Conversation == "") {
+		return ""
+	}
+	return in.key
+}
+
+// fenced prepends the lease's fence to ops, so the write fails rather than
+// land after another node took the conversation over.
+func fenced(l *persistence.Lease, ops ...persistence.Op) []persistence.Op {
+	if l == nil {
+		return ops
+	}
+	return append([]persistence.Op{l.Fence()}, ops...)
+}
+
+// watchLease cancels the turn once its node learns the lease is lost; it
+// stops watching when ctx ends.
+func watchLease(ctx context.Context, l *persistence.Lease, cancel context.CancelCauseFunc) {
+	if l == nil {
+		return
+	}
+	go func() {
+		select {
+		case <-l.Lost():
+			cancel(errLeaseLost)
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// MarkLost marks failed, with code node_lost, the response id when it is
+// still stored as queued or in_progress: the node producing it died (its
+// lease expired). The cluster calls it for what its sweeps find.
+func (r *Runtime) MarkLost(id string) {
+	r.markLost(id, nil)
+}
+
+func (r *Runtime) markLost(id string, l *persistence.Lease) {
+	if r.store == nil || id == "" {
+		return
+	}
+	rec := r.unfinished(id, hermes.ENodeLost, "the server running this response stopped before it finished; send it again")
+	if rec == nil {
+		return
+	}
+	if err := r.commit(fenced(l, persistence.PutResponse(rec))...); err != nil {
+		r.log.Error("marking a lost response failed", "response", id, "err", err)
+		return
+	}
+	r.log.Warn("response left unfinished by a lost node marked failed", "response", id, "code", hermes.ENodeLost)
+}
+
+// unfinished returns the stored record of id marked failed with code,
+// or nil when it is not stored as queued or in_progress.
+func (r *Runtime) unfinished(id, code, msg string) *hermes.StoredResponse {
+	rec, err := r.store.Response(id)
+	if err != nil {
+		if hermes.ErrorCode(err) != hermes.ENotFound {
+			r.log.Warn("unfinished response unreadable; left as it is", "response", id, "err", err)
+		}
+		return nil
+	}
+	if rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
+		return nil
+	}
+	rec.Status, rec.Completed = hermes.StatusFailed, r.opts.Now()
+	rec.ErrCode, rec.ErrMessage = code, msg
+	return rec
+}
+
+// CancelFromPeer cancels a background response running on this node, at
+// another node's request; its end is then announced to the cluster.
+func (r *Runtime) CancelFromPeer(id string) {
+	r.bg.mu.Lock()
+	if t := r.bg.turns[id]; t != nil {
+		t.announce = true
+	}
+	r.bg.mu.Unlock()
+	r.cancelLocal(id)
+}
+
+// PeerFinished is told that another node stored the final record of
+// background response id: a cancel forwarded there has had its effect.
+func (r *Runtime) PeerFinished(id string) {
+	r.remote.mu.Lock()
+	defer r.remote.mu.Unlock()
+	if ch := r.remote.waits[id]; ch != nil {
+		close(ch)
+		delete(r.remote.waits, id)
+	}
+}
+
+// remoteCancels are the cancels forwarded to other nodes, waiting for the
+// response's end.
+type remoteCancels struct {
+	mu    sync.Mutex // guards waits
+	waits map[string]chan struct{}
+}
+
+// forwardCancel asks the cluster to cancel id, which no turn of this node
+// runs, when its stored record says it is under way somewhere.
+func (r *Runtime) forwardCancel(id string) (<-chan struct{}, bool) {
+	if r.opts.Cluster == nil || r.store == nil {
+		return nil, false
+	}
+	rec, err := r.store.ResponseHead(id)
+	if err != nil || (rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress) {
+		return nil, false
+	}
+	rc := &r.remote
+	rc.mu.Lock()
+	if rc.waits == nil {
+		rc.waits = make(map[string]chan struct{})
+	}
+	ch := rc.waits[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		rc.waits[id] = ch
+		time.AfterFunc(remoteCancelWait, func() {
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			if rc.waits[id] == ch {
+				delete(rc.waits, id)
+			}
+		})
+	}
+	rc.mu.Unlock()
+	if err := r.opts.Cluster.Cancel(id); err != nil {
+		r.log.Error("forwarding a cancel failed", "response", id, "err", err)
+		return nil, false
+	}
+	return ch, true
+}
+
+// idemLeaseKey is the lease a request with an Idempotency-Key holds across
+// nodes while it runs: a digest, so keys of any length (and the
+// principal they carry) never reach the lease table as they are.
+func idemLeaseKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "idem:" + hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,154 @@
+package httpfront
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	hermes "github.com/hermesd/hermesd"
+)
+
+// gatedWriter is a client connection whose first write blocks until the
+// test opens the gate: a slow client, with the stream's events piling up
+// behind the blocked write.
+type gatedWriter struct {
+	entered chan struct{} // closed when the first write starts
+	gate    chan struct{} // the first write returns once this is closed
+	writes  [][]byte
+}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	if len(g.writes) == 0 {
+		close(g.entered)
+		<-g.gate
+	}
+	g.writes = append(g.writes, append([]byte(nil), p...))
+	return len(p), nil
+}
+
+// signalWriter reports each write on wrote.
+type signalWriter struct{ wrote chan []byte }
+
+func (w signalWriter) Write(p []byte) (int, error) {
+	w.wrote <- append([]byte(nil), p...)
+	return len(p), nil
+}
+
+// TestStreamCoalescesForSlowClient: frames that wait while a write to a
+// slow client is blocked go out merged in one write, every frame once and
+// in order; a client that keeps up gets each frame in a write of its own.
+func TestStreamCoalescesForSlowClient(t *testing.T) {
+	events := make(chan hermes.Event, turnChannelSize)
+	g := &gatedWriter{entered: make(chan struct{}), gate: make(chan struct{})}
+	req := &hermes.TurnRequest{ResponseID: "chatcmpl-1", Model: "m", Created: time.Unix(1, 0)}
+	srv := &Server{opts: Options{KeepAlive: time.Hour}}
+	st := &chatStream{s: srv, req: req, events: events, cancel: func() {}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.run(newSSEWriter(nil, g, time.Minute, func() {}))
+	}()
+	<-g.entered // the role chunk is being written; the client is slow
+	const tokens = 13
+	for i := range tokens {
+		events <- hermes.Event{Kind: hermes.EventTextDelta, Text: "t" + strconv.Itoa(i) + " "}
+	}
+	events <- hermes.Event{Kind: hermes.EventDone, Result: &hermes.TurnResult{Finish: hermes.FinishStop}}
+	close(g.gate)
+	<-done
+
+	if len(g.writes) != 2 {
+		t.Fatalf("%d writes, want 2 (the first, then every waiting frame in one): %q", len(g.writes), g.writes)
+	}
+	if n := bytes.Count(g.writes[1], []byte("data: ")); n != tokens+2 {
+		t.Fatalf("the second write holds %d frames, want %d", n, tokens+2)
+	}
+	var want strings.Builder
+	for i := range tokens {
+		want.WriteString("t" + strconv.Itoa(i) + " ")
+	}
+	checkChatFrames(t, append(g.writes[0], g.writes[1]...), want.String())
+
+	// A client that keeps up: each frame in a write of its own, as it comes.
+	events = make(chan hermes.Event, turnChannelSize)
+	w := signalWriter{wrote: make(chan []byte, 8)}
+	st = &chatStream{s: srv, req: req, events: events, cancel: func() {}}
+	done = make(chan struct{})
+	go func() {
+		defer close(done)
+		st.run(newSSEWriter(nil, w, time.Minute, func() {}))
+	}()
+	body := <-w.wrote // the role chunk
+	for i := range 3 {
+		events <- hermes.Event{Kind: hermes.EventTextDelta, Text: "x" + strconv.Itoa(i)}
+		frame := <-w.wrote
+		if n := bytes.Count(frame, []byte("data: ")); n != 1 {
+			t.Fatalf("write %q holds %d frames, want 1", frame, n)
+		}
+		body = append(body, frame...)
+	}
+	events <- hermes.Event{Kind: hermes.EventDone, Result: &hermes.TurnResult{Finish: hermes.FinishStop}}
+	<-done
+	close(w.wrote)
+	for frame := range w.wrote {
+		body = append(body, frame...)
+	}
+	checkChatFrames(t, body, "x0x1x2")
+}
+
+// checkChatFrames checks a chat completion stream: the role chunk, content
+// chunks whose text joined is want, the finish chunk and [DONE].
+func checkChatFrames(t *testing.T, body []byte, want string) {
+	t.Helper()
+	frames := strings.Split(strings.TrimSuffix(string(body), "\n\n"), "\n\n")
+	if len(frames) < 3 || !strings.Contains(frames[0], `"role":"assistant"`) {
+		t.Fatalf("stream %q does not start with the role chunk", body)
+	}
+	var text strings.Builder
+	for _, f := range frames[1 : len(frames)-2] {
+		const open = `"delta":{"content":"`
+		i := strings.Index(f, open)
+		if i < 0 {
+			t.Fatalf("frame %q is not a content chunk", f)
+		}
+		rest := f[i+len(open):]
+		text.WriteString(rest[:strings.IndexByte(rest, '"')])
+	}
+	if text.String() != want {
+		t.Fatalf("content %q, want %q", text.String(), want)
+	}
+	if !strings.Contains(frames[len(frames)-2], `"finish_reason":"stop"`) || frames[len(frames)-1] != "data: [DONE]" {
+		t.Fatalf("stream ends %q", frames[len(frames)-2:])
+	}
+}
+
+// TestStreamPendingBounded: a burst larger than maxPending is sent in
+// several writes, so a slow client's backlog is bounded in memory.
+func TestStreamPendingBounded(t *testing.T) {
+	var writes [][]byte
+	sw := newSSEWriter(nil, writerFunc(func(p []byte) (int, error) {
+		writes = append(writes, append([]byte(nil), p...))
+		return len(p), nil
+	}), time.Minute, func() {})
+	frame := []byte("data: " + strings.Repeat("x", 1000) + "\n\n")
+	for range 3 * maxPending / len(frame) {
+		sw.write(frame)
+	}
+	sw.flush()
+	var total int
+	for _, w := range writes {
+		if len(w) > maxPending+len(frame) {
+			t.Fatalf("a write of %d bytes, above the bound %d", len(w), maxPending+len(frame))
+		}
+		total += len(w)
+	}
+	if len(writes) < 3 || total != 3*maxPending/len(frame)*len(frame) {
+		t.Fatalf("%d writes, %d bytes", len(writes), total)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

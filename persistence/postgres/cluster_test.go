@@ -1,0 +1,345 @@
+package postgres
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/internal/hermestest"
+	"github.com/hermesd/hermesd/persistence"
+)
+
+// testPool is the pool of a store opened on a new database.
+func testPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	return openTest(t, hermestest.Postgres(t), Options{}).Pool()
+}
+
+// testCluster joins the cluster on pool as owner with a short TTL.
+func testCluster(t *testing.T, pool *pgxpool.Pool, owner string, ttl time.Duration, opts ...func(*ClusterOptions)) *Cluster {
+	t.Helper()
+	o := ClusterOptions{Owner: owner, TTL: ttl}
+	for _, f := range opts {
+		f(&o)
+	}
+	c, err := NewCluster(context.Background(), pool, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+type acquired struct {
+	lease *persistence.Lease
+	err   error
+	at    time.Time
+}
+
+func acquireAsync(c *Cluster, key, resp string, queue int) chan acquired {
+	ch := make(chan acquired, 1)
+	go func() {
+		l, err := c.Acquire(context.Background(), key, resp, queue)
+		ch <- acquired{lease: l, err: err, at: time.Now()}
+	}()
+	return ch
+}
+
+func waitAcquired(t *testing.T, ch chan acquired) acquired {
+	t.Helper()
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		return a
+	case <-time.After(hermestest.Timeout):
+		t.Fatal("lease not acquired in time")
+	}
+	return acquired{}
+}
+
+// waitQueued waits until n turns wait for key in the database.
+func waitQueued(t *testing.T, pool *pgxpool.Pool, key string, n int) {
+	t.Helper()
+	hermestest.Eventually(t, "waiters queued", func() bool {
+		var got int
+		_ = pool.QueryRow(context.Background(), "SELECT count(*) FROM lease_waiters WHERE key = $1", key).Scan(&got)
+		return got == n
+	})
+}
+
+func TestLeaseReleaseWakesWaitersInArrivalOrder(t *testing.T) {
+	pool := testPool(t)
+	// A long TTL: only a notification can wake the waiters in time.
+	a := testCluster(t, pool, "a", time.Minute)
+	b := testCluster(t, pool, "b", time.Minute)
+	c := testCluster(t, pool, "c", time.Minute)
+	first, err := a.Acquire(context.Background(), "conv:x", "resp_1", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, cl := range []*Cluster{b, c, a} {
+		ch := acquireAsync(cl, "conv:x", "", 8)
+		waitQueued(t, pool, "conv:x", i+1)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got := waitAcquired(t, ch)
+			mu.Lock()
+			order = append(order, cl.opts.Owner)
+			mu.Unlock()
+			got.lease.Release()
+		}()
+	}
+	start := time.Now()
+	first.Release()
+	wg.Wait()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("waiters took %v: not woken by notifications", d)
+	}
+	if len(order) != 3 || order[0] != "b" || order[1] != "c" || order[2] != "a" {
+		t.Fatalf("lease order %v, want [b c a] (arrival order)", order)
+	}
+	if st := b.Stats(); st.Waits != 1 {
+		t.Fatalf("b waits = %d, want 1", st.Waits)
+	}
+}
+
+func TestLeaseQueueCap(t *testing.T) {
+	pool := testPool(t)
+	a := testCluster(t, pool, "a", time.Minute)
+	b := testCluster(t, pool, "b", time.Minute)
+	held, err := a.Acquire(context.Background(), "k", "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := acquireAsync(b, "k", "", 1)
+	waitQueued(t, pool, "k", 1)
+	_, err = b.Acquire(context.Background(), "k", "", 1)
+	if hermes.ErrorCode(err) != hermes.ERateLimited {
+		t.Fatalf("second waiter: %v, want %s", err, hermes.ERateLimited)
+	}
+	held.Release()
+	waitAcquired(t, ch).lease.Release()
+}
+
+func TestLeaseWaitEndsWithContext(t *testing.T) {
+	pool := testPool(t)
+	a := testCluster(t, pool, "a", time.Minute)
+	held, err := a.Acquire(context.Background(), "k", "", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := a.Acquire(ctx, "k", "", 4); done <- err }()
+	waitQueued(t, pool, "k", 1)
+	cause := hermes.Errorf(hermes.ECancelled, "stop")
+	cancel(cause)
+	if err := <-done; err != cause {
+		t.Fatalf("Acquire = %v, want the context's cause", err)
+	}
+	waitQueued(t, pool, "k", 0) // its place is given up, not left to expire
+}
+
+// A holder that stops renewing (a dead node) loses the lease at its
+// expiry: the waiter takes it then, told which response the dead holder
+// left unfinished, and the old epoch's writes are fenced off.
+func TestLeaseExpiryFencesTheDeadHolder(t *testing.T) {
+	pool := testPool(t)
+	const ttl = time.Second
+	dead := testCluster(t, pool, "dead", ttl)
+	swept := make(chan string, 1)
+	b := testCluster(t, pool, "b", ttl, func(o *ClusterOptions) { o.OnLost = func(id string) { swept <- id } })
+	old, err := dead.Acquire(context.Background(), "conv:y", "resp_dead", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead.Close() // stops renewing; the row stays
+	start := time.Now()
+	got := waitAcquired(t, acquireAsync(b, "conv:y", "resp_b", 4))
+	took := got.at.Sub(start)
+	if took > ttl+2*time.Second {
+		t.Fatalf("took over after %v, want within TTL %v + 2s", took, ttl)
+	}
+	lease := got.lease
+	// Whoever comes first reports the dead holder's response: the taker
+	// (Orphan) or the sweeper (OnLost).
+	orphan := lease.Orphan
+	if orphan == "" {
+		select {
+		case orphan = <-swept:
+		case <-time.After(hermestest.Timeout):
+		}
+	}
+	if orphan != "resp_dead" {
+		t.Fatalf("orphan %q, want resp_dead", orphan)
+	}
+	if lease.Epoch <= old.Epoch {
+		t.Fatalf("epoch %d not above the dead holder's %d", lease.Epoch, old.Epoch)
+	}
+	fence := func(epoch int64) error {
+		return pgx.BeginFunc(context.Background(), pool, func(tx pgx.Tx) error {
+			return CheckFence(context.Background(), tx, "conv:y", epoch)
+		})
+	}
+	if err := fence(old.Epoch); hermes.ErrorCode(err) != hermes.EConversationBusy {
+		t.Fatalf("old epoch's write: %v, want %s", err, hermes.EConversationBusy)
+	}
+	if err := fence(lease.Epoch); err != nil {
+		t.Fatalf("holder's write: %v", err)
+	}
+	t.Logf("lease taken over %v after its holder stopped (TTL %v)", took, ttl)
+	lease.Release()
+}
+
+// A holder that stalled past its lease learns of the loss at its next
+// renewal: Lost closes, so its turn stops.
+func TestLeaseLostOnRenewal(t *testing.T) {
+	pool := testPool(t)
+	const ttl = 600 * time.Millisecond
+	a := testCluster(t, pool, "a", ttl)
+	b := testCluster(t, pool, "b", ttl)
+	la, err := a.Acquire(context.Background(), "k", "", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if a stalled for longer than the TTL: its lease expired and b
+	// took it.
+	if _, err := pool.Exec(context.Background(), "UPDATE leases SET expires = now() - interval '1 second' WHERE key = 'k'"); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := b.Acquire(context.Background(), "k", "", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb.Release()
+	select {
+	case <-la.Lost():
+	case <-time.After(hermestest.Timeout):
+		t.Fatal("holder not told its lease was lost")
+	}
+	if st := a.Stats(); st.Losses != 1 {
+		t.Fatalf("losses = %d, want 1", st.Losses)
+	}
+	select {
+	case <-lb.Lost():
+		t.Fatal("the new holder's lease was marked lost")
+	default:
+	}
+	la.Release() // must not release b's lease
+	var owner string
+	if err := pool.QueryRow(context.Background(), "SELECT owner FROM leases WHERE key = 'k'").Scan(&owner); err != nil || owner != "b" {
+		t.Fatalf("lease owner %q (%v), want b", owner, err)
+	}
+}
+
+// The sweeper of any node deletes a dead node's lease that nobody waits
+// for and reports the response it left unfinished.
+func TestLeaseSweepReportsOrphans(t *testing.T) {
+	pool := testPool(t)
+	const ttl = 500 * time.Millisecond
+	lost := make(chan string, 4)
+	dead := testCluster(t, pool, "dead", ttl)
+	testCluster(t, pool, "b", ttl, func(o *ClusterOptions) { o.OnLost = func(id string) { lost <- id } })
+	if _, err := dead.Acquire(context.Background(), "k", "resp_orphan", 4); err != nil {
+		t.Fatal(err)
+	}
+	dead.Close()
+	select {
+	case id := <-lost:
+		if id != "resp_orphan" {
+			t.Fatalf("lost %q, want resp_orphan", id)
+		}
+	case <-time.After(hermestest.Timeout):
+		t.Fatal("orphan not reported")
+	}
+}
+
+func TestClusterCancelReachesOtherNodes(t *testing.T) {
+	pool := testPool(t)
+	got := make(chan string, 1)
+	a := testCluster(t, pool, "a", time.Minute)
+	testCluster(t, pool, "b", time.Minute, func(o *ClusterOptions) { o.OnCancel = func(id string) { got <- id } })
+	if err := a.Cancel("resp_123"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-got:
+		if id != "resp_123" {
+			t.Fatalf("cancel of %q", id)
+		}
+	case <-time.After(hermestest.Timeout):
+		t.Fatal("cancel not delivered")
+	}
+}
+
+// The first node's key is everyone's, whatever key the later ones offer.
+func TestSharedKeyIsTheFirstOffered(t *testing.T) {
+	url := hermestest.Postgres(t)
+	a, b := openTest(t, url, Options{}), openTest(t, url, Options{})
+	ka, err := a.SharedKey(context.Background(), "seal", []byte("key of node a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := b.SharedKey(context.Background(), "seal", []byte("key of node b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ka) != "key of node a" || string(kb) != "key of node a" {
+		t.Fatalf("keys %q and %q, want node a's for both", ka, kb)
+	}
+}
+
+// A write fenced by a lease another node has since taken fails whole
+// with conversation_busy: none of its ops land. The holder's write lands.
+func TestApplyFencedByLease(t *testing.T) {
+	s := openTest(t, hermestest.Postgres(t), Options{})
+	a := testCluster(t, s.Pool(), "a", time.Minute)
+	b := testCluster(t, s.Pool(), "b", time.Minute)
+	old, err := a.Acquire(context.Background(), "conv:f", "", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a stalls past its lease; b takes the conversation over.
+	if _, err := s.Pool().Exec(context.Background(), "UPDATE leases SET expires = now() - interval '1 second'"); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := b.Acquire(context.Background(), "conv:f", "", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := &hermes.StoredResponse{ID: "resp_stale", Conversation: "f", Status: hermes.StatusCompleted,
+		Input: []hermes.Message{{Role: hermes.RoleUser, Content: "stale"}}}
+	err = s.Apply([]persistence.Op{old.Fence(), persistence.PutResponse(stale)})
+	if hermes.ErrorCode(err) != hermes.EConversationBusy {
+		t.Fatalf("stale holder's write: %v, want %s", err, hermes.EConversationBusy)
+	}
+	if _, err := s.Response("resp_stale"); hermes.ErrorCode(err) != hermes.ENotFound {
+		t.Fatalf("the stale write landed: %v", err)
+	}
+	fresh := &hermes.StoredResponse{ID: "resp_fresh", Conversation: "f", Status: hermes.StatusCompleted,
+		Input: []hermes.Message{{Role: hermes.RoleUser, Content: "fresh"}}}
+	if err := s.Apply([]persistence.Op{cur.Fence(), persistence.PutResponse(fresh)}); err != nil {
+		t.Fatalf("holder's write: %v", err)
+	}
+	conv, err := s.Conversation("f")
+	if err != nil || conv.Latest != "resp_fresh" {
+		t.Fatalf("conversation %+v, %v: want it at resp_fresh", conv, err)
+	}
+	cur.Release()
+	// Released, the lease fences nothing any more: a late write with it fails.
+	if err := s.Apply([]persistence.Op{cur.Fence(), persistence.PutResponse(fresh)}); hermes.ErrorCode(err) != hermes.EConversationBusy {
+		t.Fatalf("write after release: %v", err)
+	}
+}
