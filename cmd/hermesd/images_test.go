@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hermesd/hermesd/internal/hermestest"
+	"github.com/hermesd/hermesd/persistence"
 	"github.com/hermesd/hermesd/tooling/llm"
 )
 
@@ -283,7 +284,7 @@ func TestImagesStoredOnceInChain(t *testing.T) {
 	if !strings.Contains(body, url) {
 		t.Error("input_items of the first turn lack its image")
 	}
-	st, err := h.store.Stats()
+	st, err := h.store.(*persistence.Store).Stats()
 	if err != nil {
 		t.Fatal(err)
 	}
