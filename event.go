@@ -87,6 +87,16 @@ type TurnResult struct {
 	// Compaction is the compaction item the turn made, if any; it is also
 	// in Compacted.
 	Compaction *Message
+	// Trimmed is set when the turn only trimmed old tool outputs of the
+	// history it continued: that history, trimmed, which Added follows.
+	// The record still points at its parent (the trims are made again
+	// from the stored history when it is read back); the trimmed copy is
+	// what the conversation keeps in memory for its next turn.
+	Trimmed []Message
+	// CompactedInput is how many of the request's input items went into
+	// Compacted or Trimmed rather than Added: a request without stored
+	// history whose input was larger than the window.
+	CompactedInput int
 	// Record is the stored record, when the turn belongs to a stored chain.
 	Record *StoredResponse
 }

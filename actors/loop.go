@@ -140,12 +140,26 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			return false, err
 		}
 		transcript, start = f.transcript, f.start
-		res.Compacted = transcript[:start:start]
+		res.CompactedInput += f.fromInput
+		if f.dropped {
+			res.Compacted = transcript[:start:start]
+		} else {
+			// Trimmed only: the record keeps its parent, and the trims
+			// are made again from the stored history whenever it is read
+			// back (they depend on nothing else). Writing the trimmed
+			// history as a new base rewrote the whole transcript every
+			// few turns of a long chain.
+			res.Trimmed = transcript[:start:start]
+		}
 		if f.item != nil {
 			res.Compaction = f.item
 			emit(hermes.Event{Kind: hermes.EventCompaction, Item: f.item})
 		}
 		return true, nil
+	}
+	var more func(bool)
+	if req.Sink != nil && req.Progress {
+		more = req.Sink.More
 	}
 	retried := false // one compaction and retry after the upstream says the prompt is too long
 	for iter := 0; ; iter++ {
@@ -178,6 +192,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			OnReasoning: func(delta string) {
 				emit(hermes.Event{Kind: hermes.EventReasoningDelta, Text: delta})
 			},
+			OnMore: more,
 		}, func(delta string) {
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
 		})

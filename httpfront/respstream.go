@@ -42,6 +42,12 @@ type runningTool struct {
 
 func (st *responseStream) run(sw *sseWriter) {
 	defer st.cancel()
+	st.begin(sw)
+	pump(st.sw, st.first, st.events, st.s.opts.KeepAlive, st.handle)
+}
+
+// begin writes the events that open the stream.
+func (st *responseStream) begin(sw *sseWriter) {
 	st.sw = sw
 	var wire responseWire
 	_ = json.Unmarshal(st.req.Wire, &wire)
@@ -50,7 +56,6 @@ func (st *responseStream) run(sw *sseWriter) {
 	obj := st.s.responseObj(st.stub(hermes.StatusInProgress))
 	st.event("response.created", map[string]any{"response": obj})
 	st.event("response.in_progress", map[string]any{"response": obj})
-	pump(st.sw, st.first, st.events, st.s.opts.KeepAlive, st.handle)
 }
 
 // stub is the record of this response before the turn reports one.

@@ -491,3 +491,98 @@ func TestInputTokensCountFilesAndImages(t *testing.T) {
 		t.Errorf("input_tokens or compact saved %d files in the workspace", len(entries))
 	}
 }
+
+// TestStatelessHugeInputCompacts: a Responses request with no stored
+// history whose input is larger than the window is compacted like a
+// stored chain, not refused: the first user message stays, the middle is
+// summarised (its facts survive) or, with truncation "auto", dropped, and
+// no prompt over the window reaches the upstream. Stored, the response
+// keeps its output apart from its input and can be continued. truncation
+// "disabled" is still 400 context_length_exceeded before any upstream call.
+func TestStatelessHugeInputCompacts(t *testing.T) {
+	up := newWindowUpstream(t, 16000)
+	h := startHermes(t, map[string]string{"OPENAI_BASE_URL": up.URL + "/v1", "OPENAI_API_KEY": "sk-test", "HERMES_MODEL": "m",
+		"HERMES_CONTEXT_WINDOW": "16000"})
+	filler := strings.Repeat("lorem ipsum dolor sit amet ", 80) // ~2 KB, ~540 tokens
+	items := []string{`{"role":"user","content":"my name is Ada"}`, `{"role":"assistant","content":"noted"}`}
+	for i := range 60 {
+		user := fmt.Sprintf("turn %d %s", i, filler)
+		if i == 20 {
+			user = "my colour is teal " + filler
+		}
+		items = append(items, fmt.Sprintf(`{"role":"user","content":%q}`, user), fmt.Sprintf(`{"role":"assistant","content":%q}`, "ok "+filler))
+	}
+	input := func(question string) string {
+		return "[" + strings.Join(items, ",") + fmt.Sprintf(`,{"role":"user","content":%q}]`, question)
+	}
+	post := func(body string) (int, respObj, string) {
+		t.Helper()
+		resp, out := h.do(t, "POST", "/v1/responses", body)
+		var r respObj
+		_ = json.Unmarshal([]byte(out), &r)
+		return resp.StatusCode, r, out
+	}
+
+	for _, tc := range []struct {
+		truncation string
+		question   string
+		answer     string
+		item       bool // a compaction item in the output
+	}{
+		{"", "what is my colour?", "Your colour is teal", true},
+		{`,"truncation":"auto"`, "what is my name?", "Your name is Ada", false},
+	} {
+		code, r, body := post(`{"store":false` + tc.truncation + `,"input":` + input(tc.question) + `}`)
+		if code != 200 || r.Status != "completed" {
+			t.Fatalf("truncation %q: %d %.400s", tc.truncation, code, body)
+		}
+		if !strings.Contains(r.text(), tc.answer) {
+			t.Errorf("truncation %q: answered %q, want %q", tc.truncation, r.text(), tc.answer)
+		}
+		hasItem := false
+		for _, o := range r.Output {
+			hasItem = hasItem || o.Type == "compaction"
+		}
+		if hasItem != tc.item {
+			t.Errorf("truncation %q: compaction item in the output: %v, want %v", tc.truncation, hasItem, tc.item)
+		}
+	}
+	up.mu.Lock()
+	if up.refused != 0 || up.maxSeen > 16000 {
+		t.Errorf("%d prompts refused by the upstream, largest %d tokens: the input was sent as it came", up.refused, up.maxSeen)
+	}
+	up.mu.Unlock()
+
+	// Stored: the output is the answer alone, and the chain continues.
+	code, r, body := post(`{"input":` + input("what is my name?") + `}`)
+	if code != 200 || !strings.Contains(r.text(), "Your name is Ada") {
+		t.Fatalf("stored: %d %.400s", code, body)
+	}
+	for _, o := range r.Output {
+		if o.Type != "compaction" && o.Type != "message" {
+			t.Errorf("stored: output item of type %q: the input leaked into the output", o.Type)
+		}
+	}
+	if n := len(r.Output); n != 2 {
+		t.Errorf("stored: %d output items, want the compaction item and the answer", n)
+	}
+	code, r2, body := post(fmt.Sprintf(`{"previous_response_id":%q,"input":"what is my colour?"}`, r.ID))
+	if code != 200 || !strings.Contains(r2.text(), "Your colour is teal") {
+		t.Errorf("continuing the compacted response: %d %.400s", code, body)
+	}
+
+	// truncation "disabled": refused before any upstream call.
+	up.mu.Lock()
+	calls := up.summary + up.refused
+	seen := up.maxSeen
+	up.mu.Unlock()
+	code, _, body = post(`{"store":false,"truncation":"disabled","input":` + input("what is my name?") + `}`)
+	if code != 400 || !strings.Contains(body, "context_length_exceeded") {
+		t.Errorf("truncation disabled: %d %.300s", code, body)
+	}
+	up.mu.Lock()
+	if up.summary+up.refused != calls || up.maxSeen != seen {
+		t.Error("truncation disabled: the upstream was called")
+	}
+	up.mu.Unlock()
+}

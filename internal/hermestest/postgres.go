@@ -57,6 +57,8 @@ type PostgresServer struct {
 	cred *syscall.Credential
 	cmd  *exec.Cmd
 	exit chan struct{}
+	// durable keeps PostgreSQL's fsync and synchronous commit on.
+	durable bool
 }
 
 var (
@@ -147,11 +149,34 @@ func removeStalePostgres() {
 	}
 }
 
+// DurablePostgres returns the URL of a database on a server of t's own,
+// with fsync on as in production (the shared server runs without it), for
+// benchmarks whose figures must include the disk. The server goes when t
+// ends.
+func DurablePostgres(t testing.TB) string {
+	t.Helper()
+	bin, err := postgresBin()
+	if err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	s, err := startPostgres(bin, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s.URL("postgres")
+}
+
 // StartPostgres creates a cluster with the binaries in bin and starts it
-// on a free loopback port; it returns once the server accepts
-// connections. The server stops when Stop is called or the calling
-// process exits.
-func StartPostgres(bin string) (*PostgresServer, error) {
+// on a free loopback port, without fsync; it returns once the server
+// accepts connections. The server stops when Stop is called or the
+// calling process exits.
+func StartPostgres(bin string) (*PostgresServer, error) { return startPostgres(bin, false) }
+
+func startPostgres(bin string, durable bool) (*PostgresServer, error) {
 	cred, err := unprivileged()
 	if err != nil {
 		return nil, err
@@ -173,7 +198,7 @@ func StartPostgres(bin string) (*PostgresServer, error) {
 			return nil, err
 		}
 	}
-	s := &PostgresServer{Dir: dir, bin: bin, cred: cred}
+	s := &PostgresServer{Dir: dir, bin: bin, cred: cred, durable: durable}
 	if out, err := s.command("initdb", "-D", s.dataDir(), "-A", "trust", "-U", "postgres", "-E", "UTF8",
 		"--locale=C", "--no-sync").CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
@@ -240,13 +265,16 @@ func (s *PostgresServer) run() error {
 	if s.cred != nil {
 		_ = logf.Chown(int(s.cred.Uid), int(s.cred.Gid))
 	}
-	// Durability settings are off: a test's database dies with the test,
-	// and fsync would make every test wait on the disk.
-	cmd := s.command("postgres", "-D", s.dataDir(),
-		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(s.Port),
-		"-c", "unix_socket_directories="+s.Dir, "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=300", "-c", "shared_buffers=32MB",
-		"-c", "log_min_messages=warning", "-c", "timezone=UTC")
+	args := []string{"-D", s.dataDir(),
+		"-c", "listen_addresses=127.0.0.1", "-c", "port=" + strconv.Itoa(s.Port),
+		"-c", "unix_socket_directories=" + s.Dir, "-c", "max_connections=300", "-c", "shared_buffers=32MB",
+		"-c", "log_min_messages=warning", "-c", "timezone=UTC"}
+	if !s.durable {
+		// A test's database dies with the test, and fsync would make
+		// every test wait on the disk.
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := s.command("postgres", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The postmaster is the child of a thread that lives as long as the
 	// process: Pdeathsig is sent when the creating thread exits, and the

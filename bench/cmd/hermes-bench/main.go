@@ -378,7 +378,7 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 	if err != nil {
 		return err
 	}
-	if report.Streaming(c.scenario) && c.scenario == load.ChatStream {
+	if c.scenario == load.ChatStream || c.scenario == load.ResponsesStream {
 		frames := float64(res.Requests-res.Errors) * float64(c.tokens)
 		perFrame(frames, cores, res.Elapsed, watch.Syscalls(), &r.ServerCPUusFrame, &r.ServerReadsFrame, &r.ServerWritesFrame)
 		if mockWatch != nil {
@@ -438,7 +438,8 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 // scenario whose hermesd request makes exactly one upstream call, to the
 // started mock.
 func agentBaseline(c *config, e *env) bool {
-	return !c.noDirect && e.hermesd != nil && c.upstream == "mock" && (c.scenario == load.Chat || c.scenario == load.ChatStream)
+	return !c.noDirect && e.hermesd != nil && c.upstream == "mock" &&
+		(c.scenario == load.Chat || c.scenario == load.ChatStream || c.scenario == load.ResponsesStream)
 }
 
 // directAgentPhase sends the mock, under the scenario's load, the exact
