@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/internal/hermestest"
@@ -131,4 +132,44 @@ func TestNodesShareOneStore(t *testing.T) {
 		}
 	}
 	checkLayout(t, s)
+}
+
+// TestFrozenWriterReleasesTheLock: a node frozen in the middle of an
+// Apply, holding the write lock, does not stop the other nodes' writes
+// for longer than stalledWriter: the database ends its session, its
+// transaction is rolled back, and its next statement fails.
+func TestFrozenWriterReleasesTheLock(t *testing.T) {
+	old := stalledWriter
+	stalledWriter = 300 * time.Millisecond
+	t.Cleanup(func() { stalledWriter = old })
+	url := hermestest.Postgres(t)
+	frozen, other := openTest(t, url, Options{}), openTest(t, url, Options{})
+	ctx := context.Background()
+	tx, err := frozen.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if err := lockWrites(ctx, tx, writeLock); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO items (id, data) VALUES ('from-the-frozen-node', '\\x01')"); err != nil {
+		t.Fatal(err)
+	}
+	// The frozen node sends nothing more; the other node writes.
+	start := time.Now()
+	if err := other.Apply([]persistence.Op{persistence.PutResponse(&hermes.StoredResponse{ID: "r1", Status: hermes.StatusCompleted})}); err != nil {
+		t.Fatal(err)
+	}
+	waited := time.Since(start)
+	t.Logf("the other node's Apply waited %v for the frozen writer's lock", waited.Round(time.Millisecond))
+	if waited > 10*stalledWriter+2*time.Second {
+		t.Fatalf("the other node waited %v", waited)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1"); err == nil {
+		t.Fatal("the frozen node's transaction lives on after its session was ended")
+	}
+	if _, err := other.Transcript("from-the-frozen-node"); hermes.ErrorCode(err) != hermes.ENotFound {
+		t.Fatalf("the frozen node's uncommitted write is visible: %v", err)
+	}
 }
