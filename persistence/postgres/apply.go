@@ -79,7 +79,7 @@ func (s *Store) Apply(ops []persistence.Op) error {
 	if errors.As(err, &he) {
 		return he
 	}
-	return &hermes.Error{Code: hermes.EInternal, Message: "store apply failed: " + oneLine(err), Cause: err}
+	return storeError("store apply failed", err)
 }
 
 // counts is the store_counts row.

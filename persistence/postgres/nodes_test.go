@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -171,5 +172,34 @@ func TestFrozenWriterReleasesTheLock(t *testing.T) {
 	}
 	if _, err := other.Transcript("from-the-frozen-node"); hermes.ErrorCode(err) != hermes.ENotFound {
 		t.Fatalf("the frozen node's uncommitted write is visible: %v", err)
+	}
+}
+
+// TestDatabaseGoneIsUnavailable: when the database goes away under a
+// running node, reads and writes fail as unavailable (503 with a
+// Retry-After, for clients to retry through a restart or a failover), not
+// as a server fault, within the connect timeout.
+func TestDatabaseGoneIsUnavailable(t *testing.T) {
+	srv := hermestest.OwnPostgres(t)
+	s := openTest(t, srv.URL("postgres"), Options{})
+	put := persistence.PutResponse(&hermes.StoredResponse{ID: "r1", Status: hermes.StatusCompleted})
+	if err := s.Apply([]persistence.Op{put}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	start := time.Now()
+	for name, err := range map[string]error{
+		"Apply":        s.Apply([]persistence.Op{put}),
+		"Response":     func() error { _, err := s.Response("r1"); return err }(),
+		"Transcript":   func() error { _, err := s.Transcript("r1"); return err }(),
+		"Conversation": func() error { _, err := s.Conversation("c"); return err }(),
+	} {
+		var he *hermes.Error
+		if !errors.As(err, &he) || he.Code != hermes.EUnavailable || he.RetryAfter <= 0 {
+			t.Errorf("%s with the database gone: %v, want unavailable with a Retry-After", name, err)
+		}
+	}
+	if d := time.Since(start); d > 2*ConnectTimeout {
+		t.Errorf("failing took %v", d)
 	}
 }
