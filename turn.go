@@ -27,6 +27,12 @@ type TurnRequest struct {
 	Input []Message
 	// ClientTools are the caller's own function tools, handed back when called.
 	ClientTools []ToolSpec
+	// MCP are the remote MCP servers the request offers the agent for this
+	// turn; their headers are secrets, kept in memory only.
+	MCP []RemoteMCP
+	// Approvals answer approval requests of the response this turn
+	// continues: each call approved runs before the model is called.
+	Approvals []Approval
 	// ToolChoice is passed to the model ("auto", "none", "required" or a name).
 	ToolChoice string
 	MaxTokens  int
@@ -142,6 +148,9 @@ type StoredResponse struct {
 	Output []Message    `json:"output,omitempty"`
 	Finish FinishReason `json:"finish,omitempty"`
 	Usage  Usage        `json:"usage"`
+	// MCPLists are the tool lists of the request's MCP servers as the
+	// turn read them; they are rendered first in the output.
+	MCPLists []MCPList `json:"mcp_lists,omitempty"`
 	// ErrCode and ErrMessage describe why a failed or incomplete turn ended.
 	ErrCode    string `json:"err_code,omitempty"`
 	ErrMessage string `json:"err_message,omitempty"`

@@ -356,6 +356,7 @@ func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation
 		Usage:        res.Usage,
 		Wire:         req.Wire,
 		Status:       hermes.StatusCompleted,
+		MCPLists:     res.MCPLists,
 	}
 	if res.Model != "" {
 		rec.Model = res.Model // a fallback answered
