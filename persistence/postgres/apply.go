@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +20,21 @@ import (
 // is linking its new response to. Each node's persistence actor already
 // groups its turns into one Apply, so the lock is taken once per batch.
 const writeLock int64 = 0x6865726d65730002 // "hermes", 2
+
+// stalledWriter is how long the database lets a transaction holding a
+// write lock sit idle before it ends the session: a node frozen (SIGSTOP,
+// a VM paused) in the middle of an Apply would otherwise stop every
+// node's writes for as long as it stays frozen. An Apply never waits on
+// its client between statements for anywhere near this long.
+var stalledWriter = 5 * time.Second
+
+// lockWrites takes the advisory lock key for tx, and makes the database
+// end the session if tx then idles past stalledWriter.
+func lockWrites(ctx context.Context, tx pgx.Tx, key int64) error {
+	_, err := tx.Exec(ctx, "SELECT set_config('idle_in_transaction_session_timeout', $2, true), pg_advisory_xact_lock($1)",
+		key, strconv.FormatInt(stalledWriter.Milliseconds(), 10))
+	return err
+}
 
 // purgeBatch bounds how many expired idempotency entries one Apply
 // removes, as in the bbolt store.
@@ -63,7 +79,7 @@ func (s *Store) Apply(ops []persistence.Op) error {
 	if errors.As(err, &he) {
 		return he
 	}
-	return &hermes.Error{Code: hermes.EInternal, Message: "store apply failed: " + oneLine(err), Cause: err}
+	return storeError("store apply failed", err)
 }
 
 // counts is the store_counts row.
@@ -81,7 +97,7 @@ type writer struct {
 }
 
 func newWriter(ctx context.Context, tx pgx.Tx, opts persistence.Options) (*writer, error) {
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err != nil {
+	if err := lockWrites(ctx, tx, writeLock); err != nil {
 		return nil, err
 	}
 	w := &writer{ctx: ctx, tx: tx, opts: opts, now: opts.Now()}
