@@ -35,7 +35,13 @@ func Postgres(t testing.TB) string {
 	t.Helper()
 	srv := SharedPostgres(t)
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
-	if out, err := srv.Run("createdb", name); err != nil {
+	args := []string{name}
+	if pgMajor(srv.bin) >= 15 {
+		// Copying the template's files is three times faster than
+		// PostgreSQL 15's default of writing it all to the WAL.
+		args = []string{"--strategy=file_copy", name}
+	}
+	if out, err := srv.Run("createdb", args...); err != nil {
 		t.Fatalf("createdb %s: %v\n%s", name, err, out)
 	}
 	t.Cleanup(func() {
