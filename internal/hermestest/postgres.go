@@ -135,7 +135,14 @@ func pgMajor(dir string) int {
 
 // pgParent holds the servers' directories, one per test process, named by
 // its pid so a later process can tell which are left over.
-func pgParent() string { return filepath.Join(os.TempDir(), "hermestest-postgres") }
+// Under root it is in /tmp whatever TMPDIR says: the unprivileged user
+// the server runs as must be able to reach it.
+func pgParent() string {
+	if os.Geteuid() == 0 {
+		return "/tmp/hermestest-postgres"
+	}
+	return filepath.Join(os.TempDir(), "hermestest-postgres")
+}
 
 // removeStalePostgres deletes the directories of servers whose test
 // process is gone (their postmaster stopped with it).
