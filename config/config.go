@@ -27,6 +27,7 @@ type Config struct {
 	AllowedHosts   []string      // API_SERVER_ALLOWED_HOSTS: Host names answered besides loopback ones; "*" any
 	ModelName      string        // API_SERVER_MODEL_NAME
 	MaxStored      int           // API_SERVER_MAX_STORED_RESPONSES
+	DatabaseURL    string        // HERMES_DATABASE_URL: PostgreSQL (cluster mode) instead of the bbolt file
 	MaxConvs       int           // API_SERVER_MAX_CONVERSATIONS: least recently used dropped beyond this
 	MaxPending     int           // API_SERVER_MAX_PENDING_BYTES: items added to one conversation not yet used by a turn
 	IdemMaxEntries int           // API_SERVER_IDEMPOTENCY_MAX_ENTRIES: oldest dropped beyond this
@@ -153,7 +154,7 @@ func Defaults() Config {
 // Addr is the host:port to bind.
 func (c *Config) Addr() string { return net.JoinHostPort(c.Host, c.Port) }
 
-// DBPath is where the response store lives.
+// DBPath is where the response store lives when DatabaseURL is unset.
 func (c *Config) DBPath() string { return filepath.Join(c.Home, "api_server.db") }
 
 // FilesDir is where files uploaded through the Files API live.
@@ -339,6 +340,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	str(&c.UnknownModel, "API_SERVER_UNKNOWN_MODEL")
 	boolean(&c.Streaming, "API_SERVER_STREAMING")
 	num(&c.MaxStored, "API_SERVER_MAX_STORED_RESPONSES", 1)
+	str(&c.DatabaseURL, "HERMES_DATABASE_URL")
 	num(&c.MaxConvs, "API_SERVER_MAX_CONVERSATIONS", 1)
 	num(&c.MaxPending, "API_SERVER_MAX_PENDING_BYTES", 1024)
 	num(&c.IdemMaxEntries, "API_SERVER_IDEMPOTENCY_MAX_ENTRIES", 1)
@@ -509,6 +511,9 @@ func (c *Config) Check() error {
 	}
 	if c.MaxUploadBytes > c.MaxFileBytes {
 		return fmt.Errorf("API_SERVER_MAX_UPLOAD_BYTES=%d is above API_SERVER_MAX_FILE_BYTES=%d: an upload of the largest allowed size could never be kept", c.MaxUploadBytes, c.MaxFileBytes)
+	}
+	if err := checkDatabaseURL(c.DatabaseURL); err != nil {
+		return c.bad("HERMES_DATABASE_URL", MaskDatabaseURL(c.DatabaseURL), err.Error())
 	}
 	switch c.Uploads {
 	case "", "off", "workspace":

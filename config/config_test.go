@@ -421,6 +421,57 @@ func TestToolPatterns(t *testing.T) {
 	}
 }
 
+// TestDatabaseURLSetting: HERMES_DATABASE_URL or store.postgres selects
+// PostgreSQL; check-config never shows its password, in either form of
+// connection string; a URL of another scheme is refused with the
+// password masked in the message.
+func TestDatabaseURLSetting(t *testing.T) {
+	home := t.TempDir()
+	describe := func(c *Config) string {
+		var b strings.Builder
+		c.Describe(&b)
+		return b.String()
+	}
+	for _, tt := range []struct{ in, shown string }{
+		{"postgres://hermes:s3cret@db.example:5432/hermes?sslmode=require", "postgres://hermes:xxxxx@db.example:5432/hermes?sslmode=require"},
+		{"postgresql://hermes@db/hermes?password=s3cret", "postgresql://hermes@db/hermes?password=xxxxx"},
+		{"host=db user=hermes password=s3cret dbname=hermes", "host=db user=hermes password=xxxxx dbname=hermes"},
+		{"host=db password = s3cret", "****"},
+	} {
+		c, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home, "HERMES_DATABASE_URL": tt.in}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.DatabaseURL != tt.in || c.Check() != nil {
+			t.Fatalf("DatabaseURL = %q, Check %v", c.DatabaseURL, c.Check())
+		}
+		out := describe(c)
+		if strings.Contains(out, "s3cret") || !strings.Contains(out, tt.shown) {
+			t.Errorf("check-config for %q shows:\n%s\nwant %q and no password", tt.in, out, tt.shown)
+		}
+	}
+	for _, bad := range []string{"mysql://root:s3cret@db/x", "just-a-name", "postgres://u:s3cret@[::1/x"} {
+		c, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home, "HERMES_DATABASE_URL": bad}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Check()
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "HERMES_DATABASE_URL") {
+			t.Errorf("Check with %q: %v; want a refusal naming the setting, without the password", bad, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(home, "config.yaml"), []byte("store:\n  postgres: postgres://hermes:s3cret@db/hermes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(nil, env(map[string]string{"HERMES_HOME": home, "HERMES_WORKSPACE": home}))
+	if err != nil || c.DatabaseURL != "postgres://hermes:s3cret@db/hermes" {
+		t.Fatalf("store.postgres: %v, %q", err, c.DatabaseURL)
+	}
+	if out := describe(c); strings.Contains(out, "s3cret") || !strings.Contains(out, "store.postgres") {
+		t.Errorf("check-config:\n%s", out)
+	}
+}
+
 func TestClusterSettings(t *testing.T) {
 	env := map[string]string{"HERMES_HOME": t.TempDir(), "HERMES_WORKSPACE": t.TempDir(),
 		"HERMES_LEASE_TTL": "2s", "HERMES_NODE_ID": "node-a.example"}

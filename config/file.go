@@ -42,6 +42,7 @@ var fileKeys = map[string]string{
 	"API_SERVER_SSE_KEEPALIVE":           "server.sse_keepalive",
 	"API_SERVER_WORKER_IDLE":             "server.worker_idle",
 	"API_SERVER_MAX_STORED_RESPONSES":    "store.max_stored_responses",
+	"HERMES_DATABASE_URL":                "store.postgres",
 	"API_SERVER_MAX_CONVERSATIONS":       "store.max_conversations",
 	"API_SERVER_MAX_PENDING_BYTES":       "store.max_pending_bytes",
 	"API_SERVER_IDEMPOTENCY_MAX_ENTRIES": "store.idempotency_max_entries",

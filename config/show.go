@@ -111,7 +111,58 @@ func maskValue(k, v string) string {
 	if secretName(k) {
 		return mask(v)
 	}
+	if k == "HERMES_DATABASE_URL" {
+		return MaskDatabaseURL(v)
+	}
 	return maskURL(v)
+}
+
+// MaskDatabaseURL hides the password of a PostgreSQL connection string,
+// in either of its forms: a URL (its user info, and a password
+// parameter), or key=value words.
+func MaskDatabaseURL(v string) string {
+	if strings.Contains(v, "://") {
+		u, err := url.Parse(v)
+		if err != nil {
+			return "****" // unparsable: it may hold a password anywhere
+		}
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	}
+	words := strings.Fields(v)
+	for i, w := range words {
+		if k, _, ok := strings.Cut(w, "="); ok && strings.TrimSpace(k) == "password" {
+			words[i] = "password=xxxxx"
+		} else if w == "password" || strings.HasPrefix(w, "password ") {
+			return "****" // "password = x": spaced forms are hidden whole
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// checkDatabaseURL refuses a HERMES_DATABASE_URL hermesd could not use:
+// a URL of another scheme, or one that does not parse.
+func checkDatabaseURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	if strings.Contains(v, "://") {
+		u, err := url.Parse(v)
+		if err != nil {
+			return fmt.Errorf("not a valid URL")
+		}
+		if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+			return fmt.Errorf("want a postgres:// URL or key=value connection words")
+		}
+		return nil
+	}
+	if !strings.Contains(v, "=") {
+		return fmt.Errorf("want a postgres:// URL or key=value connection words")
+	}
+	return nil
 }
 
 // mask hides a secret but says whether it is set.

@@ -38,3 +38,21 @@ func TestContract(t *testing.T) {
 		IdempotencyRecords: count(persistence.IdempotencyRecords),
 	})
 }
+
+// TestFilesContract runs the file store contract on the directory store.
+func TestFilesContract(t *testing.T) {
+	storetest.RunFiles(t, storetest.FilesBackend{
+		Storage: func(t *testing.T) func(*testing.T, persistence.FilesOptions) storetest.Files {
+			dir := filepath.Join(t.TempDir(), "files")
+			return func(t *testing.T, opts persistence.FilesOptions) storetest.Files {
+				t.Helper()
+				f, err := persistence.OpenFiles(dir, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { f.Close() })
+				return f
+			}
+		},
+	})
+}

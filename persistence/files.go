@@ -318,7 +318,12 @@ func (f *Files) Open(id string) (io.ReadCloser, *hermes.File, error) {
 // ReadFile returns a file's record and bytes, at most limit of them (a
 // larger file is ETooLarge), and marks the file used.
 func (f *Files) ReadFile(id string, limit int64) (*hermes.File, []byte, error) {
-	r, rec, err := f.Open(id)
+	return ReadOpened(f.Open, id, limit)
+}
+
+// ReadOpened is ReadFile for any file store, given its Open.
+func ReadOpened(open func(id string) (io.ReadCloser, *hermes.File, error), id string, limit int64) (*hermes.File, []byte, error) {
+	r, rec, err := open(id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -339,13 +344,18 @@ func (f *Files) List() []hermes.File {
 		out = append(out, *el.Value.(*hermes.File))
 	}
 	f.mu.Unlock()
+	SortFiles(out)
+	return out
+}
+
+// SortFiles orders files as List returns them: newest upload first.
+func SortFiles(out []hermes.File) {
 	sort.SliceStable(out, func(i, j int) bool {
 		if !out[i].Created.Equal(out[j].Created) {
 			return out[i].Created.After(out[j].Created)
 		}
 		return out[i].ID > out[j].ID
 	})
-	return out
 }
 
 // Delete removes a file.

@@ -1,6 +1,8 @@
 package persistence
 
 import (
+	"fmt"
+
 	hermes "github.com/hermesd/hermesd"
 )
 
@@ -92,3 +94,19 @@ func ItemsOf(id string, data []byte) ([]hermes.Message, error) {
 	}
 	return n.Items, nil
 }
+
+// DecodeFile decodes a file record stored under id.
+func DecodeFile(id string, data []byte) (*hermes.File, error) {
+	var f hermes.File
+	if err := decode("file", id, data, &f); err != nil {
+		return nil, err
+	}
+	if f.ID != id {
+		return nil, &hermes.Error{Code: hermes.EInternal,
+			Message: fmt.Sprintf("stored file %q is corrupt: it names id %q", id, f.ID)}
+	}
+	return &f, nil
+}
+
+// FileNotFound is the error for a file id the store does not hold.
+func FileNotFound(id string) error { return fileNotFound(id) }

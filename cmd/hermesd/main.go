@@ -24,6 +24,7 @@ import (
 	"github.com/hermesd/hermesd/config"
 	"github.com/hermesd/hermesd/httpfront"
 	"github.com/hermesd/hermesd/persistence"
+	"github.com/hermesd/hermesd/persistence/postgres"
 	"github.com/hermesd/hermesd/tooling"
 	"github.com/hermesd/hermesd/tooling/files"
 	"github.com/hermesd/hermesd/tooling/llm"
@@ -61,6 +62,10 @@ func main() {
 	if err := m.Run(ctx); err != nil {
 		m.logOut.Close()
 		fmt.Fprintln(os.Stderr, "hermesd:", err)
+		var ce *configError
+		if errors.As(err, &ce) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 	sig := make(chan os.Signal, 2)
@@ -115,8 +120,8 @@ type Main struct {
 	MCPServers map[string]mcp.Server
 
 	logOut  *bufferedLog // nil when the caller set Logger itself
-	store   *persistence.Store
-	files   *persistence.Files
+	store   responseStore
+	files   fileStore
 	runtime *actors.Runtime
 	term    *terminal.Tool // stopped at Close: its background commands
 	mcp     *mcp.Manager   // closed at Close: its stdio servers
@@ -137,6 +142,28 @@ type Main struct {
 	memory *memory.Tool
 	obs    *observers
 }
+
+// responseStore is the store hermesd runs on: the bbolt file in
+// HERMES_HOME, or PostgreSQL (cluster mode, HERMES_DATABASE_URL).
+type responseStore interface {
+	actors.Store
+	Close() error
+}
+
+// fileStore keeps the Files API's files: a directory in HERMES_HOME, or
+// the database in cluster mode, where every node must see every file.
+type fileStore interface {
+	httpfront.FileStore
+	ReadFile(id string, limit int64) (*hermes.File, []byte, error)
+	Close() error
+}
+
+// configError is a refusal to start because of a setting, such as a
+// database that cannot be used: main exits 2 for it, as for a setting that
+// does not validate.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }
 
 // NewMain returns a Main with default configuration.
 func NewMain() *Main {
@@ -202,15 +229,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := os.Chmod(c.Home, 0o700); err != nil {
 		return fmt.Errorf("HERMES_HOME: %w", err)
 	}
-	store, err := persistence.Open(c.DBPath(), persistence.Options{Capacity: c.MaxStored, MaxConversations: c.MaxConvs,
-		MaxPendingBytes: c.MaxPending, MaxIdempotencyEntries: c.IdemMaxEntries, MaxIdempotencyBytes: c.IdemMaxBytes})
-	if err != nil {
+	if err := m.openStores(ctx); err != nil {
 		return err
 	}
-	m.store = store
-	if m.files, err = persistence.OpenFiles(c.FilesDir(), persistence.FilesOptions{MaxBytes: int64(c.MaxFileBytes)}); err != nil {
-		return fmt.Errorf("file store: %w", err)
-	}
+	store := m.store
 
 	m.discovery, m.stopDiscovery = context.WithCancel(context.Background())
 	sealer, err := llm.LoadSealer(filepath.Join(c.Home, "compaction.key"))
@@ -278,7 +300,10 @@ func (m *Main) Run(ctx context.Context) error {
 	obs.gauges(m.runtime, store)
 	// Background responses the previous process left unfinished: nothing
 	// runs them now, so their pollers are told, rather than left waiting.
-	if n, err := m.runtime.FailUnfinished(); err != nil {
+	// Not in cluster mode: there another node may be running them.
+	if c.DatabaseURL != "" {
+		m.Logger.Info("cluster mode: response store on PostgreSQL", "database", config.MaskDatabaseURL(c.DatabaseURL))
+	} else if n, err := m.runtime.FailUnfinished(); err != nil {
 		m.Logger.Error("marking unfinished background responses failed", "err", err)
 	} else if n > 0 {
 		m.Logger.Warn("background responses left unfinished by the previous process marked failed", "count", n, "code", hermes.ERestarted)
@@ -320,6 +345,48 @@ func (m *Main) Run(ctx context.Context) error {
 	go func() { m.served <- m.http.Serve(ln) }()
 	m.Logger.Info("hermesd listening", "addr", "http://"+ln.Addr().String()+"/v1", "models", first.describe(),
 		"config", c.File, "home", c.Home, "workspace", c.Workspace, "tools", len(first.registry.Names()))
+	return nil
+}
+
+// openStores opens the response store and the file store: PostgreSQL
+// when HERMES_DATABASE_URL is set, else the bbolt file and the files
+// directory in HERMES_HOME. A database that cannot be reached, or whose
+// schema is newer than this hermesd's, is a configError of one line.
+func (m *Main) openStores(ctx context.Context) error {
+	c := m.Config
+	opts := persistence.Options{Capacity: c.MaxStored, MaxConversations: c.MaxConvs,
+		MaxPendingBytes: c.MaxPending, MaxIdempotencyEntries: c.IdemMaxEntries, MaxIdempotencyBytes: c.IdemMaxBytes}
+	fopts := persistence.FilesOptions{MaxBytes: int64(c.MaxFileBytes)}
+	if c.DatabaseURL != "" {
+		pg, err := postgres.Open(ctx, c.DatabaseURL, opts)
+		if err != nil {
+			msg := err.Error()
+			var he *hermes.Error
+			if errors.As(err, &he) {
+				msg = he.Message // the cause is in it already, without the code
+			}
+			return &configError{msg: "HERMES_DATABASE_URL: " + msg}
+		}
+		m.store = pg
+		files, err := pg.Files(fopts)
+		if err != nil {
+			return fmt.Errorf("file store: %w", err)
+		}
+		m.files = files
+		return nil
+	}
+	store, err := persistence.Open(c.DBPath(), opts)
+	if err != nil {
+		return err
+	}
+	m.store = store
+	// Assigned only when opened: a nil *Files in the interface would not
+	// compare equal to nil at Close.
+	files, err := persistence.OpenFiles(c.FilesDir(), fopts)
+	if err != nil {
+		return fmt.Errorf("file store: %w", err)
+	}
+	m.files = files
 	return nil
 }
 

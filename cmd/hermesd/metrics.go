@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/hermesd/hermesd/actors"
-	"github.com/hermesd/hermesd/persistence"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -72,7 +71,7 @@ func (o *observers) batch(turns int, d time.Duration, err error) {
 }
 
 // gauges reads the runtime and the store at scrape time.
-func (o *observers) gauges(rt *actors.Runtime, store *persistence.Store) {
+func (o *observers) gauges(rt *actors.Runtime, store actors.Store) {
 	gauge := func(name, help string, f func() float64) {
 		o.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}

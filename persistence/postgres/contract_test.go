@@ -34,3 +34,21 @@ func TestContract(t *testing.T) {
 		IdempotencyRecords: count("idempotency"),
 	})
 }
+
+// TestFilesContract runs the file store contract on the PostgreSQL file
+// store.
+func TestFilesContract(t *testing.T) {
+	storetest.RunFiles(t, storetest.FilesBackend{
+		Storage: func(t *testing.T) func(*testing.T, persistence.FilesOptions) storetest.Files {
+			url := hermestest.Postgres(t)
+			return func(t *testing.T, opts persistence.FilesOptions) storetest.Files {
+				t.Helper()
+				f, err := openTest(t, url, persistence.Options{}).Files(opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f
+			}
+		},
+	})
+}
