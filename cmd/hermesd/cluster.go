@@ -52,6 +52,15 @@ func (m *Main) joinCluster(ctx context.Context, store *postgres.Store, rt *atomi
 	})
 }
 
+// databaseUp is /health's view of the database: nil on bbolt, else
+// whether the latest lease renewal reached it.
+func (m *Main) databaseUp() func() bool {
+	if m.cluster == nil {
+		return nil
+	}
+	return func() bool { return m.cluster.Stats().Healthy }
+}
+
 // clusterMetrics registers the cluster's figures: lease waits and losses,
 // database latency by operation, the connection pool.
 func (o *observers) clusterMetrics(c *postgres.Cluster) {

@@ -247,20 +247,28 @@ func clusterOrder(t *testing.T, bin string) {
 		}
 		for j, s := range got {
 			if s != fmt.Sprintf("turn %d", j) {
+				for _, n := range c.nodes {
+					t.Log(n.Stderr.String())
+				}
 				t.Fatalf("call %d saw %q: turns out of order", i, got)
 			}
 		}
 	}
-	// The transcript, read on another node, holds every turn.
-	id := field(last, "id")
-	code, body := call(c.nodes[1], "GET", "/v1/responses/"+id+"/input_items?order=asc&limit=100", nil)
-	if code != 200 {
-		t.Fatalf("input_items: %d %s", code, body)
+	// The transcript the last turn continued holds every turn with its
+	// answer.
+	final := calls[turns-1]
+	var transcript []string
+	for i := range final.Messages {
+		transcript = append(transcript, final.Text(i))
 	}
-	for i := range turns {
-		if !strings.Contains(body, fmt.Sprintf("turn %d", i)) || (i < turns-1 && !strings.Contains(body, fmt.Sprintf("answer to turn %d", i))) {
-			t.Fatalf("transcript lacks turn %d: %s", i, body)
+	all := strings.Join(transcript, "|")
+	for i := range turns - 1 {
+		if !strings.Contains(all, fmt.Sprintf("turn %d|answer to turn %d", i, i)) {
+			t.Fatalf("the transcript lacks turn %d and its answer: %q", i, transcript)
 		}
+	}
+	if code, body := call(c.nodes[1], "GET", "/v1/responses/"+field(last, "id"), nil); code != 200 || field(body, "status") != "completed" {
+		t.Fatalf("the last turn read on another node: %d %s", code, body)
 	}
 }
 
@@ -483,7 +491,7 @@ func clusterIdempotency(t *testing.T, bin string) {
 	close(release)
 	a, d := <-first, <-dup
 	if a.code != 200 || d.code != 200 || a.body != d.body {
-		t.Fatalf("first %d %s\nduplicate %d %s", a.code, a.body, d.code, d.body)
+		t.Fatalf("first %d %s\nduplicate %d %s\n%s\n%s", a.code, a.body, d.code, d.body, c.nodes[0].Stderr, c.nodes[1].Stderr)
 	}
 	if n := len(up.Calls()); n != 1 {
 		t.Fatalf("%d model calls, want 1", n)
