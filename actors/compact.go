@@ -34,7 +34,14 @@ type fitted struct {
 	start      int
 	item       *hermes.Message // the compaction item made, if any
 	changed    bool
-	usage      hermes.Usage // of the summarising call
+	// dropped is set when items of the history were summarised or
+	// dropped, not only trimmed: only then is the history a new base.
+	dropped bool
+	// fromInput is how many of the turn's own items (its input) were
+	// taken into the history to be compacted: a request that carries its
+	// whole conversation as input (no stored history).
+	fromInput int
+	usage     hermes.Usage // of the summarising call
 }
 
 // threshold is the prompt size in tokens past which req's turn compacts.
@@ -83,11 +90,14 @@ func (a *Agent) fit(ctx context.Context, req *hermes.TurnRequest, system string,
 		limit = min(limit, est*3/4) // the estimate was too low: aim lower
 	}
 
-	if start == 0 && req.Wire == nil && !req.Store {
-		// A chat completion carries its whole history as input: all but its
-		// last user message may be compacted, for the upstream call only
-		// (the client keeps its messages; nothing is stored).
+	if start == 0 {
+		// No stored history: the request carries its conversation as
+		// input (a chat completion, a stateless Responses request, a
+		// chain's first turn). All but its last user message and what
+		// follows may be compacted; the client keeps its messages, and a
+		// stored response keeps the compacted form as its base.
 		start = lastUser(transcript)
+		out.fromInput = start
 	}
 	history := append([]hermes.Message(nil), transcript[:start]...) // never written in place: others hold it
 	own := transcript[start:]
@@ -141,6 +151,7 @@ func (a *Agent) fit(ctx context.Context, req *hermes.TurnRequest, system string,
 		return done()
 	}
 	kept := append(append([]hermes.Message(nil), history[:first+1]...), history[cut:]...)
+	out.dropped = true
 	if req.Truncation == "auto" {
 		history = kept
 		return done()

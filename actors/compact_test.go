@@ -209,10 +209,13 @@ func (m *summarisingChain) Stream(ctx context.Context, req llm.Request, f func(s
 
 // TestCompactionKeepsWritesBounded: a 600-turn chain of 8 KB tool outputs
 // through a 32k window compacts again and again, and the bytes a turn
-// writes stay flat: each compaction takes the prompt to half the threshold,
-// so trimmed outputs cannot pile up into a base rewritten every turn (as
-// they did when trimming stopped just under the threshold: 121 KB a turn
-// at first, 1 MB by turn 800).
+// writes stay flat. Each compaction takes the prompt to half the
+// threshold, so trimmed outputs cannot pile up into a base rewritten every
+// turn (as they did when trimming stopped just under the threshold: 121 KB
+// a turn at first, 1 MB by turn 800); and a pass that only trims writes no
+// base at all (the record keeps its parent: trims are made again from the
+// stored history), so only the rarer summaries write one. When every pass
+// wrote a base, turns 100-600 wrote 114-122 KB each against 90-95 KB now.
 func TestCompactionKeepsWritesBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("600 turns")
@@ -227,17 +230,28 @@ func TestCompactionKeepsWritesBounded(t *testing.T) {
 	defer rt.Shutdown(context.Background())
 	var perHundred []int64
 	w0 := writtenBytes(t)
-	bases := 0
+	bases, trims := 0, 0
+	var plainBytes, trimBytes []int64
 	prev := ""
 	for i := range 600 {
 		id := "resp_" + strconv.Itoa(i)
+		before := writtenBytes(t)
 		res, _ := runTurn(t, rt, &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true,
 			Input: []hermes.Message{{Role: hermes.RoleUser, Content: strconv.Itoa(i)}}})
 		if res.Err != nil || !res.Stored {
 			t.Fatalf("turn %d: %v", i, res.Err)
 		}
-		if res.Compacted != nil {
+		switch wrote := writtenBytes(t) - before; {
+		case res.Compacted != nil:
 			bases++
+		case res.Trimmed != nil:
+			trims++
+			trimBytes = append(trimBytes, wrote)
+			if head, err := store.ResponseHead(id); err != nil || head.Parent != prev {
+				t.Fatalf("turn %d trimmed its history: stored with parent %q (err %v), want %q", i, head.Parent, err, prev)
+			}
+		case i >= 100: // the store is full: every turn evicts, as trims do
+			plainBytes = append(plainBytes, wrote)
 		}
 		if (i+1)%100 == 0 {
 			w := writtenBytes(t)
@@ -246,11 +260,78 @@ func TestCompactionKeepsWritesBounded(t *testing.T) {
 		}
 		prev = id
 	}
-	t.Logf("bytes written a turn, by hundred turns: %v; %d compactions", perHundred, bases)
-	if bases < 10 || bases > 120 {
-		t.Fatalf("%d compactions in 600 turns of 8 KB through a 32k window; want them spaced, not every few turns", bases)
+	t.Logf("bytes written a turn, by hundred turns: %v; %d summaries (new bases), %d trims", perHundred, bases, trims)
+	if bases < 2 || bases > 60 {
+		t.Fatalf("%d summaries in 600 turns of 8 KB through a 32k window; want them spaced, not every few turns", bases)
 	}
-	if last, first := perHundred[5], perHundred[1]; last > first*6/5 {
-		t.Errorf("turns 500-600 write %d bytes each, turns 100-200 %d: writes grow with the chain", last, first)
+	if trims < 20 {
+		t.Fatalf("%d passes that only trimmed in 600 turns: the test no longer shows what they write", trims)
+	}
+	if tb, pb := meanOf(trimBytes), meanOf(plainBytes); tb > 1.2*pb {
+		t.Errorf("a turn that trimmed wrote %.0f bytes, one that did not %.0f: the trimmed history is written out", tb, pb)
+	}
+	for i := 2; i < len(perHundred); i++ {
+		if perHundred[i] > perHundred[1]*6/5 {
+			t.Errorf("turns %d-%d write %d bytes each, turns 100-200 %d: writes grow with the chain", 100*i, 100*i+100, perHundred[i], perHundred[1])
+		}
+	}
+}
+
+// TestTrimmedHistoryReadBackTrimsAgain: a turn that only trimmed old tool
+// outputs is stored after its parent, not as a trimmed copy; a runtime
+// that never saw the chain (restarted, cache empty) reads the untrimmed
+// history back, trims it again, and continues within the window.
+func TestTrimmedHistoryReadBackTrimsAgain(t *testing.T) {
+	m := &limitedModel{window: 8000}
+	rt, store := compactRuntime(t, m, 8000)
+	prev, trimmed := "", ""
+	for i := 0; trimmed == "" && i < 40; i++ {
+		id := "resp_" + strconv.Itoa(i)
+		res, _ := runTurn(t, rt, &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true,
+			Input: []hermes.Message{{Role: hermes.RoleUser, Content: "fact " + strconv.Itoa(i)}}})
+		if res.Err != nil || !res.Stored {
+			t.Fatalf("turn %d: %v", i, res.Err)
+		}
+		if res.Compacted != nil {
+			t.Fatalf("turn %d summarised before any turn only trimmed: the test needs a smaller step", i)
+		}
+		if res.Trimmed != nil {
+			trimmed = id
+			if head, err := store.ResponseHead(id); err != nil || head.Parent != prev {
+				t.Fatalf("the trimming turn was stored with parent %q (err %v), want %q", head.Parent, err, prev)
+			}
+		}
+		prev = id
+	}
+	if trimmed == "" {
+		t.Fatal("no turn trimmed in 40 turns")
+	}
+	stored, err := store.Transcript(trimmed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range stored {
+		if strings.Contains(msg.Content, "trimmed by hermesd") {
+			t.Fatalf("the stored transcript holds a trimmed output: the trims were written out")
+		}
+	}
+
+	fresh := New(Options{Store: store, Agent: &Agent{Model: m, Tools: tooling.NewRegistry([]tooling.Tool{blobTool{out: strings.Repeat("x", 2<<10)}}, nil),
+		Window: llm.NewWindow(8000)}})
+	defer fresh.Shutdown(context.Background())
+	over := m.over
+	res, _ := runTurn(t, fresh, &hermes.TurnRequest{ResponseID: "resp_after", Previous: trimmed, Store: true,
+		Input: []hermes.Message{{Role: hermes.RoleUser, Content: "what was fact 0?"}}})
+	if res.Err != nil || !res.Stored {
+		t.Fatalf("continuing after a restart: %v", res.Err)
+	}
+	if m.over != over {
+		t.Errorf("a prompt over the window reached the model after the restart")
+	}
+	if res.Trimmed == nil && res.Compacted == nil {
+		t.Errorf("the untrimmed history read back was sent as it is")
+	}
+	if got := m.last.Messages[0].Content; got != "fact 0" {
+		t.Errorf("the prompt after the restart begins with %q, want the chain's first fact", got)
 	}
 }

@@ -123,12 +123,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 		if !req.Progress && ev.Kind != hermes.EventDone {
 			return true
 		}
-		select {
-		case req.Events <- ev:
-			return true
-		case <-req.Ctx.Done():
-			return false
-		}
+		return req.Send(ev)
 	}
 
 	var res hermes.TurnResult
@@ -360,6 +355,7 @@ func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation
 		Usage:        res.Usage,
 		Wire:         req.Wire,
 		Status:       hermes.StatusCompleted,
+		MCPLists:     res.MCPLists,
 	}
 	if res.Model != "" {
 		rec.Model = res.Model // a fallback answered
@@ -373,17 +369,20 @@ func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation
 	if conv != nil {
 		rec.Consumed = conv.Pending
 	}
-	if res.Compacted != nil {
+	switch {
+	case res.Compacted != nil:
 		// A new base: the compacted history is kept with this record, and
 		// nothing before it is needed any more.
 		rec.Parent, rec.Consumed, rec.Compaction = "", nil, res.Compaction
 		history = res.Compacted
+	case res.Trimmed != nil:
+		// Stored as its own items after its parent's; the trimmed history
+		// is only what the next turn starts from in memory.
+		history = res.Trimmed
 	}
 	rec.Transcript = extend(history, res.Added)
-	n := len(req.Input)
-	if n > len(res.Added) {
-		n = len(res.Added)
-	}
+	// Added starts with the input items that were not compacted.
+	n := min(max(len(req.Input)-res.CompactedInput, 0), len(res.Added))
 	rec.Input = res.Added[:n]
 	rec.Output = res.Added[n:]
 	switch {

@@ -45,6 +45,7 @@ type Op struct {
 	// case the parent is gone by the time the op is applied.
 	rec      []byte
 	node     []byte
+	blobs    []blob // the images node references, kept apart
 	parent   string
 	inherit  []hermes.Message
 	own      *hermes.StoredResponse
@@ -84,13 +85,13 @@ func PutResponse(r *hermes.StoredResponse) Op {
 	if n := len(r.Consumed) + len(r.Input) + len(r.Output); len(r.Transcript) >= n {
 		inherit = r.Transcript[:len(r.Transcript)-n]
 	}
+	op.own, op.inherit = own, inherit
 	if op.parent == "" {
 		// No parent but a history (a compacted base): keep it inline.
-		op.node, op.err = encode(newNode(inherit, own))
+		op.node, op.blobs, op.err = encodeNode(newNode(inherit, own))
 		return op
 	}
-	op.node, op.err = encode(newNode(nil, own))
-	op.own, op.inherit = own, inherit
+	op.node, op.blobs, op.err = encodeNode(newNode(nil, own))
 	return op
 }
 
@@ -285,6 +286,10 @@ type writer struct {
 	idemX *bolt.Bucket
 	items *bolt.Bucket
 	refs  *bolt.Bucket
+	// blobs, blobRefs and itemBlobs keep images apart (blobs.go).
+	blobs     *bolt.Bucket
+	blobRefs  *bolt.Bucket
+	itemBlobs *bolt.Bucket
 	// convLRU and convSeq order the conversations; convN counts them and
 	// idemN, idemB the idempotency entries and their bytes (bounds.go).
 	convLRU *bolt.Bucket
@@ -310,6 +315,10 @@ func newWriter(tx *bolt.Tx, now time.Time, opts Options) *writer {
 		idemX: tx.Bucket(bucketIdemExp),
 		items: tx.Bucket(bucketItems),
 		refs:  tx.Bucket(bucketItemRefs),
+
+		blobs:     tx.Bucket(bucketBlobs),
+		blobRefs:  tx.Bucket(bucketBlobRefs),
+		itemBlobs: tx.Bucket(bucketItemBlobs),
 
 		convLRU: tx.Bucket(bucketConvLRU),
 		convSeq: tx.Bucket(bucketConvSeq),
@@ -751,14 +760,14 @@ func (w *writer) putRefs(id string, refs uint32, parent string) error {
 // one for its address when addressed is true (it is being added, not
 // replaced), one on its parent from it.
 func (w *writer) putItems(op Op, addressed bool) error {
-	id, parent, data := op.id, op.parent, op.node
+	id, parent, data, blobs := op.id, op.parent, op.node, op.blobs
 	if parent != "" && w.items.Get([]byte(parent)) == nil {
 		// The parent went while this turn ran: keep the history inline.
-		rec, err := encode(newNode(op.inherit, op.own))
+		rec, b, err := encodeNode(newNode(op.inherit, op.own))
 		if err != nil {
 			return err
 		}
-		parent, data = "", rec
+		parent, data, blobs = "", rec, b
 	}
 	refs, oldParent, exists := readRefs(w.refs, id)
 	if exists && parent != oldParent && parent != "" && w.descends(parent, id) {
@@ -782,6 +791,9 @@ func (w *writer) putItems(op Op, addressed bool) error {
 		refs++
 	}
 	if err := w.putRefs(id, refs, parent); err != nil {
+		return err
+	}
+	if err := w.putBlobs(id, blobs); err != nil {
 		return err
 	}
 	return w.items.Put([]byte(id), data)
@@ -826,6 +838,9 @@ func (w *writer) release(id string) error {
 			return err
 		}
 		if err := w.items.Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := w.dropBlobs(id); err != nil {
 			return err
 		}
 		id = parent

@@ -92,6 +92,9 @@ type node struct {
 	In        int              `json:"in,omitempty"`        // Items[In:Out] is the input
 	Out       int              `json:"out,omitempty"`       // Items[Out:] is the output
 	Items     []hermes.Message `json:"items,omitempty"`
+	// Images are the items' images kept apart, by content (blobs.go);
+	// their parts' ImageURL is empty in the record.
+	Images []imageRef `json:"images,omitempty"`
 }
 
 func (n *node) consumed() []hermes.Message { return orNil(n.Items[n.Inherited:n.In]) }

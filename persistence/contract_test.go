@@ -56,3 +56,16 @@ func TestFilesContract(t *testing.T) {
 		},
 	})
 }
+
+// BenchmarkContract runs the shared store benchmarks on the bbolt store,
+// fsync on (compare with persistence/postgres's).
+func BenchmarkContract(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B, opts persistence.Options) storetest.Store {
+		s, err := persistence.Open(filepath.Join(b.TempDir(), "bench.db"), opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}

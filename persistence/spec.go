@@ -37,7 +37,19 @@ func (o Op) Spec() (OpSpec, error) {
 	if err := o.check(); err != nil {
 		return OpSpec{}, err
 	}
-	return OpSpec{Kind: o.kind, ID: o.id, Record: o.rec, Items: o.node, Parent: o.parent,
+	items := o.node
+	if len(o.blobs) > 0 {
+		// Another store keeps no blobs: it gets the images inline.
+		var inherit []hermes.Message
+		if o.parent == "" {
+			inherit = o.inherit
+		}
+		var err error
+		if items, err = encode(newNode(inherit, o.own)); err != nil {
+			return OpSpec{}, &hermes.Error{Code: hermes.EInternal, Message: "cannot encode record", Cause: err}
+		}
+	}
+	return OpSpec{Kind: o.kind, ID: o.id, Record: o.rec, Items: items, Parent: o.parent,
 		Conversation: o.respConv, Status: o.status, Conv: o.conv, Idem: o.idem, Update: o.update, Epoch: o.epoch, op: o}, nil
 }
 
@@ -45,7 +57,7 @@ func (o Op) Spec() (OpSpec, error) {
 // before them: what to store, with no parent, when the parent's items are
 // gone by the time the response is written.
 func (s OpSpec) InlineItems() ([]byte, error) {
-	if s.op.own == nil {
+	if s.op.parent == "" {
 		return s.Items, nil
 	}
 	return encode(newNode(s.op.inherit, s.op.own))

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hermesd/hermesd/internal/hermestest"
 )
 
 // windowUpstream is an OpenAI-compatible model with a context window: a
@@ -419,4 +424,165 @@ func TestCompactEndpoint(t *testing.T) {
 			t.Errorf("%s: %d %s, want 400", bad, resp.StatusCode, out)
 		}
 	}
+}
+
+// TestInputTokensCountFilesAndImages: input_tokens counts a file's text as
+// the turn would send it (text files and PDFs read, not their bytes or
+// nothing) and an image by its detail and size, as the estimate before a
+// model call does; compact summarises a file's text. Neither saves the
+// file in the workspace (HERMES_UPLOADS=workspace): no turn runs.
+func TestInputTokensCountFilesAndImages(t *testing.T) {
+	up := hermestest.NewUpstream(t, func(int, *hermestest.Call) hermestest.Reply { return hermestest.Reply{Text: "SUMMARY"} })
+	env := up.Env()
+	env["HERMES_UPLOADS"] = "workspace"
+	env["HERMES_CONTEXT_WINDOW"] = "8192" // so compact summarises the file's turn rather than keep it as recent
+	h := startHermes(t, env)
+	count := func(parts string) int {
+		t.Helper()
+		resp, out := h.do(t, "POST", "/v1/responses/input_tokens", `{"input":[{"role":"user","content":[{"type":"input_text","text":"read this"}`+parts+`]}]}`)
+		var r struct {
+			InputTokens int `json:"input_tokens"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(out), &r) != nil {
+			t.Fatalf("%.200s: %d %s", parts, resp.StatusCode, out)
+		}
+		return r.InputTokens
+	}
+	file := func(name, ctype string, data []byte) string {
+		return fmt.Sprintf(`,{"type":"input_file","filename":%q,"file_data":"data:%s;base64,%s"}`, name, ctype, base64.StdEncoding.EncodeToString(data))
+	}
+	base := count("")
+	if n := count(file("notes.txt", "text/plain", []byte(strings.Repeat("word ", 8000)))); n < base+9500 || n > base+11000 {
+		t.Errorf("a 40,000-character text file counts %d tokens more, want about 10,000", n-base)
+	}
+	pdf := hermestest.PDF([]string{strings.Repeat("alpha ", 400), strings.Repeat("beta ", 400)}, "")
+	if n := count(file("report.pdf", "application/pdf", pdf)); n < base+900 || n > base+1300 {
+		t.Errorf("a PDF of 4,400 characters of text counts %d tokens more, want about 1,100", n-base)
+	}
+	// A 1 MB photo at low detail is 85 tokens, not a quarter million.
+	ihdr := []byte("IHDR\x00\x00\x08\x00\x00\x00\x06\x00\x08\x00\x00\x00\x00") // 2048×1536, 8-bit grey
+	photo := binary.BigEndian.AppendUint32(append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d"), ihdr...), crc32.ChecksumIEEE(ihdr))
+	photo = append(photo, make([]byte, 1<<20)...)
+	img := `,{"type":"input_image","image_url":"data:image/png;base64,` + base64.StdEncoding.EncodeToString(photo) + `"`
+	if n := count(img + `,"detail":"low"}`); n < base+85 || n > base+90 {
+		t.Errorf("a low-detail image counts %d tokens more, want 85", n-base)
+	}
+	// 2048×1536 at high detail: 1024×768, 2×2 tiles.
+	if n := count(img + `,"detail":"high"}`); n < base+765 || n > base+770 {
+		t.Errorf("a 2048x1536 image counts %d tokens more, want 765", n-base)
+	}
+
+	marker := "the-launch-code-is-teal"
+	resp, out := h.do(t, "POST", "/v1/responses/compact", `{"input":[{"role":"user","content":"my name is Ada"},{"role":"assistant","content":"hello Ada"},`+
+		`{"role":"user","content":[{"type":"input_text","text":"keep this"}`+file("secret.md", "text/markdown", []byte(marker+strings.Repeat(" filler", 2000)))+`]},{"role":"assistant","content":"kept"},{"role":"user","content":"thanks"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("compact: %d %s", resp.StatusCode, out)
+	}
+	summarised := false
+	for _, c := range up.Calls() {
+		for i := range c.Messages {
+			summarised = summarised || strings.Contains(string(c.Messages[i].Content), marker)
+		}
+	}
+	if !summarised {
+		t.Errorf("the summarising call never saw the file's text: %d calls", len(up.Calls()))
+	}
+	if entries, _ := os.ReadDir(filepath.Join(h.Workspace, "uploads")); len(entries) != 0 {
+		t.Errorf("input_tokens or compact saved %d files in the workspace", len(entries))
+	}
+}
+
+// TestStatelessHugeInputCompacts: a Responses request with no stored
+// history whose input is larger than the window is compacted like a
+// stored chain, not refused: the first user message stays, the middle is
+// summarised (its facts survive) or, with truncation "auto", dropped, and
+// no prompt over the window reaches the upstream. Stored, the response
+// keeps its output apart from its input and can be continued. truncation
+// "disabled" is still 400 context_length_exceeded before any upstream call.
+func TestStatelessHugeInputCompacts(t *testing.T) {
+	up := newWindowUpstream(t, 16000)
+	h := startHermes(t, map[string]string{"OPENAI_BASE_URL": up.URL + "/v1", "OPENAI_API_KEY": "sk-test", "HERMES_MODEL": "m",
+		"HERMES_CONTEXT_WINDOW": "16000"})
+	filler := strings.Repeat("lorem ipsum dolor sit amet ", 80) // ~2 KB, ~540 tokens
+	items := []string{`{"role":"user","content":"my name is Ada"}`, `{"role":"assistant","content":"noted"}`}
+	for i := range 60 {
+		user := fmt.Sprintf("turn %d %s", i, filler)
+		if i == 20 {
+			user = "my colour is teal " + filler
+		}
+		items = append(items, fmt.Sprintf(`{"role":"user","content":%q}`, user), fmt.Sprintf(`{"role":"assistant","content":%q}`, "ok "+filler))
+	}
+	input := func(question string) string {
+		return "[" + strings.Join(items, ",") + fmt.Sprintf(`,{"role":"user","content":%q}]`, question)
+	}
+	post := func(body string) (int, respObj, string) {
+		t.Helper()
+		resp, out := h.do(t, "POST", "/v1/responses", body)
+		var r respObj
+		_ = json.Unmarshal([]byte(out), &r)
+		return resp.StatusCode, r, out
+	}
+
+	for _, tc := range []struct {
+		truncation string
+		question   string
+		answer     string
+		item       bool // a compaction item in the output
+	}{
+		{"", "what is my colour?", "Your colour is teal", true},
+		{`,"truncation":"auto"`, "what is my name?", "Your name is Ada", false},
+	} {
+		code, r, body := post(`{"store":false` + tc.truncation + `,"input":` + input(tc.question) + `}`)
+		if code != 200 || r.Status != "completed" {
+			t.Fatalf("truncation %q: %d %.400s", tc.truncation, code, body)
+		}
+		if !strings.Contains(r.text(), tc.answer) {
+			t.Errorf("truncation %q: answered %q, want %q", tc.truncation, r.text(), tc.answer)
+		}
+		hasItem := false
+		for _, o := range r.Output {
+			hasItem = hasItem || o.Type == "compaction"
+		}
+		if hasItem != tc.item {
+			t.Errorf("truncation %q: compaction item in the output: %v, want %v", tc.truncation, hasItem, tc.item)
+		}
+	}
+	up.mu.Lock()
+	if up.refused != 0 || up.maxSeen > 16000 {
+		t.Errorf("%d prompts refused by the upstream, largest %d tokens: the input was sent as it came", up.refused, up.maxSeen)
+	}
+	up.mu.Unlock()
+
+	// Stored: the output is the answer alone, and the chain continues.
+	code, r, body := post(`{"input":` + input("what is my name?") + `}`)
+	if code != 200 || !strings.Contains(r.text(), "Your name is Ada") {
+		t.Fatalf("stored: %d %.400s", code, body)
+	}
+	for _, o := range r.Output {
+		if o.Type != "compaction" && o.Type != "message" {
+			t.Errorf("stored: output item of type %q: the input leaked into the output", o.Type)
+		}
+	}
+	if n := len(r.Output); n != 2 {
+		t.Errorf("stored: %d output items, want the compaction item and the answer", n)
+	}
+	code, r2, body := post(fmt.Sprintf(`{"previous_response_id":%q,"input":"what is my colour?"}`, r.ID))
+	if code != 200 || !strings.Contains(r2.text(), "Your colour is teal") {
+		t.Errorf("continuing the compacted response: %d %.400s", code, body)
+	}
+
+	// truncation "disabled": refused before any upstream call.
+	up.mu.Lock()
+	calls := up.summary + up.refused
+	seen := up.maxSeen
+	up.mu.Unlock()
+	code, _, body = post(`{"store":false,"truncation":"disabled","input":` + input("what is my name?") + `}`)
+	if code != 400 || !strings.Contains(body, "context_length_exceeded") {
+		t.Errorf("truncation disabled: %d %.300s", code, body)
+	}
+	up.mu.Lock()
+	if up.summary+up.refused != calls || up.maxSeen != seen {
+		t.Error("truncation disabled: the upstream was called")
+	}
+	up.mu.Unlock()
 }

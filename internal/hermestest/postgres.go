@@ -57,6 +57,9 @@ type PostgresServer struct {
 	cred *syscall.Credential
 	cmd  *exec.Cmd
 	exit chan struct{}
+	// durable keeps PostgreSQL's fsync and synchronous commit on.
+	durable  bool
+	stopOnce sync.Once
 }
 
 var (
@@ -147,11 +150,47 @@ func removeStalePostgres() {
 	}
 }
 
+// DurablePostgres returns the URL of a database on a server of t's own,
+// with fsync on as in production (the shared server runs without it), for
+// benchmarks whose figures must include the disk. The server goes when t
+// ends.
+func DurablePostgres(t testing.TB) string {
+	t.Helper()
+	return ownPostgres(t, true).URL("postgres")
+}
+
+// OwnPostgres starts a server for t alone, which t may stop to see what a
+// lost database does; it is stopped and removed when t ends. Its database
+// "postgres" is empty.
+func OwnPostgres(t testing.TB) *PostgresServer {
+	t.Helper()
+	return ownPostgres(t, false)
+}
+
+func ownPostgres(t testing.TB, durable bool) *PostgresServer {
+	t.Helper()
+	bin, err := postgresBin()
+	if err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	s, err := startPostgres(bin, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // StartPostgres creates a cluster with the binaries in bin and starts it
-// on a free loopback port; it returns once the server accepts
-// connections. The server stops when Stop is called or the calling
-// process exits.
-func StartPostgres(bin string) (*PostgresServer, error) {
+// on a free loopback port, without fsync; it returns once the server
+// accepts connections. The server stops when Stop is called or the
+// calling process exits.
+func StartPostgres(bin string) (*PostgresServer, error) { return startPostgres(bin, false) }
+
+func startPostgres(bin string, durable bool) (*PostgresServer, error) {
 	cred, err := unprivileged()
 	if err != nil {
 		return nil, err
@@ -173,7 +212,7 @@ func StartPostgres(bin string) (*PostgresServer, error) {
 			return nil, err
 		}
 	}
-	s := &PostgresServer{Dir: dir, bin: bin, cred: cred}
+	s := &PostgresServer{Dir: dir, bin: bin, cred: cred, durable: durable}
 	if out, err := s.command("initdb", "-D", s.dataDir(), "-A", "trust", "-U", "postgres", "-E", "UTF8",
 		"--locale=C", "--no-sync").CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
@@ -240,13 +279,16 @@ func (s *PostgresServer) run() error {
 	if s.cred != nil {
 		_ = logf.Chown(int(s.cred.Uid), int(s.cred.Gid))
 	}
-	// Durability settings are off: a test's database dies with the test,
-	// and fsync would make every test wait on the disk.
-	cmd := s.command("postgres", "-D", s.dataDir(),
-		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(s.Port),
-		"-c", "unix_socket_directories="+s.Dir, "-c", "fsync=off", "-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=300", "-c", "shared_buffers=32MB",
-		"-c", "log_min_messages=warning", "-c", "timezone=UTC")
+	args := []string{"-D", s.dataDir(),
+		"-c", "listen_addresses=127.0.0.1", "-c", "port=" + strconv.Itoa(s.Port),
+		"-c", "unix_socket_directories=" + s.Dir, "-c", "max_connections=300", "-c", "shared_buffers=32MB",
+		"-c", "log_min_messages=warning", "-c", "timezone=UTC"}
+	if !s.durable {
+		// A test's database dies with the test, and fsync would make
+		// every test wait on the disk.
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := s.command("postgres", args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// The postmaster is the child of a thread that lives as long as the
 	// process: Pdeathsig is sent when the creating thread exits, and the
@@ -313,14 +355,16 @@ func (s *PostgresServer) Run(name string, args ...string) ([]byte, error) {
 }
 
 // Stop stops the server (fast shutdown) and waits, at most 30s, for it to
-// exit, then removes its directory.
+// exit, then removes its directory. Later calls do nothing.
 func (s *PostgresServer) Stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-s.exit:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exit
-	}
-	os.RemoveAll(s.Dir)
+	s.stopOnce.Do(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-s.exit:
+		case <-time.After(30 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.exit
+		}
+		os.RemoveAll(s.Dir)
+	})
 }

@@ -4,6 +4,7 @@
 package storetest
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -65,6 +66,7 @@ func Run(t *testing.T, b Backend) {
 		{"ItemsStoredOnce", itemsStoredOnce},
 		{"BranchingSharesPrefix", branching},
 		{"ParentGoneKeepsHistoryInline", parentGone},
+		{"ImagesReadBackWhole", imagesReadBack},
 		{"ReplaceUnderNewParent", replaceUnderNewParent},
 		{"EvictionChurnBoundsItems", evictionChurn},
 		{"Unfinished", unfinished},
@@ -783,6 +785,46 @@ func parentGone(t *testing.T, b Backend) {
 	c := turn("c", rb)
 	apply(t, s, put(c))
 	wantTranscript(t, s, c)
+}
+
+// imagesReadBack: data-URL images in items (repeated across turns, inline
+// when the parent is gone, after a restart) read back byte for byte,
+// whatever the store does to keep them once.
+func imagesReadBack(t *testing.T, b Backend) {
+	raw := make([]byte, 64<<10)
+	for i := range raw {
+		raw[i] = byte(i*31 + i>>8)
+	}
+	img := hermes.Part{Type: "image_url", ImageURL: "data:image/png;base64," + base64.StdEncoding.EncodeToString(raw), Detail: "low"}
+	user := func(text string) []hermes.Message {
+		return []hermes.Message{{Role: hermes.RoleUser, Content: text, Parts: []hermes.Part{{Type: "text", Text: text}, img}}}
+	}
+	open := b.Storage(t)
+	s := open(t, persistence.Options{})
+	a := turn("a", nil)
+	a.Input = user("look")
+	a.Transcript = append(append([]hermes.Message(nil), a.Input...), a.Output...)
+	rb := turn("b", a)
+	rb.Input = user("again")
+	rb.Transcript = append(append(append([]hermes.Message(nil), a.Transcript...), rb.Input...), rb.Output...)
+	apply(t, s, put(a), put(rb))
+	wantTranscript(t, s, rb)
+	apply(t, s, persistence.DeleteResponse("a"))
+	c := turn("c", rb)
+	c.Input = user("once more")
+	c.Transcript = append(append(append([]hermes.Message(nil), rb.Transcript...), c.Input...), c.Output...)
+	apply(t, s, persistence.DeleteResponse("b"))
+	apply(t, s, put(c)) // its parent is gone: the history, images included, inline
+	wantTranscript(t, s, c)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, persistence.Options{})
+	wantTranscript(t, s, c)
+	got, err := s.Response("c")
+	if err != nil || !reflect.DeepEqual(got.Input, c.Input) {
+		t.Fatalf("Response(c) after a restart: %v", err)
+	}
 }
 
 func replaceUnderNewParent(t *testing.T, b Backend) {

@@ -205,7 +205,7 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 			return Response{}, u.failure(ctx, rctx, err)
 		}
 		defer c.close()
-		return u.read(ctx, rctx, wd, c.answer(), images, onDelta, onReasoning)
+		return u.read(ctx, rctx, wd, c.answer(), images, onDelta, onReasoning, req.OnMore)
 	}
 
 	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, u.url, bytes.NewReader(body))
@@ -222,7 +222,7 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 		return Response{}, u.failure(ctx, rctx, err)
 	}
 	defer resp.Body.Close()
-	return u.read(ctx, rctx, wd, httpAnswer(resp), images, onDelta, onReasoning)
+	return u.read(ctx, rctx, wd, httpAnswer(resp), images, onDelta, onReasoning, req.OnMore)
 }
 
 // answer is a response whose headers came, from either transport.
@@ -252,7 +252,7 @@ func httpAnswer(resp *http.Response) answer {
 // to onDelta and reasoning deltas to onReasoning as SSE lines arrive.
 // images says the request carried images: a server refusing it as a bad
 // request (a model without vision) is then the client's 400, not a 502.
-func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, images bool, onDelta, onReasoning func(string)) (Response, error) {
+func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, images bool, onDelta, onReasoning func(string), onMore func(bool)) (Response, error) {
 	if a.status < 200 || a.status > 299 {
 		err := statusError(a, time.Now())
 		if images && (a.status == http.StatusBadRequest || a.status == http.StatusUnsupportedMediaType || a.status == http.StatusUnprocessableEntity) {
@@ -275,6 +275,12 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, image
 		src, chunked = a.chunked, true
 	}
 	sr := newSSEReader(src, chunked, *buf, maxLineBytes)
+	if onMore != nil {
+		// What one read brought is handed out as one batch: the caller
+		// holds its deltas until the next read, which may wait.
+		sr.reading = func(before bool) { onMore(!before) }
+		defer onMore(false)
+	}
 	idle := hermes.Errorf(hermes.ETimeout, "upstream stream idle for %v", u.opts.IdleTimeout)
 	var rerr error
 	for {
@@ -303,7 +309,7 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, image
 		case dec.sawData && !before:
 			wd.rearm(u.opts.IdleTimeout, idle)
 		case dec.sawData:
-			wd.reset(u.opts.IdleTimeout)
+			wd.reset()
 		}
 	}
 	if cap(sr.buf) <= 64<<10 {
@@ -459,28 +465,57 @@ func isJSON(contentType string) bool {
 
 // watchdog cancels a request when a timer fires, with the error naming the
 // timeout as the cancellation cause.
+//
+// Progress (reset) only notes the time: the timer, when it fires, waits
+// on for what is left of the timeout since the last progress. Resetting
+// the runtime timer on every line of a stream was a visible share of a
+// streamed token's cost.
 type watchdog struct {
-	timer *time.Timer
 	cause atomic.Pointer[hermes.Error]
+	start time.Time
+	d     atomic.Int64 // the current timeout
+	seen  atomic.Int64 // the last progress, as time since start
+	mu    sync.Mutex   // guards timer, which fire reads
+	timer *time.Timer
 }
 
 func startWatchdog(d time.Duration, cause *hermes.Error, cancel context.CancelCauseFunc) *watchdog {
-	w := &watchdog{}
+	w := &watchdog{start: time.Now()}
 	w.cause.Store(cause)
-	w.timer = time.AfterFunc(d, func() { cancel(w.cause.Load()) })
+	w.d.Store(int64(d))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timer = time.AfterFunc(d, func() {
+		idle := time.Since(w.start) - time.Duration(w.seen.Load())
+		if rest := time.Duration(w.d.Load()) - idle; rest > 0 {
+			w.mu.Lock()
+			w.timer.Reset(rest)
+			w.mu.Unlock()
+			return
+		}
+		cancel(w.cause.Load())
+	})
 	return w
 }
 
-// rearm switches to another timeout and restarts the timer.
+// rearm switches to another timeout, counted from now.
 func (w *watchdog) rearm(d time.Duration, cause *hermes.Error) {
 	w.cause.Store(cause)
+	w.d.Store(int64(d))
+	w.seen.Store(int64(time.Since(w.start)))
+	w.mu.Lock()
 	w.timer.Reset(d)
+	w.mu.Unlock()
 }
 
-// reset restarts the timer for the current timeout.
-func (w *watchdog) reset(d time.Duration) { w.timer.Reset(d) }
+// reset notes progress: the current timeout counts again from now.
+func (w *watchdog) reset() { w.seen.Store(int64(time.Since(w.start))) }
 
-func (w *watchdog) stop() { w.timer.Stop() }
+func (w *watchdog) stop() {
+	w.mu.Lock()
+	w.timer.Stop()
+	w.mu.Unlock()
+}
 
 // Request wire types: only what hermesd sends.
 type wireRequest struct {
