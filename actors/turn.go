@@ -17,12 +17,12 @@ const (
 
 // turnInput is a turn request with what Submit already resolved.
 type turnInput struct {
-	req  *hermes.TurnRequest
-	key  string                 // the routing key: its conversation actor's, its lease's
+	req *hermes.TurnRequest
+	key string // the routing key: its conversation actor's, its lease's
 	// place receives the turn's place in its lease's queue (cluster mode;
 	// nil when the turn needs no lease).
 	place chan place
-	prev *hermes.StoredResponse // the record previous_response_id names
+	prev  *hermes.StoredResponse // the record previous_response_id names
 	// local is true when prev is the caller's (req.PreviousRecord), never
 	// stored: its transcript is at hand and the store knows nothing of it.
 	local bool

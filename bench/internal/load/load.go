@@ -86,14 +86,14 @@ func (k Kind) String() string {
 
 // Options configure one run.
 type Options struct {
-	Scenario    string
-	Kind        Kind
-	BaseURL     string // http://host:port, without /v1
+	Scenario string
+	Kind     Kind
+	BaseURL  string // http://host:port, without /v1
 	// Nodes are more hermesd nodes of one cluster (cluster mode): each
 	// worker sends its requests to BaseURL and these in turn, so every
 	// turn of a conversation may land on another node, as behind a load
 	// balancer without affinity.
-	Nodes []string
+	Nodes       []string
 	Concurrency int
 	// Duration and Requests bound the run; the first reached ends it. At
 	// least one must be set.
@@ -358,7 +358,7 @@ type worker struct {
 	// answered with a tool call, so carries no content.
 	toolTurn bool
 	// ws is the worker's WebSocket in ws-agent-loop, kept across loops.
-	ws *websocket.Conn
+	ws   *websocket.Conn
 	sent int // requests sent, to pick the next node
 }
 
