@@ -280,7 +280,7 @@ func TestPromptDirectivesOneALine(t *testing.T) {
 
 // With Nodes, a chain's turns go to the nodes in turn (one shared fake
 // store behind three addresses, as nodes on one database): each node
-// gets a third of the requests, and chains still continue.
+// gets about a third of the requests, and chains still continue.
 func TestNodesRoundRobin(t *testing.T) {
 	f := &fakeResponses{seen: map[string]int{}, convs: map[string]int{}}
 	var hits [3]atomic.Int64
@@ -296,9 +296,11 @@ func TestNodesRoundRobin(t *testing.T) {
 	if err != nil || res.Errors != 0 {
 		t.Fatalf("chain: %v %v", err, res.ErrorKinds)
 	}
+	// Each worker goes round the nodes; workers share the request
+	// budget, so a node may get one more or fewer per worker.
 	for i := range hits {
-		if n := hits[i].Load(); n != 10 {
-			t.Errorf("node %d got %d requests, want 10", i, n)
+		if n := hits[i].Load(); n < 10-3 || n > 10+3 {
+			t.Errorf("node %d got %d requests, want 10±3", i, n)
 		}
 	}
 	f.mu.Lock()
