@@ -352,10 +352,21 @@ func (c *Cluster) release(l *persistence.Lease) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.TTL)
 	defer cancel()
 	start := time.Now()
-	_, err := c.pool.Exec(ctx, "SELECT lease_release($1, $2, 0)", l.Key, l.Epoch)
+	// Whether the lease was still ours is read before it is released: a
+	// holder that stalled past it may learn so only here (its fenced
+	// write failed before a renewal noticed).
+	var mine bool
+	err := c.pool.QueryRow(ctx, `WITH held AS (SELECT count(*) > 0 AS mine FROM leases WHERE key = $1 AND epoch = $2)
+		SELECT mine, lease_release($1, $2, 0) IS NULL FROM held`, l.Key, l.Epoch).Scan(&mine, new(bool))
 	c.timed("release", start, err)
 	if err != nil {
 		c.log.Warn("releasing a lease failed; it expires on its own", "key", l.Key, "err", err)
+		return
+	}
+	if !mine {
+		c.losses.Add(1)
+		c.log.Warn("lease lost: another node took the conversation over", "key", l.Key, "epoch", l.Epoch)
+		l.Lose()
 	}
 }
 
