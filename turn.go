@@ -123,6 +123,13 @@ type StoredResponse struct {
 	// the history it continued (it then starts a new base: no Parent, its
 	// compacted history kept with it). It is rendered first in the output.
 	Compaction *Message `json:"compaction,omitempty"`
+	// Unbased is how many bytes of items the chain has stored since its
+	// last base (a record without Parent), this record's own included. A
+	// turn that only trims old tool outputs keeps its parent instead of
+	// writing a trimmed copy, so untrimmed items pile up behind it; past a
+	// bound, a turn writes its trimmed history as a new base anyway and
+	// the items behind it can go.
+	Unbased int64 `json:"unbased,omitempty"`
 	// Transcript is Parent's transcript followed by Consumed, Input and
 	// Output: what the next turn starts from. It lives in memory only (the
 	// conversation actor caches it); the store rebuilds it from parents, and

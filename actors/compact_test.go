@@ -335,3 +335,65 @@ func TestTrimmedHistoryReadBackTrimsAgain(t *testing.T) {
 		t.Errorf("the prompt after the restart begins with %q, want the chain's first fact", got)
 	}
 }
+
+// TestTrimmingChainRebasesPastBound: a chain of 64 KB tool outputs through
+// a 128k window trims every few turns and would summarise only after
+// hundreds; the items it keeps behind its last base stay under maxUnbased,
+// because a trimming turn past the bound writes its trimmed history as a
+// new base, whose transcript reads back whole (first message first,
+// outputs trimmed) with no compaction item.
+func TestTrimmingChainRebasesPastBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 turns of 64 KB")
+	}
+	store, err := persistence.Open(t.TempDir()+"/db", persistence.Options{NoSync: true, Capacity: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reg := tooling.NewRegistry([]tooling.Tool{blobTool{out: strings.Repeat("y", 64<<10)}}, nil)
+	rt := New(Options{Agent: &Agent{Model: &summarisingChain{}, Tools: reg, Window: llm.NewWindow(llm.DefaultContextWindow)}, Store: store})
+	defer rt.Shutdown(context.Background())
+	prev, rebased := "", ""
+	for i := range 100 {
+		id := "resp_" + strconv.Itoa(i)
+		res, _ := runTurn(t, rt, &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true,
+			Input: []hermes.Message{{Role: hermes.RoleUser, Content: strconv.Itoa(i)}}})
+		if res.Err != nil || !res.Stored {
+			t.Fatalf("turn %d: %v", i, res.Err)
+		}
+		if res.Compacted != nil {
+			t.Fatalf("turn %d summarised: the test wants a chain that only trims", i)
+		}
+		head, err := store.ResponseHead(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head.Unbased > maxUnbased+(128<<10) {
+			t.Fatalf("turn %d: %d bytes of items stored behind the chain's last base (bound %d)", i, head.Unbased, maxUnbased)
+		}
+		if i > 0 && head.Parent == "" && rebased == "" {
+			rebased = id
+			if res.Trimmed == nil || res.Compaction != nil {
+				t.Fatalf("turn %d became a base without trimming, or with a compaction item", i)
+			}
+		}
+		prev = id
+	}
+	if rebased == "" {
+		t.Fatal("100 turns of 64 KB (6 MB) never wrote a new base")
+	}
+	tr, err := store.Transcript(rebased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trimmed := 0
+	for _, m := range tr {
+		if strings.Contains(m.Content, "trimmed by hermesd") {
+			trimmed++
+		}
+	}
+	if tr[0].Content != "0" || trimmed == 0 {
+		t.Errorf("the new base's transcript begins with %q and holds %d trimmed outputs", tr[0].Content, trimmed)
+	}
+}
