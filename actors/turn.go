@@ -374,7 +374,20 @@ func (r *Runtime) record(in *turnInput, last *hermes.StoredResponse, parent stri
 	if conv != nil {
 		rec.Consumed = conv.Pending
 	}
+	// behind is what the chain stores behind this record, its own items
+	// included, should it keep its parent.
+	behind := itemBytes(rec.Consumed) + itemBytes(res.Added)
+	if parent != "" {
+		behind += r.unbased(parent, in, last)
+	}
 	switch {
+	case res.Compacted != nil && res.Splice != nil && parent != "" && res.Splice.Skip <= len(history)-len(rec.Consumed) &&
+		behind <= maxUnbased:
+		// The kept turns are the parent's: the record points at them
+		// (its parent, from item Skip on) and stores only the head, so a
+		// compaction writes O(summary), not O(kept turns).
+		rec.Compaction, rec.Splice = res.Compaction, res.Splice
+		history = res.Compacted
 	case res.Compacted != nil:
 		// A new base: the compacted history is kept with this record, and
 		// nothing before it is needed any more.
@@ -385,8 +398,8 @@ func (r *Runtime) record(in *turnInput, last *hermes.StoredResponse, parent stri
 		// is only what the next turn starts from in memory.
 		history = res.Trimmed
 	}
-	if res.Compacted == nil && rec.Parent != "" {
-		rec.Unbased = r.unbased(rec.Parent, in, last) + itemBytes(rec.Consumed) + itemBytes(res.Added)
+	if rec.Parent != "" {
+		rec.Unbased = behind
 		if res.Trimmed != nil && rec.Unbased > maxUnbased {
 			// The trimmed history becomes the base: what is stored behind
 			// this chain stays bounded.

@@ -63,7 +63,10 @@ type Op struct {
 // write does not grow with the chain. Should the parent have been deleted
 // since r's turn read it, r keeps the rest of its Transcript inline instead,
 // so its transcript stays whole; so does a response with no parent whose
-// Transcript holds more than its own items (a compacted history).
+// Transcript holds more than its own items (a compacted history). A
+// response with a parent and a Splice (a compaction that kept the parent's
+// most recent turns) writes the splice's head and where the kept turns
+// start, not the kept turns.
 //
 // The record is encoded here, on the caller's goroutine, so the single
 // writer spends its time writing; later changes to r's fields are not
@@ -89,7 +92,14 @@ func PutResponse(r *hermes.StoredResponse) Op {
 		op.node, op.err = encode(newNode(inherit, own))
 		return op
 	}
-	op.node, op.err = encode(newNode(nil, own))
+	n := newNode(nil, own)
+	if sp := r.Splice; sp != nil && sp.Skip > 0 {
+		// A compaction that kept its parent's last turns: the head only,
+		// and where in the parent's transcript the kept turns start.
+		n = newNode(sp.Head, own)
+		n.Skip = sp.Skip
+	}
+	op.node, op.err = encode(n)
 	op.own, op.inherit = own, inherit
 	return op
 }

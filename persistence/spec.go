@@ -85,14 +85,12 @@ func FillItems(r *hermes.StoredResponse, data []byte) error {
 	return nil
 }
 
-// ItemsOf returns every item stored under id, in transcript order: its
-// inherited history, if any, then its own.
-func ItemsOf(id string, data []byte) ([]hermes.Message, error) {
-	n, err := decodeNode(id, data)
-	if err != nil {
-		return nil, err
-	}
-	return n.Items, nil
+// AppendItems appends the transcript items stored under id to out, the
+// transcript of its parent (nil when it has none): its inherited
+// history, if any, then its own; a spliced record's head replaces the
+// start of out.
+func AppendItems(out []hermes.Message, id string, data []byte) ([]hermes.Message, error) {
+	return appendNode(out, id, data)
 }
 
 // DecodeFile decodes a file record stored under id.

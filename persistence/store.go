@@ -322,11 +322,9 @@ func (s *Store) Transcript(id string) ([]hermes.Message, error) {
 	}
 	var out []hermes.Message
 	for i := len(chain) - 1; i >= 0; i-- {
-		n, err := decodeNode(chain[i].id, chain[i].data)
-		if err != nil {
+		if out, err = appendNode(out, chain[i].id, chain[i].data); err != nil {
 			return nil, err
 		}
-		out = append(out, n.Items...)
 	}
 	return out, nil
 }

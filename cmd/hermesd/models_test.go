@@ -359,7 +359,9 @@ func TestStreamingOff(t *testing.T) {
 // with truncation "disabled" (its upstream never called) and compacted to
 // fit without it, while the large model takes it whole.
 func TestPerModelContextWindow(t *testing.T) {
-	reply := func(n int, call *hermestest.Call) hermestest.Reply { return hermestest.Reply{Text: "SUMMARY or answer"} }
+	reply := func(n int, call *hermestest.Call) hermestest.Reply {
+		return hermestest.Reply{Text: "SUMMARY or answer"}
+	}
 	small, big := hermestest.NewUpstream(t, reply), hermestest.NewUpstream(t, reply)
 	h := startWithConfig(t, `
 default_model: big
