@@ -23,6 +23,9 @@ const (
 	// asked for failed before its first token and a fallback took over.
 	// It comes before that fallback's first output.
 	EventModel
+	// EventMCPList: List is the tool list of a request's MCP server, read
+	// at the start of the turn.
+	EventMCPList
 )
 
 // Event is everything a turn emits on its way to the client. httpfront alone
@@ -33,6 +36,7 @@ type Event struct {
 	Tool   *ToolEvent
 	Result *TurnResult
 	Item   *Message
+	List   *MCPList
 }
 
 // ToolEvent describes one agent tool run, for progress markers and
@@ -46,6 +50,9 @@ type ToolEvent struct {
 	Label     string
 	Arguments string
 	Output    string // set on EventToolFinished
+	// ApprovalRequest is the approval request a call run on the client's
+	// approval answers (ToolCall.ApprovalRequest).
+	ApprovalRequest string
 }
 
 // FinishReason says why a turn's answer ended.
@@ -87,6 +94,11 @@ type TurnResult struct {
 	// Compaction is the compaction item the turn made, if any; it is also
 	// in Compacted.
 	Compaction *Message
+	// MCPLists are the tool lists of the request's MCP servers.
+	MCPLists []MCPList
+	// ApprovalRequests are the calls waiting for the client's approval:
+	// the turn ended for them.
+	ApprovalRequests []ToolCall
 	// Trimmed is set when the turn only trimmed old tool outputs of the
 	// history it continued: that history, trimmed, which Added follows.
 	// The record still points at its parent (the trims are made again

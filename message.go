@@ -83,6 +83,11 @@ type ToolCall struct {
 	// differs from Name (which is how the model knows it: mcp_<server>_<tool>).
 	// The Responses API's mcp_call items name it so.
 	Tool string `json:"tool,omitempty"`
+	// Approval is set on calls to a request's MCP server that needed the
+	// client's approval (ApprovalRequested…); ApprovalRequest is the id of
+	// the approval request a call made on the client's answer answers.
+	Approval        string `json:"approval,omitempty"`
+	ApprovalRequest string `json:"approval_request,omitempty"`
 }
 
 // AgentServer is the Server of calls hermesd's agent ran itself.
@@ -129,4 +134,70 @@ func (u *Usage) Add(o Usage) {
 	u.CompletionTokens += o.CompletionTokens
 	u.CachedTokens += o.CachedTokens
 	u.ReasoningTokens += o.ReasoningTokens
+}
+
+// Approval states of a call to a request's MCP server (ToolCall.Approval).
+const (
+	// ApprovalRequested: the call waits for the client's approval; the
+	// turn ended there, and the call's tool result is a placeholder.
+	ApprovalRequested = "requested"
+	// ApprovalApproved and ApprovalDeclined mark the call a later turn made
+	// again on the client's answer: run, or answered as declined.
+	ApprovalApproved = "approved"
+	ApprovalDeclined = "declined"
+)
+
+// RemoteMCP is a remote MCP server a request offers the agent for its turn
+// (the Responses API's tool of type mcp): hermesd connects to it, lists
+// its tools and runs the model's calls there.
+type RemoteMCP struct {
+	Label   string
+	URL     string
+	Headers map[string]string
+	// Allowed names the server's tools the model may see and call; nil
+	// allows them all.
+	Allowed []string
+	// Approve is whether a call needs the client's approval first, unless
+	// its tool is named in Never (or, when Approve is false, in Always).
+	Approve       bool
+	Always, Never []string
+}
+
+// NeedsApproval reports whether a call to the server's tool must wait for
+// the client's approval.
+func (s RemoteMCP) NeedsApproval(tool string) bool {
+	for _, n := range s.Never {
+		if n == tool {
+			return false
+		}
+	}
+	for _, n := range s.Always {
+		if n == tool {
+			return true
+		}
+	}
+	return s.Approve
+}
+
+// Approval is the client's answer to an approval request: the call it
+// asked about (from the response that asked), and whether to run it.
+type Approval struct {
+	RequestID string // the mcp_approval_request item's id
+	Call      ToolCall
+	Approve   bool
+}
+
+// MCPList is the tool list of a request's MCP server, as hermesd read it
+// for a turn (the Responses API's mcp_list_tools item).
+type MCPList struct {
+	Server string    `json:"server"`
+	Tools  []MCPTool `json:"tools,omitempty"`
+}
+
+// MCPTool is one tool of an MCPList.
+type MCPTool struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// InputSchema is the tool's JSON schema, as raw JSON.
+	InputSchema []byte `json:"input_schema,omitempty"`
 }

@@ -27,6 +27,12 @@ type TurnRequest struct {
 	Input []Message
 	// ClientTools are the caller's own function tools, handed back when called.
 	ClientTools []ToolSpec
+	// MCP are the remote MCP servers the request offers the agent for this
+	// turn; their headers are secrets, kept in memory only.
+	MCP []RemoteMCP
+	// Approvals answer approval requests of the response this turn
+	// continues: each call approved runs before the model is called.
+	Approvals []Approval
 	// ToolChoice is passed to the model ("auto", "none", "required" or a name).
 	ToolChoice string
 	MaxTokens  int
@@ -69,6 +75,35 @@ type TurnRequest struct {
 	// Ctx is the request's context. The receiver cancels it when it no
 	// longer listens (the client went away), which cancels the turn.
 	Ctx context.Context
+	// Sink, when set, takes the turn's events instead of Events: the turn
+	// hands each one over on its own goroutine, so a stream writes a
+	// frame without passing it to another goroutine first.
+	Sink EventSink
+}
+
+// EventSink receives a turn's events as they happen (TurnRequest.Sink).
+// Emit is called one event at a time (a turn's tools run concurrently, so
+// not always from the same goroutine); it returns false once nobody
+// listens. More(true) says the events that follow are already at hand
+// (the model's stream holds more that arrived together), so a writer may
+// hold them to send together; More(false) that the stream then waits.
+type EventSink interface {
+	Emit(Event) bool
+	More(bool)
+}
+
+// Send hands ev to whoever listens to the turn: its Sink, or its Events
+// channel until Ctx ends. It reports false once nobody listens.
+func (r *TurnRequest) Send(ev Event) bool {
+	if r.Sink != nil {
+		return r.Sink.Emit(ev)
+	}
+	select {
+	case r.Events <- ev:
+		return true
+	case <-r.Ctx.Done():
+		return false
+	}
 }
 
 // Status of a stored response.
@@ -113,6 +148,9 @@ type StoredResponse struct {
 	Output []Message    `json:"output,omitempty"`
 	Finish FinishReason `json:"finish,omitempty"`
 	Usage  Usage        `json:"usage"`
+	// MCPLists are the tool lists of the request's MCP servers as the
+	// turn read them; they are rendered first in the output.
+	MCPLists []MCPList `json:"mcp_lists,omitempty"`
 	// ErrCode and ErrMessage describe why a failed or incomplete turn ended.
 	ErrCode    string `json:"err_code,omitempty"`
 	ErrMessage string `json:"err_message,omitempty"`

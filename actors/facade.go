@@ -270,10 +270,7 @@ func (r *Runtime) skipTurn(in *turnInput) {
 	}
 	res.Record = rec
 	r.release()
-	select {
-	case req.Events <- hermes.Event{Kind: hermes.EventDone, Result: &res}:
-	case <-req.Ctx.Done():
-	}
+	req.Send(hermes.Event{Kind: hermes.EventDone, Result: &res})
 }
 
 // FailUnfinished marks failed, with code server_restarted, every stored

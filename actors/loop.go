@@ -52,9 +52,23 @@ type Agent struct {
 	// answers for new turns; a running turn keeps what it started with.
 	Setup func(model string) TurnSetup
 
+	// Remote connects to a request's MCP server for one turn; nil refuses
+	// requests that name one.
+	Remote func(ctx context.Context, s hermes.RemoteMCP) (RemoteServer, error)
+
 	// running is shared by the turns' copies of the agent (Setup); New
 	// makes it, and an agent run without a Runtime tracks nothing.
 	running *toolRuns
+}
+
+// RemoteServer is a request's MCP server, connected for one turn.
+type RemoteServer interface {
+	// Tools are the tools the request allows, named for the model and
+	// answering tooling.Served.
+	Tools() []tooling.Tool
+	// List is the tool list the client is shown.
+	List() hermes.MCPList
+	Close()
 }
 
 // TurnSetup is what one turn runs with (Agent.Setup). Tools and Prompt nil
@@ -67,6 +81,8 @@ type TurnSetup struct {
 	Prompt        func(callerSystem string) string
 	// NoTools sends the model no tools (a model without tool calling).
 	NoTools bool
+	// Done, when set, is called once the turn has ended.
+	Done func()
 }
 
 // prompt returns what every model call of req's turn sends besides the
@@ -105,7 +121,11 @@ type emitFunc func(hermes.Event) bool
 // becomes the turn's error.
 func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.TurnRequest, emit emitFunc) (res hermes.TurnResult) {
 	if a.Setup != nil {
-		return a.forTurn(req.Model).Run(ctx, history, req, emit)
+		t, done := a.forTurn(req.Model)
+		if done != nil {
+			defer done()
+		}
+		return t.Run(ctx, history, req, emit)
 	}
 	res.ResponseID = req.ResponseID
 	defer func() {
@@ -114,6 +134,17 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 				Cause: fmt.Errorf("panic: %v\n%s", p, debug.Stack())}
 		}
 	}()
+
+	var approve map[string]bool // the request's MCP tools whose calls wait for approval
+	if len(req.MCP) > 0 {
+		t, close, err := a.connectRemote(ctx, req, emit, &res)
+		if err != nil {
+			res.Err = err
+			return res
+		}
+		defer close()
+		a, approve = t.agent, t.approve
+	}
 
 	// The turn appends to history in place when its array has room: the
 	// conversation actor hands over the transcript it cached, which only
@@ -164,6 +195,13 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 		}
 		return true, nil
 	}
+	if len(req.Approvals) > 0 {
+		transcript = append(transcript, a.answerApprovals(ctx, req.Approvals, transcript[:len(transcript):len(transcript)], emit)...)
+	}
+	var more func(bool)
+	if req.Sink != nil && req.Progress {
+		more = req.Sink.More
+	}
 	retried := false // one compaction and retry after the upstream says the prompt is too long
 	for iter := 0; ; iter++ {
 		if a.Window != nil {
@@ -195,6 +233,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			OnReasoning: func(delta string) {
 				emit(hermes.Event{Kind: hermes.EventReasoningDelta, Text: delta})
 			},
+			OnMore: more,
 		}, func(delta string) {
 			emit(hermes.Event{Kind: hermes.EventTextDelta, Text: delta})
 		})
@@ -248,18 +287,23 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 			return finish()
 		}
 
-		var agentCalls, handBack []hermes.ToolCall
+		var agentCalls, handBack, waiting []hermes.ToolCall
 		for i, c := range out.ToolCalls {
 			if clientTools[c.Name] {
 				handBack = append(handBack, c)
-			} else {
-				out.ToolCalls[i].Server = hermes.AgentServer
-				if a.Tools != nil {
-					// An MCP server's name and its own name for the tool.
-					out.ToolCalls[i].Server, out.ToolCalls[i].Tool = a.Tools.Origin(c.Name)
-				}
-				agentCalls = append(agentCalls, out.ToolCalls[i])
+				continue
 			}
+			out.ToolCalls[i].Server = hermes.AgentServer
+			if a.Tools != nil {
+				// An MCP server's name and its own name for the tool.
+				out.ToolCalls[i].Server, out.ToolCalls[i].Tool = a.Tools.Origin(c.Name)
+			}
+			if approve[c.Name] {
+				out.ToolCalls[i].Approval = hermes.ApprovalRequested
+				waiting = append(waiting, out.ToolCalls[i])
+				continue
+			}
+			agentCalls = append(agentCalls, out.ToolCalls[i])
 		}
 		transcript = append(transcript, hermes.Message{Role: hermes.RoleAssistant, Content: out.Text, Reasoning: out.Reasoning, ToolCalls: out.ToolCalls})
 		allowed := len(agentCalls)
@@ -276,10 +320,18 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 		// array this turn goes on extending.
 		results := a.runTools(ctx, agentCalls, allowed, transcript[:len(transcript):len(transcript)], emit)
 		transcript = append(transcript, results...)
-		if len(handBack) > 0 {
+		for _, c := range waiting {
+			// Answered for now, so the transcript stays one every upstream
+			// takes; the call is made again once the client approves it.
+			transcript = append(transcript, hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name, Content: awaitingApproval})
+		}
+		if len(handBack) > 0 || len(waiting) > 0 {
 			res.Text = out.Text
-			res.ClientToolCalls = handBack
-			res.Finish = hermes.FinishToolCalls
+			res.ClientToolCalls, res.ApprovalRequests = handBack, waiting
+			res.Finish = hermes.FinishStop
+			if len(handBack) > 0 {
+				res.Finish = hermes.FinishToolCalls
+			}
 			return finish()
 		}
 		if ctx.Err() != nil {
@@ -310,7 +362,8 @@ func (a *Agent) runTools(ctx context.Context, calls []hermes.ToolCall, allowed i
 	results := make([]hermes.Message, len(calls))
 	events := make([]*hermes.ToolEvent, len(calls))
 	for i, c := range calls {
-		ev := &hermes.ToolEvent{CallID: c.ID, Name: c.Name, Server: c.Server, Tool: c.Tool, Emoji: "⚡", Label: c.Name, Arguments: c.Arguments}
+		ev := &hermes.ToolEvent{CallID: c.ID, Name: c.Name, Server: c.Server, Tool: c.Tool, Emoji: "⚡", Label: c.Name, Arguments: c.Arguments,
+			ApprovalRequest: c.ApprovalRequest}
 		if t, ok := a.lookup(c.Name); ok {
 			ev.Emoji = t.Emoji()
 			ev.Label = safeLabel(t, c)
@@ -406,8 +459,9 @@ type toolRun struct {
 	start    time.Time
 }
 
-// forTurn is the agent a turn for model runs: a copy with Setup's answer.
-func (a *Agent) forTurn(model string) *Agent {
+// forTurn is the agent a turn for model runs: a copy with Setup's answer,
+// and what to call when the turn ends.
+func (a *Agent) forTurn(model string) (*Agent, func()) {
 	ts := a.Setup(model)
 	t := *a
 	t.Setup = nil
@@ -421,7 +475,7 @@ func (a *Agent) forTurn(model string) *Agent {
 	if ts.NoTools {
 		t.Tools = nil
 	}
-	return &t
+	return &t, ts.Done
 }
 
 // toolRuns is the set of tool calls under way, including those abandoned
@@ -528,4 +582,108 @@ func contextError(ctx context.Context, err error) *hermes.Error {
 		return errLeaseLost
 	}
 	return &hermes.Error{Code: hermes.ECancelled, Message: "the turn was cancelled", Cause: err}
+}
+
+// awaitingApproval is the result the model reads for a call waiting for
+// the client's approval.
+var awaitingApproval = tooling.JSONResult(map[string]string{
+	"status": "awaiting approval",
+	"note":   "this call needs the user's approval; it runs if they approve it, and its result follows then",
+})
+
+// turnRemote is what a turn took from its request's MCP servers.
+type turnRemote struct {
+	agent   *Agent          // a copy with the servers' tools added
+	approve map[string]bool // tool name → its calls wait for approval
+}
+
+// connectRemote connects to the request's MCP servers, emits and records
+// their tool lists, and returns the agent the turn runs with and what
+// closes the connections. A server that cannot be reached fails the turn
+// before anything else happened, so the client gets a plain error.
+func (a *Agent) connectRemote(ctx context.Context, req *hermes.TurnRequest, emit emitFunc, res *hermes.TurnResult) (*turnRemote, func(), *hermes.Error) {
+	var conns []RemoteServer
+	closeAll := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	configured := make(map[string]bool)
+	if a.Tools != nil {
+		for _, n := range a.Tools.Names() {
+			server, _ := a.Tools.Origin(n)
+			configured[server] = true
+		}
+	}
+	t := &turnRemote{approve: make(map[string]bool)}
+	var extra []tooling.Tool
+	for _, s := range req.MCP {
+		if configured[s.Label] {
+			closeAll()
+			return nil, nil, hermes.InvalidParam("tools", "server_label '%s' names an MCP server this server has configured; choose another label", s.Label)
+		}
+		if a.Remote == nil {
+			closeAll()
+			return nil, nil, hermes.InvalidParam("tools", "this server does not connect to MCP servers a request names")
+		}
+		c, err := a.Remote(ctx, s)
+		if err != nil {
+			closeAll()
+			return nil, nil, hermes.AsError(err)
+		}
+		conns = append(conns, c)
+		for _, tl := range c.Tools() {
+			name := tl.Spec().Name
+			tool := name
+			if sv, ok := tl.(tooling.Served); ok {
+				tool = sv.ServerTool()
+			}
+			t.approve[name] = s.NeedsApproval(tool)
+			extra = append(extra, tl)
+		}
+		list := c.List()
+		res.MCPLists = append(res.MCPLists, list)
+		emit(hermes.Event{Kind: hermes.EventMCPList, List: &list})
+	}
+	base := a.Tools
+	if base == nil {
+		base = tooling.NewRegistry(nil, nil)
+	}
+	reg, _ := base.With(extra) // no collision: the labels differ from every configured server's
+	turn := *a
+	turn.Tools = reg
+	t.agent = &turn
+	return t, closeAll, nil
+}
+
+// answerApprovals makes the calls the client answered again, approved ones
+// run and declined ones answered so, and returns the assistant message
+// holding them and their results, to follow what the turn continues.
+func (a *Agent) answerApprovals(ctx context.Context, approvals []hermes.Approval, history []hermes.Message, emit emitFunc) []hermes.Message {
+	calls := make([]hermes.ToolCall, len(approvals))
+	var run []hermes.ToolCall
+	for i, ap := range approvals {
+		c := ap.Call
+		// A call id of its own: the request's call is answered already
+		// (awaitingApproval), and an id answers one call.
+		c.ID += "_approved"
+		c.ApprovalRequest, c.Approval = ap.RequestID, hermes.ApprovalDeclined
+		if ap.Approve {
+			c.Approval = hermes.ApprovalApproved
+			run = append(run, c)
+		}
+		calls[i] = c
+	}
+	ran := a.runTools(ctx, run, len(run), history, emit)
+	out := []hermes.Message{{Role: hermes.RoleAssistant, ToolCalls: calls}}
+	for _, c := range calls {
+		if c.Approval == hermes.ApprovalApproved {
+			out = append(out, ran[0])
+			ran = ran[1:]
+			continue
+		}
+		out = append(out, hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name,
+			Content: tooling.ErrorResult("the user declined this call; it did not run")})
+	}
+	return out
 }

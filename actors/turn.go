@@ -120,12 +120,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 		if !req.Progress && ev.Kind != hermes.EventDone {
 			return true
 		}
-		select {
-		case req.Events <- ev:
-			return true
-		case <-req.Ctx.Done():
-			return false
-		}
+		return req.Send(ev)
 	}
 
 	var res hermes.TurnResult
@@ -361,6 +356,7 @@ func (r *Runtime) record(in *turnInput, last *hermes.StoredResponse, parent stri
 		Usage:        res.Usage,
 		Wire:         req.Wire,
 		Status:       hermes.StatusCompleted,
+		MCPLists:     res.MCPLists,
 	}
 	if res.Model != "" {
 		rec.Model = res.Model // a fallback answered

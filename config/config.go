@@ -66,6 +66,10 @@ type Config struct {
 	TavilyBaseURL  string        // TAVILY_BASE_URL
 	DuckDuckGoURL  string        // DUCKDUCKGO_BASE_URL
 	WebAllowPriv   bool          // HERMES_WEB_ALLOW_PRIVATE
+	// MCPAllowPriv lets a request's mcp tool reach private, loopback and
+	// link-local addresses (HERMES_MCP_ALLOW_PRIVATE); configured
+	// mcp_servers are the operator's and never guarded.
+	MCPAllowPriv   bool
 	FilesHardlinks bool          // HERMES_FILES_ALLOW_HARDLINKS: file tools open files with several hard links
 	LogFormat      string        // HERMES_LOG_FORMAT or -log-format: text or json
 	LogLevel       string        // HERMES_LOG_LEVEL: debug, info, warn, error
@@ -390,6 +394,7 @@ func Load(args []string, lookup func(string) (string, bool)) (*Config, error) {
 	str(&c.LogFormat, "HERMES_LOG_FORMAT")
 	str(&c.LogLevel, "HERMES_LOG_LEVEL")
 	boolean(&c.WebAllowPriv, "HERMES_WEB_ALLOW_PRIVATE")
+	boolean(&c.MCPAllowPriv, "HERMES_MCP_ALLOW_PRIVATE")
 	boolean(&c.FilesHardlinks, "HERMES_FILES_ALLOW_HARDLINKS")
 	for k, v := range map[string]*string{"API_SERVER_HOST": f.host, "API_SERVER_PORT": f.port, "HERMES_LOG_FORMAT": f.logFormat} {
 		if *v != "" {

@@ -77,6 +77,7 @@ var fileKeys = map[string]string{
 	"TAVILY_BASE_URL":                    "web.tavily_base_url",
 	"DUCKDUCKGO_BASE_URL":                "web.duckduckgo_base_url",
 	"HERMES_WEB_ALLOW_PRIVATE":           "web.allow_private",
+	"HERMES_MCP_ALLOW_PRIVATE":           "mcp.allow_private",
 	"HERMES_LOG_FORMAT":                  "log.format",
 	"HERMES_LOG_LEVEL":                   "log.level",
 }

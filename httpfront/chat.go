@@ -174,9 +174,9 @@ func (s *Server) chatCompletions(ctx *fasthttp.RequestCtx) {
 		mode:         s.progressMode(ctx),
 		includeUsage: cr.StreamOptions != nil && cr.StreamOptions.IncludeUsage,
 	}
-	s.stream(ctx, events, cancel, func(first *hermes.Event, sw *sseWriter) {
+	s.stream(ctx, req, events, cancel, func(first *hermes.Event) encoder {
 		st.first = first
-		st.run(sw)
+		return st
 	})
 }
 

@@ -57,6 +57,10 @@ type item struct {
 	EncryptedContent string
 	// Summary is a reasoning item's summary parts.
 	Summary []contentPart
+	// ApprovalRequest is the approval request an mcp_call answers.
+	ApprovalRequest string
+	// Tools are an mcp_list_tools item's tools.
+	Tools []hermes.MCPTool
 }
 
 type searchAction struct {
@@ -100,15 +104,46 @@ func (it item) wire() any {
 			}
 		}
 		return struct {
-			ID          string  `json:"id"`
-			Type        string  `json:"type"`
-			Status      string  `json:"status"`
-			ServerLabel string  `json:"server_label"`
-			Name        string  `json:"name"`
-			Arguments   string  `json:"arguments"`
-			Output      *string `json:"output"`
-			Error       *string `json:"error"`
-		}{it.ID, it.Type, it.Status, it.ServerLabel, it.Name, it.Arguments, output, errText}
+			ID              string  `json:"id"`
+			Type            string  `json:"type"`
+			Status          string  `json:"status"`
+			ServerLabel     string  `json:"server_label"`
+			Name            string  `json:"name"`
+			Arguments       string  `json:"arguments"`
+			Output          *string `json:"output"`
+			Error           *string `json:"error"`
+			ApprovalRequest string  `json:"approval_request_id,omitempty"`
+		}{it.ID, it.Type, it.Status, it.ServerLabel, it.Name, it.Arguments, output, errText, it.ApprovalRequest}
+	case "mcp_approval_request":
+		return struct {
+			ID          string `json:"id"`
+			Type        string `json:"type"`
+			ServerLabel string `json:"server_label"`
+			Name        string `json:"name"`
+			Arguments   string `json:"arguments"`
+		}{it.ID, it.Type, it.ServerLabel, it.Name, it.Arguments}
+	case "mcp_list_tools":
+		type listed struct {
+			Name        string          `json:"name"`
+			Description string          `json:"description"`
+			InputSchema json.RawMessage `json:"input_schema"`
+			Annotations *struct{}       `json:"annotations"`
+		}
+		tools := make([]listed, len(it.Tools))
+		for i, t := range it.Tools {
+			schema := json.RawMessage(t.InputSchema)
+			if !json.Valid(schema) {
+				schema = json.RawMessage(`{}`)
+			}
+			tools[i] = listed{Name: t.Name, Description: t.Description, InputSchema: schema}
+		}
+		return struct {
+			ID          string   `json:"id"`
+			Type        string   `json:"type"`
+			ServerLabel string   `json:"server_label"`
+			Tools       []listed `json:"tools"`
+			Error       *string  `json:"error"`
+		}{it.ID, it.Type, it.ServerLabel, tools, nil}
 	case "compaction":
 		return struct {
 			ID               string `json:"id"`
@@ -264,7 +299,7 @@ func agentItem(id string, c hermes.ToolCall, result *hermes.Message, form itemFo
 		name = c.Tool // the server's own name, as OpenAI's mcp_call names it
 	}
 	it := item{ID: id, Type: "mcp_call", Status: status, ServerLabel: label, Name: name, Arguments: c.Arguments,
-		Error: errText, Done: result != nil}
+		Error: errText, Done: result != nil, ApprovalRequest: c.ApprovalRequest}
 	if result != nil {
 		it.Output = result.Content
 	}
@@ -335,6 +370,17 @@ func (l *itemList) add(it item, msgs ...hermes.Message) {
 // function_call. id makes the item's id from its prefix.
 func (l *itemList) call(c hermes.ToolCall, result *hermes.Message, agent bool, form itemForm, id func(prefix string) string) {
 	callMsg := hermes.Message{Role: hermes.RoleAssistant, ToolCalls: []hermes.ToolCall{c}}
+	switch c.Approval {
+	case hermes.ApprovalRequested:
+		msgs := []hermes.Message{callMsg}
+		if result != nil {
+			msgs = append(msgs, *result)
+		}
+		l.add(approvalItem(id("mcpr_"), c), msgs...)
+		return
+	case hermes.ApprovalDeclined:
+		return // nothing ran: the client knows it declined
+	}
 	if agent && !form.agentFunctionCalls {
 		if result == nil {
 			l.add(agentItem(id(agentItemPrefix(c)), c, nil, form), callMsg)
@@ -346,21 +392,52 @@ func (l *itemList) call(c hermes.ToolCall, result *hermes.Message, agent bool, f
 	l.add(callItem(id("fc_"), "completed", c, form), callMsg)
 }
 
-// outputItems renders a turn's output messages as items, in the order a
-// stream emits them: text, the agent's calls (with their results, or
-// followed by function_call_output items in the function_call form), then
-// calls handed back to the client. A call answered within the output is
+// approvalItem renders a call waiting for the client's approval.
+func approvalItem(id string, c hermes.ToolCall) item {
+	name := c.Name
+	if c.Tool != "" {
+		name = c.Tool
+	}
+	return item{ID: id, Type: "mcp_approval_request", ServerLabel: c.Server, Name: name, Arguments: c.Arguments}
+}
+
+// listItem renders the tool list of a request's MCP server.
+func listItem(id string, l hermes.MCPList) item {
+	return item{ID: id, Type: "mcp_list_tools", ServerLabel: l.Server, Tools: l.Tools}
+}
+
+// outputItems renders a turn's output as items, in the order a stream
+// emits them: the tool lists of the request's MCP servers, text, the
+// agent's calls (with their results, or followed by function_call_output
+// items in the function_call form), then calls handed back to the client
+// and calls waiting for its approval. A call answered within the output is
 // one the agent ran.
-func outputItems(respID string, out []hermes.Message, form itemForm) ([]item, [][]hermes.Message) {
+func outputItems(respID string, lists []hermes.MCPList, out []hermes.Message, form itemForm) ([]item, [][]hermes.Message) {
 	var l itemList
 	id := func(prefix string) string { return itemID(prefix, respID, itoa(len(l.items))) }
+	for _, list := range lists {
+		l.add(listItem(id("mcpl_"), list))
+	}
 	answers := results(out)
-	var handBack []hermes.ToolCall
+	// Results that only stand in for calls awaiting or declined approval:
+	// the approval items say what became of those calls.
+	placeholder := make(map[string]bool)
+	for _, m := range out {
+		for _, c := range m.ToolCalls {
+			if c.Approval == hermes.ApprovalRequested || c.Approval == hermes.ApprovalDeclined {
+				placeholder[c.ID] = true
+			}
+		}
+	}
+	var handBack, waiting []hermes.ToolCall
 	flush := func() {
 		for _, c := range handBack {
 			l.call(c, nil, false, form, id)
 		}
-		handBack = nil
+		for _, c := range waiting {
+			l.call(c, answers[c.ID], true, form, id)
+		}
+		handBack, waiting = nil, nil
 	}
 	for _, m := range out {
 		switch m.Role {
@@ -374,14 +451,17 @@ func outputItems(respID string, out []hermes.Message, form itemForm) ([]item, []
 			}
 			for _, c := range m.ToolCalls {
 				r := answers[c.ID]
-				if r == nil {
+				switch {
+				case c.Approval == hermes.ApprovalRequested:
+					waiting = append(waiting, c)
+				case r == nil:
 					handBack = append(handBack, c)
-					continue
+				default:
+					l.call(c, r, true, form, id)
 				}
-				l.call(c, r, true, form, id)
 			}
 		case hermes.RoleTool:
-			if form.agentFunctionCalls {
+			if form.agentFunctionCalls && !placeholder[m.ToolCallID] {
 				l.add(callOutputItem(id("fco_"), m), m)
 			}
 		case hermes.RoleCompaction:
@@ -621,7 +701,7 @@ func (s *Server) responseObj(rec *hermes.StoredResponse) *responseObject {
 		}
 		o.IncompleteDetails = &incomplete{Reason: reason}
 	}
-	output, _ := outputItems(rec.ID, recordOutput(rec), s.recordForm(&w))
+	output, _ := outputItems(rec.ID, rec.MCPLists, recordOutput(rec), s.recordForm(&w))
 	if n := len(output); n > 0 && output[n-1].Type == "message" && rec.Status != hermes.StatusCompleted &&
 		rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
 		output[n-1].Status = "incomplete" // the answer was cut short

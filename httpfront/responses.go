@@ -98,9 +98,9 @@ func (s *Server) createResponse(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	st := &responseStream{s: s, req: req, events: events, cancel: cancel}
-	s.stream(ctx, events, cancel, func(first *hermes.Event, sw *sseWriter) {
+	s.stream(ctx, req, events, cancel, func(first *hermes.Event) encoder {
 		st.first = first
-		st.run(sw)
+		return st
 	})
 }
 

@@ -3,6 +3,8 @@ package httpfront
 import (
 	"bytes"
 	"fmt"
+	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/goccy/go-json"
@@ -83,6 +85,9 @@ type inputItem struct {
 	Action      json.RawMessage `json:"action"`
 	// EncryptedContent is a compaction item's sealed summary.
 	EncryptedContent string `json:"encrypted_content"`
+	// An mcp_approval_response's answer.
+	ApprovalRequestID string `json:"approval_request_id"`
+	Approve           *bool  `json:"approve"`
 }
 
 // reasoningEfforts are the efforts the Open Responses schema names
@@ -133,7 +138,8 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	}
 	// With nothing to continue, every tool output must answer a call in
 	// the input itself.
-	input, sys, err := s.decodeInput(rr.Input, inputScope{param: "input", whole: rr.PreviousResponseID == "" && conv == ""})
+	var approvals []approvalAnswer
+	input, sys, err := s.decodeInput(rr.Input, inputScope{param: "input", whole: rr.PreviousResponseID == "" && conv == "", approvals: &approvals})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -142,11 +148,14 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	}
 	req.Input = input
 	req.System = strings.Join(append(system, sys...), "\n\n")
-	if len(req.Input) == 0 {
-		return nil, nil, hermes.InvalidParam("input", "'input' must be a non-empty string or list of items")
-	}
-	if req.ClientTools, err = responseTools(rr.Tools); err != nil {
+	if req.ClientTools, req.MCP, err = responseTools(rr.Tools); err != nil {
 		return nil, nil, err
+	}
+	if req.Approvals, err = s.approvals(approvals, req, rr.PreviousResponseID); err != nil {
+		return nil, nil, err
+	}
+	if len(req.Input) == 0 && len(req.Approvals) == 0 {
+		return nil, nil, hermes.InvalidParam("input", "'input' must be a non-empty string or list of items")
 	}
 	if req.ToolChoice, err = toolChoice(rr.ToolChoice); err != nil {
 		return nil, nil, err
@@ -209,7 +218,10 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 		w.Reasoning = &reasoningConfig{Effort: rr.Reasoning.Effort, Summary: rr.Reasoning.Summary}
 	}
 	if t := bytes.TrimSpace(rr.Tools); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
-		w.Tools = t // echoed as sent
+		w.Tools = t // echoed as sent, credentials masked
+		if len(req.MCP) > 0 {
+			w.Tools = maskedTools(t)
+		}
 	}
 	req.Wire, _ = json.Marshal(w)
 	return &rr, req, nil
@@ -224,6 +236,13 @@ type responseTool struct {
 	ServerLabel string          `json:"server_label"`
 	// Tools are a namespace's function tools (Codex groups tools so).
 	Tools []responseTool `json:"tools"`
+	// An mcp tool's server and what the request allows of it.
+	ServerURL       string            `json:"server_url"`
+	ConnectorID     string            `json:"connector_id"`
+	Authorization   string            `json:"authorization"`
+	Headers         map[string]string `json:"headers"`
+	AllowedTools    json.RawMessage   `json:"allowed_tools"`
+	RequireApproval json.RawMessage   `json:"require_approval"`
 }
 
 // webSearchTools are OpenAI's hosted web search types; hermesd's own
@@ -235,15 +254,16 @@ var webSearchTools = map[string]bool{"web_search": true, "web_search_preview": t
 // tools (flat or grouped in namespaces) become client tools; hosted types
 // hermesd serves itself are accepted; the others are refused by name, so
 // a client never believes a tool is there when it is not.
-func responseTools(raw json.RawMessage) ([]hermes.ToolSpec, error) {
+func responseTools(raw json.RawMessage) ([]hermes.ToolSpec, []hermes.RemoteMCP, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var tools []responseTool
 	if err := json.Unmarshal(raw, &tools); err != nil {
-		return nil, hermes.InvalidParam("tools", "'tools' must be a list of tool objects")
+		return nil, nil, hermes.InvalidParam("tools", "'tools' must be a list of tool objects")
 	}
+	var remote []hermes.RemoteMCP
 	var specs []hermes.ToolSpec
 	seen := make(map[string]bool)
 	addFunction := func(param string, t responseTool) error {
@@ -262,7 +282,7 @@ func responseTools(raw json.RawMessage) ([]hermes.ToolSpec, error) {
 		switch {
 		case t.Type == "function" || t.Type == "":
 			if err := addFunction(param, t); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		case t.Type == "namespace":
 			// The model sees the namespace's tools by their own names; a
@@ -271,22 +291,217 @@ func responseTools(raw json.RawMessage) ([]hermes.ToolSpec, error) {
 			for j, inner := range t.Tools {
 				p := param + ".tools[" + itoa(j) + "]"
 				if inner.Type != "function" && inner.Type != "" {
-					return nil, hermes.InvalidParam(p+".type", "a namespace holds function tools, not '%s'", inner.Type)
+					return nil, nil, hermes.InvalidParam(p+".type", "a namespace holds function tools, not '%s'", inner.Type)
 				}
 				if err := addFunction(p, inner); err != nil {
-					return nil, err
+					return nil, nil, err
 				}
 			}
 		case webSearchTools[t.Type]:
 		case t.Type == "mcp" && t.ServerLabel == hermes.AgentServer:
 			// The agent's own tools, named as the mcp_call items name them.
 		case t.Type == "mcp":
-			return nil, hermes.InvalidParam(param+".server_label", "hermesd does not connect to remote MCP servers; only server_label '%s' (its own tools) is served", hermes.AgentServer)
+			r, err := remoteMCP(param, t)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, other := range remote {
+				if other.Label == r.Label {
+					return nil, nil, hermes.InvalidParam(param+".server_label", "server_label '%s' is given twice", r.Label)
+				}
+			}
+			if len(remote) == maxRemoteMCP {
+				return nil, nil, hermes.InvalidParam(param, "a request may name at most %d MCP servers", maxRemoteMCP)
+			}
+			remote = append(remote, r)
 		default:
-			return nil, hermes.InvalidParam(param+".type", "tool type '%s' is not supported by this server", t.Type)
+			return nil, nil, hermes.InvalidParam(param+".type", "tool type '%s' is not supported by this server", t.Type)
 		}
 	}
-	return specs, nil
+	return specs, remote, nil
+}
+
+// maxRemoteMCP bounds the MCP servers one request names: each is a
+// connection made before the model is called.
+const maxRemoteMCP = 8
+
+// mcpLabel is what a request's server_label may be: it becomes part of
+// tool names (mcp_<label>_<tool>, at most 64 characters).
+var mcpLabel = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// remoteMCP reads a request's mcp tool: the server hermesd connects to for
+// the turn, its headers, which tools it allows and which calls wait for
+// the client's approval (all of them unless require_approval says
+// otherwise, as OpenAI defaults).
+func remoteMCP(param string, t responseTool) (hermes.RemoteMCP, error) {
+	r := hermes.RemoteMCP{Label: t.ServerLabel, URL: t.ServerURL, Approve: true}
+	switch {
+	case !mcpLabel.MatchString(t.ServerLabel):
+		return r, hermes.InvalidParam(param+".server_label", "server_label must be 1 to 32 letters, digits, _ or -")
+	case t.ConnectorID != "" && t.ServerURL == "":
+		return r, hermes.InvalidParam(param+".connector_id", "connectors are not served here; give the MCP server's server_url")
+	case t.ServerURL == "":
+		return r, hermes.InvalidParam(param+".server_url", "an mcp tool needs a server_url")
+	}
+	u, err := url.Parse(t.ServerURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(t.ServerURL) > 2048 {
+		return r, hermes.InvalidParam(param+".server_url", "server_url must be an http or https URL")
+	}
+	if len(t.Headers) > 32 {
+		return r, hermes.InvalidParam(param+".headers", "at most 32 headers")
+	}
+	r.Headers = make(map[string]string, len(t.Headers)+1)
+	for k, v := range t.Headers {
+		if !validHeader(k, v) {
+			return r, hermes.InvalidParam(param+".headers", "header '%s' is not a valid HTTP header", cutForMessage(k))
+		}
+		r.Headers[k] = v
+	}
+	if t.Authorization != "" {
+		if !validHeader("Authorization", t.Authorization) {
+			return r, hermes.InvalidParam(param+".authorization", "authorization is not a valid header value")
+		}
+		r.Headers["Authorization"] = "Bearer " + t.Authorization
+	}
+	if r.Allowed, err = allowedTools(param+".allowed_tools", t.AllowedTools); err != nil {
+		return r, err
+	}
+	if err := requireApproval(param+".require_approval", t.RequireApproval, &r); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// validHeader refuses names and values no HTTP header can carry (a CR or
+// LF would start another header).
+func validHeader(k, v string) bool {
+	if k == "" || len(k) > 256 || len(v) > 8192 || strings.ContainsAny(v, "\r\n\x00") {
+		return false
+	}
+	for _, c := range k {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c) {
+			return false
+		}
+	}
+	return true
+}
+
+func cutForMessage(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// toolNames is OpenAI's {"tool_names": […]} filter.
+type toolNames struct {
+	ToolNames []string `json:"tool_names"`
+	ReadOnly  *bool    `json:"read_only"`
+}
+
+// allowedTools reads allowed_tools: a list of names or {"tool_names": […]};
+// nil allows every tool.
+func allowedTools(param string, raw json.RawMessage) ([]string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	var names []string
+	if json.Unmarshal(raw, &names) == nil {
+		return append([]string{}, names...), nil
+	}
+	var f toolNames
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, hermes.InvalidParam(param, "allowed_tools must be a list of tool names or {\"tool_names\": […]}")
+	}
+	if f.ReadOnly != nil && *f.ReadOnly {
+		return nil, hermes.InvalidParam(param+".read_only", "the read_only filter is not supported; list the tools in tool_names")
+	}
+	return append([]string{}, f.ToolNames...), nil
+}
+
+// requireApproval reads require_approval: "always", "never", or
+// {"always": {"tool_names": […]}, "never": {"tool_names": […]}} where the
+// tools named in neither need approval.
+func requireApproval(param string, raw json.RawMessage, r *hermes.RemoteMCP) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	var mode string
+	if json.Unmarshal(raw, &mode) == nil {
+		switch mode {
+		case "always":
+		case "never":
+			r.Approve = false
+		default:
+			return hermes.InvalidParam(param, "require_approval must be always, never or {\"always\"|\"never\": {\"tool_names\": […]}}")
+		}
+		return nil
+	}
+	var f struct {
+		Always *toolNames `json:"always"`
+		Never  *toolNames `json:"never"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return hermes.InvalidParam(param, "require_approval must be always, never or {\"always\"|\"never\": {\"tool_names\": […]}}")
+	}
+	for _, g := range []*toolNames{f.Always, f.Never} {
+		if g != nil && g.ReadOnly != nil && *g.ReadOnly {
+			return hermes.InvalidParam(param, "the read_only filter is not supported; list the tools in tool_names")
+		}
+	}
+	if f.Always != nil {
+		r.Always = f.Always.ToolNames
+	}
+	if f.Never != nil {
+		r.Never = f.Never.ToolNames
+	}
+	return nil
+}
+
+// maskedTools is the tools list as a response echoes it and the store
+// keeps it: an mcp tool's headers and authorization masked, and the
+// password of its server_url, so no credential outlives the request.
+func maskedTools(raw json.RawMessage) json.RawMessage {
+	var tools []map[string]json.RawMessage
+	if json.Unmarshal(raw, &tools) != nil {
+		return raw
+	}
+	changed := false
+	for _, t := range tools {
+		var typ string
+		if json.Unmarshal(t["type"], &typ); typ != "mcp" {
+			continue
+		}
+		var headers map[string]string
+		if json.Unmarshal(t["headers"], &headers) == nil && len(headers) > 0 {
+			for k := range headers {
+				headers[k] = "****"
+			}
+			t["headers"], _ = json.Marshal(headers)
+			changed = true
+		}
+		if a, ok := t["authorization"]; ok && !bytes.Equal(bytes.TrimSpace(a), []byte("null")) {
+			t["authorization"] = json.RawMessage(`"****"`)
+			changed = true
+		}
+		var su string
+		if json.Unmarshal(t["server_url"], &su) == nil {
+			if u, err := url.Parse(su); err == nil && u.User != nil {
+				t["server_url"], _ = json.Marshal(u.Redacted())
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return raw
+	}
+	b, err := json.Marshal(tools)
+	if err != nil {
+		return raw
+	}
+	return b
 }
 
 // checkID refuses ids no store key should hold: path characters, control
@@ -325,6 +540,15 @@ type inputScope struct {
 	// chain the runtime resolves) only a second output for one call is.
 	whole   bool
 	history []hermes.Message
+	// approvals, when set, receives the list's mcp_approval_response
+	// items; elsewhere they are refused.
+	approvals *[]approvalAnswer
+}
+
+// approvalAnswer is an mcp_approval_response item of an input list.
+type approvalAnswer struct {
+	param, id string
+	approve   bool
 }
 
 // decodeInput turns input (a string or a list of items) into messages, and
@@ -359,6 +583,21 @@ func (s *Server) decodeInput(raw json.RawMessage, scope inputScope) ([]hermes.Me
 	}
 	for i, it := range items {
 		param := scope.param + "[" + itoa(i) + "]"
+		switch it.Type {
+		case "mcp_approval_response":
+			if scope.approvals == nil {
+				return nil, nil, hermes.InvalidParam(param+".type", "mcp_approval_response items answer a response's approval request: send them to /v1/responses")
+			}
+			if it.ApprovalRequestID == "" || it.Approve == nil {
+				return nil, nil, hermes.InvalidParam(param, "mcp_approval_response items need approval_request_id and approve")
+			}
+			*scope.approvals = append(*scope.approvals, approvalAnswer{param: param, id: it.ApprovalRequestID, approve: *it.Approve})
+			continue
+		case "mcp_list_tools", "mcp_approval_request":
+			// Shown to the client, never to the model: what they stand for
+			// is in the response that made them.
+			continue
+		}
 		if err := s.decodeItem(&d, param, it, scope.whole); err != nil {
 			return nil, nil, err
 		}
@@ -591,7 +830,7 @@ func (s *Server) resolveItem(id string) ([]hermes.Message, error) {
 	var w responseWire
 	_ = json.Unmarshal(rec.Wire, &w)
 	form := s.recordForm(&w)
-	outItems, outMsgs := outputItems(rec.ID, recordOutput(rec), form)
+	outItems, outMsgs := outputItems(rec.ID, rec.MCPLists, recordOutput(rec), form)
 	inItems, inMsgs := inputItems(rec.ID, rec.Input, form)
 	items, msgs := append(outItems, inItems...), append(outMsgs, inMsgs...)
 	for k, it := range items {
@@ -617,4 +856,60 @@ func splitItemID(id string) (respID, k string, ok bool) {
 
 func itemID(prefix, respID, k string) string {
 	return prefix + strings.TrimPrefix(respID, "resp_") + "_" + k
+}
+
+// approvals resolves a request's mcp_approval_response items: each must
+// answer, once, an approval request of the response this one continues,
+// for an MCP server the request's tools name again (its headers are not
+// kept between requests).
+func (s *Server) approvals(items []approvalAnswer, req *hermes.TurnRequest, previous string) ([]hermes.Approval, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	parent := previous
+	if parent == "" && req.Conversation != "" {
+		if c, err := s.rt.Conversation(req.Conversation); err == nil {
+			parent = c.Latest
+		}
+	}
+	out := make([]hermes.Approval, 0, len(items))
+	seen := make(map[string]bool)
+	for _, it := range items {
+		param := it.param + ".approval_request_id"
+		if parent == "" {
+			return nil, hermes.InvalidParam("previous_response_id", "an mcp_approval_response continues the response that asked: send its previous_response_id")
+		}
+		respID, _, ok := splitItemID(it.id)
+		if !ok || !strings.HasPrefix(it.id, "mcpr_") || checkID(param, it.id) != nil {
+			return nil, hermes.InvalidParam(param, "approval request '%s' not found", cutForMessage(it.id))
+		}
+		if respID != parent {
+			return nil, hermes.InvalidParam(param, "approval request '%s' is not one of the response this request continues", cutForMessage(it.id))
+		}
+		if seen[it.id] {
+			return nil, hermes.InvalidParam(param, "approval request '%s' is answered twice", it.id)
+		}
+		seen[it.id] = true
+		msgs, err := s.resolveItem(it.id)
+		var call *hermes.ToolCall
+		for i := range msgs {
+			for j, c := range msgs[i].ToolCalls {
+				if c.Approval == hermes.ApprovalRequested {
+					call = &msgs[i].ToolCalls[j]
+				}
+			}
+		}
+		if err != nil || call == nil {
+			return nil, hermes.InvalidParam(param, "approval request '%s' not found", it.id)
+		}
+		listed := false
+		for _, r := range req.MCP {
+			listed = listed || r.Label == call.Server
+		}
+		if !listed {
+			return nil, hermes.InvalidParam("tools", "approval request '%s' is for MCP server '%s': list it in tools again to run the call", it.id, call.Server)
+		}
+		out = append(out, hermes.Approval{RequestID: it.id, Call: *call, Approve: it.approve})
+	}
+	return out, nil
 }

@@ -42,6 +42,12 @@ type runningTool struct {
 
 func (st *responseStream) run(sw *sseWriter) {
 	defer st.cancel()
+	st.begin(sw)
+	pump(st.sw, st.first, st.events, st.s.opts.KeepAlive, st.handle)
+}
+
+// begin writes the events that open the stream.
+func (st *responseStream) begin(sw *sseWriter) {
 	st.sw = sw
 	var wire responseWire
 	_ = json.Unmarshal(st.req.Wire, &wire)
@@ -50,7 +56,6 @@ func (st *responseStream) run(sw *sseWriter) {
 	obj := st.s.responseObj(st.stub(hermes.StatusInProgress))
 	st.event("response.created", map[string]any{"response": obj})
 	st.event("response.in_progress", map[string]any{"response": obj})
-	pump(st.sw, st.first, st.events, st.s.opts.KeepAlive, st.handle)
 }
 
 // stub is the record of this response before the turn reports one.
@@ -248,7 +253,8 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 	case hermes.EventToolStarted:
 		st.closeReasoning()
 		st.closeMessage("completed")
-		c := hermes.ToolCall{ID: ev.Tool.CallID, Name: ev.Tool.Name, Arguments: ev.Tool.Arguments, Server: ev.Tool.Server, Tool: ev.Tool.Tool}
+		c := hermes.ToolCall{ID: ev.Tool.CallID, Name: ev.Tool.Name, Arguments: ev.Tool.Arguments, Server: ev.Tool.Server, Tool: ev.Tool.Tool,
+			ApprovalRequest: ev.Tool.ApprovalRequest}
 		if st.form.agentFunctionCalls {
 			st.call(c)
 		} else {
@@ -263,6 +269,14 @@ func (st *responseStream) handle(ev hermes.Event) bool {
 		it := callOutputItem(id, hermes.Message{Role: hermes.RoleTool, ToolCallID: ev.Tool.CallID, Content: ev.Tool.Output})
 		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it.wire()})
 		st.event("response.output_item.done", map[string]any{"output_index": k, "item": it.wire()})
+	case hermes.EventMCPList:
+		id, k := st.nextID("mcpl_")
+		opened := listItem(id, hermes.MCPList{Server: ev.List.Server})
+		ref := map[string]any{"item_id": id, "output_index": k}
+		st.event("response.output_item.added", map[string]any{"output_index": k, "item": opened.wire()})
+		st.event("response.mcp_list_tools.in_progress", ref)
+		st.event("response.mcp_list_tools.completed", ref)
+		st.event("response.output_item.done", map[string]any{"output_index": k, "item": listItem(id, *ev.List).wire()})
 	case hermes.EventCompaction:
 		st.closeReasoning()
 		st.closeMessage("completed")
@@ -297,6 +311,12 @@ func (st *responseStream) done(res *hermes.TurnResult) {
 	st.closeMessage(msgStatus)
 	for _, c := range res.ClientToolCalls {
 		st.call(c)
+	}
+	for _, c := range res.ApprovalRequests {
+		id, k := st.nextID("mcpr_")
+		it := approvalItem(id, c)
+		st.event("response.output_item.added", map[string]any{"output_index": k, "item": it.wire()})
+		st.event("response.output_item.done", map[string]any{"output_index": k, "item": it.wire()})
 	}
 	typ := "response.completed"
 	switch rec.Status {

@@ -189,8 +189,8 @@ type chatStream struct {
 	held strings.Builder
 }
 
-func (st *chatStream) run(sw *sseWriter) {
-	defer st.cancel()
+// begin writes the chunk that opens the stream.
+func (st *chatStream) begin(sw *sseWriter) {
 	st.sw = sw
 	st.model = st.req.Model
 	if st.first != nil && st.first.Kind == hermes.EventModel {
@@ -198,7 +198,6 @@ func (st *chatStream) run(sw *sseWriter) {
 	}
 	st.setPrefix()
 	st.chunk(`{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}`)
-	pump(st.sw, st.first, st.events, st.s.opts.KeepAlive, st.handle)
 }
 
 // setPrefix makes the start every chunk shares, naming st.model.

@@ -2,6 +2,7 @@ package httpfront
 
 import (
 	"bytes"
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,9 +37,18 @@ func (w signalWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestStreamCoalescesForSlowClient: frames that wait while a write to a
-// slow client is blocked go out merged in one write, every frame once and
-// in order; a client that keeps up gets each frame in a write of its own.
+// pumpChat runs a chat stream from its events channel, as a stream whose
+// frames are not written by the turn itself (a WebSocket's, or an HTTP
+// stream's before its body starts) is run.
+func pumpChat(st *chatStream, sw *sseWriter) {
+	st.begin(sw)
+	pump(sw, st.first, st.events, st.s.opts.KeepAlive, st.handle)
+}
+
+// TestStreamCoalescesForSlowClient: frames that wait on the events channel
+// while a write to a slow client is blocked go out merged in one write,
+// every frame once and in order; a client that keeps up gets each frame in
+// a write of its own.
 func TestStreamCoalescesForSlowClient(t *testing.T) {
 	events := make(chan hermes.Event, turnChannelSize)
 	g := &gatedWriter{entered: make(chan struct{}), gate: make(chan struct{})}
@@ -48,7 +58,7 @@ func TestStreamCoalescesForSlowClient(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		st.run(newSSEWriter(nil, g, time.Minute, func() {}))
+		pumpChat(st, newSSEWriter(nil, g, time.Minute, func() {}))
 	}()
 	<-g.entered // the role chunk is being written; the client is slow
 	const tokens = 13
@@ -78,7 +88,7 @@ func TestStreamCoalescesForSlowClient(t *testing.T) {
 	done = make(chan struct{})
 	go func() {
 		defer close(done)
-		st.run(newSSEWriter(nil, w, time.Minute, func() {}))
+		pumpChat(st, newSSEWriter(nil, w, time.Minute, func() {}))
 	}()
 	body := <-w.wrote // the role chunk
 	for i := range 3 {
@@ -152,3 +162,81 @@ func TestStreamPendingBounded(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestDirectSinkBatches: once the body writes, the turn's own goroutine
+// writes each frame (Emit); frames of one batch of model output (More)
+// go out in one write, events queued before the body started go out
+// together, and the order is kept throughout.
+func TestDirectSinkBatches(t *testing.T) {
+	events := make(chan hermes.Event, turnChannelSize)
+	d := &directSink{events: events, ctx: context.Background(), ended: make(chan struct{})}
+	srv := &Server{opts: Options{KeepAlive: time.Hour}}
+	st := &chatStream{s: srv, req: &hermes.TurnRequest{ResponseID: "chatcmpl-1", Model: "m", Created: time.Unix(1, 0)}, events: events, cancel: func() {}}
+	w := signalWriter{wrote: make(chan []byte, 64)}
+	sw := newSSEWriter(nil, w, time.Minute, func() {})
+
+	// Before the body runs, events queue on the channel.
+	for i := range 3 {
+		if !d.Emit(hermes.Event{Kind: hermes.EventTextDelta, Text: "q" + strconv.Itoa(i)}) {
+			t.Fatal("Emit refused before the body ran")
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.begin(sw)
+		d.run(sw, nil, st.handle, srv.opts.KeepAlive)
+	}()
+	body := <-w.wrote // the role chunk and the three queued, in one write
+	if n := bytes.Count(body, []byte("data: ")); n != 4 {
+		t.Fatalf("first write holds %d frames, want 4: %q", n, body)
+	}
+	for !attached(d) { // bounded: run attaches right after that write
+		select {
+		case <-done:
+			t.Fatal("run ended early")
+		case <-time.After(time.Millisecond):
+		}
+	}
+
+	// One batch of model output: held, then one write.
+	d.More(true)
+	for i := range 10 {
+		d.Emit(hermes.Event{Kind: hermes.EventTextDelta, Text: "b" + strconv.Itoa(i)})
+	}
+	select {
+	case b := <-w.wrote:
+		t.Fatalf("a held frame was written: %q", b)
+	default:
+	}
+	d.More(false)
+	batch := <-w.wrote
+	if n := bytes.Count(batch, []byte("data: ")); n != 10 {
+		t.Fatalf("the batch went out as %d frames in a write, want 10", n)
+	}
+	body = append(body, batch...)
+
+	// Output that does not come in batches: a write each, at once.
+	d.Emit(hermes.Event{Kind: hermes.EventTextDelta, Text: "s"})
+	single := <-w.wrote
+	if n := bytes.Count(single, []byte("data: ")); n != 1 {
+		t.Fatalf("%d frames, want 1", n)
+	}
+	body = append(body, single...)
+	d.Emit(hermes.Event{Kind: hermes.EventDone, Result: &hermes.TurnResult{Finish: hermes.FinishStop}})
+	<-done
+	close(w.wrote)
+	for b := range w.wrote {
+		body = append(body, b...)
+	}
+	checkChatFrames(t, body, "q0q1q2b0b1b2b3b4b5b6b7b8b9s")
+	if d.Emit(hermes.Event{Kind: hermes.EventTextDelta, Text: "late"}) && bytes.Contains(body, []byte("late")) {
+		t.Fatal("an event after the end was written")
+	}
+}
+
+func attached(d *directSink) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.attached
+}

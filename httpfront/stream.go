@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	hermes "github.com/hermesd/hermesd"
@@ -19,6 +20,11 @@ const turnChannelSize = 16
 // submit starts a turn whose events the returned channel carries; cancel
 // ends the turn and must be called.
 func (s *Server) submit(req *hermes.TurnRequest) (<-chan hermes.Event, context.CancelFunc, error) {
+	if req.Progress {
+		// An HTTP stream: its frames are written on the turn's goroutine
+		// once the stream's body is writing (directSink).
+		req.Sink = &directSink{ended: make(chan struct{})}
+	}
 	return s.submitIn(context.Background(), req)
 }
 
@@ -37,6 +43,9 @@ func (s *Server) submitIn(parent context.Context, req *hermes.TurnRequest) (<-ch
 	}
 	events := make(chan hermes.Event, size)
 	req.Ctx, req.Events = ctx, events
+	if d, ok := req.Sink.(*directSink); ok {
+		d.events, d.ctx = events, ctx
+	}
 	if req.Created.IsZero() {
 		req.Created = s.opts.Now()
 	}
@@ -57,13 +66,21 @@ func wait(events <-chan hermes.Event) *hermes.TurnResult {
 	return nil
 }
 
+// encoder turns a stream's events into frames: begin writes the opening
+// frames, handle one event (false once the stream is over).
+type encoder interface {
+	begin(sw *sseWriter)
+	handle(ev hermes.Event) bool
+}
+
 // stream answers a streaming request. It holds the headers until the turn's
 // first event, so a turn that fails before producing anything (upstream
 // down, rate limited) still gets a real status code and a JSON error;
-// otherwise the response becomes an SSE stream that run writes. A request
-// with an Idempotency-Key keeps its flight until the stream ends, so its
-// duplicates wait for the whole stream and replay what it wrote.
-func (s *Server) stream(ctx *fasthttp.RequestCtx, events <-chan hermes.Event, cancel context.CancelFunc, run func(first *hermes.Event, sw *sseWriter)) {
+// otherwise the response becomes an SSE stream, encoded by what start
+// returns for the first event. A request with an Idempotency-Key keeps
+// its flight until the stream ends, so its duplicates wait for the whole
+// stream and replay what it wrote.
+func (s *Server) stream(ctx *fasthttp.RequestCtx, req *hermes.TurnRequest, events <-chan hermes.Event, cancel context.CancelFunc, start func(first *hermes.Event) encoder) {
 	first, failed := s.firstEvent(events)
 	if failed {
 		cancel()
@@ -77,25 +94,30 @@ func (s *Server) stream(ctx *fasthttp.RequestCtx, events <-chan hermes.Event, ca
 	// Everything the body needs is taken from ctx here, on the handler's
 	// goroutine: once the client is gone fasthttp may recycle ctx while
 	// the body still runs.
-	ctx.Response.SetBodyStream(&sseBody{conn: ctx.Conn(), rec: streamRecording(ctx),
-		timeout: s.opts.StreamWriteTimeout, cancel: cancel, first: first, run: run}, -1)
+	sink, _ := req.Sink.(*directSink)
+	ctx.Response.SetBodyStream(&sseBody{conn: ctx.Conn(), rec: streamRecording(ctx), timeout: s.opts.StreamWriteTimeout,
+		keepAlive: s.opts.KeepAlive, cancel: cancel, first: first, events: events, sink: sink, enc: start(first)}, -1)
 }
 
 // sseBody is a stream's response body. fasthttp hands it the connection's
 // own writer (WriteTo) on the connection's goroutine once the handler has
-// returned, so frames go from the turn's events to the socket with no
-// goroutine or pipe in between (fasthttp's SetBodyStreamWriter runs the
-// writer in a goroutine of its own and copies every frame through an
-// in-memory pipe to the connection's goroutine: two hand-offs a frame).
+// returned. fasthttp's SetBodyStreamWriter would run the writer in a
+// goroutine of its own and copy every frame through an in-memory pipe to
+// the connection's goroutine: two hand-offs a frame. Here the events that
+// came before the body started are written from the events channel, and
+// from then on the turn writes each frame itself (directSink).
 type sseBody struct {
-	conn    net.Conn
-	rec     *recording
-	timeout time.Duration
-	cancel  context.CancelFunc
-	first   *hermes.Event
-	run     func(first *hermes.Event, sw *sseWriter)
-	ran     bool
-	closed  bool
+	conn      net.Conn
+	rec       *recording
+	timeout   time.Duration
+	keepAlive time.Duration
+	cancel    context.CancelFunc
+	first     *hermes.Event
+	events    <-chan hermes.Event
+	sink      *directSink // nil: every event comes through events
+	enc       encoder
+	ran       bool
+	closed    bool
 }
 
 // errStreamGone ends a body whose client left, so fasthttp closes the
@@ -109,12 +131,18 @@ func (b *sseBody) SupportsBodyWriteTo() bool { return true }
 // one chunk, flushed to the client.
 func (b *sseBody) WriteTo(w io.Writer) (int64, error) {
 	b.ran = true
+	defer b.cancel()
 	sw := newSSEWriter(b.conn, w, b.timeout, b.cancel)
 	sw.rec = b.rec
 	if b.rec != nil {
 		defer b.rec.end(sw)
 	}
-	b.run(b.first, sw)
+	b.enc.begin(sw)
+	if b.sink != nil {
+		b.sink.run(sw, b.first, b.enc.handle, b.keepAlive)
+	} else {
+		pump(sw, b.first, b.events, b.keepAlive, b.enc.handle)
+	}
 	if !sw.flush() {
 		return 0, errStreamGone
 	}
@@ -142,6 +170,138 @@ func (b *sseBody) Close() error {
 		}
 	}
 	return nil
+}
+
+// directSink is an HTTP stream's TurnRequest.Sink. Until the stream's body
+// is writing, events go through the events channel as for any turn (the
+// handler waits there for the first one); from then on (run) the turn's
+// own goroutine encodes and writes each frame, with no hand-off to another
+// goroutine. Frames that arrived together (More) are sent in one write.
+type directSink struct {
+	events chan hermes.Event
+	ctx    context.Context // the request's: done once nobody listens
+	// ended is closed once the stream is over: its last event written,
+	// or its client gone.
+	ended chan struct{}
+
+	mu       sync.Mutex // guards the fields below, and sw
+	attached bool       // run has taken over: Emit writes
+	over     bool       // ended is closed
+	more     bool       // the model holds more output: hold the frames
+	sw       *sseWriter
+	handle   func(hermes.Event) bool
+}
+
+// Emit writes ev once the body is writing; before, it queues it on the
+// events channel, as a turn without a sink does.
+func (d *directSink) Emit(ev hermes.Event) bool {
+	d.mu.Lock()
+	if d.attached {
+		ok := d.deliver(ev)
+		d.mu.Unlock()
+		return ok
+	}
+	d.mu.Unlock()
+	select {
+	case d.events <- ev:
+		return true
+	case <-d.ctx.Done():
+		return false
+	}
+}
+
+// More holds frames while the model has more at hand, and sends what is
+// held when it has not.
+func (d *directSink) More(more bool) {
+	d.mu.Lock()
+	d.more = more
+	if !more && d.attached && !d.over && !d.sw.flush() {
+		d.end()
+	}
+	d.mu.Unlock()
+}
+
+// deliver writes ev after any event still queued on the channel (one sent
+// just as run took over), so the order is kept. d.mu is held.
+func (d *directSink) deliver(ev hermes.Event) bool {
+	d.drain()
+	d.take(ev)
+	d.send()
+	return !d.sw.failed
+}
+
+// drain encodes the events queued on the channel. d.mu is held.
+func (d *directSink) drain() {
+	for len(d.events) > 0 && !d.over {
+		d.take(<-d.events)
+	}
+}
+
+// take encodes one event; the stream's last is sent at once. d.mu is held.
+func (d *directSink) take(ev hermes.Event) {
+	if d.over {
+		return
+	}
+	if ev.Kind == hermes.EventDone {
+		d.sw.result = ev.Result
+	}
+	if !d.handle(ev) {
+		d.sw.flush()
+		d.end()
+	}
+}
+
+// send writes what is encoded, unless the model has more at hand. d.mu
+// is held.
+func (d *directSink) send() {
+	if !d.over && (d.sw.failed || (!d.more && !d.sw.flush())) {
+		d.end()
+	}
+}
+
+func (d *directSink) end() {
+	d.over = true
+	close(d.ended)
+}
+
+// run takes the stream over on the connection's goroutine: it writes the
+// first event and whatever queued behind it, lets Emit write from then on,
+// and waits for the end, sending keep-alives while it waits.
+func (d *directSink) run(sw *sseWriter, first *hermes.Event, handle func(hermes.Event) bool, keepAliveEvery time.Duration) {
+	d.mu.Lock()
+	d.sw, d.handle = sw, handle
+	if first != nil {
+		d.take(*first)
+	}
+	d.drain()
+	d.attached = true
+	if !d.over && !sw.flush() {
+		d.end()
+	}
+	d.mu.Unlock()
+	ka := time.NewTimer(keepAliveEvery)
+	defer ka.Stop()
+	for {
+		select {
+		case <-d.ended:
+			return
+		case ev := <-d.events:
+			// Sent on the channel just as run took over: it comes
+			// before any still queued behind it.
+			d.mu.Lock()
+			d.take(ev)
+			d.drain()
+			d.send()
+			d.mu.Unlock()
+		case <-ka.C:
+			d.mu.Lock()
+			if !d.over && !sw.keepAlive() {
+				d.end()
+			}
+			d.mu.Unlock()
+			ka.Reset(keepAliveEvery)
+		}
+	}
 }
 
 // firstEventWait is how long a stream holds its headers for the turn's

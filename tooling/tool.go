@@ -159,6 +159,29 @@ func (r *Registry) build(dynamic []Tool) *toolSet {
 	return s
 }
 
+// With returns a registry of r's tools and extra, for one turn: a
+// request's own MCP servers, which r's selection does not apply to (the
+// request chose them). An extra tool named like one of r's is left out;
+// their names are returned.
+func (r *Registry) With(extra []Tool) (_ *Registry, refused []string) {
+	cur := r.set.Load()
+	tools := make([]Tool, 0, len(cur.order))
+	for _, n := range cur.order {
+		tools = append(tools, cur.tools[n])
+	}
+	w := &Registry{static: tools}
+	kept := make([]Tool, 0, len(extra))
+	for _, t := range extra {
+		if _, dup := cur.tools[t.Spec().Name]; dup {
+			refused = append(refused, t.Spec().Name)
+			continue
+		}
+		kept = append(kept, t)
+	}
+	w.set.Store(w.build(kept))
+	return w, refused
+}
+
 // Get returns the tool with that name.
 func (r *Registry) Get(name string) (Tool, bool) {
 	t, ok := r.set.Load().tools[name]

@@ -38,13 +38,18 @@ func benchMain(b *testing.B, env map[string]string) *fasthttp.Client {
 // postLoop posts body to chat completions from parallel goroutines until
 // b.N requests are done, checking each answer ends with want.
 func postLoop(b *testing.B, client *fasthttp.Client, body, want string) {
+	postLoopTo(b, client, "/v1/chat/completions", body, want)
+}
+
+// postLoopTo is postLoop for the endpoint at path.
+func postLoopTo(b *testing.B, client *fasthttp.Client, path, body, want string) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 		defer fasthttp.ReleaseRequest(req)
 		defer fasthttp.ReleaseResponse(resp)
 		for pb.Next() {
-			req.SetRequestURI("http://bench/v1/chat/completions")
+			req.SetRequestURI("http://127.0.0.1" + path) // a loopback Host: the DNS rebinding guard refuses others
 			req.Header.SetMethod("POST")
 			req.Header.SetContentType("application/json")
 			req.SetBodyString(body)
@@ -79,4 +84,31 @@ func BenchmarkMainChatStreamUpstream(b *testing.B) {
 	client := benchMain(b, map[string]string{"OPENAI_BASE_URL": "http://" + mln.Addr().String() + "/v1"})
 	b.SetParallelism(8)
 	postLoop(b, client, `{"model":"hermes-agent","stream":true,"messages":[{"role":"user","content":"hello"}]}`, "data: [DONE]\n\n")
+}
+
+// BenchmarkMainStreamTokens streams answers through the whole server from
+// mockllm over loopback TCP, each token its own chunk (/delay 1µs makes the
+// mock write token by token), as chat completions and as Responses
+// streams, at 20 and 40 tokens: allocs/op of 40 minus 20, divided by 20,
+// is the allocations per streamed token (0 since issue 15).
+func BenchmarkMainStreamTokens(b *testing.B) {
+	mock := mockllm.New(mockllm.Config{})
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go mock.Serve(mln)
+	defer mln.Close()
+	client := benchMain(b, map[string]string{"OPENAI_BASE_URL": "http://" + mln.Addr().String() + "/v1"})
+	for _, n := range []string{"20", "40"} {
+		prompt := `/tokens ` + n + `\n/delay 1us`
+		b.Run("chat-"+n, func(b *testing.B) {
+			b.SetParallelism(8)
+			postLoop(b, client, `{"model":"hermes-agent","stream":true,"messages":[{"role":"user","content":"`+prompt+`"}]}`, "data: [DONE]\n\n")
+		})
+		b.Run("responses-"+n, func(b *testing.B) {
+			b.SetParallelism(8)
+			postLoopTo(b, client, "/v1/responses", `{"model":"hermes-agent","stream":true,"store":false,"input":"`+prompt+`"}`, "data: [DONE]\n\n")
+		})
+	}
 }

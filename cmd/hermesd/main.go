@@ -125,9 +125,14 @@ type Main struct {
 	runtime *actors.Runtime
 	term    *terminal.Tool // stopped at Close: its background commands
 	mcp     *mcp.Manager   // closed at Close: its stdio servers
-	mcpMu   sync.Mutex     // orders updates of a registry's MCP tools
-	http    *httpfront.Server
-	served  chan error
+	mcpMu   sync.Mutex     // orders updates of a registry's MCP tools and reloads
+	// mcpFromConfig says MCPServers came from config.yaml, so a reload
+	// applies the file's mcp_servers (a caller's own are left alone).
+	mcpFromConfig bool
+	// draining are the setups reloads replaced whose turns may still run.
+	draining []*setup
+	http     *httpfront.Server
+	served   chan error
 	// discovery bounds the context-window discoveries still running;
 	// stopDiscovery ends them.
 	discovery     context.Context
@@ -258,7 +263,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})...)
 	m.tools, m.memory = all, mem
 	if m.MCPServers == nil {
-		m.MCPServers = mcpServers(c.MCPServers)
+		m.MCPServers, m.mcpFromConfig = mcpServers(c.MCPServers), true
 	}
 	metrics := httpfront.NewMetrics()
 	obs := newObservers(metrics.Registry)
@@ -283,6 +288,7 @@ func (m *Main) Run(ctx context.Context) error {
 				obs.tool(name, failed, d)
 			},
 			Window: route.Window, CompactAt: c.CompactThreshold, Estimator: &llm.Estimator{}, Seal: sealer.Seal,
+			Remote: m.remoteMCP,
 		},
 		OpenCompaction: sealer.Open,
 		Attach:         m.attachments(),
@@ -409,13 +415,16 @@ func (m *Main) attachments() *actors.Attachments {
 // startMCP connects to the MCP servers (their first attempts in parallel;
 // a failing one keeps being retried) and keeps their tools in the current
 // setup's registry, masked like the built-in ones, as their lists change.
+// A manager is started even with no server, so a reload can add some.
 func (m *Main) startMCP() error {
-	if len(m.MCPServers) == 0 {
-		return nil
-	}
 	mgr, err := mcp.Start(mcp.Options{
 		Servers: m.MCPServers, Environ: m.Environ, Logger: m.Logger,
 		OnChange: func() {
+			// Under the lock, so a reload swapping the setup is not
+			// overtaken: a change lands in the setup new turns use, never
+			// in one a reload just left to its running turns.
+			m.mcpMu.Lock()
+			defer m.mcpMu.Unlock()
 			if s := m.current.Load(); s != nil {
 				m.addMCPTools(s)
 			}
@@ -425,21 +434,77 @@ func (m *Main) startMCP() error {
 		return err
 	}
 	m.mcp = mgr
-	m.Logger.Info("MCP servers", "servers", len(m.MCPServers), "tools", len(mgr.Tools()))
+	if len(m.MCPServers) > 0 {
+		m.Logger.Info("MCP servers", "servers", len(m.MCPServers), "tools", len(mgr.Tools()))
+	}
 	return nil
 }
 
 // addMCPTools puts the MCP servers' tools, as they are now, in s's
-// registry.
+// registry. Callers hold mcpMu, or own s alone.
 func (m *Main) addMCPTools(s *setup) {
-	if m.mcp == nil {
-		return
-	}
-	m.mcpMu.Lock() // orders the updates of concurrent changes
-	defer m.mcpMu.Unlock()
 	for _, name := range s.registry.SetDynamic(tooling.Masked(m.mcp.Tools(), s.mask)) {
 		m.Logger.Error("MCP tool refused: a built-in tool has its name", "tool", name)
 	}
+}
+
+// remoteMCP connects to a request's MCP server for one turn. Unless
+// HERMES_MCP_ALLOW_PRIVATE, it goes through the web tools' SSRF guard: the
+// URL is the client's choice (or a prompt's it relays), and must not reach
+// what hermesd's own network can. Redirects are refused, so the request's
+// headers go nowhere else. Results are masked with the request's header
+// values besides the server's own secrets.
+func (m *Main) remoteMCP(ctx context.Context, s hermes.RemoteMCP) (actors.RemoteServer, error) {
+	cur := m.current.Load()
+	cfg := mcp.Server{URL: s.URL, Headers: s.Headers, NoRedirects: true}
+	var refused atomic.Bool
+	if !cur.allowPrivateMCP {
+		dial := web.GuardedDial()
+		cfg.Dial = func(ctx context.Context, network, address string) (net.Conn, error) {
+			conn, err := dial(ctx, network, address)
+			if web.IsRefused(err) {
+				refused.Store(true)
+			}
+			return conn, err
+		}
+	}
+	known := redact.NewKnown(headerSecrets("tools.mcp."+s.Label, s.Headers))
+	mask := func(v string) string { return cur.mask(known.String(v)) }
+	r, err := mcp.Dial(ctx, mcp.RemoteOptions{Label: s.Label, Server: cfg, Allowed: s.Allowed, Logger: m.Logger})
+	switch {
+	case err == nil:
+	case refused.Load():
+		return nil, hermes.InvalidParam("tools", "the server_url of MCP server '%s' was refused: its host resolves to a private, loopback, "+
+			"link-local or reserved address, or one of this machine's own (set HERMES_MCP_ALLOW_PRIVATE=true to allow)", s.Label)
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	default:
+		return nil, &hermes.Error{Code: hermes.EUpstream,
+			Message: fmt.Sprintf("MCP server '%s' could not be reached or did not list its tools: %s", s.Label, mask(tooling.CutBytes(err.Error(), 500)))}
+	}
+	return remoteServer{Remote: r, tools: tooling.Masked(r.Tools(), mask)}, nil
+}
+
+// remoteServer is a request's MCP server with its tools masked.
+type remoteServer struct {
+	*mcp.Remote
+	tools []tooling.Tool
+}
+
+func (r remoteServer) Tools() []tooling.Tool { return r.tools }
+
+// headerSecrets are the values of headers sent to an MCP server, as
+// secrets to mask: each value, and the token of "Bearer TOKEN".
+func headerSecrets(where string, headers map[string]string) []redact.Secret {
+	var out []redact.Secret
+	for h, v := range headers {
+		what := where + ".headers." + h
+		out = append(out, redact.Secret{Name: what, Value: v})
+		if f := strings.Fields(v); len(f) > 1 {
+			out = append(out, redact.Secret{Name: what, Value: f[len(f)-1]})
+		}
+	}
+	return out
 }
 
 // mcpServers converts config.yaml's servers into tooling/mcp's settings
@@ -489,13 +554,7 @@ func (m *Main) knownSecrets(c *config.Config) []redact.Secret {
 	// What an MCP server was given to authenticate: its headers (the
 	// token of "Bearer TOKEN" too) and its secret-looking variables.
 	for name, s := range m.MCPServers {
-		for h, v := range s.Headers {
-			what := "mcp_servers." + name + ".headers." + h
-			secrets = append(secrets, redact.Secret{Name: what, Value: v})
-			if f := strings.Fields(v); len(f) > 1 {
-				secrets = append(secrets, redact.Secret{Name: what, Value: f[len(f)-1]})
-			}
-		}
+		secrets = append(secrets, headerSecrets("mcp_servers."+name, s.Headers)...)
 		env := make([]string, 0, len(s.Env))
 		for k, v := range s.Env {
 			env = append(env, k+"="+v)

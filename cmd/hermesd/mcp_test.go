@@ -294,3 +294,69 @@ func TestToolMetricsLabelsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// A reload (SIGHUP) applies mcp_servers: an added server's tools serve new
+// turns, a removed one's leave them, and the removed server stays
+// connected until the turn that started before the reload, and calls it
+// again after, has ended.
+func TestReloadMCPServers(t *testing.T) {
+	bin := hermestest.MCPServer(t)
+	home := t.TempDir()
+	cfg := filepath.Join(home, "config.yaml")
+	write := func(servers ...string) {
+		yaml := "mcp_servers:\n"
+		for _, s := range servers {
+			yaml += "  " + s + ":\n    command: " + bin + "\n"
+		}
+		if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("old")
+	hold := make(chan struct{})
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		_, last := call.Last()
+		switch {
+		case n == 0: // the turn across the reload: a call before it…
+			return hermestest.Reply{ToolCalls: [][2]string{{"mcp_old_echo", `{"text":"before"}`}}}
+		case n == 1: // …and one after it, held until the reload is done
+			return hermestest.Reply{Text: "now ", ToolCalls: [][2]string{{"mcp_old_echo", `{"text":"after"}`}}, Hold: hold}
+		case last == "new":
+			return hermestest.Reply{ToolCalls: [][2]string{{"mcp_new_echo", `{"text":"fresh"}`}}}
+		}
+		return hermestest.Reply{Text: "results: " + strings.Join(toolResults(call), " ")}
+	})
+	var logs hermestest.SyncBuffer
+	h := startHermes(t, mergeEnv(up.Env(), map[string]string{"HERMES_HOME": home}), func(m *Main) { m.Logger = newLogger("text", "info", &logs) })
+	if tools := toolEntries(t, h); tools["mcp_old_echo"] != "old" {
+		t.Fatalf("tools at start = %v", tools)
+	}
+	running := make(chan string, 1)
+	go func() {
+		_, body := h.do(t, "POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"across"}]}`)
+		running <- body
+	}()
+	hermestest.Eventually(t, "the turn waits in its second model call", func() bool { return len(up.Calls()) == 2 })
+
+	write("new")
+	if err := h.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	tools := toolEntries(t, h)
+	if tools["mcp_new_echo"] != "new" || tools["mcp_old_echo"] != "" {
+		t.Fatalf("tools after the reload = %v", tools)
+	}
+	if _, body := h.do(t, "POST", "/v1/chat/completions", `{"messages":[{"role":"user","content":"new"}]}`); !strings.Contains(body, "echo: fresh") {
+		t.Errorf("a new turn with the added server: %s", body)
+	}
+	const closed = "MCP servers the reload removed or changed are closed"
+	if strings.Contains(logs.String(), closed) {
+		t.Fatal("the removed server was closed while a turn that uses it runs")
+	}
+
+	close(hold)
+	if body := <-running; !strings.Contains(body, "echo: before") || !strings.Contains(body, "echo: after") {
+		t.Errorf("the turn across the reload: %s", body)
+	}
+	hermestest.Eventually(t, "the removed server is closed after the turn", func() bool { return strings.Contains(logs.String(), closed) })
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hermesd/hermesd/actors"
@@ -26,6 +27,49 @@ type setup struct {
 	registry *tooling.Registry
 	prompt   func(callerSystem string) string
 	mask     func(string) string // masks the secrets of this configuration
+	// allowPrivateMCP lets a request's MCP server_url reach private
+	// addresses (HERMES_MCP_ALLOW_PRIVATE).
+	allowPrivateMCP bool
+	turns           turnCount
+}
+
+// turnCount counts the turns running on a setup, so what a reload took
+// out (MCP servers) is closed only once no turn can still use it.
+type turnCount struct {
+	mu         sync.Mutex // guards n and superseded
+	n          int
+	superseded bool          // a reload replaced the setup: no turn starts on it
+	idle       chan struct{} // closed once superseded with no turn left
+}
+
+// enter counts a turn starting; false when the setup was replaced.
+func (c *turnCount) enter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.superseded {
+		return false
+	}
+	c.n++
+	return true
+}
+
+func (c *turnCount) leave() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n--; c.n == 0 && c.superseded {
+		close(c.idle)
+	}
+}
+
+// supersede marks the setup replaced; idle is closed once its last turn
+// ended.
+func (c *turnCount) supersede() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.superseded, c.idle = true, make(chan struct{})
+	if c.n == 0 {
+		close(c.idle)
+	}
 }
 
 // newSetup builds the models and the tool selection of c over the
@@ -34,7 +78,7 @@ type setup struct {
 func (m *Main) newSetup(c *config.Config) *setup {
 	known := redact.NewKnown(m.knownSecrets(c))
 	registry := tooling.NewRegistry(tooling.Masked(m.tools, known.String), tooling.Selector(c.Tools, c.DisabledTools))
-	s := &setup{registry: registry, mask: known.String}
+	s := &setup{registry: registry, mask: known.String, allowPrivateMCP: c.MCPAllowPriv}
 	m.addMCPTools(s)
 	var skillsIndex func() string // no index of skills the model cannot load
 	if _, ok := registry.Get("skill_view"); ok {
@@ -81,11 +125,12 @@ func (m *Main) newSetup(c *config.Config) *setup {
 }
 
 // Reload loads the configuration again, as ParseFlags did (SIGHUP): its
-// models and tool selection serve new turns, while running turns finish on
-// what they started with. A configuration that does not load or check is
-// logged and refused, and the running one stays. Settings read only at
-// start (the address, limits, MCP servers) keep their values until a
-// restart.
+// models, tool selection and MCP servers serve new turns, while running
+// turns finish on what they started with. An MCP server added or changed
+// is connected; one removed or changed is closed once every turn started
+// before the reload has ended. A configuration that does not load or
+// check is logged and refused, and the running one stays. Settings read
+// only at start (the address, limits) keep their values until a restart.
 func (m *Main) Reload() error {
 	if m.lookup == nil {
 		return errors.New("reload: the configuration was not loaded by ParseFlags")
@@ -98,13 +143,53 @@ func (m *Main) Reload() error {
 		m.Logger.Error("configuration reload refused; keeping the running configuration", "err", err)
 		return err
 	}
-	if !reflect.DeepEqual(mcpServers(c.MCPServers), m.MCPServers) {
-		m.Logger.Warn("mcp_servers changed in the configuration; they are read at start: restart hermesd to apply", "config", c.File)
+	m.mcpMu.Lock()
+	var start, retire func()
+	if servers := mcpServers(c.MCPServers); m.mcpFromConfig && !reflect.DeepEqual(servers, m.MCPServers) {
+		if start, retire, err = m.mcp.Update(servers); err != nil {
+			m.mcpMu.Unlock()
+			m.Logger.Error("configuration reload refused; keeping the running configuration", "err", err)
+			return err
+		}
+		m.MCPServers = servers
 	}
 	s := m.newSetup(c)
-	m.current.Store(s)
+	old := m.current.Swap(s)
+	running := m.supersede(old)
+	m.mcpMu.Unlock()
+	if start != nil {
+		start() // their tools reach the new setup as they connect
+		go func() {
+			for _, idle := range running {
+				<-idle
+			}
+			retire()
+			m.Logger.Info("MCP servers the reload removed or changed are closed: no turn uses them any more")
+		}()
+	}
 	m.Logger.Info("configuration reloaded", "config", c.File, "models", s.describe(), "tools", len(s.registry.Names()))
 	return nil
+}
+
+// supersede marks old replaced and returns what is closed as each setup a
+// reload replaced runs out of turns: a turn started on an older setup may
+// still use an MCP server this reload takes out. Callers hold mcpMu.
+func (m *Main) supersede(old *setup) []<-chan struct{} {
+	old.turns.supersede()
+	m.draining = append(m.draining, old)
+	kept := m.draining[:0]
+	var running []<-chan struct{}
+	for _, d := range m.draining {
+		select {
+		case <-d.turns.idle: // drained: forgotten
+		default:
+			kept = append(kept, d)
+			running = append(running, d.turns.idle)
+		}
+	}
+	clear(m.draining[len(kept):])
+	m.draining = kept
+	return running
 }
 
 // turnSetup is the agent's Setup: the current configuration's model for a
@@ -112,12 +197,15 @@ func (m *Main) Reload() error {
 // reload removed since is the default's).
 func (m *Main) turnSetup(model string) actors.TurnSetup {
 	s := m.current.Load()
+	for !s.turns.enter() {
+		s = m.current.Load() // a reload replaced it meanwhile
+	}
 	rt, err := s.router.Resolve(model)
 	if err != nil {
 		rt, _ = s.router.Resolve("")
 	}
 	return actors.TurnSetup{Model: s.router.Model(rt), UpstreamModel: rt.Upstream, Window: rt.Window,
-		Tools: s.registry, Prompt: s.prompt, NoTools: !rt.Tools}
+		Tools: s.registry, Prompt: s.prompt, NoTools: !rt.Tools, Done: s.turns.leave}
 }
 
 // describe names the models for the start-up log: id=upstream, each.

@@ -79,13 +79,16 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("the running turn: %s\nold upstream calls %d, new %d", out, len(old.Calls()), len(fresh.Calls()))
 	}
 
-	// MCP servers are read at start: a change says so.
+	// A change of MCP servers applies: the added one is connected (here,
+	// tried: nothing listens there).
 	write("models:\n  - id: m\n    base_url: " + fresh.URL + "/v1\n  - id: added\n    base_url: " + fresh.URL + "/v1\n" +
 		"mcp_servers:\n  x:\n    url: http://127.0.0.1:1/mcp\n")
 	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	hermestest.Eventually(t, "the MCP change is logged", func() bool { return strings.Contains(p.Stderr.String(), "restart hermesd to apply") })
+	hermestest.Eventually(t, "the added MCP server is tried", func() bool {
+		return strings.Contains(p.Stderr.String(), "MCP server failed to connect") && strings.Contains(p.Stderr.String(), "mcp_server=x")
+	})
 
 	// A broken file is refused, and the running configuration stays.
 	write("models:\n  - id: m\n    base_url: " + fresh.URL + "/v1\n    fallbacks: [nowhere]\n")

@@ -1244,11 +1244,11 @@ func TestResponsesHostedToolTypes(t *testing.T) {
 		t.Fatalf("tools echoed as\n%s\nsent\n%s", r.Tools, tools)
 	}
 	for typ, param := range map[string]string{
-		`{"type":"file_search","vector_store_ids":["vs_1"]}`:                            "tools[0].type",
-		`{"type":"code_interpreter","container":{"type":"auto"}}`:                       "tools[0].type",
-		`{"type":"computer_use_preview","display_width":1,"display_height":1}`:          "tools[0].type",
-		`{"type":"image_generation"}`:                                                   "tools[0].type",
-		`{"type":"mcp","server_label":"gh","server_url":"https://example.invalid/mcp"}`: "tools[0].server_label",
+		`{"type":"file_search","vector_store_ids":["vs_1"]}`:                   "tools[0].type",
+		`{"type":"code_interpreter","container":{"type":"auto"}}`:              "tools[0].type",
+		`{"type":"computer_use_preview","display_width":1,"display_height":1}`: "tools[0].type",
+		`{"type":"image_generation"}`:                                          "tools[0].type",
+		`{"type":"mcp","server_label":"gh","connector_id":"connector_gmail"}`:  "tools[0].connector_id",
 		`{"type":"function"}`: "tools[0].name",
 		`{"type":"namespace","name":"n","tools":[{"type":"web_search"}]}`: "tools[0].tools[0].type",
 	} {

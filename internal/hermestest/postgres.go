@@ -58,7 +58,8 @@ type PostgresServer struct {
 	cmd  *exec.Cmd
 	exit chan struct{}
 	// durable keeps PostgreSQL's fsync and synchronous commit on.
-	durable bool
+	durable  bool
+	stopOnce sync.Once
 }
 
 var (
@@ -155,6 +156,19 @@ func removeStalePostgres() {
 // ends.
 func DurablePostgres(t testing.TB) string {
 	t.Helper()
+	return ownPostgres(t, true).URL("postgres")
+}
+
+// OwnPostgres starts a server for t alone, which t may stop to see what a
+// lost database does; it is stopped and removed when t ends. Its database
+// "postgres" is empty.
+func OwnPostgres(t testing.TB) *PostgresServer {
+	t.Helper()
+	return ownPostgres(t, false)
+}
+
+func ownPostgres(t testing.TB, durable bool) *PostgresServer {
+	t.Helper()
 	bin, err := postgresBin()
 	if err != nil {
 		if os.Getenv("CI") == "" {
@@ -162,12 +176,12 @@ func DurablePostgres(t testing.TB) string {
 		}
 		t.Fatal(err)
 	}
-	s, err := startPostgres(bin, true)
+	s, err := startPostgres(bin, durable)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	return s.URL("postgres")
+	return s
 }
 
 // StartPostgres creates a cluster with the binaries in bin and starts it
@@ -341,14 +355,16 @@ func (s *PostgresServer) Run(name string, args ...string) ([]byte, error) {
 }
 
 // Stop stops the server (fast shutdown) and waits, at most 30s, for it to
-// exit, then removes its directory.
+// exit, then removes its directory. Later calls do nothing.
 func (s *PostgresServer) Stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-s.exit:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.exit
-	}
-	os.RemoveAll(s.Dir)
+	s.stopOnce.Do(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-s.exit:
+		case <-time.After(30 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.exit
+		}
+		os.RemoveAll(s.Dir)
+	})
 }

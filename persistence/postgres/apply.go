@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +20,21 @@ import (
 // is linking its new response to. Each node's persistence actor already
 // groups its turns into one Apply, so the lock is taken once per batch.
 const writeLock int64 = 0x6865726d65730002 // "hermes", 2
+
+// stalledWriter is how long the database lets a transaction holding a
+// write lock sit idle before it ends the session: a node frozen (SIGSTOP,
+// a VM paused) in the middle of an Apply would otherwise stop every
+// node's writes for as long as it stays frozen. An Apply never waits on
+// its client between statements for anywhere near this long.
+var stalledWriter = 5 * time.Second
+
+// lockWrites takes the advisory lock key for tx, and makes the database
+// end the session if tx then idles past stalledWriter.
+func lockWrites(ctx context.Context, tx pgx.Tx, key int64) error {
+	_, err := tx.Exec(ctx, "SELECT set_config('idle_in_transaction_session_timeout', $2, true), pg_advisory_xact_lock($1)",
+		key, strconv.FormatInt(stalledWriter.Milliseconds(), 10))
+	return err
+}
 
 // purgeBatch bounds how many expired idempotency entries one Apply
 // removes, as in the bbolt store.
@@ -63,7 +79,7 @@ func (s *Store) Apply(ops []persistence.Op) error {
 	if errors.As(err, &he) {
 		return he
 	}
-	return &hermes.Error{Code: hermes.EInternal, Message: "store apply failed: " + oneLine(err), Cause: err}
+	return storeError("store apply failed", err)
 }
 
 // counts is the store_counts row.
@@ -81,7 +97,7 @@ type writer struct {
 }
 
 func newWriter(ctx context.Context, tx pgx.Tx, opts persistence.Options) (*writer, error) {
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writeLock); err != nil {
+	if err := lockWrites(ctx, tx, writeLock); err != nil {
 		return nil, err
 	}
 	w := &writer{ctx: ctx, tx: tx, opts: opts, now: opts.Now()}
@@ -150,28 +166,22 @@ func deref(s *string) string {
 	return *s
 }
 
-// itemsParent returns the parent of the items stored under id, and
-// whether there are any.
-func (w *writer) itemsParent(id string) (string, bool, error) {
-	var parent *string
-	err := w.tx.QueryRow(w.ctx, "SELECT parent FROM items WHERE id = $1", id).Scan(&parent)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
-	}
-	return deref(parent), err == nil, err
-}
-
 func (w *writer) putResponse(sp persistence.OpSpec) error {
-	if err := w.putItems(sp); err != nil {
+	// What the write depends on, in one round trip: whether the parent's
+	// items are there, whether this response's items and address are,
+	// its items' parent and its conversation.
+	var st existing
+	if err := w.tx.QueryRow(w.ctx, `SELECT
+			EXISTS (SELECT 1 FROM items WHERE id = $2),
+			EXISTS (SELECT 1 FROM items WHERE id = $1), (SELECT parent FROM items WHERE id = $1),
+			EXISTS (SELECT 1 FROM responses WHERE id = $1), (SELECT conversation FROM responses WHERE id = $1)`,
+		sp.ID, sp.Parent).Scan(&st.parentItems, &st.items, &st.itemsParent, &st.addressed, &st.conversation); err != nil {
 		return err
 	}
-	var oldConv *string
-	var oldSeq *int64
-	err := w.tx.QueryRow(w.ctx, "SELECT conversation, conversation_seq FROM responses WHERE id = $1", sp.ID).Scan(&oldConv, &oldSeq)
-	exists := err == nil
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	if err := w.putItems(sp, st); err != nil {
 		return err
 	}
+	exists, oldConv := st.addressed, st.conversation
 	conv := sp.Conversation
 	seq := "NULL"
 	switch {
@@ -213,28 +223,29 @@ func (w *writer) putResponse(sp persistence.OpSpec) error {
 	return w.saveConversation(c, true)
 }
 
+// existing is what a response's write finds stored before it.
+type existing struct {
+	parentItems  bool    // the parent's items are kept
+	items        bool    // the response's own items are
+	itemsParent  *string // and point at this parent
+	addressed    bool    // the response is addressable
+	conversation *string // in this conversation
+}
+
 // putItems writes the response's own items under its id, pointing at its
 // parent's; when the parent's items went while its turn ran, the history
 // it was given is kept inline instead. A response replaced under a new
 // parent releases the old one, and may not become its own ancestor.
-func (w *writer) putItems(sp persistence.OpSpec) error {
+func (w *writer) putItems(sp persistence.OpSpec, st existing) error {
 	parent, data := sp.Parent, sp.Items
-	if parent != "" {
-		_, ok, err := w.itemsParent(parent)
-		if err != nil {
+	if parent != "" && !st.parentItems {
+		var err error
+		if data, err = sp.InlineItems(); err != nil {
 			return err
 		}
-		if !ok {
-			if data, err = sp.InlineItems(); err != nil {
-				return err
-			}
-			parent = ""
-		}
+		parent = ""
 	}
-	oldParent, exists, err := w.itemsParent(sp.ID)
-	if err != nil {
-		return err
-	}
+	oldParent, exists := deref(st.itemsParent), st.items
 	if exists && parent != oldParent && parent != "" {
 		var loops bool
 		if err := w.tx.QueryRow(w.ctx, `WITH RECURSIVE up (id, parent, depth) AS (
@@ -493,34 +504,22 @@ func (w *writer) boundIdempotency() error {
 // evictResponses deletes the least recently used responses beyond the
 // capacity.
 func (w *writer) evictResponses() error {
-	for w.n.responses > int64(w.opts.Capacity) {
-		rows, err := w.tx.Query(w.ctx, "SELECT id FROM responses ORDER BY used LIMIT $1", w.n.responses-int64(w.opts.Capacity))
-		if err != nil {
-			return err
-		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			w.n.responses = 0 // the count was wrong: nothing is left
-			return nil
-		}
-		for _, id := range ids {
-			if err := w.deleteResponse(id); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return w.evictLRU("responses", &w.n.responses, w.opts.Capacity, w.deleteResponse)
 }
 
 // evictConversations deletes the least recently used conversations beyond
 // Options.MaxConversations, with their pending items; their responses stay
 // until the response cap evicts them.
 func (w *writer) evictConversations() error {
-	for w.n.conversations > int64(w.opts.MaxConversations) {
-		rows, err := w.tx.Query(w.ctx, "SELECT id FROM conversations ORDER BY used LIMIT $1", w.n.conversations-int64(w.opts.MaxConversations))
+	return w.evictLRU("conversations", &w.n.conversations, w.opts.MaxConversations, w.deleteConversation)
+}
+
+// evictLRU drops the rows of table (one of this file's own names, never a
+// client's) least recently used first while *count is over limit. No row
+// left with the count still over means the count was wrong: it is reset.
+func (w *writer) evictLRU(table string, count *int64, limit int, drop func(id string) error) error {
+	for *count > int64(limit) {
+		rows, err := w.tx.Query(w.ctx, "SELECT id FROM "+table+" ORDER BY used LIMIT $1", *count-int64(limit))
 		if err != nil {
 			return err
 		}
@@ -529,11 +528,11 @@ func (w *writer) evictConversations() error {
 			return err
 		}
 		if len(ids) == 0 {
-			w.n.conversations = 0
+			*count = 0
 			return nil
 		}
 		for _, id := range ids {
-			if err := w.deleteConversation(id); err != nil {
+			if err := drop(id); err != nil {
 				return err
 			}
 		}

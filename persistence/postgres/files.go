@@ -145,7 +145,7 @@ func (f *Files) commit(rec *hermes.File) error {
 	ctx, cancel := f.ctx()
 	defer cancel()
 	return pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", filesLock); err != nil {
+		if err := lockWrites(ctx, tx, filesLock); err != nil {
 			return err
 		}
 		var total int64

@@ -136,3 +136,16 @@ func TestMigrationFileNames(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolSize: the pool holds 20 connections unless the URL says
+// otherwise (pgx's default, 4 here, is too few once downloads hold
+// connections).
+func TestPoolSize(t *testing.T) {
+	url := hermestest.Postgres(t)
+	if got := openTest(t, url, Options{}).pool.Config().MaxConns; got != DefaultMaxConns {
+		t.Fatalf("MaxConns = %d, want %d", got, DefaultMaxConns)
+	}
+	if got := openTest(t, url+"&pool_max_conns=7", Options{}).pool.Config().MaxConns; got != 7 {
+		t.Fatalf("MaxConns with pool_max_conns=7 = %d", got)
+	}
+}

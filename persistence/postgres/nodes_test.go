@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/internal/hermestest"
@@ -131,4 +133,73 @@ func TestNodesShareOneStore(t *testing.T) {
 		}
 	}
 	checkLayout(t, s)
+}
+
+// TestFrozenWriterReleasesTheLock: a node frozen in the middle of an
+// Apply, holding the write lock, does not stop the other nodes' writes
+// for longer than stalledWriter: the database ends its session, its
+// transaction is rolled back, and its next statement fails.
+func TestFrozenWriterReleasesTheLock(t *testing.T) {
+	old := stalledWriter
+	stalledWriter = 300 * time.Millisecond
+	t.Cleanup(func() { stalledWriter = old })
+	url := hermestest.Postgres(t)
+	frozen, other := openTest(t, url, Options{}), openTest(t, url, Options{})
+	ctx := context.Background()
+	tx, err := frozen.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if err := lockWrites(ctx, tx, writeLock); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO items (id, data) VALUES ('from-the-frozen-node', '\\x01')"); err != nil {
+		t.Fatal(err)
+	}
+	// The frozen node sends nothing more; the other node writes.
+	start := time.Now()
+	if err := other.Apply([]persistence.Op{persistence.PutResponse(&hermes.StoredResponse{ID: "r1", Status: hermes.StatusCompleted})}); err != nil {
+		t.Fatal(err)
+	}
+	waited := time.Since(start)
+	t.Logf("the other node's Apply waited %v for the frozen writer's lock", waited.Round(time.Millisecond))
+	if waited > 10*stalledWriter+2*time.Second {
+		t.Fatalf("the other node waited %v", waited)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1"); err == nil {
+		t.Fatal("the frozen node's transaction lives on after its session was ended")
+	}
+	if _, err := other.Transcript("from-the-frozen-node"); hermes.ErrorCode(err) != hermes.ENotFound {
+		t.Fatalf("the frozen node's uncommitted write is visible: %v", err)
+	}
+}
+
+// TestDatabaseGoneIsUnavailable: when the database goes away under a
+// running node, reads and writes fail as unavailable (503 with a
+// Retry-After, for clients to retry through a restart or a failover), not
+// as a server fault, within the connect timeout.
+func TestDatabaseGoneIsUnavailable(t *testing.T) {
+	srv := hermestest.OwnPostgres(t)
+	s := openTest(t, srv.URL("postgres"), Options{})
+	put := persistence.PutResponse(&hermes.StoredResponse{ID: "r1", Status: hermes.StatusCompleted})
+	if err := s.Apply([]persistence.Op{put}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	start := time.Now()
+	for name, err := range map[string]error{
+		"Apply":        s.Apply([]persistence.Op{put}),
+		"Response":     func() error { _, err := s.Response("r1"); return err }(),
+		"Transcript":   func() error { _, err := s.Transcript("r1"); return err }(),
+		"Conversation": func() error { _, err := s.Conversation("c"); return err }(),
+	} {
+		var he *hermes.Error
+		if !errors.As(err, &he) || he.Code != hermes.EUnavailable || he.RetryAfter <= 0 {
+			t.Errorf("%s with the database gone: %v, want unavailable with a Retry-After", name, err)
+		}
+	}
+	if d := time.Since(start); d > 2*ConnectTimeout {
+		t.Errorf("failing took %v", d)
+	}
 }

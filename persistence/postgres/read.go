@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/persistence"
@@ -22,8 +25,32 @@ func (s *Store) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), queryTimeout)
 }
 
-func readFailed(err error) error {
-	return &hermes.Error{Code: hermes.EInternal, Message: "store read failed: " + oneLine(err), Cause: err}
+func readFailed(err error) error { return storeError("store read failed", err) }
+
+// storeError is a failed statement as hermesd reports it: a database that
+// cannot be reached or is going away (refused, reset, timed out, shutting
+// down) is EUnavailable with a Retry-After, so clients retry through a
+// restart or failover rather than take it for a server fault; anything
+// else is EInternal.
+func storeError(what string, err error) error {
+	e := &hermes.Error{Code: hermes.EInternal, Message: what + ": " + oneLine(err), Cause: err}
+	if unreachableErr(err) {
+		e.Code, e.RetryAfter = hermes.EUnavailable, time.Second
+	}
+	return e
+}
+
+func unreachableErr(err error) bool {
+	var ne net.Error
+	var ce *pgconn.ConnectError
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exceptions; 57P01-57P03: the server is
+		// shutting down or not yet accepting connections.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	return errors.As(err, &ce) || errors.As(err, &ne) || pgconn.Timeout(err) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // storable reports whether s can be a key: PostgreSQL's text holds valid

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -25,6 +26,10 @@ type Store struct {
 // (persistence.Options; LockTimeout and NoSync do not apply).
 type Options = persistence.Options
 
+// DefaultMaxConns is the connection pool's size unless the URL sets
+// pool_max_conns.
+const DefaultMaxConns = 20
+
 // ConnectTimeout bounds how long Open waits for the database.
 const ConnectTimeout = 10 * time.Second
 
@@ -39,6 +44,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		// pgx's message may quote the string, password included.
 		return nil, &hermes.Error{Code: hermes.EInvalid, Message: "database URL does not parse"}
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// pgx's default (4 on two cores) is too few: a file being
+		// downloaded holds a connection for its snapshot, and turns,
+		// leases and reads of every kind share the pool.
+		cfg.MaxConns = DefaultMaxConns
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > ConnectTimeout {
 		cfg.ConnConfig.ConnectTimeout = ConnectTimeout

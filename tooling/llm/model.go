@@ -29,6 +29,13 @@ type Request struct {
 	// answers in place of a failed one, before its first output
 	// (Router.Model).
 	OnFallback func(model string)
+	// OnMore, when set, is told how the output comes in, so a stream can
+	// send together the pieces that arrived together: OnMore(true) when a
+	// read from the upstream brought data (the deltas that follow are at
+	// hand), OnMore(false) before the model waits for more (and when the
+	// call ends). A model that never calls it leaves every delta to be
+	// sent as it comes.
+	OnMore func(more bool)
 }
 
 // Response is what one model call produced.

@@ -31,6 +31,9 @@ type sseReader struct {
 	// the unframing expects next.
 	left  int
 	state chunkState
+	// reading, when set, is called with true right before each read of
+	// src (which may wait for the network) and with false after it.
+	reading func(bool)
 	// eof is set once the body ended: src said io.EOF, or (chunked) the
 	// last chunk and its trailers were read. clean is set when that end
 	// was a proper one with nothing after it, so the connection can carry
@@ -105,7 +108,13 @@ func (s *sseReader) fill() error {
 		copy(nb, s.buf[:s.w])
 		s.buf = nb
 	}
+	if s.reading != nil {
+		s.reading(true)
+	}
 	n, err := s.src.Read(s.buf[s.w:])
+	if s.reading != nil {
+		s.reading(false)
+	}
 	s.w += n
 	if s.chunked {
 		if uerr := s.unframe(); uerr != nil {

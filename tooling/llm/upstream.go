@@ -205,7 +205,7 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 			return Response{}, u.failure(ctx, rctx, err)
 		}
 		defer c.close()
-		return u.read(ctx, rctx, wd, c.answer(), images, onDelta, onReasoning)
+		return u.read(ctx, rctx, wd, c.answer(), images, onDelta, onReasoning, req.OnMore)
 	}
 
 	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, u.url, bytes.NewReader(body))
@@ -222,7 +222,7 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 		return Response{}, u.failure(ctx, rctx, err)
 	}
 	defer resp.Body.Close()
-	return u.read(ctx, rctx, wd, httpAnswer(resp), images, onDelta, onReasoning)
+	return u.read(ctx, rctx, wd, httpAnswer(resp), images, onDelta, onReasoning, req.OnMore)
 }
 
 // answer is a response whose headers came, from either transport.
@@ -252,7 +252,7 @@ func httpAnswer(resp *http.Response) answer {
 // to onDelta and reasoning deltas to onReasoning as SSE lines arrive.
 // images says the request carried images: a server refusing it as a bad
 // request (a model without vision) is then the client's 400, not a 502.
-func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, images bool, onDelta, onReasoning func(string)) (Response, error) {
+func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, images bool, onDelta, onReasoning func(string), onMore func(bool)) (Response, error) {
 	if a.status < 200 || a.status > 299 {
 		err := statusError(a, time.Now())
 		if images && (a.status == http.StatusBadRequest || a.status == http.StatusUnsupportedMediaType || a.status == http.StatusUnprocessableEntity) {
@@ -275,6 +275,12 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, image
 		src, chunked = a.chunked, true
 	}
 	sr := newSSEReader(src, chunked, *buf, maxLineBytes)
+	if onMore != nil {
+		// What one read brought is handed out as one batch: the caller
+		// holds its deltas until the next read, which may wait.
+		sr.reading = func(before bool) { onMore(!before) }
+		defer onMore(false)
+	}
 	idle := hermes.Errorf(hermes.ETimeout, "upstream stream idle for %v", u.opts.IdleTimeout)
 	var rerr error
 	for {

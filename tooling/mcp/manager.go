@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os/exec"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -35,6 +37,12 @@ type Server struct {
 	// 30 s).
 	Timeout        time.Duration
 	ConnectTimeout time.Duration
+	// Dial, when set, makes every connection to a remote server (no proxy):
+	// an SSRF guard for URLs a client chose.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// NoRedirects refuses redirects: the headers would follow them to
+	// wherever the server points.
+	NoRedirects bool
 }
 
 const (
@@ -65,14 +73,15 @@ type Options struct {
 // Manager keeps the connections to the configured MCP servers and the tools
 // they offer.
 type Manager struct {
-	opts    Options
-	servers []*server // sorted by name
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	opts   Options
+	ctx    context.Context // the servers' connections live on it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
-	mu     sync.Mutex        // guards owners and tools
-	owners map[string]string // tool name → the server that claimed it first
-	tools  []tooling.Tool
+	mu      sync.Mutex        // guards servers, owners and tools
+	servers []*server         // sorted by name
+	owners  map[string]string // tool name → the server that claimed it first
+	tools   []tooling.Tool
 }
 
 var validName = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
@@ -96,8 +105,22 @@ func Start(opts Options) (*Manager, error) {
 		opts.MaxBackoff = max(opts.MinBackoff, 60*time.Second)
 	}
 	m := &Manager{opts: opts, owners: make(map[string]string)}
+	servers, err := m.prepare(opts.Servers)
+	if err != nil {
+		return nil, err
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	m.servers = servers
+	m.connect(servers)
+	return m, nil
+}
+
+// prepare checks a set of servers' settings and makes their servers,
+// sorted by name, not yet connected.
+func (m *Manager) prepare(settings map[string]Server) ([]*server, error) {
+	var servers []*server
 	byLabel := make(map[string]string)
-	for name, s := range opts.Servers {
+	for name, s := range settings {
 		if err := check(name, s); err != nil {
 			return nil, err
 		}
@@ -106,30 +129,81 @@ func Start(opts Options) (*Manager, error) {
 			return nil, fmt.Errorf("mcp_servers: %q and %q both become %s… in tool names; rename one", other, name, label)
 		}
 		byLabel[label] = name
-		if s.Timeout <= 0 {
-			s.Timeout = defaultTimeout
-		}
-		if s.ConnectTimeout <= 0 {
-			s.ConnectTimeout = defaultConnectTimeout
-		}
-		m.servers = append(m.servers, &server{m: m, name: name, cfg: s, ready: make(chan struct{})})
+		servers = append(servers, &server{m: m, name: name, cfg: withDefaults(s), ready: make(chan struct{})})
 	}
-	sort.Slice(m.servers, func(i, j int) bool { return m.servers[i].name < m.servers[j].name })
+	sort.Slice(servers, func(i, j int) bool { return servers[i].name < servers[j].name })
+	return servers, nil
+}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	first := make(chan struct{}, len(m.servers))
-	for _, s := range m.servers {
+func withDefaults(s Server) Server {
+	if s.Timeout <= 0 {
+		s.Timeout = defaultTimeout
+	}
+	if s.ConnectTimeout <= 0 {
+		s.ConnectTimeout = defaultConnectTimeout
+	}
+	return s
+}
+
+// connect starts servers, each on a context of its own, and returns once
+// each has connected or failed its first attempt.
+func (m *Manager) connect(servers []*server) {
+	first := make(chan struct{}, len(servers))
+	for _, s := range servers {
+		ctx, cancel := context.WithCancel(m.ctx)
+		s.stop, s.stopped = cancel, make(chan struct{})
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
+			defer close(s.stopped)
 			s.run(ctx, first)
 		}()
 	}
-	for range m.servers {
+	for range servers {
 		<-first
 	}
-	return m, nil
+}
+
+// Update changes the servers to settings, for a reload: a server whose
+// settings did not change stays connected; the others leave Tools at
+// once (OnChange is not called for that: the caller builds what new turns
+// use from Tools). start connects the new and changed servers, which call
+// OnChange as they connect; retire disconnects the servers taken out, to
+// be called once no running turn can still use them. Settings that do not
+// check change nothing.
+func (m *Manager) Update(settings map[string]Server) (start, retire func(), err error) {
+	fresh, err := m.prepare(settings)
+	if err != nil {
+		return nil, nil, err
+	}
+	m.mu.Lock()
+	old := make(map[string]*server, len(m.servers))
+	for _, s := range m.servers {
+		old[s.name] = s
+	}
+	var added, next []*server
+	for _, s := range fresh {
+		if o, ok := old[s.name]; ok && reflect.DeepEqual(o.cfg, s.cfg) {
+			next = append(next, o)
+			delete(old, s.name)
+			continue
+		}
+		added = append(added, s)
+		next = append(next, s)
+	}
+	m.servers = next
+	m.mu.Unlock()
+	m.rebuild(false)
+	retired := make([]*server, 0, len(old))
+	for _, s := range old {
+		retired = append(retired, s)
+	}
+	return func() { m.connect(added) }, func() {
+		for _, s := range retired {
+			s.stop()
+			<-s.stopped
+		}
+	}, nil
 }
 
 // check refuses settings no connection could come of.
@@ -170,7 +244,7 @@ func (m *Manager) Close() error {
 // server cannot take over another's tool by naming one to collide, and
 // which one wins does not depend on the order they happened to connect in
 // later: the first claim stands until that server stops offering it.
-func (m *Manager) rebuild() {
+func (m *Manager) rebuild(notify bool) {
 	m.mu.Lock()
 	claimed := make(map[string]string)
 	var tools []tooling.Tool
@@ -198,7 +272,7 @@ func (m *Manager) rebuild() {
 	for _, r := range refused {
 		m.opts.Logger.Error("MCP tool refused: its name collides with another tool", "tool", r)
 	}
-	if m.opts.OnChange != nil {
+	if notify && m.opts.OnChange != nil {
 		m.opts.OnChange()
 	}
 }
@@ -223,11 +297,19 @@ type server struct {
 	name string
 	cfg  Server
 
+	// stop ends the server's connections; stopped is closed once its
+	// goroutine is done (a manager's servers only).
+	stop    context.CancelFunc
+	stopped chan struct{}
+
 	mu      sync.Mutex // guards session, cmd, ready, tools
 	session *conn
 	cmd     *exec.Cmd     // the stdio server's process
 	ready   chan struct{} // closed while session is set
 	tools   []*tool
+	// oneShot is a request's server, connected for one turn: nothing
+	// reconnects it.
+	oneShot bool
 }
 
 func (s *server) listed() []*tool {
@@ -250,6 +332,9 @@ func (s *server) current(ctx context.Context) (*conn, error) {
 		default:
 			return c, nil
 		}
+	}
+	if s.oneShot {
+		return nil, errors.New("the connection ended") // nothing reconnects it
 	}
 	select {
 	case <-ready:
@@ -280,7 +365,7 @@ func (s *server) run(ctx context.Context, first chan<- struct{}) {
 		sess, relist, stop, err := s.connect(ctx)
 		if err == nil {
 			log.Info("MCP server connected", "tools", len(s.listed()))
-			s.m.rebuild()
+			s.m.rebuild(true)
 		}
 		if first != nil {
 			first <- struct{}{}
@@ -353,7 +438,7 @@ func (s *server) serve(ctx context.Context, c *conn, relist <-chan struct{}, log
 			s.tools = tools
 			s.mu.Unlock()
 			log.Info("MCP server's tool list changed", "tools", len(tools))
-			s.m.rebuild()
+			s.m.rebuild(true)
 		}
 	}
 }
@@ -581,7 +666,18 @@ func (w *stderrLog) emit(line []byte) {
 // httpClient is a remote server's client: it sends the configured headers
 // and bounds every response body.
 func (s *server) httpClient() *http.Client {
-	return &http.Client{Transport: &headerTransport{headers: s.cfg.Headers, base: http.DefaultTransport.(*http.Transport).Clone()}}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	if s.cfg.Dial != nil {
+		base.Proxy = nil // a proxy would be the only address the guard saw
+		base.DialContext, base.DialTLSContext = s.cfg.Dial, nil
+	}
+	c := &http.Client{Transport: &headerTransport{headers: s.cfg.Headers, base: base}}
+	if s.cfg.NoRedirects {
+		c.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
+			return fmt.Errorf("the MCP server redirected to %s; redirects are not followed", r.URL.Redacted())
+		}
+	}
+	return c
 }
 
 type headerTransport struct {

@@ -20,6 +20,7 @@ type tool struct {
 	s    *server
 	name string // mcp_<server>_<tool>
 	orig string // the server's own name for it
+	desc string // its description, bounded
 	spec hermes.ToolSpec
 }
 
@@ -34,7 +35,7 @@ func newTool(s *server, t *mcp.Tool) *tool {
 		desc = t.Title
 	}
 	desc = tooling.Truncate(desc, maxDescription, "…")
-	return &tool{s: s, name: name, orig: t.Name, spec: hermes.ToolSpec{
+	return &tool{s: s, name: name, orig: t.Name, desc: desc, spec: hermes.ToolSpec{
 		Name:        name,
 		Description: fmt.Sprintf("[MCP server %s] %s", s.name, desc),
 		Parameters:  schema(t.InputSchema),

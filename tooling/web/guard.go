@@ -219,3 +219,18 @@ func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
 	}
 	return netip.Addr{}, false
 }
+
+// GuardedDial returns a DialContext for http.Transport that refuses what
+// web_extract refuses: loopback, private, link-local and reserved
+// addresses and this machine's own, checked on the addresses the name
+// resolves to and again on the socket connected. Other clients of URLs a
+// caller chose (a request's MCP server_url) dial through it.
+func GuardedDial() func(ctx context.Context, network, address string) (net.Conn, error) {
+	return newGuard().dialContext
+}
+
+// IsRefused reports whether err is the guard refusing an address.
+func IsRefused(err error) bool {
+	var r *refusedError
+	return errors.As(err, &r)
+}

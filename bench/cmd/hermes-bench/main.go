@@ -86,7 +86,7 @@ func main() {
 	flag.IntVar(&c.tokens, "tokens", 16, "answer length in tokens")
 	flag.DurationVar(&c.ttft, "ttft", 0, "model time to first token")
 	flag.DurationVar(&c.stagger, "stagger", -1, "spread the clients' first requests over this window (default: -ttft); 0 starts all at once")
-	flag.DurationVar(&c.delay, "delay", 0, "model delay between tokens (default 5ms for chat-stream and tool-loop, 0 otherwise)")
+	flag.DurationVar(&c.delay, "delay", 0, "model delay between tokens (default 5ms for chat-stream, responses-stream and tool-loop, 0 otherwise)")
 	flag.IntVar(&c.toolIters, "tool-iters", 3, "tool-loop: terminal calls per turn")
 	flag.StringVar(&c.think, "think", "", "reasoning the model streams before each answer (one line; mock and offline upstreams)")
 	flag.IntVar(&c.turns, "turns", 4, "conversation: turns per conversation; long-chain: turns per chain (default 1000)")
@@ -378,7 +378,7 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 	if err != nil {
 		return err
 	}
-	if report.Streaming(c.scenario) && c.scenario == load.ChatStream {
+	if c.scenario == load.ChatStream || c.scenario == load.ResponsesStream {
 		frames := float64(res.Requests-res.Errors) * float64(c.tokens)
 		perFrame(frames, cores, res.Elapsed, watch.Syscalls(), &r.ServerCPUusFrame, &r.ServerReadsFrame, &r.ServerWritesFrame)
 		if mockWatch != nil {
@@ -438,7 +438,8 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 // scenario whose hermesd request makes exactly one upstream call, to the
 // started mock.
 func agentBaseline(c *config, e *env) bool {
-	return !c.noDirect && e.hermesd != nil && c.upstream == "mock" && (c.scenario == load.Chat || c.scenario == load.ChatStream)
+	return !c.noDirect && e.hermesd != nil && c.upstream == "mock" &&
+		(c.scenario == load.Chat || c.scenario == load.ChatStream || c.scenario == load.ResponsesStream)
 }
 
 // directAgentPhase sends the mock, under the scenario's load, the exact
@@ -595,6 +596,11 @@ func start(ctx context.Context, c *config) (*env, error) {
 	}
 	envv := []string{
 		"API_SERVER_MAX_CONCURRENT_TURNS=" + strconv.Itoa(c.maxTurns),
+		// Every client is on 127.0.0.1: hermesd's per-address cap (512 by
+		// default) would refuse all but the first clients with 429, and
+		// its connection cap (4,096) the rest of a 10,000-client run.
+		"API_SERVER_MAX_CONNECTIONS_PER_IP=0",
+		"API_SERVER_MAX_CONNECTIONS=" + strconv.Itoa(max(4096, 2*c.concurrency)),
 		"API_SERVER_MAX_STORED_RESPONSES=" + strconv.Itoa(stored),
 		"HERMES_WORKSPACE=" + ws,
 		"HERMES_HOME=" + home,

@@ -30,12 +30,15 @@ import (
 
 // Scenarios.
 const (
-	Chat           = "chat"            // stateless, non-stream
-	ChatStream     = "chat-stream"     // stateless, streamed
-	ResponsesChain = "responses-chain" // each worker continues its own previous_response_id chain
-	Conversation   = "conversation"    // named conversations of Turns turns each
-	ToolLoop       = "tool-loop"       // streamed turns that run ToolIters terminal calls
-	Idle           = "idle"            // open Requests named conversations, one short turn each
+	Chat       = "chat"        // stateless, non-stream
+	ChatStream = "chat-stream" // stateless, streamed
+	// ResponsesStream: stateless streamed /v1/responses (store: false),
+	// the Responses API counterpart of ChatStream.
+	ResponsesStream = "responses-stream"
+	ResponsesChain  = "responses-chain" // each worker continues its own previous_response_id chain
+	Conversation    = "conversation"    // named conversations of Turns turns each
+	ToolLoop        = "tool-loop"       // streamed turns that run ToolIters terminal calls
+	Idle            = "idle"            // open Requests named conversations, one short turn each
 	// LongChain: each worker continues one previous_response_id chain for
 	// Turns turns, each turn reading BlobFile (an 8 KB tool output) first.
 	LongChain = "long-chain"
@@ -45,7 +48,7 @@ const (
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{Chat, ChatStream, ResponsesChain, Conversation, ToolLoop, Idle, LongChain, WSAgentLoop}
+var Scenarios = []string{Chat, ChatStream, ResponsesStream, ResponsesChain, Conversation, ToolLoop, Idle, LongChain, WSAgentLoop}
 
 // BlobFile is the file each long-chain turn reads with read_file; it must
 // be in the workspace of the hermesd under test (hermes-bench writes it).
@@ -387,7 +390,7 @@ func (w *worker) prompt() string {
 
 func (w *worker) do(n int) sample {
 	o := w.opts
-	stream := o.Scenario == ChatStream || o.Scenario == ToolLoop
+	stream := o.Scenario == ChatStream || o.Scenario == ToolLoop || o.Scenario == ResponsesStream
 	switch {
 	case o.Scenario == WSAgentLoop && o.Kind == Hermesd:
 		return w.agentLoop(w.socketStep)
@@ -407,6 +410,8 @@ func (w *worker) do(n int) sample {
 	switch o.Scenario {
 	case Chat, ChatStream, ToolLoop:
 		return w.chat(stream, nil)
+	case ResponsesStream:
+		return w.responsesStream()
 	case ResponsesChain, LongChain:
 		return w.responses("")
 	case Conversation:
@@ -512,6 +517,22 @@ func (w *worker) responses(conv string) sample {
 	return s
 }
 
+// responsesStream sends one stateless streamed Responses API turn.
+func (w *worker) responsesStream() sample {
+	b, err := json.Marshal(responsesStreamBody{Model: w.opts.Model, Input: w.prompt(), Stream: true})
+	if err != nil {
+		return sample{err: "encode"}
+	}
+	return w.post("/v1/responses", b, true, nil)
+}
+
+type responsesStreamBody struct {
+	Model  string `json:"model"`
+	Input  string `json:"input"`
+	Stream bool   `json:"stream"`
+	Store  bool   `json:"store"`
+}
+
 // post sends body and times the answer. Streams are read as they arrive to
 // catch the first content token; check, if set, judges a non-stream body.
 func (w *worker) post(path string, body []byte, stream bool, check func([]byte) string) sample {
@@ -566,10 +587,15 @@ var (
 	doneFrame  = []byte("data: [DONE]")
 	errorFrame = []byte(`data: {"error"`)
 	content    = []byte(`"content":"`)
+	// A Responses stream: its text deltas, and the events of a failure.
+	textDelta      = []byte(`data: {"type":"response.output_text.delta"`)
+	delta          = []byte(`"delta":"`)
+	responseFailed = []byte(`data: {"type":"response.failed"`)
+	responseError  = []byte(`data: {"type":"error"`)
 )
 
-// readSSE reads a chat completion stream to its [DONE], noting when the
-// first non-empty content delta arrived. It matches bytes rather than
+// readSSE reads a chat completion or Responses stream to its [DONE],
+// noting when the first non-empty content (or output_text) delta arrived. It matches bytes rather than
 // decoding JSON so the client stays cheap beside the server it measures.
 func readSSE(r io.Reader, began time.Time) sample {
 	br := bufio.NewReaderSize(r, 8<<10)
@@ -581,9 +607,13 @@ func readSSE(r io.Reader, began time.Time) sample {
 			case bytes.HasPrefix(line, doneFrame):
 				s.total = time.Since(began)
 				return s
-			case bytes.HasPrefix(line, errorFrame):
+			case bytes.HasPrefix(line, errorFrame), bytes.HasPrefix(line, responseError), bytes.HasPrefix(line, responseFailed):
 				s.err = "sse_error"
 				return s
+			case s.ttft == 0 && bytes.HasPrefix(line, textDelta):
+				if i := bytes.Index(line, delta); i >= 0 && i+len(delta) < len(line) && line[i+len(delta)] != '"' {
+					s.ttft = time.Since(began)
+				}
 			case s.ttft == 0:
 				if i := bytes.Index(line, content); i >= 0 && i+len(content) < len(line) && line[i+len(content)] != '"' {
 					s.ttft = time.Since(began)

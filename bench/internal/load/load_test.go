@@ -223,6 +223,11 @@ func TestReadSSE(t *testing.T) {
 		{"error frame", "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"error\":{\"message\":\"x\"}}\n\n", "sse_error", true},
 		{"truncated", "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n", "truncated", true},
 		{"long frame", "data: {\"choices\":[{\"delta\":{\"content\":\"" + strings.Repeat("x", 20000) + "\"}}]}\n\ndata: [DONE]\n\n", "", true},
+		{"responses", "event: response.content_part.added\ndata: {\"type\":\"response.content_part.added\",\"part\":{\"type\":\"output_text\",\"text\":\"\"}}\n\n" +
+			"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\ndata: [DONE]\n\n", "", true},
+		{"responses empty delta is not content", "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"\"}\n\ndata: [DONE]\n\n", "", false},
+		{"responses failed", "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"hi\"}\n\n" +
+			"event: error\ndata: {\"type\":\"error\",\"code\":\"x\"}\n\nevent: response.failed\ndata: {\"type\":\"response.failed\"}\n\ndata: [DONE]\n\n", "sse_error", true},
 	}
 	for _, tt := range tests {
 		s := readSSE(strings.NewReader(tt.body), time.Now())

@@ -246,7 +246,7 @@ func ChainRatios(d []Decile) (latency, bytes float64) {
 // Streaming reports whether the scenario's headline figure is time to first
 // token.
 func Streaming(scenario string) bool {
-	return scenario == "chat-stream" || scenario == "tool-loop"
+	return scenario == "chat-stream" || scenario == "responses-stream" || scenario == "tool-loop"
 }
 
 func num(f float64, unknown bool) string {

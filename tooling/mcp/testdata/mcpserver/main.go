@@ -26,6 +26,7 @@ func main() {
 	extra := flag.String("extra-tool", "", "also offer a tool with this name")
 	failUnless := flag.String("fail-unless", "", "exit 1 at start unless this file exists")
 	wantHeader := flag.String("want-header", "", "with -http: answer 401 unless this NAME=VALUE header is sent")
+	many := flag.Int("many", 0, "also offer this many tools, each with a 4 KiB description")
 	flag.Parse()
 
 	if *failUnless != "" {
@@ -54,7 +55,17 @@ func main() {
 		select {} // reads nothing, answers nothing
 	}
 
-	newServer := func() *mcp.Server { return build(*extra) }
+	newServer := func() *mcp.Server {
+		srv := build(*extra)
+		for i := range *many {
+			srv.AddTool(&mcp.Tool{Name: fmt.Sprintf("t%04d", i), Description: strings.Repeat("d", 4096),
+				InputSchema: json.RawMessage(`{"type":"object","properties":{}}`)},
+				func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					return &mcp.CallToolResult{}, nil
+				})
+		}
+		return srv
+	}
 	if *httpAddr == "" {
 		if err := newServer().Run(context.Background(), &mcp.StdioTransport{}); err != nil {
 			fmt.Fprintln(os.Stderr, err)
