@@ -185,6 +185,7 @@ type Approval struct {
 	RequestID string // the mcp_approval_request item's id
 	Call      ToolCall
 	Approve   bool
+	Reason    string // why the client declined, if it said
 }
 
 // MCPList is the tool list of a request's MCP server, as hermesd read it

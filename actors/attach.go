@@ -37,6 +37,13 @@ type Attachments struct {
 // holding the file's text, headed by its name. A file that cannot be had
 // or read is an error naming it, and nothing of the request runs.
 func (r *Runtime) ReadFiles(ctx context.Context, msgs []hermes.Message) error {
+	return r.readFiles(ctx, msgs, true)
+}
+
+// readFiles is ReadFiles; save false leaves the workspace alone
+// (HERMES_UPLOADS), for requests that only measure or compact what a turn
+// would send.
+func (r *Runtime) readFiles(ctx context.Context, msgs []hermes.Message, save bool) error {
 	for i := range msgs {
 		m := &msgs[i]
 		if !hasFile(m.Parts) {
@@ -52,7 +59,7 @@ func (r *Runtime) ReadFiles(ctx context.Context, msgs []hermes.Message) error {
 				parts = append(parts, p)
 				continue
 			}
-			block, err := a.read(ctx, p.File)
+			block, err := a.read(ctx, p.File, save)
 			if err != nil {
 				return err
 			}
@@ -107,8 +114,9 @@ func (a *Attachments) maxBytes() int64 {
 	return 32 << 20
 }
 
-// read gets one file's bytes and renders its text block.
-func (a *Attachments) read(ctx context.Context, f *hermes.FileInput) (string, error) {
+// read gets one file's bytes and renders its text block; save writes it
+// into the workspace too when the server is set to.
+func (a *Attachments) read(ctx context.Context, f *hermes.FileInput, save bool) (string, error) {
 	name, data, ctype := f.Filename, f.Data, f.MediaType
 	switch {
 	case f.ID != "":
@@ -145,7 +153,7 @@ func (a *Attachments) read(ctx context.Context, f *hermes.FileInput) (string, er
 		return "", err
 	}
 	saved := ""
-	if a.Save != nil {
+	if a.Save != nil && save {
 		if p, err := a.Save(name, data); err == nil {
 			saved = p
 		} else {

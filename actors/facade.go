@@ -33,10 +33,11 @@ func (r *Runtime) Transcript(id string) ([]hermes.Message, error) {
 }
 
 // InputTokens estimates the prompt tokens the first model call of req
-// would send: the system prompt, the history it continues, its input and
-// the tool specs (POST /v1/responses/input_tokens). Nothing is stored.
-func (r *Runtime) InputTokens(req *hermes.TurnRequest) (int, error) {
-	msgs, err := r.wouldSend(req)
+// would send: the system prompt, the history it continues, its input (its
+// files read into text, as a turn reads them) and the tool specs (POST
+// /v1/responses/input_tokens). Nothing is stored.
+func (r *Runtime) InputTokens(ctx context.Context, req *hermes.TurnRequest) (int, error) {
+	msgs, err := r.wouldSend(ctx, req)
 	if err != nil {
 		return 0, err
 	}
@@ -45,8 +46,12 @@ func (r *Runtime) InputTokens(req *hermes.TurnRequest) (int, error) {
 }
 
 // wouldSend returns the messages req's turn would start from, without
-// running it: the history it continues, then its input.
-func (r *Runtime) wouldSend(req *hermes.TurnRequest) ([]hermes.Message, error) {
+// running it: the history it continues, then its input with its files
+// read into text (not saved in the workspace: no turn runs).
+func (r *Runtime) wouldSend(ctx context.Context, req *hermes.TurnRequest) ([]hermes.Message, error) {
+	if err := r.readFiles(ctx, req.Input, false); err != nil {
+		return nil, err
+	}
 	_, in, err := r.route(req)
 	if err != nil {
 		return nil, err
@@ -62,7 +67,7 @@ func (r *Runtime) wouldSend(req *hermes.TurnRequest) ([]hermes.Message, error) {
 // (POST /v1/responses/compact) and returns the compacted items; nothing is
 // stored. ctx bounds the summarising calls, as does the turn timeout.
 func (r *Runtime) Compact(ctx context.Context, req *hermes.TurnRequest) ([]hermes.Message, hermes.Usage, error) {
-	msgs, err := r.wouldSend(req)
+	msgs, err := r.wouldSend(ctx, req)
 	if err != nil {
 		return nil, hermes.Usage{}, err
 	}

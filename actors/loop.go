@@ -662,12 +662,14 @@ func (a *Agent) connectRemote(ctx context.Context, req *hermes.TurnRequest, emit
 func (a *Agent) answerApprovals(ctx context.Context, approvals []hermes.Approval, history []hermes.Message, emit emitFunc) []hermes.Message {
 	calls := make([]hermes.ToolCall, len(approvals))
 	var run []hermes.ToolCall
+	reasons := make(map[string]string)
 	for i, ap := range approvals {
 		c := ap.Call
 		// A call id of its own: the request's call is answered already
 		// (awaitingApproval), and an id answers one call.
 		c.ID += "_approved"
 		c.ApprovalRequest, c.Approval = ap.RequestID, hermes.ApprovalDeclined
+		reasons[c.ID] = ap.Reason
 		if ap.Approve {
 			c.Approval = hermes.ApprovalApproved
 			run = append(run, c)
@@ -682,8 +684,11 @@ func (a *Agent) answerApprovals(ctx context.Context, approvals []hermes.Approval
 			ran = ran[1:]
 			continue
 		}
-		out = append(out, hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name,
-			Content: tooling.ErrorResult("the user declined this call; it did not run")})
+		why := "the user declined this call; it did not run"
+		if r := reasons[c.ID]; r != "" {
+			why += ". Their reason: " + tooling.CutBytes(r, 2000)
+		}
+		out = append(out, hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name, Content: tooling.ErrorResult(why)})
 	}
 	return out
 }

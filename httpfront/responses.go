@@ -58,7 +58,7 @@ func (s *Server) inputTokens(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, err)
 		return
 	}
-	n, err := s.rt.InputTokens(req)
+	n, err := s.rt.InputTokens(ctx, req)
 	if err != nil {
 		writeError(ctx, err)
 		return

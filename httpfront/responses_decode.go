@@ -88,6 +88,7 @@ type inputItem struct {
 	// An mcp_approval_response's answer.
 	ApprovalRequestID string `json:"approval_request_id"`
 	Approve           *bool  `json:"approve"`
+	Reason            string `json:"reason"`
 }
 
 // reasoningEfforts are the efforts the Open Responses schema names
@@ -547,8 +548,8 @@ type inputScope struct {
 
 // approvalAnswer is an mcp_approval_response item of an input list.
 type approvalAnswer struct {
-	param, id string
-	approve   bool
+	param, id, reason string
+	approve           bool
 }
 
 // decodeInput turns input (a string or a list of items) into messages, and
@@ -591,7 +592,7 @@ func (s *Server) decodeInput(raw json.RawMessage, scope inputScope) ([]hermes.Me
 			if it.ApprovalRequestID == "" || it.Approve == nil {
 				return nil, nil, hermes.InvalidParam(param, "mcp_approval_response items need approval_request_id and approve")
 			}
-			*scope.approvals = append(*scope.approvals, approvalAnswer{param: param, id: it.ApprovalRequestID, approve: *it.Approve})
+			*scope.approvals = append(*scope.approvals, approvalAnswer{param: param, id: it.ApprovalRequestID, approve: *it.Approve, reason: it.Reason})
 			continue
 		case "mcp_list_tools", "mcp_approval_request":
 			// Shown to the client, never to the model: what they stand for
@@ -909,7 +910,7 @@ func (s *Server) approvals(items []approvalAnswer, req *hermes.TurnRequest, prev
 		if !listed {
 			return nil, hermes.InvalidParam("tools", "approval request '%s' is for MCP server '%s': list it in tools again to run the call", it.id, call.Server)
 		}
-		out = append(out, hermes.Approval{RequestID: it.id, Call: *call, Approve: it.approve})
+		out = append(out, hermes.Approval{RequestID: it.id, Call: *call, Approve: it.approve, Reason: it.reason})
 	}
 	return out, nil
 }

@@ -39,3 +39,53 @@ func TestDecodeResponsesRefuses(t *testing.T) {
 		}
 	}
 }
+
+// A request's mcp tool read as OpenAI defines it: allowed_tools as a list
+// or {"tool_names"}, require_approval as always, never or per tool
+// (approval by default), authorization as a bearer header; the echo of
+// the tools masks every credential.
+func TestRemoteMCPTool(t *testing.T) {
+	for _, tc := range []struct {
+		tool     string
+		allowed  []string
+		approval map[string]bool // tool → needs approval
+		header   string
+	}{
+		{`{"server_label":"a","server_url":"https://x.example/mcp"}`, nil, map[string]bool{"t": true}, ""},
+		{`{"server_label":"a","server_url":"https://x.example/mcp","require_approval":"never","allowed_tools":["t","u"]}`,
+			[]string{"t", "u"}, map[string]bool{"t": false}, ""},
+		{`{"server_label":"a","server_url":"https://x.example/mcp","allowed_tools":{"tool_names":["t"]},"require_approval":{"never":{"tool_names":["t"]}}}`,
+			[]string{"t"}, map[string]bool{"t": false, "u": true}, ""},
+		{`{"server_label":"a","server_url":"https://x.example/mcp","require_approval":{"always":{"tool_names":["u"]},"never":{"tool_names":["t"]}},"authorization":"tok"}`,
+			nil, map[string]bool{"t": false, "u": true, "v": true}, "Bearer tok"},
+		{`{"server_label":"a","server_url":"https://x.example/mcp","allowed_tools":[],"require_approval":null}`, []string{}, map[string]bool{"t": true}, ""},
+	} {
+		raw := `[{"type":"mcp",` + tc.tool[1:] + `]`
+		_, remote, err := responseTools([]byte(raw))
+		if err != nil || len(remote) != 1 {
+			t.Fatalf("%s: %v", tc.tool, err)
+		}
+		r := remote[0]
+		if (r.Allowed == nil) != (tc.allowed == nil) || strings.Join(r.Allowed, ",") != strings.Join(tc.allowed, ",") {
+			t.Errorf("%s: allowed %#v, want %#v", tc.tool, r.Allowed, tc.allowed)
+		}
+		for tool, want := range tc.approval {
+			if got := r.NeedsApproval(tool); got != want {
+				t.Errorf("%s: NeedsApproval(%s) = %v", tc.tool, tool, got)
+			}
+		}
+		if r.Headers["Authorization"] != tc.header {
+			t.Errorf("%s: Authorization %q", tc.tool, r.Headers["Authorization"])
+		}
+	}
+	echo := string(maskedTools([]byte(`[{"type":"mcp","server_label":"a","server_url":"https://u:pw@x.example/mcp",` +
+		`"headers":{"X-Key":"k3y-value"},"authorization":"t0ken"},{"type":"function","name":"f"}]`)))
+	for _, secret := range []string{"k3y-value", "t0ken", "pw@"} {
+		if strings.Contains(echo, secret) {
+			t.Errorf("the echo holds %q: %s", secret, echo)
+		}
+	}
+	if !strings.Contains(echo, `"X-Key":"****"`) || !strings.Contains(echo, `"name":"f"`) {
+		t.Errorf("echo = %s", echo)
+	}
+}

@@ -45,9 +45,11 @@ type Op struct {
 	// case the parent is gone by the time the op is applied.
 	rec      []byte
 	node     []byte
+	blobs    []blob // the images node references, kept apart
 	parent   string
 	inherit  []hermes.Message
 	own      *hermes.StoredResponse
+	splice   *hermes.Splice
 	respConv string
 	status   hermes.Status
 	err      error // an encoding failure, reported by Apply
@@ -87,21 +89,28 @@ func PutResponse(r *hermes.StoredResponse) Op {
 	if n := len(r.Consumed) + len(r.Input) + len(r.Output); len(r.Transcript) >= n {
 		inherit = r.Transcript[:len(r.Transcript)-n]
 	}
+	op.own, op.inherit = own, inherit
 	if op.parent == "" {
 		// No parent but a history (a compacted base): keep it inline.
-		op.node, op.err = encode(newNode(inherit, own))
+		op.node, op.blobs, op.err = encodeNode(newNode(inherit, own))
 		return op
 	}
-	n := newNode(nil, own)
-	if sp := r.Splice; sp != nil && sp.Skip > 0 {
-		// A compaction that kept its parent's last turns: the head only,
-		// and where in the parent's transcript the kept turns start.
-		n = newNode(sp.Head, own)
-		n.Skip = sp.Skip
-	}
-	op.node, op.err = encode(n)
-	op.own, op.inherit = own, inherit
+	op.splice = r.Splice
+	op.node, op.blobs, op.err = encodeNode(op.ownNode())
 	return op
+}
+
+// ownNode lays out the items a response with a parent stores: its own,
+// after the head of its splice when it has one (a compaction that kept
+// its parent's last turns: the head only, and where in the parent's
+// transcript the kept turns start).
+func (o Op) ownNode() *node {
+	if sp := o.splice; sp != nil && sp.Skip > 0 {
+		n := newNode(sp.Head, o.own)
+		n.Skip = sp.Skip
+		return n
+	}
+	return newNode(nil, o.own)
 }
 
 // DeleteResponse removes the response id; a missing id is not an error.
@@ -295,6 +304,10 @@ type writer struct {
 	idemX *bolt.Bucket
 	items *bolt.Bucket
 	refs  *bolt.Bucket
+	// blobs, blobRefs and itemBlobs keep images apart (blobs.go).
+	blobs     *bolt.Bucket
+	blobRefs  *bolt.Bucket
+	itemBlobs *bolt.Bucket
 	// convLRU and convSeq order the conversations; convN counts them and
 	// idemN, idemB the idempotency entries and their bytes (bounds.go).
 	convLRU *bolt.Bucket
@@ -320,6 +333,10 @@ func newWriter(tx *bolt.Tx, now time.Time, opts Options) *writer {
 		idemX: tx.Bucket(bucketIdemExp),
 		items: tx.Bucket(bucketItems),
 		refs:  tx.Bucket(bucketItemRefs),
+
+		blobs:     tx.Bucket(bucketBlobs),
+		blobRefs:  tx.Bucket(bucketBlobRefs),
+		itemBlobs: tx.Bucket(bucketItemBlobs),
 
 		convLRU: tx.Bucket(bucketConvLRU),
 		convSeq: tx.Bucket(bucketConvSeq),
@@ -761,14 +778,14 @@ func (w *writer) putRefs(id string, refs uint32, parent string) error {
 // one for its address when addressed is true (it is being added, not
 // replaced), one on its parent from it.
 func (w *writer) putItems(op Op, addressed bool) error {
-	id, parent, data := op.id, op.parent, op.node
+	id, parent, data, blobs := op.id, op.parent, op.node, op.blobs
 	if parent != "" && w.items.Get([]byte(parent)) == nil {
 		// The parent went while this turn ran: keep the history inline.
-		rec, err := encode(newNode(op.inherit, op.own))
+		rec, b, err := encodeNode(newNode(op.inherit, op.own))
 		if err != nil {
 			return err
 		}
-		parent, data = "", rec
+		parent, data, blobs = "", rec, b
 	}
 	refs, oldParent, exists := readRefs(w.refs, id)
 	if exists && parent != oldParent && parent != "" && w.descends(parent, id) {
@@ -792,6 +809,9 @@ func (w *writer) putItems(op Op, addressed bool) error {
 		refs++
 	}
 	if err := w.putRefs(id, refs, parent); err != nil {
+		return err
+	}
+	if err := w.putBlobs(id, blobs); err != nil {
 		return err
 	}
 	return w.items.Put([]byte(id), data)
@@ -836,6 +856,9 @@ func (w *writer) release(id string) error {
 			return err
 		}
 		if err := w.items.Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := w.dropBlobs(id); err != nil {
 			return err
 		}
 		id = parent

@@ -98,6 +98,9 @@ type node struct {
 	In        int              `json:"in,omitempty"`        // Items[In:Out] is the input
 	Out       int              `json:"out,omitempty"`       // Items[Out:] is the output
 	Items     []hermes.Message `json:"items,omitempty"`
+	// Images are the items' images kept apart, by content (blobs.go);
+	// their parts' ImageURL is empty in the record.
+	Images []imageRef `json:"images,omitempty"`
 }
 
 func (n *node) consumed() []hermes.Message { return orNil(n.Items[n.Inherited:n.In]) }
@@ -142,11 +145,7 @@ func decodeNode(id string, data []byte) (*node, error) {
 // appendNode appends the transcript items stored under id to out, the
 // transcript of its parent (nil when it has none): a spliced node's head
 // replaces the first Skip items of out.
-func appendNode(out []hermes.Message, id string, data []byte) ([]hermes.Message, error) {
-	n, err := decodeNode(id, data)
-	if err != nil {
-		return nil, err
-	}
+func appendNode(out []hermes.Message, id string, n *node) ([]hermes.Message, error) {
 	if n.Skip == 0 {
 		return append(out, n.Items...), nil
 	}

@@ -9,10 +9,13 @@
 //
 // One writer (the persistence actor) groups many writes into one Apply, so
 // many turns share one fsync; any number of goroutines may read at the same
-// time. It imports the root package, bbolt and go-json, nothing else.
+// time. Images in items are kept once by content (blobs.go), however many
+// responses carry them. It imports the root package, bbolt and go-json,
+// nothing else.
 //
 // The PostgreSQL store (persistence/postgres, cluster mode) applies the
 // same Ops and keeps the same record bytes: it reads ops through
-// Op.Spec and decodes records with this package's codec (spec.go). The
+// Op.Spec and decodes records with this package's codec (spec.go), with
+// images inline in items (it keeps no blobs of its own). The
 // behaviours both keep are one suite, persistence/storetest.
 package persistence

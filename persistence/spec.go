@@ -37,7 +37,19 @@ func (o Op) Spec() (OpSpec, error) {
 	if err := o.check(); err != nil {
 		return OpSpec{}, err
 	}
-	return OpSpec{Kind: o.kind, ID: o.id, Record: o.rec, Items: o.node, Parent: o.parent,
+	items := o.node
+	if len(o.blobs) > 0 {
+		// Another store keeps no blobs: it gets the images inline.
+		n := o.ownNode()
+		if o.parent == "" {
+			n = newNode(o.inherit, o.own)
+		}
+		var err error
+		if items, err = encode(n); err != nil {
+			return OpSpec{}, &hermes.Error{Code: hermes.EInternal, Message: "cannot encode record", Cause: err}
+		}
+	}
+	return OpSpec{Kind: o.kind, ID: o.id, Record: o.rec, Items: items, Parent: o.parent,
 		Conversation: o.respConv, Status: o.status, Conv: o.conv, Idem: o.idem, Update: o.update, Epoch: o.epoch, op: o}, nil
 }
 
@@ -45,7 +57,7 @@ func (o Op) Spec() (OpSpec, error) {
 // before them: what to store, with no parent, when the parent's items are
 // gone by the time the response is written.
 func (s OpSpec) InlineItems() ([]byte, error) {
-	if s.op.own == nil {
+	if s.op.parent == "" {
 		return s.Items, nil
 	}
 	return encode(newNode(s.op.inherit, s.op.own))
@@ -90,7 +102,11 @@ func FillItems(r *hermes.StoredResponse, data []byte) error {
 // history, if any, then its own; a spliced record's head replaces the
 // start of out.
 func AppendItems(out []hermes.Message, id string, data []byte) ([]hermes.Message, error) {
-	return appendNode(out, id, data)
+	n, err := decodeNode(id, data)
+	if err != nil {
+		return nil, err
+	}
+	return appendNode(out, id, n)
 }
 
 // DecodeFile decodes a file record stored under id.

@@ -21,7 +21,10 @@ import (
 //  1. every response record carries its whole transcript.
 //  2. a response's own items live apart from its record, with a pointer to
 //     its parent and a reference count (items, item_refs).
-const schemaVersion = 2
+//  3. images in items are kept once by content (blobs, blob_refs,
+//     item_blobs); a node's parts then hold references an older hermesd
+//     would read as images without data.
+const schemaVersion = 3
 
 // maxIDLen bounds response ids, conversation ids and idempotency keys: bbolt
 // refuses keys over 32 KiB, and the conversation index stores the length in
@@ -46,7 +49,8 @@ var (
 	bucketItemRefs = []byte("item_refs") // response id → refs (4 bytes) + parent id
 
 	allBuckets = append([][]byte{bucketMeta, bucketResponses, bucketRespMeta, bucketLRU,
-		bucketConvs, bucketConvIndex, bucketIdem, bucketIdemExp, bucketItems, bucketItemRefs}, boundsBuckets...)
+		bucketConvs, bucketConvIndex, bucketIdem, bucketIdemExp, bucketItems, bucketItemRefs,
+		bucketBlobs, bucketBlobRefs, bucketItemBlobs}, boundsBuckets...)
 
 	keySchema = []byte("schema")
 	keyCount  = []byte("responses")
@@ -200,6 +204,10 @@ func (s *Store) init() error {
 				return &hermes.Error{Code: hermes.EInternal,
 					Message: fmt.Sprintf("cannot migrate store %s from schema 1", s.path), Cause: err}
 			}
+		}
+		if got == 1 || got == 2 {
+			// Schema 3 only adds the image buckets (created above):
+			// schema-2 nodes keep their images inline, which still reads.
 			if err := meta.Put(keySchema, binary.BigEndian.AppendUint32(nil, schemaVersion)); err != nil {
 				return err
 			}
@@ -237,6 +245,7 @@ func (s *Store) ResponseHead(id string) (*hermes.StoredResponse, error) { return
 func (s *Store) response(id string, withItems bool) (*hermes.StoredResponse, error) {
 	var data, node []byte
 	var parent string
+	blobs := map[string][]byte{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketResponses).Get([]byte(id))
 		if v == nil {
@@ -245,6 +254,7 @@ func (s *Store) response(id string, withItems bool) (*hermes.StoredResponse, err
 		data = bytes.Clone(v)
 		if withItems {
 			node = bytes.Clone(tx.Bucket(bucketItems).Get([]byte(id)))
+			readBlobs(tx, id, blobs)
 		}
 		_, parent, _ = readRefs(tx.Bucket(bucketItemRefs), id)
 		return nil
@@ -271,6 +281,9 @@ func (s *Store) response(id string, withItems bool) (*hermes.StoredResponse, err
 	if err != nil {
 		return nil, err
 	}
+	if err := joinImages(id, n, blobs, map[string]string{}); err != nil {
+		return nil, err
+	}
 	r.Consumed, r.Input, r.Output = n.consumed(), n.input(), n.output()
 	return r, nil
 }
@@ -288,6 +301,7 @@ func (s *Store) Transcript(id string) ([]hermes.Message, error) {
 	}
 	var chain []link
 	var corrupt error
+	blobs := map[string][]byte{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		items, refs := tx.Bucket(bucketItems), tx.Bucket(bucketItemRefs)
 		seen := make(map[string]bool)
@@ -307,6 +321,7 @@ func (s *Store) Transcript(id string) ([]hermes.Message, error) {
 				return nil
 			}
 			chain = append(chain, link{cur, bytes.Clone(v)})
+			readBlobs(tx, cur, blobs)
 			_, cur, _ = readRefs(refs, cur)
 		}
 		return nil
@@ -321,8 +336,16 @@ func (s *Store) Transcript(id string) ([]hermes.Message, error) {
 		return nil, hermes.Errorf(hermes.ENotFound, "response %q not found", id)
 	}
 	var out []hermes.Message
+	urls := map[string]string{}
 	for i := len(chain) - 1; i >= 0; i-- {
-		if out, err = appendNode(out, chain[i].id, chain[i].data); err != nil {
+		n, err := decodeNode(chain[i].id, chain[i].data)
+		if err != nil {
+			return nil, err
+		}
+		if err := joinImages(chain[i].id, n, blobs, urls); err != nil {
+			return nil, err
+		}
+		if out, err = appendNode(out, chain[i].id, n); err != nil {
 			return nil, err
 		}
 	}

@@ -168,11 +168,15 @@ func TestFilesInMessagesHostile(t *testing.T) {
 	file := func(fields string) string {
 		return `{"model":"hermes-agent","input":[{"role":"user","content":[{"type":"input_file",` + fields + `}]}]}`
 	}
+	// A 600-byte PDF whose xref claims two billion objects: read inside
+	// hermesd, the reader's allocation aborted the whole process.
+	crash := []byte(strings.Replace(string(hermestest.PDF([]string{"x"}, "")), "xref\n0 ", "xref\n2000000000 ", 1))
 	cases := []struct {
 		name, body string
 		status     int
 		says       string
 	}{
+		{"pdf that crashes the reader", file(`"filename":"evil.pdf","file_data":` + jsonStr(dataURL("application/pdf", crash))), 400, "evil.pdf"},
 		{"bad base64", file(`"filename":"a.txt","file_data":"data:text/plain;base64,@@@"`), 400, "base64"},
 		{"not base64 data URL", file(`"filename":"a.txt","file_data":"data:text/plain,hello"`), 400, "base64"},
 		{"two sources", file(`"file_id":"file-abc","file_url":"http://127.0.0.1/"`), 400, "exactly one"},
@@ -194,6 +198,10 @@ func TestFilesInMessagesHostile(t *testing.T) {
 		if len(up.Calls()) != before {
 			t.Errorf("%s: the upstream was called", c.name)
 		}
+	}
+	if resp, out := h.do(t, "POST", "/v1/responses", file(`"filename":"ok.pdf","file_data":`+jsonStr(dataURL("application/pdf", hermestest.PDF([]string{"still reading"}, ""))))); resp.StatusCode != 200 ||
+		!strings.Contains(lastUserText(t, up), "still reading") {
+		t.Errorf("a PDF after the hostile ones: %d %s", resp.StatusCode, out)
 	}
 	chat := `{"model":"hermes-agent","messages":[{"role":"user","content":[{"type":"file"}]}]}`
 	if resp, out := h.do(t, "POST", "/v1/chat/completions", chat); resp.StatusCode != 400 {

@@ -35,6 +35,19 @@ func benchMain(b *testing.B, env map[string]string) *fasthttp.Client {
 	return &fasthttp.Client{Dial: func(string) (net.Conn, error) { return ln.Dial() }}
 }
 
+// benchMainMock is benchMain whose model is a mockllm with cfg, served on
+// loopback TCP.
+func benchMainMock(b *testing.B, cfg mockllm.Config) *fasthttp.Client {
+	b.Helper()
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go mockllm.New(cfg).Serve(mln)
+	b.Cleanup(func() { _ = mln.Close() })
+	return benchMain(b, map[string]string{"OPENAI_BASE_URL": "http://" + mln.Addr().String() + "/v1"})
+}
+
 // postLoop posts body to chat completions from parallel goroutines until
 // b.N requests are done, checking each answer ends with want.
 func postLoop(b *testing.B, client *fasthttp.Client, body, want string) {
@@ -74,14 +87,7 @@ func BenchmarkMainChat(b *testing.B) {
 // is a real OpenAI-compatible upstream (bench/mockllm) over loopback TCP:
 // the path of a production stream, 16 tokens.
 func BenchmarkMainChatStreamUpstream(b *testing.B) {
-	mock := mockllm.New(mockllm.Config{Tokens: 16})
-	mln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go mock.Serve(mln)
-	defer mln.Close()
-	client := benchMain(b, map[string]string{"OPENAI_BASE_URL": "http://" + mln.Addr().String() + "/v1"})
+	client := benchMainMock(b, mockllm.Config{Tokens: 16})
 	b.SetParallelism(8)
 	postLoop(b, client, `{"model":"hermes-agent","stream":true,"messages":[{"role":"user","content":"hello"}]}`, "data: [DONE]\n\n")
 }
@@ -92,14 +98,7 @@ func BenchmarkMainChatStreamUpstream(b *testing.B) {
 // streams, at 20 and 40 tokens: allocs/op of 40 minus 20, divided by 20,
 // is the allocations per streamed token (0 since issue 15).
 func BenchmarkMainStreamTokens(b *testing.B) {
-	mock := mockllm.New(mockllm.Config{})
-	mln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go mock.Serve(mln)
-	defer mln.Close()
-	client := benchMain(b, map[string]string{"OPENAI_BASE_URL": "http://" + mln.Addr().String() + "/v1"})
+	client := benchMainMock(b, mockllm.Config{})
 	for _, n := range []string{"20", "40"} {
 		prompt := `/tokens ` + n + `\n/delay 1us`
 		b.Run("chat-"+n, func(b *testing.B) {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/hermesd/hermesd/internal/hermestest"
 )
 
 // windowUpstream is an OpenAI-compatible model with a context window: a
@@ -418,6 +423,72 @@ func TestCompactEndpoint(t *testing.T) {
 		if resp, out := h.do(t, "POST", "/v1/responses/compact", bad); resp.StatusCode != 400 {
 			t.Errorf("%s: %d %s, want 400", bad, resp.StatusCode, out)
 		}
+	}
+}
+
+// TestInputTokensCountFilesAndImages: input_tokens counts a file's text as
+// the turn would send it (text files and PDFs read, not their bytes or
+// nothing) and an image by its detail and size, as the estimate before a
+// model call does; compact summarises a file's text. Neither saves the
+// file in the workspace (HERMES_UPLOADS=workspace): no turn runs.
+func TestInputTokensCountFilesAndImages(t *testing.T) {
+	up := hermestest.NewUpstream(t, func(int, *hermestest.Call) hermestest.Reply { return hermestest.Reply{Text: "SUMMARY"} })
+	env := up.Env()
+	env["HERMES_UPLOADS"] = "workspace"
+	env["HERMES_CONTEXT_WINDOW"] = "8192" // so compact summarises the file's turn rather than keep it as recent
+	h := startHermes(t, env)
+	count := func(parts string) int {
+		t.Helper()
+		resp, out := h.do(t, "POST", "/v1/responses/input_tokens", `{"input":[{"role":"user","content":[{"type":"input_text","text":"read this"}`+parts+`]}]}`)
+		var r struct {
+			InputTokens int `json:"input_tokens"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal([]byte(out), &r) != nil {
+			t.Fatalf("%.200s: %d %s", parts, resp.StatusCode, out)
+		}
+		return r.InputTokens
+	}
+	file := func(name, ctype string, data []byte) string {
+		return fmt.Sprintf(`,{"type":"input_file","filename":%q,"file_data":"data:%s;base64,%s"}`, name, ctype, base64.StdEncoding.EncodeToString(data))
+	}
+	base := count("")
+	if n := count(file("notes.txt", "text/plain", []byte(strings.Repeat("word ", 8000)))); n < base+9500 || n > base+11000 {
+		t.Errorf("a 40,000-character text file counts %d tokens more, want about 10,000", n-base)
+	}
+	pdf := hermestest.PDF([]string{strings.Repeat("alpha ", 400), strings.Repeat("beta ", 400)}, "")
+	if n := count(file("report.pdf", "application/pdf", pdf)); n < base+900 || n > base+1300 {
+		t.Errorf("a PDF of 4,400 characters of text counts %d tokens more, want about 1,100", n-base)
+	}
+	// A 1 MB photo at low detail is 85 tokens, not a quarter million.
+	ihdr := []byte("IHDR\x00\x00\x08\x00\x00\x00\x06\x00\x08\x00\x00\x00\x00") // 2048×1536, 8-bit grey
+	photo := binary.BigEndian.AppendUint32(append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d"), ihdr...), crc32.ChecksumIEEE(ihdr))
+	photo = append(photo, make([]byte, 1<<20)...)
+	img := `,{"type":"input_image","image_url":"data:image/png;base64,` + base64.StdEncoding.EncodeToString(photo) + `"`
+	if n := count(img + `,"detail":"low"}`); n < base+85 || n > base+90 {
+		t.Errorf("a low-detail image counts %d tokens more, want 85", n-base)
+	}
+	// 2048×1536 at high detail: 1024×768, 2×2 tiles.
+	if n := count(img + `,"detail":"high"}`); n < base+765 || n > base+770 {
+		t.Errorf("a 2048x1536 image counts %d tokens more, want 765", n-base)
+	}
+
+	marker := "the-launch-code-is-teal"
+	resp, out := h.do(t, "POST", "/v1/responses/compact", `{"input":[{"role":"user","content":"my name is Ada"},{"role":"assistant","content":"hello Ada"},`+
+		`{"role":"user","content":[{"type":"input_text","text":"keep this"}`+file("secret.md", "text/markdown", []byte(marker+strings.Repeat(" filler", 2000)))+`]},{"role":"assistant","content":"kept"},{"role":"user","content":"thanks"}]}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("compact: %d %s", resp.StatusCode, out)
+	}
+	summarised := false
+	for _, c := range up.Calls() {
+		for i := range c.Messages {
+			summarised = summarised || strings.Contains(string(c.Messages[i].Content), marker)
+		}
+	}
+	if !summarised {
+		t.Errorf("the summarising call never saw the file's text: %d calls", len(up.Calls()))
+	}
+	if entries, _ := os.ReadDir(filepath.Join(h.Workspace, "uploads")); len(entries) != 0 {
+		t.Errorf("input_tokens or compact saved %d files in the workspace", len(entries))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hermesd/hermesd/internal/hermestest"
+	"github.com/hermesd/hermesd/persistence"
 	"github.com/hermesd/hermesd/tooling/llm"
 )
 
@@ -248,5 +249,47 @@ func TestFetchImagesFromConfig(t *testing.T) {
 	}
 	if code, body := ask(open, img.URL+"/page.html"); code != 400 || !strings.Contains(body, "is not an image") {
 		t.Errorf("a page as an image: %d %s", code, body)
+	}
+}
+
+// TestImagesStoredOnceInChain: a client attaching the same screenshot to
+// every turn of a previous_response_id chain has it stored once; later
+// turns and input_items still get it byte for byte.
+func TestImagesStoredOnceInChain(t *testing.T) {
+	up := hermestest.NewUpstream(t, func(int, *hermestest.Call) hermestest.Reply { return hermestest.Reply{Text: "seen"} })
+	h := startHermes(t, up.Env())
+	shot := make([]byte, 256<<10)
+	for i := range shot {
+		shot[i] = byte(i*7919 + i>>9)
+	}
+	url := "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(shot)
+	prev, first := "", ""
+	const turns = 6
+	for i := range turns {
+		body := `{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"again"},{"type":"input_image","image_url":"` + url + `"}]}]`
+		if prev != "" {
+			body += `,"previous_response_id":"` + prev + `"`
+		}
+		r := conformObject(t, h, "POST", "/v1/responses", body+`}`)
+		prev = r["id"].(string)
+		if i == 0 {
+			first = prev
+		}
+	}
+	calls := up.Calls()
+	if got := imageParts(t, calls[len(calls)-1]); len(got) != turns || got[0]["url"] != url || got[turns-1]["url"] != url {
+		t.Errorf("the last turn sent %d images, want all %d, whole", len(got), turns)
+	}
+	_, body := h.do(t, "GET", "/v1/responses/"+first+"/input_items", "")
+	if !strings.Contains(body, url) {
+		t.Error("input_items of the first turn lack its image")
+	}
+	st, err := h.store.(*persistence.Store).Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d turns × one %d-byte image (%d as base64): store file %d bytes", turns, len(shot), len(url), st.FileBytes)
+	if st.FileBytes > 3*int64(len(url)) {
+		t.Errorf("store file is %d bytes: the image was stored with each turn", st.FileBytes)
 	}
 }

@@ -157,7 +157,8 @@ func TestRequestMCPApprovalRoundTrip(t *testing.T) {
 
 	approve := func(prev, id string, yes bool) (int, responseOut, string) {
 		return postResponse(t, h, `{"previous_response_id":"`+prev+`","tools":[`+tool+`],"input":[`+
-			`{"type":"mcp_approval_response","approval_request_id":"`+id+`","approve":`+map[bool]string{true: "true", false: "false"}[yes]+`}]}`)
+			`{"type":"mcp_approval_response","approval_request_id":"`+id+`","approve":`+map[bool]string{true: "true", false: "false"}[yes]+
+			`,"reason":"not today"}]}`)
 	}
 	code, ran, raw := approve(asked.ID, reqID, true)
 	if code != 200 || strings.Join(itemTypes(ran), ",") != "mcp_list_tools,mcp_call,message" {
@@ -179,7 +180,7 @@ func TestRequestMCPApprovalRoundTrip(t *testing.T) {
 	if code != 200 || strings.Join(itemTypes(declined), ",") != "mcp_list_tools,message" {
 		t.Fatalf("declined: %d %s", code, raw)
 	}
-	if ans := declined.Output[1]["content"].([]any)[0].(map[string]any)["text"].(string); !strings.Contains(ans, "declined") || strings.Contains(ans, "echo: hi") {
+	if ans := declined.Output[1]["content"].([]any)[0].(map[string]any)["text"].(string); !strings.Contains(ans, "declined") || !strings.Contains(ans, "not today") || strings.Contains(ans, "echo: hi") {
 		t.Errorf("after declining: %q", ans)
 	}
 
@@ -207,10 +208,44 @@ func TestRequestMCPApprovalRoundTrip(t *testing.T) {
 		t.Errorf("refused approvals reached the model %d times", n-before)
 	}
 
-	// Streamed, the request ends the stream as an item of its own.
-	_, body := h.do(t, "POST", "/v1/responses", `{"input":"hi","stream":true,"tools":[`+tool+`]}`)
-	if !strings.Contains(body, `"item":{"id":"mcpr_`) || !strings.Contains(body, `"type":"mcp_approval_request","server_label":"req","name":"echo"`) {
-		t.Errorf("stream lacks the approval request: %s", body)
+	// Streamed, the request ends the stream as an item of its own, and
+	// the approved call streams as an mcp_call naming it.
+	evs, _ := rawResponseStream(t, h, `{"input":"streamed","stream":true,"tools":[`+tool+`]}`)
+	var streamedReq map[string]any
+	for _, ev := range evs {
+		if it, _ := ev.field(t, "item").(map[string]any); ev.Type == "response.output_item.done" && it["type"] == "mcp_approval_request" {
+			streamedReq = it
+		}
+	}
+	if streamedReq == nil || streamedReq["name"] != "echo" || evs[len(evs)-1].Type != "response.completed" {
+		t.Fatalf("stream lacks the approval request: %v", rawTypes(evs))
+	}
+	var last struct {
+		Response responseOut `json:"response"`
+	}
+	json.Unmarshal([]byte(evs[len(evs)-1].Data), &last)
+	evs, _ = rawResponseStream(t, h, `{"stream":true,"previous_response_id":"`+last.Response.ID+`","tools":[`+tool+`],"input":[`+
+		`{"type":"mcp_approval_response","approval_request_id":"`+streamedReq["id"].(string)+`","approve":true}]}`)
+	var streamedCall map[string]any
+	for _, ev := range evs {
+		if it, _ := ev.field(t, "item").(map[string]any); ev.Type == "response.output_item.done" && it["type"] == "mcp_call" {
+			streamedCall = it
+		}
+	}
+	if streamedCall["approval_request_id"] != streamedReq["id"] || streamedCall["output"] != `{"result":"echo: streamed"}` ||
+		!contains(rawTypes(evs), "response.mcp_call.completed") {
+		t.Errorf("the streamed approved call = %v\n%v", streamedCall, rawTypes(evs))
+	}
+
+	// In a named conversation, the approval continues its latest response.
+	_, inConv, raw := postResponse(t, h, `{"conversation":"talk","input":"conv","tools":[`+tool+`]}`)
+	if len(inConv.Output) != 2 {
+		t.Fatalf("in a conversation: %s", raw)
+	}
+	code, ran, raw = postResponse(t, h, `{"conversation":"talk","tools":[`+tool+`],"input":[`+
+		`{"type":"mcp_approval_response","approval_request_id":"`+inConv.Output[1]["id"].(string)+`","approve":true}]}`)
+	if code != 200 || strings.Join(itemTypes(ran), ",") != "mcp_list_tools,mcp_call,message" || ran.Output[1]["output"] != `{"result":"echo: conv"}` {
+		t.Errorf("approved in a conversation: %d %s", code, raw)
 	}
 }
 

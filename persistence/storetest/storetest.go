@@ -4,6 +4,8 @@
 package storetest
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -66,6 +68,7 @@ func Run(t *testing.T, b Backend) {
 		{"BranchingSharesPrefix", branching},
 		{"ParentGoneKeepsHistoryInline", parentGone},
 		{"SplicePointsAtKeptTurns", splice},
+		{"ImagesReadBackWhole", imagesReadBack},
 		{"ReplaceUnderNewParent", replaceUnderNewParent},
 		{"EvictionChurnBoundsItems", evictionChurn},
 		{"Unfinished", unfinished},
@@ -786,6 +789,46 @@ func parentGone(t *testing.T, b Backend) {
 	wantTranscript(t, s, c)
 }
 
+// imagesReadBack: data-URL images in items (repeated across turns, inline
+// when the parent is gone, after a restart) read back byte for byte,
+// whatever the store does to keep them once.
+func imagesReadBack(t *testing.T, b Backend) {
+	raw := make([]byte, 64<<10)
+	for i := range raw {
+		raw[i] = byte(i*31 + i>>8)
+	}
+	img := hermes.Part{Type: "image_url", ImageURL: "data:image/png;base64," + base64.StdEncoding.EncodeToString(raw), Detail: "low"}
+	user := func(text string) []hermes.Message {
+		return []hermes.Message{{Role: hermes.RoleUser, Content: text, Parts: []hermes.Part{{Type: "text", Text: text}, img}}}
+	}
+	open := b.Storage(t)
+	s := open(t, persistence.Options{})
+	a := turn("a", nil)
+	a.Input = user("look")
+	a.Transcript = append(append([]hermes.Message(nil), a.Input...), a.Output...)
+	rb := turn("b", a)
+	rb.Input = user("again")
+	rb.Transcript = append(append(append([]hermes.Message(nil), a.Transcript...), rb.Input...), rb.Output...)
+	apply(t, s, put(a), put(rb))
+	wantTranscript(t, s, rb)
+	apply(t, s, persistence.DeleteResponse("a"))
+	c := turn("c", rb)
+	c.Input = user("once more")
+	c.Transcript = append(append(append([]hermes.Message(nil), rb.Transcript...), c.Input...), c.Output...)
+	apply(t, s, persistence.DeleteResponse("b"))
+	apply(t, s, put(c)) // its parent is gone: the history, images included, inline
+	wantTranscript(t, s, c)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, persistence.Options{})
+	wantTranscript(t, s, c)
+	got, err := s.Response("c")
+	if err != nil || !reflect.DeepEqual(got.Input, c.Input) {
+		t.Fatalf("Response(c) after a restart: %v", err)
+	}
+}
+
 func replaceUnderNewParent(t *testing.T, b Backend) {
 	s := b.open(t, persistence.Options{})
 	a, rb := turn("a", nil), turn("b", nil)
@@ -1011,6 +1054,10 @@ func splice(t *testing.T, b Backend) {
 	head := []hermes.Message{c.Transcript[0], item}
 	d := resp("d", "c", "")
 	d.Parent, d.Compaction = "c", &item
+	// An image in the turn: a store that keeps images apart (bbolt) or
+	// inline (PostgreSQL) must keep the splice either way.
+	d.Input[0].Parts = []hermes.Part{{Type: "text", Text: d.Input[0].Content},
+		{Type: "image_url", ImageURL: "data:image/png;base64," + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("not really a png "), 1000))}}
 	d.Splice = &hermes.Splice{Head: head, Skip: 4} // keeps c's turn: a's and b's go into the summary
 	d.Transcript = append(append(append(append([]hermes.Message(nil), head...), c.Transcript[4:]...), d.Input...), d.Output...)
 	apply(t, s, put(d))

@@ -3,6 +3,8 @@
 // decoded from their charset, and PDFs by their text layer
 // (github.com/ledongthuc/pdf, pure Go), each as a block headed by the
 // file's name. It reads bytes only: fetching and storing are the callers'.
+// PDFs are read in a worker process (worker.go): the reader was not built
+// for hostile files, and one can make it abort or exhaust its process.
 //
 // It may import the root package, the standard library, golang.org/x/net
 // (html/charset) and the PDF reader.

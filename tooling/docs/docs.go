@@ -6,6 +6,7 @@ import (
 	"mime"
 	"path"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	hermes "github.com/hermesd/hermesd"
@@ -22,6 +23,14 @@ type Limits struct {
 	// the reader go through (default 64 MiB): a small file can inflate to
 	// gigabytes.
 	MaxContentBytes int64
+	// MaxCMapBytes bounds one font's decompressed ToUnicode map (default
+	// 4 MiB): the reader holds all its entries in memory.
+	MaxCMapBytes int64
+	// MaxPDFMemory is the heap a PDF worker may use (default 512 MiB), and
+	// MaxPDFTime how long it may take, waiting for a free worker included
+	// (default 30s); past either the file is refused.
+	MaxPDFMemory int64
+	MaxPDFTime   time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
@@ -33,6 +42,15 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxContentBytes <= 0 {
 		l.MaxContentBytes = 64 << 20
+	}
+	if l.MaxCMapBytes <= 0 {
+		l.MaxCMapBytes = 4 << 20
+	}
+	if l.MaxPDFMemory <= 0 {
+		l.MaxPDFMemory = 512 << 20
+	}
+	if l.MaxPDFTime <= 0 {
+		l.MaxPDFTime = 30 * time.Second
 	}
 	return l
 }

@@ -1,8 +1,14 @@
 package llm
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"image"
+	_ "image/gif" // image.DecodeConfig reads the sizes of the formats
+	_ "image/jpeg"
+	_ "image/png"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -104,4 +110,47 @@ func (u *Upstream) fetchImage(ctx context.Context, url string) (string, error) {
 func isHTTPURL(s string) bool {
 	l := strings.ToLower(s[:min(len(s), 8)])
 	return strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://")
+}
+
+// Image token costs as OpenAI counts them: a low-detail image, and each
+// 512-pixel tile of one at high detail on top of the base.
+const (
+	imageBaseTokens = 85
+	imageTileTokens = 170
+	// imageHeaderChars is how much of a data URL's base64 is decoded to
+	// read the image's size: enough for a JPEG's EXIF block before its
+	// frame header, far less than the image.
+	imageHeaderChars = 96 << 10
+)
+
+// imageTokens estimates what one image part costs a model's prompt, as
+// OpenAI counts it: 85 tokens at low detail; otherwise 85 plus 170 per
+// 512-pixel tile once the image is scaled to fit 2048×2048 and its short
+// side to 768. An image whose size cannot be read from its data URL (a URL
+// the server fetches, a format the standard library does not parse) is
+// counted as 1024×1024 (765 tokens). Counting a data URL's characters
+// instead, as text, made one photo look like a hundred thousand tokens
+// and pushed turns into needless compaction.
+func imageTokens(p hermes.Part) int {
+	if p.Detail == "low" {
+		return imageBaseTokens
+	}
+	w, h := 1024, 1024
+	if _, data, ok := strings.Cut(p.ImageURL, ";base64,"); ok && strings.HasPrefix(p.ImageURL, "data:") {
+		data = data[:min(len(data), imageHeaderChars)]
+		head := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
+		n, _ := base64.StdEncoding.Decode(head, []byte(data[:len(data)/4*4]))
+		if cfg, _, err := image.DecodeConfig(bytes.NewReader(head[:n])); err == nil && cfg.Width > 0 && cfg.Height > 0 {
+			w, h = cfg.Width, cfg.Height
+		}
+	}
+	fw, fh := float64(w), float64(h)
+	if s := 2048 / max(fw, fh); s < 1 {
+		fw, fh = fw*s, fh*s
+	}
+	if s := 768 / min(fw, fh); s < 1 {
+		fw, fh = fw*s, fh*s
+	}
+	tiles := int(math.Ceil(fw/512)) * int(math.Ceil(fh/512))
+	return imageBaseTokens + imageTileTokens*tiles
 }

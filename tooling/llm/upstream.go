@@ -309,7 +309,7 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, image
 		case dec.sawData && !before:
 			wd.rearm(u.opts.IdleTimeout, idle)
 		case dec.sawData:
-			wd.reset(u.opts.IdleTimeout)
+			wd.reset()
 		}
 	}
 	if cap(sr.buf) <= 64<<10 {
@@ -465,28 +465,57 @@ func isJSON(contentType string) bool {
 
 // watchdog cancels a request when a timer fires, with the error naming the
 // timeout as the cancellation cause.
+//
+// Progress (reset) only notes the time: the timer, when it fires, waits
+// on for what is left of the timeout since the last progress. Resetting
+// the runtime timer on every line of a stream was a visible share of a
+// streamed token's cost.
 type watchdog struct {
-	timer *time.Timer
 	cause atomic.Pointer[hermes.Error]
+	start time.Time
+	d     atomic.Int64 // the current timeout
+	seen  atomic.Int64 // the last progress, as time since start
+	mu    sync.Mutex   // guards timer, which fire reads
+	timer *time.Timer
 }
 
 func startWatchdog(d time.Duration, cause *hermes.Error, cancel context.CancelCauseFunc) *watchdog {
-	w := &watchdog{}
+	w := &watchdog{start: time.Now()}
 	w.cause.Store(cause)
-	w.timer = time.AfterFunc(d, func() { cancel(w.cause.Load()) })
+	w.d.Store(int64(d))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.timer = time.AfterFunc(d, func() {
+		idle := time.Since(w.start) - time.Duration(w.seen.Load())
+		if rest := time.Duration(w.d.Load()) - idle; rest > 0 {
+			w.mu.Lock()
+			w.timer.Reset(rest)
+			w.mu.Unlock()
+			return
+		}
+		cancel(w.cause.Load())
+	})
 	return w
 }
 
-// rearm switches to another timeout and restarts the timer.
+// rearm switches to another timeout, counted from now.
 func (w *watchdog) rearm(d time.Duration, cause *hermes.Error) {
 	w.cause.Store(cause)
+	w.d.Store(int64(d))
+	w.seen.Store(int64(time.Since(w.start)))
+	w.mu.Lock()
 	w.timer.Reset(d)
+	w.mu.Unlock()
 }
 
-// reset restarts the timer for the current timeout.
-func (w *watchdog) reset(d time.Duration) { w.timer.Reset(d) }
+// reset notes progress: the current timeout counts again from now.
+func (w *watchdog) reset() { w.seen.Store(int64(time.Since(w.start))) }
 
-func (w *watchdog) stop() { w.timer.Stop() }
+func (w *watchdog) stop() {
+	w.mu.Lock()
+	w.timer.Stop()
+	w.mu.Unlock()
+}
 
 // Request wire types: only what hermesd sends.
 type wireRequest struct {

@@ -496,3 +496,35 @@ func TestUpstreamModels(t *testing.T) {
 		t.Errorf("404: err = %v, want EUpstream", err)
 	}
 }
+
+// TestWatchdogProgressPostpones: progress noted more often than the
+// timeout keeps the watchdog from firing for longer than the timeout;
+// once progress stops it fires, with its cause, a timeout later.
+func TestWatchdogProgressPostpones(t *testing.T) {
+	const timeout = 500 * time.Millisecond
+	fired := make(chan error, 1)
+	cause := hermes.Errorf(hermes.ETimeout, "idle")
+	began := time.Now()
+	wd := startWatchdog(timeout, cause, func(err error) { fired <- err })
+	defer wd.stop()
+	for time.Since(began) < 2*timeout {
+		select {
+		case <-fired:
+			t.Fatalf("fired after %v despite progress", time.Since(began))
+		case <-time.After(20 * time.Millisecond): // the stream's pace
+		}
+		wd.reset()
+	}
+	last := time.Now()
+	select {
+	case err := <-fired:
+		if err != cause {
+			t.Fatalf("cause %v", err)
+		}
+		if idle := time.Since(last); idle < timeout-50*time.Millisecond {
+			t.Fatalf("fired %v after the last progress, want about %v", idle, timeout)
+		}
+	case <-time.After(10 * timeout):
+		t.Fatal("never fired")
+	}
+}

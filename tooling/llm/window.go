@@ -171,24 +171,30 @@ type Estimator struct {
 	ratio map[string]float64 // model → reported / raw estimate
 }
 
-// rawTokens is a quarter of the characters a request sends: system prompt,
-// messages, tool calls and tool schemas.
+// rawTokens is a quarter of the characters a request sends (system
+// prompt, messages, tool calls and tool schemas) plus what its images cost.
 func rawTokens(req Request) float64 {
-	n := len(req.System)
+	n, images := len(req.System), 0
 	for _, m := range req.Messages {
 		n += messageChars(m)
+		for _, p := range m.Parts {
+			if p.Type == "image_url" {
+				images += imageTokens(p)
+			}
+		}
 	}
 	for _, t := range req.Tools {
 		n += len(t.Name) + len(t.Description) + len(t.Parameters)
 	}
-	return float64(n)/4 + float64(4*len(req.Messages)) // a few tokens of framing per message
+	return float64(n)/4 + float64(images) + float64(4*len(req.Messages)) // a few tokens of framing per message
 }
 
-// messageChars counts the characters one message sends.
+// messageChars counts the characters one message sends as text (its
+// images are counted apart, by imageTokens).
 func messageChars(m hermes.Message) int {
 	n := len(m.Content) + len(m.Name) + len(m.ToolCallID)
 	for _, p := range m.Parts {
-		n += len(p.Text) + len(p.ImageURL)
+		n += len(p.Text)
 	}
 	for _, c := range m.ToolCalls {
 		n += len(c.Name) + len(c.Arguments) + len(c.ID)

@@ -1,7 +1,11 @@
 package llm
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"hash/crc32"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -110,5 +114,45 @@ func TestEstimatorCalibrates(t *testing.T) {
 	e.Observe("z", req, 0)
 	if got := e.Estimate("z", req); got != before {
 		t.Errorf("a zero report moved the estimate to %d", got)
+	}
+}
+
+// pngURL is a data URL of a w×h PNG as far as its header goes, padded to
+// pad bytes as a photo's data would be: the size is all the estimate reads.
+func pngURL(w, h, pad int) string {
+	ihdr := binary.BigEndian.AppendUint32([]byte("IHDR"), uint32(w))
+	ihdr = binary.BigEndian.AppendUint32(ihdr, uint32(h))
+	ihdr = append(ihdr, 8, 0, 0, 0, 0) // 8-bit grey
+	b := binary.BigEndian.AppendUint32([]byte("\x89PNG\r\n\x1a\n"), uint32(len(ihdr)-4))
+	b = binary.BigEndian.AppendUint32(append(b, ihdr...), crc32.ChecksumIEEE(ihdr))
+	b = append(b, bytes.Repeat([]byte{0x5a}, max(pad-len(b), 0))...)
+	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(b)
+}
+
+// TestEstimateImages: an image costs what OpenAI counts for it, by detail
+// and size, not a quarter of its data URL's characters.
+func TestEstimateImages(t *testing.T) {
+	big := pngURL(2048, 4096, 2<<20)
+	for _, tc := range []struct {
+		name string
+		part hermes.Part
+		want int
+	}{
+		{"low", hermes.Part{Type: "image_url", ImageURL: big, Detail: "low"}, 85},
+		{"2048x4096 scaled to 768x1536: 6 tiles", hermes.Part{Type: "image_url", ImageURL: big}, 85 + 6*170},
+		{"small: 1 tile", hermes.Part{Type: "image_url", ImageURL: pngURL(300, 200, 0), Detail: "high"}, 85 + 170},
+		{"URL: as 1024x1024", hermes.Part{Type: "image_url", ImageURL: "https://example.com/cat.png"}, 765},
+		{"not an image", hermes.Part{Type: "image_url", ImageURL: "data:image/png;base64,AAAA"}, 765},
+	} {
+		if got := imageTokens(tc.part); got != tc.want {
+			t.Errorf("%s: %d tokens, want %d", tc.name, got, tc.want)
+		}
+	}
+	var e Estimator
+	text := e.Estimate("m", Request{Messages: []hermes.Message{{Role: hermes.RoleUser, Content: "look"}}})
+	with := e.Estimate("m", Request{Messages: []hermes.Message{{Role: hermes.RoleUser, Content: "look",
+		Parts: []hermes.Part{{Type: "text", Text: "look"}, {Type: "image_url", ImageURL: big}}}}})
+	if d := with - text; d < 1105 || d > 1110 || len(big) < 1<<20 {
+		t.Errorf("a %d-byte image adds %d tokens to the estimate, want 1105 and a bit of text", len(big), d)
 	}
 }
