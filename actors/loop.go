@@ -323,7 +323,7 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 		for _, c := range waiting {
 			// Answered for now, so the transcript stays one every upstream
 			// takes; the call is made again once the client approves it.
-			transcript = append(transcript, hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name, Content: awaitingApproval})
+			transcript = append(transcript, hermes.Message{Role: hermes.RoleTool, ToolCallID: c.ID, Name: c.Name, Content: AwaitingApproval})
 		}
 		if len(handBack) > 0 || len(waiting) > 0 {
 			res.Text = out.Text
@@ -584,9 +584,10 @@ func contextError(ctx context.Context, err error) *hermes.Error {
 	return &hermes.Error{Code: hermes.ECancelled, Message: "the turn was cancelled", Cause: err}
 }
 
-// awaitingApproval is the result the model reads for a call waiting for
-// the client's approval.
-var awaitingApproval = tooling.JSONResult(map[string]string{
+// AwaitingApproval is the result the model reads for a call waiting for
+// the client's approval (a codec rebuilding such a call from an item sent
+// back gives it the same).
+var AwaitingApproval = tooling.JSONResult(map[string]string{
 	"status": "awaiting approval",
 	"note":   "this call needs the user's approval; it runs if they approve it, and its result follows then",
 })
@@ -666,7 +667,7 @@ func (a *Agent) answerApprovals(ctx context.Context, approvals []hermes.Approval
 	for i, ap := range approvals {
 		c := ap.Call
 		// A call id of its own: the request's call is answered already
-		// (awaitingApproval), and an id answers one call.
+		// (AwaitingApproval), and an id answers one call.
 		c.ID += "_approved"
 		c.ApprovalRequest, c.Approval = ap.RequestID, hermes.ApprovalDeclined
 		reasons[c.ID] = ap.Reason

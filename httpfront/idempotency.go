@@ -34,6 +34,10 @@ func (s *Server) idempotent(route string, next fasthttp.RequestHandler) fasthttp
 			writeError(ctx, hermes.InvalidParam("Idempotency-Key", "Idempotency-Key is longer than %d bytes", maxIdempotencyKey))
 			return
 		}
+		if !printableASCII(key) {
+			writeError(ctx, hermes.InvalidParam("Idempotency-Key", "Idempotency-Key must be printable ASCII"))
+			return
+		}
 		sum := sha256.Sum256(ctx.PostBody())
 		fp := hex.EncodeToString(sum[:])
 		scoped := principal(ctx) + "|" + route + "|" + string(key)
@@ -170,4 +174,17 @@ func (r *recording) end(sw *sseWriter) {
 		return
 	}
 	r.s.remember(r.key, r.fp, fasthttp.StatusOK, sseContentType, r.buf)
+}
+
+// printableASCII reports whether b is all printable ASCII. Keys are
+// stored, and a byte no store can keep as text (PostgreSQL's text holds
+// neither NUL nor invalid UTF-8) would fail the turn's commit after its
+// model had already run: refused here, before anything runs.
+func printableASCII(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }

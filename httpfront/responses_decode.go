@@ -9,6 +9,7 @@ import (
 
 	"github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/actors"
 )
 
 // Decoding of POST /v1/responses bodies: the request fields, the input
@@ -594,10 +595,24 @@ func (s *Server) decodeInput(raw json.RawMessage, scope inputScope) ([]hermes.Me
 			}
 			*scope.approvals = append(*scope.approvals, approvalAnswer{param: param, id: it.ApprovalRequestID, approve: *it.Approve, reason: it.Reason})
 			continue
-		case "mcp_list_tools", "mcp_approval_request":
-			// Shown to the client, never to the model: what they stand for
-			// is in the response that made them.
+		case "mcp_approval_request":
+			if !scope.whole {
+				continue // the response that made it holds its call
+			}
+			// A stateless client sends the request back with its answer:
+			// the call waits in the transcript as it did when it was made.
+			if it.ID == "" || it.Name == "" || !mcpLabel.MatchString(it.ServerLabel) {
+				return nil, nil, hermes.InvalidParam(param, "mcp_approval_request items need id, name and server_label")
+			}
+			name := hermes.MCPToolName(it.ServerLabel, it.Name)
+			d.addCall(hermes.ToolCall{ID: it.ID, Name: name, Tool: it.Name, Server: it.ServerLabel, Arguments: it.Arguments,
+				Approval: hermes.ApprovalRequested})
+			if err := d.addResult(param, hermes.Message{Role: hermes.RoleTool, ToolCallID: it.ID, Name: name, Content: actors.AwaitingApproval}, false); err != nil {
+				return nil, nil, err
+			}
 			continue
+		case "mcp_list_tools":
+			continue // shown to the client, never to the model
 		}
 		if err := s.decodeItem(&d, param, it, scope.whole); err != nil {
 			return nil, nil, err
@@ -860,9 +875,9 @@ func itemID(prefix, respID, k string) string {
 }
 
 // approvals resolves a request's mcp_approval_response items: each must
-// answer, once, an approval request of the response this one continues,
-// for an MCP server the request's tools name again (its headers are not
-// kept between requests).
+// answer, once, an approval request of the response this one continues
+// (or, stateless, one sent back in the same input), for an MCP server the
+// request's tools name again (its headers are not kept between requests).
 func (s *Server) approvals(items []approvalAnswer, req *hermes.TurnRequest, previous string) ([]hermes.Approval, error) {
 	if len(items) == 0 {
 		return nil, nil
@@ -877,31 +892,20 @@ func (s *Server) approvals(items []approvalAnswer, req *hermes.TurnRequest, prev
 	seen := make(map[string]bool)
 	for _, it := range items {
 		param := it.param + ".approval_request_id"
-		if parent == "" {
-			return nil, hermes.InvalidParam("previous_response_id", "an mcp_approval_response continues the response that asked: send its previous_response_id")
-		}
-		respID, _, ok := splitItemID(it.id)
-		if !ok || !strings.HasPrefix(it.id, "mcpr_") || checkID(param, it.id) != nil {
-			return nil, hermes.InvalidParam(param, "approval request '%s' not found", cutForMessage(it.id))
-		}
-		if respID != parent {
-			return nil, hermes.InvalidParam(param, "approval request '%s' is not one of the response this request continues", cutForMessage(it.id))
-		}
 		if seen[it.id] {
-			return nil, hermes.InvalidParam(param, "approval request '%s' is answered twice", it.id)
+			return nil, hermes.InvalidParam(param, "approval request '%s' is answered twice", cutForMessage(it.id))
 		}
 		seen[it.id] = true
-		msgs, err := s.resolveItem(it.id)
 		var call *hermes.ToolCall
-		for i := range msgs {
-			for j, c := range msgs[i].ToolCalls {
-				if c.Approval == hermes.ApprovalRequested {
-					call = &msgs[i].ToolCalls[j]
-				}
+		var err error
+		if parent == "" && req.Conversation == "" {
+			call = requestedCall(req.Input, it.id)
+			if call == nil {
+				return nil, hermes.InvalidParam(param, "approval request '%s' is not in the input: send it back with its answer, or send previous_response_id",
+					cutForMessage(it.id))
 			}
-		}
-		if err != nil || call == nil {
-			return nil, hermes.InvalidParam(param, "approval request '%s' not found", it.id)
+		} else if call, err = s.storedRequest(param, it.id, parent); err != nil {
+			return nil, err
 		}
 		listed := false
 		for _, r := range req.MCP {
@@ -913,4 +917,40 @@ func (s *Server) approvals(items []approvalAnswer, req *hermes.TurnRequest, prev
 		out = append(out, hermes.Approval{RequestID: it.id, Call: *call, Approve: it.approve, Reason: it.reason})
 	}
 	return out, nil
+}
+
+// requestedCall finds the call waiting for approval that id names among
+// the input's messages (an mcp_approval_request item sent back).
+func requestedCall(input []hermes.Message, id string) *hermes.ToolCall {
+	for i := range input {
+		for j, c := range input[i].ToolCalls {
+			if c.ID == id && c.Approval == hermes.ApprovalRequested {
+				return &input[i].ToolCalls[j]
+			}
+		}
+	}
+	return nil
+}
+
+// storedRequest reads the call an approval request of response parent
+// stands for from the store; a request of any other response is refused.
+func (s *Server) storedRequest(param, id, parent string) (*hermes.ToolCall, error) {
+	respID, _, ok := splitItemID(id)
+	if !ok || !strings.HasPrefix(id, "mcpr_") || checkID(param, id) != nil {
+		return nil, hermes.InvalidParam(param, "approval request '%s' not found", cutForMessage(id))
+	}
+	if respID != parent {
+		return nil, hermes.InvalidParam(param, "approval request '%s' is not one of the response this request continues", cutForMessage(id))
+	}
+	msgs, err := s.resolveItem(id)
+	if err == nil {
+		for i := range msgs {
+			for j, c := range msgs[i].ToolCalls {
+				if c.Approval == hermes.ApprovalRequested {
+					return &msgs[i].ToolCalls[j], nil
+				}
+			}
+		}
+	}
+	return nil, hermes.InvalidParam(param, "approval request '%s' not found", id)
 }

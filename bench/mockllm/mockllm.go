@@ -268,13 +268,23 @@ func (c *call) stream(flush func([]byte) bool) {
 	buf = c.appendChunkTail(buf)
 	finish := "tool_calls"
 	completion := 1
+	// pace sends what is buffered and waits the token delay before the
+	// i-th streamed token (reasoning or answer) but the first; false means
+	// the client went away.
+	pace := func(i int) bool {
+		if i == 0 || c.script.TokenDelay <= 0 {
+			return true
+		}
+		if !flush(buf) {
+			return false
+		}
+		buf = buf[:0]
+		time.Sleep(c.script.TokenDelay)
+		return true
+	}
 	for i, piece := range c.think {
-		if i > 0 && c.script.TokenDelay > 0 {
-			if !flush(buf) {
-				return
-			}
-			buf = buf[:0]
-			time.Sleep(c.script.TokenDelay)
+		if !pace(i) {
+			return
 		}
 		buf = c.appendChunkHead(buf)
 		buf = append(buf, `{"index":0,"delta":{`...)
@@ -318,12 +328,8 @@ func (c *call) stream(flush func([]byte) bool) {
 		n, finish = c.answerTokens()
 		completion = n
 		for i := 0; i < n; i++ {
-			if i > 0 && c.script.TokenDelay > 0 {
-				if !flush(buf) {
-					return
-				}
-				buf = buf[:0]
-				time.Sleep(c.script.TokenDelay)
+			if !pace(i) {
+				return
 			}
 			buf = c.appendChunkHead(buf)
 			buf = append(buf, `{"index":0,"delta":{"content":"`...)

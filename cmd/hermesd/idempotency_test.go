@@ -130,6 +130,18 @@ func TestIdempotencyEveryPOST(t *testing.T) {
 	if r.StatusCode != 400 || !strings.Contains(b, `"param":"Idempotency-Key"`) {
 		t.Fatalf("256-byte key: %d %s", r.StatusCode, b)
 	}
+	// Bytes a store cannot keep as text (PostgreSQL holds neither invalid
+	// UTF-8 nor NUL) are refused before the model runs, not after.
+	calls := len(up.Calls())
+	for _, key := range []string{"k\xff", "clé"} {
+		r, b := h.do(t, "POST", "/v1/chat/completions", keyedPOSTs[0].body("x"), "Idempotency-Key", key)
+		if r.StatusCode != 400 || !strings.Contains(b, `"param":"Idempotency-Key"`) {
+			t.Fatalf("key %q: %d %s", key, r.StatusCode, b)
+		}
+	}
+	if n := len(up.Calls()); n != calls {
+		t.Fatalf("refused keys ran %d model calls", n-calls)
+	}
 }
 
 // openKeyed starts a streaming POST with an Idempotency-Key and reads it

@@ -237,6 +237,23 @@ func TestRequestMCPApprovalRoundTrip(t *testing.T) {
 		t.Errorf("the streamed approved call = %v\n%v", streamedCall, rawTypes(evs))
 	}
 
+	// Stateless (store: false): the client sends the output back with
+	// its answer, and the request is read from it.
+	_, nostore, raw := postResponse(t, h, `{"store":false,"input":"light","tools":[`+tool+`]}`)
+	if len(nostore.Output) != 2 {
+		t.Fatalf("store false: %s", raw)
+	}
+	back := `{"role":"user","content":"light"},` + mustJSON(nostore.Output[0]) + `,` + mustJSON(nostore.Output[1]) +
+		`,{"type":"mcp_approval_response","approval_request_id":"` + nostore.Output[1]["id"].(string) + `","approve":true}`
+	code, ran, raw = postResponse(t, h, `{"store":false,"tools":[`+tool+`],"input":[`+back+`]}`)
+	if code != 200 || strings.Join(itemTypes(ran), ",") != "mcp_list_tools,mcp_call,message" || ran.Output[1]["output"] != `{"result":"echo: light"}` {
+		t.Errorf("approved statelessly: %d %s", code, raw)
+	}
+	if resp, body := h.do(t, "POST", "/v1/responses", `{"store":false,"tools":[`+tool+`],"input":[{"role":"user","content":"x"},`+
+		`{"type":"mcp_approval_response","approval_request_id":"`+nostore.Output[1]["id"].(string)+`","approve":true}]}`); resp.StatusCode != 400 {
+		t.Errorf("a stateless approval without its request: %d %s", resp.StatusCode, body)
+	}
+
 	// In a named conversation, the approval continues its latest response.
 	_, inConv, raw := postResponse(t, h, `{"conversation":"talk","input":"conv","tools":[`+tool+`]}`)
 	if len(inConv.Output) != 2 {

@@ -128,3 +128,29 @@ func TestPostgresRefusedAtStart(t *testing.T) {
 		t.Logf("%s: refused in %v: %s", tt.want, time.Since(start).Round(time.Millisecond), line)
 	}
 }
+
+// TestNamesNoStoreKeeps: a conversation name that is not UTF-8 text (the
+// body is refused), or holds a NUL, is refused with 400 before the model
+// runs, on the bbolt store and on PostgreSQL alike (which cannot keep such
+// text: a refusal at commit would come after the turn had run); names that
+// are SQL or not Latin work on both.
+func TestNamesNoStoreKeeps(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"bbolt":    nil,
+		"postgres": {"HERMES_DATABASE_URL": hermestest.Postgres(t)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := startHermes(t, env)
+			for _, conv := range []string{"bad\xffname", `nul\u0000name`} {
+				r, b := h.do(t, "POST", "/v1/responses", `{"input":"hi","conversation":"`+conv+`"}`)
+				if r.StatusCode != 400 || !strings.Contains(b, "UTF-8") && !strings.Contains(b, `"param":"conversation"`) {
+					t.Fatalf("conversation %q: %d %s", conv, r.StatusCode, b)
+				}
+			}
+			r, b := h.do(t, "POST", "/v1/responses", `{"input":"hi","conversation":"名前 'quoted' ; DROP"}`)
+			if r.StatusCode != 200 {
+				t.Fatalf("a name of valid text: %d %s", r.StatusCode, b)
+			}
+		})
+	}
+}

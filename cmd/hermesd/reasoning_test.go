@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"path/filepath"
 	"slices"
@@ -12,6 +14,9 @@ import (
 	"github.com/hermesd/hermesd/bench/mockllm"
 	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/tooling/llm"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/responses"
+	"github.com/openai/openai-go/v3/shared"
 )
 
 // reasoningUpstream thinks before every answer, in the form the user's
@@ -380,6 +385,101 @@ func TestReasoningFromMockLLM(t *testing.T) {
 		}
 		if d, _ := usage["completion_tokens_details"].(map[string]any); d["reasoning_tokens"] != float64(3) {
 			t.Errorf("%s: usage %v", form, usage)
+		}
+	}
+}
+
+// TestReasoningGoSDK: the openai-go SDK reads hermesd's reasoning in each
+// upstream dialect: Responses streams (reasoning_text and summary events,
+// the completed reasoning item with its encrypted_content before the
+// message) and a chat completion's reasoning_content, which the SDK keeps
+// as an extra field of the message.
+func TestReasoningGoSDK(t *testing.T) {
+	up := reasoningUpstream(t)
+	h := startHermes(t, up.Env())
+	const thought, answer = "The user greets me. I greet back.", "Hello there."
+	c := h.client()
+	for _, form := range []string{"reasoning_content", "reasoning", "think"} {
+		stream := c.Responses.NewStreaming(context.Background(), responses.ResponseNewParams{
+			Model:     "m",
+			Input:     responses.ResponseNewParamsInputUnion{OfString: openai.String("hi form=" + form)},
+			Reasoning: shared.ReasoningParam{Summary: shared.ReasoningSummaryAuto},
+			Include:   []responses.ResponseIncludable{responses.ResponseIncludableReasoningEncryptedContent},
+		})
+		var text, summary, out strings.Builder
+		var done *responses.Response
+		for stream.Next() {
+			ev := stream.Current()
+			switch ev.Type {
+			case "response.reasoning_text.delta":
+				text.WriteString(ev.Delta)
+			case "response.reasoning_summary_text.delta":
+				summary.WriteString(ev.Delta)
+			case "response.output_text.delta":
+				out.WriteString(ev.Delta)
+			case "response.completed":
+				r := ev.AsResponseCompleted().Response
+				done = &r
+			}
+		}
+		if err := stream.Err(); err != nil || done == nil {
+			t.Fatalf("%s: %v, completed %v", form, err, done != nil)
+		}
+		if text.String() != thought || summary.String() != thought || out.String() != answer {
+			t.Errorf("%s: reasoning %q, summary %q, text %q", form, text.String(), summary.String(), out.String())
+		}
+		if len(done.Output) != 2 || done.Output[0].Type != "reasoning" || done.Output[1].Type != "message" {
+			t.Fatalf("%s: output %s", form, done.RawJSON())
+		}
+		item := done.Output[0].AsReasoning()
+		if len(item.Content) != 1 || item.Content[0].Text != thought || len(item.Summary) != 1 || item.Summary[0].Text != thought ||
+			item.EncryptedContent == "" || done.Usage.OutputTokensDetails.ReasoningTokens != 7 || done.OutputText() != answer {
+			t.Errorf("%s: reasoning item %s, usage %s", form, item.RawJSON(), done.Usage.RawJSON())
+		}
+
+		cc, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+			Model: "m", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi form=" + form)},
+			ReasoningEffort: shared.ReasoningEffortLow,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		_ = json.Unmarshal([]byte(cc.Choices[0].Message.JSON.ExtraFields["reasoning_content"].Raw()), &got)
+		if cc.Choices[0].Message.Content != answer || got != thought || cc.Usage.CompletionTokensDetails.ReasoningTokens != 7 {
+			t.Errorf("%s: chat message %s", form, cc.Choices[0].Message.RawJSON())
+		}
+	}
+}
+
+// TestFrontendShapes: chat requests shaped as Open WebUI and LibreChat
+// send them (their sampling fields, user, stream_options, a pasted image
+// as an image_url data URL, reasoning_effort; shapes written from the
+// clients' request builders, not captured from running ones) stream the
+// reasoning as reasoning_content chunks before the answer's content,
+// which is what both render as a collapsible thinking block; the image and
+// the effort reach a model marked as reasoning.
+func TestFrontendShapes(t *testing.T) {
+	up := reasoningUpstream(t)
+	env := up.Env()
+	env["HERMES_REASONING"] = "true"
+	h := startHermes(t, env)
+	img := `{"type":"image_url","image_url":{"url":"` + pngDataURL + `"%s}}`
+	for name, body := range map[string]string{
+		"Open WebUI": `{"model":"hermes-agent","stream":true,"stream_options":{"include_usage":true},"temperature":0.7,"top_p":0.9,"max_tokens":512,` +
+			`"reasoning_effort":"medium","messages":[{"role":"system","content":"You are helpful."},` +
+			`{"role":"user","content":[{"type":"text","text":"what is in this picture?"},` + fmt.Sprintf(img, "") + `]}]}`,
+		"LibreChat": `{"model":"hermes-agent","user":"6650f1e2c1a2b3c4d5e6f708","stream":true,"temperature":1,"top_p":1,"presence_penalty":0,"frequency_penalty":0,` +
+			`"reasoning_effort":"medium","messages":[{"role":"user","content":[{"type":"text","text":"describe this"},` + fmt.Sprintf(img, `,"detail":"auto"`) + `]}]}`,
+	} {
+		reasoning, content, _ := chatChunks(t, h, body)
+		if reasoning != "The user greets me. I greet back." || content != "Hello there." {
+			t.Errorf("%s: reasoning_content %q, content %q", name, reasoning, content)
+		}
+		calls := up.Calls()
+		last := calls[len(calls)-1]
+		if got := imageParts(t, last); len(got) != 1 || got[0]["url"] != pngDataURL || last.ReasoningEffort != "medium" {
+			t.Errorf("%s: the upstream got images %v and reasoning_effort %q", name, got, last.ReasoningEffort)
 		}
 	}
 }

@@ -31,6 +31,14 @@ func PDF(pages []string, kids string) []byte {
 		}
 		objs = append(objs, fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content))
 	}
+	return RawPDF(objs, "0")
+}
+
+// RawPDF writes a PDF of objs, numbered from 1 (object 1 the catalog),
+// with an xref table of computed offsets whose first object number is
+// xrefStart ("0" for an honest file; a huge one for a hostile file).
+// Objects may hold streams of any bytes.
+func RawPDF(objs []string, xrefStart string) []byte {
 	var b strings.Builder
 	b.WriteString("%PDF-1.4\n")
 	offsets := make([]int, len(objs))
@@ -39,7 +47,7 @@ func PDF(pages []string, kids string) []byte {
 		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
 	}
 	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objs)+1)
+	fmt.Fprintf(&b, "xref\n%s %d\n0000000000 65535 f \n", xrefStart, len(objs)+1)
 	for _, off := range offsets {
 		fmt.Fprintf(&b, "%010d 00000 n \n", off)
 	}

@@ -35,7 +35,13 @@ func Postgres(t testing.TB) string {
 	t.Helper()
 	srv := SharedPostgres(t)
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.Add(1))
-	if out, err := srv.Run("createdb", name); err != nil {
+	args := []string{name}
+	if pgMajor(srv.bin) >= 15 {
+		// Copying the template's files is three times faster than
+		// PostgreSQL 15's default of writing it all to the WAL.
+		args = []string{"--strategy=file_copy", name}
+	}
+	if out, err := srv.Run("createdb", args...); err != nil {
 		t.Fatalf("createdb %s: %v\n%s", name, err, out)
 	}
 	t.Cleanup(func() {
@@ -129,7 +135,14 @@ func pgMajor(dir string) int {
 
 // pgParent holds the servers' directories, one per test process, named by
 // its pid so a later process can tell which are left over.
-func pgParent() string { return filepath.Join(os.TempDir(), "hermestest-postgres") }
+// Under root it is in /tmp whatever TMPDIR says: the unprivileged user
+// the server runs as must be able to reach it.
+func pgParent() string {
+	if os.Geteuid() == 0 {
+		return "/tmp/hermestest-postgres"
+	}
+	return filepath.Join(os.TempDir(), "hermestest-postgres")
+}
 
 // removeStalePostgres deletes the directories of servers whose test
 // process is gone (their postmaster stopped with it).

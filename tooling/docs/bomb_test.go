@@ -10,27 +10,8 @@ import (
 	"time"
 
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/internal/hermestest"
 )
-
-// rawPDF writes a PDF whose objects are objs (numbered from 1, object 1
-// the catalog), computing the xref offsets; xrefStart is the first object
-// number the xref table claims ("0" for an honest file).
-func rawPDF(objs []string, xrefStart string) []byte {
-	var b bytes.Buffer
-	b.WriteString("%PDF-1.5\n")
-	offsets := make([]int, len(objs))
-	for i, o := range objs {
-		offsets[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, o)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n%s %d\n0000000000 65535 f \n", xrefStart, len(objs)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objs)+1, xref)
-	return b.Bytes()
-}
 
 // onePage is a one-page PDF whose page shows content (a stream dictionary
 // and its data) with font F1 given by font.
@@ -42,7 +23,7 @@ func onePage(contentDict, content, font string, extra ...string) []byte {
 		fmt.Sprintf("<< /Length %d %s >>\nstream\n%s\nendstream", len(content), contentDict, content),
 		font,
 	}
-	return rawPDF(append(objs, extra...), "0")
+	return hermestest.RawPDF(append(objs, extra...), "0")
 }
 
 func zlibbed(t *testing.T, data []byte) string {
@@ -86,7 +67,7 @@ func TestReadPDFBombs(t *testing.T) {
 		{"ToUnicode bomb", onePage("", text, "<< /Type /Font /Subtype /Type1 /BaseFont /X /ToUnicode 6 0 R >>",
 			fmt.Sprintf("<< /Length %d /Filter [/FlateDecode /FlateDecode] >>\nstream\n%s\nendstream", len(gig), gig)), Limits{},
 			"a font's ToUnicode map expands past 4194304 bytes"},
-		{"two billion objects", rawPDF([]string{"<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [] /Count 0 >>"}, "2000000000"), Limits{},
+		{"two billion objects", hermestest.RawPDF([]string{"<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [] /Count 0 >>"}, "2000000000"), Limits{},
 			"could not be read as a PDF"},
 		{"text amplification", onePage("/Filter /FlateDecode", zlibbed(t, []byte("BT /F1 12 Tf ("+strings.Repeat("\x01", 64<<10)+") Tj ET")),
 			"<< /Type /Font /Subtype /Type0 /BaseFont /X /Encoding /Identity-H /ToUnicode 6 0 R >>",
