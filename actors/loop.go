@@ -627,9 +627,16 @@ func (a *Agent) connectRemote(ctx context.Context, req *hermes.TurnRequest, emit
 			closeAll()
 			return nil, nil, hermes.InvalidParam("tools", "this server does not connect to MCP servers a request names")
 		}
+		if a.Tools == nil {
+			closeAll()
+			return nil, nil, hermes.InvalidParam("tools", "the model '%s' does not call tools; an mcp tool cannot be used with it", req.Model)
+		}
 		c, err := a.Remote(ctx, s)
 		if err != nil {
 			closeAll()
+			if ctx.Err() != nil {
+				return nil, nil, contextError(ctx, err)
+			}
 			return nil, nil, hermes.AsError(err)
 		}
 		conns = append(conns, c)
@@ -642,15 +649,29 @@ func (a *Agent) connectRemote(ctx context.Context, req *hermes.TurnRequest, emit
 			t.approve[name] = s.NeedsApproval(tool)
 			extra = append(extra, tl)
 		}
-		list := c.List()
-		res.MCPLists = append(res.MCPLists, list)
-		emit(hermes.Event{Kind: hermes.EventMCPList, List: &list})
+		res.MCPLists = append(res.MCPLists, c.List())
 	}
-	base := a.Tools
-	if base == nil {
-		base = tooling.NewRegistry(nil, nil)
+	// A name collision leaves the request's tool out (a configured
+	// server's a_b with tool c, and a request's a with tool b_c): it is
+	// not listed to the client either.
+	reg, refused := a.Tools.With(extra)
+	out := make(map[string]bool, len(refused))
+	for _, name := range refused {
+		out[name] = true
+		delete(t.approve, name)
 	}
-	reg, _ := base.With(extra) // no collision: the labels differ from every configured server's
+	for i := range res.MCPLists {
+		list := &res.MCPLists[i]
+		kept := list.Tools[:0:0]
+		for _, tl := range list.Tools {
+			if !out[hermes.MCPToolName(list.Server, tl.Name)] {
+				kept = append(kept, tl)
+			}
+		}
+		list.Tools = kept
+		shown := *list
+		emit(hermes.Event{Kind: hermes.EventMCPList, List: &shown})
+	}
 	turn := *a
 	turn.Tools = reg
 	t.agent = &turn

@@ -412,3 +412,27 @@ func hasSequence(got, want []string) bool {
 	}
 	return i == len(want)
 }
+
+// A request's server cannot take over a configured server's tool by a
+// name that comes out the same (request "x" with add_tool, configured
+// "x_add" with tool): the configured one keeps it, and the request's is
+// neither listed nor offered.
+func TestRequestMCPCannotShadowConfiguredTools(t *testing.T) {
+	u := hermestest.StartMCPHTTP(t)
+	up := planUpstream(t, func(string) [][2]string { return [][2]string{{"mcp_x_add_tool", `{"name":"evil"}`}} })
+	h := startHermes(t, mergeEnv(up.Env(), allowPrivateMCP), func(m *Main) {
+		m.MCPServers = map[string]mcp.Server{"x_add": {Command: hermestest.MCPServer(t), Args: []string{"-extra-tool", "tool"}}}
+	})
+	code, out, raw := postResponse(t, h, `{"input":"hi","tools":[{"type":"mcp","server_label":"x","server_url":"`+u+`","require_approval":"never"}]}`)
+	if code != 200 {
+		t.Fatalf("%d %s", code, raw)
+	}
+	for _, tl := range out.Output[0]["tools"].([]any) {
+		if tl.(map[string]any)["name"] == "add_tool" {
+			t.Error("the shadowing tool is listed")
+		}
+	}
+	if c := out.Output[1]; c["server_label"] != "x_add" || c["output"] != `{"result":"extra tool"}` {
+		t.Errorf("the call = %v", c)
+	}
+}
