@@ -266,7 +266,7 @@ func (r *Runtime) skipTurn(in *turnInput) {
 	req := in.req
 	defer r.finishBackground(req.ResponseID)
 	res := hermes.TurnResult{ResponseID: req.ResponseID, Added: req.Input, Err: errCancelledByClient}
-	rec := r.record(in, "", nil, nil, &res)
+	rec := r.record(in, nil, "", nil, nil, &res)
 	rec.Conversation = ""
 	if r.store != nil {
 		if err := r.commit(persistence.PutResponse(rec)); err != nil {
