@@ -105,6 +105,11 @@ type TurnResult struct {
 	// from the stored history when it is read back); the trimmed copy is
 	// what the conversation keeps in memory for its next turn.
 	Trimmed []Message
+	// Splice, when the turn compacted once and kept the most recent part
+	// of its history verbatim, is Compacted as that: its first Splice.Head
+	// items, then the history from item Splice.Skip on (trimmed outputs
+	// aside). The record can then point at the kept turns.
+	Splice *Splice
 	// CompactedInput is how many of the request's input items went into
 	// Compacted or Trimmed rather than Added: a request without stored
 	// history whose input was larger than the window.

@@ -161,11 +161,31 @@ type StoredResponse struct {
 	// the history it continued (it then starts a new base: no Parent, its
 	// compacted history kept with it). It is rendered first in the output.
 	Compaction *Message `json:"compaction,omitempty"`
+	// Splice, when set, says this record's transcript is Splice.Head,
+	// then its Parent's transcript from item Splice.Skip on, then its own
+	// items: a compaction that kept the most recent turns verbatim points
+	// at them instead of copying them. The store keeps it with the items.
+	Splice *Splice `json:"-"`
+	// Unbased is how many bytes of items the chain has stored since its
+	// last base (a record without Parent), this record's own included. A
+	// turn that only trims old tool outputs keeps its parent instead of
+	// writing a trimmed copy, so untrimmed items pile up behind it; past a
+	// bound, a turn writes its trimmed history as a new base anyway and
+	// the items behind it can go.
+	Unbased int64 `json:"unbased,omitempty"`
 	// Transcript is Parent's transcript followed by Consumed, Input and
 	// Output: what the next turn starts from. It lives in memory only (the
 	// conversation actor caches it); the store rebuilds it from parents, and
 	// uses it when Parent has vanished before the record is committed.
 	Transcript []Message `json:"-"`
+}
+
+// Splice is a compacted history that keeps the most recent part of the
+// history it compacted: Head (the items kept from its start and the
+// compaction item, if any), then that history from item Skip on.
+type Splice struct {
+	Head []Message
+	Skip int
 }
 
 // Conversation is a named conversation's record: what it is called, its

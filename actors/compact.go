@@ -37,6 +37,10 @@ type fitted struct {
 	// dropped is set when items of the history were summarised or
 	// dropped, not only trimmed: only then is the history a new base.
 	dropped bool
+	// head and skip, when dropped, say what the compacted history is:
+	// its first head items, then the history it was made from, from
+	// item skip on.
+	head, skip int
 	// fromInput is how many of the turn's own items (its input) were
 	// taken into the history to be compacted: a request that carries its
 	// whole conversation as input (no stored history).
@@ -151,7 +155,7 @@ func (a *Agent) fit(ctx context.Context, req *hermes.TurnRequest, system string,
 		return done()
 	}
 	kept := append(append([]hermes.Message(nil), history[:first+1]...), history[cut:]...)
-	out.dropped = true
+	out.dropped, out.head, out.skip = true, first+1, cut
 	if req.Truncation == "auto" {
 		history = kept
 		return done()
@@ -166,7 +170,7 @@ func (a *Agent) fit(ctx context.Context, req *hermes.TurnRequest, system string,
 		item.Encrypted = a.Seal(summary)
 	}
 	history = append(append(append([]hermes.Message(nil), history[:first+1]...), item), history[cut:]...)
-	out.item = &item
+	out.item, out.head = &item, first+2
 	return done()
 }
 

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -214,8 +215,10 @@ func (m *summarisingChain) Stream(ctx context.Context, req llm.Request, f func(s
 // turn (as they did when trimming stopped just under the threshold: 121 KB
 // a turn at first, 1 MB by turn 800); and a pass that only trims writes no
 // base at all (the record keeps its parent: trims are made again from the
-// stored history), so only the rarer summaries write one. When every pass
-// wrote a base, turns 100-600 wrote 114-122 KB each against 90-95 KB now.
+// stored history), and a summary points at the turns it kept (its parent,
+// from the first kept item) instead of copying them: only the chain
+// passing maxUnbased behind its last base writes a copy. When every pass
+// wrote a copy, turns 100-600 wrote 114-122 KB each.
 func TestCompactionKeepsWritesBounded(t *testing.T) {
 	if testing.Short() {
 		t.Skip("600 turns")
@@ -230,8 +233,9 @@ func TestCompactionKeepsWritesBounded(t *testing.T) {
 	defer rt.Shutdown(context.Background())
 	var perHundred []int64
 	w0 := writtenBytes(t)
-	bases, trims := 0, 0
-	var plainBytes, trimBytes []int64
+	bases, trims, rebases := 0, 0, 0
+	var prevUnbased int64
+	var plainBytes, trimBytes, summaryBytes []int64
 	prev := ""
 	for i := range 600 {
 		id := "resp_" + strconv.Itoa(i)
@@ -241,14 +245,26 @@ func TestCompactionKeepsWritesBounded(t *testing.T) {
 		if res.Err != nil || !res.Stored {
 			t.Fatalf("turn %d: %v", i, res.Err)
 		}
+		head, err := store.ResponseHead(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rebased := head.Parent == "" && res.Trimmed != nil && prevUnbased+16<<10 > maxUnbased
 		switch wrote := writtenBytes(t) - before; {
 		case res.Compacted != nil:
 			bases++
+			summaryBytes = append(summaryBytes, wrote)
+			if res.Splice == nil || head.Parent != prev {
+				t.Fatalf("turn %d summarised: stored with parent %q, want %q and a splice (its kept turns are the parent's)", i, head.Parent, prev)
+			}
+		case rebased:
+			// Past maxUnbased: the trimmed history became a base.
+			rebases++
 		case res.Trimmed != nil:
 			trims++
 			trimBytes = append(trimBytes, wrote)
-			if head, err := store.ResponseHead(id); err != nil || head.Parent != prev {
-				t.Fatalf("turn %d trimmed its history: stored with parent %q (err %v), want %q", i, head.Parent, err, prev)
+			if head.Parent != prev {
+				t.Fatalf("turn %d trimmed its history: stored with parent %q, want %q", i, head.Parent, prev)
 			}
 		case i >= 100: // the store is full: every turn evicts, as trims do
 			plainBytes = append(plainBytes, wrote)
@@ -258,9 +274,9 @@ func TestCompactionKeepsWritesBounded(t *testing.T) {
 			perHundred = append(perHundred, (w-w0)/100)
 			w0 = w
 		}
-		prev = id
+		prev, prevUnbased = id, head.Unbased
 	}
-	t.Logf("bytes written a turn, by hundred turns: %v; %d summaries (new bases), %d trims", perHundred, bases, trims)
+	t.Logf("bytes written a turn, by hundred turns: %v; %d summaries, %d trims, %d rebased past the bound", perHundred, bases, trims, rebases)
 	if bases < 2 || bases > 60 {
 		t.Fatalf("%d summaries in 600 turns of 8 KB through a 32k window; want them spaced, not every few turns", bases)
 	}
@@ -269,6 +285,9 @@ func TestCompactionKeepsWritesBounded(t *testing.T) {
 	}
 	if tb, pb := meanOf(trimBytes), meanOf(plainBytes); tb > 1.2*pb {
 		t.Errorf("a turn that trimmed wrote %.0f bytes, one that did not %.0f: the trimmed history is written out", tb, pb)
+	}
+	if sb, pb := meanOf(summaryBytes), meanOf(plainBytes); sb > 1.2*pb {
+		t.Errorf("a turn that summarised wrote %.0f bytes, one that did not %.0f: the kept turns are copied", sb, pb)
 	}
 	for i := 2; i < len(perHundred); i++ {
 		if perHundred[i] > perHundred[1]*6/5 {
@@ -333,5 +352,127 @@ func TestTrimmedHistoryReadBackTrimsAgain(t *testing.T) {
 	}
 	if got := m.last.Messages[0].Content; got != "fact 0" {
 		t.Errorf("the prompt after the restart begins with %q, want the chain's first fact", got)
+	}
+}
+
+// TestTrimmingChainRebasesPastBound: a chain of 64 KB tool outputs through
+// a 128k window trims every few turns and would summarise only after
+// hundreds; the items it keeps behind its last base stay under maxUnbased,
+// because a trimming turn past the bound writes its trimmed history as a
+// new base, whose transcript reads back whole (first message first,
+// outputs trimmed) with no compaction item.
+func TestTrimmingChainRebasesPastBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 turns of 64 KB")
+	}
+	store, err := persistence.Open(t.TempDir()+"/db", persistence.Options{NoSync: true, Capacity: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reg := tooling.NewRegistry([]tooling.Tool{blobTool{out: strings.Repeat("y", 64<<10)}}, nil)
+	rt := New(Options{Agent: &Agent{Model: &summarisingChain{}, Tools: reg, Window: llm.NewWindow(llm.DefaultContextWindow)}, Store: store})
+	defer rt.Shutdown(context.Background())
+	prev, rebased := "", ""
+	for i := range 100 {
+		id := "resp_" + strconv.Itoa(i)
+		res, _ := runTurn(t, rt, &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true,
+			Input: []hermes.Message{{Role: hermes.RoleUser, Content: strconv.Itoa(i)}}})
+		if res.Err != nil || !res.Stored {
+			t.Fatalf("turn %d: %v", i, res.Err)
+		}
+		if res.Compacted != nil {
+			t.Fatalf("turn %d summarised: the test wants a chain that only trims", i)
+		}
+		head, err := store.ResponseHead(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head.Unbased > maxUnbased+(128<<10) {
+			t.Fatalf("turn %d: %d bytes of items stored behind the chain's last base (bound %d)", i, head.Unbased, maxUnbased)
+		}
+		if i > 0 && head.Parent == "" && rebased == "" {
+			rebased = id
+			if res.Trimmed == nil || res.Compaction != nil {
+				t.Fatalf("turn %d became a base without trimming, or with a compaction item", i)
+			}
+		}
+		prev = id
+	}
+	if rebased == "" {
+		t.Fatal("100 turns of 64 KB (6 MB) never wrote a new base")
+	}
+	tr, err := store.Transcript(rebased)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trimmed := 0
+	for _, m := range tr {
+		if strings.Contains(m.Content, "trimmed by hermesd") {
+			trimmed++
+		}
+	}
+	if tr[0].Content != "0" || trimmed == 0 {
+		t.Errorf("the new base's transcript begins with %q and holds %d trimmed outputs", tr[0].Content, trimmed)
+	}
+}
+
+// TestSplicedSummaryReadBack: a summary on a stored chain keeps its
+// parent and points at the turns it kept; the transcript read back from
+// the store is the compacted one (first user message, compaction item,
+// kept turns, this turn: the same items as in memory, outputs untrimmed
+// aside), and a runtime that never saw the chain continues from it within
+// the window.
+func TestSplicedSummaryReadBack(t *testing.T) {
+	m := &limitedModel{window: 3000}
+	rt, store := compactRuntime(t, m, 3000)
+	prev, spliced := "", ""
+	var inMemory []hermes.Message
+	for i := 0; spliced == "" && i < 60; i++ {
+		id := "resp_" + strconv.Itoa(i)
+		res, _ := runTurn(t, rt, &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true,
+			Input: []hermes.Message{{Role: hermes.RoleUser, Content: "fact " + strconv.Itoa(i)}}})
+		if res.Err != nil || !res.Stored {
+			t.Fatalf("turn %d: %v", i, res.Err)
+		}
+		if res.Compacted != nil && res.Splice != nil {
+			spliced, inMemory = id, res.Record.Transcript
+			if head, err := store.ResponseHead(id); err != nil || head.Parent != prev {
+				t.Fatalf("the summarising turn was stored with parent %q (err %v), want %q", head.Parent, err, prev)
+			}
+		}
+		prev = id
+	}
+	if spliced == "" {
+		t.Fatal("no turn summarised in 60 turns")
+	}
+	got, err := store.Transcript(spliced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(inMemory) {
+		t.Fatalf("read back %d items, in memory %d", len(got), len(inMemory))
+	}
+	for i := range got {
+		trimmed := strings.Contains(inMemory[i].Content, "trimmed by hermesd")
+		if got[i].Role != inMemory[i].Role || (!trimmed && !reflect.DeepEqual(got[i], inMemory[i])) {
+			t.Fatalf("item %d read back as %+v, in memory %+v", i, got[i], inMemory[i])
+		}
+	}
+	if got[0].Content != "fact 0" || got[1].Role != hermes.RoleCompaction {
+		t.Fatalf("the transcript read back starts %q, %q: want the first fact, then the compaction item", got[0].Content, got[1].Role)
+	}
+
+	fresh := New(Options{Store: store, Agent: &Agent{Model: m, Tools: tooling.NewRegistry([]tooling.Tool{blobTool{out: strings.Repeat("x", 2<<10)}}, nil),
+		Window: llm.NewWindow(3000)}})
+	defer fresh.Shutdown(context.Background())
+	over := m.over
+	res, _ := runTurn(t, fresh, &hermes.TurnRequest{ResponseID: "resp_after", Previous: spliced, Store: true,
+		Input: []hermes.Message{{Role: hermes.RoleUser, Content: "what was fact 0?"}}})
+	if res.Err != nil || !res.Stored || m.over != over {
+		t.Fatalf("continuing after a restart: %v (%d prompts over the window)", res.Err, m.over-over)
+	}
+	if first := m.last.Messages[0].Content; first != "fact 0" {
+		t.Errorf("the prompt after the restart begins with %q", first)
 	}
 }

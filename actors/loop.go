@@ -173,6 +173,13 @@ func (a *Agent) Run(ctx context.Context, history []hermes.Message, req *hermes.T
 		transcript, start = f.transcript, f.start
 		res.CompactedInput += f.fromInput
 		if f.dropped {
+			// The first compaction of the turn is a splice of the history
+			// it continued (trims keep its indices); a second one is of
+			// the first's result, which the store does not hold.
+			res.Splice = nil
+			if res.Compacted == nil && f.fromInput == 0 {
+				res.Splice = &hermes.Splice{Head: transcript[:f.head:f.head], Skip: f.skip}
+			}
 			res.Compacted = transcript[:start:start]
 		} else {
 			// Trimmed only: the record keeps its parent, and the trims

@@ -17,9 +17,12 @@ const (
 
 // turnInput is a turn request with what Submit already resolved.
 type turnInput struct {
-	req  *hermes.TurnRequest
-	key  string                 // the routing key: its conversation actor's, its lease's
-	prev *hermes.StoredResponse // the record previous_response_id names
+	req *hermes.TurnRequest
+	key string // the routing key: its conversation actor's, its lease's
+	// place receives the turn's place in its lease's queue (cluster mode;
+	// nil when the turn needs no lease).
+	place chan place
+	prev  *hermes.StoredResponse // the record previous_response_id names
 	// local is true when prev is the caller's (req.PreviousRecord), never
 	// stored: its transcript is at hand and the store knows nothing of it.
 	local bool
@@ -127,15 +130,11 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 	// In cluster mode the turn first takes its conversation's lease: no
 	// other node runs a turn of it until this one ends, and the history
 	// is read only now, so it holds every earlier turn of every node.
-	var lease *persistence.Lease
-	var err error
-	if key := leaseKey(in); r.opts.Cluster != nil && key != "" {
-		lease, err = r.opts.Cluster.Acquire(ctx, key, req.ResponseID, r.opts.MaxQueued)
-		if lease != nil {
-			watchLease(ctx, lease, cancel)
-			if lease.Orphan != "" && lease.Orphan != req.ResponseID {
-				r.markLost(lease.Orphan, lease)
-			}
+	lease, err := r.lease(ctx, in)
+	if lease != nil {
+		watchLease(ctx, lease, cancel)
+		if lease.Orphan != "" && lease.Orphan != req.ResponseID {
+			r.markLost(lease.Orphan, lease)
 		}
 	}
 	var history []hermes.Message
@@ -148,7 +147,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 		err = checkToolOutputs(history, req.Input)
 	}
 	if err == nil && req.Background && req.Store && r.store != nil {
-		rec := r.record(in, parent, conv, history, &hermes.TurnResult{Added: req.Input})
+		rec := r.record(in, last, parent, conv, history, &hermes.TurnResult{Added: req.Input})
 		rec.Status, rec.Completed = hermes.StatusInProgress, time.Time{}
 		rec.Conversation = "" // the conversation moves on only when the turn ends
 		if err := r.commit(fenced(lease, persistence.PutResponse(rec))...); err != nil {
@@ -161,7 +160,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 			// Its client polls the stored record: leave it failed, not
 			// queued forever. Outside its conversation, whose history
 			// could not be read and must not be replaced.
-			failed := r.record(in, "", nil, nil, &hermes.TurnResult{Added: req.Input, Err: res.Err})
+			failed := r.record(in, last, "", nil, nil, &hermes.TurnResult{Added: req.Input, Err: res.Err})
 			failed.Conversation = ""
 			if cerr := r.commit(fenced(lease, persistence.PutResponse(failed))...); cerr != nil {
 				r.log.Error("storing failed response failed", "response", failed.ID, "err", cerr)
@@ -174,7 +173,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 		r.log.Error("turn failed", "response", req.ResponseID, "err", res.Err)
 	}
 	if err == nil && (req.Store || req.Wire != nil) {
-		rec := r.record(in, parent, conv, history, &res)
+		rec := r.record(in, last, parent, conv, history, &res)
 		res.Record = rec
 		if req.Store && r.store != nil {
 			ops := make([]persistence.Op, 0, 3)
@@ -341,7 +340,7 @@ func extend(history, added []hermes.Message) []hermes.Message {
 
 // record builds the durable record of a finished turn continuing parent,
 // whose transcript plus the conversation's pending items is history.
-func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation, history []hermes.Message, res *hermes.TurnResult) *hermes.StoredResponse {
+func (r *Runtime) record(in *turnInput, last *hermes.StoredResponse, parent string, conv *hermes.Conversation, history []hermes.Message, res *hermes.TurnResult) *hermes.StoredResponse {
 	req := in.req
 	rec := &hermes.StoredResponse{
 		ID:           req.ResponseID,
@@ -370,7 +369,20 @@ func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation
 	if conv != nil {
 		rec.Consumed = conv.Pending
 	}
+	// behind is what the chain stores behind this record, its own items
+	// included, should it keep its parent.
+	behind := itemBytes(rec.Consumed) + itemBytes(res.Added)
+	if parent != "" {
+		behind += r.unbased(parent, in, last)
+	}
 	switch {
+	case res.Compacted != nil && res.Splice != nil && parent != "" && res.Splice.Skip <= len(history)-len(rec.Consumed) &&
+		behind <= maxUnbased:
+		// The kept turns are the parent's: the record points at them
+		// (its parent, from item Skip on) and stores only the head, so a
+		// compaction writes O(summary), not O(kept turns).
+		rec.Compaction, rec.Splice = res.Compaction, res.Splice
+		history = res.Compacted
 	case res.Compacted != nil:
 		// A new base: the compacted history is kept with this record, and
 		// nothing before it is needed any more.
@@ -380,6 +392,14 @@ func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation
 		// Stored as its own items after its parent's; the trimmed history
 		// is only what the next turn starts from in memory.
 		history = res.Trimmed
+	}
+	if rec.Parent != "" {
+		rec.Unbased = behind
+		if res.Trimmed != nil && rec.Unbased > maxUnbased {
+			// The trimmed history becomes the base: what is stored behind
+			// this chain stays bounded.
+			rec.Parent, rec.Consumed, rec.Unbased = "", nil, 0
+		}
 	}
 	rec.Transcript = extend(history, res.Added)
 	// Added starts with the input items that were not compacted.
@@ -402,4 +422,46 @@ func (r *Runtime) record(in *turnInput, parent string, conv *hermes.Conversation
 		rec.Status = hermes.StatusIncomplete
 	}
 	return rec
+}
+
+// maxUnbased bounds the bytes of items a chain stores behind its last
+// base. Turns that only trim write no base (the trims are made again when
+// the history is read back), so a chain of large tool outputs would
+// otherwise keep every output since its last summary: at 8 KB a turn and
+// a 128k window, some 400 turns. Past the bound a trimming turn writes its
+// trimmed history (at most the compaction threshold) as a base instead.
+const maxUnbased = 4 << 20
+
+// unbased returns the Unbased figure of the response id, from the records
+// at hand when they are that one, else from the store (0 when unknown).
+func (r *Runtime) unbased(id string, in *turnInput, last *hermes.StoredResponse) int64 {
+	switch {
+	case in.prev != nil && in.prev.ID == id:
+		return in.prev.Unbased
+	case last != nil && last.ID == id:
+		return last.Unbased
+	case r.store == nil:
+		return 0
+	}
+	head, err := r.store.ResponseHead(id)
+	if err != nil {
+		return 0
+	}
+	return head.Unbased
+}
+
+// itemBytes is the size of msgs' text as stored, near enough to bound
+// what a chain keeps.
+func itemBytes(msgs []hermes.Message) int64 {
+	var n int64
+	for _, m := range msgs {
+		n += int64(len(m.Content) + len(m.Encrypted) + len(m.Reasoning))
+		for _, c := range m.ToolCalls {
+			n += int64(len(c.Arguments))
+		}
+		for _, p := range m.Parts {
+			n += int64(len(p.Text) + len(p.ImageURL))
+		}
+	}
+	return n
 }

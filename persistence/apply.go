@@ -49,6 +49,7 @@ type Op struct {
 	parent   string
 	inherit  []hermes.Message
 	own      *hermes.StoredResponse
+	splice   *hermes.Splice
 	respConv string
 	status   hermes.Status
 	err      error // an encoding failure, reported by Apply
@@ -64,7 +65,10 @@ type Op struct {
 // write does not grow with the chain. Should the parent have been deleted
 // since r's turn read it, r keeps the rest of its Transcript inline instead,
 // so its transcript stays whole; so does a response with no parent whose
-// Transcript holds more than its own items (a compacted history).
+// Transcript holds more than its own items (a compacted history). A
+// response with a parent and a Splice (a compaction that kept the parent's
+// most recent turns) writes the splice's head and where the kept turns
+// start, not the kept turns.
 //
 // The record is encoded here, on the caller's goroutine, so the single
 // writer spends its time writing; later changes to r's fields are not
@@ -91,8 +95,22 @@ func PutResponse(r *hermes.StoredResponse) Op {
 		op.node, op.blobs, op.err = encodeNode(newNode(inherit, own))
 		return op
 	}
-	op.node, op.blobs, op.err = encodeNode(newNode(nil, own))
+	op.splice = r.Splice
+	op.node, op.blobs, op.err = encodeNode(op.ownNode())
 	return op
+}
+
+// ownNode lays out the items a response with a parent stores: its own,
+// after the head of its splice when it has one (a compaction that kept
+// its parent's last turns: the head only, and where in the parent's
+// transcript the kept turns start).
+func (o Op) ownNode() *node {
+	if sp := o.splice; sp != nil && sp.Skip > 0 {
+		n := newNode(sp.Head, o.own)
+		n.Skip = sp.Skip
+		return n
+	}
+	return newNode(nil, o.own)
 }
 
 // DeleteResponse removes the response id; a missing id is not an error.

@@ -87,8 +87,14 @@ func decodeConversation(id string, data []byte) (*Conversation, error) {
 // (only when the parent was gone before the response was written, so the
 // transcript is whole without it), the conversation items the turn
 // consumed, its input and its output.
+//
+// A spliced node (Skip > 0, written by a compaction that kept the most
+// recent turns verbatim) has a parent too: its transcript is
+// Items[:Inherited] (the head: the first user message, the compaction
+// item), then its parent's transcript from item Skip on, then its own.
 type node struct {
-	Inherited int              `json:"inherited,omitempty"` // Items[:Inherited] came from vanished ancestors
+	Skip      int              `json:"skip,omitempty"`
+	Inherited int              `json:"inherited,omitempty"` // Items[:Inherited] came from vanished ancestors, or is a splice's head
 	In        int              `json:"in,omitempty"`        // Items[In:Out] is the input
 	Out       int              `json:"out,omitempty"`       // Items[Out:] is the output
 	Items     []hermes.Message `json:"items,omitempty"`
@@ -128,10 +134,27 @@ func decodeNode(id string, data []byte) (*node, error) {
 	if err := decode("items of response", id, data, &n); err != nil {
 		return nil, err
 	}
-	if n.Inherited < 0 || n.In < n.Inherited || n.Out < n.In || n.Out > len(n.Items) {
+	if n.Skip < 0 || n.Inherited < 0 || n.In < n.Inherited || n.Out < n.In || n.Out > len(n.Items) {
 		return nil, &hermes.Error{Code: hermes.EInternal,
 			Message: fmt.Sprintf("stored items of response %q are corrupt: offsets %d/%d/%d for %d items",
 				id, n.Inherited, n.In, n.Out, len(n.Items))}
 	}
 	return &n, nil
+}
+
+// appendNode appends the transcript items stored under id to out, the
+// transcript of its parent (nil when it has none): a spliced node's head
+// replaces the first Skip items of out.
+func appendNode(out []hermes.Message, id string, n *node) ([]hermes.Message, error) {
+	if n.Skip == 0 {
+		return append(out, n.Items...), nil
+	}
+	if n.Skip > len(out) {
+		return nil, &hermes.Error{Code: hermes.EInternal,
+			Message: fmt.Sprintf("stored items of response %q are corrupt: they skip %d items of a parent transcript of %d", id, n.Skip, len(out))}
+	}
+	spliced := make([]hermes.Message, 0, n.Inherited+len(out)-n.Skip+len(n.Items)-n.Inherited)
+	spliced = append(spliced, n.Items[:n.Inherited]...)
+	spliced = append(spliced, out[n.Skip:]...)
+	return append(spliced, n.Items[n.Inherited:]...), nil
 }

@@ -40,12 +40,12 @@ func (o Op) Spec() (OpSpec, error) {
 	items := o.node
 	if len(o.blobs) > 0 {
 		// Another store keeps no blobs: it gets the images inline.
-		var inherit []hermes.Message
+		n := o.ownNode()
 		if o.parent == "" {
-			inherit = o.inherit
+			n = newNode(o.inherit, o.own)
 		}
 		var err error
-		if items, err = encode(newNode(inherit, o.own)); err != nil {
+		if items, err = encode(n); err != nil {
 			return OpSpec{}, &hermes.Error{Code: hermes.EInternal, Message: "cannot encode record", Cause: err}
 		}
 	}
@@ -97,14 +97,16 @@ func FillItems(r *hermes.StoredResponse, data []byte) error {
 	return nil
 }
 
-// ItemsOf returns every item stored under id, in transcript order: its
-// inherited history, if any, then its own.
-func ItemsOf(id string, data []byte) ([]hermes.Message, error) {
+// AppendItems appends the transcript items stored under id to out, the
+// transcript of its parent (nil when it has none): its inherited
+// history, if any, then its own; a spliced record's head replaces the
+// start of out.
+func AppendItems(out []hermes.Message, id string, data []byte) ([]hermes.Message, error) {
 	n, err := decodeNode(id, data)
 	if err != nil {
 		return nil, err
 	}
-	return n.Items, nil
+	return appendNode(out, id, n)
 }
 
 // DecodeFile decodes a file record stored under id.

@@ -345,7 +345,9 @@ func (s *Store) Transcript(id string) ([]hermes.Message, error) {
 		if err := joinImages(chain[i].id, n, blobs, urls); err != nil {
 			return nil, err
 		}
-		out = append(out, n.Items...)
+		if out, err = appendNode(out, chain[i].id, n); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }

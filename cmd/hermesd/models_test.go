@@ -352,3 +352,75 @@ func TestStreamingOff(t *testing.T) {
 		t.Fatalf("responses deltas %q, want one per message\n%s", deltas, out)
 	}
 }
+
+// TestPerModelContextWindow: each model's context_window from config.yaml
+// is what GET /v1/models shows and what its turns compact against: the
+// same input over the small model's window is 400 context_length_exceeded
+// with truncation "disabled" (its upstream never called) and compacted to
+// fit without it, while the large model takes it whole.
+func TestPerModelContextWindow(t *testing.T) {
+	reply := func(n int, call *hermestest.Call) hermestest.Reply {
+		return hermestest.Reply{Text: "SUMMARY or answer"}
+	}
+	small, big := hermestest.NewUpstream(t, reply), hermestest.NewUpstream(t, reply)
+	h := startWithConfig(t, `
+default_model: big
+models:
+  - id: small
+    base_url: {{S}}
+    context_window: 6000
+    tools: false
+  - id: big
+    base_url: {{B}}
+    context_window: 200000
+    tools: false
+`, map[string]string{"S": small.URL + "/v1", "B": big.URL + "/v1"}, nil)
+
+	resp, out := h.do(t, "GET", "/v1/models", "")
+	for _, want := range []string{`"id":"small"`, `"context_window":6000`, `"id":"big"`, `"context_window":200000`} {
+		if resp.StatusCode != 200 || !strings.Contains(out, want) {
+			t.Fatalf("/v1/models lacks %s: %d %s", want, resp.StatusCode, out)
+		}
+	}
+
+	// ~12k tokens: 30 exchanges of ~1.6 KB.
+	var items []string
+	for i := range 30 {
+		items = append(items, fmt.Sprintf(`{"role":"user","content":"question %d %s"}`, i, strings.Repeat("lorem ipsum ", 70)),
+			fmt.Sprintf(`{"role":"assistant","content":"answer %d %s"}`, i, strings.Repeat("dolor sit amet ", 55)))
+	}
+	input := "[" + strings.Join(items, ",") + `,{"role":"user","content":"and now?"}]`
+	ask := func(model, truncation string) (int, string) {
+		resp, out := h.do(t, "POST", "/v1/responses", fmt.Sprintf(`{"model":%q,"store":false%s,"input":%s}`, model, truncation, input))
+		return resp.StatusCode, out
+	}
+
+	code, out := ask("small", `,"truncation":"disabled"`)
+	if code != 400 || !strings.Contains(out, "context_length_exceeded") || !strings.Contains(out, "window of 6000") {
+		t.Fatalf("small, truncation disabled: %d %.300s", code, out)
+	}
+	if n := len(small.Calls()); n != 0 {
+		t.Fatalf("small's upstream was called %d times for a prompt over its window", n)
+	}
+	code, out = ask("big", `,"truncation":"disabled"`)
+	if code != 200 || !strings.Contains(out, `"status":"completed"`) {
+		t.Fatalf("big, truncation disabled: %d %.300s", code, out)
+	}
+	if c := big.Calls(); len(c) != 1 || len(c[0].Messages) < 61 {
+		t.Fatalf("big's upstream: %d calls, want one with the whole input", len(c))
+	}
+
+	code, out = ask("small", "")
+	if code != 200 || !strings.Contains(out, `"type":"compaction"`) {
+		t.Fatalf("small, truncation unset: %d %.300s", code, out)
+	}
+	for i, c := range small.Calls() {
+		chars := 0
+		for _, m := range c.Messages {
+			chars += len(m.Content)
+		}
+		if chars/4 > 6000 {
+			t.Errorf("small's call %d carried ~%d tokens: past its 6,000-token window", i, chars/4)
+		}
+	}
+}

@@ -148,11 +148,9 @@ func (s *Store) Transcript(id string) ([]hermes.Message, error) {
 	}
 	var out []hermes.Message
 	for _, l := range chain {
-		items, err := persistence.ItemsOf(l.id, l.data)
-		if err != nil {
+		if out, err = persistence.AppendItems(out, l.id, l.data); err != nil {
 			return nil, err
 		}
-		out = append(out, items...)
 	}
 	return out, nil
 }

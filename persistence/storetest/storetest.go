@@ -4,6 +4,7 @@
 package storetest
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -67,6 +68,7 @@ func Run(t *testing.T, b Backend) {
 		{"ItemsStoredOnce", itemsStoredOnce},
 		{"BranchingSharesPrefix", branching},
 		{"ParentGoneKeepsHistoryInline", parentGone},
+		{"SplicePointsAtKeptTurns", splice},
 		{"ImagesReadBackWhole", imagesReadBack},
 		{"ReplaceUnderNewParent", replaceUnderNewParent},
 		{"EvictionChurnBoundsItems", evictionChurn},
@@ -1037,5 +1039,67 @@ func hostileIDs(t *testing.T, b Backend) {
 				t.Errorf("%s: %v, want invalid", op, err)
 			}
 		}
+	}
+}
+
+// splice: a compaction that kept its parent's last turns stores only its
+// head (the first user message, the compaction item) and where the kept
+// turns start; its transcript, and its children's, read back as the
+// compacted history, across a restart and after its ancestors lose their
+// addresses. If the parent is gone when it is applied, the compacted
+// history is kept inline instead. A splice past the parent's transcript
+// reads back as corrupt, not as a panic or a short transcript.
+func splice(t *testing.T, b Backend) {
+	open := b.Storage(t)
+	s := open(t, persistence.Options{Capacity: 100})
+	a := turn("a", nil)
+	rb := turn("b", a)
+	c := turn("c", rb)
+	apply(t, s, put(a), put(rb), put(c))
+	item := hermes.Message{Role: hermes.RoleCompaction, Content: "summary of a and b", Encrypted: "sealed"}
+	head := []hermes.Message{c.Transcript[0], item}
+	d := resp("d", "c", "")
+	d.Parent, d.Compaction = "c", &item
+	// An image in the turn: a store that keeps images apart (bbolt) or
+	// inline (PostgreSQL) must keep the splice either way.
+	d.Input[0].Parts = []hermes.Part{{Type: "text", Text: d.Input[0].Content},
+		{Type: "image_url", ImageURL: "data:image/png;base64," + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("not really a png "), 1000))}}
+	d.Splice = &hermes.Splice{Head: head, Skip: 4} // keeps c's turn: a's and b's go into the summary
+	d.Transcript = append(append(append(append([]hermes.Message(nil), head...), c.Transcript[4:]...), d.Input...), d.Output...)
+	apply(t, s, put(d))
+	wantTranscript(t, s, d)
+	e := turn("e", d)
+	apply(t, s, put(e))
+	wantTranscript(t, s, e)
+	got, err := s.Response("d")
+	if err != nil || got.Parent != "c" || !reflect.DeepEqual(got.Input, d.Input) || !reflect.DeepEqual(got.Output, d.Output) || len(got.Consumed) != 0 {
+		t.Fatalf("Response(d) = %+v, %v; want its own items and its parent", got, err)
+	}
+	apply(t, s, persistence.DeleteResponse("a"), persistence.DeleteResponse("b"), persistence.DeleteResponse("c"))
+	wantTranscript(t, s, e)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, persistence.Options{Capacity: 100})
+	defer s.Close()
+	wantTranscript(t, s, e)
+
+	// The parent is gone by the time the splice is written: inline.
+	x := turn("x", nil)
+	apply(t, s, put(x))
+	y := resp("y", "x", "")
+	y.Parent = "x"
+	y.Splice = &hermes.Splice{Head: []hermes.Message{x.Transcript[0], item}, Skip: 1}
+	y.Transcript = append(append(append(append([]hermes.Message(nil), y.Splice.Head...), x.Transcript[1:]...), y.Input...), y.Output...)
+	apply(t, s, persistence.DeleteResponse("x"))
+	apply(t, s, put(y))
+	wantTranscript(t, s, y)
+
+	z := resp("z", "e", "")
+	z.Parent = "e"
+	z.Splice = &hermes.Splice{Head: head, Skip: len(e.Transcript) + 1}
+	apply(t, s, put(z))
+	if _, err := s.Transcript("z"); hermes.ErrorCode(err) != hermes.EInternal || !strings.Contains(err.Error(), "corrupt") {
+		t.Fatalf("Transcript of a splice past its parent's transcript: %v, want a corrupt-record error", err)
 	}
 }
