@@ -90,6 +90,11 @@ type inputItem struct {
 	ApprovalRequestID string `json:"approval_request_id"`
 	Approve           *bool  `json:"approve"`
 	Reason            string `json:"reason"`
+	// An mcp_list_tools item's tools: their names are what the model is
+	// offered of its server.
+	Tools []struct {
+		Name string `json:"name"`
+	} `json:"tools"`
 }
 
 // reasoningEfforts are the efforts the Open Responses schema names
@@ -141,7 +146,7 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	// With nothing to continue, every tool output must answer a call in
 	// the input itself.
 	var approvals []approvalAnswer
-	input, sys, err := s.decodeInput(rr.Input, inputScope{param: "input", whole: rr.PreviousResponseID == "" && conv == "", approvals: &approvals})
+	input, sys, err := s.decodeInput(rr.Input, inputScope{param: "input", whole: rr.PreviousResponseID == "" && conv == "", approvals: &approvals, lists: &req.Listed})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -545,6 +550,8 @@ type inputScope struct {
 	// approvals, when set, receives the list's mcp_approval_response
 	// items; elsewhere they are refused.
 	approvals *[]approvalAnswer
+	// lists, when set, receives the list's mcp_list_tools items.
+	lists *[]hermes.MCPList
 }
 
 // approvalAnswer is an mcp_approval_response item of an input list.
@@ -612,7 +619,16 @@ func (s *Server) decodeInput(raw json.RawMessage, scope inputScope) ([]hermes.Me
 			}
 			continue
 		case "mcp_list_tools":
-			continue // shown to the client, never to the model
+			// Shown to the client, never to the model; sent back, it says
+			// the client holds its server's list (no new one is emitted).
+			if scope.lists != nil && it.ServerLabel != "" {
+				l := hermes.MCPList{Server: it.ServerLabel, Tools: make([]hermes.MCPTool, len(it.Tools))}
+				for j, tl := range it.Tools {
+					l.Tools[j].Name = tl.Name
+				}
+				*scope.lists = append(*scope.lists, l)
+			}
+			continue
 		}
 		if err := s.decodeItem(&d, param, it, scope.whole); err != nil {
 			return nil, nil, err
