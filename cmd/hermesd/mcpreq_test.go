@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/tooling/mcp"
 )
@@ -494,4 +496,71 @@ func TestRequestMCPListedOncePerChain(t *testing.T) {
 	// In a named conversation, the same.
 	post(`{"conversation":"listed","input":"i","tools":[`+all+`]}`, "mcp_list_tools,message")
 	post(`{"conversation":"listed","input":"j","tools":[`+all+`]}`, "message")
+}
+
+// readWSResponse reads one WebSocket response to its terminal event and
+// returns that event's response.
+func readWSResponse(t *testing.T, c *websocket.Conn) responseOut {
+	t.Helper()
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(hermestest.Timeout))
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("reading an event: %v", err)
+		}
+		var ev struct {
+			Type     string      `json:"type"`
+			Status   int         `json:"status"`
+			Response responseOut `json:"response"`
+		}
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Fatalf("%v: %s", err, b)
+		}
+		switch ev.Type {
+		case "error":
+			t.Fatalf("refused: %s", b)
+		case "response.completed", "response.failed", "response.incomplete":
+			return ev.Response
+		}
+	}
+}
+
+// Over a WebSocket, a store: false response's approval request is
+// answered on the same connection: it is found in the connection's kept
+// response, never in the store (which refused it with a 400 before).
+func TestRequestMCPApprovalOverWebSocket(t *testing.T) {
+	u := hermestest.StartMCPHTTP(t)
+	up := planUpstream(t, func(user string) [][2]string { return [][2]string{{"mcp_req_echo", `{"text":"` + user + `"}`}} })
+	h := startHermes(t, mergeEnv(up.Env(), allowPrivateMCP))
+	tool := mcpTool(u, "")
+	c := mustDialWS(t, h)
+
+	sendCreate(t, c, `{"input":"over ws","store":false,"tools":[`+tool+`]}`)
+	asked := readWSResponse(t, c)
+	if strings.Join(itemTypes(asked), ",") != "mcp_list_tools,mcp_approval_request" {
+		t.Fatalf("asked: %s", mustJSON(asked))
+	}
+	reqID := asked.Output[1]["id"].(string)
+	answer := func(prev, id string) {
+		sendCreate(t, c, `{"store":false,"previous_response_id":"`+prev+`","tools":[`+tool+`],"input":[`+
+			`{"type":"mcp_approval_response","approval_request_id":"`+id+`","approve":true}]}`)
+	}
+	answer(asked.ID, reqID)
+	ran := readWSResponse(t, c)
+	if ran.Status != "completed" || strings.Join(itemTypes(ran), ",") != "mcp_call,message" ||
+		ran.Output[0]["approval_request_id"] != reqID || ran.Output[0]["output"] != `{"result":"echo: over ws"}` {
+		t.Fatalf("approved over the socket: %s", mustJSON(ran))
+	}
+
+	// An id the kept response does not hold is still refused, and nothing runs.
+	sendCreate(t, c, `{"input":"again","store":false,"tools":[`+tool+`]}`)
+	again := readWSResponse(t, c)
+	before := len(up.Calls())
+	answer(again.ID, reqID)
+	if ev := readRefusal(t, c); ev.Status != 400 || ev.Param != "input[0].approval_request_id" {
+		t.Errorf("another response's approval request: status %d param %q", ev.Status, ev.Param)
+	}
+	if n := len(up.Calls()); n != before {
+		t.Errorf("a refused approval reached the model %d times", n-before)
+	}
 }
