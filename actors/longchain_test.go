@@ -3,6 +3,7 @@ package actors
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -188,6 +189,8 @@ func BenchmarkResponsesChain200(b *testing.B) {
 	defer rt.Shutdown(context.Background())
 	const clients = 200
 	work := make(chan int, clients)
+	// Ids sort by creation, as httpfront.NewID makes them.
+	var seq atomic.Int64
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -197,8 +200,8 @@ func BenchmarkResponsesChain200(b *testing.B) {
 			defer wg.Done()
 			events := make(chan hermes.Event, 64)
 			prev := ""
-			for i := range work {
-				id := "resp_" + strconv.Itoa(c) + "_" + strconv.Itoa(i)
+			for range work {
+				id := fmt.Sprintf("resp_%016x_%d", seq.Add(1), c)
 				req := &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true, Events: events, Ctx: context.Background(),
 					Input: []hermes.Message{{Role: hermes.RoleUser, Content: "Benchmark turn.\n/tokens 16"}}}
 				if err := rt.Submit(req); err != nil {
