@@ -20,6 +20,13 @@ type Cluster interface {
 	// arrival order behind other nodes' turns (at most queue of them, else
 	// ERateLimited), until ctx ends.
 	Acquire(ctx context.Context, key, response string, queue int) (*persistence.Lease, error)
+	// Enqueue is Acquire's first step: the lease when it is free and
+	// nobody waits, else a ticket for Wait, or ERateLimited.
+	Enqueue(ctx context.Context, key, response string, queue int) (*persistence.Lease, int64, error)
+	// Wait waits with ticket until the lease is the caller's.
+	Wait(ctx context.Context, key, response string, ticket int64) (*persistence.Lease, error)
+	// GiveUp leaves the queue (ticket from Enqueue).
+	GiveUp(key string, ticket int64)
 	// Cancel asks the node running background response id to cancel it.
 	Cancel(id string) error
 	// Finished tells the other nodes that background response id has its
@@ -43,6 +50,79 @@ func leaseKey(in *turnInput) string {
 		return ""
 	}
 	return in.key
+}
+
+// place is a turn's place in its lease's queue across nodes, taken when
+// the turn reaches its conversation actor: the lease itself, or a ticket
+// to wait with.
+type place struct {
+	lease  *persistence.Lease
+	ticket int64
+	err    error
+}
+
+// placer takes places for one conversation actor's turns, one at a time
+// in the order the actor admits them, so the cluster serves this node's
+// turns in their arrival order too. Were a later turn of this node to get
+// the earlier ticket, the node would deadlock: that turn waits in the
+// actor's queue behind the one waiting for it.
+type placer struct {
+	rt    *Runtime
+	turns chan *turnInput
+}
+
+// newPlacer starts a placer able to hold every turn an actor may have in
+// flight (one running, MaxQueued queued) without blocking the actor.
+func newPlacer(rt *Runtime) *placer {
+	p := &placer{rt: rt, turns: make(chan *turnInput, rt.opts.MaxQueued+2)}
+	go p.run()
+	return p
+}
+
+func (p *placer) run() {
+	for in := range p.turns {
+		// Not the turn's context: its place must be taken even when the
+		// turn is cancelled meanwhile, so whoever drops the turn gives it
+		// back.
+		ctx, cancel := context.WithTimeout(p.rt.base, p.rt.opts.CommitTimeout)
+		l, ticket, err := p.rt.opts.Cluster.Enqueue(ctx, in.key, in.req.ResponseID, p.rt.opts.MaxQueued)
+		cancel()
+		in.place <- place{lease: l, ticket: ticket, err: err}
+	}
+}
+
+// add takes in's place after those of the turns added before it; it
+// never blocks (see newPlacer).
+func (p *placer) add(in *turnInput) {
+	in.place = make(chan place, 1)
+	p.turns <- in
+}
+
+func (p *placer) stop() { close(p.turns) }
+
+// lease waits for in's place and then, if it holds a ticket, for the
+// lease: no turn of in's conversation runs on any node until it returns.
+func (r *Runtime) lease(ctx context.Context, in *turnInput) (*persistence.Lease, error) {
+	if in.place == nil {
+		return nil, nil
+	}
+	p := <-in.place
+	if p.err != nil || p.lease != nil {
+		return p.lease, p.err
+	}
+	return r.opts.Cluster.Wait(ctx, in.key, in.req.ResponseID, p.ticket)
+}
+
+// dropPlace gives back the place of a turn that will not run.
+func (r *Runtime) dropPlace(in *turnInput) {
+	if in.place == nil {
+		return
+	}
+	p := <-in.place
+	if p.lease != nil {
+		p.lease.Release()
+	}
+	r.opts.Cluster.GiveUp(in.key, p.ticket)
 }
 
 // fenced prepends the lease's fence to ops, so the write fails rather than

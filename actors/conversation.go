@@ -29,6 +29,9 @@ type conversation struct {
 	// it, and only by that turn: turns run one at a time, and the cache
 	// moves to the turn's record or is dropped when the turn ends.
 	last *hermes.StoredResponse
+	// placer queues the turns in the cluster's lease queue as they
+	// arrive (cluster mode), started with the first turn needing it.
+	placer *placer
 }
 
 func newConversation(rt *Runtime, key string) *conversation {
@@ -49,6 +52,7 @@ func (c *conversation) Receive(ctx actor.Context) {
 		}
 		if !c.running {
 			m.admitted <- nil
+			c.place(m.req)
 			c.start(ctx, m)
 			return
 		}
@@ -59,13 +63,14 @@ func (c *conversation) Receive(ctx actor.Context) {
 			return
 		}
 		m.admitted <- nil
+		c.place(m.req)
 		c.queue = append(c.queue, m)
 	case cancelQueued:
 		for i, q := range c.queue {
 			if q.req.req.ResponseID == m.id {
 				c.queue = append(c.queue[:i], c.queue[i+1:]...)
 				c.done++
-				c.rt.workers.run(func() { c.rt.skipTurn(q.req) })
+				c.rt.workers.run(func() { c.rt.dropPlace(q.req); c.rt.skipTurn(q.req) })
 				if !c.running && len(c.queue) == 0 {
 					ctx.Send(c.rt.dispatcher, idle{key: c.key, done: c.done})
 				}
@@ -87,7 +92,23 @@ func (c *conversation) Receive(ctx actor.Context) {
 			return
 		}
 		ctx.Send(c.rt.dispatcher, idle{key: c.key, done: c.done})
+	case *actor.Stopping, *actor.Restarting:
+		if c.placer != nil {
+			c.placer.stop()
+		}
 	}
+}
+
+// place asks for in's place in the cluster's queue of its lease, when it
+// needs one, after every turn admitted before it.
+func (c *conversation) place(in *turnInput) {
+	if c.rt.opts.Cluster == nil || leaseKey(in) == "" {
+		return
+	}
+	if c.placer == nil {
+		c.placer = newPlacer(c.rt)
+	}
+	c.placer.add(in)
 }
 
 func (c *conversation) start(ctx actor.Context, m *startTurn) {

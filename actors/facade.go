@@ -334,9 +334,9 @@ type flight struct {
 // while a request with the key runs on another node, so the caller's
 // next look at the stored entries finds that request's answer.
 func (r *Runtime) BeginFlight(key string) (release func(), wait <-chan struct{}) {
-	release, wait = r.beginLocalFlight(key)
-	if release == nil || r.opts.Cluster == nil {
-		return release, wait
+	local, wait := r.beginLocalFlight(key)
+	if local == nil || r.opts.Cluster == nil {
+		return local, wait
 	}
 	ctx, cancel := context.WithTimeout(r.base, r.opts.TurnTimeout)
 	defer cancel()
@@ -346,9 +346,9 @@ func (r *Runtime) BeginFlight(key string) (release func(), wait <-chan struct{})
 		// bookkeeping failed; only a duplicate on another node at this
 		// very moment could then run twice.
 		r.log.Warn("idempotency key lease not taken", "err", err)
-		return release, nil
+		return local, nil
 	}
-	return func() { lease.Release(); release() }, nil
+	return func() { lease.Release(); local() }, nil
 }
 
 func (r *Runtime) beginLocalFlight(key string) (release func(), wait <-chan struct{}) {

@@ -17,9 +17,12 @@ const (
 
 // turnInput is a turn request with what Submit already resolved.
 type turnInput struct {
-	req  *hermes.TurnRequest
-	key  string                 // the routing key: its conversation actor's, its lease's
-	prev *hermes.StoredResponse // the record previous_response_id names
+	req *hermes.TurnRequest
+	key string // the routing key: its conversation actor's, its lease's
+	// place receives the turn's place in its lease's queue (cluster mode;
+	// nil when the turn needs no lease).
+	place chan place
+	prev  *hermes.StoredResponse // the record previous_response_id names
 	// local is true when prev is the caller's (req.PreviousRecord), never
 	// stored: its transcript is at hand and the store knows nothing of it.
 	local bool
@@ -127,15 +130,11 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 	// In cluster mode the turn first takes its conversation's lease: no
 	// other node runs a turn of it until this one ends, and the history
 	// is read only now, so it holds every earlier turn of every node.
-	var lease *persistence.Lease
-	var err error
-	if key := leaseKey(in); r.opts.Cluster != nil && key != "" {
-		lease, err = r.opts.Cluster.Acquire(ctx, key, req.ResponseID, r.opts.MaxQueued)
-		if lease != nil {
-			watchLease(ctx, lease, cancel)
-			if lease.Orphan != "" && lease.Orphan != req.ResponseID {
-				r.markLost(lease.Orphan, lease)
-			}
+	lease, err := r.lease(ctx, in)
+	if lease != nil {
+		watchLease(ctx, lease, cancel)
+		if lease.Orphan != "" && lease.Orphan != req.ResponseID {
+			r.markLost(lease.Orphan, lease)
 		}
 	}
 	var history []hermes.Message

@@ -146,6 +146,11 @@ type Main struct {
 	tools  []tooling.Tool // the built-in tools, made once
 	memory *memory.Tool
 	obs    *observers
+	// node is what /health and the logs call this node (HERMES_NODE_ID,
+	// else the host name); cluster is its part in a cluster (cluster
+	// mode), nil on bbolt.
+	node    string
+	cluster *postgres.Cluster
 }
 
 // responseStore is the store hermesd runs on: the bbolt file in
@@ -238,12 +243,30 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	store := m.store
-
-	m.discovery, m.stopDiscovery = context.WithCancel(context.Background())
-	sealer, err := llm.LoadSealer(filepath.Join(c.Home, "compaction.key"))
+	// The runtime the cluster's notifications act on, once it exists.
+	var rt atomic.Pointer[actors.Runtime]
+	var cluster actors.Cluster // an interface holding a nil *Cluster would not be nil
+	sealKey, err := llm.LoadKey(filepath.Join(c.Home, "compaction.key"))
 	if err != nil {
 		return fmt.Errorf("compaction key: %w", err)
 	}
+	if pg, ok := store.(*postgres.Store); ok {
+		m.node = nodeID(c.NodeID)
+		if m.cluster, err = m.joinCluster(ctx, pg, &rt); err != nil {
+			return &configError{msg: "HERMES_DATABASE_URL: " + hermes.AsError(err).Message}
+		}
+		cluster = m.cluster
+		// What one node seals, every node must open.
+		if sealKey, err = pg.SharedKey(ctx, "compaction", sealKey); err != nil {
+			return fmt.Errorf("compaction key: %w", err)
+		}
+	}
+	sealer, err := llm.NewSealer(sealKey)
+	if err != nil {
+		return fmt.Errorf("compaction key: %w", err)
+	}
+
+	m.discovery, m.stopDiscovery = context.WithCancel(context.Background())
 	mem := memory.New(c.Home)
 	m.term = terminal.New(terminal.Options{Workspace: c.Workspace, Approve: c.TerminalAppr, Environ: m.Environ, PassEnv: c.TerminalEnv, Landlock: c.TerminalLock})
 	all := []tooling.Tool{
@@ -295,6 +318,7 @@ func (m *Main) Run(ctx context.Context) error {
 		SealReasoning:  sealer.SealReasoning,
 		OpenReasoning:  sealer.OpenReasoning,
 		OnBatch:        obs.batch,
+		Cluster:        cluster,
 		Store:          store,
 		MaxTurns:       c.MaxTurns,
 		MaxQueued:      c.MaxQueued,
@@ -303,7 +327,11 @@ func (m *Main) Run(ctx context.Context) error {
 		WorkerIdle:     c.WorkerIdle,
 		Logger:         m.Logger,
 	})
+	rt.Store(m.runtime)
 	obs.gauges(m.runtime, store)
+	if m.cluster != nil {
+		obs.clusterMetrics(m.cluster)
+	}
 	// Background responses the previous process left unfinished: nothing
 	// runs them now, so their pollers are told, rather than left waiting.
 	// Not in cluster mode: there another node may be running them.
@@ -335,6 +363,8 @@ func (m *Main) Run(ctx context.Context) error {
 		WorkerIdle:         c.WorkerIdle,
 		Tools:              func() []httpfront.Tool { return toolList(m.current.Load().registry) },
 		Logger:             m.Logger,
+		Node:               m.node,
+		Database:           m.databaseUp(),
 		Metrics:            metrics,
 		Files:              m.files,
 		MaxUploadBytes:     c.MaxUploadBytes,
@@ -611,6 +641,11 @@ func (m *Main) Close(ctx context.Context) error {
 	}
 	if m.mcp != nil {
 		errs = append(errs, await(ctx, "mcp: stopping servers", async(m.mcp.Close)))
+	}
+	if m.cluster != nil {
+		// After the runtime: its last turns release their leases first.
+		// Leases still held expire on their own.
+		m.cluster.Close()
 	}
 	if m.store != nil {
 		// A close still waiting at the end waits for a write stuck in the

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -218,6 +219,31 @@ var errQueueFull = &hermes.Error{Code: hermes.ERateLimited, RetryAfter: time.Sec
 // when its holder died. Beyond queue waiting turns it refuses with
 // ERateLimited. ctx ends the wait (its cause is returned).
 func (c *Cluster) Acquire(ctx context.Context, key, response string, queue int) (*persistence.Lease, error) {
+	l, ticket, err := c.Enqueue(ctx, key, response, queue)
+	if err != nil || l != nil {
+		return l, err
+	}
+	return c.Wait(ctx, key, response, ticket)
+}
+
+// Enqueue takes the lease of key when it is free and nobody waits for it;
+// else it takes a place in its queue, whose ticket Wait (or GiveUp) must
+// be called with. A node that enqueues its turns in their arrival order
+// has them served in that order among every node's turns.
+func (c *Cluster) Enqueue(ctx context.Context, key, response string, queue int) (*persistence.Lease, int64, error) {
+	l, ticket, _, err := c.take(ctx, key, response, 0, queue)
+	if err != nil {
+		return nil, 0, err
+	}
+	if l == nil && ticket < 0 {
+		return nil, 0, errQueueFull
+	}
+	return l, ticket, nil
+}
+
+// Wait waits with ticket (from Enqueue) until the lease of key is this
+// turn's. When ctx ends first, the place is given up.
+func (c *Cluster) Wait(ctx context.Context, key, response string, ticket int64) (*persistence.Lease, error) {
 	hash := leaseChannelKey(key)
 	wake := make(chan struct{}, 1)
 	c.mu.Lock()
@@ -234,58 +260,66 @@ func (c *Cluster) Acquire(ctx context.Context, key, response string, queue int) 
 		}
 		c.mu.Unlock()
 	}()
-	var ticket int64
-	var waitStart time.Time
+	waitStart := time.Now()
 	for {
-		var epoch int64
-		var orphan string
-		var until pgtype.Timestamptz // NULL once taken
-		start := time.Now()
-		err := c.pool.QueryRow(ctx, "SELECT epoch, orphan, ticket, wait_until FROM lease_take($1, $2, $3, $4, $5, $6)",
-			key, c.opts.Owner, response, c.opts.TTL, ticket, queue).Scan(&epoch, &orphan, &ticket, &until)
-		c.timed("take", start, err)
+		// Registered before this look: a release notified from now on
+		// is not missed.
+		l, next, until, err := c.take(ctx, key, response, ticket, math.MaxInt32)
 		if err != nil {
-			if ticket > 0 {
-				c.giveUp(key, ticket)
-			}
-			if ctx.Err() != nil {
-				return nil, context.Cause(ctx)
-			}
-			return nil, dbError("taking a lease", err)
+			c.GiveUp(key, ticket)
+			return nil, err
 		}
-		if epoch > 0 {
-			if !waitStart.IsZero() {
-				c.waits.Add(1)
-				c.timed("wait", waitStart, nil)
-			}
-			return c.hold(key, epoch, orphan), nil
+		if l != nil {
+			c.waits.Add(1)
+			c.timed("wait", waitStart, nil)
+			return l, nil
 		}
-		if ticket < 0 {
-			return nil, errQueueFull
-		}
-		if waitStart.IsZero() {
-			waitStart = time.Now()
-		}
+		ticket = next
 		// Look again when notified, or when the holder's (or the earlier
 		// waiter's) expiry passes with no notification: it died.
-		d := time.Until(until.Time) + 10*time.Millisecond
-		d = max(d, 10*time.Millisecond)
-		t := time.NewTimer(d)
+		t := time.NewTimer(max(time.Until(until)+10*time.Millisecond, 10*time.Millisecond))
 		select {
 		case <-wake:
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			c.giveUp(key, ticket)
+			c.GiveUp(key, ticket)
 			return nil, context.Cause(ctx)
 		}
 		t.Stop()
 	}
 }
 
-// giveUp leaves the queue of key, waking whoever is next. It does not use
-// the caller's context, which has ended.
-func (c *Cluster) giveUp(key string, ticket int64) {
+// take makes one attempt at the lease of key with ticket (0: none yet):
+// the lease, or the caller's ticket (-1: the queue is full) and when to
+// look again without a notification.
+func (c *Cluster) take(ctx context.Context, key, response string, ticket int64, queue int) (*persistence.Lease, int64, time.Time, error) {
+	var epoch int64
+	var orphan string
+	var until pgtype.Timestamptz // NULL once taken
+	start := time.Now()
+	err := c.pool.QueryRow(ctx, "SELECT epoch, orphan, ticket, wait_until FROM lease_take($1, $2, $3, $4, $5, $6)",
+		key, c.opts.Owner, response, c.opts.TTL, ticket, queue).Scan(&epoch, &orphan, &ticket, &until)
+	c.timed("take", start, err)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, 0, time.Time{}, context.Cause(ctx)
+		}
+		return nil, 0, time.Time{}, dbError("taking a lease", err)
+	}
+	if epoch > 0 {
+		return c.hold(key, epoch, orphan), 0, time.Time{}, nil
+	}
+	return nil, ticket, until.Time, nil
+}
+
+// GiveUp leaves the queue of key, waking whoever is next; a ticket of 0
+// or less does nothing. It does not use the caller's context, which may
+// have ended.
+func (c *Cluster) GiveUp(key string, ticket int64) {
+	if ticket <= 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.TTL)
 	defer cancel()
 	start := time.Now()
@@ -318,10 +352,21 @@ func (c *Cluster) release(l *persistence.Lease) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.TTL)
 	defer cancel()
 	start := time.Now()
-	_, err := c.pool.Exec(ctx, "SELECT lease_release($1, $2, 0)", l.Key, l.Epoch)
+	// Whether the lease was still ours is read before it is released: a
+	// holder that stalled past it may learn so only here (its fenced
+	// write failed before a renewal noticed).
+	var mine bool
+	err := c.pool.QueryRow(ctx, `WITH held AS (SELECT count(*) > 0 AS mine FROM leases WHERE key = $1 AND epoch = $2)
+		SELECT mine, lease_release($1, $2, 0) IS NULL FROM held`, l.Key, l.Epoch).Scan(&mine, new(bool))
 	c.timed("release", start, err)
 	if err != nil {
 		c.log.Warn("releasing a lease failed; it expires on its own", "key", l.Key, "err", err)
+		return
+	}
+	if !mine {
+		c.losses.Add(1)
+		c.log.Warn("lease lost: another node took the conversation over", "key", l.Key, "epoch", l.Epoch)
+		l.Lose()
 	}
 }
 

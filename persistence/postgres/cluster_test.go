@@ -343,3 +343,36 @@ func TestApplyFencedByLease(t *testing.T) {
 		t.Fatalf("write after release: %v", err)
 	}
 }
+
+// A holder whose lease was taken over learns it at release at the latest
+// (its renewal may not have come yet): the loss is counted once.
+func TestLeaseLossCountedAtRelease(t *testing.T) {
+	pool := testPool(t)
+	a := testCluster(t, pool, "a", time.Minute)
+	b := testCluster(t, pool, "b", time.Minute)
+	la, err := a.Acquire(context.Background(), "k", "", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(context.Background(), "UPDATE leases SET expires = now() - interval '1 second'"); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := b.Acquire(context.Background(), "k", "", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	la.Release()
+	la.Release()
+	if st := a.Stats(); st.Losses != 1 {
+		t.Fatalf("losses = %d, want 1", st.Losses)
+	}
+	select {
+	case <-la.Lost():
+	default:
+		t.Fatal("the lost lease is not marked lost")
+	}
+	lb.Release()
+	if st := b.Stats(); st.Losses != 0 {
+		t.Fatalf("b's losses = %d, want 0", st.Losses)
+	}
+}

@@ -68,6 +68,10 @@ type config struct {
 	noCeiling   bool
 	jsonPath    string
 	svgPath     string
+	// nodes hermesd processes on the PostgreSQL at database (cluster
+	// mode); requests go round-robin over them.
+	nodes    int
+	database string
 	// serve, when set, makes this process one of the children.
 	serve, addr string
 }
@@ -92,6 +96,8 @@ func main() {
 	flag.IntVar(&c.turns, "turns", 4, "conversation: turns per conversation; long-chain: turns per chain (default 1000)")
 	flag.IntVar(&c.maxTurns, "max-turns", 100000, "API_SERVER_MAX_CONCURRENT_TURNS for the started hermesd")
 	flag.IntVar(&c.stored, "stored", 0, "API_SERVER_MAX_STORED_RESPONSES for the started hermesd (0: enough for every chain)")
+	flag.IntVar(&c.nodes, "nodes", 1, "hermesd nodes to start; more than one needs -database (cluster mode), and each client's requests go to the nodes in turn")
+	flag.StringVar(&c.database, "database", "", "PostgreSQL URL for the started hermesd nodes (HERMES_DATABASE_URL); empty: one node on bbolt")
 	flag.BoolVar(&c.noDirect, "no-direct", false, "skip the direct-to-mockllm phase")
 	flag.BoolVar(&c.noCeiling, "no-ceiling", false, "skip the bare fasthttp ceiling phase")
 	flag.StringVar(&c.jsonPath, "json", "", "write the report as JSON to this file")
@@ -190,6 +196,15 @@ func (c *config) validate() error {
 	if c.scenario == load.Idle && c.requests == 0 {
 		c.requests = 1000
 	}
+	if c.nodes < 1 || c.nodes > 16 {
+		return fmt.Errorf("-nodes must be 1..16")
+	}
+	if c.nodes > 1 && c.database == "" {
+		return fmt.Errorf("-nodes %d needs -database: several nodes share one PostgreSQL", c.nodes)
+	}
+	if c.url != "" && (c.nodes > 1 || c.database != "") {
+		return fmt.Errorf("-url targets a running hermesd: -nodes and -database start them")
+	}
 	return nil
 }
 
@@ -200,10 +215,13 @@ type env struct {
 	target                 string // hermesd base URL, "" if none
 	home                   string
 	notes                  []string
+	// more are the cluster's other nodes (-nodes), at nodes.
+	more  []*proc.Child
+	nodes []string
 }
 
 func (e *env) close() {
-	for _, ch := range []*proc.Child{e.hermesd, e.ceiling, e.mock} {
+	for _, ch := range append([]*proc.Child{e.hermesd, e.ceiling, e.mock}, e.more...) {
 		if ch != nil {
 			ch.Stop()
 		}
@@ -256,6 +274,9 @@ func run(c config) error {
 		}
 		o := base
 		o.Kind, o.BaseURL, o.Label = kind, url, kind.String()+" "+c.scenario
+		if kind == load.Hermesd {
+			o.Nodes = e.nodes
+		}
 		if kind != load.Hermesd {
 			o.Model = "mock-model"
 		}
@@ -610,6 +631,9 @@ func start(ctx context.Context, c *config) (*env, error) {
 	} else {
 		envv = append(envv, "OPENAI_BASE_URL=", "OPENAI_API_KEY=", "HERMES_MODEL=")
 	}
+	if c.database != "" {
+		envv = append(envv, "HERMES_DATABASE_URL="+c.database, "HERMES_NODE_ID=node0")
+	}
 	args := []string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--home", home}
 	if e.hermesd, err = proc.Start("hermesd", bin, args, envv, false, 0); err != nil {
 		return e, err
@@ -618,7 +642,44 @@ func start(ctx context.Context, c *config) (*env, error) {
 	if err := proc.WaitHTTP(ctx, e.target+"/health", 20*time.Second); err != nil {
 		return e, fmt.Errorf("%w; hermesd stderr: %s", err, e.hermesd.Stderr())
 	}
+	for i := 1; i < c.nodes; i++ {
+		if err := startNode(ctx, e, bin, i, envv); err != nil {
+			return e, err
+		}
+	}
+	if c.nodes > 1 {
+		e.notes = append(e.notes, fmt.Sprintf("%d nodes on one PostgreSQL, each client's requests round-robin over them; RSS, CPU and goroutines are node0's", c.nodes))
+	}
 	return e, nil
+}
+
+// startNode starts cluster node i with node0's settings and a home of its
+// own.
+func startNode(ctx context.Context, e *env, bin string, i int, envv []string) error {
+	port, err := proc.FreePort()
+	if err != nil {
+		return err
+	}
+	home := filepath.Join(e.home, fmt.Sprintf("home%d", i))
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return err
+	}
+	envv = slices.DeleteFunc(slices.Clone(envv), func(kv string) bool {
+		return strings.HasPrefix(kv, "HERMES_HOME=") || strings.HasPrefix(kv, "HERMES_NODE_ID=")
+	})
+	envv = append(envv, "HERMES_HOME="+home, fmt.Sprintf("HERMES_NODE_ID=node%d", i))
+	args := []string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--home", home}
+	ch, err := proc.Start(fmt.Sprintf("hermesd node%d", i), bin, args, envv, false, 0)
+	if err != nil {
+		return err
+	}
+	e.more = append(e.more, ch)
+	url := "http://127.0.0.1:" + strconv.Itoa(port)
+	if err := proc.WaitHTTP(ctx, url+"/health", 20*time.Second); err != nil {
+		return fmt.Errorf("%w; node%d stderr: %s", err, i, ch.Stderr())
+	}
+	e.nodes = append(e.nodes, url)
+	return nil
 }
 
 // buildHermesd builds ./cmd/hermesd of the module the current directory is

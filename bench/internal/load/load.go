@@ -86,9 +86,14 @@ func (k Kind) String() string {
 
 // Options configure one run.
 type Options struct {
-	Scenario    string
-	Kind        Kind
-	BaseURL     string // http://host:port, without /v1
+	Scenario string
+	Kind     Kind
+	BaseURL  string // http://host:port, without /v1
+	// Nodes are more hermesd nodes of one cluster (cluster mode): each
+	// worker sends its requests to BaseURL and these in turn, so every
+	// turn of a conversation may land on another node, as behind a load
+	// balancer without affinity.
+	Nodes       []string
 	Concurrency int
 	// Duration and Requests bound the run; the first reached ends it. At
 	// least one must be set.
@@ -353,7 +358,19 @@ type worker struct {
 	// answered with a tool call, so carries no content.
 	toolTurn bool
 	// ws is the worker's WebSocket in ws-agent-loop, kept across loops.
-	ws *websocket.Conn
+	ws   *websocket.Conn
+	sent int // requests sent, to pick the next node
+}
+
+// base is the node the worker's next request goes to.
+func (w *worker) base() string {
+	n := len(w.opts.Nodes) + 1
+	i := (w.id + w.sent) % n
+	w.sent++
+	if i == 0 {
+		return w.opts.BaseURL
+	}
+	return w.opts.Nodes[i-1]
 }
 
 func (w *worker) close() {
@@ -540,7 +557,7 @@ func (w *worker) post(path string, body []byte, stream bool, check func([]byte) 
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(w.opts.BaseURL + path)
+	req.SetRequestURI(w.base() + path)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
 	if w.opts.APIKey != "" {

@@ -277,3 +277,35 @@ func TestPromptDirectivesOneALine(t *testing.T) {
 		t.Errorf("blob is %d bytes, want 8100", n)
 	}
 }
+
+// With Nodes, a chain's turns go to the nodes in turn (one shared fake
+// store behind three addresses, as nodes on one database): each node
+// gets about a third of the requests, and chains still continue.
+func TestNodesRoundRobin(t *testing.T) {
+	f := &fakeResponses{seen: map[string]int{}, convs: map[string]int{}}
+	var hits [3]atomic.Int64
+	var bases []string
+	for i := range hits {
+		bases = append(bases, serve(t, func(ln net.Listener) error {
+			return fasthttp.Serve(ln, func(ctx *fasthttp.RequestCtx) { hits[i].Add(1); f.handle(ctx) })
+		}))
+	}
+	client := NewClient(3, 5*time.Second)
+	res, err := Run(context.Background(), client, Options{Scenario: ResponsesChain, Kind: Hermesd, BaseURL: bases[0], Nodes: bases[1:],
+		Concurrency: 3, Requests: 30})
+	if err != nil || res.Errors != 0 {
+		t.Fatalf("chain: %v %v", err, res.ErrorKinds)
+	}
+	// Each worker goes round the nodes; workers share the request
+	// budget, so a node may get one more or fewer per worker.
+	for i := range hits {
+		if n := hits[i].Load(); n < 10-3 || n > 10+3 {
+			t.Errorf("node %d got %d requests, want 10±3", i, n)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.chained != 27 {
+		t.Errorf("%d chained turns, want 27", f.chained)
+	}
+}
