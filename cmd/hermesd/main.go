@@ -58,6 +58,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "hermesd:", err)
 		os.Exit(1)
 	}
+	// Signals are caught before Run starts serving: a supervisor may send
+	// SIGTERM as soon as /health answers, and the default action would kill
+	// hermesd without its graceful shutdown. Signals that arrive during
+	// start are acted on once Run returns.
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	ctx := context.Background()
 	if err := m.Run(ctx); err != nil {
 		m.logOut.Close()
@@ -68,10 +76,6 @@ func main() {
 		}
 		os.Exit(1)
 	}
-	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
 		for range hup {
 			_ = m.Reload() // Reload logs what it did or refused

@@ -85,12 +85,6 @@ func (s *sseReader) next() ([]byte, error) {
 	}
 }
 
-// buffered reports whether a whole line is already read, so next will
-// not wait for the network.
-func (s *sseReader) buffered() bool {
-	return bytes.IndexByte(s.buf[s.r:s.d], '\n') >= 0
-}
-
 // fill reads once, after making room: the unread bytes move to the front
 // of the buffer, which grows (up to max) only when a single line fills it.
 func (s *sseReader) fill() error {
