@@ -66,21 +66,40 @@ type place struct {
 // turns in their arrival order too. Were a later turn of this node to get
 // the earlier ticket, the node would deadlock: that turn waits in the
 // actor's queue behind the one waiting for it.
+// It runs on a pooled worker only while it has turns to place, so an
+// idle conversation actor costs no goroutine.
 type placer struct {
-	rt    *Runtime
-	turns chan *turnInput
+	rt      *Runtime
+	mu      sync.Mutex // guards pending and busy
+	pending []*turnInput
+	busy    bool // a worker is placing pending turns
 }
 
-// newPlacer starts a placer able to hold every turn an actor may have in
-// flight (one running, MaxQueued queued) without blocking the actor.
-func newPlacer(rt *Runtime) *placer {
-	p := &placer{rt: rt, turns: make(chan *turnInput, rt.opts.MaxQueued+2)}
-	go p.run()
-	return p
+// add takes in's place after those of the turns added before it, without
+// blocking the actor.
+func (p *placer) add(in *turnInput) {
+	in.place = make(chan place, 1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pending = append(p.pending, in)
+	if !p.busy {
+		p.busy = true
+		p.rt.workers.run(p.drain)
+	}
 }
 
-func (p *placer) run() {
-	for in := range p.turns {
+// drain places the pending turns in order until none is left.
+func (p *placer) drain() {
+	for {
+		p.mu.Lock()
+		if len(p.pending) == 0 {
+			p.pending, p.busy = nil, false
+			p.mu.Unlock()
+			return
+		}
+		in := p.pending[0]
+		p.pending = p.pending[1:]
+		p.mu.Unlock()
 		// Not the turn's context: its place must be taken even when the
 		// turn is cancelled meanwhile, so whoever drops the turn gives it
 		// back.
@@ -90,15 +109,6 @@ func (p *placer) run() {
 		in.place <- place{lease: l, ticket: ticket, err: err}
 	}
 }
-
-// add takes in's place after those of the turns added before it; it
-// never blocks (see newPlacer).
-func (p *placer) add(in *turnInput) {
-	in.place = make(chan place, 1)
-	p.turns <- in
-}
-
-func (p *placer) stop() { close(p.turns) }
 
 // lease waits for in's place and then, if it holds a ticket, for the
 // lease: no turn of in's conversation runs on any node until it returns.
@@ -190,13 +200,9 @@ func (r *Runtime) unfinished(id, code, msg string) *hermes.StoredResponse {
 }
 
 // CancelFromPeer cancels a background response running on this node, at
-// another node's request; its end is then announced to the cluster.
+// another node's request; its end is announced to the cluster as every
+// background response's is.
 func (r *Runtime) CancelFromPeer(id string) {
-	r.bg.mu.Lock()
-	if t := r.bg.turns[id]; t != nil {
-		t.announce = true
-	}
-	r.bg.mu.Unlock()
 	r.cancelLocal(id)
 }
 
@@ -224,10 +230,6 @@ func (r *Runtime) forwardCancel(id string) (<-chan struct{}, bool) {
 	if r.opts.Cluster == nil || r.store == nil {
 		return nil, false
 	}
-	rec, err := r.store.ResponseHead(id)
-	if err != nil || (rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress) {
-		return nil, false
-	}
 	rc := &r.remote
 	rc.mu.Lock()
 	if rc.waits == nil {
@@ -246,6 +248,12 @@ func (r *Runtime) forwardCancel(id string) (<-chan struct{}, bool) {
 		})
 	}
 	rc.mu.Unlock()
+	// Read after the wait is registered: a response that ends from now
+	// on is announced to it; one that ended before is final here.
+	rec, err := r.store.ResponseHead(id)
+	if err != nil || (rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress) {
+		return nil, false
+	}
 	if err := r.opts.Cluster.Cancel(id); err != nil {
 		r.log.Error("forwarding a cancel failed", "response", id, "err", err)
 		return nil, false

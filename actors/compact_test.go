@@ -303,28 +303,12 @@ func TestCompactionKeepsWritesBounded(t *testing.T) {
 func TestTrimmedHistoryReadBackTrimsAgain(t *testing.T) {
 	m := &limitedModel{window: 8000}
 	rt, store := compactRuntime(t, m, 8000)
-	prev, trimmed := "", ""
-	for i := 0; trimmed == "" && i < 40; i++ {
-		id := "resp_" + strconv.Itoa(i)
-		res, _ := runTurn(t, rt, &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true,
-			Input: []hermes.Message{{Role: hermes.RoleUser, Content: "fact " + strconv.Itoa(i)}}})
-		if res.Err != nil || !res.Stored {
-			t.Fatalf("turn %d: %v", i, res.Err)
-		}
+	trimmed, _ := chainUntil(t, rt, store, 40, func(i int, res *hermes.TurnResult) bool {
 		if res.Compacted != nil {
 			t.Fatalf("turn %d summarised before any turn only trimmed: the test needs a smaller step", i)
 		}
-		if res.Trimmed != nil {
-			trimmed = id
-			if head, err := store.ResponseHead(id); err != nil || head.Parent != prev {
-				t.Fatalf("the trimming turn was stored with parent %q (err %v), want %q", head.Parent, err, prev)
-			}
-		}
-		prev = id
-	}
-	if trimmed == "" {
-		t.Fatal("no turn trimmed in 40 turns")
-	}
+		return res.Trimmed != nil
+	})
 	stored, err := store.Transcript(trimmed)
 	if err != nil {
 		t.Fatal(err)
@@ -426,26 +410,10 @@ func TestTrimmingChainRebasesPastBound(t *testing.T) {
 func TestSplicedSummaryReadBack(t *testing.T) {
 	m := &limitedModel{window: 3000}
 	rt, store := compactRuntime(t, m, 3000)
-	prev, spliced := "", ""
-	var inMemory []hermes.Message
-	for i := 0; spliced == "" && i < 60; i++ {
-		id := "resp_" + strconv.Itoa(i)
-		res, _ := runTurn(t, rt, &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true,
-			Input: []hermes.Message{{Role: hermes.RoleUser, Content: "fact " + strconv.Itoa(i)}}})
-		if res.Err != nil || !res.Stored {
-			t.Fatalf("turn %d: %v", i, res.Err)
-		}
-		if res.Compacted != nil && res.Splice != nil {
-			spliced, inMemory = id, res.Record.Transcript
-			if head, err := store.ResponseHead(id); err != nil || head.Parent != prev {
-				t.Fatalf("the summarising turn was stored with parent %q (err %v), want %q", head.Parent, err, prev)
-			}
-		}
-		prev = id
-	}
-	if spliced == "" {
-		t.Fatal("no turn summarised in 60 turns")
-	}
+	spliced, res := chainUntil(t, rt, store, 60, func(_ int, res *hermes.TurnResult) bool {
+		return res.Compacted != nil && res.Splice != nil
+	})
+	inMemory := res.Record.Transcript
 	got, err := store.Transcript(spliced)
 	if err != nil {
 		t.Fatal(err)
@@ -467,7 +435,7 @@ func TestSplicedSummaryReadBack(t *testing.T) {
 		Window: llm.NewWindow(3000)}})
 	defer fresh.Shutdown(context.Background())
 	over := m.over
-	res, _ := runTurn(t, fresh, &hermes.TurnRequest{ResponseID: "resp_after", Previous: spliced, Store: true,
+	res, _ = runTurn(t, fresh, &hermes.TurnRequest{ResponseID: "resp_after", Previous: spliced, Store: true,
 		Input: []hermes.Message{{Role: hermes.RoleUser, Content: "what was fact 0?"}}})
 	if res.Err != nil || !res.Stored || m.over != over {
 		t.Fatalf("continuing after a restart: %v (%d prompts over the window)", res.Err, m.over-over)
@@ -475,4 +443,29 @@ func TestSplicedSummaryReadBack(t *testing.T) {
 	if first := m.last.Messages[0].Content; first != "fact 0" {
 		t.Errorf("the prompt after the restart begins with %q", first)
 	}
+}
+
+// chainUntil continues one stored chain with "fact N" turns until found
+// says a turn's result is the one looked for, and checks that turn was
+// stored after its parent; it fails after turns turns.
+func chainUntil(t *testing.T, rt *Runtime, store *persistence.Store, turns int, found func(i int, res *hermes.TurnResult) bool) (string, *hermes.TurnResult) {
+	t.Helper()
+	prev := ""
+	for i := range turns {
+		id := "resp_" + strconv.Itoa(i)
+		res, _ := runTurn(t, rt, &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true,
+			Input: []hermes.Message{{Role: hermes.RoleUser, Content: "fact " + strconv.Itoa(i)}}})
+		if res.Err != nil || !res.Stored {
+			t.Fatalf("turn %d: %v", i, res.Err)
+		}
+		if found(i, res) {
+			if head, err := store.ResponseHead(id); err != nil || head.Parent != prev {
+				t.Fatalf("turn %d was stored with parent %q (err %v), want %q", i, head.Parent, err, prev)
+			}
+			return id, res
+		}
+		prev = id
+	}
+	t.Fatalf("%d turns and none was the one looked for", turns)
+	return "", nil
 }

@@ -92,10 +92,6 @@ func (c *conversation) Receive(ctx actor.Context) {
 			return
 		}
 		ctx.Send(c.rt.dispatcher, idle{key: c.key, done: c.done})
-	case *actor.Stopping, *actor.Restarting:
-		if c.placer != nil {
-			c.placer.stop()
-		}
 	}
 }
 
@@ -106,7 +102,7 @@ func (c *conversation) place(in *turnInput) {
 		return
 	}
 	if c.placer == nil {
-		c.placer = newPlacer(c.rt)
+		c.placer = &placer{rt: c.rt}
 	}
 	c.placer.add(in)
 }

@@ -3,6 +3,7 @@ package actors
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/persistence"
 	"github.com/hermesd/hermesd/tooling"
 	"github.com/hermesd/hermesd/tooling/llm"
@@ -74,7 +76,7 @@ func writtenBytes(tb testing.TB) int64 {
 // in hermesd (whose default is 128k), and the model must still see the
 // chain's first user message on every call; with 0 it must see the whole
 // chain.
-func longChain(tb testing.TB, turns int, noSync bool, window int) (lat []time.Duration, written []int64) {
+func longChain(tb testing.TB, turns int, noSync bool, window int) (lat []time.Duration, written []int64, cpu []time.Duration) {
 	store, err := persistence.Open(tb.TempDir()+"/db", persistence.Options{NoSync: noSync, Capacity: 100})
 	if err != nil {
 		tb.Fatal(err)
@@ -102,7 +104,7 @@ func longChain(tb testing.TB, turns int, noSync bool, window int) (lat []time.Du
 		id := "resp_" + strconv.Itoa(i)
 		req := &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true, Events: events, Ctx: context.Background(),
 			Input: []hermes.Message{{Role: hermes.RoleUser, Content: strconv.Itoa(i)}}}
-		w0, t0 := writtenBytes(tb), time.Now()
+		w0, t0, c0 := writtenBytes(tb), time.Now(), hermestest.CPUTime()
 		if err := rt.Submit(req); err != nil {
 			tb.Fatal(err)
 		}
@@ -114,7 +116,7 @@ func longChain(tb testing.TB, turns int, noSync bool, window int) (lat []time.Du
 				break
 			}
 		}
-		lat = append(lat, time.Since(t0))
+		lat, cpu = append(lat, time.Since(t0)), append(cpu, hermestest.CPUTime()-c0)
 		written = append(written, writtenBytes(tb)-w0)
 		switch want := 4*i + 1; {
 		case window > 0:
@@ -128,7 +130,7 @@ func longChain(tb testing.TB, turns int, noSync bool, window int) (lat []time.Du
 		}
 		prev = id
 	}
-	return lat, written
+	return lat, written, cpu
 }
 
 func meanOf[T time.Duration | int64](xs []T) float64 {
@@ -147,7 +149,7 @@ func TestLongChainConstantWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("300 turns")
 	}
-	_, written := longChain(t, 300, true, 0)
+	_, written, _ := longChain(t, 300, true, 0)
 	first, last := meanOf(written[:50]), meanOf(written[len(written)-50:])
 	t.Logf("bytes written a turn: first 50 %.0f, last 50 %.0f (%.2f×)", first, last, last/first)
 	if last > 1.2*first {
@@ -162,7 +164,7 @@ func TestLongChainConstantWrites(t *testing.T) {
 // written of the first and last 100 turns and their ratios.
 func BenchmarkLongChain(b *testing.B) {
 	for range b.N {
-		lat, written := longChain(b, 1000, false, llm.DefaultContextWindow)
+		lat, written, cpu := longChain(b, 1000, false, llm.DefaultContextWindow)
 		l1, l2 := meanOf(lat[:100]), meanOf(lat[900:])
 		w1, w2 := meanOf(written[:100]), meanOf(written[900:])
 		b.ReportMetric(l1/1e3, "first100-µs/turn")
@@ -171,6 +173,12 @@ func BenchmarkLongChain(b *testing.B) {
 		b.ReportMetric(w1, "first100-B/turn")
 		b.ReportMetric(w2, "last100-B/turn")
 		b.ReportMetric(w2/w1, "bytes-ratio")
+		// CPU a turn: what the latency would be without the machine's
+		// other work and the disk's fsync outliers.
+		c1, c2 := meanOf(cpu[:100]), meanOf(cpu[900:])
+		b.ReportMetric(c1/1e3, "first100-cpu-µs/turn")
+		b.ReportMetric(c2/1e3, "last100-cpu-µs/turn")
+		b.ReportMetric(c2/c1, "cpu-ratio")
 	}
 }
 
@@ -188,6 +196,8 @@ func BenchmarkResponsesChain200(b *testing.B) {
 	defer rt.Shutdown(context.Background())
 	const clients = 200
 	work := make(chan int, clients)
+	// Ids sort by creation, as httpfront.NewID makes them.
+	var seq atomic.Int64
 	var failed atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -197,8 +207,8 @@ func BenchmarkResponsesChain200(b *testing.B) {
 			defer wg.Done()
 			events := make(chan hermes.Event, 64)
 			prev := ""
-			for i := range work {
-				id := "resp_" + strconv.Itoa(c) + "_" + strconv.Itoa(i)
+			for range work {
+				id := fmt.Sprintf("resp_%016x_%d", seq.Add(1), c)
 				req := &hermes.TurnRequest{ResponseID: id, Previous: prev, Store: true, Events: events, Ctx: context.Background(),
 					Input: []hermes.Message{{Role: hermes.RoleUser, Content: "Benchmark turn.\n/tokens 16"}}}
 				if err := rt.Submit(req); err != nil {

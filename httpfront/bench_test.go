@@ -175,3 +175,34 @@ func BenchmarkResponsesDeltaFrame(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkResponsesStreamEncode is one whole streamed text response of
+// 20 tokens encoded into SSE frames, without the HTTP front end or the
+// actors: the opening events, the deltas, the events that close the
+// message item and response.completed. Per op is per response.
+func BenchmarkResponsesStreamEncode(b *testing.B) {
+	created := time.Unix(1700000000, 0)
+	wire := []byte(`{"store":true,"metadata":{"k":"v"},"tools":[{"type":"function","name":"f","parameters":{}}]}`)
+	req := &hermes.TurnRequest{ResponseID: "resp_0123456789abcdef01234567", Model: "hermes-agent", Created: created, Wire: wire}
+	const tokens = 20
+	var answer strings.Builder
+	for range tokens {
+		answer.WriteString("tok ")
+	}
+	rec := &hermes.StoredResponse{ID: req.ResponseID, Status: hermes.StatusCompleted, Created: created, Completed: created, Model: req.Model,
+		Output: []hermes.Message{{Role: hermes.RoleAssistant, Content: answer.String()}}, Usage: hermes.Usage{PromptTokens: 12, CompletionTokens: tokens}, Wire: wire}
+	done := hermes.Event{Kind: hermes.EventDone, Result: &hermes.TurnResult{Record: rec}}
+	sw := newSSEWriter(nil, discard{}, time.Minute, func() {})
+	s := &Server{}
+	b.ReportAllocs()
+	for b.Loop() {
+		st := &responseStream{s: s, req: req}
+		st.begin(sw)
+		for range tokens {
+			st.handle(hermes.Event{Kind: hermes.EventTextDelta, Text: "tok "})
+			sw.flush()
+		}
+		st.handle(done)
+		sw.flush()
+	}
+}

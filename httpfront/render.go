@@ -637,6 +637,13 @@ func (s *Server) recordForm(w *responseWire) itemForm {
 func (s *Server) responseObj(rec *hermes.StoredResponse) *responseObject {
 	var w responseWire
 	_ = json.Unmarshal(rec.Wire, &w)
+	return s.responseObjOf(rec, &w, s.recordForm(&w))
+}
+
+// responseObjOf builds the wire response object of a record whose Wire is
+// already decoded as w, with its item form: a stream decodes them once
+// for its opening and closing events.
+func (s *Server) responseObjOf(rec *hermes.StoredResponse, w *responseWire, form itemForm) *responseObject {
 	o := &responseObject{
 		ID: rec.ID, Object: "response", CreatedAt: rec.Created.Unix(), Status: rec.Status,
 		Background: w.Background, Instructions: w.Instructions, MaxOutputTokens: w.MaxOutputTokens,
@@ -701,7 +708,7 @@ func (s *Server) responseObj(rec *hermes.StoredResponse) *responseObject {
 		}
 		o.IncompleteDetails = &incomplete{Reason: reason}
 	}
-	output, _ := outputItems(rec.ID, rec.MCPLists, recordOutput(rec), s.recordForm(&w))
+	output, _ := outputItems(rec.ID, rec.MCPLists, recordOutput(rec), form)
 	if n := len(output); n > 0 && output[n-1].Type == "message" && rec.Status != hermes.StatusCompleted &&
 		rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
 		output[n-1].Status = "incomplete" // the answer was cut short

@@ -1,6 +1,7 @@
 package httpfront
 
 import (
+	"bytes"
 	"context"
 
 	"github.com/goccy/go-json"
@@ -27,7 +28,10 @@ type responseStream struct {
 	thinkID string
 	thinkK  int
 	thought []byte
-	form    itemForm
+	// wire is the request's codec fields, decoded once for the response
+	// objects of the opening and closing events.
+	wire responseWire
+	form itemForm
 	// running holds the hosted items of agent tools started and not yet
 	// finished, by call id.
 	running map[string]runningTool
@@ -49,13 +53,20 @@ func (st *responseStream) run(sw *sseWriter) {
 // begin writes the events that open the stream.
 func (st *responseStream) begin(sw *sseWriter) {
 	st.sw = sw
-	var wire responseWire
-	_ = json.Unmarshal(st.req.Wire, &wire)
-	st.form = st.s.recordForm(&wire)
+	_ = json.Unmarshal(st.req.Wire, &st.wire)
+	st.form = st.s.recordForm(&st.wire)
 	st.running = make(map[string]runningTool)
-	obj := st.s.responseObj(st.stub(hermes.StatusInProgress))
-	st.event("response.created", map[string]any{"response": obj})
-	st.event("response.in_progress", map[string]any{"response": obj})
+	// Both events carry the same object: it is encoded once.
+	obj, _ := json.Marshal(st.s.responseObjOf(st.stub(hermes.StatusInProgress), &st.wire, st.form))
+	st.responseEvent("response.created", obj)
+	st.responseEvent("response.in_progress", obj)
+}
+
+// responseEvent writes an event whose one field is the response object,
+// already encoded.
+func (st *responseStream) responseEvent(typ string, obj []byte) {
+	b := append(st.open(typ), `,"response":`...)
+	st.sw.end(append(append(b, obj...), '}'))
 }
 
 // stub is the record of this response before the turn reports one.
@@ -64,13 +75,23 @@ func (st *responseStream) stub(status hermes.Status) *hermes.StoredResponse {
 		Status: status, Created: st.req.Created, Model: st.req.Model, Wire: st.req.Wire}
 }
 
-// event writes one event: type and sequence_number first, then fields.
-func (st *responseStream) event(typ string, fields map[string]any) {
+// open begins the frame of an event: its type and sequence_number, the
+// fields to follow and the closing brace to add before sw.end.
+func (st *responseStream) open(typ string) []byte {
 	b := append(st.sw.begin(typ), `{"type":`...)
 	b = appendString(b, typ)
 	b = append(b, `,"sequence_number":`...)
 	b = appendInt(b, st.seq)
 	st.seq++
+	return b
+}
+
+// event writes one event of the rarer kinds (tools, reasoning, errors):
+// type and sequence_number first, then fields in key order. A text
+// response's events are appended by hand instead (delta, closeMessage),
+// in the same bytes.
+func (st *responseStream) event(typ string, fields map[string]any) {
+	b := st.open(typ)
 	if len(fields) > 0 {
 		body, err := json.Marshal(fields)
 		if err == nil && len(body) > 2 {
@@ -143,12 +164,16 @@ func (st *responseStream) delta(text string) {
 		id, k := st.nextID("msg_")
 		st.openID = id
 		st.text = st.text[:0]
-		st.event("response.output_item.added", map[string]any{"output_index": k,
-			// A map, not item: item's omitempty would drop the empty content
-			// list, and SDK stream accumulators push parts into it.
-			"item": item{ID: id, Type: "message", Status: "in_progress", Role: "assistant"}.wire()})
-		st.event("response.content_part.added", map[string]any{"item_id": id, "output_index": k, "content_index": 0,
-			"part": outputText("").wire()})
+		// The content list is there even empty: SDK stream accumulators
+		// push parts into it.
+		b := append(st.open("response.output_item.added"), `,"item":`...)
+		b = appendMessageItem(b, id, "in_progress", nil)
+		st.sw.end(append(appendOutputIndex(b, k), '}'))
+		b = append(st.open("response.content_part.added"), `,"content_index":0,"item_id":`...)
+		b = appendString(b, id)
+		b = appendOutputIndex(b, k)
+		b = append(b, `,"part":`...)
+		st.sw.end(append(appendOutputText(b, ""), '}'))
 	}
 	st.text = append(st.text, text...)
 	// The hot path: built by hand.
@@ -171,10 +196,22 @@ func (st *responseStream) closeMessage(status string) {
 		return
 	}
 	id, k, text := st.openID, st.index-1, string(st.text)
-	st.event("response.output_text.done", map[string]any{"item_id": id, "output_index": k, "content_index": 0, "text": text, "logprobs": emptyList})
-	st.event("response.content_part.done", map[string]any{"item_id": id, "output_index": k, "content_index": 0,
-		"part": outputText(text).wire()})
-	st.event("response.output_item.done", map[string]any{"output_index": k, "item": messageItem(id, status, text).wire()})
+	// Fields in the order a map gave them before these were built by hand
+	// (sorted keys): clients compare transcripts byte for byte.
+	b := append(st.open("response.output_text.done"), `,"content_index":0,"item_id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"logprobs":[]`...)
+	b = appendOutputIndex(b, k)
+	b = append(b, `,"text":`...)
+	st.sw.end(append(appendString(b, text), '}'))
+	b = append(st.open("response.content_part.done"), `,"content_index":0,"item_id":`...)
+	b = appendString(b, id)
+	b = appendOutputIndex(b, k)
+	b = append(b, `,"part":`...)
+	st.sw.end(append(appendOutputText(b, text), '}'))
+	b = append(st.open("response.output_item.done"), `,"item":`...)
+	b = appendMessageItem(b, id, status, &text)
+	st.sw.end(append(appendOutputIndex(b, k), '}'))
 	st.openID = ""
 }
 
@@ -332,7 +369,13 @@ func (st *responseStream) done(res *hermes.TurnResult) {
 	case hermes.StatusIncomplete, hermes.StatusCancelled:
 		typ = "response.incomplete"
 	}
-	st.event(typ, map[string]any{"response": st.s.responseObj(rec)})
+	var obj []byte
+	if bytes.Equal(rec.Wire, st.req.Wire) {
+		obj, _ = json.Marshal(st.s.responseObjOf(rec, &st.wire, st.form))
+	} else {
+		obj, _ = json.Marshal(st.s.responseObj(rec))
+	}
+	st.responseEvent(typ, obj)
 	if st.sw.ws == nil {
 		// A WebSocket message is an event; its stream has no end marker.
 		st.sw.write([]byte("data: [DONE]\n\n"))
@@ -344,4 +387,32 @@ func nullable(s string) any {
 		return nil
 	}
 	return s
+}
+
+// appendOutputIndex appends the output_index field.
+func appendOutputIndex(b []byte, k int) []byte {
+	return appendInt(append(b, `,"output_index":`...), int64(k))
+}
+
+// appendOutputText appends an output_text content part, as
+// contentPart.wire encodes it.
+func appendOutputText(b []byte, text string) []byte {
+	b = append(b, `{"type":"output_text","text":`...)
+	b = appendString(b, text)
+	return append(b, `,"annotations":[],"logprobs":[]}`...)
+}
+
+// appendMessageItem appends an assistant message item as item.wire
+// encodes it, its one output_text part holding *text; no part (an empty
+// content list) when text is nil.
+func appendMessageItem(b []byte, id, status string, text *string) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"type":"message","status":`...)
+	b = appendString(b, status)
+	b = append(b, `,"role":"assistant","content":[`...)
+	if text != nil {
+		b = appendOutputText(b, *text)
+	}
+	return append(b, "]}"...)
 }

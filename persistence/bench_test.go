@@ -5,11 +5,10 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/internal/hermestest"
 )
 
 // benchResponse is a typical stored turn: one tool round trip and a few
@@ -152,25 +151,15 @@ func BenchmarkChains200(b *testing.B) {
 			for range 10000 / 50 {
 				batch()
 			}
-			before, cpu0 := s.db.Stats().TxStats, cpuTime()
+			before, cpu0 := s.db.Stats().TxStats, hermestest.CPUTime()
 			b.ResetTimer()
 			for b.Loop() {
 				batch()
 			}
 			after := s.db.Stats().TxStats
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N*50), "cpu-µs/response")
+			b.ReportMetric(float64((hermestest.CPUTime()-cpu0).Microseconds())/float64(b.N*50), "cpu-µs/response")
 			reportResponsesPerSecond(b, b.N*50)
 			b.ReportMetric(float64(after.GetWrite()-before.GetWrite())/float64(b.N*50), "pages/response")
 		})
 	}
-}
-
-// cpuTime is the CPU time (user and system) this process has used: on a
-// shared machine it says more about a writer's cost than the wall clock.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

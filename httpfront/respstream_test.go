@@ -1,0 +1,122 @@
+package httpfront
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-json"
+	hermes "github.com/hermesd/hermesd"
+)
+
+// genericEvent is how every Responses event was encoded before a text
+// response's events were appended by hand: type and sequence_number, then
+// the fields as a map (keys sorted) through the JSON encoder.
+func genericEvent(t *testing.T, typ string, seq int, fields map[string]any) string {
+	t.Helper()
+	body, err := json.Marshal(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, _ := json.Marshal(typ)
+	return "event: " + typ + "\ndata: {\"type\":" + string(head) + `,"sequence_number":` + itoa(seq) + "," + string(body[1:len(body)-1]) + "}\n\n"
+}
+
+// TestResponseStreamHandEncodedEvents streams text that needs every kind
+// of JSON escaping (quotes, controls, HTML characters, U+2028, invalid
+// UTF-8, non-ASCII) and checks that the hand-built frames of the message
+// item and the response objects are byte for byte what the generic
+// encoder makes of the same values, for a completed and a cut-short
+// response and for a record whose codec fields differ from the request's.
+func TestResponseStreamHandEncodedEvents(t *testing.T) {
+	pieces := []string{"a\"b\\c\n\t\r", "<script>&amp;", "\u2028\u2029 é中\U0001F600", "bad\xff\xfeutf8", "\x00\x1f end"}
+	created := time.Unix(1700000000, 0)
+	reqWire := []byte(`{"store":true,"metadata":{"k":"v\u003c"},"instructions":"be \"brief\"","temperature":0.25}`)
+	for _, tc := range []struct {
+		name   string
+		status hermes.Status
+		wire   []byte
+	}{
+		{"completed", hermes.StatusCompleted, reqWire},
+		{"incomplete", hermes.StatusIncomplete, reqWire},
+		{"other-wire", hermes.StatusCompleted, []byte(`{"store":false,"top_p":0.5}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &hermes.TurnRequest{ResponseID: "resp_x\"y", Model: "m<1>", Created: created, Wire: reqWire}
+			var out bytes.Buffer
+			sw := newSSEWriter(nil, &out, time.Minute, func() {})
+			s := &Server{}
+			st := &responseStream{s: s, req: req}
+			st.begin(sw)
+			for _, p := range pieces {
+				st.handle(hermes.Event{Kind: hermes.EventTextDelta, Text: p})
+			}
+			text := strings.Join(pieces, "")
+			rec := &hermes.StoredResponse{ID: req.ResponseID, Status: tc.status, Created: created, Completed: created.Add(time.Second),
+				Model: req.Model, Output: []hermes.Message{{Role: hermes.RoleAssistant, Content: text}}, Usage: hermes.Usage{CompletionTokens: 5}, Wire: tc.wire}
+			st.handle(hermes.Event{Kind: hermes.EventDone, Result: &hermes.TurnResult{Record: rec}})
+			sw.flush()
+
+			stub := &hermes.StoredResponse{ID: req.ResponseID, Status: hermes.StatusInProgress, Created: created, Model: req.Model, Wire: reqWire}
+			msgStatus, end := "completed", "response.completed"
+			if tc.status != hermes.StatusCompleted {
+				msgStatus, end = "incomplete", "response.incomplete"
+			}
+			id := itemID("msg_", req.ResponseID, "0")
+			want := genericEvent(t, "response.created", 0, map[string]any{"response": s.responseObj(stub)}) +
+				genericEvent(t, "response.in_progress", 1, map[string]any{"response": s.responseObj(stub)}) +
+				genericEvent(t, "response.output_item.added", 2, map[string]any{"output_index": 0,
+					"item": item{ID: id, Type: "message", Status: "in_progress", Role: "assistant"}.wire()}) +
+				genericEvent(t, "response.content_part.added", 3, map[string]any{"item_id": id, "output_index": 0, "content_index": 0,
+					"part": outputText("").wire()})
+			seq := 4
+			for _, p := range pieces {
+				want += genericEvent(t, "response.output_text.delta", seq, map[string]any{"item_id": id, "output_index": 0, "content_index": 0,
+					"delta": p, "logprobs": emptyList})
+				seq++
+			}
+			want += genericEvent(t, "response.output_text.done", seq, map[string]any{"item_id": id, "output_index": 0, "content_index": 0,
+				"text": text, "logprobs": emptyList}) +
+				genericEvent(t, "response.content_part.done", seq+1, map[string]any{"item_id": id, "output_index": 0, "content_index": 0,
+					"part": outputText(text).wire()}) +
+				genericEvent(t, "response.output_item.done", seq+2, map[string]any{"output_index": 0, "item": messageItem(id, msgStatus, text).wire()}) +
+				genericEvent(t, end, seq+3, map[string]any{"response": s.responseObj(rec)}) +
+				"data: [DONE]\n\n"
+			got := out.String()
+			// Deltas were hand-built before this change, with their fields
+			// in their own order: compare them as JSON, the rest as bytes.
+			gotFrames, wantFrames := strings.Split(got, "\n\n"), strings.Split(want, "\n\n")
+			if len(gotFrames) != len(wantFrames) {
+				t.Fatalf("%d frames, want %d:\n%s", len(gotFrames), len(wantFrames), got)
+			}
+			for i := range gotFrames {
+				g, w := gotFrames[i], wantFrames[i]
+				if strings.HasPrefix(w, "event: response.output_text.delta\n") {
+					g, w = canonical(t, g), canonical(t, w)
+				}
+				if g != w {
+					t.Errorf("frame %d:\n got %s\nwant %s", i, g, w)
+				}
+			}
+			if !strings.Contains(got, `"temperature":0.25`) || (tc.name == "other-wire") != strings.Contains(got, `"top_p":0.5`) {
+				t.Errorf("response objects do not carry their record's codec fields:\n%s", got)
+			}
+		})
+	}
+}
+
+// canonical re-encodes an SSE frame's JSON with sorted keys.
+func canonical(t *testing.T, frame string) string {
+	t.Helper()
+	head, data, ok := strings.Cut(frame, "data: ")
+	if !ok {
+		t.Fatalf("no data in %q", frame)
+	}
+	var v map[string]any
+	if err := json.Unmarshal([]byte(data), &v); err != nil {
+		t.Fatalf("%v: %s", err, data)
+	}
+	b, _ := json.Marshal(v)
+	return head + string(b)
+}
