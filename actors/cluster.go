@@ -200,13 +200,9 @@ func (r *Runtime) unfinished(id, code, msg string) *hermes.StoredResponse {
 }
 
 // CancelFromPeer cancels a background response running on this node, at
-// another node's request; its end is then announced to the cluster.
+// another node's request; its end is announced to the cluster as every
+// background response's is.
 func (r *Runtime) CancelFromPeer(id string) {
-	r.bg.mu.Lock()
-	if t := r.bg.turns[id]; t != nil {
-		t.announce = true
-	}
-	r.bg.mu.Unlock()
 	r.cancelLocal(id)
 }
 
@@ -234,10 +230,6 @@ func (r *Runtime) forwardCancel(id string) (<-chan struct{}, bool) {
 	if r.opts.Cluster == nil || r.store == nil {
 		return nil, false
 	}
-	rec, err := r.store.ResponseHead(id)
-	if err != nil || (rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress) {
-		return nil, false
-	}
 	rc := &r.remote
 	rc.mu.Lock()
 	if rc.waits == nil {
@@ -256,6 +248,12 @@ func (r *Runtime) forwardCancel(id string) (<-chan struct{}, bool) {
 		})
 	}
 	rc.mu.Unlock()
+	// Read after the wait is registered: a response that ends from now
+	// on is announced to it; one that ended before is final here.
+	rec, err := r.store.ResponseHead(id)
+	if err != nil || (rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress) {
+		return nil, false
+	}
 	if err := r.opts.Cluster.Cancel(id); err != nil {
 		r.log.Error("forwarding a cancel failed", "response", id, "err", err)
 		return nil, false

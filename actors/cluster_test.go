@@ -186,3 +186,41 @@ func TestClusterMarksDeadNodesResponseLost(t *testing.T) {
 		t.Fatalf("dead node's response %+v, %v: want failed %s", got, err, hermes.ENodeLost)
 	}
 }
+
+// A cancel on one node of a background response running on another: the
+// running node stops it and stores it cancelled, and the asking node
+// hears of the end. Asked again once it ended, the cancel finds nothing
+// under way at once.
+func TestClusterCancelAcrossNodes(t *testing.T) {
+	url := hermestest.Postgres(t)
+	ma := &gateModel{gate: make(chan struct{})}
+	a := newNode(t, url, "a", ma, time.Minute)
+	b := newNode(t, url, "b", &gateModel{}, time.Minute)
+	req := userTurn("resp_bg", "", "long job")
+	req.Background = true
+	res, err := submit(t, a.rt, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hermestest.Eventually(t, "a's model call", func() bool { ma.mu.Lock(); defer ma.mu.Unlock(); return len(ma.seen) == 1 })
+	done, ok := b.rt.Cancel("resp_bg")
+	if !ok {
+		t.Fatal("b found nothing to cancel")
+	}
+	select {
+	case <-done:
+	case <-time.After(hermestest.Timeout):
+		t.Fatal("b did not hear of the end")
+	}
+	if r := waitResult(t, res); r.Err == nil || r.Err.Code != hermes.ECancelled {
+		t.Fatalf("turn result %+v, want cancelled", r.Err)
+	}
+	rec, err := b.rt.Response("resp_bg")
+	if err != nil || rec.Status != hermes.StatusCancelled {
+		t.Fatalf("record %+v, %v: want cancelled", rec, err)
+	}
+	start := time.Now()
+	if _, ok := b.rt.Cancel("resp_bg"); ok || time.Since(start) > time.Second {
+		t.Fatalf("a second cancel: ok %v after %v, want nothing under way at once", ok, time.Since(start))
+	}
+}

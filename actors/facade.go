@@ -179,9 +179,6 @@ type bgTurn struct {
 	cancel    context.CancelCauseFunc // set when the turn starts
 	cancelled bool                    // Cancel came first: stop at start
 	done      chan struct{}           // closed once the final record is stored
-	// announce: another node asked for the cancel and waits to hear of
-	// the end (cluster mode).
-	announce bool
 }
 
 func (b *background) register(id, key string) {
@@ -206,25 +203,24 @@ func (b *background) start(id string, cancel context.CancelCauseFunc) {
 	}
 }
 
-// finish ends id's tracking; it reports whether another node waits to
-// hear of it.
-func (b *background) finish(id string) (announce bool) {
+func (b *background) finish(id string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if t := b.turns[id]; t != nil {
 		close(t.done)
 		delete(b.turns, id)
-		return t.announce
 	}
-	return false
 }
 
-// finishBackground ends id's tracking once its final record is stored,
-// and tells the node that forwarded a cancel of it.
+// finishBackground ends id's tracking once its final record is stored.
+// In cluster mode every node hears of it: one that forwarded a cancel of
+// it answers then, even when the response ended on its own just before
+// the cancel reached its node.
 func (r *Runtime) finishBackground(id string) {
-	if r.bg.finish(id) && r.opts.Cluster != nil {
+	r.bg.finish(id)
+	if r.opts.Cluster != nil {
 		if err := r.opts.Cluster.Finished(id); err != nil {
-			r.log.Warn("announcing a cancelled response's end failed", "response", id, "err", err)
+			r.log.Warn("announcing a background response's end failed", "response", id, "err", err)
 		}
 	}
 }

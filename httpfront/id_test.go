@@ -38,9 +38,14 @@ func TestNewIDOrderedByTime(t *testing.T) {
 	if a, b := newID("x", time.Unix(-5, 0)), newID("x", base); a[1:13] != "000000000000" || a > b {
 		t.Errorf("an id from before 1970 is %q", a)
 	}
-	// Same millisecond: still unique (the random part).
-	if a, b := newID("x", base), newID("x", base); a == b || a[:13] != b[:13] {
-		t.Errorf("two ids of one millisecond: %q, %q", a, b)
+	// Same millisecond: the random part tells them apart.
+	same := make(map[string]bool)
+	for range 1000 {
+		id := newID("x", base)
+		if id[:13] != "x"+ids[0][5:17] || same[id] {
+			t.Fatalf("id %q of one millisecond: wrong time or made twice", id)
+		}
+		same[id] = true
 	}
 	if got := NewID("conv_"); !regexp.MustCompile(`^conv_[0-9a-f]{36}$`).MatchString(got) {
 		t.Errorf("NewID = %q", got)

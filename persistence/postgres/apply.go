@@ -66,7 +66,9 @@ func (s *Store) Apply(ops []persistence.Op) error {
 			return err
 		}
 		for i, sp := range specs {
+			w.op = i
 			if err := w.apply(sp); err != nil {
+				i = w.culprit(i, err)
 				return persistence.OpError(i, len(ops), ops[i], err)
 			}
 		}
@@ -94,6 +96,94 @@ type writer struct {
 	opts persistence.Options
 	now  time.Time
 	n    counts
+	// batch holds writes whose results nothing reads; they go to the
+	// database with the next read, in one round trip (pipelined), since
+	// every statement of the transaction costs a round trip otherwise.
+	// owners says which op queued each, so a failure names the right op;
+	// op is the one being applied.
+	batch  pgx.Batch
+	owners []int
+	op     int
+}
+
+// queuedError is a queued write's failure: owner is the op that queued it.
+type queuedError struct {
+	owner int
+	err   error
+}
+
+func (e *queuedError) Error() string { return e.err.Error() }
+func (e *queuedError) Unwrap() error { return e.err }
+
+// culprit is the op to blame for err, which op i's apply returned.
+func (w *writer) culprit(i int, err error) int {
+	var qe *queuedError
+	if errors.As(err, &qe) {
+		return qe.owner
+	}
+	return i
+}
+
+// queue adds a write whose result nothing needs.
+func (w *writer) queue(sql string, args ...any) {
+	w.batch.Queue(sql, args...)
+	w.owners = append(w.owners, w.op)
+}
+
+// send sends the queued writes followed by read (when not empty) and
+// returns the results, with the writes' already taken; the caller reads
+// the read's and closes them.
+func (w *writer) send(read string, args []any) (pgx.BatchResults, error) {
+	b, owners := w.batch, w.owners
+	w.batch, w.owners = pgx.Batch{}, nil
+	if read != "" {
+		b.Queue(read, args...)
+	}
+	br := w.tx.SendBatch(w.ctx, &b)
+	for _, owner := range owners {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return nil, &queuedError{owner: owner, err: err}
+		}
+	}
+	return br, nil
+}
+
+// flush sends the queued writes.
+func (w *writer) flush() error {
+	if w.batch.Len() == 0 {
+		return nil
+	}
+	br, err := w.send("", nil)
+	if err != nil {
+		return err
+	}
+	return br.Close()
+}
+
+// row runs a read of one row after the queued writes, in one round trip,
+// and scans it into dest (pgx.ErrNoRows when there is none).
+func (w *writer) row(sql string, args []any, dest ...any) error {
+	if w.batch.Len() == 0 {
+		return w.tx.QueryRow(w.ctx, sql, args...).Scan(dest...)
+	}
+	br, err := w.send(sql, args)
+	if err != nil {
+		return err
+	}
+	err = br.QueryRow().Scan(dest...)
+	if cerr := br.Close(); err == nil || errors.Is(err, pgx.ErrNoRows) && cerr != nil {
+		err = cerr
+	}
+	return err
+}
+
+// rows runs a read of many rows after the queued writes.
+func (w *writer) rows(sql string, args ...any) (pgx.Rows, error) {
+	if err := w.flush(); err != nil {
+		return nil, err
+	}
+	return w.tx.Query(w.ctx, sql, args...)
 }
 
 func newWriter(ctx context.Context, tx pgx.Tx, opts persistence.Options) (*writer, error) {
@@ -106,7 +196,11 @@ func newWriter(ctx context.Context, tx pgx.Tx, opts persistence.Options) (*write
 	return w, err
 }
 
+// exec runs a write whose count of rows is needed, after the queued ones.
 func (w *writer) exec(sql string, args ...any) (int64, error) {
+	if err := w.flush(); err != nil {
+		return 0, err
+	}
 	tag, err := w.tx.Exec(w.ctx, sql, args...)
 	return tag.RowsAffected(), err
 }
@@ -118,8 +212,8 @@ func (w *writer) apply(sp persistence.OpSpec) error {
 	case persistence.OpDeleteResponse:
 		return w.deleteResponse(sp.ID)
 	case persistence.OpTouchResponse:
-		_, err := w.exec("UPDATE responses SET used = nextval('store_seq') WHERE id = $1", sp.ID)
-		return err
+		w.queue("UPDATE responses SET used = nextval('store_seq') WHERE id = $1", sp.ID)
+		return nil
 	case persistence.OpPutConversation:
 		return w.putConversation(sp.Conv)
 	case persistence.OpDeleteConversation:
@@ -129,6 +223,9 @@ func (w *writer) apply(sp persistence.OpSpec) error {
 	case persistence.OpUpdateConversation:
 		return w.updateConversation(sp.ID, sp.Update)
 	case persistence.OpFence:
+		if err := w.flush(); err != nil {
+			return err
+		}
 		return CheckFence(w.ctx, w.tx, sp.ID, sp.Epoch)
 	}
 	return hermes.Errorf(hermes.EInvalid, "unknown op")
@@ -147,9 +244,9 @@ func (w *writer) finish() error {
 	if err := w.boundIdempotency(); err != nil {
 		return fmt.Errorf("bounding idempotency entries: %w", err)
 	}
-	_, err := w.exec("UPDATE store_counts SET responses = $1, conversations = $2, idempotency_entries = $3, idempotency_bytes = $4",
+	w.queue("UPDATE store_counts SET responses = $1, conversations = $2, idempotency_entries = $3, idempotency_bytes = $4",
 		w.n.responses, w.n.conversations, w.n.idemEntries, w.n.idemBytes)
-	return err
+	return w.flush()
 }
 
 func nullable(s string) *string {
@@ -171,11 +268,11 @@ func (w *writer) putResponse(sp persistence.OpSpec) error {
 	// items are there, whether this response's items and address are,
 	// its items' parent and its conversation.
 	var st existing
-	if err := w.tx.QueryRow(w.ctx, `SELECT
+	if err := w.row(`SELECT
 			EXISTS (SELECT 1 FROM items WHERE id = $2),
 			EXISTS (SELECT 1 FROM items WHERE id = $1), (SELECT parent FROM items WHERE id = $1),
 			EXISTS (SELECT 1 FROM responses WHERE id = $1), (SELECT conversation FROM responses WHERE id = $1)`,
-		sp.ID, sp.Parent).Scan(&st.parentItems, &st.items, &st.itemsParent, &st.addressed, &st.conversation); err != nil {
+		[]any{sp.ID, sp.Parent}, &st.parentItems, &st.items, &st.itemsParent, &st.addressed, &st.conversation); err != nil {
 		return err
 	}
 	if err := w.putItems(sp, st); err != nil {
@@ -191,22 +288,18 @@ func (w *writer) putResponse(sp persistence.OpSpec) error {
 		seq = "nextval('store_seq')"
 	}
 	if exists {
-		if _, err := w.exec(`UPDATE responses SET record = $2, status = $3, conversation = $4,
+		w.queue(`UPDATE responses SET record = $2, status = $3, conversation = $4,
 			conversation_seq = `+seq+`, used = nextval('store_seq') WHERE id = $1`,
-			sp.ID, sp.Record, string(sp.Status), nullable(conv)); err != nil {
-			return err
-		}
+			sp.ID, sp.Record, string(sp.Status), nullable(conv))
 		if old := deref(oldConv); old != conv && old != "" {
 			if err := w.unlink(old, sp.ID); err != nil {
 				return err
 			}
 		}
 	} else {
-		if _, err := w.exec(`INSERT INTO responses (id, record, status, conversation, conversation_seq, used)
+		w.queue(`INSERT INTO responses (id, record, status, conversation, conversation_seq, used)
 			VALUES ($1, $2, $3, $4, `+seq+`, nextval('store_seq'))`,
-			sp.ID, sp.Record, string(sp.Status), nullable(conv)); err != nil {
-			return err
-		}
+			sp.ID, sp.Record, string(sp.Status), nullable(conv))
 		w.n.responses++
 	}
 	if conv == "" {
@@ -248,22 +341,20 @@ func (w *writer) putItems(sp persistence.OpSpec, st existing) error {
 	oldParent, exists := deref(st.itemsParent), st.items
 	if exists && parent != oldParent && parent != "" {
 		var loops bool
-		if err := w.tx.QueryRow(w.ctx, `WITH RECURSIVE up (id, parent, depth) AS (
+		if err := w.row(`WITH RECURSIVE up (id, parent, depth) AS (
 				SELECT id, parent, 0 FROM items WHERE id = $1
 				UNION ALL
 				SELECT i.id, i.parent, u.depth + 1 FROM items i JOIN up u ON i.id = u.parent WHERE u.depth < $3
-			) SELECT EXISTS (SELECT 1 FROM up WHERE id = $2)`, parent, sp.ID, maxDepth).Scan(&loops); err != nil {
+			) SELECT EXISTS (SELECT 1 FROM up WHERE id = $2)`, []any{parent, sp.ID, maxDepth}, &loops); err != nil {
 			return err
 		}
 		if loops {
 			return hermes.Errorf(hermes.EInvalid, "response %q cannot continue its own descendant %q", sp.ID, parent)
 		}
 	}
-	if _, err := w.exec(`INSERT INTO items (id, parent, data) VALUES ($1, $2, $3)
+	w.queue(`INSERT INTO items (id, parent, data) VALUES ($1, $2, $3)
 		ON CONFLICT (id) DO UPDATE SET parent = excluded.parent, data = excluded.data`,
-		sp.ID, nullable(parent), data); err != nil {
-		return err
-	}
+		sp.ID, nullable(parent), data)
 	if exists && oldParent != "" && oldParent != parent {
 		return w.release(oldParent)
 	}
@@ -278,10 +369,10 @@ func (w *writer) putItems(sp persistence.OpSpec, st existing) error {
 func (w *writer) release(id string) error {
 	for id != "" {
 		var parent *string
-		err := w.tx.QueryRow(w.ctx, `DELETE FROM items WHERE id = $1
+		err := w.row(`DELETE FROM items WHERE id = $1
 			AND NOT EXISTS (SELECT 1 FROM responses WHERE id = $1)
 			AND NOT EXISTS (SELECT 1 FROM items WHERE parent = $1)
-			RETURNING parent`, id).Scan(&parent)
+			RETURNING parent`, []any{id}, &parent)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -295,7 +386,7 @@ func (w *writer) release(id string) error {
 
 func (w *writer) deleteResponse(id string) error {
 	var conv *string
-	err := w.tx.QueryRow(w.ctx, "DELETE FROM responses WHERE id = $1 RETURNING conversation", id).Scan(&conv)
+	err := w.row("DELETE FROM responses WHERE id = $1 RETURNING conversation", []any{id}, &conv)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
@@ -329,8 +420,8 @@ func (w *writer) unlink(conv, id string) error {
 // or "".
 func (w *writer) latest(conv string) (string, error) {
 	var id string
-	err := w.tx.QueryRow(w.ctx, `SELECT id FROM responses WHERE conversation = $1
-		ORDER BY conversation_seq DESC LIMIT 1`, conv).Scan(&id)
+	err := w.row(`SELECT id FROM responses WHERE conversation = $1
+		ORDER BY conversation_seq DESC LIMIT 1`, []any{conv}, &id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
 	}
@@ -342,7 +433,7 @@ func (w *writer) latest(conv string) (string, error) {
 // it rather than fail on it for ever.
 func (w *writer) conversation(id string) (*persistence.Conversation, error) {
 	var rec []byte
-	err := w.tx.QueryRow(w.ctx, "SELECT record FROM conversations WHERE id = $1", id).Scan(&rec)
+	err := w.row("SELECT record FROM conversations WHERE id = $1", []any{id}, &rec)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -363,13 +454,13 @@ func (w *writer) saveConversation(c *persistence.Conversation, touch bool) error
 		return err
 	}
 	if !touch {
-		_, err := w.exec("UPDATE conversations SET record = $2 WHERE id = $1", c.ID, rec)
-		return err
+		w.queue("UPDATE conversations SET record = $2 WHERE id = $1", c.ID, rec)
+		return nil
 	}
 	var inserted bool
-	if err := w.tx.QueryRow(w.ctx, `INSERT INTO conversations (id, record, used) VALUES ($1, $2, nextval('store_seq'))
+	if err := w.row(`INSERT INTO conversations (id, record, used) VALUES ($1, $2, nextval('store_seq'))
 		ON CONFLICT (id) DO UPDATE SET record = excluded.record, used = excluded.used
-		RETURNING xmax = 0`, c.ID, rec).Scan(&inserted); err != nil {
+		RETURNING xmax = 0`, []any{c.ID, rec}, &inserted); err != nil {
 		return err
 	}
 	if inserted {
@@ -392,7 +483,7 @@ func (w *writer) putConversation(in *persistence.Conversation) error {
 	}
 	if c.Latest != "" {
 		var owner *string
-		err := w.tx.QueryRow(w.ctx, "SELECT conversation FROM responses WHERE id = $1", c.Latest).Scan(&owner)
+		err := w.row("SELECT conversation FROM responses WHERE id = $1", []any{c.Latest}, &owner)
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 			if c.Latest, err = w.latest(c.ID); err != nil {
@@ -430,8 +521,8 @@ func (w *writer) deleteConversation(id string) error {
 	w.n.conversations = max(w.n.conversations-n, 0)
 	// Forget which responses belonged to it, so a new conversation of the
 	// same name starts fresh instead of falling back to them.
-	_, err = w.exec("UPDATE responses SET conversation = NULL, conversation_seq = NULL WHERE conversation = $1", id)
-	return err
+	w.queue("UPDATE responses SET conversation = NULL, conversation_seq = NULL WHERE conversation = $1", id)
+	return nil
 }
 
 func (w *writer) putIdempotency(key string, in *persistence.IdemEntry) error {
@@ -445,7 +536,7 @@ func (w *writer) putIdempotency(key string, in *persistence.IdemEntry) error {
 	}
 	size := int64(len(key) + 8 + len(rec)) // as the bbolt store counts it
 	var old int64
-	err = w.tx.QueryRow(w.ctx, "SELECT bytes FROM idempotency WHERE key = $1", key).Scan(&old)
+	err = w.row("SELECT bytes FROM idempotency WHERE key = $1", []any{key}, &old)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		w.n.idemEntries++
@@ -455,16 +546,16 @@ func (w *writer) putIdempotency(key string, in *persistence.IdemEntry) error {
 		w.n.idemBytes -= old
 	}
 	w.n.idemBytes += size
-	_, err = w.exec(`INSERT INTO idempotency (key, record, expires, bytes) VALUES ($1, $2, $3, $4)
+	w.queue(`INSERT INTO idempotency (key, record, expires, bytes) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (key) DO UPDATE SET record = excluded.record, expires = excluded.expires, bytes = excluded.bytes`,
 		key, rec, e.Expires, size)
-	return err
+	return nil
 }
 
 // dropIdempotency deletes the entries the query selects (by key) and
 // takes them off the totals; it returns how many went.
 func (w *writer) dropIdempotency(selectKeys string, args ...any) (int64, error) {
-	rows, err := w.tx.Query(w.ctx, "DELETE FROM idempotency WHERE key IN ("+selectKeys+") RETURNING bytes", args...)
+	rows, err := w.rows("DELETE FROM idempotency WHERE key IN ("+selectKeys+") RETURNING bytes", args...)
 	if err != nil {
 		return 0, err
 	}
@@ -519,7 +610,7 @@ func (w *writer) evictConversations() error {
 // left with the count still over means the count was wrong: it is reset.
 func (w *writer) evictLRU(table string, count *int64, limit int, drop func(id string) error) error {
 	for *count > int64(limit) {
-		rows, err := w.tx.Query(w.ctx, "SELECT id FROM "+table+" ORDER BY used LIMIT $1", *count-int64(limit))
+		rows, err := w.rows("SELECT id FROM "+table+" ORDER BY used LIMIT $1", *count-int64(limit))
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -374,5 +375,40 @@ func TestLeaseLossCountedAtRelease(t *testing.T) {
 	lb.Release()
 	if st := b.Stats(); st.Losses != 0 {
 		t.Fatalf("b's losses = %d, want 0", st.Losses)
+	}
+}
+
+// Lease keys carry client-chosen conversation names: quotes, SQL, NOTIFY
+// look-alikes, non-ASCII and the longest name a request may give are
+// keys like any other, and their waiters are woken by their own
+// notifications (md5 payloads), not another key's.
+func TestLeaseHostileKeys(t *testing.T) {
+	pool := testPool(t)
+	a := testCluster(t, pool, "a", time.Minute)
+	b := testCluster(t, pool, "b", time.Minute)
+	for _, key := range []string{
+		"conv:'; DROP TABLE leases; --",
+		`conv:"quoted" \ back\slash`,
+		"conv:NOTIFY lease_free, 'x'",
+		"conv:会話 🙂",
+		"conv:" + strings.Repeat("n", 256),
+		"resp-chain:resp_" + strings.Repeat("0", 250),
+	} {
+		held, err := a.Acquire(context.Background(), key, "resp_x", 4)
+		if err != nil {
+			t.Fatalf("%q: %v", key, err)
+		}
+		ch := acquireAsync(b, key, "", 4)
+		waitQueued(t, pool, key, 1)
+		held.Release()
+		got := waitAcquired(t, ch)
+		if got.lease.Key != key {
+			t.Fatalf("lease key %q, want %q", got.lease.Key, key)
+		}
+		got.lease.Release()
+	}
+	var n int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM leases").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d leases left (%v), want none", n, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -201,5 +202,29 @@ func TestDatabaseGoneIsUnavailable(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*ConnectTimeout {
 		t.Errorf("failing took %v", d)
+	}
+}
+
+// TestQueuedWriteFailureNamesItsOp: writes are pipelined with the next
+// read, so a write refused by the database surfaces while a later op runs;
+// the error still names the op that made the write, and nothing of the
+// Apply is stored.
+func TestQueuedWriteFailureNamesItsOp(t *testing.T) {
+	s := openTest(t, hermestest.Postgres(t), Options{})
+	ctx := context.Background()
+	if _, err := s.pool.Exec(ctx, `CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS
+		$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+		CREATE TRIGGER refuse_boom BEFORE INSERT ON items FOR EACH ROW WHEN (NEW.id = 'boom') EXECUTE FUNCTION refuse_boom()`); err != nil {
+		t.Fatal(err)
+	}
+	put := func(id, parent string) persistence.Op {
+		return persistence.PutResponse(&hermes.StoredResponse{ID: id, Parent: parent, Status: hermes.StatusCompleted})
+	}
+	err := s.Apply([]persistence.Op{put("a", ""), put("boom", "a"), put("c", "a")})
+	if err == nil || !strings.Contains(err.Error(), `op 2 of 3 (put response "boom")`) || !strings.Contains(err.Error(), "refused by the test") {
+		t.Fatalf("Apply = %v; want the failure named as op 2", err)
+	}
+	if _, err := s.Response("a"); hermes.ErrorCode(err) != hermes.ENotFound {
+		t.Fatalf("a failed Apply stored a: %v", err)
 	}
 }
