@@ -43,10 +43,10 @@ func TestResponseStreamHandEncodedEvents(t *testing.T) {
 		status hermes.Status
 		// reqWire is the request's codec fields, wire the record's.
 		reqWire, wire []byte
-		prev, conv string
-		finish     hermes.FinishReason
-		errCode    string
-		call       bool
+		prev, conv    string
+		finish        hermes.FinishReason
+		errCode       string
+		call          bool
 	}{
 		{name: "completed", status: hermes.StatusCompleted, reqWire: reqWire, wire: reqWire},
 		{name: "incomplete", status: hermes.StatusIncomplete, reqWire: reqWire, wire: reqWire},
