@@ -535,40 +535,46 @@ func inputItems(respID string, in []hermes.Message, form itemForm) ([]item, [][]
 }
 
 type responseObject struct {
-	ID                 string            `json:"id"`
-	Object             string            `json:"object"`
-	CreatedAt          int64             `json:"created_at"`
-	Status             hermes.Status     `json:"status"`
-	Background         bool              `json:"background"`
-	CompletedAt        *int64            `json:"completed_at"`
-	Error              *responseError    `json:"error"`
-	IncompleteDetails  *incomplete       `json:"incomplete_details"`
-	Instructions       *string           `json:"instructions"`
-	MaxOutputTokens    *int              `json:"max_output_tokens"`
-	MaxToolCalls       *int              `json:"max_tool_calls"`
-	Model              string            `json:"model"`
-	Output             []any             `json:"output"`
-	ParallelToolCalls  bool              `json:"parallel_tool_calls"`
-	PreviousResponseID *string           `json:"previous_response_id"`
-	Reasoning          *reasoningConfig  `json:"reasoning"`
-	Store              bool              `json:"store"`
-	Temperature        float64           `json:"temperature"`
-	TopP               float64           `json:"top_p"`
-	PresencePenalty    float64           `json:"presence_penalty"`
-	FrequencyPenalty   float64           `json:"frequency_penalty"`
-	TopLogprobs        int               `json:"top_logprobs"`
-	ServiceTier        string            `json:"service_tier"`
-	SafetyIdentifier   *string           `json:"safety_identifier"`
-	PromptCacheKey     *string           `json:"prompt_cache_key"`
-	ToolChoice         json.RawMessage   `json:"tool_choice"`
-	Tools              json.RawMessage   `json:"tools"`
-	Truncation         string            `json:"truncation"`
-	Text               json.RawMessage   `json:"text"`
-	Usage              *responseUsage    `json:"usage"`
-	Metadata           map[string]string `json:"metadata"`
-	Conversation       *struct {
+	ID                string         `json:"id"`
+	Object            string         `json:"object"`
+	CreatedAt         int64          `json:"created_at"`
+	Status            hermes.Status  `json:"status"`
+	Background        bool           `json:"background"`
+	CompletedAt       *int64         `json:"completed_at"`
+	Error             *responseError `json:"error"`
+	IncompleteDetails *incomplete    `json:"incomplete_details"`
+	Instructions      *string        `json:"instructions"`
+	MaxOutputTokens   *int           `json:"max_output_tokens"`
+	MaxToolCalls      *int           `json:"max_tool_calls"`
+	Model             string         `json:"model"`
+	Output            []any          `json:"output"`
+	responseParams
+	Usage        *responseUsage    `json:"usage"`
+	Metadata     map[string]string `json:"metadata"`
+	Conversation *struct {
 		ID string `json:"id"`
 	} `json:"conversation"`
+}
+
+// responseParams are the fields of a response object that echo its
+// request: a stream encodes them once for all its response events.
+type responseParams struct {
+	ParallelToolCalls  bool             `json:"parallel_tool_calls"`
+	PreviousResponseID *string          `json:"previous_response_id"`
+	Reasoning          *reasoningConfig `json:"reasoning"`
+	Store              bool             `json:"store"`
+	Temperature        float64          `json:"temperature"`
+	TopP               float64          `json:"top_p"`
+	PresencePenalty    float64          `json:"presence_penalty"`
+	FrequencyPenalty   float64          `json:"frequency_penalty"`
+	TopLogprobs        int              `json:"top_logprobs"`
+	ServiceTier        string           `json:"service_tier"`
+	SafetyIdentifier   *string          `json:"safety_identifier"`
+	PromptCacheKey     *string          `json:"prompt_cache_key"`
+	ToolChoice         json.RawMessage  `json:"tool_choice"`
+	Tools              json.RawMessage  `json:"tools"`
+	Truncation         string           `json:"truncation"`
+	Text               json.RawMessage  `json:"text"`
 }
 
 // reasoningConfig is the reasoning the request asked for, echoed.
@@ -637,20 +643,32 @@ func (s *Server) recordForm(w *responseWire) itemForm {
 func (s *Server) responseObj(rec *hermes.StoredResponse) *responseObject {
 	var w responseWire
 	_ = json.Unmarshal(rec.Wire, &w)
-	return s.responseObjOf(rec, &w, s.recordForm(&w))
+	o := s.responseObjOf(rec, &w)
+	o.Output = wireItems(s.responseItems(rec, s.recordForm(&w)))
+	return o
+}
+
+// responseItems are the output items of a record's response object.
+func (s *Server) responseItems(rec *hermes.StoredResponse, form itemForm) []item {
+	output, _ := outputItems(rec.ID, rec.MCPLists, recordOutput(rec), form)
+	if n := len(output); n > 0 && output[n-1].Type == "message" && rec.Status != hermes.StatusCompleted &&
+		rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
+		output[n-1].Status = "incomplete" // the answer was cut short
+	}
+	return output
 }
 
 // responseObjOf builds the wire response object of a record whose Wire is
-// already decoded as w, with its item form: a stream decodes them once
-// for its opening and closing events.
-func (s *Server) responseObjOf(rec *hermes.StoredResponse, w *responseWire, form itemForm) *responseObject {
+// already decoded as w, all but its output: a stream decodes w once for
+// its opening and closing events and encodes the items itself.
+func (s *Server) responseObjOf(rec *hermes.StoredResponse, w *responseWire) *responseObject {
 	o := &responseObject{
 		ID: rec.ID, Object: "response", CreatedAt: rec.Created.Unix(), Status: rec.Status,
 		Background: w.Background, Instructions: w.Instructions, MaxOutputTokens: w.MaxOutputTokens,
-		MaxToolCalls: w.MaxToolCalls, Reasoning: w.Reasoning,
-		Model: rec.Model, ParallelToolCalls: true, Store: w.Store, Temperature: 1, TopP: 1,
-		ServiceTier: "default", SafetyIdentifier: w.SafetyIdentifier, PromptCacheKey: w.PromptCacheKey,
-		ToolChoice: w.ToolChoice, Tools: w.Tools, Truncation: "disabled", Text: textFormat, Metadata: w.Metadata,
+		MaxToolCalls: w.MaxToolCalls, Model: rec.Model, Metadata: w.Metadata,
+		responseParams: responseParams{Reasoning: w.Reasoning, ParallelToolCalls: true, Store: w.Store, Temperature: 1, TopP: 1,
+			ServiceTier: "default", SafetyIdentifier: w.SafetyIdentifier, PromptCacheKey: w.PromptCacheKey,
+			ToolChoice: w.ToolChoice, Tools: w.Tools, Truncation: "disabled", Text: textFormat},
 	}
 	if o.Status == "" {
 		o.Status = hermes.StatusCompleted
@@ -708,12 +726,6 @@ func (s *Server) responseObjOf(rec *hermes.StoredResponse, w *responseWire, form
 		}
 		o.IncompleteDetails = &incomplete{Reason: reason}
 	}
-	output, _ := outputItems(rec.ID, rec.MCPLists, recordOutput(rec), form)
-	if n := len(output); n > 0 && output[n-1].Type == "message" && rec.Status != hermes.StatusCompleted &&
-		rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
-		output[n-1].Status = "incomplete" // the answer was cut short
-	}
-	o.Output = wireItems(output)
 	if rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
 		u := &responseUsage{InputTokens: rec.Usage.PromptTokens, OutputTokens: rec.Usage.CompletionTokens, TotalTokens: rec.Usage.Total()}
 		u.InputTokensDetails.CachedTokens = rec.Usage.CachedTokens

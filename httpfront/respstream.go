@@ -3,6 +3,7 @@ package httpfront
 import (
 	"bytes"
 	"context"
+	"strconv"
 
 	"github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
@@ -32,6 +33,11 @@ type responseStream struct {
 	// objects of the opening and closing events.
 	wire responseWire
 	form itemForm
+	// params and meta are the encoded request echo and metadata of the
+	// response objects (kept for records with the request's Wire), params
+	// for the previous response id paramsPrev.
+	params, meta []byte
+	paramsPrev   string
 	// running holds the hosted items of agent tools started and not yet
 	// finished, by call id.
 	running map[string]runningTool
@@ -56,17 +62,105 @@ func (st *responseStream) begin(sw *sseWriter) {
 	_ = json.Unmarshal(st.req.Wire, &st.wire)
 	st.form = st.s.recordForm(&st.wire)
 	st.running = make(map[string]runningTool)
-	// Both events carry the same object: it is encoded once.
-	obj, _ := json.Marshal(st.s.responseObjOf(st.stub(hermes.StatusInProgress), &st.wire, st.form))
-	st.responseEvent("response.created", obj)
-	st.responseEvent("response.in_progress", obj)
+	stub := st.stub(hermes.StatusInProgress)
+	st.responseEvent("response.created", stub)
+	st.responseEvent("response.in_progress", stub)
 }
 
-// responseEvent writes an event whose one field is the response object,
-// already encoded.
-func (st *responseStream) responseEvent(typ string, obj []byte) {
+// responseEvent writes an event whose one field is rec's response object,
+// in the bytes json.Marshal(s.responseObj(rec)) gives: the fields that
+// change during a response by hand, the request's echo encoded once.
+func (st *responseStream) responseEvent(typ string, rec *hermes.StoredResponse) {
+	w, form := &st.wire, st.form
+	same := bytes.Equal(rec.Wire, st.req.Wire)
+	if !same {
+		w = new(responseWire)
+		_ = json.Unmarshal(rec.Wire, w)
+		form = st.s.recordForm(w)
+	}
+	o := st.s.responseObjOf(rec, w)
 	b := append(st.open(typ), `,"response":`...)
-	st.sw.end(append(append(b, obj...), '}'))
+	b = appendResponseHead(b, o)
+	b = append(b, `,"output":[`...)
+	for i, it := range st.s.responseItems(rec, form) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if it.Type == "message" && it.Role == "assistant" && len(it.Content) == 1 && it.Content[0].Type == "output_text" {
+			b = appendMessageItem(b, it.ID, it.Status, &it.Content[0].Text)
+			continue
+		}
+		j, _ := json.Marshal(it.wire())
+		b = append(b, j...)
+	}
+	b = append(b, "],"...)
+	params, meta := st.params, st.meta
+	if !same || params == nil || rec.Previous != st.paramsPrev {
+		params, _ = json.Marshal(&o.responseParams)
+		meta, _ = json.Marshal(o.Metadata)
+		if same {
+			st.params, st.meta, st.paramsPrev = params, meta, rec.Previous
+		}
+	}
+	b = append(b, params[1:len(params)-1]...)
+	b = append(b, `,"usage":`...)
+	if u := o.Usage; u == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendInt(append(b, `{"input_tokens":`...), int64(u.InputTokens))
+		b = appendInt(append(b, `,"input_tokens_details":{"cached_tokens":`...), int64(u.InputTokensDetails.CachedTokens))
+		b = appendInt(append(b, `},"output_tokens":`...), int64(u.OutputTokens))
+		b = appendInt(append(b, `,"output_tokens_details":{"reasoning_tokens":`...), int64(u.OutputTokensDetails.ReasoningTokens))
+		b = append(appendInt(append(b, `},"total_tokens":`...), int64(u.TotalTokens)), '}')
+	}
+	b = append(append(b, `,"metadata":`...), meta...)
+	b = append(b, `,"conversation":`...)
+	if o.Conversation == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(appendString(append(b, `{"id":`...), o.Conversation.ID), '}')
+	}
+	st.sw.end(append(b, "}}"...))
+}
+
+// appendResponseHead appends a response object's fields up to its model,
+// opening brace included.
+func appendResponseHead(b []byte, o *responseObject) []byte {
+	b = appendString(append(b, `{"id":`...), o.ID)
+	b = appendInt(append(b, `,"object":"response","created_at":`...), o.CreatedAt)
+	b = appendString(append(b, `,"status":`...), string(o.Status))
+	b = strconv.AppendBool(append(b, `,"background":`...), o.Background)
+	b = appendNullInt(append(b, `,"completed_at":`...), o.CompletedAt)
+	b = append(b, `,"error":`...)
+	if o.Error == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendString(append(b, `{"code":`...), o.Error.Code)
+		b = append(appendString(append(b, `,"message":`...), o.Error.Message), '}')
+	}
+	b = append(b, `,"incomplete_details":`...)
+	if o.IncompleteDetails == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(appendString(append(b, `{"reason":`...), o.IncompleteDetails.Reason), '}')
+	}
+	b = append(b, `,"instructions":`...)
+	if o.Instructions == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendString(b, *o.Instructions)
+	}
+	b = appendNullInt(append(b, `,"max_output_tokens":`...), o.MaxOutputTokens)
+	b = appendNullInt(append(b, `,"max_tool_calls":`...), o.MaxToolCalls)
+	return appendString(append(b, `,"model":`...), o.Model)
+}
+
+// appendNullInt appends *n, or null when n is nil.
+func appendNullInt[T int | int64](b []byte, n *T) []byte {
+	if n == nil {
+		return append(b, "null"...)
+	}
+	return appendInt(b, int64(*n))
 }
 
 // stub is the record of this response before the turn reports one.
@@ -163,6 +257,11 @@ func (st *responseStream) delta(text string) {
 	if st.openID == "" {
 		id, k := st.nextID("msg_")
 		st.openID = id
+		if st.text == nil {
+			// One allocation for a typical answer instead of one per
+			// doubling while it streams.
+			st.text = make([]byte, 0, 1024)
+		}
 		st.text = st.text[:0]
 		// The content list is there even empty: SDK stream accumulators
 		// push parts into it.
@@ -369,13 +468,7 @@ func (st *responseStream) done(res *hermes.TurnResult) {
 	case hermes.StatusIncomplete, hermes.StatusCancelled:
 		typ = "response.incomplete"
 	}
-	var obj []byte
-	if bytes.Equal(rec.Wire, st.req.Wire) {
-		obj, _ = json.Marshal(st.s.responseObjOf(rec, &st.wire, st.form))
-	} else {
-		obj, _ = json.Marshal(st.s.responseObj(rec))
-	}
-	st.responseEvent(typ, obj)
+	st.responseEvent(typ, rec)
 	if st.sw.ws == nil {
 		// A WebSocket message is an event; its stream has no end marker.
 		st.sw.write([]byte("data: [DONE]\n\n"))

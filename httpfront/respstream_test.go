@@ -33,17 +33,30 @@ func TestResponseStreamHandEncodedEvents(t *testing.T) {
 	pieces := []string{"a\"b\\c\n\t\r", "<script>&amp;", "\u2028\u2029 é中\U0001F600", "bad\xff\xfeutf8", "\x00\x1f end"}
 	created := time.Unix(1700000000, 0)
 	reqWire := []byte(`{"store":true,"metadata":{"k":"v\u003c"},"instructions":"be \"brief\"","temperature":0.25}`)
+	everyField := []byte(`{"store":true,"background":true,"instructions":"","max_output_tokens":77,"max_tool_calls":3,` +
+		`"parallel_tool_calls":false,"temperature":1e-7,"top_p":0.9,"presence_penalty":-0.5,"frequency_penalty":2,"top_logprobs":4,` +
+		`"reasoning":{"effort":"high","summary":"auto"},"safety_identifier":"u<1>","prompt_cache_key":"k","truncation":"auto",` +
+		`"tool_choice":{"type":"function","name":"f"},"tools":[{"type":"function","name":"f","parameters":{"properties":{"usage":{"type":"string","description":"<&>"}}}}],` +
+		`"metadata":{"z":"1","a":"\u2028","usage":"x"}}`)
 	for _, tc := range []struct {
 		name   string
 		status hermes.Status
-		wire   []byte
+		// reqWire is the request's codec fields, wire the record's.
+		reqWire, wire []byte
+		prev, conv    string
+		finish        hermes.FinishReason
+		errCode       string
+		call          bool
 	}{
-		{"completed", hermes.StatusCompleted, reqWire},
-		{"incomplete", hermes.StatusIncomplete, reqWire},
-		{"other-wire", hermes.StatusCompleted, []byte(`{"store":false,"top_p":0.5}`)},
+		{name: "completed", status: hermes.StatusCompleted, reqWire: reqWire, wire: reqWire},
+		{name: "incomplete", status: hermes.StatusIncomplete, reqWire: reqWire, wire: reqWire},
+		{name: "other-wire", status: hermes.StatusCompleted, reqWire: reqWire, wire: []byte(`{"store":false,"top_p":0.5}`)},
+		{name: "length", status: hermes.StatusIncomplete, reqWire: everyField, wire: everyField, prev: "resp_prev", conv: "conv_\"1", finish: hermes.FinishLength},
+		{name: "failed", status: hermes.StatusFailed, reqWire: everyField, wire: everyField, conv: "conv_1", errCode: "server_error"},
+		{name: "with-call", status: hermes.StatusCompleted, reqWire: everyField, wire: everyField, prev: "resp_p", call: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req := &hermes.TurnRequest{ResponseID: "resp_x\"y", Model: "m<1>", Created: created, Wire: reqWire}
+			req := &hermes.TurnRequest{ResponseID: "resp_x\"y", Model: "m<1>", Created: created, Wire: tc.reqWire, Previous: tc.prev, Conversation: tc.conv}
 			var out bytes.Buffer
 			sw := newSSEWriter(nil, &out, time.Minute, func() {})
 			s := &Server{}
@@ -54,14 +67,25 @@ func TestResponseStreamHandEncodedEvents(t *testing.T) {
 			}
 			text := strings.Join(pieces, "")
 			rec := &hermes.StoredResponse{ID: req.ResponseID, Status: tc.status, Created: created, Completed: created.Add(time.Second),
-				Model: req.Model, Output: []hermes.Message{{Role: hermes.RoleAssistant, Content: text}}, Usage: hermes.Usage{CompletionTokens: 5}, Wire: tc.wire}
+				Model: req.Model, Output: []hermes.Message{{Role: hermes.RoleAssistant, Content: text}}, Wire: tc.wire,
+				Usage:    hermes.Usage{PromptTokens: 9, CachedTokens: 2, CompletionTokens: 5, ReasoningTokens: 1},
+				Previous: tc.prev, Conversation: tc.conv, Finish: tc.finish, ErrCode: tc.errCode, ErrMessage: "bad <thing>"}
+			if tc.call {
+				// Calls already streamed: the final object lists them after
+				// the message, encoded generically.
+				rec.Output[0].ToolCalls = []hermes.ToolCall{{ID: "call_1", Name: "f", Arguments: `{"a":"<b>"}`}}
+			}
 			st.handle(hermes.Event{Kind: hermes.EventDone, Result: &hermes.TurnResult{Record: rec}})
 			sw.flush()
 
-			stub := &hermes.StoredResponse{ID: req.ResponseID, Status: hermes.StatusInProgress, Created: created, Model: req.Model, Wire: reqWire}
+			stub := &hermes.StoredResponse{ID: req.ResponseID, Status: hermes.StatusInProgress, Created: created, Model: req.Model, Wire: tc.reqWire,
+				Previous: tc.prev, Conversation: tc.conv}
 			msgStatus, end := "completed", "response.completed"
-			if tc.status != hermes.StatusCompleted {
+			switch tc.status {
+			case hermes.StatusIncomplete:
 				msgStatus, end = "incomplete", "response.incomplete"
+			case hermes.StatusFailed:
+				msgStatus, end = "incomplete", "response.failed"
 			}
 			id := itemID("msg_", req.ResponseID, "0")
 			want := genericEvent(t, "response.created", 0, map[string]any{"response": s.responseObj(stub)}) +
@@ -80,9 +104,16 @@ func TestResponseStreamHandEncodedEvents(t *testing.T) {
 				"text": text, "logprobs": emptyList}) +
 				genericEvent(t, "response.content_part.done", seq+1, map[string]any{"item_id": id, "output_index": 0, "content_index": 0,
 					"part": outputText(text).wire()}) +
-				genericEvent(t, "response.output_item.done", seq+2, map[string]any{"output_index": 0, "item": messageItem(id, msgStatus, text).wire()}) +
-				genericEvent(t, end, seq+3, map[string]any{"response": s.responseObj(rec)}) +
-				"data: [DONE]\n\n"
+				genericEvent(t, "response.output_item.done", seq+2, map[string]any{"output_index": 0, "item": messageItem(id, msgStatus, text).wire()})
+			seq += 3
+			if tc.status == hermes.StatusFailed {
+				e := &hermes.Error{Code: rec.ErrCode, Message: rec.ErrMessage}
+				_, errType := status(e.Code)
+				want += genericEvent(t, "error", seq, map[string]any{"code": wireCode(e), "message": e.Message, "param": nil,
+					"error": map[string]any{"type": errType, "code": wireCode(e), "message": e.Message, "param": nil}})
+				seq++
+			}
+			want += genericEvent(t, end, seq, map[string]any{"response": s.responseObj(rec)}) + "data: [DONE]\n\n"
 			got := out.String()
 			// Deltas were hand-built before this change, with their fields
 			// in their own order: compare them as JSON, the rest as bytes.
@@ -99,7 +130,7 @@ func TestResponseStreamHandEncodedEvents(t *testing.T) {
 					t.Errorf("frame %d:\n got %s\nwant %s", i, g, w)
 				}
 			}
-			if !strings.Contains(got, `"temperature":0.25`) || (tc.name == "other-wire") != strings.Contains(got, `"top_p":0.5`) {
+			if bytes.Equal(tc.reqWire, reqWire) && !strings.Contains(got, `"temperature":0.25`) || (tc.name == "other-wire") != strings.Contains(got, `"top_p":0.5`) {
 				t.Errorf("response objects do not carry their record's codec fields:\n%s", got)
 			}
 		})
