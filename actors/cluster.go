@@ -161,7 +161,8 @@ func watchLease(ctx context.Context, l *persistence.Lease, cancel context.Cancel
 
 // MarkLost marks failed, with code node_lost, the response id when it is
 // still stored as queued or in_progress: the node producing it died (its
-// lease expired). The cluster calls it for what its sweeps find.
+// lease, queue place or node row expired). The cluster calls it for what
+// its sweeps find.
 func (r *Runtime) MarkLost(id string) {
 	r.markLost(id, nil)
 }

@@ -44,12 +44,20 @@ func (m *Main) joinCluster(ctx context.Context, store *postgres.Store, rt *atomi
 			}
 		}
 	}
-	return postgres.NewCluster(ctx, store.Pool(), postgres.ClusterOptions{
+	c, err := postgres.NewCluster(ctx, store.Pool(), postgres.ClusterOptions{
 		Owner: owner, TTL: m.Config.LeaseTTL, Logger: m.Logger.With("node", m.node),
 		OnCancel:   with((*actors.Runtime).CancelFromPeer),
 		OnFinished: with((*actors.Runtime).PeerFinished),
 		OnLost:     with((*actors.Runtime).MarkLost),
 	})
+	if err != nil {
+		return nil, err
+	}
+	// Every response this node writes names it, so what it leaves
+	// unfinished when it dies is failed by the others' sweep even when no
+	// lease or queue place of its names it.
+	store.SetOwner(owner)
+	return c, nil
 }
 
 // databaseUp is /health's view of the database: nil on bbolt, else

@@ -355,10 +355,11 @@ func clusterRecall(t *testing.T, bin string) {
 // clusterKill: the node running a conversation's turn is SIGKILLed; the
 // conversation's next turn, sent to another node, runs once the dead
 // node's lease expires (within TTL + 2s), and the dead node's background
-// response is marked failed with node_lost.
+// response is marked failed with node_lost — and so is its background
+// response continuing nothing, whose turn takes no lease at all.
 func clusterKill(t *testing.T, bin string) {
 	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
-		if n == 0 {
+		if n <= 1 {
 			return hermestest.Reply{Block: true}
 		}
 		return hermestest.Reply{Text: "carried on"}
@@ -371,6 +372,12 @@ func clusterKill(t *testing.T, bin string) {
 	}
 	bg := field(body, "id")
 	hermestest.Eventually(t, "the turn on a to call the model", func() bool { return len(up.Calls()) == 1 })
+	code, body = call(a, "POST", "/v1/responses", map[string]any{"input": "slow, leaseless", "background": true})
+	if code != 200 {
+		t.Fatalf("background turn continuing nothing: %d %s", code, body)
+	}
+	unleased := field(body, "id")
+	hermestest.Eventually(t, "the leaseless turn on a to call the model", func() bool { return len(up.Calls()) == 2 })
 	if err := a.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -385,10 +392,13 @@ func clusterKill(t *testing.T, bin string) {
 		t.Fatalf("next turn took %v after the kill, want within TTL %v + 2s", took, clusterTTL)
 	}
 	t.Logf("SIGKILL of the running node: the next turn on another node answered %v after the kill (TTL %v)", took.Round(time.Millisecond), clusterTTL)
-	hermestest.Eventually(t, "the dead node's response marked node_lost", func() bool {
-		code, body := call(c.nodes[2], "GET", "/v1/responses/"+bg, nil)
-		return code == 200 && field(body, "status") == "failed" && field(body, "error.code") == "node_lost"
-	})
+	for _, id := range []string{bg, unleased} {
+		hermestest.Eventually(t, "the dead node's response "+id+" marked node_lost", func() bool {
+			code, body := call(c.nodes[2], "GET", "/v1/responses/"+id, nil)
+			return code == 200 && field(body, "status") == "failed" && field(body, "error.code") == "node_lost"
+		})
+	}
+	t.Logf("SIGKILL: the dead node's responses (leased and leaseless) failed node_lost %v after the kill", time.Since(killed).Round(time.Millisecond))
 }
 
 // clusterStop: a node frozen (SIGSTOP) while running a turn, past its

@@ -65,6 +65,7 @@ func (s *Store) Apply(ops []persistence.Op) error {
 		if err != nil {
 			return err
 		}
+		w.owner = s.ownerName()
 		for i, sp := range specs {
 			w.op = i
 			if err := w.apply(sp); err != nil {
@@ -103,7 +104,9 @@ type writer struct {
 	// op is the one being applied.
 	batch  pgx.Batch
 	owners []int
-	op     int
+	// owner is the node process the response records name (Store.SetOwner).
+	owner string
+	op    int
 }
 
 // queuedError is a queued write's failure: owner is the op that queued it.
@@ -288,18 +291,18 @@ func (w *writer) putResponse(sp persistence.OpSpec) error {
 		seq = "nextval('store_seq')"
 	}
 	if exists {
-		w.queue(`UPDATE responses SET record = $2, status = $3, conversation = $4,
+		w.queue(`UPDATE responses SET record = $2, status = $3, conversation = $4, owner = $5,
 			conversation_seq = `+seq+`, used = nextval('store_seq') WHERE id = $1`,
-			sp.ID, sp.Record, string(sp.Status), nullable(conv))
+			sp.ID, sp.Record, string(sp.Status), nullable(conv), w.owner)
 		if old := deref(oldConv); old != conv && old != "" {
 			if err := w.unlink(old, sp.ID); err != nil {
 				return err
 			}
 		}
 	} else {
-		w.queue(`INSERT INTO responses (id, record, status, conversation, conversation_seq, used)
-			VALUES ($1, $2, $3, $4, `+seq+`, nextval('store_seq'))`,
-			sp.ID, sp.Record, string(sp.Status), nullable(conv))
+		w.queue(`INSERT INTO responses (id, record, status, conversation, owner, conversation_seq, used)
+			VALUES ($1, $2, $3, $4, $5, `+seq+`, nextval('store_seq'))`,
+			sp.ID, sp.Record, string(sp.Status), nullable(conv), w.owner)
 		w.n.responses++
 	}
 	if conv == "" {

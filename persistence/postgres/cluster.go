@@ -48,7 +48,8 @@ type ClusterOptions struct {
 	// OnCancel is called with the id of a background response another
 	// node was asked to cancel; OnFinished with the id of one another node
 	// finished; OnLost with the id of a response whose node died while
-	// producing it (the sweeper found its lease expired).
+	// producing it (the sweeper found its lease, queue place or node row
+	// expired).
 	OnCancel, OnFinished, OnLost func(id string)
 }
 
@@ -94,6 +95,12 @@ func NewCluster(ctx context.Context, pool *pgxpool.Pool, opts ClusterOptions) (*
 	c := &Cluster{pool: pool, opts: opts, log: opts.Logger,
 		waiters: make(map[string]map[chan struct{}]struct{}), held: make(map[*persistence.Lease]time.Time)}
 	c.healthy.Store(true)
+	// The node's row is there before it writes any response naming it:
+	// the other nodes' sweep takes a response whose writer has no live
+	// row for one left by a dead node.
+	if _, err := pool.Exec(ctx, nodeAlive, opts.Owner, opts.TTL); err != nil {
+		return nil, dbError("joining the cluster", err)
+	}
 	bg, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	ready := make(chan struct{})
@@ -393,6 +400,7 @@ func (c *Cluster) renew(ctx context.Context) {
 	b := &pgx.Batch{}
 	b.Queue("UPDATE leases SET expires = now() + $2 WHERE owner = $1 RETURNING key, epoch", c.opts.Owner, c.opts.TTL)
 	b.Queue("UPDATE lease_waiters SET expires = now() + $2 WHERE owner = $1", c.opts.Owner, c.opts.TTL)
+	b.Queue(nodeAlive, c.opts.Owner, c.opts.TTL)
 	renewed := make(map[int64]bool)
 	br := c.pool.SendBatch(ctx, b)
 	rows, err := br.Query()
@@ -409,6 +417,9 @@ func (c *Cluster) renew(ctx context.Context) {
 		if err == nil {
 			err = rows.Err()
 		}
+	}
+	if err == nil {
+		_, err = br.Exec()
 	}
 	if err == nil {
 		_, err = br.Exec()
@@ -442,8 +453,16 @@ func (c *Cluster) renew(ctx context.Context) {
 	}
 }
 
-// sweepLoop deletes, every TTL, the leases and queue places of nodes that
-// stopped renewing them, and reports the responses they left unfinished.
+// nodeAlive keeps the row of node $1 alive for $2 more: the renewal
+// recreates it should a stall have let another node's sweep delete it.
+const nodeAlive = `INSERT INTO nodes (owner, expires) VALUES ($1, now() + $2)
+	ON CONFLICT (owner) DO UPDATE SET expires = excluded.expires`
+
+// sweepLoop deletes, every TTL, the leases, queue places and node rows of
+// nodes that stopped renewing them, and reports the responses they left
+// unfinished: those their leases and queue places name, and every queued
+// or in_progress one they wrote (a turn stored before it took a lease or
+// queue place, or one that takes none).
 func (c *Cluster) sweepLoop(ctx context.Context) {
 	t := time.NewTicker(c.opts.TTL)
 	defer t.Stop()
@@ -454,7 +473,7 @@ func (c *Cluster) sweepLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		start := time.Now()
-		rows, err := c.pool.Query(ctx, "SELECT * FROM lease_sweep()")
+		rows, err := c.pool.Query(ctx, "SELECT * FROM lease_sweep() UNION SELECT * FROM node_sweep()")
 		var ids []string
 		if err == nil {
 			ids, err = pgx.CollectRows(rows, pgx.RowTo[string])

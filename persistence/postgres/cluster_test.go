@@ -412,3 +412,91 @@ func TestLeaseHostileKeys(t *testing.T) {
 		t.Fatalf("%d leases left (%v), want none", n, err)
 	}
 }
+
+// A node dies with a queued response stored before its turn took a lease
+// or a queue place, and an in_progress one whose turn takes none: no
+// lease row names either, yet the other nodes' sweep reports both once
+// the dead node's row expires. A live node's unfinished response and a
+// dead node's finished one are never reported.
+func TestNodeSweepReportsUnfinishedResponsesWithoutLease(t *testing.T) {
+	url := hermestest.Postgres(t)
+	deadStore, liveStore := openTest(t, url, Options{}), openTest(t, url, Options{})
+	const ttl = 500 * time.Millisecond
+	lost := make(chan string, 64)
+	dead := testCluster(t, deadStore.Pool(), "dead/1", ttl)
+	testCluster(t, liveStore.Pool(), "live/1", ttl, func(o *ClusterOptions) { o.OnLost = func(id string) { lost <- id } })
+	deadStore.SetOwner("dead/1")
+	liveStore.SetOwner("live/1")
+	put := func(s *Store, id string, status hermes.Status) {
+		t.Helper()
+		rec := &hermes.StoredResponse{ID: id, Status: status,
+			Input: []hermes.Message{{Role: hermes.RoleUser, Content: id}}}
+		if err := s.Apply([]persistence.Op{persistence.PutResponse(rec)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(deadStore, "resp_queued", hermes.StatusQueued)
+	put(deadStore, "resp_running", hermes.StatusInProgress)
+	put(deadStore, "resp_done", hermes.StatusCompleted)
+	put(liveStore, "resp_alive", hermes.StatusQueued)
+	killed := time.Now()
+	dead.Close() // stops renewing, as a SIGKILLed node does
+	// Until marked failed, a dead node's response is reported by every
+	// sweep: seeing each twice means a whole sweep ran after the first
+	// report, and it did not report the others either.
+	seen := map[string]int{}
+	deadline := time.After(hermestest.Timeout)
+	for seen["resp_queued"] < 2 || seen["resp_running"] < 2 {
+		select {
+		case id := <-lost:
+			if id != "resp_queued" && id != "resp_running" {
+				t.Fatalf("sweep reported %q: only the dead node's unfinished responses may be", id)
+			}
+			if seen[id] == 0 {
+				if d := time.Since(killed); d > 3*ttl+ttl/3+time.Second {
+					t.Fatalf("%s reported %v after the node stopped, want within 2 TTL + TTL/3", id, d)
+				}
+			}
+			seen[id]++
+		case <-deadline:
+			t.Fatalf("dead node's unfinished responses not reported (seen %v)", seen)
+		}
+	}
+}
+
+// A node dies while its turn waits in a conversation's queue behind a
+// live holder: the sweep deletes the expired queue place and reports the
+// response it names, while the live holder keeps its lease.
+func TestLeaseSweepReportsDeadWaiters(t *testing.T) {
+	pool := testPool(t)
+	const ttl = 500 * time.Millisecond
+	lost := make(chan string, 4)
+	holder := testCluster(t, pool, "holder", ttl, func(o *ClusterOptions) { o.OnLost = func(id string) { lost <- id } })
+	dead := testCluster(t, pool, "dead", ttl)
+	held, err := holder.Acquire(context.Background(), "k", "resp_holder", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, ticket, err := dead.Enqueue(context.Background(), "k", "resp_waiting", 4)
+	if err != nil || l != nil || ticket <= 0 {
+		t.Fatalf("enqueue behind the holder: lease %v ticket %d err %v, want a ticket", l, ticket, err)
+	}
+	dead.Close()
+	select {
+	case id := <-lost:
+		if id != "resp_waiting" {
+			t.Fatalf("lost %q, want resp_waiting", id)
+		}
+	case <-time.After(hermestest.Timeout):
+		t.Fatal("dead waiter's response not reported")
+	}
+	var waiters int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM lease_waiters WHERE key = 'k'").Scan(&waiters); err != nil || waiters != 0 {
+		t.Fatalf("waiters left: %d, %v", waiters, err)
+	}
+	var epoch int64
+	if err := pool.QueryRow(context.Background(), "SELECT epoch FROM leases WHERE key = 'k' AND owner = 'holder'").Scan(&epoch); err != nil || epoch != held.Epoch {
+		t.Fatalf("the live holder's lease: epoch %d, %v, want %d", epoch, err, held.Epoch)
+	}
+	held.Release()
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -20,6 +21,22 @@ import (
 type Store struct {
 	pool *pgxpool.Pool
 	opts persistence.Options
+	// owner is the cluster owner (SetOwner) named by every response
+	// record this store writes; "" outside cluster mode.
+	owner atomic.Pointer[string]
+}
+
+// SetOwner names this node's process (the cluster's Owner) in every
+// response record the store writes from now on, so a queued or
+// in_progress one is failed by the other nodes' sweep once this process
+// stops renewing its node row. Call it before serving.
+func (s *Store) SetOwner(owner string) { s.owner.Store(&owner) }
+
+func (s *Store) ownerName() string {
+	if o := s.owner.Load(); o != nil {
+		return *o
+	}
+	return ""
 }
 
 // Options tune a Store: the bounds are the bbolt store's
