@@ -30,6 +30,11 @@ type TurnRequest struct {
 	// MCP are the remote MCP servers the request offers the agent for this
 	// turn; their headers are secrets, kept in memory only.
 	MCP []RemoteMCP
+	// Listed are tool lists of the request's MCP servers the client was
+	// shown already (mcp_list_tools items in its input, or in the chain it
+	// continues): the turn offers the model those tools and emits no new
+	// list for those servers.
+	Listed []MCPList
 	// Approvals answer approval requests of the response this turn
 	// continues: each call approved runs before the model is called.
 	Approvals []Approval
@@ -151,6 +156,10 @@ type StoredResponse struct {
 	// MCPLists are the tool lists of the request's MCP servers as the
 	// turn read them; they are rendered first in the output.
 	MCPLists []MCPList `json:"mcp_lists,omitempty"`
+	// Listed maps the server label of each mcp_list_tools item in the
+	// chain up to and including this response to the response whose
+	// output holds it, so a later turn finds it without walking the chain.
+	Listed map[string]string `json:"mcp_listed,omitempty"`
 	// ErrCode and ErrMessage describe why a failed or incomplete turn ended.
 	ErrCode    string `json:"err_code,omitempty"`
 	ErrMessage string `json:"err_message,omitempty"`

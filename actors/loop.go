@@ -616,6 +616,17 @@ func (a *Agent) connectRemote(ctx context.Context, req *hermes.TurnRequest, emit
 			configured[server] = true
 		}
 	}
+	// A server whose list the client holds already is not listed again:
+	// the model gets the tools that list names (OpenAI's rule; a client
+	// drops the item to have the list read afresh).
+	listed := make(map[string]map[string]bool, len(req.Listed))
+	for _, l := range req.Listed {
+		names := make(map[string]bool, len(l.Tools))
+		for _, tl := range l.Tools {
+			names[tl.Name] = true
+		}
+		listed[l.Server] = names
+	}
 	t := &turnRemote{approve: make(map[string]bool)}
 	var extra []tooling.Tool
 	for _, s := range req.MCP {
@@ -640,16 +651,22 @@ func (a *Agent) connectRemote(ctx context.Context, req *hermes.TurnRequest, emit
 			return nil, nil, hermes.AsError(err)
 		}
 		conns = append(conns, c)
+		known, shown := listed[s.Label]
 		for _, tl := range c.Tools() {
 			name := tl.Spec().Name
 			tool := name
 			if sv, ok := tl.(tooling.Served); ok {
 				tool = sv.ServerTool()
 			}
+			if shown && !known[tool] {
+				continue
+			}
 			t.approve[name] = s.NeedsApproval(tool)
 			extra = append(extra, tl)
 		}
-		res.MCPLists = append(res.MCPLists, c.List())
+		if !shown {
+			res.MCPLists = append(res.MCPLists, c.List())
+		}
 	}
 	// A name collision leaves the request's tool out (a configured
 	// server's a_b with tool c, and a request's a with tool b_c): it is

@@ -26,6 +26,8 @@ type turnInput struct {
 	// local is true when prev is the caller's (req.PreviousRecord), never
 	// stored: its transcript is at hand and the store knows nothing of it.
 	local bool
+	// listed is the Listed map of the response the turn continues.
+	listed map[string]string
 }
 
 // route resolves the routing key of a request and checks that what it
@@ -167,7 +169,7 @@ func (r *Runtime) runTurn(in *turnInput, last *hermes.StoredResponse, finished f
 			}
 		}
 	} else {
-		res = r.agent.Run(ctx, history, req, emit)
+		res = r.agent.Run(ctx, history, r.withListed(in, last, parent), emit)
 	}
 	if res.Err != nil && res.Err.Code == hermes.EInternal {
 		r.log.Error("turn failed", "response", req.ResponseID, "err", res.Err)
@@ -356,6 +358,7 @@ func (r *Runtime) record(in *turnInput, last *hermes.StoredResponse, parent stri
 		Wire:         req.Wire,
 		Status:       hermes.StatusCompleted,
 		MCPLists:     res.MCPLists,
+		Listed:       listedAfter(in.listed, req.ResponseID, res.MCPLists),
 	}
 	if res.Model != "" {
 		rec.Model = res.Model // a fallback answered
@@ -423,6 +426,84 @@ func (r *Runtime) record(in *turnInput, last *hermes.StoredResponse, parent stri
 	}
 	return rec
 }
+
+// withListed returns the request the agent runs: in's, with the tool
+// lists of its MCP servers that the chain it continues holds added to the
+// ones its input holds. It sets in.listed for the turn's record.
+func (r *Runtime) withListed(in *turnInput, last *hermes.StoredResponse, parent string) *hermes.TurnRequest {
+	req := in.req
+	var prev *hermes.StoredResponse
+	switch {
+	case parent == "":
+	case in.prev != nil && in.prev.ID == parent:
+		prev = in.prev
+	case last != nil && last.ID == parent:
+		prev = last
+	case r.store != nil:
+		prev, _ = r.store.ResponseHead(parent)
+	}
+	if prev == nil {
+		return req
+	}
+	in.listed = prev.Listed
+	if len(req.MCP) == 0 || len(prev.Listed) == 0 {
+		return req
+	}
+	have := make(map[string]bool, len(req.Listed))
+	for _, l := range req.Listed {
+		have[l.Server] = true
+	}
+	turn := *req
+	turn.Listed = req.Listed[:len(req.Listed):len(req.Listed)]
+	for _, s := range req.MCP {
+		id, ok := prev.Listed[s.Label]
+		if !ok || have[s.Label] {
+			continue
+		}
+		holder := prev
+		if id != prev.ID {
+			if r.store == nil {
+				continue
+			}
+			// Evicted or deleted since: the server is listed afresh.
+			var err error
+			if holder, err = r.store.ResponseHead(id); err != nil {
+				continue
+			}
+		}
+		for _, l := range holder.MCPLists {
+			if l.Server == s.Label {
+				turn.Listed = append(turn.Listed, l)
+				have[s.Label] = true
+				break
+			}
+		}
+	}
+	return &turn
+}
+
+// listedAfter is the Listed map of a response id continuing one whose map
+// is prev, having listed lists itself.
+func listedAfter(prev map[string]string, id string, lists []hermes.MCPList) map[string]string {
+	if len(lists) == 0 {
+		return prev // never written to: records share it
+	}
+	m := make(map[string]string, len(prev)+len(lists))
+	for k, v := range prev {
+		m[k] = v
+	}
+	for _, l := range lists {
+		if _, ok := m[l.Server]; ok || len(m) < maxListed {
+			m[l.Server] = id
+		}
+	}
+	return m
+}
+
+// maxListed bounds the server labels a chain remembers lists for: each
+// response of the chain carries the map. A label past it is listed again
+// on each turn that names it.
+const maxListed = 64
 
 // maxUnbased bounds the bytes of items a chain stores behind its last
 // base. Turns that only trim write no base (the trims are made again when

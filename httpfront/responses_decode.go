@@ -90,6 +90,11 @@ type inputItem struct {
 	ApprovalRequestID string `json:"approval_request_id"`
 	Approve           *bool  `json:"approve"`
 	Reason            string `json:"reason"`
+	// An mcp_list_tools item's tools: their names are what the model is
+	// offered of its server.
+	Tools []struct {
+		Name string `json:"name"`
+	} `json:"tools"`
 }
 
 // reasoningEfforts are the efforts the Open Responses schema names
@@ -102,6 +107,15 @@ var reasoningSummaries = map[string]bool{"auto": true, "concise": true, "detaile
 
 // decodeResponses turns a /v1/responses body into a turn request.
 func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRequest, error) {
+	return s.decodeResponsesOn(body, nil)
+}
+
+// decodeResponsesOn is decodeResponses for a WebSocket connection: the
+// approval answers of a store: false request continuing a response go to
+// pending instead of being resolved, since that response may be the
+// connection's own, which only its session knows, once the request's turn
+// starts (socketTurn resolves them then).
+func (s *Server) decodeResponsesOn(body []byte, pending *[]approvalAnswer) (*responsesRequest, *hermes.TurnRequest, error) {
 	var rr responsesRequest
 	if err := decodeObject(body, &rr); err != nil {
 		return nil, nil, err
@@ -141,7 +155,7 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	// With nothing to continue, every tool output must answer a call in
 	// the input itself.
 	var approvals []approvalAnswer
-	input, sys, err := s.decodeInput(rr.Input, inputScope{param: "input", whole: rr.PreviousResponseID == "" && conv == "", approvals: &approvals})
+	input, sys, err := s.decodeInput(rr.Input, inputScope{param: "input", whole: rr.PreviousResponseID == "" && conv == "", approvals: &approvals, lists: &req.Listed})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -153,10 +167,12 @@ func (s *Server) decodeResponses(body []byte) (*responsesRequest, *hermes.TurnRe
 	if req.ClientTools, req.MCP, err = responseTools(rr.Tools); err != nil {
 		return nil, nil, err
 	}
-	if req.Approvals, err = s.approvals(approvals, req, rr.PreviousResponseID); err != nil {
+	if pending != nil && rr.PreviousResponseID != "" && !req.Store {
+		*pending = approvals
+	} else if req.Approvals, err = s.approvals(approvals, req, rr.PreviousResponseID, nil); err != nil {
 		return nil, nil, err
 	}
-	if len(req.Input) == 0 && len(req.Approvals) == 0 {
+	if len(req.Input) == 0 && len(approvals) == 0 {
 		return nil, nil, hermes.InvalidParam("input", "'input' must be a non-empty string or list of items")
 	}
 	if req.ToolChoice, err = toolChoice(rr.ToolChoice); err != nil {
@@ -545,6 +561,8 @@ type inputScope struct {
 	// approvals, when set, receives the list's mcp_approval_response
 	// items; elsewhere they are refused.
 	approvals *[]approvalAnswer
+	// lists, when set, receives the list's mcp_list_tools items.
+	lists *[]hermes.MCPList
 }
 
 // approvalAnswer is an mcp_approval_response item of an input list.
@@ -612,7 +630,16 @@ func (s *Server) decodeInput(raw json.RawMessage, scope inputScope) ([]hermes.Me
 			}
 			continue
 		case "mcp_list_tools":
-			continue // shown to the client, never to the model
+			// Shown to the client, never to the model; sent back, it says
+			// the client holds its server's list (no new one is emitted).
+			if scope.lists != nil && it.ServerLabel != "" {
+				l := hermes.MCPList{Server: it.ServerLabel, Tools: make([]hermes.MCPTool, len(it.Tools))}
+				for j, tl := range it.Tools {
+					l.Tools[j].Name = tl.Name
+				}
+				*scope.lists = append(*scope.lists, l)
+			}
+			continue
 		}
 		if err := s.decodeItem(&d, param, it, scope.whole); err != nil {
 			return nil, nil, err
@@ -843,6 +870,11 @@ func (s *Server) resolveItem(id string) ([]hermes.Message, error) {
 	if err != nil {
 		return nil, hermes.Errorf(hermes.ENotFound, "item '%s' not found", id)
 	}
+	return s.recordItem(rec, id)
+}
+
+// recordItem returns the messages rec's item id stands for.
+func (s *Server) recordItem(rec *hermes.StoredResponse, id string) ([]hermes.Message, error) {
 	var w responseWire
 	_ = json.Unmarshal(rec.Wire, &w)
 	form := s.recordForm(&w)
@@ -878,7 +910,11 @@ func itemID(prefix, respID, k string) string {
 // answer, once, an approval request of the response this one continues
 // (or, stateless, one sent back in the same input), for an MCP server the
 // request's tools name again (its headers are not kept between requests).
-func (s *Server) approvals(items []approvalAnswer, req *hermes.TurnRequest, previous string) ([]hermes.Approval, error) {
+//
+// local, when set, is a response kept by the request's WebSocket connection
+// (store: false, never in the store): a request continuing it finds its
+// approval requests there.
+func (s *Server) approvals(items []approvalAnswer, req *hermes.TurnRequest, previous string, local *hermes.StoredResponse) ([]hermes.Approval, error) {
 	if len(items) == 0 {
 		return nil, nil
 	}
@@ -898,14 +934,17 @@ func (s *Server) approvals(items []approvalAnswer, req *hermes.TurnRequest, prev
 		seen[it.id] = true
 		var call *hermes.ToolCall
 		var err error
-		if parent == "" && req.Conversation == "" {
+		switch {
+		case parent == "" && req.Conversation == "":
 			call = requestedCall(req.Input, it.id)
 			if call == nil {
 				return nil, hermes.InvalidParam(param, "approval request '%s' is not in the input: send it back with its answer, or send previous_response_id",
 					cutForMessage(it.id))
 			}
-		} else if call, err = s.storedRequest(param, it.id, parent); err != nil {
-			return nil, err
+		default:
+			if call, err = s.storedRequest(param, it.id, parent, local); err != nil {
+				return nil, err
+			}
 		}
 		listed := false
 		for _, r := range req.MCP {
@@ -933,8 +972,9 @@ func requestedCall(input []hermes.Message, id string) *hermes.ToolCall {
 }
 
 // storedRequest reads the call an approval request of response parent
-// stands for from the store; a request of any other response is refused.
-func (s *Server) storedRequest(param, id, parent string) (*hermes.ToolCall, error) {
+// stands for from the store (or from local, when it is parent); a request
+// of any other response is refused.
+func (s *Server) storedRequest(param, id, parent string, local *hermes.StoredResponse) (*hermes.ToolCall, error) {
 	respID, _, ok := splitItemID(id)
 	if !ok || !strings.HasPrefix(id, "mcpr_") || checkID(param, id) != nil {
 		return nil, hermes.InvalidParam(param, "approval request '%s' not found", cutForMessage(id))
@@ -942,7 +982,13 @@ func (s *Server) storedRequest(param, id, parent string) (*hermes.ToolCall, erro
 	if respID != parent {
 		return nil, hermes.InvalidParam(param, "approval request '%s' is not one of the response this request continues", cutForMessage(id))
 	}
-	msgs, err := s.resolveItem(id)
+	var msgs []hermes.Message
+	var err error
+	if local != nil && local.ID == parent {
+		msgs, err = s.recordItem(local, id)
+	} else {
+		msgs, err = s.resolveItem(id)
+	}
 	if err == nil {
 		for i := range msgs {
 			for j, c := range msgs[i].ToolCalls {

@@ -24,6 +24,33 @@ type socket struct {
 	c       *websocket.Conn
 	mu      sync.Mutex // guards writes: the running response's events and the reader's refusals share the connection
 	timeout time.Duration
+
+	pmu sync.Mutex // guards pending
+	// pending holds the approval answers of requests asked for and not yet
+	// started, resolved when they start (decodeResponsesOn).
+	pending map[*hermes.TurnRequest][]approvalAnswer
+}
+
+// hold keeps req's unresolved approval answers until its turn starts.
+func (k *socket) hold(req *hermes.TurnRequest, answers []approvalAnswer) {
+	if len(answers) == 0 {
+		return
+	}
+	k.pmu.Lock()
+	defer k.pmu.Unlock()
+	if k.pending == nil {
+		k.pending = make(map[*hermes.TurnRequest][]approvalAnswer)
+	}
+	k.pending[req] = answers
+}
+
+// take returns and forgets req's held approval answers.
+func (k *socket) take(req *hermes.TurnRequest) []approvalAnswer {
+	k.pmu.Lock()
+	defer k.pmu.Unlock()
+	a := k.pending[req]
+	delete(k.pending, req)
+	return a
 }
 
 // write sends b as one text message within the write timeout, so a client
@@ -159,7 +186,10 @@ func (s *Server) serveSocket(c *websocket.Conn) {
 	defer cancel()
 	sess := s.rt.OpenSession(func(req *hermes.TurnRequest) *hermes.TurnResult {
 		return s.socketTurn(connCtx, k, req)
-	}, func(_ *hermes.TurnRequest, err error) { k.refuse(err) })
+	}, func(req *hermes.TurnRequest, err error) {
+		k.take(req)
+		k.refuse(err)
+	})
 
 	_ = c.SetReadDeadline(time.Now().Add(socketPongWait))
 	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(socketPongWait)) })
@@ -188,11 +218,12 @@ func (s *Server) serveSocket(c *websocket.Conn) {
 			k.refuse(hermes.InvalidParam("", "Messages must be JSON text, not binary"))
 			continue
 		}
-		req, e := s.decodeSocketMessage(data)
+		req, answers, e := s.decodeSocketMessage(data)
 		if e != nil {
 			k.refuse(e)
 			continue
 		}
+		k.hold(req, answers)
 		sess.Create(req)
 	}
 	if s.sockets.isClosing() {
@@ -207,26 +238,28 @@ func (s *Server) serveSocket(c *websocket.Conn) {
 	<-sess.Close()
 }
 
-// decodeSocketMessage turns a client message into a turn request.
-func (s *Server) decodeSocketMessage(data []byte) (*hermes.TurnRequest, error) {
+// decodeSocketMessage turns a client message into a turn request, and the
+// approval answers to resolve when it starts.
+func (s *Server) decodeSocketMessage(data []byte) (*hermes.TurnRequest, []approvalAnswer, error) {
 	var head struct {
 		Type string `json:"type"`
 	}
 	if err := decodeObject(data, &head); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if head.Type != "response.create" {
-		return nil, hermes.InvalidParam("type", "Unknown message type '%s': send response.create", head.Type)
+		return nil, nil, hermes.InvalidParam("type", "Unknown message type '%s': send response.create", head.Type)
 	}
-	rr, req, err := s.decodeResponses(data)
+	var answers []approvalAnswer
+	rr, req, err := s.decodeResponsesOn(data, &answers)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if rr.Background {
-		return nil, hermes.InvalidParam("background", "background responses are not supported over WebSocket: use POST /v1/responses")
+		return nil, nil, hermes.InvalidParam("background", "background responses are not supported over WebSocket: use POST /v1/responses")
 	}
 	req.Progress = true
-	return req, nil
+	return req, answers, nil
 }
 
 // errSocketGone is the result of a response whose client left before it
@@ -236,6 +269,15 @@ var errSocketGone = &hermes.Error{Code: hermes.ECancelled, Message: "the connect
 // socketTurn runs one response of a connection and writes its events with
 // the same encoder an SSE stream uses, unframed.
 func (s *Server) socketTurn(connCtx context.Context, k *socket, req *hermes.TurnRequest) *hermes.TurnResult {
+	if answers := k.take(req); len(answers) > 0 {
+		// The session has set PreviousRecord by now when req continues
+		// the connection's kept response.
+		var err error
+		if req.Approvals, err = s.approvals(answers, req, req.Previous, req.PreviousRecord); err != nil {
+			k.refuse(err)
+			return &hermes.TurnResult{Err: hermes.AsError(err)}
+		}
+	}
 	req.ResponseID = s.opts.NewID("resp_")
 	events, cancel, err := s.submitIn(connCtx, req)
 	if err != nil {

@@ -40,6 +40,7 @@ func TestCluster(t *testing.T) {
 	t.Run("IdempotencyAcrossNodes", func(t *testing.T) { clusterIdempotency(t, bin) })
 	t.Run("CancelAcrossNodes", func(t *testing.T) { clusterCancel(t, bin) })
 	t.Run("RandomKillsLoseNoAcknowledgedResponse", func(t *testing.T) { clusterKillLoad(t, bin) })
+	t.Run("HealthDegradedWithoutTheDatabase", func(t *testing.T) { clusterHealth(t, bin) })
 }
 
 // cluster is n hermesd processes on one database.
@@ -604,4 +605,51 @@ func clusterKillLoad(t *testing.T, bin string) {
 		}
 	}
 	t.Logf("%d kills in %v: %d acknowledged responses all kept, %d requests failed with their node", kills, duration, len(acked), failed.Load())
+}
+
+// clusterHealth: a node that cannot reach the database says so on
+// /health (503 degraded, so a load balancer routes around it) and in
+// /metrics, and recovers on its own when the database is back.
+func clusterHealth(t *testing.T, bin string) {
+	c := startCluster(t, bin, 1, nil)
+	p := c.nodes[0]
+	db := c.db()
+	var name string
+	if err := db.QueryRow(context.Background(), "SELECT current_database()").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	// Cut the node off, from the server's own database: no new
+	// connections, the open ones closed.
+	admin, err := pgx.Connect(context.Background(), strings.Replace(c.url, "/"+name+"?", "/postgres?", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	for _, q := range []string{
+		"ALTER DATABASE " + name + " ALLOW_CONNECTIONS false",
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'",
+	} {
+		if _, err := admin.Exec(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cut := time.Now()
+	hermestest.Eventually(t, "/health degraded", func() bool {
+		code, body := call(p, "GET", "/health", nil)
+		return code == 503 && field(body, "status") == "degraded" && field(body, "database") == "degraded" && field(body, "node") == "node0"
+	})
+	t.Logf("/health degraded %v after the database went away (TTL %v)", time.Since(cut).Round(time.Millisecond), clusterTTL)
+	if v := metricValue(p, "hermes_database_up"); v != 0 {
+		t.Errorf("hermes_database_up = %v, want 0", v)
+	}
+	if _, err := admin.Exec(context.Background(), "ALTER DATABASE "+name+" ALLOW_CONNECTIONS true"); err != nil {
+		t.Fatal(err)
+	}
+	hermestest.Eventually(t, "/health ok again", func() bool {
+		code, body := call(p, "GET", "/health", nil)
+		return code == 200 && field(body, "database") == "ok"
+	})
+	if code, body := call(p, "POST", "/v1/responses", map[string]any{"conversation": "back", "input": "hello"}); code != 200 {
+		t.Fatalf("a turn after the database came back: %d %s", code, body)
+	}
 }

@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/hermesd/hermesd/tooling/mcp"
 )
@@ -160,14 +162,15 @@ func TestRequestMCPApprovalRoundTrip(t *testing.T) {
 			`{"type":"mcp_approval_response","approval_request_id":"`+id+`","approve":`+map[bool]string{true: "true", false: "false"}[yes]+
 			`,"reason":"not today"}]}`)
 	}
+	// The chain holds the server's list: it is not listed again.
 	code, ran, raw := approve(asked.ID, reqID, true)
-	if code != 200 || strings.Join(itemTypes(ran), ",") != "mcp_list_tools,mcp_call,message" {
+	if code != 200 || strings.Join(itemTypes(ran), ",") != "mcp_call,message" {
 		t.Fatalf("approved: %d %s", code, raw)
 	}
-	if c := ran.Output[1]; c["approval_request_id"] != reqID || c["name"] != "echo" || c["output"] != `{"result":"echo: hi"}` {
+	if c := ran.Output[0]; c["approval_request_id"] != reqID || c["name"] != "echo" || c["output"] != `{"result":"echo: hi"}` {
 		t.Errorf("the approved call = %v", c)
 	}
-	if ans := ran.Output[2]["content"].([]any)[0].(map[string]any)["text"].(string); !strings.Contains(ans, "echo: hi") {
+	if ans := ran.Output[1]["content"].([]any)[0].(map[string]any)["text"].(string); !strings.Contains(ans, "echo: hi") {
 		t.Errorf("the model did not read the result: %q", ans)
 	}
 	if n := len(up.Calls()); n != calls+1 {
@@ -177,10 +180,10 @@ func TestRequestMCPApprovalRoundTrip(t *testing.T) {
 	// Declined, on a branch of the same response: nothing runs, and the
 	// model is told.
 	code, declined, raw := approve(asked.ID, reqID, false)
-	if code != 200 || strings.Join(itemTypes(declined), ",") != "mcp_list_tools,message" {
+	if code != 200 || strings.Join(itemTypes(declined), ",") != "message" {
 		t.Fatalf("declined: %d %s", code, raw)
 	}
-	if ans := declined.Output[1]["content"].([]any)[0].(map[string]any)["text"].(string); !strings.Contains(ans, "declined") || !strings.Contains(ans, "not today") || strings.Contains(ans, "echo: hi") {
+	if ans := declined.Output[0]["content"].([]any)[0].(map[string]any)["text"].(string); !strings.Contains(ans, "declined") || !strings.Contains(ans, "not today") || strings.Contains(ans, "echo: hi") {
 		t.Errorf("after declining: %q", ans)
 	}
 
@@ -194,7 +197,7 @@ func TestRequestMCPApprovalRoundTrip(t *testing.T) {
 	for name, body := range map[string]string{
 		"another chain's": `{"previous_response_id":"` + asked.ID + `","tools":[` + tool + `],"input":[{"type":"mcp_approval_response","approval_request_id":"` + otherID + `","approve":true}]}`,
 		"unknown":         `{"previous_response_id":"` + asked.ID + `","tools":[` + tool + `],"input":[{"type":"mcp_approval_response","approval_request_id":"mcpr_nope_1","approve":true}]}`,
-		"not a request":   `{"previous_response_id":"` + ran.ID + `","tools":[` + tool + `],"input":[{"type":"mcp_approval_response","approval_request_id":"` + ran.Output[1]["id"].(string) + `","approve":true}]}`,
+		"not a request":   `{"previous_response_id":"` + ran.ID + `","tools":[` + tool + `],"input":[{"type":"mcp_approval_response","approval_request_id":"` + ran.Output[0]["id"].(string) + `","approve":true}]}`,
 		"twice":           `{"previous_response_id":"` + asked.ID + `","tools":[` + tool + `],"input":[` + twice + `,` + twice + `]}`,
 		"server unlisted": `{"previous_response_id":"` + asked.ID + `","input":[` + twice + `]}`,
 		"no previous":     `{"tools":[` + tool + `],"input":[` + twice + `]}`,
@@ -246,7 +249,7 @@ func TestRequestMCPApprovalRoundTrip(t *testing.T) {
 	back := `{"role":"user","content":"light"},` + mustJSON(nostore.Output[0]) + `,` + mustJSON(nostore.Output[1]) +
 		`,{"type":"mcp_approval_response","approval_request_id":"` + nostore.Output[1]["id"].(string) + `","approve":true}`
 	code, ran, raw = postResponse(t, h, `{"store":false,"tools":[`+tool+`],"input":[`+back+`]}`)
-	if code != 200 || strings.Join(itemTypes(ran), ",") != "mcp_list_tools,mcp_call,message" || ran.Output[1]["output"] != `{"result":"echo: light"}` {
+	if code != 200 || strings.Join(itemTypes(ran), ",") != "mcp_call,message" || ran.Output[0]["output"] != `{"result":"echo: light"}` {
 		t.Errorf("approved statelessly: %d %s", code, raw)
 	}
 	if resp, body := h.do(t, "POST", "/v1/responses", `{"store":false,"tools":[`+tool+`],"input":[{"role":"user","content":"x"},`+
@@ -261,7 +264,7 @@ func TestRequestMCPApprovalRoundTrip(t *testing.T) {
 	}
 	code, ran, raw = postResponse(t, h, `{"conversation":"talk","tools":[`+tool+`],"input":[`+
 		`{"type":"mcp_approval_response","approval_request_id":"`+inConv.Output[1]["id"].(string)+`","approve":true}]}`)
-	if code != 200 || strings.Join(itemTypes(ran), ",") != "mcp_list_tools,mcp_call,message" || ran.Output[1]["output"] != `{"result":"echo: conv"}` {
+	if code != 200 || strings.Join(itemTypes(ran), ",") != "mcp_call,message" || ran.Output[0]["output"] != `{"result":"echo: conv"}` {
 		t.Errorf("approved in a conversation: %d %s", code, raw)
 	}
 }
@@ -434,5 +437,130 @@ func TestRequestMCPCannotShadowConfiguredTools(t *testing.T) {
 	}
 	if c := out.Output[1]; c["server_label"] != "x_add" || c["output"] != `{"result":"extra tool"}` {
 		t.Errorf("the call = %v", c)
+	}
+}
+
+// A server's mcp_list_tools item is emitted once per chain, as OpenAI
+// does: a response continuing one whose chain holds the list (or an input
+// holding it, statelessly) emits none and offers the model the tools that
+// list names. A label the chain has not listed, or whose listing response
+// is gone, is listed.
+func TestRequestMCPListedOncePerChain(t *testing.T) {
+	u := hermestest.StartMCPHTTP(t)
+	up := planUpstream(t, func(string) [][2]string { return nil })
+	h := startHermes(t, mergeEnv(up.Env(), allowPrivateMCP))
+	echoOnly := mcpTool(u, `"require_approval":"never","allowed_tools":["echo"]`)
+	all := mcpTool(u, `"require_approval":"never"`)
+	offered := func() []string { calls := up.Calls(); return toolNames(calls[len(calls)-1]) }
+
+	post := func(body, want string) responseOut {
+		t.Helper()
+		code, out, raw := postResponse(t, h, body)
+		if code != 200 || strings.Join(itemTypes(out), ",") != want {
+			t.Fatalf("%s: %d, want items %s: %s", body, code, want, raw)
+		}
+		return out
+	}
+	first := post(`{"input":"a","tools":[`+echoOnly+`]}`, "mcp_list_tools,message")
+	// The stored list names echo only: the model keeps to it though this
+	// request allows every tool.
+	second := post(`{"previous_response_id":"`+first.ID+`","input":"b","tools":[`+all+`]}`, "message")
+	if names := offered(); !contains(names, "mcp_req_echo") || contains(names, "mcp_req_header") {
+		t.Errorf("continuing a listed chain, the model was offered %v; want the stored list's echo only", names)
+	}
+	// Two responses on: the list is still found (in the first response).
+	third := post(`{"previous_response_id":"`+second.ID+`","input":"c","tools":[`+all+`]}`, "message")
+	// Another label is listed.
+	other := strings.Replace(all, `"server_label":"req"`, `"server_label":"other"`, 1)
+	post(`{"previous_response_id":"`+third.ID+`","input":"d","tools":[`+all+`,`+other+`]}`, "mcp_list_tools,message")
+
+	// The listing response deleted: listed again, with what the server
+	// and this request now allow.
+	if resp, body := h.do(t, "DELETE", "/v1/responses/"+first.ID, ""); resp.StatusCode != 200 {
+		t.Fatalf("delete: %d %s", resp.StatusCode, body)
+	}
+	again := post(`{"previous_response_id":"`+third.ID+`","input":"e","tools":[`+all+`]}`, "mcp_list_tools,message")
+	if names := offered(); !contains(names, "mcp_req_header") || len(again.Output[0]["tools"].([]any)) < 2 {
+		t.Errorf("listed afresh, the model was offered %v", names)
+	}
+
+	// Statelessly: the list sent back in the input is the one used.
+	_, nostore, _ := postResponse(t, h, `{"store":false,"input":"f","tools":[`+echoOnly+`]}`)
+	back := `{"role":"user","content":"f"},` + mustJSON(nostore.Output[0]) + `,` + mustJSON(nostore.Output[1]) + `,{"role":"user","content":"g"}`
+	post(`{"store":false,"input":[`+back+`],"tools":[`+all+`]}`, "message")
+	if names := offered(); !contains(names, "mcp_req_echo") || contains(names, "mcp_req_header") {
+		t.Errorf("with the list in the input, the model was offered %v", names)
+	}
+	post(`{"store":false,"input":"h","tools":[`+all+`]}`, "mcp_list_tools,message")
+
+	// In a named conversation, the same.
+	post(`{"conversation":"listed","input":"i","tools":[`+all+`]}`, "mcp_list_tools,message")
+	post(`{"conversation":"listed","input":"j","tools":[`+all+`]}`, "message")
+}
+
+// readWSResponse reads one WebSocket response to its terminal event and
+// returns that event's response.
+func readWSResponse(t *testing.T, c *websocket.Conn) responseOut {
+	t.Helper()
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(hermestest.Timeout))
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("reading an event: %v", err)
+		}
+		var ev struct {
+			Type     string      `json:"type"`
+			Status   int         `json:"status"`
+			Response responseOut `json:"response"`
+		}
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Fatalf("%v: %s", err, b)
+		}
+		switch ev.Type {
+		case "error":
+			t.Fatalf("refused: %s", b)
+		case "response.completed", "response.failed", "response.incomplete":
+			return ev.Response
+		}
+	}
+}
+
+// Over a WebSocket, a store: false response's approval request is
+// answered on the same connection: it is found in the connection's kept
+// response, never in the store (which refused it with a 400 before).
+func TestRequestMCPApprovalOverWebSocket(t *testing.T) {
+	u := hermestest.StartMCPHTTP(t)
+	up := planUpstream(t, func(user string) [][2]string { return [][2]string{{"mcp_req_echo", `{"text":"` + user + `"}`}} })
+	h := startHermes(t, mergeEnv(up.Env(), allowPrivateMCP))
+	tool := mcpTool(u, "")
+	c := mustDialWS(t, h)
+
+	sendCreate(t, c, `{"input":"over ws","store":false,"tools":[`+tool+`]}`)
+	asked := readWSResponse(t, c)
+	if strings.Join(itemTypes(asked), ",") != "mcp_list_tools,mcp_approval_request" {
+		t.Fatalf("asked: %s", mustJSON(asked))
+	}
+	reqID := asked.Output[1]["id"].(string)
+	answer := func(prev, id string) {
+		sendCreate(t, c, `{"store":false,"previous_response_id":"`+prev+`","tools":[`+tool+`],"input":[`+
+			`{"type":"mcp_approval_response","approval_request_id":"`+id+`","approve":true}]}`)
+	}
+	answer(asked.ID, reqID)
+	ran := readWSResponse(t, c)
+	if ran.Status != "completed" || strings.Join(itemTypes(ran), ",") != "mcp_call,message" ||
+		ran.Output[0]["approval_request_id"] != reqID || ran.Output[0]["output"] != `{"result":"echo: over ws"}` {
+		t.Fatalf("approved over the socket: %s", mustJSON(ran))
+	}
+
+	// An id the kept response does not hold is still refused, and nothing runs.
+	sendCreate(t, c, `{"input":"again","store":false,"tools":[`+tool+`]}`)
+	again := readWSResponse(t, c)
+	before := len(up.Calls())
+	answer(again.ID, reqID)
+	if ev := readRefusal(t, c); ev.Status != 400 || ev.Param != "input[0].approval_request_id" {
+		t.Errorf("another response's approval request: status %d param %q", ev.Status, ev.Param)
+	}
+	if n := len(up.Calls()); n != before {
+		t.Errorf("a refused approval reached the model %d times", n-before)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"reflect"
 	"regexp"
@@ -671,7 +672,7 @@ func (s *server) httpClient() *http.Client {
 		base.Proxy = nil // a proxy would be the only address the guard saw
 		base.DialContext, base.DialTLSContext = s.cfg.Dial, nil
 	}
-	c := &http.Client{Transport: &headerTransport{headers: s.cfg.Headers, base: base}}
+	c := &http.Client{Transport: &headerTransport{headers: s.cfg.Headers, origin: origin(s.cfg.URL), base: base}}
 	if s.cfg.NoRedirects {
 		c.CheckRedirect = func(r *http.Request, _ []*http.Request) error {
 			return fmt.Errorf("the MCP server redirected to %s; redirects are not followed", r.URL.Redacted())
@@ -682,10 +683,33 @@ func (s *server) httpClient() *http.Client {
 
 type headerTransport struct {
 	headers map[string]string
-	base    http.RoundTripper
+	// origin is the server URL's scheme://host:port. An HTTP+SSE server
+	// names the endpoint messages are posted to, and one naming another
+	// origin would get the headers (a request's credentials) and make
+	// hermesd post wherever it likes: such a request is refused.
+	origin string
+	base   http.RoundTripper
+}
+
+// origin returns raw's scheme://host:port, the port made explicit ("" when
+// raw does not parse).
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[scheme]
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if o := origin(r.URL.String()); o != t.origin {
+		return nil, fmt.Errorf("the MCP server sent hermesd to %s, another origin than its URL's %s; refused (its headers would go there)", o, t.origin)
+	}
 	if len(t.headers) > 0 {
 		r = r.Clone(r.Context())
 		for k, v := range t.headers {
