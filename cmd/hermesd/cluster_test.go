@@ -533,7 +533,7 @@ func clusterCancel(t *testing.T, bin string) {
 func clusterKillLoad(t *testing.T, bin string) {
 	const (
 		writers  = 6
-		duration = 6 * time.Second
+		duration = 20 * time.Second // as the issue asks: long enough for several kills of each node
 	)
 	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
 		return hermestest.Reply{Text: "ok"}
