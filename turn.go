@@ -160,6 +160,10 @@ type StoredResponse struct {
 	// chain up to and including this response to the response whose
 	// output holds it, so a later turn finds it without walking the chain.
 	Listed map[string]string `json:"mcp_listed,omitempty"`
+	// Lists, on a record never stored (a WebSocket connection's store:
+	// false response), are the tool lists its turn knew: the responses
+	// Listed names are not in the store, so the next turn reads them here.
+	Lists []MCPList `json:"-"`
 	// ErrCode and ErrMessage describe why a failed or incomplete turn ended.
 	ErrCode    string `json:"err_code,omitempty"`
 	ErrMessage string `json:"err_message,omitempty"`

@@ -26,8 +26,11 @@ type turnInput struct {
 	// local is true when prev is the caller's (req.PreviousRecord), never
 	// stored: its transcript is at hand and the store knows nothing of it.
 	local bool
-	// listed is the Listed map of the response the turn continues.
+	// listed is the Listed map of the response the turn continues, and
+	// known the tool lists the turn took as shown already after the ones
+	// that response carried in memory (Lists).
 	listed map[string]string
+	known  []hermes.MCPList
 }
 
 // route resolves the routing key of a request and checks that what it
@@ -360,6 +363,9 @@ func (r *Runtime) record(in *turnInput, last *hermes.StoredResponse, parent stri
 		MCPLists:     res.MCPLists,
 		Listed:       listedAfter(in.listed, req.ResponseID, res.MCPLists),
 	}
+	if !req.Store {
+		rec.Lists = latestLists(in.known, res.MCPLists)
+	}
 	if res.Model != "" {
 		rec.Model = res.Model // a fallback answered
 	}
@@ -442,9 +448,11 @@ func (r *Runtime) withListed(in *turnInput, last *hermes.StoredResponse, parent 
 	case r.store != nil:
 		prev, _ = r.store.ResponseHead(parent)
 	}
+	in.known = req.Listed
 	if prev == nil {
 		return req
 	}
+	in.known = append(prev.Lists[:len(prev.Lists):len(prev.Lists)], req.Listed...)
 	in.listed = prev.Listed
 	if len(req.MCP) == 0 || len(prev.Listed) == 0 {
 		return req
@@ -461,10 +469,13 @@ func (r *Runtime) withListed(in *turnInput, last *hermes.StoredResponse, parent 
 			continue
 		}
 		holder := prev
-		if id != prev.ID {
-			if r.store == nil {
-				continue
-			}
+		switch {
+		case id == prev.ID:
+		case prev.Lists != nil:
+			holder = &hermes.StoredResponse{MCPLists: prev.Lists}
+		case r.store == nil:
+			continue
+		default:
 			// Evicted or deleted since: the server is listed afresh.
 			var err error
 			if holder, err = r.store.ResponseHead(id); err != nil {
@@ -479,7 +490,25 @@ func (r *Runtime) withListed(in *turnInput, last *hermes.StoredResponse, parent 
 			}
 		}
 	}
+	in.known = append(prev.Lists[:len(prev.Lists):len(prev.Lists)], turn.Listed...)
 	return &turn
+}
+
+// latestLists returns each server's latest list of known and then lists,
+// at most maxListed of them.
+func latestLists(known, lists []hermes.MCPList) []hermes.MCPList {
+	all := append(known[:len(known):len(known)], lists...)
+	at := make(map[string]int, len(all))
+	var out []hermes.MCPList
+	for _, l := range all {
+		if i, ok := at[l.Server]; ok {
+			out[i] = l
+		} else if len(out) < maxListed {
+			at[l.Server] = len(out)
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // listedAfter is the Listed map of a response id continuing one whose map

@@ -75,7 +75,7 @@ func benchRoundTrip(b *testing.B, path, body, want string) {
 		defer fasthttp.ReleaseRequest(req)
 		defer fasthttp.ReleaseResponse(resp)
 		for pb.Next() {
-			req.SetRequestURI("http://bench" + path)
+			req.SetRequestURI("http://localhost" + path)
 			req.Header.SetMethod("POST")
 			req.Header.SetContentType("application/json")
 			req.SetBodyString(body)

@@ -62,15 +62,26 @@ func (st *responseStream) begin(sw *sseWriter) {
 	_ = json.Unmarshal(st.req.Wire, &st.wire)
 	st.form = st.s.recordForm(&st.wire)
 	st.running = make(map[string]runningTool)
-	stub := st.stub(hermes.StatusInProgress)
-	st.responseEvent("response.created", stub)
-	st.responseEvent("response.in_progress", stub)
+	// Both events carry the same object: it is built once.
+	b := append(st.open("response.created"), `,"response":`...)
+	start := len(b)
+	b = st.appendResponse(b, st.stub(hermes.StatusInProgress))
+	obj := append([]byte(nil), b[start:]...) // the next frame reuses the buffer
+	st.sw.end(append(b, '}'))
+	b = append(st.open("response.in_progress"), `,"response":`...)
+	st.sw.end(append(append(b, obj...), '}'))
 }
 
-// responseEvent writes an event whose one field is rec's response object,
-// in the bytes json.Marshal(s.responseObj(rec)) gives: the fields that
-// change during a response by hand, the request's echo encoded once.
+// responseEvent writes an event whose one field is rec's response object.
 func (st *responseStream) responseEvent(typ string, rec *hermes.StoredResponse) {
+	b := append(st.open(typ), `,"response":`...)
+	st.sw.end(append(st.appendResponse(b, rec), '}'))
+}
+
+// appendResponse appends rec's response object in the bytes
+// json.Marshal(s.responseObj(rec)) gives: the fields that change during a
+// response by hand, the request's echo encoded once.
+func (st *responseStream) appendResponse(b []byte, rec *hermes.StoredResponse) []byte {
 	w, form := &st.wire, st.form
 	same := bytes.Equal(rec.Wire, st.req.Wire)
 	if !same {
@@ -79,7 +90,6 @@ func (st *responseStream) responseEvent(typ string, rec *hermes.StoredResponse) 
 		form = st.s.recordForm(w)
 	}
 	o := st.s.responseObjOf(rec, w)
-	b := append(st.open(typ), `,"response":`...)
 	b = appendResponseHead(b, o)
 	b = append(b, `,"output":[`...)
 	for i, it := range st.s.responseItems(rec, form) {
@@ -120,7 +130,7 @@ func (st *responseStream) responseEvent(typ string, rec *hermes.StoredResponse) 
 	} else {
 		b = append(appendString(append(b, `{"id":`...), o.Conversation.ID), '}')
 	}
-	st.sw.end(append(b, "}}"...))
+	return append(b, '}')
 }
 
 // appendResponseHead appends a response object's fields up to its model,

@@ -564,3 +564,31 @@ func TestRequestMCPApprovalOverWebSocket(t *testing.T) {
 		t.Errorf("a refused approval reached the model %d times", n-before)
 	}
 }
+
+// A WebSocket connection's store: false chain lists a server once too,
+// though the response holding the list is gone from the connection (it
+// keeps only the latest): the kept response carries the lists it knew.
+func TestRequestMCPListedOnceOverWebSocket(t *testing.T) {
+	u := hermestest.StartMCPHTTP(t)
+	up := planUpstream(t, func(string) [][2]string { return nil })
+	h := startHermes(t, mergeEnv(up.Env(), allowPrivateMCP))
+	tool := mcpTool(u, `"require_approval":"never","allowed_tools":["echo"]`)
+	c := mustDialWS(t, h)
+	prev := ""
+	for i, want := range []string{"mcp_list_tools,message", "message", "message", "message"} {
+		body := `{"input":"turn","store":false,"tools":[` + tool + `]`
+		if prev != "" {
+			body += `,"previous_response_id":"` + prev + `"`
+		}
+		sendCreate(t, c, body+"}")
+		out := readWSResponse(t, c)
+		if got := strings.Join(itemTypes(out), ","); got != want {
+			t.Fatalf("response %d: items %s, want %s", i+1, got, want)
+		}
+		calls := up.Calls()
+		if names := toolNames(calls[len(calls)-1]); !contains(names, "mcp_req_echo") {
+			t.Errorf("response %d: the model was offered %v", i+1, names)
+		}
+		prev = out.ID
+	}
+}
