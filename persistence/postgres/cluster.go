@@ -545,11 +545,13 @@ func dbError(what string, err error) error {
 
 // CheckFence fails with EConversationBusy unless the lease key still
 // carries epoch. Run inside a write's transaction, it holds the lease
-// row's share lock until the commit, so no other node can take the lease
-// over between the check and the write.
+// row's key-share lock until the commit, so no other node can take the
+// lease over (change its epoch, or delete it) between the check and the
+// write; the holder's renewals, which change only expires, are not blocked
+// (migration 0005).
 func CheckFence(ctx context.Context, tx pgx.Tx, key string, epoch int64) error {
 	var one int
-	err := tx.QueryRow(ctx, "SELECT 1 FROM leases WHERE key = $1 AND epoch = $2 FOR SHARE", key, epoch).Scan(&one)
+	err := tx.QueryRow(ctx, "SELECT 1 FROM leases WHERE key = $1 AND epoch = $2 FOR KEY SHARE", key, epoch).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return persistence.ErrLeaseLost
 	}

@@ -2,12 +2,14 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	hermes "github.com/hermesd/hermesd"
@@ -499,4 +501,53 @@ func TestLeaseSweepReportsDeadWaiters(t *testing.T) {
 		t.Fatalf("the live holder's lease: epoch %d, %v, want %d", epoch, err, held.Epoch)
 	}
 	held.Release()
+}
+
+// A fence held by a write's transaction must not block its holder's
+// renewal — a share lock did, and a renewal batch and a write batch
+// fencing several leases in another order deadlocked (PostgreSQL broke the
+// cycle after its 1 s deadlock_timeout, stalling every node's writes) —
+// while it still blocks a takeover (a new epoch) and a release or sweep
+// (a delete) until the write commits.
+func TestFenceBlocksTakeoverNotRenewal(t *testing.T) {
+	pool := testPool(t)
+	a := testCluster(t, pool, "a", 10*time.Second)
+	lease, err := a.Acquire(context.Background(), "conv:f", "resp_f", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lease.Release()
+	ctx := context.Background()
+	fenced, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fenced.Rollback(ctx)
+	if err := CheckFence(ctx, fenced, "conv:f", lease.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	// try runs q in a transaction that gives up waiting for a row lock
+	// after 300 ms: nil, or the lock timeout.
+	try := func(q string) error {
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '300ms'"); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, q, "conv:f")
+			return err
+		})
+	}
+	lockTimeout := func(err error) bool {
+		var pe *pgconn.PgError
+		return errors.As(err, &pe) && pe.Code == "55P03"
+	}
+	if err := try("UPDATE leases SET expires = now() + interval '10 seconds' WHERE key = $1"); err != nil {
+		t.Fatalf("renewal under a fence: %v, want it to pass", err)
+	}
+	if err := try("UPDATE leases SET epoch = nextval('lease_epoch') WHERE key = $1"); !lockTimeout(err) {
+		t.Fatalf("takeover under a fence: %v, want it to wait for the write (lock timeout)", err)
+	}
+	if err := try("DELETE FROM leases WHERE key = $1"); !lockTimeout(err) {
+		t.Fatalf("delete under a fence: %v, want it to wait for the write (lock timeout)", err)
+	}
 }
