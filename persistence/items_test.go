@@ -20,12 +20,22 @@ import (
 	hermes "github.com/hermesd/hermesd"
 )
 
-// checkItems verifies the items layout of s: every addressed response has
+// checkItems verifies the items layout of s (itemRecords) and returns the
+// number of item records.
+func checkItems(t *testing.T, s *Store) int {
+	t.Helper()
+	n, err := itemRecords(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// itemRecords verifies the items layout of s: every addressed response has
 // items; every kept item record is referenced exactly as often as its
 // address and its children say; nothing is kept that nothing references.
 // It returns the number of item records.
-func checkItems(t *testing.T, s *Store) int {
-	t.Helper()
+func itemRecords(s *Store) (int, error) {
 	n := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
 		resp, items, refs := tx.Bucket(bucketResponses), tx.Bucket(bucketItems), tx.Bucket(bucketItemRefs)
@@ -71,10 +81,7 @@ func checkItems(t *testing.T, s *Store) int {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
+	return n, err
 }
 
 // turn is resp with a parent and a transcript, as the runtime builds it.
@@ -136,83 +143,6 @@ func TestItemsStoredOnce(t *testing.T) {
 	if _, err := s.ResponseHead("nope"); hermes.ErrorCode(err) != hermes.ENotFound {
 		t.Errorf("ResponseHead(missing) = %v", err)
 	}
-}
-
-// TestBranchingSharesPrefix: two responses continuing one parent share its
-// items; they go only when neither branch needs them.
-func TestBranchingSharesPrefix(t *testing.T) {
-	s := newStore(t, Options{})
-	a := turn("a", nil)
-	b := turn("b", a)
-	c := turn("c", a)
-	d := turn("d", c)
-	apply(t, s, PutResponse(a), PutResponse(b), PutResponse(c), PutResponse(d))
-	if n := checkItems(t, s); n != 4 {
-		t.Fatalf("%d item records for 4 responses, want 4 (the prefix stored once)", n)
-	}
-	apply(t, s, DeleteResponse("a"), DeleteResponse("c"))
-	if has(t, s, "a") || has(t, s, "c") {
-		t.Fatal("a and c must not be addressable once deleted")
-	}
-	wantTranscript(t, s, b)
-	wantTranscript(t, s, d)
-	if n := checkItems(t, s); n != 4 {
-		t.Fatalf("%d item records, want 4: a and c are still needed", n)
-	}
-	apply(t, s, DeleteResponse("d"))
-	if n := checkItems(t, s); n != 2 {
-		t.Fatalf("%d item records after deleting d, want 2 (a for b, and b)", n)
-	}
-	wantTranscript(t, s, b)
-	apply(t, s, DeleteResponse("b"))
-	if n := checkItems(t, s); n != 0 {
-		t.Fatalf("%d item records left when nothing is addressed, want 0", n)
-	}
-	if _, err := s.Transcript("a"); hermes.ErrorCode(err) != hermes.ENotFound {
-		t.Fatalf("Transcript(a) = %v, want not found", err)
-	}
-}
-
-// TestParentGoneKeepsHistoryInline: a response whose parent was deleted
-// while its turn ran keeps the history it was given, so its transcript is
-// whole.
-func TestParentGoneKeepsHistoryInline(t *testing.T) {
-	s := newStore(t, Options{})
-	a := turn("a", nil)
-	b := turn("b", a)
-	apply(t, s, PutResponse(a))
-	apply(t, s, DeleteResponse("a"))
-	apply(t, s, PutResponse(b))
-	wantTranscript(t, s, b)
-	got, err := s.Response("b")
-	if err != nil || got.Parent != "" || !reflect.DeepEqual(got.Input, b.Input) || len(got.Consumed) != 0 {
-		t.Fatalf("Response(b) = %+v, %v; want its own items and no parent", got, err)
-	}
-	c := turn("c", b)
-	apply(t, s, PutResponse(c))
-	wantTranscript(t, s, c)
-	checkItems(t, s)
-}
-
-// TestReplaceUnderNewParent: a record replaced with another parent moves
-// its reference; one that would make a loop is refused.
-func TestReplaceUnderNewParent(t *testing.T) {
-	s := newStore(t, Options{})
-	a, b := turn("a", nil), turn("b", nil)
-	c := turn("c", a)
-	apply(t, s, PutResponse(a), PutResponse(b), PutResponse(c))
-	c2 := turn("c", b)
-	apply(t, s, PutResponse(c2), DeleteResponse("a"))
-	wantTranscript(t, s, c2)
-	if n := checkItems(t, s); n != 2 {
-		t.Fatalf("%d item records, want 2 (a is no longer needed)", n)
-	}
-	err := s.Apply([]Op{PutResponse(turn("b", c2))})
-	wantCode(t, err, hermes.EInvalid)
-	err = s.Apply([]Op{PutResponse(turn("b", turn("b", nil)))})
-	wantCode(t, err, hermes.EInvalid)
-	wantTranscript(t, s, c2)
-	checkItems(t, s)
 }
 
 // TestEvictionChurnBoundsItems churns 10,000 responses through a capacity

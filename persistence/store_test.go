@@ -270,51 +270,6 @@ func TestIdempotencyTTL(t *testing.T) {
 	}
 }
 
-func TestRestartKeepsEverything(t *testing.T) {
-	clk := newClock()
-	path := filepath.Join(t.TempDir(), "restart.db")
-	opts := Options{Capacity: 3, Now: clk.Now}
-	s := openAt(t, path, opts)
-	apply(t, s,
-		PutResponse(resp("a", "", "X")),
-		PutResponse(resp("b", "a", "X")),
-		PutResponse(resp("c", "", "")),
-		TouchResponse("a"),
-		PutConversation(&Conversation{ID: "Y", Metadata: map[string]string{"m": "1"}}),
-		PutIdempotency("k", &IdemEntry{Fingerprint: "f", Status: 200, Body: []byte("body")}),
-	)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s = openAt(t, path, opts)
-	for _, id := range []string{"a", "b", "c"} {
-		if !has(t, s, id) {
-			t.Errorf("%s lost across restart", id)
-		}
-	}
-	if s.Len() != 3 {
-		t.Errorf("Len = %d, want 3", s.Len())
-	}
-	if got := latestOf(t, s, "X"); got != "b" {
-		t.Errorf("Latest(X) = %q, want b", got)
-	}
-	if c, err := s.Conversation("Y"); err != nil || c.Metadata["m"] != "1" {
-		t.Errorf("Conversation(Y) = %+v, %v", c, err)
-	}
-	if e, ok, err := s.Idempotency("k"); err != nil || !ok || string(e.Body) != "body" {
-		t.Errorf("Idempotency = %+v, %v, %v", e, ok, err)
-	}
-	// The LRU order survived too: b is now the least recently used.
-	apply(t, s, PutResponse(resp("d", "", "")))
-	if has(t, s, "b") || !has(t, s, "a") {
-		t.Error("after restart the victim should be b (a was touched)")
-	}
-	if got := latestOf(t, s, "X"); got != "a" {
-		t.Errorf("Latest(X) after evicting b = %q, want a", got)
-	}
-}
-
 func TestCorruptRecords(t *testing.T) {
 	tests := []struct {
 		name string

@@ -38,7 +38,8 @@ type Backend struct {
 	// Storage makes new, empty storage for one test and returns how to
 	// open a store on it; opening again after Close is a restart.
 	Storage func(t *testing.T) (open func(t *testing.T, opts persistence.Options) Store)
-	// Items counts the item records kept (the items-once layout);
+	// Items counts the item records kept (the items-once layout), failing
+	// the test where the backend finds its layout inconsistent;
 	// IdempotencyRecords the idempotency entries, expired ones included.
 	Items              func(t *testing.T, s Store) int
 	IdempotencyRecords func(t *testing.T, s Store) int
@@ -793,6 +794,7 @@ func parentGone(t *testing.T, b Backend) {
 	c := turn("c", rb)
 	apply(t, s, put(c))
 	wantTranscript(t, s, c)
+	b.Items(t, s) // the layout is still consistent
 }
 
 // imagesReadBack: data-URL images in items (repeated across turns, inline
@@ -851,6 +853,7 @@ func replaceUnderNewParent(t *testing.T, b Backend) {
 	err = s.Apply([]persistence.Op{put(turn("b", turn("b", nil)))})
 	wantCode(t, err, hermes.EInvalid)
 	wantTranscript(t, s, c2)
+	b.Items(t, s) // the layout is still consistent
 }
 
 // evictionChurn churns 1,000 responses through a capacity of 50, in chains
