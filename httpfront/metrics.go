@@ -46,9 +46,8 @@ func (m *Metrics) handler(ctx *fasthttp.RequestCtx) { m.serve(ctx) }
 
 // observe records one request under its route pattern, not its raw path,
 // so ids in paths cannot blow up the label set.
-func (m *Metrics) observe(ctx *fasthttp.RequestCtx, d time.Duration) {
-	route := routeLabel(ctx)
-	m.requests.WithLabelValues(route, strconv.Itoa(ctx.Response.StatusCode())).Inc()
+func (m *Metrics) observe(route string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
 	m.latency.WithLabelValues(route).Observe(d.Seconds())
 }
 

@@ -282,18 +282,46 @@ func (s *Server) middleware(next fasthttp.RequestHandler) fasthttp.RequestHandle
 		rid := s.commonHeaders(ctx)
 		ctx.SetUserValue(ridKey, rid)
 		s.serve(ctx, next)
-		s.logRequest(ctx, rid, start)
+		l := s.requestLine(ctx, rid, start)
+		if b, ok := ctx.Response.BodyStream().(*sseBody); ok {
+			// A stream is logged when its body ends, off the path of its
+			// first token and with the duration of the whole stream.
+			b.logLine = &l
+			return
+		}
+		l.log()
 	}
 }
 
+// requestLine is one request's log line and metrics, taken from the
+// request before its ctx may be recycled.
+type requestLine struct {
+	s                       *Server
+	id, method, path, route string
+	status                  int
+	start                   time.Time
+}
+
+func (s *Server) requestLine(ctx *fasthttp.RequestCtx, rid string, start time.Time) requestLine {
+	return requestLine{s: s, id: rid, method: string(ctx.Method()), path: string(ctx.Path()),
+		route: routeLabel(ctx), status: ctx.Response.StatusCode(), start: start}
+}
+
+// logRequest logs an answered request at once.
 func (s *Server) logRequest(ctx *fasthttp.RequestCtx, rid string, start time.Time) {
-	if s.opts.Metrics != nil {
-		s.opts.Metrics.observe(ctx, time.Since(start))
+	l := s.requestLine(ctx, rid, start)
+	l.log()
+}
+
+func (l *requestLine) log() {
+	d := time.Since(l.start)
+	if m := l.s.opts.Metrics; m != nil {
+		m.observe(l.route, l.status, d)
 	}
-	if bg := context.Background(); s.log.Enabled(bg, slog.LevelInfo) {
-		s.log.LogAttrs(bg, slog.LevelInfo, "request", slog.String("id", rid), slog.String("method", string(ctx.Method())),
-			slog.String("path", string(ctx.Path())), slog.Int("status", ctx.Response.StatusCode()),
-			slog.Float64("dur_ms", float64(time.Since(start).Microseconds())/1000))
+	if bg := context.Background(); l.s.log.Enabled(bg, slog.LevelInfo) {
+		l.s.log.LogAttrs(bg, slog.LevelInfo, "request", slog.String("id", l.id), slog.String("method", l.method),
+			slog.String("path", l.path), slog.Int("status", l.status),
+			slog.Float64("dur_ms", float64(d.Microseconds())/1000))
 	}
 }
 

@@ -118,6 +118,7 @@ type sseBody struct {
 	enc       encoder
 	ran       bool
 	closed    bool
+	logLine   *requestLine // the request's log line, written once the body ends
 }
 
 // errStreamGone ends a body whose client left, so fasthttp closes the
@@ -163,6 +164,9 @@ func (b *sseBody) Close() error {
 		return nil
 	}
 	b.closed = true
+	if b.logLine != nil {
+		defer b.logLine.log()
+	}
 	if !b.ran {
 		b.cancel()
 		if b.rec != nil {

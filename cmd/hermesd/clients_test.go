@@ -124,7 +124,9 @@ func TestFloodAboveTurnCap(t *testing.T) {
 }
 
 // Logs are structured, one line per request carrying the request id that
-// the response's X-Request-Id names, and never the API key.
+// the response's X-Request-Id names, and never the API key. A stream's
+// line is written when the stream ends and times all of it (it was
+// written, timed, as the headers went out, before the first token).
 func TestRequestLogLines(t *testing.T) {
 	var buf hermestest.SyncBuffer
 	const key = "log-test-key-123"
@@ -154,6 +156,12 @@ func TestRequestLogLines(t *testing.T) {
 	if resp.StatusCode != 401 || generated == "" {
 		t.Fatalf("401 without a request id: %d", resp.StatusCode)
 	}
+	// Three tokens 60 ms apart: the stream lasts at least 120 ms.
+	resp, body := h.do(t, "POST", "/v1/chat/completions", `{"stream":true,"messages":[{"role":"user","content":"/tokens 3\n/delay 60ms"}]}`,
+		"Authorization", "Bearer "+key, "X-Request-Id", "trace-stream-2")
+	if resp.StatusCode != 200 || !strings.Contains(body, "[DONE]") {
+		t.Fatalf("stream: %d %s", resp.StatusCode, body)
+	}
 	var lines []map[string]any
 	for _, l := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
 		var rec map[string]any
@@ -164,9 +172,13 @@ func TestRequestLogLines(t *testing.T) {
 			lines = append(lines, rec)
 		}
 	}
-	if len(lines) != 2 || lines[0]["id"] != "trace-abc-1" || lines[0]["path"] != "/v1/chat/completions" || lines[0]["status"] != float64(200) ||
-		lines[1]["id"] != generated || lines[1]["status"] != float64(401) {
+	if len(lines) != 3 || lines[0]["id"] != "trace-abc-1" || lines[0]["path"] != "/v1/chat/completions" || lines[0]["status"] != float64(200) ||
+		lines[1]["id"] != generated || lines[1]["status"] != float64(401) ||
+		lines[2]["id"] != "trace-stream-2" || lines[2]["status"] != float64(200) {
 		t.Fatalf("request lines: %v", lines)
+	}
+	if d, _ := lines[2]["dur_ms"].(float64); d < 120 {
+		t.Fatalf("the stream's line says %v ms: not the whole stream", lines[2]["dur_ms"])
 	}
 	if strings.Contains(buf.String(), key) {
 		t.Fatal("the API key reached the logs")

@@ -592,6 +592,13 @@ func (w *worker) post(path string, body []byte, stream bool, check func([]byte) 
 		return sample{ttft: total, total: total, err: kind}
 	}
 	s := readSSE(resp.BodyStream(), began)
+	if s.err == "" {
+		// Read past [DONE] to the body's end, as an SDK does, so the
+		// connection is kept for the next request: closing a body not
+		// read whole closes its connection, and every request then paid
+		// for a new one on both sides.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.BodyStream(), 1<<20))
+	}
 	_ = resp.CloseBodyStream()
 	if s.err == "" && s.ttft == 0 && !w.toolTurn {
 		s.err = "no_content"

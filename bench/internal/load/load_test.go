@@ -309,3 +309,47 @@ func TestNodesRoundRobin(t *testing.T) {
 		t.Errorf("%d chained turns, want 27", f.chained)
 	}
 }
+
+// countingListener counts the connections it accepts.
+type countingListener struct {
+	net.Listener
+	n atomic.Int64
+}
+
+func (l *countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// A streaming client keeps its connection from one request to the next,
+// as an SDK does: it reads each stream to the end of its body, not only
+// to [DONE]. Before, every stream closed its connection, and each request
+// paid for a new one on both sides. (A stream written token by token:
+// one written whole is read whole with its [DONE].)
+func TestStreamsKeepTheirConnection(t *testing.T) {
+	mock := mockllm.New(mockllm.Config{})
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &countingListener{Listener: inner}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = mock.Serve(ln) }()
+	t.Cleanup(func() { ln.Close(); <-done })
+	res, err := Run(context.Background(), NewClient(2, 5*time.Second), Options{
+		Scenario: ChatStream, Kind: Direct, BaseURL: "http://" + ln.Addr().String(), Concurrency: 2,
+		Requests: 20, Duration: 10 * time.Second, Tokens: 3, TokenDelay: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 20 || res.Errors != 0 {
+		t.Fatalf("requests %d, errors %d %v", res.Requests, res.Errors, res.ErrorKinds)
+	}
+	if n := ln.n.Load(); n > 2 {
+		t.Fatalf("20 streams from 2 clients opened %d connections", n)
+	}
+}
