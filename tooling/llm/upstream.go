@@ -92,6 +92,10 @@ type Upstream struct {
 	// chatHead is the fasthttp path's chat request head, up to the value
 	// of its Content-Length.
 	chatHead string
+	// timeouts are the watchdog's causes, made once: formatting them on
+	// every call was a good part of its allocations before the request
+	// went out. They are only ever wrapped (failure), never changed.
+	timeouts struct{ firstByte, bodyIdle, streamIdle *hermes.Error }
 	images   inlined // fetched images (FetchImage)
 }
 
@@ -122,6 +126,9 @@ func NewUpstream(opts UpstreamOptions) *Upstream {
 	if opts.APIKey != "" {
 		u.auth = "Bearer " + opts.APIKey
 	}
+	u.timeouts.firstByte = hermes.Errorf(hermes.ETimeout, "no first byte from upstream within %v", opts.FirstByteTimeout)
+	u.timeouts.bodyIdle = hermes.Errorf(hermes.ETimeout, "upstream response idle for %v", opts.IdleTimeout)
+	u.timeouts.streamIdle = hermes.Errorf(hermes.ETimeout, "upstream stream idle for %v", opts.IdleTimeout)
 	client := opts.HTTPClient
 	if client == nil && !proxyConfigured() {
 		if u.fast = newFastClient(u.url, opts.ConnectTimeout, nil); u.fast != nil {
@@ -211,8 +218,7 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 	// fired; the transport then fails the pending read.
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	wd := startWatchdog(u.opts.FirstByteTimeout, hermes.Errorf(hermes.ETimeout,
-		"no first byte from upstream within %v", u.opts.FirstByteTimeout), cancel)
+	wd := startWatchdog(u.opts.FirstByteTimeout, u.timeouts.firstByte, cancel)
 	defer wd.stop()
 
 	if u.fast != nil {
@@ -279,7 +285,7 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, image
 	}
 	if isJSON(a.contentType) {
 		// Headers came; the body of a non-stream answer follows at once.
-		wd.rearm(u.opts.IdleTimeout, hermes.Errorf(hermes.ETimeout, "upstream response idle for %v", u.opts.IdleTimeout))
+		wd.rearm(u.opts.IdleTimeout, u.timeouts.bodyIdle)
 		return u.whole(ctx, rctx, a.body, onDelta, onReasoning)
 	}
 
@@ -297,7 +303,7 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, image
 		sr.reading = func(before bool) { onMore(!before) }
 		defer onMore(false)
 	}
-	idle := hermes.Errorf(hermes.ETimeout, "upstream stream idle for %v", u.opts.IdleTimeout)
+	idle := u.timeouts.streamIdle
 	var rerr error
 	for {
 		line, err := sr.next()
