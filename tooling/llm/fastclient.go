@@ -83,6 +83,14 @@ func newFastClient(rawURL string, connectTimeout time.Duration, tlsConfig *tls.C
 		tlsConfig = tlsConfig.Clone()
 		tlsConfig.ServerName = host
 	}
+	if tlsConfig != nil {
+		// Full-size records: a request goes out in one write (do), which
+		// small first records (sized for a browser to render early, and
+		// growing until a connection has sent 128 KB) cut into four or
+		// more for an agent's 10 KB prompt; the upstream reads it all
+		// before it answers anyway.
+		tlsConfig.DynamicRecordSizingDisabled = true
+	}
 	dial := func(addr string) (net.Conn, error) {
 		conn, err := dialer.Dial("tcp", addr)
 		if err != nil || tlsConfig == nil {
