@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	hermes "github.com/hermesd/hermesd"
+	"github.com/hermesd/hermesd/internal/hermestest"
 	"github.com/valyala/fasthttp"
 )
 
@@ -192,29 +193,17 @@ func agentRequest(t testing.TB) Request {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var w struct {
-		Messages []struct {
-			Role    string `json:"role"`
-			Content string `json:"content"`
-		} `json:"messages"`
-		Tools []struct {
-			Function struct {
-				Name        string          `json:"name"`
-				Description string          `json:"description"`
-				Parameters  json.RawMessage `json:"parameters"`
-			} `json:"function"`
-		} `json:"tools"`
-	}
+	var w hermestest.Call
 	if err := json.Unmarshal(b, &w); err != nil {
 		t.Fatal(err)
 	}
 	var req Request
-	for _, m := range w.Messages {
+	for i, m := range w.Messages {
 		if m.Role == "system" {
-			req.System = m.Content
+			req.System = w.Text(i)
 			continue
 		}
-		req.Messages = append(req.Messages, hermes.Message{Role: hermes.Role(m.Role), Content: m.Content})
+		req.Messages = append(req.Messages, hermes.Message{Role: hermes.Role(m.Role), Content: w.Text(i)})
 	}
 	for _, tl := range w.Tools {
 		req.Tools = append(req.Tools, hermes.ToolSpec{Name: tl.Function.Name, Description: tl.Function.Description, Parameters: tl.Function.Parameters})
