@@ -193,15 +193,18 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 	// it). net/http may still read a body after the call ends, so its
 	// bodies are not pooled.
 	var b []byte
+	var bp *[]byte // the pool's buffer b is in, until free gives it back
+	free := func() {
+		if bp != nil && cap(b) <= maxPooledBody {
+			*bp = b[:0]
+			reqBufs.Put(bp)
+		}
+		bp, b = nil, nil
+	}
+	defer free()
 	room := 0
 	if u.fast != nil {
-		bp := reqBufs.Get().(*[]byte)
-		defer func() {
-			if cap(b) <= maxPooledBody {
-				*bp = b[:0]
-				reqBufs.Put(bp)
-			}
-		}()
+		bp = reqBufs.Get().(*[]byte)
 		room = len(u.chatHead) + maxHeadTail
 		b = slices.Grow((*bp)[:0], room)[:room]
 	}
@@ -223,6 +226,10 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 
 	if u.fast != nil {
 		c, err := u.fast.do(rctx, withHead(b, room, u.chatHead))
+		// The request is sent (do retries on its own), so its buffer goes
+		// back now rather than when the stream ends, seconds later: held
+		// that long it was 16 KB more for every stream open at once.
+		free()
 		if err != nil {
 			return Response{}, u.failure(ctx, rctx, err)
 		}
