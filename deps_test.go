@@ -27,6 +27,8 @@ func TestImportRules(t *testing.T) {
 		// Test support any package's tests may use: no server package, or
 		// their tests would import what imports them.
 		"/internal/hermestest": {mod + "/"},
+		// JSON appenders httpfront and tooling/llm share: standard library only.
+		"/internal/jsonenc": {mod + "/", "github.com/", "go.etcd.io/"},
 	}
 	// allowed are the exceptions to forbidden, by package.
 	allowed := map[string][]string{

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -81,6 +83,14 @@ func newFastClient(rawURL string, connectTimeout time.Duration, tlsConfig *tls.C
 		tlsConfig = tlsConfig.Clone()
 		tlsConfig.ServerName = host
 	}
+	if tlsConfig != nil {
+		// Full-size records: a request goes out in one write (do), which
+		// small first records (sized for a browser to render early, and
+		// growing until a connection has sent 128 KB) cut into four or
+		// more for an agent's 10 KB prompt; the upstream reads it all
+		// before it answers anyway.
+		tlsConfig.DynamicRecordSizingDisabled = true
+	}
 	dial := func(addr string) (net.Conn, error) {
 		conn, err := dialer.Dial("tcp", addr)
 		if err != nil || tlsConfig == nil {
@@ -123,7 +133,6 @@ type fastCall struct {
 	release func(reuse bool)
 	conn    net.Conn
 	br      *bufio.Reader
-	req     *fasthttp.Request
 	resp    *fasthttp.Response
 	// stop unregisters the cancellation hook; false means it ran (or is
 	// running), so the connection's deadlines are spoiled.
@@ -148,22 +157,82 @@ func (e *eofReader) Read(p []byte) (int, error) {
 
 var fastCalls = sync.Pool{New: func() any { return new(fastCall) }}
 
-// fastRequest describes the request of one call.
-type fastRequest struct {
-	method, uri, accept, auth string
-	body                      []byte
+// appendHead appends the head of a request to rawURL (a URL newFastClient
+// took): its request line and header lines as fasthttp's Request.Write
+// wrote them (Host and target from the parsed URL, Basic authorization
+// from its userinfo when auth is empty, CR and LF in values turned to
+// spaces so a value cannot add a header). With body it ends in
+// "Content-Length: " for withHead to complete; without, in the blank line
+// that ends the head.
+func appendHead(b []byte, method, rawURL, accept, auth string, body bool) []byte {
+	var uri fasthttp.URI
+	_ = uri.Parse(nil, []byte(rawURL))
+	b = append(b, method...)
+	b = append(b, ' ')
+	b = append(b, uri.RequestURI()...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, uri.Host()...)
+	b = append(b, "\r\nUser-Agent: hermesd\r\n"...)
+	if body {
+		b = append(b, "Content-Type: application/json\r\n"...)
+	}
+	if accept != "" {
+		b = appendHeader(b, "Accept", accept)
+	}
+	if auth == "" && len(uri.Username()) > 0 {
+		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(string(uri.Username())+":"+string(uri.Password())))
+	}
+	if auth != "" {
+		b = appendHeader(b, "Authorization", auth)
+	}
+	if body {
+		return append(b, "Content-Length: "...)
+	}
+	return append(b, "\r\n"...)
 }
 
-// do sends r on a pooled connection and reads the response headers; the
-// body is left to the caller, who must close the call. rctx's end (the
+func appendHeader(b []byte, key, value string) []byte {
+	b = append(b, key...)
+	b = append(b, ": "...)
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		b = append(b, c)
+	}
+	return append(b, "\r\n"...)
+}
+
+// maxHeadTail is the most withHead adds after the head appendHead built:
+// a Content-Length value and the blank line.
+const maxHeadTail = 20 + 4
+
+// withHead completes a request whose body is b[room:] and whose head
+// (appendHead, with a body) fits in the room in front of it: head, the
+// body's length and the blank line go right before the body, and the
+// request is returned from its first byte, ready for one write.
+func withHead(b []byte, room int, head string) []byte {
+	var n [20]byte
+	length := strconv.AppendInt(n[:0], int64(len(b)-room), 10)
+	start := room - len(head) - len(length) - 4
+	i := start + copy(b[start:], head)
+	i += copy(b[i:], length)
+	copy(b[i:], "\r\n\r\n")
+	return b[start:]
+}
+
+// do sends raw (a whole request, head and body) on a pooled connection
+// in one write and reads the response headers; the body is left to the
+// caller, who must close the call. rctx's end (the
 // caller's cancellation or a watchdog timeout) aborts the call at once.
-func (f *fastClient) do(rctx context.Context, r fastRequest) (*fastCall, error) {
+func (f *fastClient) do(rctx context.Context, raw []byte) (*fastCall, error) {
 	// A pooled connection the server has since closed (keep-alive timeout)
 	// fails before any response byte; the request then goes out again on
 	// another connection, as net/http does for connections it sees closed.
 	const maxAttempts = 3
 	for attempt := 1; ; attempt++ {
-		c, retry, err := f.try(rctx, r)
+		c, retry, err := f.try(rctx, raw)
 		if err == nil {
 			return c, nil
 		}
@@ -180,7 +249,7 @@ func (f *fastClient) do(rctx context.Context, r fastRequest) (*fastCall, error) 
 
 // try makes one attempt; retry reports a failure on a reused connection
 // before any byte of the response, the sign of a stale connection.
-func (f *fastClient) try(rctx context.Context, r fastRequest) (c *fastCall, retry bool, err error) {
+func (f *fastClient) try(rctx context.Context, raw []byte) (c *fastCall, retry bool, err error) {
 	cc, err := f.hc.AcquireConn(0, false)
 	if err != nil {
 		return nil, false, err
@@ -194,26 +263,7 @@ func (f *fastClient) try(rctx context.Context, r fastRequest) (c *fastCall, retr
 	conn := cc.Conn()
 	stop := context.AfterFunc(rctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })
 
-	req := fasthttp.AcquireRequest()
-	req.Header.SetMethod(r.method)
-	req.SetRequestURI(r.uri)
-	req.Header.SetUserAgent("hermesd")
-	if r.body != nil {
-		req.Header.SetContentType("application/json")
-		req.SetBodyRaw(r.body)
-	}
-	if r.accept != "" {
-		req.Header.Set("Accept", r.accept)
-	}
-	if r.auth != "" {
-		req.Header.Set("Authorization", r.auth)
-	}
-	bw := f.hc.AcquireWriter(conn)
-	err = req.Write(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	f.hc.ReleaseWriter(bw)
+	_, err = conn.Write(raw)
 	br := f.hc.AcquireReader(conn)
 	if err == nil {
 		// Wait for the first byte apart, to tell a stale connection (no
@@ -224,7 +274,6 @@ func (f *fastClient) try(rctx context.Context, r fastRequest) (c *fastCall, retr
 		stopped := stop()
 		f.hc.ReleaseReader(br)
 		f.hc.CloseConn(cc)
-		fasthttp.ReleaseRequest(req)
 		return nil, reused && stopped && staleConn(err), err
 	}
 	resp := fasthttp.AcquireResponse()
@@ -235,12 +284,11 @@ func (f *fastClient) try(rctx context.Context, r fastRequest) (c *fastCall, retr
 		f.hc.ReleaseReader(br)
 		f.hc.CloseConn(cc)
 		fasthttp.ReleaseResponse(resp)
-		fasthttp.ReleaseRequest(req)
 		return nil, false, err
 	}
 	c = fastCalls.Get().(*fastCall)
 	hc := f.hc
-	*c = fastCall{hc: hc, conn: conn, br: br, req: req, resp: resp, stop: stop,
+	*c = fastCall{hc: hc, conn: conn, br: br, resp: resp, stop: stop,
 		release: func(reuse bool) {
 			if reuse {
 				hc.ReleaseConn(cc)
@@ -292,7 +340,6 @@ func (c *fastCall) close() {
 	c.hc.ReleaseReader(c.br)
 	c.release(reusable)
 	fasthttp.ReleaseResponse(c.resp)
-	fasthttp.ReleaseRequest(c.req)
 	*c = fastCall{}
 	fastCalls.Put(c)
 }

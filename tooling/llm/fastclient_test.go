@@ -188,3 +188,72 @@ func TestUpstreamTLS(t *testing.T) {
 		t.Fatalf("err = %v, want EUpstream", err)
 	}
 }
+
+// recordCounter counts the TLS application data records a server reads
+// (a record's type and length are in its 5-byte header, in the clear).
+type recordCounter struct {
+	net.Conn
+	records *atomic.Int32
+	hdr     []byte // the header being read
+	skip    int    // what is left of the current record's body
+}
+
+func (c *recordCounter) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	for b := p[:n]; len(b) > 0; {
+		if c.skip > 0 {
+			k := min(c.skip, len(b))
+			c.skip, b = c.skip-k, b[k:]
+			continue
+		}
+		k := min(5-len(c.hdr), len(b))
+		c.hdr, b = append(c.hdr, b[:k]...), b[k:]
+		if len(c.hdr) == 5 {
+			if c.hdr[0] == 23 {
+				c.records.Add(1)
+			}
+			c.skip, c.hdr = int(c.hdr[3])<<8|int(c.hdr[4]), c.hdr[:0]
+		}
+	}
+	return n, err
+}
+
+type recordListener struct {
+	net.Listener
+	records *atomic.Int32
+}
+
+func (l recordListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &recordCounter{Conn: c, records: l.records}, nil
+}
+
+// TestUpstreamTLSRequestInOneRecord: over TLS the agent's 10.5 KB request
+// leaves in one record (one write), not in the small first records of
+// dynamic record sizing, which cut it into several on a new connection.
+func TestUpstreamTLSRequestInOneRecord(t *testing.T) {
+	var records atomic.Int32
+	srv := httptest.NewUnstartedServer(sse(textChunk("secure"), finishChunk("stop"), "[DONE]"))
+	srv.Listener = recordListener{Listener: srv.Listener, records: &records}
+	srv.StartTLS()
+	defer srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	u := NewUpstream(UpstreamOptions{BaseURL: srv.URL + "/v1", Model: "m"})
+	u.fast = newFastClient(u.url, time.Second, &tls.Config{RootCAs: roots})
+	req := agentRequest(t)
+	// The first call's records include the end of the handshake (TLS 1.3
+	// encrypts it as application data); the second's are the request's.
+	for i := range 2 {
+		before := records.Load()
+		if resp, err := u.Stream(context.Background(), req, nil); err != nil || resp.Text != "secure" {
+			t.Fatalf("resp %+v err %v", resp, err)
+		}
+		if n := records.Load() - before; i == 1 && n != 1 {
+			t.Fatalf("the request went out in %d TLS records", n)
+		}
+	}
+}

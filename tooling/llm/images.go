@@ -1,7 +1,6 @@
 package llm
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"image"
@@ -137,10 +136,13 @@ func imageTokens(p hermes.Part) int {
 	}
 	w, h := 1024, 1024
 	if _, data, ok := strings.Cut(p.ImageURL, ";base64,"); ok && strings.HasPrefix(p.ImageURL, "data:") {
+		// Decoded as the image's header parser reads it, which for most
+		// formats is its first few dozen bytes: decoding the whole
+		// imageHeaderChars first cost 150 µs and a 72 KB copy of it on
+		// every estimate, twice a model call and more while compacting.
 		data = data[:min(len(data), imageHeaderChars)]
-		head := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
-		n, _ := base64.StdEncoding.Decode(head, []byte(data[:len(data)/4*4]))
-		if cfg, _, err := image.DecodeConfig(bytes.NewReader(head[:n])); err == nil && cfg.Width > 0 && cfg.Height > 0 {
+		r := base64.NewDecoder(base64.StdEncoding, strings.NewReader(data[:len(data)/4*4]))
+		if cfg, _, err := image.DecodeConfig(r); err == nil && cfg.Width > 0 && cfg.Height > 0 {
 			w, h = cfg.Width, cfg.Height
 		}
 	}

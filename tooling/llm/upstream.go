@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,11 +84,19 @@ type UpstreamOptions struct {
 type Upstream struct {
 	opts   UpstreamOptions
 	url    string
-	auth   string                       // the Authorization header, "" without an API key
-	fast   *fastClient                  // the fasthttp path; nil when client is used
-	client *http.Client                 // the net/http path
-	tools  atomic.Pointer[encodedTools] // the last tool list encoded
-	images inlined                      // fetched images (FetchImage)
+	auth   string                        // the Authorization header, "" without an API key
+	fast   *fastClient                   // the fasthttp path; nil when client is used
+	client *http.Client                  // the net/http path
+	tools  atomic.Pointer[encodedTools]  // the last tool list encoded
+	system atomic.Pointer[encodedSystem] // the last system message encoded
+	// chatHead is the fasthttp path's chat request head, up to the value
+	// of its Content-Length.
+	chatHead string
+	// timeouts are the watchdog's causes, made once: formatting them on
+	// every call was a good part of its allocations before the request
+	// went out. They are only ever wrapped (failure), never changed.
+	timeouts struct{ firstByte, bodyIdle, streamIdle *hermes.Error }
+	images   inlined // fetched images (FetchImage)
 }
 
 // encodedTools caches the JSON of a tool list. The agent sends the same
@@ -117,9 +126,13 @@ func NewUpstream(opts UpstreamOptions) *Upstream {
 	if opts.APIKey != "" {
 		u.auth = "Bearer " + opts.APIKey
 	}
+	u.timeouts.firstByte = hermes.Errorf(hermes.ETimeout, "no first byte from upstream within %v", opts.FirstByteTimeout)
+	u.timeouts.bodyIdle = hermes.Errorf(hermes.ETimeout, "upstream response idle for %v", opts.IdleTimeout)
+	u.timeouts.streamIdle = hermes.Errorf(hermes.ETimeout, "upstream stream idle for %v", opts.IdleTimeout)
 	client := opts.HTTPClient
 	if client == nil && !proxyConfigured() {
 		if u.fast = newFastClient(u.url, opts.ConnectTimeout, nil); u.fast != nil {
+			u.chatHead = string(appendHead(nil, "POST", u.url, "text/event-stream", u.auth, true))
 			return u
 		}
 	}
@@ -173,20 +186,30 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 		}
 		req.Messages = msgs
 	}
-	var buf *bytes.Buffer
+	// On the fasthttp path the body is encoded into a pooled buffer behind
+	// room for the request head, which then goes in front of it: head and
+	// body leave in one write (fasthttp's 4 KiB write buffer split an
+	// agent's 10 KB request into two, and the upstream woke twice to read
+	// it). net/http may still read a body after the call ends, so its
+	// bodies are not pooled.
+	var b []byte
+	room := 0
 	if u.fast != nil {
-		buf = bodyBufs.Get().(*bytes.Buffer)
+		bp := reqBufs.Get().(*[]byte)
 		defer func() {
-			if buf.Cap() <= maxPooledBody {
-				buf.Reset()
-				bodyBufs.Put(buf)
+			if cap(b) <= maxPooledBody {
+				*bp = b[:0]
+				reqBufs.Put(bp)
 			}
 		}()
+		room = len(u.chatHead) + maxHeadTail
+		b = slices.Grow((*bp)[:0], room)[:room]
 	}
-	body, err := u.encode(req, buf)
+	enc, err := u.encode(b, req)
 	if err != nil {
 		return Response{}, err
 	}
+	b = enc
 	if ctx.Err() != nil {
 		return Response{}, cancelled(ctx)
 	}
@@ -195,12 +218,11 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 	// fired; the transport then fails the pending read.
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	wd := startWatchdog(u.opts.FirstByteTimeout, hermes.Errorf(hermes.ETimeout,
-		"no first byte from upstream within %v", u.opts.FirstByteTimeout), cancel)
+	wd := startWatchdog(u.opts.FirstByteTimeout, u.timeouts.firstByte, cancel)
 	defer wd.stop()
 
 	if u.fast != nil {
-		c, err := u.fast.do(rctx, fastRequest{method: "POST", uri: u.url, accept: "text/event-stream", auth: u.auth, body: body})
+		c, err := u.fast.do(rctx, withHead(b, room, u.chatHead))
 		if err != nil {
 			return Response{}, u.failure(ctx, rctx, err)
 		}
@@ -208,7 +230,7 @@ func (u *Upstream) Stream(ctx context.Context, req Request, onDelta func(text st
 		return u.read(ctx, rctx, wd, c.answer(), images, onDelta, onReasoning, req.OnMore)
 	}
 
-	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, u.url, bytes.NewReader(body))
+	hreq, err := http.NewRequestWithContext(rctx, http.MethodPost, u.url, bytes.NewReader(b))
 	if err != nil {
 		return Response{}, &hermes.Error{Code: hermes.EUpstream, Message: "invalid upstream URL", Cause: err}
 	}
@@ -263,7 +285,7 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, image
 	}
 	if isJSON(a.contentType) {
 		// Headers came; the body of a non-stream answer follows at once.
-		wd.rearm(u.opts.IdleTimeout, hermes.Errorf(hermes.ETimeout, "upstream response idle for %v", u.opts.IdleTimeout))
+		wd.rearm(u.opts.IdleTimeout, u.timeouts.bodyIdle)
 		return u.whole(ctx, rctx, a.body, onDelta, onReasoning)
 	}
 
@@ -281,7 +303,7 @@ func (u *Upstream) read(ctx, rctx context.Context, wd *watchdog, a answer, image
 		sr.reading = func(before bool) { onMore(!before) }
 		defer onMore(false)
 	}
-	idle := hermes.Errorf(hermes.ETimeout, "upstream stream idle for %v", u.opts.IdleTimeout)
+	idle := u.timeouts.streamIdle
 	var rerr error
 	for {
 		line, err := sr.next()
@@ -517,49 +539,8 @@ func (w *watchdog) stop() {
 	w.mu.Unlock()
 }
 
-// Request wire types: only what hermesd sends.
-type wireRequest struct {
-	Model         string          `json:"model"`
-	Messages      []wireMessage   `json:"messages"`
-	Tools         json.RawMessage `json:"tools,omitempty"`
-	ToolChoice    any             `json:"tool_choice,omitempty"`
-	MaxTokens     int             `json:"max_tokens,omitempty"`
-	Effort        string          `json:"reasoning_effort,omitempty"`
-	Stream        bool            `json:"stream"`
-	StreamOptions *streamOptions  `json:"stream_options,omitempty"`
-}
-
-type streamOptions struct {
-	IncludeUsage bool `json:"include_usage"`
-}
-
-type wireMessage struct {
-	Role string `json:"role"`
-	// Content is a string, a []wirePart, or nil (null) for an assistant
-	// message that only calls tools.
-	Content    any            `json:"content"`
-	Reasoning  string         `json:"reasoning_content,omitempty"`
-	ToolCalls  []wireToolCall `json:"tool_calls,omitempty"`
-	ToolCallID string         `json:"tool_call_id,omitempty"`
-}
-
-type wirePart struct {
-	Type     string    `json:"type"`
-	Text     string    `json:"text,omitempty"`
-	ImageURL *imageURL `json:"image_url,omitempty"`
-}
-
-type imageURL struct {
-	URL    string `json:"url"`
-	Detail string `json:"detail,omitempty"`
-}
-
-type wireToolCall struct {
-	ID       string       `json:"id"`
-	Type     string       `json:"type"`
-	Function wireFunction `json:"function"`
-}
-
+// Tool wire types: the tools array is encoded once per tool list
+// (encodeTools).
 type wireTool struct {
 	Type     string       `json:"type"`
 	Function wireToolSpec `json:"function"`
@@ -571,79 +552,9 @@ type wireToolSpec struct {
 	Parameters  json.RawMessage `json:"parameters"`
 }
 
-type namedChoice struct {
-	Type     string `json:"type"`
-	Function struct {
-		Name string `json:"name"`
-	} `json:"function"`
-}
-
 // emptySchema is sent for tools without parameters: some servers reject a
 // function with no schema.
 var emptySchema = json.RawMessage(`{"type":"object","properties":{}}`)
-
-// bodyBufs recycles request bodies on the fasthttp path, which is done
-// with a body once the call ends (net/http may still read one after).
-// Buffers that grew past maxPooledBody are left to the collector.
-var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-const maxPooledBody = 1 << 20
-
-// encode builds the chat completions request body into buf when it is not
-// nil, else into a fresh slice.
-func (u *Upstream) encode(req Request, buf *bytes.Buffer) ([]byte, error) {
-	w := wireRequest{
-		Model:         req.Model,
-		Messages:      make([]wireMessage, 0, len(req.Messages)+1),
-		MaxTokens:     max(req.MaxTokens, 0),
-		Stream:        true,
-		StreamOptions: &streamOptions{IncludeUsage: true},
-	}
-	if u.opts.Reasoning {
-		w.Effort = req.Effort
-	}
-	if w.Model == "" {
-		w.Model = u.opts.Model
-	}
-	if req.System != "" {
-		w.Messages = append(w.Messages, encodeMessage(hermes.Message{Role: hermes.RoleSystem, Content: req.System}))
-	}
-	for _, m := range req.Messages {
-		wm := encodeMessage(m)
-		if u.opts.SendReasoning && m.Role == hermes.RoleAssistant {
-			wm.Reasoning = m.Reasoning
-		}
-		w.Messages = append(w.Messages, wm)
-	}
-	tools, err := u.encodeTools(req.Tools)
-	if err != nil {
-		return nil, err
-	}
-	w.Tools = tools
-	if len(w.Tools) > 0 {
-		switch req.ToolChoice {
-		case "":
-		case "auto", "none", "required":
-			w.ToolChoice = req.ToolChoice
-		default:
-			var c namedChoice
-			c.Type = "function"
-			c.Function.Name = req.ToolChoice
-			w.ToolChoice = c
-		}
-	}
-	if buf != nil {
-		if err := json.NewEncoder(buf).Encode(w); err != nil {
-			return nil, &hermes.Error{Code: hermes.EInternal, Message: "encoding upstream request", Cause: err}
-		}
-		return buf.Bytes(), nil
-	}
-	b, err := json.Marshal(w)
-	if err != nil {
-		return nil, &hermes.Error{Code: hermes.EInternal, Message: "encoding upstream request", Cause: err}
-	}
-	return b, nil
-}
 
 // encodeTools returns the tools array as JSON, reusing the last encoding
 // when the list is the same slice (an identical backing array means an
@@ -675,33 +586,6 @@ func (u *Upstream) encodeTools(tools []hermes.ToolSpec) (json.RawMessage, error)
 	return raw, nil
 }
 
-func encodeMessage(m hermes.Message) wireMessage {
-	w := wireMessage{Role: string(m.Role)}
-	switch {
-	case m.Role == hermes.RoleTool:
-		w.ToolCallID = m.ToolCallID
-		w.Content = m.Text()
-	case m.Role == hermes.RoleAssistant && len(m.ToolCalls) > 0:
-		for _, c := range m.ToolCalls {
-			w.ToolCalls = append(w.ToolCalls, wireToolCall{ID: c.ID, Type: "function",
-				Function: wireFunction{Name: c.Name, Arguments: c.Arguments}})
-		}
-		if text := m.Text(); text != "" {
-			w.Content = text
-		}
-	case m.Role == hermes.RoleUser && hasImage(m.Parts):
-		w.Content = encodeParts(m)
-	case m.Role == hermes.RoleCompaction:
-		// An assistant turn keeps the user/assistant alternation that some
-		// chat templates insist on.
-		w.Role = string(hermes.RoleAssistant)
-		w.Content = CompactionText(m.Content)
-	default:
-		w.Content = m.Text()
-	}
-	return w
-}
-
 // carriesImages reports whether any message has an image part.
 func carriesImages(msgs []hermes.Message) bool {
 	for i := range msgs {
@@ -721,24 +605,6 @@ func hasImage(parts []hermes.Part) bool {
 	return false
 }
 
-func encodeParts(m hermes.Message) []wirePart {
-	parts := make([]wirePart, 0, len(m.Parts)+1)
-	hasText := false
-	for _, p := range m.Parts {
-		switch p.Type {
-		case "text":
-			hasText = true
-			parts = append(parts, wirePart{Type: "text", Text: p.Text})
-		case "image_url":
-			parts = append(parts, wirePart{Type: "image_url", ImageURL: &imageURL{URL: p.ImageURL, Detail: p.Detail}})
-		}
-	}
-	if !hasText && m.Content != "" {
-		parts = append([]wirePart{{Type: "text", Text: m.Content}}, parts...)
-	}
-	return parts
-}
-
 // Models lists the model ids the upstream serves (GET /models), for a
 // start-up check that the configured model exists.
 func (u *Upstream) Models(ctx context.Context) ([]string, error) {
@@ -750,7 +616,7 @@ func (u *Upstream) Models(ctx context.Context) ([]string, error) {
 	url := strings.TrimSuffix(u.url, "/chat/completions") + "/models"
 	var a answer
 	if u.fast != nil {
-		c, err := u.fast.do(rctx, fastRequest{method: "GET", uri: url, auth: u.auth})
+		c, err := u.fast.do(rctx, appendHead(nil, "GET", url, "", u.auth, false))
 		if err != nil {
 			return nil, u.failure(ctx, rctx, err)
 		}

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"hash/crc32"
+	"image"
+	"image/jpeg"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -129,6 +131,26 @@ func pngURL(w, h, pad int) string {
 	return "data:image/png;base64," + base64.StdEncoding.EncodeToString(b)
 }
 
+// jpegURL is a w×h JPEG as a data URL, with an APP1 (EXIF) segment of
+// exif bytes in segments of at most 64 KB before its frame header.
+func jpegURL(t *testing.T, w, h, exif int) string {
+	t.Helper()
+	var img bytes.Buffer
+	if err := jpeg.Encode(&img, image.NewGray(image.Rect(0, 0, w, h)), nil); err != nil {
+		t.Fatal(err)
+	}
+	b := append([]byte(nil), img.Bytes()[:2]...) // SOI
+	for exif > 0 {
+		n := min(exif, 65000)
+		b = append(b, 0xff, 0xe1)
+		b = binary.BigEndian.AppendUint16(b, uint16(n+2))
+		b = append(b, make([]byte, n)...)
+		exif -= n
+	}
+	b = append(b, img.Bytes()[2:]...)
+	return "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(b)
+}
+
 // TestEstimateImages: an image costs what OpenAI counts for it, by detail
 // and size, not a quarter of its data URL's characters.
 func TestEstimateImages(t *testing.T) {
@@ -143,6 +165,11 @@ func TestEstimateImages(t *testing.T) {
 		{"small: 1 tile", hermes.Part{Type: "image_url", ImageURL: pngURL(300, 200, 0), Detail: "high"}, 85 + 170},
 		{"URL: as 1024x1024", hermes.Part{Type: "image_url", ImageURL: "https://example.com/cat.png"}, 765},
 		{"not an image", hermes.Part{Type: "image_url", ImageURL: "data:image/png;base64,AAAA"}, 765},
+		{"broken base64", hermes.Part{Type: "image_url", ImageURL: "data:image/png;base64,iVBO!!!!" + big[30:]}, 765},
+		// A camera's JPEG carries its EXIF block before the frame header
+		// that gives its size; past imageHeaderChars the size is not read.
+		{"JPEG after 40 KB of EXIF: 8 tiles", hermes.Part{Type: "image_url", ImageURL: jpegURL(t, 3000, 1000, 40<<10)}, 85 + 8*170},
+		{"JPEG after 80 KB of EXIF: as 1024x1024", hermes.Part{Type: "image_url", ImageURL: jpegURL(t, 3000, 1000, 80<<10)}, 765},
 	} {
 		if got := imageTokens(tc.part); got != tc.want {
 			t.Errorf("%s: %d tokens, want %d", tc.name, got, tc.want)
@@ -155,4 +182,31 @@ func TestEstimateImages(t *testing.T) {
 	if d := with - text; d < 1105 || d > 1110 || len(big) < 1<<20 {
 		t.Errorf("a %d-byte image adds %d tokens to the estimate, want 1105 and a bit of text", len(big), d)
 	}
+}
+
+// BenchmarkEstimate is the prompt-size estimate every model call makes
+// (twice: before it, and calibrating after it): for the agent's own
+// request, and with a 1600x1200 photo as a 400 KB data URL, whose size is
+// read from its header.
+func BenchmarkEstimate(b *testing.B) {
+	req := agentRequest(b)
+	var e Estimator
+	b.Run("agent", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			e.Estimate("m", req)
+		}
+	})
+	img := req
+	img.Messages = append(img.Messages, hermes.Message{Role: hermes.RoleUser, Parts: []hermes.Part{
+		{Type: "text", Text: "look"}, {Type: "image_url", ImageURL: pngURL(1600, 1200, 300<<10)}}})
+	base := e.Estimate("m", req)
+	b.Run("image", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if n := e.Estimate("m", img) - base; n < 85+170*4 { // 1024x768 once scaled: 4 tiles
+				b.Fatalf("the image was not read: %d tokens", n)
+			}
+		}
+	})
 }
