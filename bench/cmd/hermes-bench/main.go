@@ -66,8 +66,12 @@ type config struct {
 	stored      int
 	noDirect    bool
 	noCeiling   bool
-	jsonPath    string
-	svgPath     string
+	// rounds splits the direct, direct-agent and hermesd phases into this
+	// many slices run in turn, so a drift of the machine over the run
+	// falls on all three alike.
+	rounds   int
+	jsonPath string
+	svgPath  string
 	// nodes hermesd processes on the PostgreSQL at database (cluster
 	// mode); requests go round-robin over them.
 	nodes    int
@@ -100,6 +104,7 @@ func main() {
 	flag.StringVar(&c.database, "database", "", "PostgreSQL URL for the started hermesd nodes (HERMES_DATABASE_URL); empty: one node on bbolt")
 	flag.BoolVar(&c.noDirect, "no-direct", false, "skip the direct-to-mockllm phase")
 	flag.BoolVar(&c.noCeiling, "no-ceiling", false, "skip the bare fasthttp ceiling phase")
+	flag.IntVar(&c.rounds, "rounds", 1, "run the direct, direct-agent and hermesd phases in this many alternating slices of -d/rounds each, their samples pooled (chat, chat-stream, responses-stream)")
 	flag.StringVar(&c.jsonPath, "json", "", "write the report as JSON to this file")
 	flag.StringVar(&c.svgPath, "svg", "", "write the latency plot as SVG to this file")
 	flag.StringVar(&c.serve, "serve", "", "internal: serve mock or ceiling and print its address")
@@ -202,6 +207,12 @@ func (c *config) validate() error {
 	if c.nodes > 1 && c.database == "" {
 		return fmt.Errorf("-nodes %d needs -database: several nodes share one PostgreSQL", c.nodes)
 	}
+	if c.rounds < 1 || c.rounds > 100 {
+		return fmt.Errorf("-rounds must be 1..100")
+	}
+	if c.rounds > 1 && (c.requests > 0 || !slices.Contains([]string{load.Chat, load.ChatStream, load.ResponsesStream}, c.scenario)) {
+		return fmt.Errorf("-rounds is for chat, chat-stream and responses-stream runs bounded by -d")
+	}
 	if c.url != "" && (c.nodes > 1 || c.database != "") {
 		return fmt.Errorf("-url targets a running hermesd: -nodes and -database start them")
 	}
@@ -287,19 +298,19 @@ func run(c config) error {
 		return load.Run(ctx, client, o)
 	}
 
-	if !c.noDirect && !idle {
+	if c.rounds > 1 {
+		if err := interleaved(ctx, &c, e, r, &base, phase); err != nil {
+			return err
+		}
+	}
+	if !c.noDirect && !idle && c.rounds == 1 {
 		res, err := phase(load.Direct, e.mockURL)
 		if err != nil {
 			return err
 		}
-		r.DirectRequests, r.DirectErrors, r.DirectRPS = res.Requests, res.Errors, res.RPS()
-		r.DirectTTFT, r.DirectLatency = report.Summarize(res.TTFT), report.Summarize(res.Latency)
-		r.Curves["direct ttft"], r.Curves["direct latency"] = report.CurveOf(res.TTFT), report.CurveOf(res.Latency)
-		if res.Errors > 0 {
-			r.Notes = append(r.Notes, fmt.Sprintf("direct errors: %v", res.ErrorKinds))
-		}
+		fillDirect(r, res)
 	}
-	if agentBaseline(&c, e) && ctx.Err() == nil {
+	if agentBaseline(&c, e) && ctx.Err() == nil && c.rounds == 1 {
 		body, err := captureUpstream(ctx, &c, e, base)
 		if err != nil {
 			r.Notes = append(r.Notes, "direct-agent skipped: "+err.Error())
@@ -311,7 +322,7 @@ func run(c config) error {
 			}
 		}
 	}
-	if e.target != "" && ctx.Err() == nil {
+	if e.target != "" && ctx.Err() == nil && c.rounds == 1 {
 		if err := hermesdPhase(ctx, &c, e, r, phase); err != nil {
 			return err
 		}
@@ -383,27 +394,70 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 			return err
 		}
 	}
+	res, f, err := watched(c, e, phase)
+	if err != nil {
+		return err
+	}
+	fillHermesd(c, r, res, f)
+	if c.scenario == load.Idle {
+		ok := res.Requests - res.Errors
+		r.Conversations = ok
+		if pid > 0 && ok > 0 {
+			if after, err := proc.ReadMemory(pid); err == nil {
+				r.BytesPerConversation = float64(after.RSS-before.RSS) / float64(ok)
+			}
+		}
+		if m, found := proc.Metrics(ctx, e.target+"/metrics"); found && ok > 0 && heapBefore > 0 {
+			r.HeapPerConversation = (m["go_memstats_heap_inuse_bytes"] - heapBefore) / float64(ok)
+		}
+	}
+	return nil
+}
+
+// figures are what the watches of a hermesd phase saw: hermesd's peak
+// goroutines, its and the mock's mean cores (-1: unknown) and syscalls.
+type figures struct {
+	goroutines       int
+	cores, mockCores float64
+	metricsRSS       int64
+	sys, mockSys     proc.Syscalls
+}
+
+// watched runs the hermesd phase under watches of hermesd and the mock.
+func watched(c *config, e *env, phase func(load.Kind, string) (*load.Result, error)) (*load.Result, figures, error) {
+	pid := 0
+	if e.hermesd != nil {
+		pid = e.hermesd.Pid()
+	}
 	watch := proc.StartWatch(pid, e.target+"/metrics")
 	var mockWatch *proc.Watch
 	if e.mock != nil && c.upstream == "mock" {
 		mockWatch = proc.StartWatch(e.mock.Pid(), "")
 	}
 	res, err := phase(load.Hermesd, e.target)
-	goroutines, cores, metricsRSS := watch.Stop()
-	if c.scenario == load.WSAgentLoop && err == nil {
+	f := figures{mockCores: -1, mockSys: proc.Syscalls{Reads: -1, Writes: -1}}
+	f.goroutines, f.cores, f.metricsRSS = watch.Stop()
+	f.sys = watch.Syscalls()
+	if mockWatch != nil {
+		_, f.mockCores, _ = mockWatch.Stop()
+		f.mockSys = mockWatch.Syscalls()
+	}
+	return res, f, err
+}
+
+// fillHermesd sets r's hermesd figures from the phase's result and what
+// its watches saw.
+func fillHermesd(c *config, r *report.Report, res *load.Result, f figures) {
+	goroutines, cores, metricsRSS := f.goroutines, f.cores, f.metricsRSS
+	if c.scenario == load.WSAgentLoop {
 		r.WSLoopCPUms = cpuPer(cores, res)
 	}
-	if mockWatch != nil {
-		_, r.MockCPUCores, _ = mockWatch.Stop()
-	}
-	if err != nil {
-		return err
-	}
+	r.MockCPUCores = f.mockCores
 	if c.scenario == load.ChatStream || c.scenario == load.ResponsesStream {
 		frames := float64(res.Requests-res.Errors) * float64(c.tokens)
-		perFrame(frames, cores, res.Elapsed, watch.Syscalls(), &r.ServerCPUusFrame, &r.ServerReadsFrame, &r.ServerWritesFrame)
-		if mockWatch != nil {
-			perFrame(frames, r.MockCPUCores, res.Elapsed, mockWatch.Syscalls(), &r.MockCPUusFrame, &r.MockReadsFrame, &r.MockWritesFrame)
+		perFrame(frames, cores, res.Elapsed, f.sys, &r.ServerCPUusFrame, &r.ServerReadsFrame, &r.ServerWritesFrame)
+		if f.mockCores >= 0 {
+			perFrame(frames, f.mockCores, res.Elapsed, f.mockSys, &r.MockCPUusFrame, &r.MockReadsFrame, &r.MockWritesFrame)
 		}
 	}
 	r.Requests, r.Errors, r.ErrorKinds, r.RPS = res.Requests, res.Errors, res.ErrorKinds, res.RPS()
@@ -440,19 +494,6 @@ func hermesdPhase(ctx context.Context, c *config, e *env, r *report.Report, phas
 			r.OverheadRatio = report.Ratio(r.Latency, r.DirectLatency)
 		}
 	}
-	if c.scenario == load.Idle {
-		ok := res.Requests - res.Errors
-		r.Conversations = ok
-		if pid > 0 && ok > 0 {
-			if after, err := proc.ReadMemory(pid); err == nil {
-				r.BytesPerConversation = float64(after.RSS-before.RSS) / float64(ok)
-			}
-		}
-		if m, found := proc.Metrics(ctx, e.target+"/metrics"); found && ok > 0 && heapBefore > 0 {
-			r.HeapPerConversation = (m["go_memstats_heap_inuse_bytes"] - heapBefore) / float64(ok)
-		}
-	}
-	return nil
 }
 
 // agentBaseline reports whether the run gets a direct-agent phase: a
@@ -473,13 +514,130 @@ func directAgentPhase(r *report.Report, phase func(load.Kind, string) (*load.Res
 	if err != nil {
 		return err
 	}
+	fillDirectAgent(r, res)
+	return nil
+}
+
+// fillDirect sets r's direct figures.
+func fillDirect(r *report.Report, res *load.Result) {
+	r.DirectRequests, r.DirectErrors, r.DirectRPS = res.Requests, res.Errors, res.RPS()
+	r.DirectTTFT, r.DirectLatency = report.Summarize(res.TTFT), report.Summarize(res.Latency)
+	r.Curves["direct ttft"], r.Curves["direct latency"] = report.CurveOf(res.TTFT), report.CurveOf(res.Latency)
+	if res.Errors > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("direct errors: %v", res.ErrorKinds))
+	}
+}
+
+// fillDirectAgent sets r's direct-agent figures.
+func fillDirectAgent(r *report.Report, res *load.Result) {
 	r.DirectAgentRequests, r.DirectAgentErrors, r.DirectAgentRPS = res.Requests, res.Errors, res.RPS()
 	r.DirectAgentTTFT, r.DirectAgentLatency = report.Summarize(res.TTFT), report.Summarize(res.Latency)
 	r.Curves["direct-agent ttft"], r.Curves["direct-agent latency"] = report.CurveOf(res.TTFT), report.CurveOf(res.Latency)
 	if res.Errors > 0 {
 		r.Notes = append(r.Notes, fmt.Sprintf("direct-agent errors: %v", res.ErrorKinds))
 	}
+}
+
+// interleaved runs the direct, direct-agent and hermesd phases in turn,
+// c.rounds times for -d/rounds each, and reports each phase's pooled
+// samples: a machine whose speed drifts over the run (other work, timer
+// slack, CPU frequency) then weighs on the three alike, where phases run
+// one after the other each met a different machine.
+func interleaved(ctx context.Context, c *config, e *env, r *report.Report, base *load.Options, phase func(load.Kind, string) (*load.Result, error)) error {
+	agent := agentBaseline(c, e)
+	if agent {
+		body, err := captureUpstream(ctx, c, e, *base)
+		if err != nil {
+			r.Notes = append(r.Notes, "direct-agent skipped: "+err.Error())
+			agent = false
+		} else {
+			// Only the direct-agent phase sends Body.
+			base.Body, base.BodyStream = body, bytes.Contains(body, []byte(`"stream":true`))
+		}
+	}
+	whole := base.Duration
+	base.Duration = whole / time.Duration(c.rounds)
+	defer func() { base.Duration = whole }()
+	var direct, agentRes, herm load.Result
+	var f figures
+	var weight time.Duration // hermesd elapsed, over which f's cores are averaged
+	for i := 0; i < c.rounds && ctx.Err() == nil; i++ {
+		if !c.noDirect {
+			res, err := phase(load.Direct, e.mockURL)
+			if err != nil {
+				return err
+			}
+			pool(&direct, res)
+		}
+		if agent {
+			res, err := phase(load.DirectAgent, "")
+			if err != nil {
+				return err
+			}
+			pool(&agentRes, res)
+		}
+		if e.target != "" {
+			res, fi, err := watched(c, e, phase)
+			if err != nil {
+				return err
+			}
+			pool(&herm, res)
+			f = poolFigures(f, weight, fi, res.Elapsed)
+			weight += res.Elapsed
+		}
+	}
+	r.Notes = append(r.Notes, fmt.Sprintf("%d rounds of direct, direct-agent and hermesd, %v each, samples pooled", c.rounds, base.Duration))
+	if !c.noDirect {
+		fillDirect(r, &direct)
+	}
+	if agent {
+		fillDirectAgent(r, &agentRes)
+	}
+	if e.target != "" {
+		fillHermesd(c, r, &herm, f)
+	}
 	return nil
+}
+
+// pool adds one round's result to the pooled one.
+func pool(into, res *load.Result) {
+	into.Requests += res.Requests
+	into.Errors += res.Errors
+	into.Elapsed += res.Elapsed
+	into.TTFT = append(into.TTFT, res.TTFT...)
+	into.Latency = append(into.Latency, res.Latency...)
+	for k, n := range res.ErrorKinds {
+		if into.ErrorKinds == nil {
+			into.ErrorKinds = map[string]int{}
+		}
+		into.ErrorKinds[k] += n
+	}
+}
+
+// poolFigures adds a round's figures (over elapsed) to the pooled ones
+// (over weight): peaks are the highest, cores the mean over the time,
+// syscalls the sum; unknown (-1) stays unknown.
+func poolFigures(f figures, weight time.Duration, g figures, elapsed time.Duration) figures {
+	if weight == 0 {
+		return g
+	}
+	mean := func(a, b float64) float64 {
+		if a < 0 || b < 0 {
+			return -1
+		}
+		return (a*weight.Seconds() + b*elapsed.Seconds()) / (weight + elapsed).Seconds()
+	}
+	sum := func(a, b proc.Syscalls) proc.Syscalls {
+		if a.Reads < 0 || b.Reads < 0 {
+			return proc.Syscalls{Reads: -1, Writes: -1}
+		}
+		return proc.Syscalls{Reads: a.Reads + b.Reads, Writes: a.Writes + b.Writes}
+	}
+	return figures{
+		goroutines: max(f.goroutines, g.goroutines), metricsRSS: max(f.metricsRSS, g.metricsRSS),
+		cores: mean(f.cores, g.cores), mockCores: mean(f.mockCores, g.mockCores),
+		sys: sum(f.sys, g.sys), mockSys: sum(f.mockSys, g.mockSys),
+	}
 }
 
 // captureUpstream arms the mock's capture, sends hermesd one request of the
