@@ -62,18 +62,37 @@ func postLoopTo(b *testing.B, client *fasthttp.Client, path, body, want string) 
 		defer fasthttp.ReleaseRequest(req)
 		defer fasthttp.ReleaseResponse(resp)
 		for pb.Next() {
-			req.SetRequestURI("http://127.0.0.1" + path) // a loopback Host: the DNS rebinding guard refuses others
-			req.Header.SetMethod("POST")
-			req.Header.SetContentType("application/json")
-			req.SetBodyString(body)
-			if err := client.Do(req, resp); err != nil {
-				b.Fatal(err)
-			}
-			if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), want) {
-				b.Fatalf("%d %s", resp.StatusCode(), resp.Body())
-			}
+			postOnce(b, client, req, resp, path, body, want)
 		}
 	})
+}
+
+// postSerialTo posts body to the endpoint at path b.N times, one request
+// after another: the cost of one request with nothing else running.
+func postSerialTo(b *testing.B, client *fasthttp.Client, path, body, want string) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	postOnce(b, client, req, resp, path, body, want) // the connection, warm
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		postOnce(b, client, req, resp, path, body, want)
+	}
+}
+
+// postOnce sends one request and checks it answers 200 with want in its body.
+func postOnce(b *testing.B, client *fasthttp.Client, req *fasthttp.Request, resp *fasthttp.Response, path, body, want string) {
+	req.SetRequestURI("http://127.0.0.1" + path) // a loopback Host: the DNS rebinding guard refuses others
+	req.Header.SetMethod("POST")
+	req.Header.SetContentType("application/json")
+	req.SetBodyString(body)
+	if err := client.Do(req, resp); err != nil {
+		b.Fatal(err)
+	}
+	if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), want) {
+		b.Fatalf("%d %s", resp.StatusCode(), resp.Body())
+	}
 }
 
 // BenchmarkMainChat answers non-stream chat completions with the offline
@@ -110,4 +129,21 @@ func BenchmarkMainStreamTokens(b *testing.B) {
 			postLoopTo(b, client, "/v1/responses", `{"model":"hermes-agent","stream":true,"store":false,"input":"`+prompt+`"}`, "data: [DONE]\n\n")
 		})
 	}
+}
+
+// BenchmarkMainStreamSerial is one client streaming a 2-token answer from
+// mockllm over loopback TCP, one request after another, as a chat
+// completion and as stateless and stored Responses streams: what a stream
+// costs beyond the model's answer, with nothing else running (issue 15).
+func BenchmarkMainStreamSerial(b *testing.B) {
+	client := benchMainMock(b, mockllm.Config{Tokens: 2})
+	b.Run("chat", func(b *testing.B) {
+		postSerialTo(b, client, "/v1/chat/completions", `{"model":"hermes-agent","stream":true,"messages":[{"role":"user","content":"hello"}]}`, "data: [DONE]\n\n")
+	})
+	b.Run("responses", func(b *testing.B) {
+		postSerialTo(b, client, "/v1/responses", `{"stream":true,"store":false,"input":"hello"}`, "data: [DONE]\n\n")
+	})
+	b.Run("responses-stored", func(b *testing.B) {
+		postSerialTo(b, client, "/v1/responses", `{"stream":true,"input":"hello"}`, "data: [DONE]\n\n")
+	})
 }
