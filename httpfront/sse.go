@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	hermes "github.com/hermesd/hermesd"
@@ -26,8 +27,9 @@ type sseWriter struct {
 	timeout time.Duration
 	// deadlineSet is when the write deadline was last moved (flush).
 	deadlineSet time.Time
-	buf         []byte // the frame being built
-	pending     []byte // frames written and not yet sent
+	buf         []byte     // the frame being built
+	bufs        *frameBufs // where buf and pending go back (release)
+	pending     []byte     // frames written and not yet sent
 	failed      bool
 	cancel      context.CancelFunc
 	// result is the turn's final result once pump has handled it; nil
@@ -136,8 +138,34 @@ func (sw *sseWriter) keepAlive() bool {
 var keepAliveFrame = []byte(": keep-alive\n\n")
 
 func newSSEWriter(conn net.Conn, out io.Writer, timeout time.Duration, cancel context.CancelFunc) *sseWriter {
-	return &sseWriter{out: out, conn: conn, timeout: timeout, cancel: cancel,
-		buf: make([]byte, 0, 512), pending: make([]byte, 0, 1024)}
+	fb, ok := frameBufPool.Get().(*frameBufs)
+	if !ok {
+		fb = &frameBufs{buf: make([]byte, 0, 512), pending: make([]byte, 0, 1024)}
+	}
+	return &sseWriter{out: out, conn: conn, timeout: timeout, cancel: cancel, bufs: fb, buf: fb.buf[:0], pending: fb.pending[:0]}
+}
+
+// frameBufs are an sseWriter's buffers, kept between streams: a stream's
+// frames would otherwise grow new ones each time (a Responses stream's
+// response objects and closing events, several KB, grew its pending
+// buffer three or four times a request).
+type frameBufs struct{ buf, pending []byte }
+
+var frameBufPool sync.Pool
+
+// maxPooledFrameBuf bounds a buffer kept for the next stream, so one long
+// answer does not pin its buffers' size in the pool.
+const maxPooledFrameBuf = maxPending
+
+// release hands sw's buffers to the next stream. The stream must be over:
+// nothing encodes or sends on sw after it (a frame begun later would get
+// a new buffer, never another stream's).
+func (sw *sseWriter) release() {
+	if fb := sw.bufs; fb != nil && cap(sw.buf) <= maxPooledFrameBuf && cap(sw.pending) <= maxPooledFrameBuf {
+		fb.buf, fb.pending = sw.buf, sw.pending
+		frameBufPool.Put(fb)
+	}
+	sw.bufs, sw.buf, sw.pending = nil, nil, nil
 }
 
 // pump feeds events to handle until the turn is done or the client leaves,

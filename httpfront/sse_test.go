@@ -3,6 +3,7 @@ package httpfront
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -239,4 +240,52 @@ func attached(d *directSink) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.attached
+}
+
+// TestReleasedFrameBuffersStayTheNextStreams: a stream's buffers go to
+// the next stream once it is over (sseWriter.release). A turn whose
+// client left keeps emitting into its sink for a while; none of that may
+// reach the buffers the next stream now writes in. Run many times, under
+// -race, a late write into a reused buffer shows as a race or as frames
+// of the first stream in the second's output.
+func TestReleasedFrameBuffersStayTheNextStreams(t *testing.T) {
+	srv := &Server{opts: Options{KeepAlive: time.Hour}}
+	for round := range 50 {
+		events := make(chan hermes.Event, turnChannelSize)
+		d := &directSink{events: events, ctx: context.Background(), ended: make(chan struct{})}
+		gone := &chatStream{s: srv, req: &hermes.TurnRequest{ResponseID: "chatcmpl-gone", Model: "m", Created: time.Unix(1, 0)}, events: events, cancel: func() {}}
+		left := errors.New("client left")
+		sw := newSSEWriter(nil, writerFunc(func([]byte) (int, error) { return 0, left }), time.Minute, func() {})
+		late := make(chan bool)
+		go func() {
+			// The turn goes on emitting until its sink refuses.
+			ok := true
+			for i := 0; ok && i < 1000; i++ {
+				ok = d.Emit(hermes.Event{Kind: hermes.EventTextDelta, Text: "GONE"})
+			}
+			late <- ok
+		}()
+		gone.begin(sw)
+		d.run(sw, nil, gone.handle, srv.opts.KeepAlive)
+		sw.release()
+
+		var out bytes.Buffer
+		next := &chatStream{s: srv, req: &hermes.TurnRequest{ResponseID: "chatcmpl-next", Model: "m", Created: time.Unix(1, 0)}, cancel: func() {}}
+		sw2 := newSSEWriter(nil, &out, time.Minute, func() {})
+		next.begin(sw2)
+		for range 20 {
+			next.handle(hermes.Event{Kind: hermes.EventTextDelta, Text: "next"})
+			sw2.flush()
+		}
+		next.handle(hermes.Event{Kind: hermes.EventDone, Result: &hermes.TurnResult{Finish: hermes.FinishStop}})
+		sw2.flush()
+		if <-late {
+			t.Fatalf("round %d: a sink whose client left kept accepting events", round)
+		}
+		sw2.release()
+		if bytes.Contains(out.Bytes(), []byte("GONE")) || bytes.Contains(out.Bytes(), []byte("chatcmpl-gone")) {
+			t.Fatalf("round %d: the next stream carries the first one's frames:\n%s", round, out.Bytes())
+		}
+		checkChatFrames(t, out.Bytes(), strings.Repeat("next", 20))
+	}
 }

@@ -134,6 +134,7 @@ func (b *sseBody) WriteTo(w io.Writer) (int64, error) {
 	b.ran = true
 	defer b.cancel()
 	sw := newSSEWriter(b.conn, w, b.timeout, b.cancel)
+	defer sw.release() // after the recording's end, the last to read it
 	sw.rec = b.rec
 	if b.rec != nil {
 		defer b.rec.end(sw)
