@@ -92,7 +92,7 @@ func FuzzDecodeChat(f *testing.F) {
 	})
 }
 
-var responsesSeeds = []string{
+var responsesSeeds = append([]string{
 	`{"model":"m","input":"hi"}`,
 	`{"input":"hi","previous_response_id":"resp_abc","store":false}`,
 	`{"input":"hi","conversation":"named","instructions":"be brief","metadata":{"k":"v"}}`,
@@ -114,7 +114,7 @@ var responsesSeeds = []string{
 	`{"input":"x","tools":[{"type":"file_search"}],"max_tool_calls":0,"reasoning":{"effort":"max"}}`,
 	`{"input":"x","tools":[{"type":"mcp","server_label":"hermes"},{"type":"web_search","external_web_access":false}],"include":["web_search_call.action.sources"],"truncation":"auto"}`,
 	`null`,
-}
+}, hostileEchoes...)
 
 // FuzzDecodeResponses: any /v1/responses body decodes to a turn request
 // with input, or a 4xx error; never a panic; ids never carry path bytes.
@@ -142,6 +142,15 @@ func FuzzDecodeResponses(f *testing.F) {
 		}
 		if !stdjson.Valid(req.Wire) {
 			t.Fatalf("decodeResponses(%q): stored wire echo is not JSON: %s", body, req.Wire)
+		}
+		// A stream echoes the request from the decoder's values, by
+		// hand: what the generic encoder writes from the stored Wire.
+		req.ResponseID, req.Created = "resp_fuzz", time.Unix(1700000000, 0)
+		got, want := streamObjects(s, req, &rr.wire), wantObjects(t, s, req, 8)
+		for k := range want {
+			if got[k] != want[k] {
+				t.Fatalf("decodeResponses(%q): response object frame %d:\n got %s\nwant %s", body, k, got[k], want[k])
+			}
 		}
 		// Every tool output answers one call, once; with nothing to
 		// continue, a call in the input.

@@ -97,7 +97,7 @@ func (s *Server) createResponse(ctx *fasthttp.RequestCtx) {
 		ctx.Response.SetBodyRaw(s.renderResponse(res.Record))
 		return
 	}
-	st := &responseStream{s: s, req: req, events: events, cancel: cancel}
+	st := &responseStream{s: s, req: req, events: events, cancel: cancel, wire: &rr.wire}
 	s.stream(ctx, req, events, cancel, func(first *hermes.Event) encoder {
 		st.first = first
 		return st

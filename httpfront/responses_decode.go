@@ -45,6 +45,9 @@ type responsesRequest struct {
 		Type             string `json:"type"`
 		CompactThreshold *int   `json:"compact_threshold"`
 	} `json:"context_management"`
+	// wire is what the request's response objects echo, as decoding the
+	// TurnRequest's Wire gives it: a stream takes it as it is.
+	wire responseWire
 }
 
 // responseWire is what a response object echoes of its request; kept in
@@ -227,7 +230,8 @@ func (s *Server) decodeResponsesOn(body []byte, pending *[]approvalAnswer) (*res
 			req.CompactThreshold = *cm.CompactThreshold
 		}
 	}
-	w := responseWire{Instructions: rr.Instructions, Metadata: rr.Metadata, ToolChoice: rr.ToolChoice,
+	w := &rr.wire
+	*w = responseWire{Instructions: rr.Instructions, Metadata: rr.Metadata,
 		MaxOutputTokens: rr.MaxOutputTokens, MaxToolCalls: rr.MaxToolCalls, ParallelToolCalls: rr.ParallelToolCalls,
 		Temperature: rr.Temperature, TopP: rr.TopP, PresencePenalty: rr.PresencePenalty, FrequencyPenalty: rr.FrequencyPenalty,
 		TopLogprobs: rr.TopLogprobs, SafetyIdentifier: rr.SafetyIdentifier, PromptCacheKey: rr.PromptCacheKey,
@@ -235,11 +239,16 @@ func (s *Server) decodeResponsesOn(body []byte, pending *[]approvalAnswer) (*res
 	if rr.Reasoning != nil {
 		w.Reasoning = &reasoningConfig{Effort: rr.Reasoning.Effort, Summary: rr.Reasoning.Summary}
 	}
+	// The raw fields are kept as the encoder writes them (as decoding
+	// Wire gives them), so the stream's echo copies them.
+	if len(rr.ToolChoice) > 0 {
+		w.ToolChoice = canonicalRaw(rr.ToolChoice)
+	}
 	if t := bytes.TrimSpace(rr.Tools); len(t) > 0 && !bytes.Equal(t, []byte("null")) {
-		w.Tools = t // echoed as sent, credentials masked
 		if len(req.MCP) > 0 {
-			w.Tools = maskedTools(t)
+			t = maskedTools(t) // echoed as sent, credentials masked
 		}
+		w.Tools = canonicalRaw(t)
 	}
 	req.Wire, _ = json.Marshal(w)
 	return &rr, req, nil

@@ -3,7 +3,10 @@ package httpfront
 import (
 	"bytes"
 	"context"
+	"math"
+	"slices"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
@@ -29,9 +32,10 @@ type responseStream struct {
 	thinkID string
 	thinkK  int
 	thought []byte
-	// wire is the request's codec fields, decoded once for the response
-	// objects of the opening and closing events.
-	wire responseWire
+	// wire is the request's codec fields for the response objects of the
+	// opening and closing events: the decoder's, or decoded from req.Wire
+	// when nil (a WebSocket response).
+	wire *responseWire
 	form itemForm
 	// params and meta are the encoded request echo and metadata of the
 	// response objects (kept for records with the request's Wire), params
@@ -59,8 +63,11 @@ func (st *responseStream) run(sw *sseWriter) {
 // begin writes the events that open the stream.
 func (st *responseStream) begin(sw *sseWriter) {
 	st.sw = sw
-	_ = json.Unmarshal(st.req.Wire, &st.wire)
-	st.form = st.s.recordForm(&st.wire)
+	if st.wire == nil {
+		st.wire = new(responseWire)
+		_ = json.Unmarshal(st.req.Wire, st.wire)
+	}
+	st.form = st.s.recordForm(st.wire)
 	st.running = make(map[string]runningTool)
 	// Both events carry the same object: it is built once.
 	b := append(st.open("response.created"), `,"response":`...)
@@ -82,7 +89,7 @@ func (st *responseStream) responseEvent(typ string, rec *hermes.StoredResponse) 
 // json.Marshal(s.responseObj(rec)) gives: the fields that change during a
 // response by hand, the request's echo encoded once.
 func (st *responseStream) appendResponse(b []byte, rec *hermes.StoredResponse) []byte {
-	w, form := &st.wire, st.form
+	w, form := st.wire, st.form
 	same := bytes.Equal(rec.Wire, st.req.Wire)
 	if !same {
 		w = new(responseWire)
@@ -106,13 +113,13 @@ func (st *responseStream) appendResponse(b []byte, rec *hermes.StoredResponse) [
 	b = append(b, "],"...)
 	params, meta := st.params, st.meta
 	if !same || params == nil || rec.Previous != st.paramsPrev {
-		params, _ = json.Marshal(&o.responseParams)
-		meta, _ = json.Marshal(o.Metadata)
+		params = appendParams(nil, &o.responseParams)
+		meta = appendMetadata(nil, o.Metadata)
 		if same {
 			st.params, st.meta, st.paramsPrev = params, meta, rec.Previous
 		}
 	}
-	b = append(b, params[1:len(params)-1]...)
+	b = append(b, params...)
 	b = append(b, `,"usage":`...)
 	if u := o.Usage; u == nil {
 		b = append(b, "null"...)
@@ -164,6 +171,129 @@ func appendResponseHead(b []byte, o *responseObject) []byte {
 	b = appendNullInt(append(b, `,"max_tool_calls":`...), o.MaxToolCalls)
 	return appendString(append(b, `,"model":`...), o.Model)
 }
+
+// appendParams appends p's fields, without braces, in the bytes
+// json.Marshal gives them.
+func appendParams(b []byte, p *responseParams) []byte {
+	b = strconv.AppendBool(append(b, `"parallel_tool_calls":`...), p.ParallelToolCalls)
+	b = appendNullStringPtr(append(b, `,"previous_response_id":`...), p.PreviousResponseID)
+	b = append(b, `,"reasoning":`...)
+	if r := p.Reasoning; r == nil {
+		b = append(b, "null"...)
+	} else {
+		b = appendNullStringPtr(append(b, `{"effort":`...), r.Effort)
+		b = append(appendNullStringPtr(append(b, `,"summary":`...), r.Summary), '}')
+	}
+	b = strconv.AppendBool(append(b, `,"store":`...), p.Store)
+	b = appendFloat(append(b, `,"temperature":`...), p.Temperature)
+	b = appendFloat(append(b, `,"top_p":`...), p.TopP)
+	b = appendFloat(append(b, `,"presence_penalty":`...), p.PresencePenalty)
+	b = appendFloat(append(b, `,"frequency_penalty":`...), p.FrequencyPenalty)
+	b = appendInt(append(b, `,"top_logprobs":`...), int64(p.TopLogprobs))
+	b = appendString(append(b, `,"service_tier":`...), p.ServiceTier)
+	b = appendNullStringPtr(append(b, `,"safety_identifier":`...), p.SafetyIdentifier)
+	b = appendNullStringPtr(append(b, `,"prompt_cache_key":`...), p.PromptCacheKey)
+	b = appendRaw(append(b, `,"tool_choice":`...), p.ToolChoice)
+	b = appendRaw(append(b, `,"tools":`...), p.Tools)
+	b = appendString(append(b, `,"truncation":`...), p.Truncation)
+	return appendRaw(append(b, `,"text":`...), p.Text)
+}
+
+// appendMetadata appends m as json.Marshal does: keys sorted.
+func appendMetadata(b []byte, m map[string]string) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(append(appendString(b, k), ':'), m[k])
+	}
+	return append(b, '}')
+}
+
+// appendNullStringPtr appends *s, or null when s is nil.
+func appendNullStringPtr(b []byte, s *string) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	return appendString(b, *s)
+}
+
+// appendFloat appends f as json.Marshal does. Only the defaults (0 and 1)
+// are written here: a value the client sent goes through the encoder, so
+// its digits are the encoder's by construction.
+func appendFloat(b []byte, f float64) []byte {
+	switch {
+	case f == 1:
+		return append(b, '1')
+	case f == 0 && !math.Signbit(f):
+		return append(b, '0')
+	}
+	j, _ := json.Marshal(f)
+	return append(b, j...)
+}
+
+// appendRaw appends raw JSON as json.Marshal does a json.RawMessage:
+// compacted, with <, >, &, U+2028 and U+2029 escaped in its strings.
+// What is already so (a stored record's, a request's once decoded) is
+// copied as it is; the rest goes through the encoder.
+func appendRaw(b []byte, raw json.RawMessage) []byte {
+	if len(raw) == 0 {
+		return append(b, "null"...)
+	}
+	return append(b, canonicalRaw(raw)...)
+}
+
+// canonicalRaw is raw as json.Marshal writes a json.RawMessage: raw
+// itself when it is so already.
+func canonicalRaw(raw json.RawMessage) json.RawMessage {
+	if compactJSON(raw) {
+		return raw
+	}
+	if j, err := json.Marshal(raw); err == nil {
+		return j
+	}
+	return raw // decoded before, so valid: not reached
+}
+
+// compactJSON reports whether valid JSON raw is as json.Marshal writes a
+// json.RawMessage: no space outside strings, nothing in its strings the
+// encoder escapes (<, >, &, U+2028, U+2029) or replaces (invalid UTF-8).
+func compactJSON(raw []byte) bool {
+	in, esc, high := false, false, false
+	for _, c := range raw {
+		switch {
+		case esc:
+			esc = false
+		case in:
+			switch {
+			case c == '\\':
+				esc = true
+			case c == '"':
+				in = false
+			case c == '<' || c == '>' || c == '&':
+				return false
+			case c >= utf8.RuneSelf:
+				high = true
+			}
+		case c == '"':
+			in = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			return false
+		}
+	}
+	if high && (!utf8.Valid(raw) || bytes.Contains(raw, lineSep) || bytes.Contains(raw, paraSep)) {
+		return false
+	}
+	return true
+}
+
+var lineSep, paraSep = []byte("\u2028"), []byte("\u2029")
 
 // appendNullInt appends *n, or null when n is nil.
 func appendNullInt[T int | int64](b []byte, n *T) []byte {

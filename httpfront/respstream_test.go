@@ -151,3 +151,114 @@ func canonical(t *testing.T, frame string) string {
 	b, _ := json.Marshal(v)
 	return head + string(b)
 }
+
+// hostileEchoes are request bodies whose echoed fields need every kind of
+// care: metadata keys and values that escape or sort oddly, instructions
+// with control characters, invalid UTF-8 and U+2028, tools and
+// tool_choice sent with spaces, escapes, HTML characters and odd numbers,
+// every reasoning form, truncation and the float and pointer parameters.
+var hostileEchoes = []string{
+	`{"input":"x","stream":true,"store":false}`,
+	`{"input":"x","metadata":{"z":"1","a":"\u2028","":"empty","<k>":"v&","é":"\ud800","k\u0000":"ctl","\u00ff":"x","Z":"upper","usage":"x"}}`,
+	"{\"input\":\"x\",\"instructions\":\"ctl \\u0000\\u001f\\n\\t \\udc00\\ud800 lone \u2028\u2029 <b>&amp; \\\"q\\\" \\\\ \"}",
+	`{"input":"x","instructions":""}`,
+	"{\"input\":\"x\",\"tools\" : [ {\"type\" : \"function\", \"name\":\"f\", \"description\":\"<&> \\u0041\\/ \u2028 \\udfff\", \"parameters\":{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"number\",\"minimum\":1.50e+3,\"maximum\":-0.0}}}} ]\n,\"tool_choice\" : { \"type\" : \"function\" , \"name\" : \"f\" } }",
+	`{"input":"x","tools":[{"type":"function","name":"f"}],"tool_choice":"none"}`,
+	`{"input":"x","tool_choice":null,"tools":null}`,
+	`{"input":"x","reasoning":{"effort":"high","summary":"auto"}}`,
+	`{"input":"x","reasoning":{}}`,
+	`{"input":"x","reasoning":{"summary":"detailed"}}`,
+	`{"input":"x","truncation":"auto","parallel_tool_calls":false,"top_logprobs":20,"max_output_tokens":77,"max_tool_calls":3}`,
+	`{"input":"x","temperature":1e-7,"top_p":0.999999999999,"presence_penalty":-0.0,"frequency_penalty":2}`,
+	`{"input":"x","temperature":0,"top_p":1.0,"presence_penalty":1e20,"frequency_penalty":-1.5e-9}`,
+	`{"input":"x","safety_identifier":"u<1>\u2028","prompt_cache_key":"k&\"","include":["reasoning.encrypted_content"]}`,
+	`{"input":"x","previous_response_id":"resp_prev","store":false}`,
+	`{"input":"x","conversation":"named \"one\""}`,
+}
+
+// streamObjects runs the opening and closing events of a text response
+// to req and returns the response objects' frames: response.created,
+// response.in_progress and the terminal event. wire is the decoder's
+// echo, or nil to decode it from req.Wire.
+func streamObjects(s *Server, req *hermes.TurnRequest, wire *responseWire) []string {
+	var out bytes.Buffer
+	sw := newSSEWriter(nil, &out, time.Minute, func() {})
+	st := &responseStream{s: s, req: req, wire: wire}
+	st.begin(sw)
+	st.handle(hermes.Event{Kind: hermes.EventTextDelta, Text: "hi"})
+	rec := &hermes.StoredResponse{ID: req.ResponseID, Previous: req.Previous, Conversation: req.Conversation, Status: hermes.StatusCompleted,
+		Created: req.Created, Completed: req.Created.Add(time.Second), Model: req.Model, Wire: req.Wire,
+		Output: []hermes.Message{{Role: hermes.RoleAssistant, Content: "hi"}}, Usage: hermes.Usage{PromptTokens: 3, CompletionTokens: 1}}
+	st.handle(hermes.Event{Kind: hermes.EventDone, Result: &hermes.TurnResult{Record: rec}})
+	sw.flush()
+	frames := strings.Split(out.String(), "\n\n")
+	return []string{frames[0], frames[1], frames[len(frames)-3]}
+}
+
+// wantObjects is what streamObjects must give: the response objects as
+// the generic encoder writes them from the record's Wire (what GET gives).
+func wantObjects(t *testing.T, s *Server, req *hermes.TurnRequest, seq int) []string {
+	t.Helper()
+	stub := &hermes.StoredResponse{ID: req.ResponseID, Previous: req.Previous, Conversation: req.Conversation, Status: hermes.StatusInProgress,
+		Created: req.Created, Model: req.Model, Wire: req.Wire}
+	rec := *stub
+	rec.Status, rec.Completed = hermes.StatusCompleted, req.Created.Add(time.Second)
+	rec.Output = []hermes.Message{{Role: hermes.RoleAssistant, Content: "hi"}}
+	rec.Usage = hermes.Usage{PromptTokens: 3, CompletionTokens: 1}
+	frame := func(typ string, seq int, r *hermes.StoredResponse) string {
+		return strings.TrimSuffix(genericEvent(t, typ, seq, map[string]any{"response": s.responseObj(r)}), "\n\n")
+	}
+	return []string{frame("response.created", 0, stub), frame("response.in_progress", 1, stub), frame("response.completed", seq, &rec)}
+}
+
+// TestResponseStreamEchoesDecodedRequest: a stream echoes its request
+// from the decoder's own values (no decoding of the Wire it just encoded)
+// with params and metadata appended by hand, and its response objects are
+// byte for byte what the generic encoder writes from the stored Wire, for
+// every hostile echo; a stream that decodes Wire itself (a WebSocket's)
+// writes the same.
+func TestResponseStreamEchoesDecodedRequest(t *testing.T) {
+	s := New(Options{})
+	for i, body := range hostileEchoes {
+		rr, req, err := s.decodeResponses([]byte(body))
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		req.ResponseID, req.Created = "resp_e"+itoa(i), time.Unix(1700000000, 0)
+		got := streamObjects(s, req, &rr.wire)
+		want := wantObjects(t, s, req, 8)
+		fromWire := streamObjects(s, req, nil)
+		for k := range want {
+			if got[k] != want[k] {
+				t.Errorf("%d: %s frame %d:\n got %s\nwant %s", i, body, k, got[k], want[k])
+			}
+			if fromWire[k] != want[k] {
+				t.Errorf("%d: %s frame %d decoded from Wire:\n got %s\nwant %s", i, body, k, fromWire[k], want[k])
+			}
+		}
+	}
+}
+
+// TestCanonicalRaw: a raw value is echoed as the encoder writes a
+// json.RawMessage, copied when it is so already.
+func TestCanonicalRaw(t *testing.T) {
+	for _, raw := range []string{`[]`, `"auto"`, `null`, `{"a":[1,2.50,-0.0,1E5,1e400]}`, `{ "a" : 1 }`, "[\n1,\t2\r]", `["<"]`, `[">"]`, `["&"]`,
+		`["\u003c\u2028\/\u0041"]`, "[\"\u2028\"]", "[\"\u2029\"]", "[\"\xff\"]", "[\"\xe2\x80\"]", `["é中😀"]`, `["a\"<"]`, `["\\"," "]`, `"\\\""`} {
+		want, err := json.Marshal(json.RawMessage(raw))
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		if got := canonicalRaw(json.RawMessage(raw)); string(got) != string(want) {
+			t.Errorf("canonicalRaw(%q) = %q, want %q", raw, got, want)
+		}
+		if compactJSON([]byte(raw)) && string(want) != raw {
+			t.Errorf("compactJSON(%q): copied as it is, but the encoder writes %q", raw, want)
+		}
+	}
+	// What a decoded request and a stored record hold is copied.
+	for _, raw := range []string{`[]`, `"auto"`, `{"a":[1,2.50,-0.0,1E5,1e400]}`, `["é中😀\u003c\"\\"]`} {
+		if !compactJSON([]byte(raw)) {
+			t.Errorf("compactJSON(%q) = false", raw)
+		}
+	}
+}
