@@ -113,8 +113,11 @@ func (st *responseStream) appendResponse(b []byte, rec *hermes.StoredResponse) [
 	b = append(b, "],"...)
 	params, meta := st.params, st.meta
 	if !same || params == nil || rec.Previous != st.paramsPrev {
-		params = appendParams(nil, &o.responseParams)
-		meta = appendMetadata(nil, o.Metadata)
+		// One buffer for both, sized for the echo with its raw fields.
+		buf := make([]byte, 0, 512+len(o.Tools)+len(o.ToolChoice)+len(o.Metadata)*64)
+		buf = appendParams(buf, &o.responseParams)
+		params = buf[:len(buf):len(buf)]
+		meta = appendMetadata(buf[len(buf):], o.Metadata)
 		if same {
 			st.params, st.meta, st.paramsPrev = params, meta, rec.Previous
 		}
@@ -201,7 +204,11 @@ func appendParams(b []byte, p *responseParams) []byte {
 
 // appendMetadata appends m as json.Marshal does: keys sorted.
 func appendMetadata(b []byte, m map[string]string) []byte {
-	keys := make([]string, 0, len(m))
+	if len(m) == 0 {
+		return append(b, "{}"...)
+	}
+	var held [maxMetadataPairs]string
+	keys := held[:0]
 	for k := range m {
 		keys = append(keys, k)
 	}
