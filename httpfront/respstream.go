@@ -68,7 +68,6 @@ func (st *responseStream) begin(sw *sseWriter) {
 		_ = json.Unmarshal(st.req.Wire, st.wire)
 	}
 	st.form = st.s.recordForm(st.wire)
-	st.running = make(map[string]runningTool)
 	// Both events carry the same object: it is built once.
 	b := append(st.open("response.created"), `,"response":`...)
 	start := len(b)
@@ -476,6 +475,9 @@ func (st *responseStream) call(c hermes.ToolCall) {
 // then in_progress (mcp_call) or searching (web_search_call).
 func (st *responseStream) toolStarted(c hermes.ToolCall) {
 	id, k := st.nextID(agentItemPrefix(c))
+	if st.running == nil {
+		st.running = make(map[string]runningTool)
+	}
 	st.running[c.ID] = runningTool{id: id, k: k, call: c}
 	it := agentItem(id, c, nil, st.form)
 	ref := map[string]any{"item_id": id, "output_index": k}

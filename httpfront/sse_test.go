@@ -169,7 +169,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // go out in one write, events queued before the body started go out
 // together, and the order is kept throughout.
 func TestDirectSinkBatches(t *testing.T) {
-	events := make(chan hermes.Event, turnChannelSize)
+	events := make(chan hermes.Event, sinkChannelSize)
 	d := &directSink{events: events, ctx: context.Background(), ended: make(chan struct{})}
 	srv := &Server{opts: Options{KeepAlive: time.Hour}}
 	st := &chatStream{s: srv, req: &hermes.TurnRequest{ResponseID: "chatcmpl-1", Model: "m", Created: time.Unix(1, 0)}, events: events, cancel: func() {}}
@@ -251,7 +251,7 @@ func attached(d *directSink) bool {
 func TestReleasedFrameBuffersStayTheNextStreams(t *testing.T) {
 	srv := &Server{opts: Options{KeepAlive: time.Hour}}
 	for round := range 50 {
-		events := make(chan hermes.Event, turnChannelSize)
+		events := make(chan hermes.Event, sinkChannelSize)
 		d := &directSink{events: events, ctx: context.Background(), ended: make(chan struct{})}
 		gone := &chatStream{s: srv, req: &hermes.TurnRequest{ResponseID: "chatcmpl-gone", Model: "m", Created: time.Unix(1, 0)}, events: events, cancel: func() {}}
 		left := errors.New("client left")

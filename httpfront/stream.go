@@ -17,6 +17,12 @@ import (
 // reader costs little memory.
 const turnChannelSize = 16
 
+// sinkChannelSize is the channel of a turn whose stream writes its own
+// frames (directSink): it holds only what the turn emits before the body
+// starts writing, so a few events do. An event is 56 bytes, and the
+// channel is allocated for every stream.
+const sinkChannelSize = 4
+
 // submit starts a turn whose events the returned channel carries; cancel
 // ends the turn and must be called.
 func (s *Server) submit(req *hermes.TurnRequest) (<-chan hermes.Event, context.CancelFunc, error) {
@@ -38,12 +44,16 @@ func (s *Server) submitIn(parent context.Context, req *hermes.TurnRequest) (<-ch
 		ctx, cancel = context.WithCancel(ctx)
 	}
 	size := 1 // only the final event
-	if req.Progress {
+	d, sink := req.Sink.(*directSink)
+	switch {
+	case sink:
+		size = sinkChannelSize
+	case req.Progress:
 		size = turnChannelSize
 	}
 	events := make(chan hermes.Event, size)
 	req.Ctx, req.Events = ctx, events
-	if d, ok := req.Sink.(*directSink); ok {
+	if sink {
 		d.events, d.ctx = events, ctx
 	}
 	if req.Created.IsZero() {
