@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
 	"github.com/hermesd/hermesd/actors"
 	"github.com/hermesd/hermesd/tooling/llm"
@@ -142,6 +143,9 @@ func FuzzDecodeResponses(f *testing.F) {
 		}
 		if !stdjson.Valid(req.Wire) {
 			t.Fatalf("decodeResponses(%q): stored wire echo is not JSON: %s", body, req.Wire)
+		}
+		if want, _ := gojson.Marshal(&rr.wire); string(req.Wire) != string(want) {
+			t.Fatalf("decodeResponses(%q): Wire %s, the encoder writes %s", body, req.Wire, want)
 		}
 		// A stream echoes the request from the decoder's values, by
 		// hand: what the generic encoder writes from the stored Wire.

@@ -575,6 +575,9 @@ type responseParams struct {
 	Tools              json.RawMessage  `json:"tools"`
 	Truncation         string           `json:"truncation"`
 	Text               json.RawMessage  `json:"text"`
+	// canonical says ToolChoice and Tools are as the encoder writes
+	// them (responseWire.canonical).
+	canonical bool
 }
 
 // reasoningConfig is the reasoning the request asked for, echoed.
@@ -668,7 +671,7 @@ func (s *Server) responseObjOf(rec *hermes.StoredResponse, w *responseWire) *res
 		MaxToolCalls: w.MaxToolCalls, Model: rec.Model, Metadata: w.Metadata,
 		responseParams: responseParams{Reasoning: w.Reasoning, ParallelToolCalls: true, Store: w.Store, Temperature: 1, TopP: 1,
 			ServiceTier: "default", SafetyIdentifier: w.SafetyIdentifier, PromptCacheKey: w.PromptCacheKey,
-			ToolChoice: w.ToolChoice, Tools: w.Tools, Truncation: "disabled", Text: textFormat},
+			ToolChoice: w.ToolChoice, Tools: w.Tools, Truncation: "disabled", Text: textFormat, canonical: w.canonical},
 	}
 	if o.Status == "" {
 		o.Status = hermes.StatusCompleted

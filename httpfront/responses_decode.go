@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/goccy/go-json"
@@ -72,6 +73,9 @@ type responseWire struct {
 	Truncation        string            `json:"truncation,omitempty"`
 	Store             bool              `json:"store"`
 	Background        bool              `json:"background,omitempty"`
+	// canonical says Tools and ToolChoice are as json.Marshal writes a
+	// json.RawMessage (the decoder made them so), so echoes copy them.
+	canonical bool
 }
 
 // inputItem is one item of a Responses API input list.
@@ -239,8 +243,9 @@ func (s *Server) decodeResponsesOn(body []byte, pending *[]approvalAnswer) (*res
 	if rr.Reasoning != nil {
 		w.Reasoning = &reasoningConfig{Effort: rr.Reasoning.Effort, Summary: rr.Reasoning.Summary}
 	}
-	// The raw fields are kept as the encoder writes them (as decoding
-	// Wire gives them), so the stream's echo copies them.
+	// The raw fields are kept as the encoder writes them, once, so Wire
+	// and the stream's echo copy them.
+	w.canonical = true
 	if len(rr.ToolChoice) > 0 {
 		w.ToolChoice = canonicalRaw(rr.ToolChoice)
 	}
@@ -250,8 +255,98 @@ func (s *Server) decodeResponsesOn(body []byte, pending *[]approvalAnswer) (*res
 		}
 		w.Tools = canonicalRaw(t)
 	}
-	req.Wire, _ = json.Marshal(w)
+	req.Wire = appendWire(nil, w)
 	return &rr, req, nil
+}
+
+// appendWire appends w as json.Marshal does, its raw fields copied
+// (w.canonical): a large tools list is not encoded again.
+func appendWire(b []byte, w *responseWire) []byte {
+	b = append(b, '{')
+	field := func(name string) {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, '"'), name...), `":`...)
+	}
+	if w.Instructions != nil {
+		field("instructions")
+		b = appendString(b, *w.Instructions)
+	}
+	if len(w.Metadata) > 0 {
+		field("metadata")
+		b = appendMetadata(b, w.Metadata)
+	}
+	if len(w.Tools) > 0 {
+		field("tools")
+		b = appendRaw(b, w.Tools, w.canonical)
+	}
+	if len(w.ToolChoice) > 0 {
+		field("tool_choice")
+		b = appendRaw(b, w.ToolChoice, w.canonical)
+	}
+	for _, f := range []struct {
+		name string
+		n    *int
+	}{{"max_output_tokens", w.MaxOutputTokens}, {"max_tool_calls", w.MaxToolCalls}} {
+		if f.n != nil {
+			field(f.name)
+			b = appendInt(b, int64(*f.n))
+		}
+	}
+	if w.ParallelToolCalls != nil {
+		field("parallel_tool_calls")
+		b = strconv.AppendBool(b, *w.ParallelToolCalls)
+	}
+	for _, f := range []struct {
+		name string
+		v    *float64
+	}{{"temperature", w.Temperature}, {"top_p", w.TopP}, {"presence_penalty", w.PresencePenalty}, {"frequency_penalty", w.FrequencyPenalty}} {
+		if f.v != nil {
+			field(f.name)
+			b = appendFloat(b, *f.v)
+		}
+	}
+	if w.TopLogprobs != nil {
+		field("top_logprobs")
+		b = appendInt(b, int64(*w.TopLogprobs))
+	}
+	if r := w.Reasoning; r != nil {
+		field("reasoning")
+		b = appendNullStringPtr(append(b, `{"effort":`...), r.Effort)
+		b = append(appendNullStringPtr(append(b, `,"summary":`...), r.Summary), '}')
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"safety_identifier", w.SafetyIdentifier}, {"prompt_cache_key", w.PromptCacheKey}} {
+		if f.v != nil {
+			field(f.name)
+			b = appendString(b, *f.v)
+		}
+	}
+	if len(w.Include) > 0 {
+		field("include")
+		b = append(b, '[')
+		for i, s := range w.Include {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, s)
+		}
+		b = append(b, ']')
+	}
+	if w.Truncation != "" {
+		field("truncation")
+		b = appendString(b, w.Truncation)
+	}
+	field("store")
+	b = strconv.AppendBool(b, w.Store)
+	if w.Background {
+		field("background")
+		b = append(b, "true"...)
+	}
+	return append(b, '}')
 }
 
 // responseTool is one entry of a Responses API tools list.

@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/goccy/go-json"
 	hermes "github.com/hermesd/hermesd"
@@ -195,10 +194,10 @@ func appendParams(b []byte, p *responseParams) []byte {
 	b = appendString(append(b, `,"service_tier":`...), p.ServiceTier)
 	b = appendNullStringPtr(append(b, `,"safety_identifier":`...), p.SafetyIdentifier)
 	b = appendNullStringPtr(append(b, `,"prompt_cache_key":`...), p.PromptCacheKey)
-	b = appendRaw(append(b, `,"tool_choice":`...), p.ToolChoice)
-	b = appendRaw(append(b, `,"tools":`...), p.Tools)
+	b = appendRaw(append(b, `,"tool_choice":`...), p.ToolChoice, p.canonical)
+	b = appendRaw(append(b, `,"tools":`...), p.Tools, p.canonical)
 	b = appendString(append(b, `,"truncation":`...), p.Truncation)
-	return appendRaw(append(b, `,"text":`...), p.Text)
+	return appendRaw(append(b, `,"text":`...), p.Text, true) // textFormat
 }
 
 // appendMetadata appends m as json.Marshal does: keys sorted.
@@ -246,60 +245,25 @@ func appendFloat(b []byte, f float64) []byte {
 
 // appendRaw appends raw JSON as json.Marshal does a json.RawMessage:
 // compacted, with <, >, &, U+2028 and U+2029 escaped in its strings.
-// What is already so (a stored record's, a request's once decoded) is
-// copied as it is; the rest goes through the encoder.
-func appendRaw(b []byte, raw json.RawMessage) []byte {
+// canonical says raw is so already (the decoder made it so): it is
+// copied. Checking that byte by byte would cost more than the encoder.
+func appendRaw(b []byte, raw json.RawMessage, canonical bool) []byte {
 	if len(raw) == 0 {
 		return append(b, "null"...)
+	}
+	if canonical {
+		return append(b, raw...)
 	}
 	return append(b, canonicalRaw(raw)...)
 }
 
-// canonicalRaw is raw as json.Marshal writes a json.RawMessage: raw
-// itself when it is so already.
+// canonicalRaw is raw as json.Marshal writes a json.RawMessage.
 func canonicalRaw(raw json.RawMessage) json.RawMessage {
-	if compactJSON(raw) {
-		return raw
-	}
 	if j, err := json.Marshal(raw); err == nil {
 		return j
 	}
 	return raw // decoded before, so valid: not reached
 }
-
-// compactJSON reports whether valid JSON raw is as json.Marshal writes a
-// json.RawMessage: no space outside strings, nothing in its strings the
-// encoder escapes (<, >, &, U+2028, U+2029) or replaces (invalid UTF-8).
-func compactJSON(raw []byte) bool {
-	in, esc, high := false, false, false
-	for _, c := range raw {
-		switch {
-		case esc:
-			esc = false
-		case in:
-			switch {
-			case c == '\\':
-				esc = true
-			case c == '"':
-				in = false
-			case c == '<' || c == '>' || c == '&':
-				return false
-			case c >= utf8.RuneSelf:
-				high = true
-			}
-		case c == '"':
-			in = true
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-			return false
-		}
-	}
-	if high && (!utf8.Valid(raw) || bytes.Contains(raw, lineSep) || bytes.Contains(raw, paraSep)) {
-		return false
-	}
-	return true
-}
-
-var lineSep, paraSep = []byte("\u2028"), []byte("\u2029")
 
 // appendNullInt appends *n, or null when n is nil.
 func appendNullInt[T int | int64](b []byte, n *T) []byte {
