@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -150,5 +151,18 @@ func BenchmarkMainStreamSerial(b *testing.B) {
 	})
 	b.Run("responses-stored", func(b *testing.B) {
 		postSerialTo(b, client, "/v1/responses", `{"stream":true,"input":"hello"}`, "data: [DONE]\n\n")
+	})
+	// A coding agent's request: 40 function tools (11 KB), echoed in the
+	// response objects and stored in the record's Wire.
+	var tools strings.Builder
+	for i := range 40 {
+		if i > 0 {
+			tools.WriteString(", ")
+		}
+		fmt.Fprintf(&tools, `{"type": "function", "name": "tool_%d", "description": "Runs a thing that does stuff; a long description of what it does and when to use it.", `+
+			`"parameters": {"type": "object", "properties": {"path": {"type": "string", "description": "the path"}, "n": {"type": "integer"}}, "required": ["path"]}}`, i)
+	}
+	b.Run("responses-tools", func(b *testing.B) {
+		postSerialTo(b, client, "/v1/responses", `{"stream":true,"store":false,"input":"hello","tools":[`+tools.String()+`]}`, "data: [DONE]\n\n")
 	})
 }
