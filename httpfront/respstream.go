@@ -67,14 +67,16 @@ func (st *responseStream) begin(sw *sseWriter) {
 		_ = json.Unmarshal(st.req.Wire, st.wire)
 	}
 	st.form = st.s.recordForm(st.wire)
-	// Both events carry the same object: it is built once.
+	// Both events carry the same object: it is built once, and the
+	// second frame copies it from the first.
 	b := append(st.open("response.created"), `,"response":`...)
 	start := len(b)
 	b = st.appendResponse(b, st.stub(hermes.StatusInProgress))
-	obj := append([]byte(nil), b[start:]...) // the next frame reuses the buffer
+	end := len(b)
 	st.sw.end(append(b, '}'))
-	b = append(st.open("response.in_progress"), `,"response":`...)
-	st.sw.end(append(append(b, obj...), '}'))
+	b, at := st.sw.beginAfter("response.in_progress")
+	b = append(st.head(b, "response.in_progress"), `,"response":`...)
+	st.sw.endAt(append(append(b, b[start:end]...), '}'), at)
 }
 
 // responseEvent writes an event whose one field is rec's response object.
@@ -282,7 +284,12 @@ func (st *responseStream) stub(status hermes.Status) *hermes.StoredResponse {
 // open begins the frame of an event: its type and sequence_number, the
 // fields to follow and the closing brace to add before sw.end.
 func (st *responseStream) open(typ string) []byte {
-	b := append(st.sw.begin(typ), `{"type":`...)
+	return st.head(st.sw.begin(typ), typ)
+}
+
+// head appends an event's type and sequence_number to its begun frame.
+func (st *responseStream) head(b []byte, typ string) []byte {
+	b = append(b, `{"type":`...)
 	b = appendString(b, typ)
 	b = append(b, `,"sequence_number":`...)
 	b = appendInt(b, st.seq)

@@ -60,11 +60,28 @@ func (sw *sseWriter) begin(typ string) []byte {
 
 // end finishes a frame begun by begin and writes it.
 func (sw *sseWriter) end(b []byte) {
+	sw.endAt(b, 0)
+}
+
+// beginAfter is begin for a frame built after the one last ended, which
+// stays in the buffer for the new one to copy from: the new frame is
+// b[at:], to be finished with endAt.
+func (sw *sseWriter) beginAfter(typ string) (b []byte, at int) {
+	at = len(sw.buf)
+	b = sw.buf
+	if sw.ws == nil {
+		b = append(append(append(b, "event: "...), typ...), "\ndata: "...)
+	}
+	return b, at
+}
+
+// endAt finishes the frame b[at:] and writes it.
+func (sw *sseWriter) endAt(b []byte, at int) {
 	if sw.ws == nil {
 		b = append(b, "\n\n"...)
 	}
 	sw.buf = b
-	sw.write(b)
+	sw.write(b[at:])
 }
 
 // write sends one frame (recorded for replay when the request has a key).
