@@ -284,7 +284,9 @@ func (s *Server) socketTurn(connCtx context.Context, k *socket, req *hermes.Turn
 		k.refuse(err)
 		return &hermes.TurnResult{Err: hermes.AsError(err)}
 	}
-	sw := &sseWriter{ws: k, timeout: s.opts.StreamWriteTimeout, cancel: cancel, buf: make([]byte, 0, 512)}
+	sw := newSSEWriter(nil, nil, s.opts.StreamWriteTimeout, cancel)
+	sw.ws = k
+	defer sw.release() // run is over: nothing encodes on sw after it
 	st := &responseStream{s: s, req: req, events: events, cancel: cancel}
 	st.run(sw)
 	if sw.failed {
