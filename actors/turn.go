@@ -333,10 +333,15 @@ func (r *Runtime) transcript(id string, last *hermes.StoredResponse) ([]hermes.M
 
 // extend returns history followed by added. When the agent loop appended
 // added to history in place (Agent.Run), that is history's own array and
-// nothing is copied; otherwise it is a new one. Either way the spare
-// capacity stays, so the next turn can append in place too.
+// nothing is copied; with no history it is added itself (a stateless
+// request's whole conversation, not copied again for a transcript only a
+// WebSocket connection may continue); otherwise it is a new one. Either
+// way the spare capacity stays, so the next turn can append in place too.
 func extend(history, added []hermes.Message) []hermes.Message {
 	n := len(history)
+	if n == 0 {
+		return added
+	}
 	if len(added) > 0 && cap(history) >= n+len(added) && &history[:n+1][n] == &added[0] {
 		return history[:n+len(added)]
 	}

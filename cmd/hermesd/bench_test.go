@@ -165,4 +165,13 @@ func BenchmarkMainStreamSerial(b *testing.B) {
 	b.Run("responses-tools", func(b *testing.B) {
 		postSerialTo(b, client, "/v1/responses", `{"stream":true,"store":false,"input":"hello","tools":[`+tools.String()+`]}`, "data: [DONE]\n\n")
 	})
+	// A stateless client's 41st turn: the whole conversation sent again,
+	// as Codex does with store: false.
+	var history strings.Builder
+	for i := range 20 {
+		fmt.Fprintf(&history, `{"role":"user","content":"question %d about the code"},{"role":"assistant","content":"answer %d, a paragraph of it"},`, i, i)
+	}
+	b.Run("responses-history", func(b *testing.B) {
+		postSerialTo(b, client, "/v1/responses", `{"stream":true,"store":false,"input":[`+history.String()+`{"role":"user","content":"hello"}]}`, "data: [DONE]\n\n")
+	})
 }
