@@ -696,7 +696,8 @@ func (s *Server) decodeInput(raw json.RawMessage, scope inputScope) ([]hermes.Me
 	if len(items) > maxMessages {
 		return nil, nil, hermes.InvalidParam(scope.param, "'%s' has %d items; at most %d are accepted", scope.param, len(items), maxMessages)
 	}
-	d := inputDecoder{called: make(map[string]bool), answered: make(map[string]bool)}
+	// About a message an item: one allocation, not one per doubling.
+	d := inputDecoder{out: make([]hermes.Message, 0, len(items)), called: make(map[string]bool), answered: make(map[string]bool)}
 	for _, m := range scope.history {
 		for _, c := range m.ToolCalls {
 			d.called[c.ID] = true
