@@ -554,6 +554,17 @@ type responseObject struct {
 	Conversation *struct {
 		ID string `json:"id"`
 	} `json:"conversation"`
+
+	// What the pointers above point to when set: the object is one
+	// allocation, not one for each of them.
+	completedAt int64
+	previous    string
+	err         responseError
+	incomplete  incomplete
+	usage       responseUsage
+	conv        struct {
+		ID string `json:"id"`
+	}
 }
 
 // responseParams are the fields of a response object that echo its
@@ -665,7 +676,18 @@ func (s *Server) responseItems(rec *hermes.StoredResponse, form itemForm) []item
 // already decoded as w, all but its output: a stream decodes w once for
 // its opening and closing events and encodes the items itself.
 func (s *Server) responseObjOf(rec *hermes.StoredResponse, w *responseWire) *responseObject {
-	o := &responseObject{
+	o := new(responseObject)
+	fillResponseObj(o, rec, w)
+	if o.Metadata == nil {
+		o.Metadata = map[string]string{} // {}, not null
+	}
+	return o
+}
+
+// fillResponseObj is responseObjOf into o, its metadata left nil when
+// there is none (appendMetadata writes {} for it).
+func fillResponseObj(o *responseObject, rec *hermes.StoredResponse, w *responseWire) {
+	*o = responseObject{
 		ID: rec.ID, Object: "response", CreatedAt: rec.Created.Unix(), Status: rec.Status,
 		Background: w.Background, Instructions: w.Instructions, MaxOutputTokens: w.MaxOutputTokens,
 		MaxToolCalls: w.MaxToolCalls, Model: rec.Model, Metadata: w.Metadata,
@@ -703,39 +725,36 @@ func (s *Server) responseObjOf(rec *hermes.StoredResponse, w *responseWire) *res
 	if len(o.Tools) == 0 {
 		o.Tools = json.RawMessage(`[]`)
 	}
-	if o.Metadata == nil {
-		o.Metadata = map[string]string{}
-	}
 	if rec.Previous != "" {
-		p := rec.Previous
-		o.PreviousResponseID = &p
+		o.previous = rec.Previous
+		o.PreviousResponseID = &o.previous
 	}
 	if rec.Conversation != "" {
-		o.Conversation = &struct {
-			ID string `json:"id"`
-		}{rec.Conversation}
+		o.conv.ID = rec.Conversation
+		o.Conversation = &o.conv
 	}
 	if !rec.Completed.IsZero() && rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
-		t := rec.Completed.Unix()
-		o.CompletedAt = &t
+		o.completedAt = rec.Completed.Unix()
+		o.CompletedAt = &o.completedAt
 	}
 	switch rec.Status {
 	case hermes.StatusFailed:
-		o.Error = &responseError{Code: rec.ErrCode, Message: rec.ErrMessage}
+		o.err = responseError{Code: rec.ErrCode, Message: rec.ErrMessage}
+		o.Error = &o.err
 	case hermes.StatusIncomplete:
-		reason := "interrupted"
+		o.incomplete.Reason = "interrupted"
 		if rec.Finish == hermes.FinishLength && rec.ErrCode == "" {
-			reason = "max_output_tokens"
+			o.incomplete.Reason = "max_output_tokens"
 		}
-		o.IncompleteDetails = &incomplete{Reason: reason}
+		o.IncompleteDetails = &o.incomplete
 	}
 	if rec.Status != hermes.StatusQueued && rec.Status != hermes.StatusInProgress {
-		u := &responseUsage{InputTokens: rec.Usage.PromptTokens, OutputTokens: rec.Usage.CompletionTokens, TotalTokens: rec.Usage.Total()}
+		u := &o.usage
+		u.InputTokens, u.OutputTokens, u.TotalTokens = rec.Usage.PromptTokens, rec.Usage.CompletionTokens, rec.Usage.Total()
 		u.InputTokensDetails.CachedTokens = rec.Usage.CachedTokens
 		u.OutputTokensDetails.ReasoningTokens = rec.Usage.ReasoningTokens
 		o.Usage = u
 	}
-	return o
 }
 
 func (s *Server) renderResponse(rec *hermes.StoredResponse) []byte {

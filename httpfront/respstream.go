@@ -96,8 +96,9 @@ func (st *responseStream) appendResponse(b []byte, rec *hermes.StoredResponse) [
 		_ = json.Unmarshal(rec.Wire, w)
 		form = st.s.recordForm(w)
 	}
-	o := st.s.responseObjOf(rec, w)
-	b = appendResponseHead(b, o)
+	var o responseObject
+	fillResponseObj(&o, rec, w)
+	b = appendResponseHead(b, &o)
 	b = append(b, `,"output":[`...)
 	for i, it := range st.s.responseItems(rec, form) {
 		if i > 0 {
