@@ -289,3 +289,47 @@ func TestReleasedFrameBuffersStayTheNextStreams(t *testing.T) {
 		checkChatFrames(t, out.Bytes(), strings.Repeat("next", 20))
 	}
 }
+
+// TestDirectSinkSendAsRunTakesOver: a turn whose send waited on a full
+// channel while the body took the stream over (run) goes on emitting at
+// once. Every event is written once and in order and the stream ends.
+// run used to read the channel too: it could take the waiting event just
+// as the turn's next Emit, holding the lock, waited on the channel for
+// it, and both waited for ever.
+func TestDirectSinkSendAsRunTakesOver(t *testing.T) {
+	srv := &Server{opts: Options{KeepAlive: time.Hour}}
+	for round := range 300 {
+		events := make(chan hermes.Event, sinkChannelSize)
+		d := &directSink{events: events, ctx: context.Background(), ended: make(chan struct{})}
+		st := &chatStream{s: srv, req: &hermes.TurnRequest{ResponseID: "chatcmpl-1", Model: "m", Created: time.Unix(1, 0)}, events: events, cancel: func() {}}
+		var out bytes.Buffer
+		sw := newSSEWriter(nil, &out, time.Minute, func() {})
+		var want strings.Builder
+		turn := make(chan struct{})
+		go func() {
+			defer close(turn)
+			// More events than the channel holds: the turn waits on a
+			// send while run takes over, then carries on.
+			for i := range 3 * sinkChannelSize {
+				text := "e" + strconv.Itoa(i) + " "
+				want.WriteString(text)
+				d.Emit(hermes.Event{Kind: hermes.EventTextDelta, Text: text})
+			}
+			d.Emit(hermes.Event{Kind: hermes.EventDone, Result: &hermes.TurnResult{Finish: hermes.FinishStop}})
+		}()
+		ran := make(chan struct{})
+		go func() {
+			defer close(ran)
+			st.begin(sw)
+			d.run(sw, nil, st.handle, srv.opts.KeepAlive)
+		}()
+		for _, c := range []chan struct{}{turn, ran} {
+			select {
+			case <-c:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("round %d: the turn and the stream wait on each other", round)
+			}
+		}
+		checkChatFrames(t, out.Bytes(), want.String())
+	}
+}

@@ -208,7 +208,12 @@ type directSink struct {
 }
 
 // Emit writes ev once the body is writing; before, it queues it on the
-// events channel, as a turn without a sink does.
+// events channel, as a turn without a sink does. A send that waited on a
+// full channel while run took the stream over is written from here: once
+// run has taken over, only the lock's holder reads the channel, so the
+// check of its length in drain is never stale (run reading it too left a
+// turn's drain waiting for an event run had taken, and run waiting for
+// the lock the turn held).
 func (d *directSink) Emit(ev hermes.Event) bool {
 	d.mu.Lock()
 	if d.attached {
@@ -219,10 +224,17 @@ func (d *directSink) Emit(ev hermes.Event) bool {
 	d.mu.Unlock()
 	select {
 	case d.events <- ev:
-		return true
 	case <-d.ctx.Done():
 		return false
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.attached {
+		return true // run drains it when it takes over
+	}
+	d.drain()
+	d.send()
+	return !d.sw.failed
 }
 
 // More holds frames while the model has more at hand, and sends what is
@@ -300,14 +312,6 @@ func (d *directSink) run(sw *sseWriter, first *hermes.Event, handle func(hermes.
 		select {
 		case <-d.ended:
 			return
-		case ev := <-d.events:
-			// Sent on the channel just as run took over: it comes
-			// before any still queued behind it.
-			d.mu.Lock()
-			d.take(ev)
-			d.drain()
-			d.send()
-			d.mu.Unlock()
 		case <-ka.C:
 			d.mu.Lock()
 			if !d.over && !sw.keepAlive() {
