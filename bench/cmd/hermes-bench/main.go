@@ -140,8 +140,15 @@ func main() {
 		c.noDirect, c.noCeiling = true, true
 	}
 
-	if _, err := proc.RaiseFileLimit(); err != nil {
+	// hermesd keeps half its descriptors for upstream connections, one a
+	// stream: below two a client (and a few of its own) it lowers its
+	// connection cap to fit and answers the clients past it 503.
+	want := uint64(2*c.concurrency + 128)
+	if got, err := proc.RaiseFileLimit(want); err != nil {
 		fmt.Fprintln(os.Stderr, "hermes-bench: cannot raise the open-file limit:", err)
+	} else if got < want {
+		fmt.Fprintf(os.Stderr, "hermes-bench: open-file limit %d (not raisable here), below the %d that %d clients need: hermesd caps its connections near %d and answers the rest 503\n",
+			got, want, c.concurrency, (got-64)/2)
 	}
 	var err error
 	if c.serve != "" {

@@ -24,13 +24,21 @@ import (
 	"time"
 )
 
-// RaiseFileLimit lifts the soft open-file limit to the hard one and returns
-// it. Children started afterwards inherit it: 10,000 connections need far
-// more than the usual 1,024 descriptors on both ends.
-func RaiseFileLimit() (uint64, error) {
+// RaiseFileLimit lifts the open-file limit to at least want where it can,
+// else to the hard limit, and returns it. Children started afterwards
+// inherit it: 10,000 streams need far more than the usual 1,024
+// descriptors on both ends, and hermesd two a stream (its client's and its
+// upstream's). Raising the hard limit needs CAP_SYS_RESOURCE; without
+// it the soft limit goes to the hard one.
+func RaiseFileLimit(want uint64) (uint64, error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0, err
+	}
+	if lim.Max < want {
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: want, Max: want}); err == nil {
+			return want, nil
+		}
 	}
 	lim.Cur = lim.Max
 	// Setting it explicitly also stops os/exec from restoring the

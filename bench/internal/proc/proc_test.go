@@ -3,6 +3,7 @@ package proc
 import (
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -97,5 +98,30 @@ func TestReadSyscallsCountsWrites(t *testing.T) {
 	}
 	if after.Reads <= before.Reads {
 		t.Fatalf("reading /proc/PID/io itself is a read, counted %d → %d", before.Reads, after.Reads)
+	}
+}
+
+// The soft limit rises to the hard one; asked for more than the hard
+// limit, a process allowed to (CAP_SYS_RESOURCE) raises that too, and one
+// that is not gets the hard limit.
+func TestRaiseFileLimit(t *testing.T) {
+	var before syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &before); err != nil {
+		t.Fatal(err)
+	}
+	got, err := RaiseFileLimit(1)
+	if err != nil || got != before.Max {
+		t.Fatalf("RaiseFileLimit(1) = %d, %v; want the hard limit %d", got, err, before.Max)
+	}
+	want := before.Max + 64
+	if got, err = RaiseFileLimit(want); err != nil || got != want && got != before.Max {
+		t.Fatalf("RaiseFileLimit(%d) = %d, %v", want, got, err)
+	}
+	if got == before.Max {
+		t.Skip("no privilege to raise the hard limit (CAP_SYS_RESOURCE): the soft one was raised to it")
+	}
+	var after syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &after); err != nil || after.Cur != want || after.Max != want {
+		t.Fatalf("limit now %+v, %v", after, err)
 	}
 }
