@@ -102,69 +102,44 @@ func TestFilesStoreModesAndReload(t *testing.T) {
 	}
 }
 
-// TestFilesStoreLRU: an upload that does not fit evicts the least recently
-// used files (a read of the bytes is a use), and the order holds across a
-// reopen.
-func TestFilesStoreLRU(t *testing.T) {
+// TestFilesStoreEvictionOnDisk: what the contract's LRU and discard
+// cases (TestFilesContract) leave on the directory store's disk: an
+// evicted file's bytes are gone, and a refused or discarded upload leaves
+// no temporary file behind.
+func TestFilesStoreEvictionOnDisk(t *testing.T) {
 	dir := t.TempDir()
-	now := time.Unix(1700000000, 0)
-	clock := func() time.Time { now = now.Add(time.Second); return now }
-	f, err := OpenFiles(dir, FilesOptions{MaxBytes: 30, Now: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	putFile(t, f, "file-a", strings.Repeat("a", 10))
-	putFile(t, f, "file-b", strings.Repeat("b", 10))
-	putFile(t, f, "file-c", strings.Repeat("c", 10))
-	readAll(t, f, "file-a") // b is now the least recently used
-	putFile(t, f, "file-d", strings.Repeat("d", 10))
-	if _, err := f.File("file-b"); hermes.ErrorCode(err) != hermes.ENotFound {
-		t.Fatalf("b not evicted: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "file-b.data")); !os.IsNotExist(err) {
-		t.Fatalf("b's bytes left on disk: %v", err)
-	}
-	readAll(t, f, "file-c") // order, most recent first: c, d, a
-	f.Close()
-	f, err = OpenFiles(dir, FilesOptions{MaxBytes: 30, Now: clock})
+	f, err := OpenFiles(dir, FilesOptions{MaxBytes: 30})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	putFile(t, f, "file-e", strings.Repeat("e", 10))
+	putFile(t, f, "file-a", strings.Repeat("a", 10))
+	putFile(t, f, "file-b", strings.Repeat("b", 10))
+	putFile(t, f, "file-c", strings.Repeat("c", 10))
+	putFile(t, f, "file-d", strings.Repeat("d", 10))
 	if _, err := f.File("file-a"); hermes.ErrorCode(err) != hermes.ENotFound {
-		t.Fatalf("after reopen, a (least recently used) not evicted: %v", err)
+		t.Fatalf("a not evicted: %v", err)
 	}
-	for _, id := range []string{"file-c", "file-d", "file-e"} {
-		if _, err := f.File(id); err != nil {
-			t.Fatalf("%s: %v", id, err)
-		}
+	if _, err := os.Stat(filepath.Join(dir, "file-a.data")); !os.IsNotExist(err) {
+		t.Fatalf("a's bytes left on disk: %v", err)
 	}
-	// A file larger than the whole store is refused and evicts nothing.
-	err = put(f, &hermes.File{ID: "file-big"}, strings.Repeat("x", 31))
-	if hermes.ErrorCode(err) != hermes.ETooLarge {
+	if err := put(f, &hermes.File{ID: "file-big"}, strings.Repeat("x", 31)); hermes.ErrorCode(err) != hermes.ETooLarge {
 		t.Fatalf("over the cap: %v", err)
 	}
-	if f.Total() != 30 || len(f.List()) != 3 {
-		t.Fatalf("a refused upload changed the store: total %d, %d files", f.Total(), len(f.List()))
-	}
-	// An upload received but discarded leaves nothing and evicts nothing.
 	_, discard, err := f.Receive(&hermes.File{ID: "file-f"}, strings.NewReader(strings.Repeat("f", 20)), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
 	discard()
-	if f.Total() != 30 || len(f.List()) != 3 {
-		t.Fatalf("a discarded upload changed the store: total %d, %d files", f.Total(), len(f.List()))
-	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".tmp-*")); len(left) != 0 {
 		t.Fatalf("temporary files left: %v", left)
 	}
 }
 
-// TestFilesStoreHostileIDs: ids that are not of the store's own form never
-// reach the filesystem: each is not found, and nothing outside is touched.
-func TestFilesStoreHostileIDs(t *testing.T) {
+// TestFilesStoreHostileIDsStayInside: the contract's hostile ids
+// (TestFilesContract) never reach the filesystem around the store: a file
+// beside its directory is untouched by every operation on them.
+func TestFilesStoreHostileIDsStayInside(t *testing.T) {
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "files")
 	secret := filepath.Join(parent, "api_server.db")
@@ -176,17 +151,9 @@ func TestFilesStoreHostileIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	for _, id := range []string{"", "file-", "../api_server", "file-../../api_server", "file-a/../../api_server",
-		"file-a\x00", "file-a.data", "FILE-a", "file-" + strings.Repeat("a", 65), `file-..\x`, "file-%2e%2e"} {
-		if _, err := f.File(id); hermes.ErrorCode(err) != hermes.ENotFound {
-			t.Errorf("File(%q): %v", id, err)
-		}
-		if _, _, err := f.Open(id); hermes.ErrorCode(err) != hermes.ENotFound {
-			t.Errorf("Open(%q): %v", id, err)
-		}
-		if err := f.Delete(id); hermes.ErrorCode(err) != hermes.ENotFound {
-			t.Errorf("Delete(%q): %v", id, err)
-		}
+	for _, id := range []string{"../api_server", "file-../../api_server", "file-a/../../api_server", `file-..\x`, "file-%2e%2e"} {
+		_, _, _ = f.Open(id)
+		_ = f.Delete(id)
 		if err := put(f, &hermes.File{ID: id}, "x"); err == nil {
 			t.Errorf("Put(%q) accepted", id)
 		}
