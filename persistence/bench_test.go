@@ -39,39 +39,6 @@ func reportResponsesPerSecond(b *testing.B, n int) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "responses/s")
 }
 
-// BenchmarkApply32Grouped commits 32 responses in one Apply: one fsync.
-func BenchmarkApply32Grouped(b *testing.B) {
-	s := openBench(b)
-	n := 0
-	for b.Loop() {
-		ops := make([]Op, 32)
-		for i := range ops {
-			ops[i] = PutResponse(benchResponse(fmt.Sprintf("resp_%d", n)))
-			n++
-		}
-		if err := s.Apply(ops); err != nil {
-			b.Fatal(err)
-		}
-	}
-	reportResponsesPerSecond(b, n)
-}
-
-// BenchmarkApply32Single commits the same 32 responses one Apply each: 32
-// fsyncs, what an ungrouped writer would pay.
-func BenchmarkApply32Single(b *testing.B) {
-	s := openBench(b)
-	n := 0
-	for b.Loop() {
-		for range 32 {
-			if err := s.Apply([]Op{PutResponse(benchResponse(fmt.Sprintf("resp_%d", n)))}); err != nil {
-				b.Fatal(err)
-			}
-			n++
-		}
-	}
-	reportResponsesPerSecond(b, n)
-}
-
 // BenchmarkResponse reads stored responses from parallel goroutines.
 func BenchmarkResponse(b *testing.B) {
 	s := openBench(b)
