@@ -327,12 +327,7 @@ func (c *Cluster) GiveUp(key string, ticket int64) {
 	if ticket <= 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.TTL)
-	defer cancel()
-	start := time.Now()
-	_, err := c.pool.Exec(ctx, "SELECT lease_release($1, 0, $2)", key, ticket)
-	c.timed("release", start, err)
-	if err != nil {
+	if err := c.exec("release", "SELECT lease_release($1, 0, $2)", key, ticket); err != nil {
 		c.log.Warn("leaving a lease queue failed; the place expires on its own", "err", err)
 	}
 }
@@ -502,15 +497,20 @@ func (c *Cluster) notify(channel, payload string) error {
 	if len(payload) > 7000 {
 		return hermes.Errorf(hermes.EInvalid, "notification payload too long")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.TTL)
-	defer cancel()
-	start := time.Now()
-	_, err := c.pool.Exec(ctx, "SELECT pg_notify($1, $2)", channel, payload)
-	c.timed("notify", start, err)
-	if err != nil {
+	if err := c.exec("notify", "SELECT pg_notify($1, $2)", channel, payload); err != nil {
 		return dbError("notifying the cluster", err)
 	}
 	return nil
+}
+
+// exec runs one statement, bounded by the lease TTL and timed as op.
+func (c *Cluster) exec(op, sql string, args ...any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.TTL)
+	defer cancel()
+	start := time.Now()
+	_, err := c.pool.Exec(ctx, sql, args...)
+	c.timed(op, start, err)
+	return err
 }
 
 // ClusterStats are the cluster's figures for /metrics and /health.
