@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hermesd/hermesd/internal/hermestest"
 )
@@ -177,10 +178,23 @@ func TestRequestLogLines(t *testing.T) {
 		lines[2]["id"] != "trace-stream-2" || lines[2]["status"] != float64(200) {
 		t.Fatalf("request lines: %v", lines)
 	}
+	for _, l := range lines {
+		// Written through the handler (no caller PC): still a whole slog
+		// line, with its time and level.
+		if ts, _ := l["time"].(string); !parses(ts) || l["level"] != "INFO" || l["method"] == nil {
+			t.Fatalf("request line without its time, level or method: %v", l)
+		}
+	}
 	if d, _ := lines[2]["dur_ms"].(float64); d < 120 {
 		t.Fatalf("the stream's line says %v ms: not the whole stream", lines[2]["dur_ms"])
 	}
 	if strings.Contains(buf.String(), key) {
 		t.Fatal("the API key reached the logs")
 	}
+}
+
+// parses reports whether ts is a log line's time (RFC 3339).
+func parses(ts string) bool {
+	_, err := time.Parse(time.RFC3339Nano, ts)
+	return err == nil
 }
