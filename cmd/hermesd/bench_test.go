@@ -146,6 +146,13 @@ func BenchmarkMainStreamSerial(b *testing.B) {
 	b.Run("chat", func(b *testing.B) {
 		postSerialTo(b, client, "/v1/chat/completions", `{"model":"hermes-agent","stream":true,"messages":[{"role":"user","content":"hello"}]}`, "data: [DONE]\n\n")
 	})
+	// The same turn answered whole: it runs on the handler's goroutine,
+	// while a stream's turn runs on a worker and wakes the connection's
+	// goroutine for its first event and its end. chat minus chat-whole
+	// bounds what those hand-offs and the stream's sink cost.
+	b.Run("chat-whole", func(b *testing.B) {
+		postSerialTo(b, client, "/v1/chat/completions", `{"model":"hermes-agent","messages":[{"role":"user","content":"hello"}]}`, `"finish_reason":"stop"`)
+	})
 	b.Run("responses", func(b *testing.B) {
 		postSerialTo(b, client, "/v1/responses", `{"stream":true,"store":false,"input":"hello"}`, "data: [DONE]\n\n")
 	})
