@@ -240,6 +240,7 @@ func (c *Cluster) Acquire(ctx context.Context, key, response string, queue int) 
 func (c *Cluster) Enqueue(ctx context.Context, key, response string, queue int) (*persistence.Lease, int64, error) {
 	l, ticket, _, err := c.take(ctx, key, response, 0, queue)
 	if err != nil {
+		c.GiveUp(key, ticket) // a place taken as ctx ended
 		return nil, 0, err
 	}
 	if l == nil && ticket < 0 {
@@ -273,6 +274,9 @@ func (c *Cluster) Wait(ctx context.Context, key, response string, ticket int64) 
 		// is not missed.
 		l, next, until, err := c.take(ctx, key, response, ticket, math.MaxInt32)
 		if err != nil {
+			if next > 0 {
+				ticket = next // the place the look ended with (a new one if the old had expired)
+			}
 			c.GiveUp(key, ticket)
 			return nil, err
 		}
@@ -305,8 +309,20 @@ func (c *Cluster) take(ctx context.Context, key, response string, ticket int64, 
 	var orphan string
 	var until pgtype.Timestamptz // NULL once taken
 	start := time.Now()
-	err := c.pool.QueryRow(ctx, "SELECT epoch, orphan, ticket, wait_until FROM lease_take($1, $2, $3, $4, $5, $6)",
-		key, c.opts.Owner, response, c.opts.TTL, ticket, queue).Scan(&epoch, &orphan, &ticket, &until)
+	// The wait for a connection ends with ctx, but the statement, once
+	// sent, runs to its end (within the TTL) whatever ctx does: cancelled
+	// in flight, it could still commit a place in the queue or the lease
+	// itself, which this node would never learn of, and which would keep
+	// the key's other turns waiting until it expired. What it took after
+	// ctx ended is given back.
+	conn, err := c.pool.Acquire(ctx)
+	if err == nil {
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.TTL)
+		err = conn.QueryRow(qctx, "SELECT epoch, orphan, ticket, wait_until FROM lease_take($1, $2, $3, $4, $5, $6)",
+			key, c.opts.Owner, response, c.opts.TTL, ticket, queue).Scan(&epoch, &orphan, &ticket, &until)
+		cancel()
+		conn.Release()
+	}
 	c.timed("take", start, err)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -315,7 +331,18 @@ func (c *Cluster) take(ctx context.Context, key, response string, ticket int64, 
 		return nil, 0, time.Time{}, dbError("taking a lease", err)
 	}
 	if epoch > 0 {
-		return c.hold(key, epoch, orphan), 0, time.Time{}, nil
+		l := c.hold(key, epoch, orphan)
+		if ctx.Err() != nil {
+			l.Release()
+			if orphan != "" {
+				c.opts.OnLost(orphan) // as the sweeper would have, had nobody taken it
+			}
+			return nil, 0, time.Time{}, context.Cause(ctx)
+		}
+		return l, 0, time.Time{}, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ticket, time.Time{}, context.Cause(ctx) // the caller gives the place up
 	}
 	return nil, ticket, until.Time, nil
 }

@@ -155,6 +155,42 @@ func TestLeaseWaitEndsWithContext(t *testing.T) {
 	waitQueued(t, pool, "k", 0) // its place is given up, not left to expire
 }
 
+// A turn whose context ends while its look at the lease is in flight
+// leaves nothing behind, whenever it ends: not a place in the queue (the
+// turns behind it would wait for its expiry) nor the lease (every other
+// turn would). The statement is no longer cut short by the context: what
+// it took is given back. Cancelled at 60 moments across the look's round
+// trip, against a held lease and a free one.
+func TestLeaseCancelledInFlightLeavesNothing(t *testing.T) {
+	pool := testPool(t)
+	a := testCluster(t, pool, "a", time.Minute)
+	b := testCluster(t, pool, "b", time.Minute)
+	held, err := a.Acquire(context.Background(), "busy", "", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	var rows int
+	for i := range 60 {
+		after := time.Duration(i%30) * 100 * time.Microsecond
+		for _, key := range []string{"busy", "free"} {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(after, cancel)
+			l, err := b.Acquire(ctx, key, "resp_b", 4)
+			cancel()
+			if err == nil {
+				l.Release() // taken before the cancel: given back by its holder
+			}
+			if err := pool.QueryRow(context.Background(), "SELECT (SELECT count(*) FROM lease_waiters) + (SELECT count(*) FROM leases WHERE key = 'free')").Scan(&rows); err != nil {
+				t.Fatal(err)
+			}
+			if rows != 0 {
+				t.Fatalf("cancelled after %v on %s: %d rows left behind (Acquire said %v)", after, key, rows, err)
+			}
+		}
+	}
+}
+
 // A holder that stops renewing (a dead node) loses the lease at its
 // expiry: the waiter takes it then, told which response the dead holder
 // left unfinished, and the old epoch's writes are fenced off.
