@@ -495,11 +495,16 @@ func (c *Cluster) sweepLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		start := time.Now()
-		rows, err := c.pool.Query(ctx, "SELECT * FROM lease_sweep() UNION SELECT * FROM node_sweep()")
+		// Not cut short by Close: a sweep that committed would have
+		// deleted the rows of the responses it reports, and no later
+		// sweep would find them to mark lost.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.TTL)
+		rows, err := c.pool.Query(qctx, "SELECT * FROM lease_sweep() UNION SELECT * FROM node_sweep()")
 		var ids []string
 		if err == nil {
 			ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		}
+		cancel()
 		c.timed("sweep", start, err)
 		if err != nil {
 			if ctx.Err() == nil {
