@@ -33,10 +33,12 @@ func TestFloorProxyAgentForwards(t *testing.T) {
 	testForwards(t, true)
 }
 
-func testForwards(t *testing.T, agent bool) {
+// startProxy serves a floor proxy (agent: with -agent) in front of a
+// mockllm answering tokens tokens; it returns both base URLs.
+func startProxy(t *testing.T, tokens int, agent bool) (proxyURL, mockURL string) {
+	t.Helper()
 	mln := listen(t)
-	mock := mockllm.New(mockllm.Config{Tokens: 3})
-	go mock.Serve(mln)
+	go mockllm.New(mockllm.Config{Tokens: tokens}).Serve(mln)
 	captured, err := os.ReadFile("../../../tooling/llm/testdata/agent_request.json")
 	if err != nil {
 		t.Fatal(err)
@@ -48,19 +50,29 @@ func testForwards(t *testing.T, agent bool) {
 	p.agent = agent
 	pln := listen(t)
 	go fasthttp.Serve(pln, p.handle)
+	return "http://" + pln.Addr().String(), "http://" + mln.Addr().String()
+}
 
+// post sends body to url and returns the answer.
+func post(t *testing.T, url, body string) *fasthttp.Response {
+	t.Helper()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.SetRequestURI(url)
+	req.Header.SetMethod("POST")
+	req.SetBodyString(body)
+	if err := (&fasthttp.Client{}).Do(req, resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func testForwards(t *testing.T, agent bool) {
+	proxyURL, mockURL := startProxy(t, 3, agent)
 	c := &fasthttp.Client{}
-	mockURL := "http://" + mln.Addr().String()
 	if st, _, err := c.Post(nil, mockURL+mockllm.CapturePath, nil); err != nil || st != 200 {
 		t.Fatalf("arming the capture: %d %v", st, err)
 	}
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	req.SetRequestURI("http://" + pln.Addr().String() + "/v1/chat/completions")
-	req.Header.SetMethod("POST")
-	req.SetBodyString(`{"model":"m","stream":true,"messages":[{"role":"user","content":"hi there"}]}`)
-	if err := c.Do(req, resp); err != nil {
-		t.Fatal(err)
-	}
+	resp := post(t, proxyURL+"/v1/chat/completions", `{"model":"m","stream":true,"messages":[{"role":"user","content":"hi there"}]}`)
 	if resp.StatusCode() != 200 || !bytes.Contains(resp.Body(), []byte("data: [DONE]")) || strings.Count(string(resp.Body()), `"content":"`) < 3 {
 		t.Fatalf("%d %s", resp.StatusCode(), resp.Body())
 	}
@@ -113,25 +125,9 @@ func TestFloorProxyAgentReencodes(t *testing.T) {
 		}
 	}
 
-	mln := listen(t)
-	go mockllm.New(mockllm.Config{Tokens: 1}).Serve(mln)
-	captured, _ := os.ReadFile("../../../tooling/llm/testdata/agent_request.json")
-	p, err := newProxy(captured, "http://"+mln.Addr().String()+"/v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.agent = true
-	pln := listen(t)
-	go fasthttp.Serve(pln, p.handle)
+	proxyURL, _ := startProxy(t, 1, true)
 	for _, body := range []string{`{"messages":"hi"}`, `{"messages":[]}`, `not json`} {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		req.SetRequestURI("http://" + pln.Addr().String() + "/v1/chat/completions")
-		req.Header.SetMethod("POST")
-		req.SetBodyString(body)
-		if err := (&fasthttp.Client{}).Do(req, resp); err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode() != 400 {
+		if resp := post(t, proxyURL+"/v1/chat/completions", body); resp.StatusCode() != 400 {
 			t.Errorf("%s: %d %s", body, resp.StatusCode(), resp.Body())
 		}
 	}
@@ -142,27 +138,8 @@ func TestFloorProxyAgentReencodes(t *testing.T) {
 // the deltas' sum, the usage the model's; an input that is not text is
 // refused.
 func TestFloorProxyAgentResponses(t *testing.T) {
-	mln := listen(t)
-	go mockllm.New(mockllm.Config{Tokens: 3}).Serve(mln)
-	captured, _ := os.ReadFile("../../../tooling/llm/testdata/agent_request.json")
-	p, err := newProxy(captured, "http://"+mln.Addr().String()+"/v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.agent = true
-	pln := listen(t)
-	go fasthttp.Serve(pln, p.handle)
-	post := func(body string) *fasthttp.Response {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		req.SetRequestURI("http://" + pln.Addr().String() + "/v1/responses")
-		req.Header.SetMethod("POST")
-		req.SetBodyString(body)
-		if err := (&fasthttp.Client{}).Do(req, resp); err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
-	resp := post(`{"model":"m","stream":true,"store":false,"input":"hi \"there\""}`)
+	proxyURL, _ := startProxy(t, 3, true)
+	resp := post(t, proxyURL+"/v1/responses", `{"model":"m","stream":true,"store":false,"input":"hi \"there\""}`)
 	if resp.StatusCode() != 200 || !strings.HasSuffix(string(resp.Body()), "data: [DONE]\n\n") {
 		t.Fatalf("%d %s", resp.StatusCode(), resp.Body())
 	}
@@ -210,7 +187,7 @@ func TestFloorProxyAgentResponses(t *testing.T) {
 		t.Fatalf("events %v, deltas %q, done %q", types, deltas, done)
 	}
 	for _, body := range []string{`{"input":[{"role":"user","content":"x"}]}`, `{"input":3}`, `{`} {
-		if resp := post(body); resp.StatusCode() != 400 {
+		if resp := post(t, proxyURL+"/v1/responses", body); resp.StatusCode() != 400 {
 			t.Errorf("%s: %d", body, resp.StatusCode())
 		}
 	}
