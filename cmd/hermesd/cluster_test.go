@@ -41,6 +41,7 @@ func TestCluster(t *testing.T) {
 	t.Run("CancelAcrossNodes", func(t *testing.T) { clusterCancel(t, bin) })
 	t.Run("RandomKillsLoseNoAcknowledgedResponse", func(t *testing.T) { clusterKillLoad(t, bin) })
 	t.Run("HealthDegradedWithoutTheDatabase", func(t *testing.T) { clusterHealth(t, bin) })
+	t.Run("WebSocketResponsesAcrossNodes", func(t *testing.T) { clusterWebSocket(t, bin) })
 }
 
 // cluster is n hermesd processes on one database.
@@ -661,5 +662,60 @@ func clusterHealth(t *testing.T, bin string) {
 	})
 	if code, body := call(p, "POST", "/v1/responses", map[string]any{"conversation": "back", "input": "hello"}); code != 200 {
 		t.Fatalf("a turn after the database came back: %d %s", code, body)
+	}
+}
+
+// clusterWebSocket: Responses over WebSocket in a cluster. A response
+// stored over a WebSocket on one node is continued over HTTP on another; a
+// WebSocket on the first continues that with store: false, and again on
+// the same connection from memory; a store: false response is known only
+// to its connection, so a WebSocket on the other node gets
+// previous_response_not_found for it.
+func clusterWebSocket(t *testing.T, bin string) {
+	up := hermestest.NewUpstream(t, func(n int, call *hermestest.Call) hermestest.Reply {
+		_, last := call.Last()
+		return hermestest.Reply{Text: "noted: " + last}
+	})
+	c := startCluster(t, bin, 2, up)
+	a, b := c.nodes[0], c.nodes[1]
+
+	ws := mustDialWSAt(t, a.Base+"/v1")
+	sendCreate(t, ws, `{"input":"my name is Ada"}`)
+	first := final(readResponse(t, ws))
+	if first.Type != "response.completed" || first.Response.ID == "" {
+		t.Fatalf("stored response over the WebSocket on a: %s", first.Type)
+	}
+	code, body := call(b, "POST", "/v1/responses", map[string]any{"previous_response_id": first.Response.ID, "input": "and on b?"})
+	if code != 200 {
+		t.Fatalf("continued over HTTP on b: %d %s", code, body)
+	}
+	onB := field(body, "id")
+	if got := userTexts(up.Calls()[1]); len(got) != 2 || got[0] != "my name is Ada" {
+		t.Fatalf("b's turn saw %q, want the WebSocket's turn first", got)
+	}
+
+	sendCreate(t, ws, `{"store":false,"previous_response_id":"`+onB+`","input":"back on a"}`)
+	local := final(readResponse(t, ws))
+	if local.Type != "response.completed" {
+		t.Fatalf("store: false continuing b's response on a: %s", local.Type)
+	}
+	if got := userTexts(up.Calls()[2]); len(got) != 3 || got[1] != "and on b?" {
+		t.Fatalf("a's WebSocket turn saw %q, want both earlier turns", got)
+	}
+	sendCreate(t, ws, `{"store":false,"previous_response_id":"`+local.Response.ID+`","input":"from memory"}`)
+	if ev := final(readResponse(t, ws)); ev.Type != "response.completed" || answerText(ev) != "noted: from memory" {
+		t.Fatalf("continuation from the connection's memory: %s %q", ev.Type, answerText(ev))
+	}
+	if got := userTexts(up.Calls()[3]); len(got) != 4 || got[2] != "back on a" {
+		t.Fatalf("the in-memory continuation saw %q", got)
+	}
+
+	other := mustDialWSAt(t, b.Base+"/v1")
+	sendCreate(t, other, `{"store":false,"previous_response_id":"`+local.Response.ID+`","input":"on b"}`)
+	if ev := readRefusal(t, other); ev.Status != 400 || ev.Code != "previous_response_not_found" {
+		t.Fatalf("a store: false response continued on another node's WebSocket: status %d code %q", ev.Status, ev.Code)
+	}
+	if n := len(up.Calls()); n != 4 {
+		t.Fatalf("%d model calls, want 4 (the refused one calls none)", n)
 	}
 }

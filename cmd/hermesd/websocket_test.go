@@ -41,11 +41,18 @@ type wsEvent struct {
 // (name, value pairs).
 func dialWS(t testing.TB, h *hermesd, headers ...string) (*websocket.Conn, *http.Response, error) {
 	t.Helper()
+	return dialWSAt(t, h.URL(), headers...)
+}
+
+// dialWSAt opens a Responses WebSocket on the server whose API is at base
+// (".../v1").
+func dialWSAt(t testing.TB, base string, headers ...string) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
 	hdr := http.Header{}
 	for i := 0; i+1 < len(headers); i += 2 {
 		hdr.Set(headers[i], headers[i+1])
 	}
-	url := "ws" + strings.TrimPrefix(h.URL(), "http") + "/responses"
+	url := "ws" + strings.TrimPrefix(base, "http") + "/responses"
 	d := websocket.Dialer{HandshakeTimeout: hermestest.Timeout}
 	c, resp, err := d.Dial(url, hdr)
 	if err == nil {
@@ -56,7 +63,12 @@ func dialWS(t testing.TB, h *hermesd, headers ...string) (*websocket.Conn, *http
 
 func mustDialWS(t testing.TB, h *hermesd, headers ...string) *websocket.Conn {
 	t.Helper()
-	c, _, err := dialWS(t, h, headers...)
+	return mustDialWSAt(t, h.URL(), headers...)
+}
+
+func mustDialWSAt(t testing.TB, base string, headers ...string) *websocket.Conn {
+	t.Helper()
+	c, _, err := dialWSAt(t, base, headers...)
 	if err != nil {
 		t.Fatal(err)
 	}
