@@ -8,7 +8,10 @@ const hexDigits = "0123456789abcdef"
 // (as encoding/json and goccy/go-json write it), so the output is always
 // valid JSON that decodes to what those encoders' output decodes to.
 // <, > and & are escaped as encoding/json does by default, and U+2028 and
-// U+2029, which JavaScript parsers took for line ends.
+// U+2029, which JavaScript parsers took for line ends. Control characters
+// are escaped as those encoders escape them (\b and \f short, as
+// encoding/json has since Go 1.22), so hand-built JSON matches theirs byte
+// for byte.
 func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
@@ -29,6 +32,10 @@ func AppendString(b []byte, s string) []byte {
 				b = append(b, '\\', 'r')
 			case '\t':
 				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
 			default:
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 			}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // FuzzAppendString: the string encoder of the SSE hot path and the upstream
@@ -46,4 +48,20 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatalf("AppendString(%q) = %q: raw line separator", s, enc)
 		}
 	})
+}
+
+// Every ASCII character is escaped byte for byte as encoding/json and
+// goccy/go-json escape it (the fuzz check of the Responses stream compares
+// hand-built objects with the generic encoder's; "\b" once came out as
+// \u0008 here and \b there).
+func TestAppendStringMatchesTheEncoders(t *testing.T) {
+	for c := range 0x80 {
+		s := "a" + string(rune(c)) + "z"
+		got := string(AppendString(nil, s))
+		std, _ := json.Marshal(s)
+		goccy, _ := gojson.Marshal(s)
+		if got != string(std) || got != string(goccy) {
+			t.Errorf("%q: %s, encoding/json %s, goccy %s", s, got, std, goccy)
+		}
+	}
 }
