@@ -50,13 +50,17 @@ func FuzzAppendString(f *testing.F) {
 	})
 }
 
-// Every ASCII character is escaped byte for byte as encoding/json and
+// Every ASCII character (and a few others) is escaped byte for byte as encoding/json and
 // goccy/go-json escape it (the fuzz check of the Responses stream compares
 // hand-built objects with the generic encoder's; "\b" once came out as
 // \u0008 here and \b there).
 func TestAppendStringMatchesTheEncoders(t *testing.T) {
+	var cases []string
 	for c := range 0x80 {
-		s := "a" + string(rune(c)) + "z"
+		cases = append(cases, "a"+string(rune(c))+"z")
+	}
+	cases = append(cases, "\u2028 \u2029", "é 💻 \ufffd", "\u007f\u0080\u009f\u00a0")
+	for _, s := range cases {
 		got := string(AppendString(nil, s))
 		std, _ := json.Marshal(s)
 		goccy, _ := gojson.Marshal(s)
