@@ -301,6 +301,13 @@ func (c *Cluster) Wait(ctx context.Context, key, response string, ticket int64) 
 	}
 }
 
+// statementLimit bounds a lease statement that its caller's context no
+// longer bounds (take, the sweep): far above a wait for the key's lock or
+// a loaded database — the lease TTL was not, and a loaded test machine
+// turned slow looks into errors — it only ends a statement that would
+// never finish.
+const statementLimit = time.Minute
+
 // take makes one attempt at the lease of key with ticket (0: none yet):
 // the lease, or the caller's ticket (-1: the queue is full) and when to
 // look again without a notification.
@@ -310,14 +317,14 @@ func (c *Cluster) take(ctx context.Context, key, response string, ticket int64, 
 	var until pgtype.Timestamptz // NULL once taken
 	start := time.Now()
 	// The wait for a connection ends with ctx, but the statement, once
-	// sent, runs to its end (within the TTL) whatever ctx does: cancelled
-	// in flight, it could still commit a place in the queue or the lease
-	// itself, which this node would never learn of, and which would keep
-	// the key's other turns waiting until it expired. What it took after
-	// ctx ended is given back.
+	// sent, runs to its end (within statementLimit) whatever ctx does:
+	// cancelled in flight, it could still commit a place in the queue or
+	// the lease itself, which this node would never learn of, and which
+	// would keep the key's other turns waiting until it expired. What it
+	// took after ctx ended is given back.
 	conn, err := c.pool.Acquire(ctx)
 	if err == nil {
-		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.TTL)
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementLimit)
 		err = conn.QueryRow(qctx, "SELECT epoch, orphan, ticket, wait_until FROM lease_take($1, $2, $3, $4, $5, $6)",
 			key, c.opts.Owner, response, c.opts.TTL, ticket, queue).Scan(&epoch, &orphan, &ticket, &until)
 		cancel()
@@ -498,7 +505,7 @@ func (c *Cluster) sweepLoop(ctx context.Context) {
 		// Not cut short by Close: a sweep that committed would have
 		// deleted the rows of the responses it reports, and no later
 		// sweep would find them to mark lost.
-		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.TTL)
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statementLimit)
 		rows, err := c.pool.Query(qctx, "SELECT * FROM lease_sweep() UNION SELECT * FROM node_sweep()")
 		var ids []string
 		if err == nil {
