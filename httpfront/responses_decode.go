@@ -311,10 +311,9 @@ func appendWire(b []byte, w *responseWire) []byte {
 		field("top_logprobs")
 		b = appendInt(b, int64(*w.TopLogprobs))
 	}
-	if r := w.Reasoning; r != nil {
+	if w.Reasoning != nil {
 		field("reasoning")
-		b = appendNullStringPtr(append(b, `{"effort":`...), r.Effort)
-		b = append(appendNullStringPtr(append(b, `,"summary":`...), r.Summary), '}')
+		b = appendReasoning(b, w.Reasoning)
 	}
 	for _, f := range []struct {
 		name string

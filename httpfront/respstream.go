@@ -181,13 +181,7 @@ func appendResponseHead(b []byte, o *responseObject) []byte {
 func appendParams(b []byte, p *responseParams) []byte {
 	b = strconv.AppendBool(append(b, `"parallel_tool_calls":`...), p.ParallelToolCalls)
 	b = appendNullStringPtr(append(b, `,"previous_response_id":`...), p.PreviousResponseID)
-	b = append(b, `,"reasoning":`...)
-	if r := p.Reasoning; r == nil {
-		b = append(b, "null"...)
-	} else {
-		b = appendNullStringPtr(append(b, `{"effort":`...), r.Effort)
-		b = append(appendNullStringPtr(append(b, `,"summary":`...), r.Summary), '}')
-	}
+	b = appendReasoning(append(b, `,"reasoning":`...), p.Reasoning)
 	b = strconv.AppendBool(append(b, `,"store":`...), p.Store)
 	b = appendFloat(append(b, `,"temperature":`...), p.Temperature)
 	b = appendFloat(append(b, `,"top_p":`...), p.TopP)
@@ -201,6 +195,15 @@ func appendParams(b []byte, p *responseParams) []byte {
 	b = appendRaw(append(b, `,"tools":`...), p.Tools, p.canonical)
 	b = appendString(append(b, `,"truncation":`...), p.Truncation)
 	return appendRaw(append(b, `,"text":`...), p.Text, true) // textFormat
+}
+
+// appendReasoning appends r as json.Marshal does (null when nil).
+func appendReasoning(b []byte, r *reasoningConfig) []byte {
+	if r == nil {
+		return append(b, "null"...)
+	}
+	b = appendNullStringPtr(append(b, `{"effort":`...), r.Effort)
+	return append(appendNullStringPtr(append(b, `,"summary":`...), r.Summary), '}')
 }
 
 // appendMetadata appends m as json.Marshal does: keys sorted.
