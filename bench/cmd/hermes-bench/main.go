@@ -527,22 +527,22 @@ func directAgentPhase(r *report.Report, phase func(load.Kind, string) (*load.Res
 
 // fillDirect sets r's direct figures.
 func fillDirect(r *report.Report, res *load.Result) {
-	r.DirectRequests, r.DirectErrors, r.DirectRPS = res.Requests, res.Errors, res.RPS()
-	r.DirectTTFT, r.DirectLatency = report.Summarize(res.TTFT), report.Summarize(res.Latency)
-	r.Curves["direct ttft"], r.Curves["direct latency"] = report.CurveOf(res.TTFT), report.CurveOf(res.Latency)
-	if res.Errors > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf("direct errors: %v", res.ErrorKinds))
-	}
+	r.DirectRequests, r.DirectErrors, r.DirectRPS, r.DirectTTFT, r.DirectLatency = baseline(r, "direct", res)
 }
 
 // fillDirectAgent sets r's direct-agent figures.
 func fillDirectAgent(r *report.Report, res *load.Result) {
-	r.DirectAgentRequests, r.DirectAgentErrors, r.DirectAgentRPS = res.Requests, res.Errors, res.RPS()
-	r.DirectAgentTTFT, r.DirectAgentLatency = report.Summarize(res.TTFT), report.Summarize(res.Latency)
-	r.Curves["direct-agent ttft"], r.Curves["direct-agent latency"] = report.CurveOf(res.TTFT), report.CurveOf(res.Latency)
+	r.DirectAgentRequests, r.DirectAgentErrors, r.DirectAgentRPS, r.DirectAgentTTFT, r.DirectAgentLatency = baseline(r, "direct-agent", res)
+}
+
+// baseline returns the figures of a baseline phase called name (direct,
+// direct-agent) and adds its curves and error note to r.
+func baseline(r *report.Report, name string, res *load.Result) (requests, errs int, rps float64, ttft, latency report.Percentiles) {
+	r.Curves[name+" ttft"], r.Curves[name+" latency"] = report.CurveOf(res.TTFT), report.CurveOf(res.Latency)
 	if res.Errors > 0 {
-		r.Notes = append(r.Notes, fmt.Sprintf("direct-agent errors: %v", res.ErrorKinds))
+		r.Notes = append(r.Notes, fmt.Sprintf("%s errors: %v", name, res.ErrorKinds))
 	}
+	return res.Requests, res.Errors, res.RPS(), report.Summarize(res.TTFT), report.Summarize(res.Latency)
 }
 
 // interleaved runs the direct, direct-agent and hermesd phases in turn,
